@@ -1,0 +1,11 @@
+import { runService, type ServiceDefinition } from '@mesh/messaging';
+import { CreditManagerEnv } from './config';
+import { CreditManagerModule } from './credit-manager.module';
+
+export const CreditManagerService: ServiceDefinition<typeof CreditManagerEnv> = {
+  service: 'credit-manager',
+  env: CreditManagerEnv,
+  module: (core) => CreditManagerModule.forRoot(core),
+};
+
+if (require.main === module) void runService(CreditManagerService);

@@ -1,0 +1,11 @@
+import { runService, type ServiceDefinition } from '@mesh/messaging';
+import { ScalerEnv } from './config';
+import { ScalerModule } from './scaler.module';
+
+export const ScalerService: ServiceDefinition<typeof ScalerEnv> = {
+  service: 'scaler',
+  env: ScalerEnv,
+  module: (core) => ScalerModule.forRoot(core),
+};
+
+if (require.main === module) void runService(ScalerService);

@@ -1,0 +1,18 @@
+/** Jest runs unit specs next to the code and integration/e2e specs under test/. */
+module.exports = {
+  rootDir: '.',
+  testEnvironment: 'node',
+  moduleFileExtensions: ['ts', 'js', 'json'],
+  testRegex: '.*\\.spec\\.ts$',
+  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
+  moduleNameMapper: {
+    '^@mesh/contracts(.*)$': '<rootDir>/libs/contracts/src$1',
+    '^@mesh/eventstore(.*)$': '<rootDir>/libs/eventstore/src$1',
+    '^@mesh/messaging(.*)$': '<rootDir>/libs/messaging/src$1',
+    '^@mesh/config(.*)$': '<rootDir>/libs/config/src$1',
+    '^@mesh/testing(.*)$': '<rootDir>/test/support$1',
+  },
+  testTimeout: 60000,
+  // Integration specs start real nats-server / Docker; a leak must not hang CI.
+  forceExit: true,
+};

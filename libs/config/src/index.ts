@@ -1,0 +1,73 @@
+import { z } from 'zod';
+
+/**
+ * Configuration comes from environment variables, validated at start-up. A bad value stops the
+ * service with a message naming the variable and the rule. Every variable lives in a schema so the
+ * README's reference table can be generated from the same place (see `describeConfig`).
+ */
+export class ConfigError extends Error {
+  constructor(readonly problems: { variable: string; rule: string }[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.rule}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface EnvVar<T> {
+  schema: z.ZodType<T>;
+  description: string;
+  default?: string;
+}
+
+export type EnvSpec = Record<string, EnvVar<unknown>>;
+export type ConfigOf<S extends EnvSpec> = { [K in keyof S]: S[K] extends EnvVar<infer T> ? T : never };
+
+export const env = {
+  string: (description: string, defaultValue?: string): EnvVar<string> => ({ schema: z.string().min(1, { error: 'must not be empty' }), description, default: defaultValue }),
+  optionalString: (description: string): EnvVar<string | undefined> => ({ schema: z.string().min(1).optional(), description }),
+  int: (description: string, defaultValue: number, min: number, max: number, unit = ''): EnvVar<number> => ({
+    schema: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' })
+      .min(min, { error: `must be >= ${min}${unit}` }).max(max, { error: `must be <= ${max}${unit}` }),
+    description,
+    default: String(defaultValue),
+  }),
+  oneOf: <T extends string>(description: string, values: readonly [T, ...T[]], defaultValue: T): EnvVar<T> => ({
+    schema: z.enum(values, { error: `must be one of ${values.join('|')}` }) as unknown as z.ZodType<T>,
+    description,
+    default: defaultValue,
+  }),
+  url: (description: string, defaultValue: string, protocols: string[]): EnvVar<string> => ({
+    schema: z.string().refine((v) => v.split(',').every((u) => { try { return protocols.includes(new URL(u.trim()).protocol); } catch { return false; } }), { error: `must be a ${protocols.join(' or ')} URL (comma-separated for several)` }),
+    description,
+    default: defaultValue,
+  }),
+  id: (description: string, defaultValue?: string): EnvVar<string> => ({ schema: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, { error: 'must match [A-Za-z0-9_-]{1,128}' }), description, default: defaultValue }),
+  amount: (description: string, defaultValue: string): EnvVar<string> => ({ schema: z.string().regex(/^\d{1,15}(\.\d{1,8})?$/, { error: 'must be a non-negative decimal such as "0.5" (at most 8 decimals)' }), description, default: defaultValue }),
+};
+
+/** Variables every service reads. */
+export const commonEnv = {
+  NATS_URL: env.url('NATS server(s) to connect to', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
+  EVENT_STORE: env.oneOf('Event store adapter: JetStream (embedded default) or KurrentDB', ['jetstream', 'kurrentdb'] as const, 'jetstream'),
+  KURRENTDB_CONNECTION_STRING: env.optionalString('KurrentDB/EventStoreDB connection string, required when EVENT_STORE=kurrentdb'),
+  EVENT_REPLICAS: env.int('Replicas of the JetStream event stream (3 in a NATS cluster)', 1, 1, 5),
+  LOG_LEVEL: env.oneOf('Log verbosity', ['error', 'warn', 'log', 'debug', 'verbose'] as const, 'log'),
+  CONSUMER_MAX_DELIVERIES: env.int('Deliveries of one event before it is dead-lettered', 5, 1, 100),
+};
+
+export function loadConfig<S extends EnvSpec>(spec: S, source: NodeJS.ProcessEnv = process.env): ConfigOf<S> {
+  const problems: { variable: string; rule: string }[] = [];
+  const config: Record<string, unknown> = {};
+  for (const [name, variable] of Object.entries(spec)) {
+    const raw = source[name] === '' ? undefined : source[name];
+    const result = variable.schema.safeParse(raw ?? variable.default);
+    if (result.success) config[name] = result.data;
+    else problems.push({ variable: name, rule: result.error.issues[0]?.message ?? 'invalid' });
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return config as ConfigOf<S>;
+}
+
+/** Rows for the README's configuration reference. */
+export function describeConfig(spec: EnvSpec): { variable: string; default: string; description: string }[] {
+  return Object.entries(spec).map(([variable, v]) => ({ variable, default: v.default ?? '', description: v.description }));
+}

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { defineEvent } from '../define';
+import { idSchema } from '../ids';
+import { amountSchema, positiveAmountSchema } from '../money';
+
+export const walletPolicySchema = z.object({
+  maxDebt: positiveAmountSchema,
+  minBalance: positiveAmountSchema,
+  policy: z.enum(['greedy', 'conservative']),
+});
+export type WalletPolicy = z.output<typeof walletPolicySchema>;
+
+/**
+ * Every wallet event carries the balance after it (so consumers never keep a second copy of the
+ * money) and a hash chain link: prevHash is the hash of the previous event of the same wallet.
+ */
+const posting = {
+  walletId: idSchema,
+  currency: z.string().min(3).max(8),
+  balanceAfter: amountSchema,
+  prevHash: z.string().regex(/^[0-9a-f]{64}$/),
+};
+
+// --- wallet category (stream wallet-<walletId>) ---------------------------------------------------
+export const WalletOpened = defineEvent('wallet', 'WalletOpened', z.object({
+  ...posting, kind: z.enum(['user', 'provider']), ...walletPolicySchema.shape, openedAtMs: z.int().min(0),
+}), 'A user or provider wallet was opened with its debt policy.');
+
+export const FundsDeposited = defineEvent('wallet', 'FundsDeposited', z.object({
+  ...posting, amount: positiveAmountSchema, reference: idSchema,
+}), 'A deposit, idempotent by external reference; repays debt first since the balance is one number.');
+
+export const FundsWithdrawn = defineEvent('wallet', 'FundsWithdrawn', z.object({
+  ...posting, amount: positiveAmountSchema, reference: idSchema,
+}), 'A refund to the user; never takes the wallet below zero.');
+
+export const BalanceAdjusted = defineEvent('wallet', 'BalanceAdjusted', z.object({
+  ...posting, amount: amountSchema, reason: z.string().min(1).max(1024), reference: idSchema,
+}), 'A manual correction with its reason; never takes a user wallet below zero.');
+
+export const UsageDebited = defineEvent('wallet', 'UsageDebited', z.object({
+  ...posting, amount: positiveAmountSchema, chargeId: idSchema, providerWalletId: idSchema,
+  containerId: idSchema, taskId: idSchema.optional(), functionId: idSchema,
+}), 'A usage charge taken from a user wallet (may go below zero: the usage already happened).');
+
+export const UsageCredited = defineEvent('wallet', 'UsageCredited', z.object({
+  ...posting, amount: positiveAmountSchema, chargeId: idSchema, userWalletId: idSchema,
+  containerId: idSchema, taskId: idSchema.optional(), functionId: idSchema,
+}), 'The provider side of a usage charge: the same amount the user wallet was debited.');
+
+export const WalletPolicyChanged = defineEvent('wallet', 'WalletPolicyChanged', z.object({
+  ...posting, ...walletPolicySchema.shape,
+}), 'The debt policy of a wallet changed.');
+
+export const ledgerEvents = [WalletOpened, FundsDeposited, FundsWithdrawn, BalanceAdjusted, UsageDebited, UsageCredited, WalletPolicyChanged];

@@ -1,0 +1,278 @@
+import {
+  headers as natsHeaders,
+  nanos,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type MsgHdrs,
+  type NatsConnection,
+  type ConsumerMessages,
+  type StoredMsg,
+} from 'nats';
+
+/** The manager nats.js returns has the direct-get API; its public interface just doesn't list it. */
+type Manager = JetStreamManager & { direct: { getMessage(stream: string, query: { seq?: number; last_by_subj?: string }): Promise<StoredMsg> } };
+import { EVENTS_PREFIX, EVENTS_STREAM, subjectForStream, type NewEvent, type RecordedEvent } from '@mesh/contracts';
+import { currentTraceparent } from '@mesh/messaging/trace';
+import { ConcurrencyError, DuplicateEventError } from '../errors';
+import { encodeEnvelope, prepareEnvelopes, type StoredEnvelope } from '../envelope';
+import { READ_BATCH_MAX, type AppendResult, type EventHandler, type EventStore, type ExpectedVersion, type ReadAllOptions, type Subscription, type SubscriptionOptions } from '../port';
+
+export const REVISION_HEADER = 'Mesh-Revision';
+export const TYPE_HEADER = 'Mesh-Type';
+export const STREAM_HEADER = 'Mesh-Stream';
+/** JSStreamWrongLastSequenceErrF: the expected-last-subject-sequence check failed. */
+const WRONG_LAST_SEQUENCE = 10071;
+/** Bounded retries for `any` appends that race other writers. */
+const ANY_RETRIES_MAX = 50;
+/** Known stream tails; bounded so a writer touching millions of streams doesn't grow without limit. */
+const TAIL_CACHE_MAX = 50_000;
+
+export interface JetStreamEventStoreOptions {
+  streamName?: string;
+  /** Replicas of the event stream: 1 locally, 3 in a NATS cluster. */
+  replicas?: number;
+  /** JetStream dedup window for Nats-Msg-Id; beyond it, idempotency comes from the revision check. */
+  duplicateWindowMs?: number;
+}
+
+interface Tail {
+  revision: number; // -1 when the stream has no events
+  seq: number; // stream sequence of the last event, 0 when none
+}
+
+/**
+ * Event store on one JetStream stream. Each event is one message on `mesh.events.<category>.<id>`;
+ * its per-stream revision travels in a header, and every append is conditioned on the stream's last
+ * message with Nats-Expected-Last-Subject-Sequence, so exactly one of several racing writers wins.
+ */
+export class JetStreamEventStore implements EventStore {
+  readonly name = 'jetstream';
+  private readonly tails = new Map<string, Tail>();
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: Manager,
+    private readonly stream: string,
+  ) {}
+
+  static async connect(nc: NatsConnection, options: JetStreamEventStoreOptions = {}): Promise<JetStreamEventStore> {
+    const stream = options.streamName ?? EVENTS_STREAM;
+    const jsm = await nc.jetstreamManager();
+    const config = {
+      name: stream,
+      subjects: [`${EVENTS_PREFIX}.>`],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      num_replicas: options.replicas ?? 1,
+      duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
+      allow_direct: true,
+      max_msg_size: 1024 * 1024,
+    };
+    try {
+      await jsm.streams.info(stream);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      try {
+        await jsm.streams.add(config);
+      } catch (addErr) {
+        // Another service created it at the same moment: fine.
+        if (!String((addErr as Error).message).includes('already in use')) throw addErr;
+      }
+    }
+    return new JetStreamEventStore(nc, nc.jetstream(), jsm as Manager, stream);
+  }
+
+  async append(stream: string, events: NewEvent[], expectedVersion: ExpectedVersion): Promise<AppendResult> {
+    const envelopes = prepareEnvelopes(stream, events);
+    const payloads = envelopes.map(encodeEnvelope);
+    const subject = subjectForStream(stream);
+    const expected = expectedVersion === 'no_stream' ? -1 : expectedVersion;
+    if (expected !== 'any' && (!Number.isInteger(expected) || expected < -1)) {
+      throw new TypeError(`expectedVersion must be an integer >= -1, 'no_stream' or 'any', got ${String(expectedVersion)}`);
+    }
+    let tail = this.cachedTail(subject, expected) ?? (await this.readTail(subject));
+    let written = 0; // events of this batch already in the stream (an earlier, interrupted attempt)
+    for (let attempt = 0; ; attempt++) {
+      if (expected !== 'any' && tail.revision !== expected + written) {
+        written = await this.countAlreadyAppended(stream, subject, expected, envelopes);
+        if (written === envelopes.length) return { nextExpectedVersion: expected + written, position: BigInt(tail.seq) };
+        if (tail.revision !== expected + written) throw new ConcurrencyError(stream, expectedVersion, tail.revision);
+      }
+      try {
+        for (let i = written; i < envelopes.length; i++) {
+          tail = await this.publishOne(subject, stream, envelopes[i], payloads[i], tail);
+          written = i + 1;
+        }
+        this.remember(subject, tail);
+        return { nextExpectedVersion: tail.revision, position: BigInt(tail.seq) };
+      } catch (err) {
+        if (!isWrongLastSequence(err)) throw err;
+        this.tails.delete(subject);
+        tail = await this.readTail(subject);
+        if (expected === 'any') {
+          if (attempt >= ANY_RETRIES_MAX) throw new ConcurrencyError(stream, 'any', tail.revision);
+          written = written; // keep what this batch already wrote and go on after the new tail
+        }
+      }
+    }
+  }
+
+  private async publishOne(subject: string, stream: string, envelope: StoredEnvelope, payload: Uint8Array, tail: Tail): Promise<Tail> {
+    const revision = tail.revision + 1;
+    const h = natsHeaders();
+    h.set('Nats-Msg-Id', envelope.id);
+    h.set('Nats-Expected-Last-Subject-Sequence', String(tail.seq));
+    h.set(REVISION_HEADER, String(revision));
+    h.set(TYPE_HEADER, envelope.type);
+    h.set(STREAM_HEADER, stream);
+    const traceparent = currentTraceparent();
+    if (traceparent) h.set('traceparent', traceparent);
+    const ack = await this.js.publish(subject, payload, { headers: h });
+    if (!ack.duplicate) return { revision, seq: ack.seq };
+    // Within the dedup window JetStream answers a retry with the original sequence: make sure the
+    // original is this very event on this stream, and continue from where it really sits.
+    const original = await this.jsm.direct.getMessage(this.stream, { seq: ack.seq });
+    if (original.subject !== subject) {
+      throw new DuplicateEventError(envelope.id, `already appended to ${original.header.get(STREAM_HEADER)}`);
+    }
+    return { revision: Number(original.header.get(REVISION_HEADER)), seq: ack.seq };
+  }
+
+  /** How many of `envelopes` already follow revision `expected` in the stream, by event id. */
+  private async countAlreadyAppended(stream: string, subject: string, expected: number, envelopes: StoredEnvelope[]): Promise<number> {
+    const existing = await this.read(stream, expected + 1);
+    let count = 0;
+    while (count < envelopes.length && count < existing.length && existing[count].id === envelopes[count].id) count++;
+    return count;
+  }
+
+  private cachedTail(subject: string, expected: number | 'any'): Tail | undefined {
+    const tail = this.tails.get(subject);
+    return tail && tail.revision === expected ? tail : undefined;
+  }
+
+  private remember(subject: string, tail: Tail): void {
+    if (this.tails.size >= TAIL_CACHE_MAX) this.tails.delete(this.tails.keys().next().value as string);
+    this.tails.set(subject, tail);
+  }
+
+  private async readTail(subject: string): Promise<Tail> {
+    try {
+      const last = await this.jsm.direct.getMessage(this.stream, { last_by_subj: subject });
+      return { revision: Number(last.header.get(REVISION_HEADER)), seq: last.seq };
+    } catch (err) {
+      if (isNotFound(err)) return { revision: -1, seq: 0 };
+      throw err;
+    }
+  }
+
+  async read(stream: string, fromRevision = 0): Promise<RecordedEvent[]> {
+    const subject = subjectForStream(stream);
+    const tail = await this.readTail(subject);
+    if (tail.revision < fromRevision) return [];
+    const events: RecordedEvent[] = [];
+    await this.consumeRange(subject, 1, tail.seq, (m) => {
+      const event = decode(m);
+      if (event.revision >= fromRevision) events.push(event);
+      return true;
+    });
+    return events;
+  }
+
+  async readAll(options: ReadAllOptions): Promise<RecordedEvent[]> {
+    const limit = Math.min(options.limit ?? READ_BATCH_MAX, READ_BATCH_MAX);
+    const head = await this.headPosition();
+    if (options.from > head || limit <= 0) return [];
+    const events: RecordedEvent[] = [];
+    await this.consumeRange(`${EVENTS_PREFIX}.>`, Number(options.from < 1n ? 1n : options.from), Number(head), (m) => {
+      events.push(decode(m));
+      return events.length < limit;
+    });
+    return events;
+  }
+
+  async headPosition(): Promise<bigint> {
+    const info = await this.jsm.streams.info(this.stream);
+    return BigInt(info.state.last_seq);
+  }
+
+  /** Reads [fromSeq, toSeq] of `filter` with an ordered consumer; `take` returns false to stop early. */
+  private async consumeRange(filter: string, fromSeq: number, toSeq: number, take: (m: JsMsg) => boolean): Promise<void> {
+    if (toSeq < fromSeq) return;
+    const consumer = await this.js.consumers.get(this.stream, { filterSubjects: filter, opt_start_seq: fromSeq });
+    const messages = await consumer.consume({ max_messages: 1000 });
+    try {
+      for await (const m of messages) {
+        const more = take(m);
+        if (!more || m.seq >= toSeq || m.info.pending === 0) break;
+      }
+    } finally {
+      await messages.close().catch(() => undefined);
+    }
+  }
+
+  subscribe(options: SubscriptionOptions, handler: EventHandler): Subscription {
+    const only = options.categories && options.categories.length === 1 ? options.categories[0] : undefined;
+    const filter = only ? `${EVENTS_PREFIX}.${only}.*` : `${EVENTS_PREFIX}.>`;
+    const wanted = options.categories && !only ? new Set(options.categories) : undefined;
+    let position = options.after;
+    let messages: ConsumerMessages | undefined;
+    let stopped = false;
+    const run = async () => {
+      const consumer = await this.js.consumers.get(this.stream, { filterSubjects: filter, opt_start_seq: Number(options.after) + 1 });
+      if (stopped) return;
+      messages = await consumer.consume({ max_messages: 512, idle_heartbeat: 2000 } as never);
+      for await (const m of messages) {
+        const event = decode(m);
+        if (!wanted || wanted.has(event.stream.slice(0, event.stream.indexOf('-')))) await handler(event);
+        position = event.position;
+        if (stopped) break;
+      }
+    };
+    const done = run();
+    done.catch(() => undefined); // surfaced through `done`
+    return {
+      get position() {
+        return position;
+      },
+      done,
+      stop: async () => {
+        stopped = true;
+        await messages?.close().catch(() => undefined);
+        await done.catch(() => undefined);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.tails.clear();
+  }
+
+  /** For tests and benchmarks: the connection this store publishes on. */
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+}
+
+export function decode(m: { data: Uint8Array; seq: number; headers?: MsgHdrs }): RecordedEvent {
+  const envelope = JSON.parse(Buffer.from(m.data).toString('utf8')) as StoredEnvelope;
+  const revision = Number(m.headers?.get(REVISION_HEADER));
+  const traceparent = m.headers?.get('traceparent') || undefined;
+  return { ...envelope, revision, position: BigInt(m.seq), ...(traceparent ? { traceparent } : {}) };
+}
+
+function isWrongLastSequence(err: unknown): boolean {
+  const e = err as { api_error?: { err_code?: number }; message?: string };
+  return e?.api_error?.err_code === WRONG_LAST_SEQUENCE || /wrong last sequence/i.test(String(e?.message));
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { code?: string | number; message?: string; api_error?: { code?: number } };
+  return e?.code === '404' || e?.code === 404 || e?.api_error?.code === 404 || /not found|no message found/i.test(String(e?.message));
+}

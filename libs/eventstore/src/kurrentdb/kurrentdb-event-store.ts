@@ -1,0 +1,112 @@
+import { KurrentDBClient, ANY, NO_STREAM, START, FORWARDS, WrongExpectedVersionError, StreamNotFoundError, jsonEvent, excludeSystemEvents, streamNameFilter } from '@kurrent/kurrentdb-client';
+import type { NewEvent, RecordedEvent } from '@mesh/contracts';
+import { currentTraceparent } from '@mesh/messaging/trace';
+import { ConcurrencyError } from '../errors';
+import { prepareEnvelopes, encodeEnvelope } from '../envelope';
+import { READ_BATCH_MAX, type AppendResult, type EventHandler, type EventStore, type ExpectedVersion, type ReadAllOptions, type Subscription, type SubscriptionOptions } from '../port';
+import { fromKurrentRecord, isMeshStream, toKurrentEvent, type KurrentRecord } from './mapping';
+
+/**
+ * Event store on KurrentDB/EventStoreDB (production). Streams are `<category>-<id>` as in mesh,
+ * revisions are KurrentDB's stream revisions, positions are $all prepare positions. Consumers keep
+ * reading JetStream: the relay (relay.ts) republishes every event there.
+ */
+export class KurrentDbEventStore implements EventStore {
+  readonly name = 'kurrentdb';
+
+  private constructor(private readonly client: KurrentDBClient) {}
+
+  static connect(connectionString: string): KurrentDbEventStore {
+    return new KurrentDbEventStore(KurrentDBClient.connectionString(connectionString));
+  }
+
+  async append(stream: string, events: NewEvent[], expectedVersion: ExpectedVersion): Promise<AppendResult> {
+    const envelopes = prepareEnvelopes(stream, events);
+    envelopes.forEach(encodeEnvelope); // size check, same limit as JetStream
+    const traceparent = currentTraceparent();
+    const streamState = expectedVersion === 'any' ? ANY : expectedVersion === 'no_stream' || expectedVersion === -1 ? NO_STREAM : BigInt(expectedVersion);
+    try {
+      const result = await this.client.appendToStream(
+        stream,
+        envelopes.map((e) => jsonEvent(toKurrentEvent(e, traceparent) as never)),
+        { streamState },
+      );
+      return { nextExpectedVersion: Number(result.nextExpectedRevision), position: result.position?.prepare ?? -1n };
+    } catch (err) {
+      if (err instanceof WrongExpectedVersionError) {
+        const actual = typeof err.actualState === 'bigint' ? Number(err.actualState) : -1;
+        throw new ConcurrencyError(stream, expectedVersion, actual);
+      }
+      throw err;
+    }
+  }
+
+  async read(stream: string, fromRevision = 0): Promise<RecordedEvent[]> {
+    const events: RecordedEvent[] = [];
+    try {
+      for await (const resolved of this.client.readStream(stream, { fromRevision: BigInt(fromRevision), direction: FORWARDS })) {
+        if (resolved.event) events.push(fromKurrentRecord(resolved.event as unknown as KurrentRecord));
+      }
+    } catch (err) {
+      if (err instanceof StreamNotFoundError) return [];
+      throw err;
+    }
+    return events;
+  }
+
+  async readAll(options: ReadAllOptions): Promise<RecordedEvent[]> {
+    const limit = Math.min(options.limit ?? READ_BATCH_MAX, READ_BATCH_MAX);
+    const from = options.from <= 1n ? START : { commit: options.from, prepare: options.from };
+    const events: RecordedEvent[] = [];
+    for await (const resolved of this.client.readAll({ fromPosition: from, direction: FORWARDS, maxCount: limit * 2, filter: excludeSystemEvents() })) {
+      const record = resolved.event as unknown as KurrentRecord | undefined;
+      if (!record || !isMeshStream(record.streamId)) continue;
+      const event = fromKurrentRecord(record);
+      if (event.position < options.from) continue;
+      events.push(event);
+      if (events.length >= limit) break;
+    }
+    return events;
+  }
+
+  async headPosition(): Promise<bigint> {
+    for await (const resolved of this.client.readAll({ fromPosition: 'end' as never, direction: 'backwards' as never, maxCount: 1, filter: excludeSystemEvents() })) {
+      return resolved.event?.position?.prepare ?? 0n;
+    }
+    return 0n;
+  }
+
+  subscribe(options: SubscriptionOptions, handler: EventHandler): Subscription {
+    const filter = options.categories?.length ? streamNameFilter({ prefixes: options.categories.map((c) => `${c}-`) }) : excludeSystemEvents();
+    const subscription = this.client.subscribeToAll({
+      fromPosition: options.after === 0n ? START : { commit: options.after, prepare: options.after },
+      filter,
+    });
+    let position = options.after;
+    const done = (async () => {
+      for await (const resolved of subscription) {
+        const record = resolved.event as unknown as KurrentRecord | undefined;
+        if (!record || !isMeshStream(record.streamId)) continue;
+        const event = fromKurrentRecord(record);
+        if (event.position <= options.after) continue;
+        await handler(event);
+        position = event.position;
+      }
+    })();
+    done.catch(() => undefined);
+    return {
+      get position() {
+        return position;
+      },
+      done,
+      stop: async () => {
+        await subscription.unsubscribe();
+        await done.catch(() => undefined);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.client.dispose();
+  }
+}

@@ -1,0 +1,74 @@
+import type { NewEvent, RecordedEvent } from '@mesh/contracts';
+
+/**
+ * The revision the writer expects the stream to be at (0-based index of its last event):
+ * -1 / 'no_stream' for a stream that must not exist yet; 'any' to skip the check.
+ */
+export type ExpectedVersion = number | 'no_stream' | 'any';
+
+export interface AppendResult {
+  /** Revision of the last event written (or found already written, on an idempotent retry). */
+  nextExpectedVersion: number;
+  /** Log position of the last event. */
+  position: bigint;
+}
+
+export interface SubscriptionOptions {
+  /** Deliver events with position strictly greater than this checkpoint (0n = from the start). */
+  after: bigint;
+  /** Only events of these categories; undefined = all. */
+  categories?: string[];
+}
+
+export interface Subscription {
+  /** Position of the last event the handler finished. */
+  readonly position: bigint;
+  stop(): Promise<void>;
+  /** Resolves when the subscription stops; rejects if it stopped because of an error. */
+  readonly done: Promise<void>;
+}
+
+export type EventHandler = (event: RecordedEvent) => Promise<void> | void;
+
+/** Upper bound on one read so a reader can't pull an unbounded log into memory in one call. */
+export const READ_BATCH_MAX = 10_000;
+
+export interface ReadAllOptions {
+  /** First position to return (inclusive). Positions start at 1. */
+  from: bigint;
+  /** At most this many events (default and ceiling READ_BATCH_MAX). */
+  limit?: number;
+}
+
+/**
+ * The event store port. Adapters: JetStream (embedded default) and KurrentDB. Both pass the same
+ * contract suite in libs/eventstore/test/contract.ts.
+ */
+export interface EventStore {
+  readonly name: string;
+  append(stream: string, events: NewEvent[], expectedVersion: ExpectedVersion): Promise<AppendResult>;
+  /** Events of one stream from `fromRevision` (inclusive); [] for a stream that doesn't exist. */
+  read(stream: string, fromRevision?: number): Promise<RecordedEvent[]>;
+  /** Events of the whole log in position order. */
+  readAll(options: ReadAllOptions): Promise<RecordedEvent[]>;
+  /** Position of the last event in the log (0n when empty). */
+  headPosition(): Promise<bigint>;
+  /** Live, ordered delivery from a checkpoint; survives reconnects. One handler call at a time. */
+  subscribe(options: SubscriptionOptions, handler: EventHandler): Subscription;
+  close(): Promise<void>;
+}
+
+/** Walks the whole log in bounded batches (readAll pages), e.g. for replays and rebuilds. */
+export async function* readAllPaged(store: EventStore, from = 1n, pageSize = 1000): AsyncGenerator<RecordedEvent> {
+  const head = await store.headPosition();
+  let next = from;
+  while (next <= head) {
+    const page = await store.readAll({ from: next, limit: pageSize });
+    if (page.length === 0) return;
+    for (const event of page) {
+      if (event.position > head) return;
+      yield event;
+    }
+    next = page[page.length - 1].position + 1n;
+  }
+}

@@ -1,0 +1,101 @@
+import 'reflect-metadata';
+import { Catch, Logger, type DynamicModule, type INestMicroservice, type LogLevel, type RpcExceptionFilter } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { connect, type NatsConnection } from 'nats';
+import { throwError, type Observable } from 'rxjs';
+import type { ServiceName } from '@mesh/contracts';
+import { ConfigError, commonEnv, loadConfig, type ConfigOf, type EnvSpec } from '@mesh/config';
+import { createEventStore } from '@mesh/eventstore/factory';
+import type { EventStore } from '@mesh/eventstore/port';
+import { MeshTransport, type MeshTransportOptions } from './transport';
+import { ValidatingEventStore } from './validating-store';
+import type { MeshCore } from './core.module';
+
+/** Keeps handler errors as they are (ContractError, DomainError...) so the transport can map them. */
+@Catch()
+export class PassThroughExceptionFilter implements RpcExceptionFilter<unknown> {
+  catch(exception: unknown): Observable<never> {
+    return throwError(() => exception);
+  }
+}
+
+const LEVELS: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
+
+export interface ServiceDefinition<S extends EnvSpec> {
+  service: ServiceName;
+  env: S;
+  module: (core: MeshCore<ConfigOf<S & typeof commonEnv>>) => DynamicModule;
+  healthDetails?: MeshTransportOptions['healthDetails'];
+}
+
+export interface RunningService {
+  app: INestMicroservice;
+  nc: NatsConnection;
+  store: EventStore;
+  stop(): Promise<void>;
+}
+
+export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+  return connect({ servers: url.split(',').map((u) => u.trim()), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 10_000 });
+}
+
+/** Starts one service: validated config, NATS, event store, Nest microservice on the mesh transport. */
+export async function startService<S extends EnvSpec>(definition: ServiceDefinition<S>, source: NodeJS.ProcessEnv = process.env): Promise<RunningService> {
+  const config = loadConfig({ ...commonEnv, ...definition.env }, source) as ConfigOf<S & typeof commonEnv>;
+  const logLevel = (config as { LOG_LEVEL: LogLevel }).LOG_LEVEL;
+  const nc = await connectNats((config as { NATS_URL: string }).NATS_URL, definition.service);
+  const store = new ValidatingEventStore(await createEventStore(config as never, nc));
+  const core: MeshCore<typeof config> = { service: definition.service, nc, store, config };
+  const transport = new MeshTransport({
+    service: definition.service,
+    nc,
+    store,
+    maxDeliveries: (config as { CONSUMER_MAX_DELIVERIES: number }).CONSUMER_MAX_DELIVERIES,
+    healthDetails: definition.healthDetails,
+  });
+  const app = await NestFactory.createMicroservice(definition.module(core), {
+    strategy: transport,
+    logger: LEVELS.slice(0, LEVELS.indexOf(logLevel) + 1),
+  });
+  app.useGlobalFilters(new PassThroughExceptionFilter());
+  await app.listen();
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await app.close();
+      await store.close();
+      await nc.drain().catch(() => undefined);
+    })());
+  return { app, nc, store, stop };
+}
+
+/** Entry point of a service process: start, log, stop cleanly on SIGTERM/SIGINT, exit 1 on bad config. */
+export async function runService<S extends EnvSpec>(definition: ServiceDefinition<S>): Promise<void> {
+  const log = new Logger(definition.service);
+  let running: RunningService;
+  try {
+    running = await startService(definition);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${definition.service}: ${err.message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`${definition.service}: failed to start: ${(err as Error)?.stack ?? err}\n`);
+    process.exit(1);
+  }
+  log.log(`${definition.service} ready (pid ${process.pid})`);
+  const shutdown = (signal: string) => {
+    log.log(`${signal}: shutting down`);
+    const timer = setTimeout(() => process.exit(1), 10_000);
+    timer.unref();
+    running.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error(`shutdown failed: ${err}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}

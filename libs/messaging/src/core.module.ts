@@ -1,0 +1,36 @@
+import { Global, Module, type DynamicModule } from '@nestjs/common';
+import type { NatsConnection } from 'nats';
+import type { ServiceName } from '@mesh/contracts';
+import type { EventStore } from '@mesh/eventstore/port';
+import { MeshClient } from './client';
+
+export const NATS_CONNECTION = Symbol('NATS_CONNECTION');
+export const EVENT_STORE = Symbol('EVENT_STORE');
+export const SERVICE_CONFIG = Symbol('SERVICE_CONFIG');
+export const SERVICE_NAME = Symbol('SERVICE_NAME');
+
+export interface MeshCore<C = unknown> {
+  service: ServiceName;
+  nc: NatsConnection;
+  store: EventStore;
+  config: C;
+}
+
+/** Makes the connection, the (validating) event store, the config and a MeshClient injectable everywhere. */
+@Global()
+@Module({})
+export class MeshCoreModule {
+  static forRoot(core: MeshCore): DynamicModule {
+    return {
+      module: MeshCoreModule,
+      providers: [
+        { provide: NATS_CONNECTION, useValue: core.nc },
+        { provide: EVENT_STORE, useValue: core.store },
+        { provide: SERVICE_CONFIG, useValue: core.config },
+        { provide: SERVICE_NAME, useValue: core.service },
+        { provide: MeshClient, useValue: new MeshClient(core.nc) },
+      ],
+      exports: [NATS_CONNECTION, EVENT_STORE, SERVICE_CONFIG, SERVICE_NAME, MeshClient],
+    };
+  }
+}

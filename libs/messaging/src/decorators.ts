@@ -1,0 +1,41 @@
+import { applyDecorators } from '@nestjs/common';
+import { EventPattern, MessagePattern } from '@nestjs/microservices';
+import { categorySubject, type Category, type RequestDefinition } from '@mesh/contracts';
+
+/** Request definitions by subject, so the transport validates each request before the handler runs. */
+export const requestRegistry = new Map<string, RequestDefinition>();
+
+/** A command or query handler: NATS request/reply on `definition.subject`, body validated first. */
+export function OnRequest(definition: RequestDefinition): MethodDecorator {
+  requestRegistry.set(definition.subject, definition);
+  return applyDecorators(MessagePattern(definition.subject));
+}
+
+export interface EventConsumerOptions {
+  /** Distinguishes two consumers of one category in the same service. */
+  name?: string;
+  /** Deliveries before the event is dead-lettered (default CONSUMER_MAX_DELIVERIES). */
+  maxDeliveries?: number;
+  /** Events handled before the first ack is awaited; 1 = strictly one at a time (default 256). */
+  maxAckPending?: number;
+  /**
+   * Where a new durable consumer starts: 'all' (default) replays history, 'new' only sees events
+   * appended after it was created (e.g. commands like dispatches that are stale after a restart).
+   */
+  deliver?: 'all' | 'new';
+}
+
+export interface EventConsumerExtras extends EventConsumerOptions {
+  category: Category;
+}
+
+/**
+ * A durable JetStream consumer of one category (`mesh.events.<category>.*`). The handler gets the
+ * validated RecordedEvent; it is acked when the handler resolves and nak'd with backoff when it
+ * throws, until `maxDeliveries`, after which it is dead-lettered and skipped.
+ */
+export function OnEvents(category: Category, options: EventConsumerOptions = {}): MethodDecorator {
+  const extras: EventConsumerExtras = { category, ...options };
+  const pattern = options.name ? `${categorySubject(category)}#${options.name}` : categorySubject(category);
+  return applyDecorators(EventPattern(pattern, extras as unknown as Record<string, unknown>));
+}
