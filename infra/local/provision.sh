@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Local infrastructure for mesh on a Debian machine. Safe to run again and again.
+#   provision.sh install   install nats-server, docker.io, busybox-static, bash-static when missing
+#   provision.sh docker    start dockerd when no engine answers, and build the task base image
+#   provision.sh nats-up   start nats-server -js with its store under .data/nats (idempotent)
+#   provision.sh nats-down stop that nats-server
+#   provision.sh up        install + docker + nats-up   (default)
+#   provision.sh down      nats-down
+#   provision.sh status    what runs and what is missing
+# Environment: MESH_DATA_DIR (default <repo>/.data), NATS_PORT (4222), MESH_BASE_IMAGE (mesh/task-base:latest)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+DATA_DIR="${MESH_DATA_DIR:-$ROOT/.data}"
+NATS_PORT="${NATS_PORT:-4222}"
+NATS_MONITOR_PORT="${NATS_MONITOR_PORT:-8222}"
+BASE_IMAGE="${MESH_BASE_IMAGE:-mesh/task-base:latest}"
+PACKAGES=(nats-server docker.io busybox-static bash-static)
+
+say() { printf '[provision] %s\n' "$*" >&2; }
+die() { printf '[provision] error: %s\n' "$*" >&2; exit 1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+
+missing_packages() {
+  local missing=()
+  command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+  command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
+  [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing+=(busybox-static)
+  [ -x /bin/bash-static ] || [ -x /usr/bin/bash-static ] || missing+=(bash-static)
+  echo "${missing[@]:-}"
+}
+
+cmd_install() {
+  local missing; missing="$(missing_packages)"
+  if [ -z "$missing" ]; then say "packages present: ${PACKAGES[*]}"; return 0; fi
+  if ! is_root; then
+    say "missing packages: $missing. Run as root:"
+    echo "  sudo apt-get update && sudo apt-get install -y $missing" >&2
+    exit 1
+  fi
+  say "installing: $missing"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+}
+
+docker_answers() { docker info >/dev/null 2>&1; }
+
+cmd_docker() {
+  export PATH="$PATH:/usr/sbin:/sbin"
+  if ! docker_answers; then
+    if ! is_root; then
+      say "no Docker engine answers. Start one as root:"
+      echo "  sudo dockerd >/var/log/dockerd.log 2>&1 &" >&2
+      exit 1
+    fi
+    say "starting dockerd"
+    mkdir -p "$DATA_DIR"
+    nohup dockerd >"$DATA_DIR/dockerd.log" 2>&1 &
+    for _ in $(seq 1 60); do docker_answers && break; sleep 1; done
+    docker_answers || die "dockerd did not answer within 60 s; see $DATA_DIR/dockerd.log"
+  fi
+  say "docker engine answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
+  build_base_image
+}
+
+# The task base image: busybox + a static bash, a non-root user 'task' (uid 1000) and /work.
+# Built with `docker import` from a root filesystem made here: no registry is needed.
+build_base_image() {
+  if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then say "base image $BASE_IMAGE present"; return 0; fi
+  local busybox bash rootfs
+  busybox="$(command -v busybox || echo /bin/busybox)"
+  bash="$(command -v bash-static || echo /bin/bash-static)"
+  [ -x "$busybox" ] || die "busybox-static is not installed (run: $0 install)"
+  [ -x "$bash" ] || die "bash-static is not installed (run: $0 install)"
+  rootfs="$(mktemp -d)"
+  mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,work,proc,sys,dev,home/task}
+  cp "$busybox" "$rootfs/bin/busybox"
+  cp "$bash" "$rootfs/bin/bash"
+  for applet in $("$busybox" --list); do
+    [ "$applet" = bash ] && continue
+    [ -e "$rootfs/bin/$applet" ] || ln -s busybox "$rootfs/bin/$applet"
+  done
+  ln -sf /bin/bash "$rootfs/bin/sh"
+  printf 'root:x:0:0:root:/root:/bin/sh\ntask:x:1000:1000:task:/home/task:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
+  printf 'root:x:0:\ntask:x:1000:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+  chmod 1777 "$rootfs/tmp"
+  chown 1000:1000 "$rootfs/work" "$rootfs/home/task"
+  say "building $BASE_IMAGE with docker import"
+  tar -C "$rootfs" -c . | docker import \
+    --change 'ENV PATH=/bin:/usr/bin:/sbin:/usr/sbin' \
+    --change 'USER 1000:1000' \
+    --change 'WORKDIR /work' \
+    --change 'CMD ["/bin/sh"]' \
+    - "$BASE_IMAGE" >/dev/null
+  rm -rf "$rootfs"
+  say "base image $BASE_IMAGE built"
+}
+
+nats_pidfile() { echo "$DATA_DIR/nats/nats.pid"; }
+nats_running() { local pf; pf="$(nats_pidfile)"; [ -f "$pf" ] && kill -0 "$(cat "$pf")" 2>/dev/null; }
+
+cmd_nats_up() {
+  export PATH="$PATH:/usr/sbin:/sbin"
+  command -v nats-server >/dev/null 2>&1 || die "nats-server is not installed (run: $0 install)"
+  if nats_running; then say "nats-server already running (pid $(cat "$(nats_pidfile)"), port $NATS_PORT)"; return 0; fi
+  mkdir -p "$DATA_DIR/nats/store"
+  say "starting nats-server -js on 127.0.0.1:$NATS_PORT, store $DATA_DIR/nats/store"
+  nohup nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -sd "$DATA_DIR/nats/store" \
+    -P "$(nats_pidfile)" >"$DATA_DIR/nats/nats.log" 2>&1 &
+  for _ in $(seq 1 50); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null; then say "nats-server ready"; return 0; fi
+    sleep 0.1
+  done
+  die "nats-server did not listen on $NATS_PORT; see $DATA_DIR/nats/nats.log"
+}
+
+cmd_nats_down() {
+  if ! nats_running; then say "nats-server not running"; return 0; fi
+  local pid; pid="$(cat "$(nats_pidfile)")"
+  kill "$pid"
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || { say "nats-server stopped"; return 0; }; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+cmd_status() {
+  local missing; missing="$(missing_packages)"
+  echo "packages:   ${missing:+missing: $missing}${missing:-ok}"
+  if docker_answers; then echo "docker:     ok"; else echo "docker:     not answering"; fi
+  if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then echo "base image: $BASE_IMAGE"; else echo "base image: missing"; fi
+  if nats_running; then echo "nats:       running on $NATS_PORT (pid $(cat "$(nats_pidfile)"))"; else echo "nats:       stopped"; fi
+}
+
+case "${1:-up}" in
+  install) cmd_install ;;
+  docker) cmd_docker ;;
+  nats-up) cmd_nats_up ;;
+  nats-down|down) cmd_nats_down ;;
+  up) cmd_install; cmd_docker; cmd_nats_up ;;
+  status) cmd_status ;;
+  -h|--help|help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) echo "unknown command: $1 (see $0 --help)" >&2; exit 2 ;;
+esac
