@@ -26,6 +26,8 @@ export interface ServiceDefinition<S extends EnvSpec> {
   env: S;
   module: (core: MeshCore<ConfigOf<S & typeof commonEnv>>) => DynamicModule;
   healthDetails?: MeshTransportOptions['healthDetails'];
+  /** Durable consumer name prefix from the config (see MeshTransportOptions.consumerPrefix). */
+  consumerPrefix?: (config: ConfigOf<S & typeof commonEnv>) => string;
 }
 
 export interface RunningService {
@@ -52,6 +54,7 @@ export async function startService<S extends EnvSpec>(definition: ServiceDefinit
     store,
     maxDeliveries: (config as { CONSUMER_MAX_DELIVERIES: number }).CONSUMER_MAX_DELIVERIES,
     healthDetails: definition.healthDetails,
+    consumerPrefix: definition.consumerPrefix?.(config),
   });
   const app = await NestFactory.createMicroservice(definition.module(core), {
     strategy: transport,

@@ -46,6 +46,12 @@ export interface MeshTransportOptions {
   nc: NatsConnection;
   store: EventStore;
   maxDeliveries: number;
+  /**
+   * Prefix of durable consumer names (default: the service name). Services that run one instance
+   * per node (container-manager) use a per-node prefix so each instance sees every event; replicas
+   * of the other services share the prefix and so share (load-balance) their consumers.
+   */
+  consumerPrefix?: string;
   version?: string;
   /** Extra health details (e.g. projection positions), merged into the health reply. */
   healthDetails?: () => Promise<Partial<Pick<HealthReply, 'positions' | 'details' | 'status'>>>;
@@ -152,7 +158,7 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
   private async startConsumer(pattern: string, handler: MessageHandler): Promise<void> {
     const extras = handler.extras as unknown as EventConsumerExtras;
     const { nc } = this.options;
-    const durable = [this.options.service, extras.category, extras.name].filter(Boolean).join('_');
+    const durable = [this.options.consumerPrefix ?? this.options.service, extras.category, extras.name].filter(Boolean).join('_');
     const maxDeliveries = extras.maxDeliveries ?? this.options.maxDeliveries;
     const jsm = await nc.jetstreamManager();
     const config = {
