@@ -40,7 +40,7 @@ export class NatsServerProcess {
   }
 
   async connect(name = 'test'): Promise<NatsConnection> {
-    return connect({ servers: this.url, name, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    return connect({ servers: this.url, name, maxReconnectAttempts: -1, reconnectTimeWait: 100, noAsyncTraces: true });
   }
 
   async stop(): Promise<void> {

@@ -33,6 +33,23 @@ export function formatTraceparent(ctx: TraceContext): string {
   return `00-${ctx.traceId}-${ctx.spanId}-${ctx.flags}`;
 }
 
+/**
+ * Trace and span ids need randomness, not secrecy: take them from a pooled crypto buffer instead
+ * of a randomBytes call per message (measured at ~10% of an append's CPU).
+ */
+const RANDOM_POOL_BYTES = 64 * 1024;
+let pool = randomBytes(RANDOM_POOL_BYTES);
+let poolOffset = 0;
+function randomHex(bytes: number): string {
+  if (poolOffset + bytes > pool.length) {
+    pool = randomBytes(RANDOM_POOL_BYTES);
+    poolOffset = 0;
+  }
+  const hex = pool.toString('hex', poolOffset, poolOffset + bytes);
+  poolOffset += bytes;
+  return hex;
+}
+
 function activeOtelTraceparent(): string | undefined {
   const span = otelTrace.getActiveSpan();
   const ctx = span?.spanContext();
@@ -44,8 +61,8 @@ function activeOtelTraceparent(): string | undefined {
 export function outgoingTraceparent(): string {
   const parent = parseTraceparent(activeOtelTraceparent() ?? storage.getStore()?.traceparent);
   return formatTraceparent({
-    traceId: parent?.traceId ?? randomBytes(16).toString('hex'),
-    spanId: randomBytes(8).toString('hex'),
+    traceId: parent?.traceId ?? randomHex(16),
+    spanId: randomHex(8),
     flags: parent?.flags ?? '01',
   });
 }

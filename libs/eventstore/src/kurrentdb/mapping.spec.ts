@@ -43,7 +43,7 @@ describe('KurrentDB mapping (pure, no server)', () => {
   it('relays an event to the same subject and headers as a native JetStream append', () => {
     const message = relayMessage({ ...envelope, revision: 4, position: 880n });
     expect(message.subject).toBe('mesh.events.wallet.alice');
-    expect(message.headers).toMatchObject({ 'Nats-Msg-Id': envelope.id, 'Mesh-Revision': '4', 'Mesh-Type': 'UsageDebited', 'Mesh-Stream': 'wallet-alice' });
+    expect(message.headers).toMatchObject({ 'Nats-Msg-Id': envelope.id, 'Mesh-Revision': '4', 'Mesh-Type': 'UsageDebited' });
     expect(JSON.parse(Buffer.from(message.body).toString())).toEqual(envelope);
   });
 });

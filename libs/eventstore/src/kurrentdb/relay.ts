@@ -1,6 +1,6 @@
 import { headers as natsHeaders, type KV, type NatsConnection } from 'nats';
 import { subjectForStream, type RecordedEvent } from '@mesh/contracts';
-import { REVISION_HEADER, STREAM_HEADER, TYPE_HEADER } from '../jetstream/jetstream-event-store';
+import { REVISION_HEADER, TYPE_HEADER } from '../jetstream/jetstream-event-store';
 import type { EventStore, Subscription } from '../port';
 
 export const RELAY_CHECKPOINT_BUCKET = 'mesh-relay-checkpoints';
@@ -15,7 +15,6 @@ export function relayMessage(event: RecordedEvent): { subject: string; body: Uin
       'Nats-Msg-Id': event.id,
       [REVISION_HEADER]: String(event.revision),
       [TYPE_HEADER]: event.type,
-      [STREAM_HEADER]: event.stream,
       ...(traceparent ? { traceparent } : {}),
     },
   };
