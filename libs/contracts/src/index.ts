@@ -20,3 +20,4 @@ export * from './requests/container-manager';
 export * from './requests/credit-manager';
 export * from './requests/scaler';
 export * from './requests/ledger';
+export * from './asyncapi';

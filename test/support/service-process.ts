@@ -1,0 +1,56 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { connect } from 'nats';
+import type { ServiceName } from '@mesh/contracts';
+import { eventually } from './nats-server';
+
+const ROOT = join(__dirname, '..', '..');
+
+/** One mesh service as a separate Node process (ts-node, transpile-only), as `mesh up` runs it. */
+export class ServiceProcess {
+  private output = '';
+  readonly exited: Promise<number | null>;
+
+  private constructor(
+    readonly service: ServiceName,
+    readonly child: ChildProcess,
+  ) {
+    child.stdout?.on('data', (c) => (this.output = (this.output + c).slice(-20_000)));
+    child.stderr?.on('data', (c) => (this.output = (this.output + c).slice(-20_000)));
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  static start(service: ServiceName, env: Record<string, string>): ServiceProcess {
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', join(ROOT, 'apps', service, 'src', 'main.ts')], {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new ServiceProcess(service, child);
+  }
+
+  get logs(): string {
+    return this.output;
+  }
+
+  /** Waits until the service answers `mesh.api.<service>.health` on `natsUrl`. */
+  async healthy(natsUrl: string, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+    const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
+    try {
+      return await eventually(async () => {
+        if (this.child.exitCode !== null) throw new Error(`${this.service} exited with ${this.child.exitCode}: ${this.output}`);
+        const reply = await nc.request(`mesh.api.${this.service}.health`, new Uint8Array(), { timeout: 1000 }).catch(() => undefined);
+        if (!reply) return undefined;
+        const body = JSON.parse(Buffer.from(reply.data).toString()) as { ok: boolean; data: Record<string, unknown> };
+        return body.ok ? body.data : undefined;
+      }, timeoutMs, `${this.service} health`);
+    } finally {
+      await nc.close();
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
