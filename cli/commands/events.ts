@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import { DeliverPolicy } from 'nats';
+import { EVENTS_STREAM, categorySubject, CATEGORIES } from '@mesh/contracts';
+import { decode } from '@mesh/eventstore';
+import { withNats } from '../connection';
+import { UsageError, isJson } from '../output';
+
+/** `wallet` -> mesh.events.wallet.*, `wallet-alice` -> mesh.events.wallet.alice, a subject stays as it is. */
+export function subjectFilter(filter?: string): string | undefined {
+  if (!filter || filter === '>' || filter === 'mesh.events.>') return undefined;
+  if (filter.startsWith('mesh.events.')) return filter;
+  if ((CATEGORIES as string[]).includes(filter)) return categorySubject(filter);
+  const dash = filter.indexOf('-');
+  if (dash > 0 && (CATEGORIES as string[]).includes(filter.slice(0, dash))) return `mesh.events.${filter.slice(0, dash)}.${filter.slice(dash + 1)}`;
+  throw new UsageError(`unknown filter "${filter}": use a category (${CATEGORIES.join(', ')}), a stream (wallet-alice) or a subject (mesh.events.usage.*)`);
+}
+
+/** One line per event: time, position, stream, type and the data's most telling fields. */
+export function eventLine(e: ReturnType<typeof decode>): string {
+  const d = e.data as Record<string, unknown>;
+  const keys = ['amount', 'balanceAfter', 'to', 'state', 'reason', 'taskId', 'attempt', 'nodeId', 'cpuNanos', 'fromCpuMillis', 'toCpuMillis', 'exitCode'];
+  const detail = keys.filter((k) => d?.[k] !== undefined).map((k) => `${k}=${d[k]}`).join(' ');
+  return `${e.occurredAt.slice(11, 23)}  #${e.position}  ${e.stream.padEnd(28)} ${e.type.padEnd(20)} ${detail}`;
+}
+
+export function registerEvents(program: Command) {
+  const events = program.command('events').description('follow the event log');
+  events
+    .command('tail [filter]')
+    .description('print events live, one line each; filter by category, stream or NATS subject')
+    .option('--from-start', 'begin with the first event in the log instead of new ones')
+    .option('--limit <n>', 'stop after this many events')
+    .action((filter: string | undefined, o: { fromStart?: boolean; limit?: string }) =>
+      withNats(async (nc) => {
+        const subject = subjectFilter(filter);
+        const consumer = await nc.jetstream().consumers.get(EVENTS_STREAM, {
+          ...(subject ? { filterSubjects: subject } : {}),
+          deliver_policy: o.fromStart ? DeliverPolicy.All : DeliverPolicy.New,
+        });
+        const messages = await consumer.consume();
+        const limit = o.limit ? Number(o.limit) : Infinity;
+        let seen = 0;
+        process.once('SIGINT', () => void messages.close());
+        for await (const m of messages) {
+          const e = decode(m);
+          console.log(isJson() ? JSON.stringify({ ...e, position: e.position.toString() }) : eventLine(e));
+          if (++seen >= limit) break;
+        }
+        await messages.close().catch(() => undefined);
+      }),
+    );
+}

@@ -1,0 +1,74 @@
+import type { Command } from 'commander';
+import { emit, progress, table } from '../output';
+import { LOG_DIR, provision, startServices, status, stopServices, waitHealthy } from '../stack';
+
+const fmtUptime = (ms?: number) => (ms === undefined ? '' : ms < 60_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`);
+
+export function printStatus(all: Awaited<ReturnType<typeof status>>) {
+  table(all.map((s) => ({ service: s.service, pid: s.pid ?? '', process: s.running ? 'running' : 'stopped', health: s.healthy ? 'ok' : '-', uptime: fmtUptime(s.uptimeMs), log: s.log })));
+}
+
+export function registerStack(program: Command) {
+  program
+    .command('up')
+    .description('start the local stack: provision (nats-server, Docker, base image), then the five services as processes')
+    .option('-d, --detach', 'return once every service is healthy, leaving the stack running')
+    .addHelpText('after', '\nLogs go to .data/logs/<service>.log; stop with `mesh down`.')
+    .action(async (opts: { detach?: boolean }) => {
+      progress('provisioning (infra/local/provision.sh up)');
+      provision('up');
+      progress('starting services');
+      startServices();
+      const all = await waitHealthy();
+      emit({ services: all }, () => {
+        printStatus(all);
+        console.log(opts.detach ? '\nstack is up. `mesh status` shows it, `mesh down` stops it.' : '\nstack is up. Ctrl-C stops it.');
+      });
+      if (opts.detach) return;
+      await watch();
+    });
+
+  program
+    .command('down')
+    .description('stop the five services and the local nats-server (data is kept in .data/)')
+    .action(async () => {
+      await stopServices();
+      provision('nats-down');
+      emit({ stopped: true }, () => console.log('stack stopped'));
+    });
+
+  program
+    .command('status')
+    .description('show each service: process, health, uptime, log file')
+    .action(async () => {
+      const all = await status();
+      emit({ services: all }, () => printStatus(all));
+      if (!all.every((s) => s.healthy)) process.exitCode = 1;
+    });
+}
+
+/** Foreground `mesh up`: report health changes until Ctrl-C, then stop the stack. */
+async function watch(): Promise<void> {
+  let last = '';
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    progress('\nstopping the stack');
+    await stopServices();
+    provision('nats-down');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  for (;;) {
+    const all = await status();
+    const line = all.map((s) => `${s.service}:${s.healthy ? 'ok' : s.running ? 'starting' : 'DOWN'}`).join('  ');
+    if (line !== last) {
+      console.log(`${new Date().toISOString().slice(11, 19)}  ${line}`);
+      if (all.some((s) => !s.running)) console.log(`  (a service stopped: see ${LOG_DIR})`);
+      last = line;
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}

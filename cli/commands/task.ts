@@ -1,0 +1,143 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { NatsConnection } from 'nats';
+import { LIMITS, inputBucket } from '@mesh/contracts';
+import { call, withClient } from '../connection';
+import { CliError, UsageError, emit, isJson, keyValues, progress, table } from '../output';
+
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+/** Longest `--wait` before giving up (the task keeps running). */
+const WAIT_MAX_MS = 6 * 3600_000;
+
+/** Small inputs travel inline; larger ones go to the function's input bucket in the object store. */
+async function inputFor(nc: NatsConnection, functionId: string, bytes: Buffer): Promise<unknown> {
+  if (bytes.length <= LIMITS.inlineInputBytesMax) return { inline: bytes.toString('base64') };
+  const bucket = inputBucket(functionId);
+  const key = `in-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+  const os = await nc.jetstream().views.os(bucket);
+  await os.putBlob({ name: key }, new Uint8Array(bytes));
+  progress(`input (${bytes.length} bytes) stored in object store ${bucket}/${key}`);
+  return { objectRef: { bucket, key } };
+}
+
+export function registerTask(program: Command) {
+  const task = program.command('task').description('submit, inspect and cancel tasks (scheduler)');
+
+  task
+    .command('submit <function>')
+    .description('submit one task: one invocation of <function> on one input item')
+    .requiredOption('--wallet <id>', 'wallet that pays for it')
+    .option('--input <file>', 'input item from a file')
+    .option('--input-text <text>', 'input item as text')
+    .option('--priority <0-9>', 'higher runs first within the wallet', '0')
+    .option('--id <taskId>', 'task id (default: generated)')
+    .option('--wait', 'wait until the task ends and print its outcome')
+    .action((fn: string, o: { wallet: string; input?: string; inputText?: string; priority: string; id?: string; wait?: boolean }) =>
+      withClient(async (client, nc) => {
+        if (o.input && o.inputText !== undefined) throw new UsageError('give either --input <file> or --input-text <s>, not both');
+        let bytes: Buffer;
+        try {
+          bytes = o.input ? readFileSync(o.input) : Buffer.from(o.inputText ?? '');
+        } catch (err) {
+          throw new UsageError(`--input: cannot read ${o.input}: ${(err as Error).message}`);
+        }
+        const body = { functionId: fn, walletId: o.wallet, input: await inputFor(nc, fn, bytes), priority: Number(o.priority), ...(o.id ? { taskId: o.id } : {}) };
+        const submitted = await call(client, 'mesh.api.scheduler.submit-task', body);
+        const taskId = submitted.taskId as string;
+        if (!o.wait) {
+          emit(submitted, () => console.log(taskId));
+          return;
+        }
+        progress(`task ${taskId} submitted; waiting`);
+        const deadline = Date.now() + WAIT_MAX_MS;
+        let lastState = '';
+        for (;;) {
+          const t = await call(client, 'mesh.query.scheduler.task', { taskId });
+          if (t.state !== lastState) {
+            progress(`  ${new Date().toISOString().slice(11, 19)} ${t.state}${t.nodeId ? ` on ${t.nodeId}` : ''}${t.attempt ? ` (attempt ${t.attempt})` : ''}`);
+            lastState = t.state;
+          }
+          if (TERMINAL.has(t.state)) {
+            emit(t, () => keyValues({ taskId, state: t.state, attempts: t.attempt, reason: t.reason ?? '' }));
+            if (t.state !== 'succeeded') process.exitCode = 1;
+            return;
+          }
+          if (Date.now() > deadline) throw new CliError(`task ${taskId} still ${t.state} after waiting`, `follow it with \`mesh task get ${taskId}\``);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }),
+    );
+
+  task
+    .command('get <taskId>')
+    .description('state, attempts, node, container and every transition of a task')
+    .action((taskId: string) =>
+      withClient(async (client) => {
+        const t = await call(client, 'mesh.query.scheduler.task', { taskId });
+        emit(t, () => {
+          const { history, ...rest } = t as { history?: Record<string, unknown>[] };
+          keyValues(rest);
+          if (history?.length) {
+            console.log('');
+            table(history.map((h) => ({ position: h.position, type: h.type, at: h.occurredAt ?? h.at, detail: h.reason ?? h.nodeId ?? '' })));
+          }
+        });
+      }),
+    );
+
+  task
+    .command('list')
+    .description('tasks, optionally of one wallet and/or in one state')
+    .option('--wallet <id>', 'only this wallet')
+    .option('--state <state>', 'pending|dispatched|running|succeeded|failed|cancelled')
+    .option('--limit <n>', 'at most this many', '100')
+    .action((o: { wallet?: string; state?: string; limit: string }) =>
+      withClient(async (client) => {
+        const result = await call(client, 'mesh.query.scheduler.tasks', JSON.parse(JSON.stringify({ walletId: o.wallet, state: o.state, limit: Number(o.limit) })));
+        const rows = (Array.isArray(result) ? result : result?.tasks ?? []) as Record<string, unknown>[];
+        emit(result, () => table(rows.map((t) => ({ task: t.taskId, function: t.functionId, wallet: t.walletId, state: t.state, attempt: t.attempt, node: t.nodeId ?? '' }))));
+      }),
+    );
+
+  task
+    .command('output <taskId>')
+    .description('the output files, stdout and stderr of a finished task')
+    .option('--out <dir>', 'write the output files into this folder')
+    .action((taskId: string, o: { out?: string }) =>
+      withClient(async (client, nc) => {
+        const t = await call(client, 'mesh.query.scheduler.task', { taskId });
+        if (!t.outputRef) throw new CliError(`task ${taskId} has no output (state ${t.state})`, t.state === 'succeeded' ? undefined : 'only finished tasks have output');
+        const { readExecutionOutput } = await import('../../apps/container-manager/src/output/output-store');
+        const output = await readExecutionOutput(nc, t.outputRef);
+        if (o.out) {
+          const { mkdirSync, writeFileSync } = await import('node:fs');
+          const { join, dirname } = await import('node:path');
+          for (const [path, content] of Object.entries(output.files)) {
+            const target = join(o.out, path);
+            mkdirSync(dirname(target), { recursive: true });
+            writeFileSync(target, content as Buffer);
+          }
+        }
+        emit({ taskId, files: Object.keys(output.files), stdout: output.stdout.toString(), stderr: output.stderr.toString() }, () => {
+          if (!isJson()) {
+            console.log(`files: ${Object.keys(output.files).join(', ') || '(none)'}${o.out ? ` (written to ${o.out})` : ''}`);
+            console.log('--- stdout');
+            process.stdout.write(output.stdout.toString());
+            console.log('--- stderr');
+            process.stdout.write(output.stderr.toString());
+          }
+        });
+      }),
+    );
+
+  task
+    .command('cancel <taskId>')
+    .description('cancel a task; a running attempt is killed')
+    .option('--reason <text>', 'why', 'cancelled by user')
+    .action((taskId: string, o: { reason: string }) =>
+      withClient(async (client) => {
+        const result = await call(client, 'mesh.api.scheduler.cancel-task', { taskId, reason: o.reason });
+        emit(result, () => console.log(`task ${taskId} cancelled`));
+      }),
+    );
+}

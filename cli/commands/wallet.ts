@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import { call, withClient } from '../connection';
+import { emit, keyValues, table } from '../output';
+
+export function registerWallet(program: Command) {
+  const wallet = program.command('wallet').description('open wallets, deposit, withdraw, see balances and statements (ledger)');
+
+  wallet
+    .command('open <id>')
+    .description('open a user wallet (or a provider wallet with --provider)')
+    .option('--max-debt <amount>', 'debt allowed before tasks are aborted, e.g. 0.5', '0.5')
+    .option('--min-balance <amount>', 'below this the conservative policy starts no task', '0')
+    .option('--policy <policy>', 'greedy (start tasks while balance > 0) or conservative (only above min balance)', 'greedy')
+    .option('--provider', 'open a provider wallet (earns from usage) instead of a user wallet')
+    .action((id: string, o: { maxDebt: string; minBalance: string; policy: string; provider?: boolean }) =>
+      withClient(async (client) => {
+        const result = await call(client, 'mesh.api.ledger.open-wallet', { walletId: id, kind: o.provider ? 'provider' : 'user', maxDebt: o.maxDebt, minBalance: o.minBalance, policy: o.policy });
+        emit(result, () => console.log(`wallet ${id} opened`));
+      }),
+    );
+
+  wallet
+    .command('deposit <id> <amount>')
+    .description('credit a wallet; idempotent by --ref (the same ref and amount again is a no-op)')
+    .option('--ref <reference>', 'external reference, e.g. a transaction id (default: generated)')
+    .action((id: string, amount: string, o: { ref?: string }) =>
+      withClient(async (client) => {
+        const reference = o.ref ?? `cli-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+        const result = await call(client, 'mesh.api.ledger.deposit', { walletId: id, amount, reference });
+        emit(result, () => console.log(`deposited ${amount} into ${id} (ref ${reference})${result?.balance !== undefined ? `; balance ${result.balance}` : ''}`));
+      }),
+    );
+
+  wallet
+    .command('withdraw <id> <amount>')
+    .description('refund to the user; refused if it would take the wallet below zero')
+    .option('--ref <reference>', 'external reference (default: generated)')
+    .action((id: string, amount: string, o: { ref?: string }) =>
+      withClient(async (client) => {
+        const reference = o.ref ?? `cli-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+        const result = await call(client, 'mesh.api.ledger.withdraw', { walletId: id, amount, reference });
+        emit(result, () => console.log(`withdrew ${amount} from ${id} (ref ${reference})`));
+      }),
+    );
+
+  wallet
+    .command('balance <id>')
+    .description('balance, available funds and debt of a wallet')
+    .action((id: string) =>
+      withClient(async (client) => {
+        const result = await call(client, 'mesh.query.ledger.balance', { walletId: id });
+        emit(result, () => keyValues(result));
+      }),
+    );
+
+  wallet
+    .command('statement <id>')
+    .description('every posting with its running balance and cause')
+    .option('--limit <n>', 'most recent postings to show', '50')
+    .action((id: string, o: { limit: string }) =>
+      withClient(async (client) => {
+        const result = await call(client, 'mesh.query.ledger.statement', { walletId: id, limit: Number(o.limit) });
+        emit(result, () => {
+          const postings = (result?.postings ?? result?.entries ?? []) as Record<string, unknown>[];
+          table(postings.map((p) => ({ at: p.occurredAt ?? p.at, type: p.type, amount: p.amount, balance: p.balanceAfter ?? p.balance, cause: p.chargeId ?? p.reference ?? p.reason ?? '', task: p.taskId ?? '' })));
+        });
+      }),
+    );
+}

@@ -1,0 +1,148 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { formatAmount, parseAmount } from '@mesh/contracts';
+import type { EventStore } from '@mesh/eventstore';
+import type { MeshClient } from '@mesh/messaging';
+import { call } from '../connection';
+import { ScenarioWatch } from './watch';
+
+export type ScenarioName = 'normal' | 'debt' | 'abort';
+export const SCENARIOS: ScenarioName[] = ['normal', 'debt', 'abort'];
+
+/** `<cores>-<seconds>` of the reference system's stress experiments (seconds at speed 1). */
+type Stress = [cores: number, seconds: number];
+const FIRST: Stress[] = [[1, 150], [2, 100], [3, 250], [2, 200], [1, 400]];
+const SECOND: Stress[] = [[3, 100], [1, 200], [2, 100], [1, 300]];
+const REFERENCE_CPU_PRICE = parseAmount('6'); // GRC per core-hour
+export const STRESS_FUNCTION = 'stress';
+
+export interface DemoOptions {
+  speed: number; // whole number: durations / speed, prices x speed
+  image: string;
+  idleTimeoutMs: number;
+  log: (line: string) => void;
+}
+
+export interface ScenarioSummary {
+  scenario: ScenarioName;
+  walletId: string;
+  ok: boolean;
+  error?: string;
+  tasksSucceeded: number;
+  tasksFailed: number;
+  aborts: number;
+  requeues: number;
+  minBalance: string;
+  finalBalance: string;
+  throttledAtS?: number;
+  suspendedAtS?: number;
+  durationS: number;
+}
+
+const input = ([cores, seconds]: Stress, speed: number) => Buffer.from(`${cores}-${Number((seconds / speed).toFixed(3))}`).toString('base64');
+const planId = (speed: number) => `demo-x${speed}`;
+
+/** Price plan and function shared by all scenarios at this speed (idempotent to redo). */
+export async function prepare(client: MeshClient, options: DemoOptions): Promise<void> {
+  const cpuPerCoreHour = formatAmount(REFERENCE_CPU_PRICE * BigInt(options.speed));
+  options.log(`price plan ${planId(options.speed)}: ${cpuPerCoreHour} GRC per core-hour (6 x speed ${options.speed})`);
+  await call(client, 'mesh.api.credit-manager.set-price-plan', { planId: planId(options.speed), cpuPerCoreHour, memoryPerGibHour: '0', billing: 'used' });
+  await call(client, 'mesh.api.scheduler.deploy-function', {
+    functionId: STRESS_FUNCTION,
+    image: options.image,
+    script: readFileSync(join(__dirname, 'stress.sh'), 'utf8'),
+    cpuMinMillis: 250,
+    cpuMaxMillis: 4000,
+    cpuInitialMillis: 1000,
+    memoryBytes: 128 * 1024 * 1024,
+    timeoutMs: Math.ceil((2000 * 1000) / options.speed) + 60_000,
+    maxAttempts: 5,
+    pricePlanId: planId(options.speed),
+  });
+}
+
+export async function runScenario(name: ScenarioName, client: MeshClient, store: EventStore, options: DemoOptions): Promise<ScenarioSummary> {
+  const walletId = `demo-${name}-${Date.now().toString(36)}`;
+  const watch = new ScenarioWatch(walletId);
+  watch.start(store, await store.headPosition());
+  const { speed, log } = options;
+  const sec = (s: number) => Math.ceil((s * 1000) / speed);
+  const slack = 60_000 + options.idleTimeoutMs * 3;
+  const submit = async (tasks: Stress[]) => {
+    for (const t of tasks) {
+      const { taskId } = await call(client, 'mesh.api.scheduler.submit-task', { functionId: STRESS_FUNCTION, walletId, input: { inline: input(t, speed) } });
+      log(`  submitted ${t[0]}-${t[1]} as ${taskId}`);
+    }
+  };
+  const deposit = async (amount: string) => {
+    await call(client, 'mesh.api.ledger.deposit', { walletId, amount, reference: `${walletId}-${watch.balances.length}` });
+    log(`  deposited ${amount} GRC`);
+  };
+  const waitIdleStop = async () => {
+    const before = watch.containerStops.length;
+    await watch.until(() => watch.containerStops.slice(before).some((s) => s.reason === 'idle') || watch.containerStops.some((s) => s.reason === 'idle'), options.idleTimeoutMs + slack, 'the idle container to stop');
+    log('  container stopped after going idle');
+  };
+  try {
+    log(`scenario ${name}: wallet ${walletId}`);
+    await call(client, 'mesh.api.ledger.open-wallet', { walletId, kind: 'user', maxDebt: '0.5', minBalance: '0', policy: 'greedy' });
+    if (name === 'normal' || name === 'debt') {
+      await deposit(name === 'normal' ? '4' : '1');
+      await watch.until(() => watch.standing === 'normal', 30_000, 'the wallet to be in good standing');
+      await submit(FIRST);
+      if (name === 'normal') {
+        await watch.until(() => watch.count('succeeded') === 5, sec(1100) + slack, 'the first five tasks');
+      } else {
+        await watch.until(() => watch.standings.some((s) => s.to === 'overdrawn'), sec(1100) + slack, 'the wallet to go overdrawn');
+        log('  wallet overdrawn: container throttled, no new task starts');
+        await watch.until(() => watch.count('succeeded') === 3, sec(1100) + slack, 'the third task to finish while throttled');
+        log(`  third task finished; ${watch.count('pending')} tasks wait for funds`);
+      }
+      await waitIdleStop();
+      await deposit('2');
+      await submit(SECOND);
+      await watch.until(() => watch.count('succeeded') === 9, sec(2000) + slack, 'all nine tasks');
+    } else {
+      await deposit('1');
+      await watch.until(() => watch.standing === 'normal', 30_000, 'the wallet to be in good standing');
+      await submit([[3, 1000]]);
+      await watch.until(() => watch.standings.some((s) => s.to === 'overdrawn'), sec(1000) + slack, 'the wallet to go overdrawn');
+      log('  wallet overdrawn: container throttled');
+      await watch.until(() => watch.standings.some((s) => s.to === 'suspended'), sec(1500) + slack, 'the wallet to be suspended');
+      await watch.until(() => watch.aborts.length > 0 && watch.count('pending') === 1, 30_000, 'the task to be aborted and requeued');
+      log('  wallet suspended: task aborted and back in the pending pool');
+      await deposit('6');
+      await watch.until(() => watch.count('succeeded') === 1, sec(1000) + slack, 'the task to run again and succeed');
+      log('  deposit covered the debt: the task ran again and succeeded');
+    }
+    return summarise(name, walletId, watch, true);
+  } catch (err) {
+    return summarise(name, walletId, watch, false, (err as Error).message);
+  } finally {
+    await watch.stop();
+  }
+}
+
+function summarise(scenario: ScenarioName, walletId: string, w: ScenarioWatch, ok: boolean, error?: string): ScenarioSummary {
+  const balances = w.balances.map((b) => parseAmount(b.balance, undefined, { allowNegative: true, allowZero: true }));
+  const min = balances.reduce((a, b) => (b < a ? b : a), balances[0] ?? 0n);
+  const at = (to: string) => {
+    const s = w.standings.find((x) => x.to === to);
+    return s ? Number(((s.atMs - w.startedAtMs) / 1000).toFixed(1)) : undefined;
+  };
+  return {
+    scenario,
+    walletId,
+    ok,
+    error,
+    tasksSucceeded: w.count('succeeded'),
+    tasksFailed: w.count('failed'),
+    aborts: w.aborts.length,
+    requeues: [...w.tasks.values()].reduce((n, t) => n + t.requeues, 0),
+    minBalance: formatAmount(min),
+    finalBalance: w.balances[w.balances.length - 1]?.balance ?? '0',
+    throttledAtS: at('overdrawn'),
+    suspendedAtS: at('suspended'),
+    durationS: Number(((Date.now() - w.startedAtMs) / 1000).toFixed(1)),
+  };
+}

@@ -1,0 +1,162 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'nats';
+import { SERVICES, type ServiceName } from '@mesh/contracts';
+import { natsUrl } from './connection';
+import { CliError, progress } from './output';
+
+export const ROOT = join(__dirname, '..');
+export const DATA_DIR = process.env.MESH_DATA_DIR ?? join(ROOT, '.data');
+const RUN_DIR = join(DATA_DIR, 'run');
+export const LOG_DIR = join(DATA_DIR, 'logs');
+/** How long `mesh up` waits for a service to answer health before giving up. */
+const HEALTH_TIMEOUT_MS = 120_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+export interface ServiceStatus {
+  service: ServiceName;
+  pid?: number;
+  running: boolean;
+  healthy: boolean;
+  uptimeMs?: number;
+  positions?: Record<string, string>;
+  log: string;
+}
+
+const pidFile = (s: ServiceName) => join(RUN_DIR, `${s}.pid`);
+export const logFile = (s: ServiceName) => join(LOG_DIR, `${s}.log`);
+
+function readPid(service: ServiceName): number | undefined {
+  try {
+    const pid = Number(readFileSync(pidFile(service), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs infra/local/provision.sh with its progress on stderr; a failure stops `mesh up` with its advice. */
+export function provision(step: 'up' | 'down' | 'install' | 'docker' | 'nats-up' | 'nats-down'): void {
+  const result = spawnSync('bash', [join(ROOT, 'infra', 'local', 'provision.sh'), step], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, MESH_DATA_DIR: DATA_DIR },
+  });
+  if (result.status !== 0) throw new CliError(`provisioning (${step}) failed`, 'read the lines above: they name the command to run');
+}
+
+/** The node id of this machine's container-manager. */
+export const localNodeId = () => (process.env.NODE_ID ?? hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64)) || 'local';
+
+function serviceCommand(service: ServiceName): string[] {
+  const compiled = join(ROOT, 'dist', 'apps', service, 'src', 'main.js');
+  if (existsSync(compiled) && !process.env.MESH_FROM_SOURCE) return [compiled];
+  return ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', join(ROOT, 'apps', service, 'src', 'main.ts')];
+}
+
+/** Starts every service that is not running yet as a detached process logging to .data/logs. */
+export function startServices(env: Record<string, string> = {}): void {
+  mkdirSync(RUN_DIR, { recursive: true });
+  mkdirSync(LOG_DIR, { recursive: true });
+  for (const service of SERVICES) {
+    if (alive(readPid(service))) {
+      progress(`  ${service}: already running (pid ${readPid(service)})`);
+      continue;
+    }
+    const out = openSync(logFile(service), 'a');
+    const child = spawn(process.execPath, serviceCommand(service), {
+      cwd: ROOT,
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: { ...process.env, NATS_URL: natsUrl(), NODE_ID: localNodeId(), TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'), ...env },
+    });
+    closeSync(out);
+    child.unref();
+    writeFileSync(pidFile(service), String(child.pid));
+    progress(`  ${service}: started (pid ${child.pid}, log ${logFile(service)})`);
+  }
+}
+
+export async function status(timeoutMs = 1000): Promise<ServiceStatus[]> {
+  const nc = await connect({ servers: natsUrl(), timeout: 2000, noAsyncTraces: true, reconnect: false }).catch(() => undefined);
+  try {
+    return await Promise.all(
+      SERVICES.map(async (service) => {
+        const pid = readPid(service);
+        const s: ServiceStatus = { service, pid, running: alive(pid), healthy: false, log: logFile(service) };
+        if (!nc) return s;
+        const reply = await nc.request(`mesh.api.${service}.health`, new Uint8Array(), { timeout: timeoutMs }).catch(() => undefined);
+        if (reply) {
+          const body = JSON.parse(Buffer.from(reply.data).toString()) as { ok: boolean; data: { status: string; uptimeMs: number; positions: Record<string, string> } };
+          s.healthy = body.ok && body.data.status === 'ok';
+          s.uptimeMs = body.data.uptimeMs;
+          s.positions = body.data.positions;
+        }
+        return s;
+      }),
+    );
+  } finally {
+    await nc?.close();
+  }
+}
+
+/** Waits (with progress) until all five answer health; names the one that did not and its log. */
+export async function waitHealthy(timeoutMs = HEALTH_TIMEOUT_MS): Promise<ServiceStatus[]> {
+  const deadline = Date.now() + timeoutMs;
+  const reported = new Set<ServiceName>();
+  for (;;) {
+    const all = await status();
+    for (const s of all) {
+      if (s.healthy && !reported.has(s.service)) {
+        reported.add(s.service);
+        progress(`  ${s.service}: healthy`);
+      }
+      if (!s.running && !s.healthy) {
+        throw new CliError(`${s.service} exited during start-up`, `see its log: ${s.log}\n${tail(s.log)}`);
+      }
+    }
+    if (all.every((s) => s.healthy)) return all;
+    if (Date.now() > deadline) {
+      const late = all.filter((s) => !s.healthy).map((s) => s.service);
+      throw new CliError(`not healthy after ${timeoutMs / 1000} s: ${late.join(', ')}`, `see the logs in ${LOG_DIR}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** SIGTERM each service (they record e.g. NodeLeft), SIGKILL what is left after a grace period. */
+export async function stopServices(): Promise<void> {
+  const pids = SERVICES.map((s) => [s, readPid(s)] as const).filter(([, pid]) => alive(pid));
+  for (const [service, pid] of pids) {
+    progress(`  ${service}: stopping (pid ${pid})`);
+    process.kill(pid!, 'SIGTERM');
+  }
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (pids.some(([, pid]) => alive(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const [service, pid] of pids) {
+    if (alive(pid)) {
+      progress(`  ${service}: did not stop in ${STOP_TIMEOUT_MS / 1000} s, killing`);
+      process.kill(pid!, 'SIGKILL');
+    }
+  }
+  for (const service of SERVICES) rmSync(pidFile(service), { force: true });
+}
