@@ -49,6 +49,7 @@ export const commonEnv = {
   NATS_URL: env.url('NATS server(s) to connect to', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
   EVENT_STORE: env.oneOf('Event store adapter: JetStream (embedded default) or KurrentDB', ['jetstream', 'kurrentdb'] as const, 'jetstream'),
   KURRENTDB_CONNECTION_STRING: env.optionalString('KurrentDB/EventStoreDB connection string, required when EVENT_STORE=kurrentdb'),
+  KURRENTDB_RELAY: env.oneOf('Run the KurrentDB -> JetStream relay in this process (exactly one replica in the cluster)', ['true', 'false'] as const, 'false'),
   EVENT_REPLICAS: env.int('Replicas of the JetStream event stream (3 in a NATS cluster)', 1, 1, 5),
   LOG_LEVEL: env.oneOf('Log verbosity', ['error', 'warn', 'log', 'debug', 'verbose'] as const, 'log'),
   CONSUMER_MAX_DELIVERIES: env.int('Deliveries of one event before it is dead-lettered', 5, 1, 100),

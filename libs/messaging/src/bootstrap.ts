@@ -6,6 +6,7 @@ import { throwError, type Observable } from 'rxjs';
 import type { ServiceName } from '@mesh/contracts';
 import { ConfigError, commonEnv, loadConfig, type ConfigOf, type EnvSpec } from '@mesh/config';
 import { createEventStore } from '@mesh/eventstore/factory';
+import { KurrentRelay } from '@mesh/eventstore/kurrentdb/relay';
 import type { EventStore } from '@mesh/eventstore/port';
 import { MeshTransport, type MeshTransportOptions } from './transport';
 import { ValidatingEventStore } from './validating-store';
@@ -48,7 +49,11 @@ export async function startService<S extends EnvSpec>(definition: ServiceDefinit
   const config = loadConfig({ ...commonEnv, ...definition.env }, source) as ConfigOf<S & typeof commonEnv>;
   const logLevel = (config as { LOG_LEVEL: LogLevel }).LOG_LEVEL;
   const nc = await connectNats((config as { NATS_URL: string }).NATS_URL, definition.service);
-  const store = new ValidatingEventStore(await createEventStore(config as never, nc));
+  const inner = await createEventStore(config as never, nc);
+  const store = new ValidatingEventStore(inner);
+  // KurrentDB mode: JetStream stays the bus; one process republishes the log there (relay.ts).
+  const relay = (config as { KURRENTDB_RELAY: string }).KURRENTDB_RELAY === 'true' && inner.name === 'kurrentdb' ? new KurrentRelay(inner, nc) : undefined;
+  await relay?.start();
   const core: MeshCore<typeof config> = { service: definition.service, nc, store, config };
   const transport = new MeshTransport({
     service: definition.service,
@@ -68,6 +73,7 @@ export async function startService<S extends EnvSpec>(definition: ServiceDefinit
   const stop = () =>
     (stopping ??= (async () => {
       await app.close();
+      await relay?.stop();
       await store.close();
       await nc.drain().catch(() => undefined);
     })());
