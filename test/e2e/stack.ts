@@ -1,0 +1,59 @@
+import { hostname } from 'node:os';
+import { SERVICES, type RecordedEvent, type ServiceName } from '@mesh/contracts';
+import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
+import { MeshClient } from '@mesh/messaging';
+import { NatsServerProcess, ServiceProcess } from '@mesh/testing';
+import { demoEnv } from '../../cli/commands/demo';
+import type { DemoOptions } from '../../cli/demo/scenarios';
+
+/** The whole stack for end-to-end tests: a real nats-server, the real Docker engine, five service processes. */
+export class E2EStack {
+  readonly services = new Map<ServiceName, ServiceProcess>();
+  server!: NatsServerProcess;
+  store!: JetStreamEventStore;
+  client!: MeshClient;
+  readonly nodeId = `e2e-${hostname().replace(/[^A-Za-z0-9_-]/g, '')}-${process.pid}`.slice(0, 60);
+
+  constructor(readonly speed: number) {}
+
+  get env(): Record<string, string> {
+    return { NATS_URL: this.server.url, NODE_ID: this.nodeId, LEDGER_HTTP_PORT: '0', LOG_LEVEL: 'warn', ...demoEnv(this.speed) };
+  }
+
+  get options(): DemoOptions {
+    return { speed: this.speed, image: 'mesh/task-base:latest', idleTimeoutMs: Number(demoEnv(this.speed).IDLE_TIMEOUT_MS), log: (l) => process.stdout.write(`[e2e] ${l}\n`) };
+  }
+
+  async start(): Promise<void> {
+    this.server = await NatsServerProcess.start();
+    for (const s of SERVICES) this.services.set(s, ServiceProcess.start(s, this.env));
+    for (const p of this.services.values()) await p.healthy(this.server.url, 120_000);
+    const nc = await this.server.connect('e2e');
+    this.store = await JetStreamEventStore.connect(nc);
+    this.client = new MeshClient(nc, 20_000);
+  }
+
+  /** SIGKILL one service and start it again (same configuration). */
+  async kill(service: ServiceName): Promise<void> {
+    await this.services.get(service)!.stop('SIGKILL');
+    const p = ServiceProcess.start(service, this.env);
+    this.services.set(service, p);
+    await p.healthy(this.server.url, 120_000);
+  }
+
+  async events(filter?: (e: RecordedEvent) => boolean): Promise<RecordedEvent[]> {
+    const out: RecordedEvent[] = [];
+    for await (const e of readAllPaged(this.store)) if (!filter || filter(e)) out.push(e);
+    return out;
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.services.values()) await p.stop('SIGTERM');
+    await this.store?.connection.close().catch(() => undefined);
+    await this.server?.dispose();
+  }
+
+  logs(): string {
+    return [...this.services.values()].map((p) => `----- ${p.service}\n${p.logs.slice(-4000)}`).join('\n');
+  }
+}
