@@ -15,4 +15,5 @@ module.exports = {
   testTimeout: 60000,
   // Integration specs start real nats-server / Docker; a leak must not hang CI.
   forceExit: true,
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
 };

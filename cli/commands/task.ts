@@ -107,7 +107,7 @@ export function registerTask(program: Command) {
       withClient(async (client, nc) => {
         const t = await call(client, 'mesh.query.scheduler.task', { taskId });
         if (!t.outputRef) throw new CliError(`task ${taskId} has no output (state ${t.state})`, t.state === 'succeeded' ? undefined : 'only finished tasks have output');
-        const { readExecutionOutput } = await import('../../apps/container-manager/src/output/output-store');
+        const { readExecutionOutput } = await import('../../apps/container-manager/src/storage/object-io');
         const output = await readExecutionOutput(nc, t.outputRef);
         if (o.out) {
           const { mkdirSync, writeFileSync } = await import('node:fs');
