@@ -1,6 +1,28 @@
+import { cpus, hostname, totalmem } from 'node:os';
 import { env } from '@mesh/config';
+
+/** `my.host.example` -> `my-host-example`: a hostname made into a valid id. */
+export function sanitizeNodeId(name: string): string {
+  const id = name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64);
+  return id.length > 0 ? id : 'node';
+}
 
 /** Variables of the container-manager service (in addition to the common ones in libs/config). */
 export const ContainerManagerEnv = {
   CONTAINER_MANAGER_INSTANCE: env.id('Instance name of this container-manager (for logs and health)', 'container-manager'),
+  NODE_ID: env.id('Id of this worker node; every container it creates carries it as the label mesh.node', sanitizeNodeId(hostname())),
+  NODE_CPU_MILLIS: env.int('CPU this node offers, in millicores', Math.max(1, cpus().length) * 1000, 1, 1_024_000, ' millicores'),
+  NODE_MEMORY_BYTES: env.int('Memory this node offers, in bytes', totalmem(), 1, 4 * 1024 ** 4, ' bytes'),
+  NODE_LABELS: env.optionalString('Labels of this node as k=v pairs separated by commas, e.g. "zone=a,disk=ssd"'),
+  SAMPLE_INTERVAL_MS: env.int('Resource sampling interval of every container', 1000, 250, 60_000, ' ms'),
+  IDLE_TIMEOUT_MS: env.int('A container with no task for this long is stopped and removed', 60_000, 100, 86_400_000, ' ms'),
+  NODE_HEARTBEAT_MS: env.int('Interval of the core NATS liveness heartbeat', 1000, 100, 60_000, ' ms'),
+  OUTPUT_CAP_BYTES: env.int('stdout and stderr of a task are each kept up to this size', 1024 * 1024, 1024, 64 * 1024 * 1024, ' bytes'),
+  OUTPUT_DIR_MAX_BYTES: env.int('Largest output folder (as a tar) stored per execution', 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024, ' bytes'),
+  INPUT_MAX_BYTES: env.int('Largest input item read from the object store', 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024, ' bytes'),
+  PIDS_LIMIT: env.int('Process limit of every task container (fork bomb guard)', 256, 16, 65_536),
+  WORK_TMPFS_BYTES: env.int('Size of the writable /work tmpfs of a container (counts toward its memory)', 256 * 1024 * 1024, 1024 * 1024, 64 * 1024 ** 3, ' bytes'),
+  TASK_USER: env.string('User (uid:gid) the container and the task script run as; never root', '1000:1000'),
+  DOCKER_SOCKET: env.string('Docker engine socket', '/var/run/docker.sock'),
+  DOCKER_RETRIES: env.int('Attempts of a Docker call that failed because the engine did not answer', 3, 1, 10),
 };

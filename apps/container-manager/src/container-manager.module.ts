@@ -1,5 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { MeshCoreModule, type MeshCore } from '@mesh/messaging';
+import { ContainerAgent } from './agent/container-agent';
+import { ContainerManagerController } from './container-manager.controller';
 
 @Module({})
 export class ContainerManagerModule {
@@ -7,7 +9,9 @@ export class ContainerManagerModule {
     return {
       module: ContainerManagerModule,
       imports: [MeshCoreModule.forRoot(core)],
-      providers: [],
+      controllers: [ContainerManagerController],
+      providers: [ContainerAgent],
+      exports: [ContainerAgent],
     };
   }
 }

@@ -2,10 +2,14 @@ import { runService, type ServiceDefinition } from '@mesh/messaging';
 import { ContainerManagerEnv } from './config';
 import { ContainerManagerModule } from './container-manager.module';
 
+export { readExecutionOutput, type ExecutionOutput, type OutputManifest } from './storage/object-io';
+
 export const ContainerManagerService: ServiceDefinition<typeof ContainerManagerEnv> = {
   service: 'container-manager',
   env: ContainerManagerEnv,
   module: (core) => ContainerManagerModule.forRoot(core),
+  // One container-manager per node: each node has its own durable consumers.
+  consumerPrefix: (config) => `container-manager_${config.NODE_ID}`,
 };
 
 if (require.main === module) void runService(ContainerManagerService);

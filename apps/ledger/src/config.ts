@@ -3,4 +3,10 @@ import { env } from '@mesh/config';
 /** Variables of the ledger service (in addition to the common ones in libs/config). */
 export const LedgerEnv = {
   LEDGER_INSTANCE: env.id('Instance name of this ledger (for logs and health)', 'ledger'),
+  DEFAULT_PROVIDER_WALLET: env.id('Provider wallet credited when a charge names none; the ledger opens it at start if missing', 'provider'),
+  LEDGER_HTTP_PORT: env.int('Port of the read-only JSON HTTP server of the ledger projections (0 = off)', 8480, 0, 65535),
+  LEDGER_HTTP_HOST: env.string('Address the ledger HTTP server binds to', '127.0.0.1'),
+  LEDGER_DEFAULT_MAX_DEBT: env.amount('maxDebt of a user wallet opened without one (major unit)', '0.5'),
+  LEDGER_DEFAULT_MIN_BALANCE: env.amount('minBalance of a user wallet opened without one (major unit)', '0'),
+  LEDGER_WALLET_CACHE_MAX: env.int('Wallet aggregates kept in memory (least recently used dropped beyond it)', 10000, 10, 10000000),
 };

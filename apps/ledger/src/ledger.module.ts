@@ -1,5 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { MeshCoreModule, type MeshCore } from '@mesh/messaging';
+import { LedgerController } from './ledger.controller';
+import { LedgerCore } from './ledger.core';
 
 @Module({})
 export class LedgerModule {
@@ -7,7 +9,8 @@ export class LedgerModule {
     return {
       module: LedgerModule,
       imports: [MeshCoreModule.forRoot(core)],
-      providers: [],
+      controllers: [LedgerController],
+      providers: [LedgerCore],
     };
   }
 }

@@ -1,11 +1,13 @@
 import { runService, type ServiceDefinition } from '@mesh/messaging';
 import { SchedulerEnv } from './config';
 import { SchedulerModule } from './scheduler.module';
+import { runningEngines } from './scheduler.engine';
 
 export const SchedulerService: ServiceDefinition<typeof SchedulerEnv> = {
   service: 'scheduler',
   env: SchedulerEnv,
   module: (core) => SchedulerModule.forRoot(core),
+  healthDetails: async () => [...runningEngines][0]?.health() ?? { status: 'degraded', details: { view: 'catching up' } },
 };
 
 if (require.main === module) void runService(SchedulerService);

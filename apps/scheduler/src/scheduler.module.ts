@@ -1,5 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { MeshCoreModule, type MeshCore } from '@mesh/messaging';
+import { SchedulerController } from './scheduler.controller';
+import { SchedulerEngine } from './scheduler.engine';
 
 @Module({})
 export class SchedulerModule {
@@ -7,7 +9,8 @@ export class SchedulerModule {
     return {
       module: SchedulerModule,
       imports: [MeshCoreModule.forRoot(core)],
-      providers: [],
+      controllers: [SchedulerController],
+      providers: [SchedulerEngine],
     };
   }
 }

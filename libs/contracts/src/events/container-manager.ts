@@ -72,6 +72,8 @@ export const ResourceSampled = defineEvent('usage', 'ResourceSampled', z.object(
   cpuLimitMillis: cpuMillisSchema,
   memoryLimitBytes: memoryBytesSchema,
   final: z.boolean(),
+  /** The container's cumulative CPU counter (ns) at windowEndMs: lets a restarted agent resume without double counting. */
+  cpuNanosTotal: z.int().min(0).optional(),
 }).refine((s) => s.windowEndMs >= s.windowStartMs, { error: 'windowEndMs must be >= windowStartMs', path: ['windowEndMs'] }),
 'CPU and memory a container used in one window; cpuNanos sums exactly to the container total.');
 

@@ -45,6 +45,18 @@ export const UsageCharged = defineEvent('meter', 'UsageCharged', z.object({
   /** Exact fraction of a minor unit carried to the next sample, as "numerator/denominator". */
   remainder: z.string().regex(/^\d+\/\d+$/),
   providerWalletId: idSchema,
+  // --- additive (optional) fields: the plan's billing mode and the container's running totals ---
+  /** Which usage was priced: what the container consumed (`used`) or what it was given (`allocated`). */
+  billing: z.enum(['used', 'allocated']).optional(),
+  /** True when this charge includes the plan's per-invocation price (first sample of a task in the container). */
+  invocation: z.boolean().optional(),
+  /** Sum of all charges of this container so far, this one included (major unit). */
+  totalAmount: positiveAmountSchema.optional(),
+  /** Sum of the priced CPU core-ns / memory byte-ms of this container so far (decimal integer strings). */
+  totalCpuNanos: z.string().regex(/^\d+$/).optional(),
+  totalMemoryByteMs: z.string().regex(/^\d+$/).optional(),
+  /** True when this sample arrived after later ones of its container (it filled a gap). */
+  late: z.boolean().optional(),
 }), 'One usage sample priced; the ledger debits the wallet and credits the provider.');
 
 export const UsageAnomalyRecorded = defineEvent('meter', 'UsageAnomalyRecorded', z.object({
@@ -53,7 +65,12 @@ export const UsageAnomalyRecorded = defineEvent('meter', 'UsageAnomalyRecorded',
   sampleSeq: z.int().min(0),
   reason: z.enum(['unknown-container', 'out-of-order', 'duplicate', 'invalid-window', 'gap']),
   detail: z.string().max(1024),
-}), 'A sample that could not be charged to anyone, kept for the audit.');
+  walletId: idSchema.optional(),
+  functionId: idSchema.optional(),
+  /** Seqs the gap skipped (for `gap`): they are still charged if they arrive later. */
+  missingFromSeq: z.int().min(1).optional(),
+  missingToSeq: z.int().min(1).optional(),
+}), 'A sample that could not be charged to anyone, or arrived out of order, kept for the audit.');
 
 // --- standing category (stream standing-<walletId>) -----------------------------------------------
 export const StandingChanged = defineEvent('standing', 'StandingChanged', z.object({

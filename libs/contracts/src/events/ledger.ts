@@ -10,15 +10,22 @@ export const walletPolicySchema = z.object({
 });
 export type WalletPolicy = z.output<typeof walletPolicySchema>;
 
+/** The prevHash of the first event of every wallet stream (64 zeros). */
+export const GENESIS_HASH = '0'.repeat(64);
+
 /**
  * Every wallet event carries the balance after it (so consumers never keep a second copy of the
- * money) and a hash chain link: prevHash is the hash of the previous event of the same wallet.
+ * money) and a hash chain link: prevHash is the hash of the previous event of the same wallet
+ * (GENESIS_HASH for the first). `hash` is this event's own hash, stored so a reader can check one
+ * event without its successor: sha256 of the canonical JSON (keys sorted, undefined dropped) of
+ * `{ type, data: data without hash and prevHash, prevHash }` (docs/ledger.md).
  */
 const posting = {
   walletId: idSchema,
   currency: z.string().min(3).max(8),
   balanceAfter: amountSchema,
   prevHash: z.string().regex(/^[0-9a-f]{64}$/),
+  hash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 };
 
 // --- wallet category (stream wallet-<walletId>) ---------------------------------------------------

@@ -1,7 +1,246 @@
-import type { RequestDefinition } from '../define';
+import { z } from 'zod';
+import { defineRequest, type RequestDefinition } from '../define';
+import { idSchema } from '../ids';
+import { LIMITS } from '../units';
+import { apiSubject, querySubject } from '../subjects';
+import { functionSpecSchema } from '../events/scheduler';
+import { standingSchema } from '../events/credit-manager';
 
 /**
- * Commands (`mesh.api.scheduler.*`) and queries (`mesh.query.scheduler.*`) of the scheduler service.
- * Define each with defineRequest(...) and list it in schedulerRequests.
+ * Commands (`mesh.api.scheduler.*`) and queries (`mesh.query.scheduler.*`) of the scheduler service
+ * (payloads and examples in docs/scheduler.md). Requests are strict objects: an unknown field is
+ * refused rather than silently dropped.
  */
-export const schedulerRequests: RequestDefinition[] = [];
+
+/** User-given ids are at most 64 characters at the API so derived ids (`<taskId>-<attempt>`) stay within 128. */
+const apiId = z
+  .string({ error: 'must be a string' })
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must match [A-Za-z0-9_-]{1,64}' });
+
+/** Defaults of deploy-function (the reference system's values, DESIGN.md). */
+export const FUNCTION_DEFAULTS = {
+  cpuMinMillis: 250,
+  cpuMaxMillis: 4000,
+  cpuInitialMillis: 1000,
+  memoryBytes: 256 * 1024 * 1024,
+  timeoutMs: 15 * 60 * 1000,
+  network: false,
+  maxAttempts: 3,
+} as const;
+
+/** Docker refuses a memory limit below 6 MiB. */
+export const FUNCTION_MEMORY_BYTES_MIN = 6 * 1024 * 1024;
+
+const cpuMillisInput = z
+  .int({ error: 'must be an integer number of millicores' })
+  .min(1, { error: 'must be >= 1 millicore' })
+  .max(LIMITS.cpuMillisMax, { error: `must be <= ${LIMITS.cpuMillisMax} millicores` });
+
+export const TASK_STATES = ['pending', 'dispatched', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export const taskStateSchema = z.enum(TASK_STATES);
+export type TaskStateName = z.output<typeof taskStateSchema>;
+
+/** Largest inline input in base64 characters (LIMITS.inlineInputBytesMax bytes once decoded). */
+const INLINE_BASE64_MAX = Math.ceil(LIMITS.inlineInputBytesMax / 3) * 4;
+
+/**
+ * The input of submit-task: exactly one of `inline` (base64, at most 64 KiB decoded) or `objectRef`
+ * (a key in the object store). Checked field by field so the error says which rule broke.
+ */
+export const submitInputSchema = z
+  .strictObject({
+    inline: z
+      .string({ error: 'must be a base64 string' })
+      .max(INLINE_BASE64_MAX, { error: `inline input too large (at most ${LIMITS.inlineInputBytesMax} bytes): put it in the object store and pass objectRef` })
+      .pipe(z.base64({ error: 'must be base64' }))
+      .optional(),
+    objectRef: z.strictObject({ bucket: idSchema, key: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(512, { error: 'must be at most 512 characters' }) }).optional(),
+  })
+  .superRefine((input, ctx) => {
+    if ((input.inline === undefined) === (input.objectRef === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of inline (base64) or objectRef', path: [] });
+    }
+  });
+
+// --- commands --------------------------------------------------------------------------------------
+export const deployFunctionRequest = defineRequest(
+  'command',
+  apiSubject('scheduler', 'deploy-function'),
+  z.strictObject({
+    functionId: apiId,
+    image: z.string({ error: 'must be a string' }).regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,255}$/, { error: 'must be a Docker image reference such as mesh/task-base:latest' }),
+    script: z
+      .string({ error: 'must be a string' })
+      .min(1, { error: 'must not be empty' })
+      .refine((s) => Buffer.byteLength(s, 'utf8') <= LIMITS.scriptBytesMax, { error: `must be at most ${LIMITS.scriptBytesMax} bytes` }),
+    cpuMinMillis: cpuMillisInput.optional(),
+    cpuMaxMillis: cpuMillisInput.optional(),
+    cpuInitialMillis: cpuMillisInput.optional(),
+    memoryBytes: z
+      .int({ error: 'must be an integer number of bytes' })
+      .min(FUNCTION_MEMORY_BYTES_MIN, { error: `must be >= ${FUNCTION_MEMORY_BYTES_MIN} bytes (6 MiB, Docker's minimum)` })
+      .max(LIMITS.memoryBytesMax, { error: `must be <= ${LIMITS.memoryBytesMax} bytes` })
+      .optional(),
+    timeoutMs: z.int({ error: 'must be an integer number of milliseconds' }).min(1, { error: 'must be >= 1 ms' }).max(LIMITS.timeoutMsMax, { error: `must be <= ${LIMITS.timeoutMsMax} ms` }).optional(),
+    pricePlanId: idSchema.optional(),
+    network: z.boolean({ error: 'must be true or false' }).optional(),
+    maxAttempts: z.int({ error: 'must be an integer' }).min(1, { error: 'must be >= 1' }).max(LIMITS.maxAttemptsMax, { error: `must be <= ${LIMITS.maxAttemptsMax}` }).optional(),
+  }),
+  functionSpecSchema.extend({ changed: z.boolean() }),
+  'Deploys a function or replaces it with a new version (every field; missing ones take the defaults). Defaults: cpu 250/4000/1000 m (min/max/initial; min and initial clamped into the given range), 256 MiB, 15 min timeout, no network, 3 attempts. Redeploying the same spec writes nothing (changed: false).',
+);
+
+export const submitTaskRequest = defineRequest(
+  'command',
+  apiSubject('scheduler', 'submit-task'),
+  z.strictObject({
+    functionId: apiId,
+    walletId: apiId,
+    taskId: apiId.optional(),
+    input: submitInputSchema,
+    priority: z.int({ error: 'must be an integer' }).min(0, { error: 'must be >= 0' }).max(9, { error: 'must be <= 9' }).optional(),
+  }),
+  z.object({
+    taskId: idSchema, functionId: idSchema, walletId: idSchema, priority: z.int(), maxAttempts: z.int(),
+    state: taskStateSchema,
+    /** True when a task with this id and the same content was already submitted: nothing was written. */
+    duplicate: z.boolean(),
+  }),
+  'Submits one task (one invocation of a function on one input item) to the pending pool. Refused: unknown_function, unknown_wallet, provider_wallet, exceeds_node_capacity, task_exists (same id, other content).',
+);
+
+export const cancelTaskRequest = defineRequest(
+  'command',
+  apiSubject('scheduler', 'cancel-task'),
+  z.strictObject({ taskId: apiId, reason: z.string({ error: 'must be a string' }).max(1024, { error: 'must be at most 1024 characters' }).optional() }),
+  z.object({ taskId: idSchema, state: z.literal('cancelled'), executionId: idSchema.optional(), nodeId: idSchema.optional() }),
+  'Cancels a pending, dispatched or running task (its node kills a running attempt). Refused: unknown_task, task_finished.',
+);
+
+// --- queries ---------------------------------------------------------------------------------------
+/** Log positions travel as decimal strings (they are bigint). */
+const position = z.string().regex(/^\d+$/);
+const outputRef = z.object({ bucket: idSchema, key: z.string() });
+
+export const taskTransitionSchema = z.object({
+  position,
+  revision: z.int(),
+  type: z.string(),
+  occurredAt: z.string(),
+  state: taskStateSchema,
+  attempt: z.int().optional(),
+  nodeId: idSchema.optional(),
+  executionId: idSchema.optional(),
+  containerId: idSchema.optional(),
+  /** The cause of the transition (requeue/failure/cancel reason). */
+  reason: z.string().optional(),
+  exitCode: z.int().optional(),
+});
+
+export const taskDetailSchema = z.object({
+  taskId: idSchema,
+  functionId: idSchema,
+  walletId: idSchema,
+  state: taskStateSchema,
+  priority: z.int(),
+  /** The current attempt (1-based): the one dispatched/running, the next one while pending, the last one when finished. */
+  attempt: z.int(),
+  maxAttempts: z.int(),
+  nodeId: idSchema.optional(),
+  executionId: idSchema.optional(),
+  containerId: idSchema.optional(),
+  reason: z.string().optional(),
+  exitCode: z.int().optional(),
+  outputRef: outputRef.optional(),
+  durationMs: z.int().optional(),
+  submittedAtMs: z.int(),
+  history: z.array(taskTransitionSchema),
+});
+export type TaskDetail = z.output<typeof taskDetailSchema>;
+
+export const taskRequest = defineRequest(
+  'query',
+  querySubject('scheduler', 'task'),
+  z.strictObject({ taskId: apiId }),
+  taskDetailSchema,
+  'One task read from its stream: state, attempts, node, container, outcome and every transition with its log position and cause.',
+);
+
+export const TASKS_REPLY_MAX = 1000;
+
+export const taskSummarySchema = z.object({
+  taskId: idSchema, functionId: idSchema, walletId: idSchema, state: taskStateSchema, priority: z.int(),
+  attempt: z.int(), maxAttempts: z.int(), nodeId: idSchema.optional(), reason: z.string().optional(), submittedAtMs: z.int(),
+});
+
+export const tasksRequest = defineRequest(
+  'query',
+  querySubject('scheduler', 'tasks'),
+  z.strictObject({
+    walletId: apiId.optional(),
+    state: taskStateSchema.optional(),
+    limit: z.int({ error: 'must be an integer' }).min(1, { error: 'must be >= 1' }).max(TASKS_REPLY_MAX, { error: `must be <= ${TASKS_REPLY_MAX}` }).optional(),
+  }),
+  z.object({ tasks: z.array(taskSummarySchema), total: z.int(), truncated: z.boolean() }),
+  'Tasks from the in-memory view, newest first, optionally of one wallet and/or in one state (default limit 100).',
+);
+
+export const functionsRequest = defineRequest(
+  'query',
+  querySubject('scheduler', 'functions'),
+  z.strictObject({}),
+  z.object({ functions: z.array(functionSpecSchema) }),
+  'Every deployed function at its latest version.',
+);
+
+export const functionRequest = defineRequest(
+  'query',
+  querySubject('scheduler', 'function'),
+  z.strictObject({ functionId: apiId }),
+  functionSpecSchema,
+  'One deployed function at its latest version (unknown_function when none).',
+);
+
+export const poolsRequest = defineRequest(
+  'query',
+  querySubject('scheduler', 'pools'),
+  z.strictObject({}),
+  z.object({
+    pending: z.int(), dispatched: z.int(), running: z.int(),
+    wallets: z.array(z.object({
+      walletId: idSchema, pending: z.int(), dispatched: z.int(), running: z.int(),
+      standing: standingSchema.nullable(), policy: z.enum(['greedy', 'conservative']).nullable(),
+      /** New dispatches allowed for this wallet now (standing normal, or low under greedy). */
+      dispatchable: z.boolean(),
+    })),
+  }),
+  'Pool sizes: pending (per wallet, with its standing and whether it may dispatch), dispatched and running.',
+);
+
+export const nodesRequest = defineRequest(
+  'query',
+  querySubject('scheduler', 'nodes'),
+  z.strictObject({}),
+  z.object({
+    nodes: z.array(z.object({
+      nodeId: idSchema,
+      cpuMillis: z.int(), memoryBytes: z.int(),
+      /** Reserved by the tasks the scheduler dispatched there (function's initial CPU and memory). */
+      reservedCpuMillis: z.int(), reservedMemoryBytes: z.int(),
+      /** From the last heartbeat (null before the first one). */
+      usedCpuMillis: z.int().nullable(), usedMemoryBytes: z.int().nullable(),
+      freeCpuMillis: z.int(), freeMemoryBytes: z.int(),
+      tasks: z.int(), idleContainers: z.int(),
+      lastHeartbeatAtMs: z.int().nullable(),
+      alive: z.boolean(), left: z.boolean(),
+      /** (completed + 1) / (completed + lost + 1), from the log. */
+      reliability: z.number(), completed: z.int(), lost: z.int(),
+    })),
+  }),
+  'Registered nodes: capacity, reserved, used and free CPU and memory, last heartbeat, liveness and reliability.',
+);
+
+export const schedulerRequests: RequestDefinition[] = [
+  deployFunctionRequest, submitTaskRequest, cancelTaskRequest,
+  taskRequest, tasksRequest, functionsRequest, functionRequest, poolsRequest, nodesRequest,
+];

@@ -1,0 +1,99 @@
+import type { NatsConnection, ObjectStore } from 'nats';
+import { OUTPUT_BUCKET, type TaskInput } from '@mesh/contracts';
+import { packTar, unpackTar } from './tar';
+
+/**
+ * Inputs and outputs live in the NATS JetStream object store: a bucket per function for inputs
+ * (`mesh-input-<functionId>`), one bucket `mesh-output` for outputs, key = executionId.
+ *
+ * Output object format: one tar with
+ *   manifest.json   {format:1, executionId, exitCode, stdoutBytes, stderrBytes, stdoutTruncated,
+ *                    stderrTruncated, filesTruncated}
+ *   stdout, stderr  captured streams (each capped at OUTPUT_CAP_BYTES)
+ *   out/<path>      every regular file the script left in its output folder
+ */
+export interface OutputManifest {
+  format: 1;
+  executionId: string;
+  exitCode: number | null;
+  stdoutBytes: number;
+  stderrBytes: number;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  /** The output folder was larger than OUTPUT_DIR_MAX_BYTES and was not kept. */
+  filesTruncated: boolean;
+}
+
+export interface ExecutionOutput {
+  manifest: OutputManifest;
+  files: Record<string, Buffer>;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+export class InputMissingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InputMissingError';
+  }
+}
+
+const stores = new WeakMap<NatsConnection, Map<string, Promise<ObjectStore>>>();
+
+/** Opens (creating when missing) a bucket once per connection. */
+export function objectStore(nc: NatsConnection, bucket: string): Promise<ObjectStore> {
+  let byName = stores.get(nc);
+  if (!byName) stores.set(nc, (byName = new Map()));
+  let store = byName.get(bucket);
+  if (!store) {
+    store = nc.jetstream().views.os(bucket);
+    store.catch(() => byName!.delete(bucket));
+    byName.set(bucket, store);
+  }
+  return store;
+}
+
+/** The bytes of a task input: inline base64, or an object of the store (bounded by maxBytes). */
+export async function readTaskInput(nc: NatsConnection, input: TaskInput, maxBytes: number): Promise<Buffer> {
+  if ('inline' in input) return Buffer.from(input.inline, 'base64');
+  const { bucket, key } = input.objectRef;
+  const os = await objectStore(nc, bucket);
+  const info = await os.info(key);
+  if (!info || info.deleted) throw new InputMissingError(`input ${bucket}/${key} does not exist`);
+  if (info.size > maxBytes) throw new InputMissingError(`input ${bucket}/${key} is ${info.size} bytes, more than INPUT_MAX_BYTES=${maxBytes}`);
+  const data = await os.getBlob(key);
+  if (!data) throw new InputMissingError(`input ${bucket}/${key} does not exist`);
+  return Buffer.from(data);
+}
+
+export async function writeExecutionOutput(
+  nc: NatsConnection,
+  executionId: string,
+  parts: { manifest: OutputManifest; stdout: Buffer; stderr: Buffer; files: Record<string, Buffer> },
+): Promise<{ bucket: string; key: string }> {
+  const entries: Record<string, Buffer> = {
+    'manifest.json': Buffer.from(JSON.stringify(parts.manifest)),
+    stdout: parts.stdout,
+    stderr: parts.stderr,
+  };
+  for (const [path, content] of Object.entries(parts.files)) entries[`out/${path}`] = content;
+  const os = await objectStore(nc, OUTPUT_BUCKET);
+  await os.putBlob({ name: executionId }, await packTar(entries));
+  return { bucket: OUTPUT_BUCKET, key: executionId };
+}
+
+/** What `mesh task output` shows: the output files, stdout and stderr of one execution. */
+export async function readExecutionOutput(nc: NatsConnection, outputRef: { bucket: string; key: string }): Promise<ExecutionOutput> {
+  const os = await objectStore(nc, outputRef.bucket);
+  const data = await os.getBlob(outputRef.key);
+  if (!data) throw new Error(`output ${outputRef.bucket}/${outputRef.key} does not exist`);
+  const entries = await unpackTar(Buffer.from(data));
+  const files: Record<string, Buffer> = {};
+  for (const [path, content] of Object.entries(entries)) if (path.startsWith('out/')) files[path.slice(4)] = content;
+  return {
+    manifest: JSON.parse((entries['manifest.json'] ?? Buffer.from('{}')).toString('utf8')) as OutputManifest,
+    files,
+    stdout: entries.stdout ?? Buffer.alloc(0),
+    stderr: entries.stderr ?? Buffer.alloc(0),
+  };
+}

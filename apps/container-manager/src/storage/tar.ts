@@ -1,0 +1,43 @@
+import { Readable } from 'node:stream';
+import { extract, pack } from 'tar-stream';
+
+/** Entries to pack: path -> content. */
+export type TarEntries = Record<string, Buffer>;
+
+/** A tar of the given files (mode 0644) and folders (path ending in `/` with null content, mode 0755). */
+export async function packTar(entries: Record<string, Buffer | null>): Promise<Buffer> {
+  const p = pack();
+  const chunks: Buffer[] = [];
+  const done = new Promise<Buffer>((resolve, reject) => {
+    p.on('data', (c: unknown) => void chunks.push(c as Buffer));
+    p.on('end', () => resolve(Buffer.concat(chunks)));
+    p.on('error', reject);
+  });
+  for (const [name, content] of Object.entries(entries)) {
+    if (content === null) {
+      await new Promise<void>((resolve, reject) => p.entry({ name, type: 'directory', mode: 0o755, mtime: new Date(0) }, (err) => (err ? reject(err) : resolve())));
+      continue;
+    }
+    await new Promise<void>((resolve, reject) => p.entry({ name, size: content.length, mode: 0o644, mtime: new Date(0) }, content, (err) => (err ? reject(err) : resolve())));
+  }
+  p.finalize();
+  return done;
+}
+
+/** Regular files of a tar by their path (leading `./` removed); folders and links are skipped. */
+export async function unpackTar(tar: Buffer, maxFiles = 10_000): Promise<TarEntries> {
+  const files: TarEntries = {};
+  let count = 0;
+  const ex = extract();
+  const source = Readable.from([tar]);
+  source.pipe(ex);
+  for await (const entry of ex) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of entry) chunks.push(chunk as Buffer);
+    if (entry.header.type !== 'file') continue;
+    if (++count > maxFiles) throw new Error(`tar has more than ${maxFiles} files`);
+    const name = entry.header.name.replace(/^\.\//, '');
+    if (name) files[name] = Buffer.concat(chunks);
+  }
+  return files;
+}

@@ -1,0 +1,149 @@
+import { Logger } from '@nestjs/common';
+import { GRC, parseAmount, parseStreamName, streamName, type FunctionSpec, type PricePlan, type RecordedEvent } from '@mesh/contracts';
+import { handleCommand } from '@mesh/eventstore/decider';
+import type { EventStore } from '@mesh/eventstore/port';
+import { planEventIdOf } from './domain/event-ids';
+import { DEFAULT_PLAN_ID, planDecider, versionAt, type SetPricePlan } from './domain/plan-decider';
+import { pricesOf, type PlanPrices } from './domain/pricing';
+
+/** Plan streams are `meter-plan_<planId>` (the meter category is the credit-manager's). */
+export const PLAN_STREAM_PREFIX = 'plan_';
+export const planStream = (planId: string) => streamName('meter', `${PLAN_STREAM_PREFIX}${planId}`);
+
+export function isPlanStream(stream: string): boolean {
+  const { category, id } = parseStreamName(stream);
+  return category === 'meter' && id.startsWith(PLAN_STREAM_PREFIX);
+}
+
+/**
+ * Price plans and the functions they apply to, kept in memory: filled from the log at start, kept
+ * current by this service's own plan writes and by a live subscription to `function` events, and
+ * read through from the log on a miss (a function or plan created since). Which plan prices a
+ * sample: the function's own `pricePlanId`, else the latest plan naming the function, else `default`.
+ */
+export class PlanBook {
+  private readonly log = new Logger('PlanBook');
+  private readonly plans = new Map<string, PricePlan[]>();
+  private readonly functions = new Map<string, FunctionSpec>();
+  /** Functions / plans looked up in the log and not found, so a sample doesn't read the log every time. */
+  private readonly missingFunctions = new Set<string>();
+  private readonly missingPlans = new Set<string>();
+
+  constructor(private readonly store: EventStore) {}
+
+  /** Folds one event of the log (PricePlanSet of a plan stream, FunctionDeployed); ignores the rest. */
+  apply(event: RecordedEvent): void {
+    if (event.type === 'PricePlanSet') this.addVersion(event.data as PricePlan);
+    else if (event.type === 'FunctionDeployed') {
+      const spec = event.data as FunctionSpec;
+      this.missingFunctions.delete(spec.functionId);
+      const known = this.functions.get(spec.functionId);
+      if (!known || known.version <= spec.version) this.functions.set(spec.functionId, spec);
+    }
+  }
+
+  private addVersion(plan: PricePlan): void {
+    this.missingPlans.delete(plan.planId);
+    const versions = this.plans.get(plan.planId) ?? [];
+    if (versions.some((v) => v.version === plan.version)) return;
+    versions.push(plan);
+    versions.sort((a, b) => a.version - b.version);
+    this.plans.set(plan.planId, versions);
+  }
+
+  /** Records `default` v1 from the configuration at the first start; later starts keep the log's. */
+  async ensureDefault(config: { cpuPerCoreHour: string; memoryPerGibHour: string; billing: 'used' | 'allocated' }): Promise<void> {
+    await this.loadPlan(DEFAULT_PLAN_ID);
+    const existing = this.plans.get(DEFAULT_PLAN_ID);
+    if (existing?.length) {
+      const current = existing[existing.length - 1];
+      if (current.cpuPerCoreHour !== config.cpuPerCoreHour || current.memoryPerGibHour !== config.memoryPerGibHour || current.billing !== config.billing) {
+        this.log.warn(`the default plan in the log (v${current.version}) differs from DEFAULT_* variables; the log wins: use set-price-plan to change it`);
+      }
+      return;
+    }
+    await this.set({
+      type: 'SetPricePlan', planId: DEFAULT_PLAN_ID, currency: GRC.code, billing: config.billing, functionKnown: false,
+      cpuPerCoreHourMinor: parseAmount(config.cpuPerCoreHour, GRC, { allowZero: true, field: 'DEFAULT_CPU_PRICE_PER_CORE_HOUR' }),
+      memoryPerGibHourMinor: parseAmount(config.memoryPerGibHour, GRC, { allowZero: true, field: 'DEFAULT_MEMORY_PRICE_PER_GIB_HOUR' }),
+      perInvocationMinor: 0n, effectiveFromMs: 0, nowMs: Date.now(),
+    });
+  }
+
+  /** Decides and appends a plan version; returns the plan in force after it and whether it changed. */
+  async set(command: SetPricePlan): Promise<{ plan: PricePlan; changed: boolean }> {
+    const result = await handleCommand(this.store, planStream(command.planId), planDecider, command, {
+      toNew: (event) => ({ id: planEventIdOf(event.data.planId, event.data.version), type: event.type, data: event.data }),
+    });
+    for (const v of result.state.versions) this.addVersion(v);
+    const versions = result.state.versions;
+    return { plan: versions[versions.length - 1], changed: result.events.length > 0 };
+  }
+
+  /** For commands: a function not known yet is looked up in the log again (it may just have been deployed). */
+  async functionKnown(functionId: string): Promise<boolean> {
+    this.missingFunctions.delete(functionId);
+    return (await this.functionOf(functionId)) !== undefined;
+  }
+
+  private async functionOf(functionId: string): Promise<FunctionSpec | undefined> {
+    if (!this.functions.has(functionId) && !this.missingFunctions.has(functionId)) {
+      for (const e of await this.store.read(streamName('function', functionId))) this.apply(e);
+      if (!this.functions.has(functionId)) this.missingFunctions.add(functionId);
+    }
+    return this.functions.get(functionId);
+  }
+
+  private async loadPlan(planId: string): Promise<PricePlan[] | undefined> {
+    if (!this.plans.has(planId) && !this.missingPlans.has(planId)) {
+      for (const e of await this.store.read(planStream(planId))) this.apply(e);
+      if (!this.plans.has(planId)) this.missingPlans.add(planId);
+    }
+    return this.plans.get(planId);
+  }
+
+  /** The plan version that prices a sample of `functionId` whose window starts at `atMs`. */
+  async planFor(functionId: string, atMs: number): Promise<PlanPrices | undefined> {
+    const spec = await this.functionOf(functionId);
+    const candidates: string[] = [];
+    if (spec?.pricePlanId) candidates.push(spec.pricePlanId);
+    const named = this.planNaming(functionId);
+    if (named) candidates.push(named);
+    candidates.push(DEFAULT_PLAN_ID);
+    for (const planId of candidates) {
+      const versions = await this.loadPlan(planId);
+      const version = versions && versionAt(versions, atMs);
+      if (version) return pricesOf(version);
+    }
+    return undefined;
+  }
+
+  /** The plan most recently set for this function by `functionId` (its latest version names it). */
+  private planNaming(functionId: string): string | undefined {
+    let best: PricePlan | undefined;
+    for (const versions of this.plans.values()) {
+      const latest = versions[versions.length - 1];
+      if (latest.functionId === functionId && (!best || latest.effectiveFromMs > best.effectiveFromMs)) best = latest;
+    }
+    return best?.planId;
+  }
+
+  list(planId?: string) {
+    const nowMs = Date.now();
+    const plans = [...this.plans.entries()]
+      .filter(([id]) => planId === undefined || id === planId)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([id, versions]) => ({ planId: id, current: versionAt(versions, nowMs) ?? null, versions }));
+    return plans;
+  }
+
+  async functionPlans(): Promise<{ functionId: string; planId: string; planVersion: number }[]> {
+    const nowMs = Date.now();
+    const rows: { functionId: string; planId: string; planVersion: number }[] = [];
+    for (const functionId of [...this.functions.keys()].sort()) {
+      const plan = await this.planFor(functionId, nowMs);
+      if (plan) rows.push({ functionId, planId: plan.planId, planVersion: plan.version });
+    }
+    return rows;
+  }
+}

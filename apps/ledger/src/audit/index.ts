@@ -1,0 +1,1 @@
+export { verifyAudit, formatAuditReport, type AuditReport, type ProjectionSnapshotSource, type VerifyOptions } from './verify';

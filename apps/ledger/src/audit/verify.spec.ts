@@ -1,0 +1,155 @@
+import fc from 'fast-check';
+import { DomainError, formatAmount, type NewEvent } from '@mesh/contracts';
+import { LedgerCore, type LedgerConfig } from '../ledger.core';
+import { LedgerProjection } from '../projection/ledger-projection';
+import { InMemoryEventStore } from '../testing/in-memory-store';
+import { verifyAudit, formatAuditReport } from './verify';
+
+const USERS = ['u0', 'u1', 'u2'];
+const PROVIDERS = ['provider', 'p1'];
+
+function ledgerOn(store: InMemoryEventStore): LedgerCore {
+  const config = { DEFAULT_PROVIDER_WALLET: 'provider', LEDGER_WALLET_CACHE_MAX: 100, LEDGER_HTTP_PORT: 0 } as unknown as LedgerConfig;
+  return new LedgerCore(store, config);
+}
+
+async function openAll(core: LedgerCore): Promise<void> {
+  for (const walletId of USERS) await core.book.execute({ type: 'OpenWallet', walletId, kind: 'user', currency: 'GRC', maxDebt: 50_000_000n, minBalance: 0n, policy: 'greedy', atMs: 1 });
+  for (const walletId of PROVIDERS) await core.book.execute({ type: 'OpenWallet', walletId, kind: 'provider', currency: 'GRC', maxDebt: 0n, minBalance: 0n, policy: 'greedy', atMs: 1 });
+}
+
+let chargeSeq = 0;
+/** Appends a UsageCharged to its meter stream (as the credit-manager would) and returns its data. */
+async function charge(store: InMemoryEventStore, walletId: string, providerWalletId: string, amountMinor: bigint, chargeId = `ch-c1-${++chargeSeq}`) {
+  const data = {
+    chargeId, containerId: 'c1', walletId, functionId: 'f1', nodeId: 'n1', taskId: 't1', sampleId: chargeId.slice(3), sampleSeq: 1,
+    windowStartMs: 0, windowEndMs: 1000, cpuNanos: 1, memoryByteMs: '1', planId: 'default', planVersion: 1, currency: 'GRC',
+    amount: formatAmount(amountMinor), remainder: '0/1', providerWalletId,
+  };
+  const event: NewEvent = { id: `charge-${chargeId}-${store.log.length}`, type: 'UsageCharged', data };
+  await store.append('meter-c1', [event], 'any');
+  return data;
+}
+
+type Op =
+  | { kind: 'deposit' | 'withdraw' | 'adjust'; wallet: number; amount: bigint; ref: number }
+  | { kind: 'charge'; wallet: number; provider: number; amount: bigint; again: boolean };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ kind: fc.constantFrom('deposit' as const, 'withdraw' as const), wallet: fc.nat(2), amount: fc.bigInt(1n, 500_000_000n), ref: fc.nat(4) }),
+  fc.record({ kind: fc.constant('adjust' as const), wallet: fc.nat(2), amount: fc.bigInt(-200_000_000n, 200_000_000n).filter((a) => a !== 0n), ref: fc.nat(4) }),
+  fc.record({ kind: fc.constant('charge' as const), wallet: fc.nat(2), provider: fc.nat(1), amount: fc.bigInt(0n, 90_000_000n), again: fc.boolean() }),
+);
+
+describe('audit verify', () => {
+  it('property: random deposits, charges (some redelivered), withdrawals and adjustments keep the books balanced and replay to the same balances', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { maxLength: 40 }), async (ops) => {
+        const store = new InMemoryEventStore();
+        const core = ledgerOn(store);
+        await openAll(core);
+        // An independent model of the rules, to compare the ledger with.
+        const model = new Map<string, bigint>([...USERS, ...PROVIDERS].map((w) => [w, 0n]));
+        const refs = new Map<string, bigint>();
+        const posted: Awaited<ReturnType<typeof charge>>[] = [];
+        for (const op of ops) {
+          if (op.kind === 'charge') {
+            const again = op.again && posted.length > 0;
+            const data = again ? posted[posted.length - 1] : await charge(store, USERS[op.wallet], PROVIDERS[op.provider], op.amount);
+            await core.postCharge(data);
+            if (!again) {
+              posted.push(data);
+              model.set(data.walletId, model.get(data.walletId)! - op.amount);
+              model.set(data.providerWalletId, model.get(data.providerWalletId)! + op.amount);
+            }
+            continue;
+          }
+          const walletId = USERS[op.wallet];
+          const key = `${op.kind}:${walletId}:${op.ref}`;
+          const delta = op.kind === 'withdraw' ? -op.amount : op.amount;
+          const before = model.get(walletId)!;
+          const expectRefusal = refs.has(key) ? refs.get(key) !== op.amount : op.kind !== 'deposit' && delta < 0n && before + delta < 0n;
+          const type = op.kind === 'deposit' ? 'Deposit' : op.kind === 'withdraw' ? 'Withdraw' : 'Adjust';
+          try {
+            await core.book.execute({ type, walletId, amount: op.amount, reference: `r${op.ref}`, reason: 'property' } as never);
+            expect(expectRefusal).toBe(false);
+            if (!refs.has(key)) {
+              refs.set(key, op.amount);
+              model.set(walletId, before + delta);
+            }
+          } catch (err) {
+            if (!(err instanceof DomainError)) throw err;
+            expect(expectRefusal).toBe(true);
+          }
+        }
+        // The book agrees with the model.
+        for (const [walletId, balance] of model) expect((await core.book.state(walletId)).balance).toBe(balance);
+        // A projection rebuilt from the log agrees too, and the audit passes against it.
+        const projection = new LedgerProjection();
+        for (const e of store.log) projection.apply(e);
+        for (const [walletId, balance] of model) expect(projection.wallet(walletId).balance).toBe(balance);
+        expect(projection.totals.debited).toBe(projection.totals.credited);
+        const report = await verifyAudit(store, projection);
+        if (!report.pass) throw new Error(formatAuditReport(report));
+        expect(report.debits).toBe(posted.filter((p) => p.amount !== '0').length);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  async function smallLedger() {
+    const store = new InMemoryEventStore();
+    const core = ledgerOn(store);
+    await openAll(core);
+    await core.book.execute({ type: 'Deposit', walletId: 'u0', amount: 100_000_000n, reference: 'tx1' });
+    await core.postCharge(await charge(store, 'u0', 'provider', 30_000_000n, 'ch-a'));
+    await core.postCharge(await charge(store, 'u0', 'provider', 20_000_000n, 'ch-b'));
+    return { store, core };
+  }
+
+  it('passes a clean log with counts and every invariant', async () => {
+    const { store } = await smallLedger();
+    const report = await verifyAudit(store);
+    expect(report).toMatchObject({ pass: true, charges: 2, debits: 2, credits: 2, wallets: 5, totals: { debited: '0.5', credited: '0.5', deposited: '1', balances: '1' } });
+    expect(report.invariants.map((i) => i.name)).toEqual(['books-balance', 'charges-paired', 'no-double-posting', 'postings-have-causes', 'balances-derive', 'hash-chain', 'money-conserved']);
+    expect(formatAuditReport(report)).toMatch(/audit PASSED[\s\S]*PASS  books-balance/);
+  });
+
+  it('reports the first broken link when an event was altered', async () => {
+    const { store } = await smallLedger();
+    const altered = store.log.find((e) => e.id === 'debit-ch-a')!;
+    (altered.data as Record<string, string>).amount = '0.1'; // someone rewrites history
+    const report = await verifyAudit(store);
+    expect(report.pass).toBe(false);
+    expect(report.firstBrokenLink).toMatchObject({ stream: 'wallet-u0', eventId: 'debit-ch-a' });
+    const failed = report.invariants.filter((i) => !i.pass).map((i) => i.name);
+    expect(failed).toEqual(expect.arrayContaining(['hash-chain', 'balances-derive', 'books-balance', 'charges-paired']));
+  });
+
+  it('tells a debit whose credit is missing from a balanced book', async () => {
+    const { store, core } = await smallLedger();
+    const data = await charge(store, 'u1', 'provider', 10_000_000n, 'ch-half');
+    await core.book.execute({ type: 'Deposit', walletId: 'u1', amount: 100_000_000n, reference: 'tx1' });
+    await core.book.execute({ type: 'PostDebit', walletId: 'u1', chargeId: data.chargeId, amount: 10_000_000n, currency: 'GRC', providerWalletId: 'provider', containerId: 'c1', functionId: 'f1' });
+    const report = await verifyAudit(store);
+    const byName = Object.fromEntries(report.invariants.map((i) => [i.name, i]));
+    expect(byName['charges-paired']).toMatchObject({ pass: false, violations: 1 });
+    expect(byName['charges-paired'].examples[0]).toContain('charge ch-half: debit of 0.1 from u1 has no credit (expected on provider)');
+    expect(byName['books-balance'].pass).toBe(false);
+    expect(byName['hash-chain'].pass).toBe(true);
+    // Redelivering the charge heals it: the debit is a no-op, the credit is written.
+    expect(await core.postCharge(data)).toEqual({ debited: false, credited: true });
+    expect((await verifyAudit(store)).pass).toBe(true);
+  });
+
+  it('flags a posting without its charge and a projection that disagrees with the log', async () => {
+    const { store, core } = await smallLedger();
+    await core.book.execute({ type: 'PostCredit', walletId: 'provider', chargeId: 'ch-ghost', amount: 1n, currency: 'GRC', userWalletId: 'u0', containerId: 'c1', functionId: 'f1' });
+    const projection = new LedgerProjection();
+    for (const e of store.log) projection.apply(e);
+    projection.wallets.get('u0')!.balance += 1n;
+    const report = await verifyAudit(store, projection);
+    const failed = report.invariants.filter((i) => !i.pass).map((i) => i.name);
+    expect(failed).toEqual(expect.arrayContaining(['postings-have-causes', 'charges-paired', 'projection-matches']));
+  });
+});

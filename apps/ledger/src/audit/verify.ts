@@ -1,0 +1,244 @@
+import { currencyOf, formatAmount, parseAmount, type AuditInvariant, type AuditReport } from '@mesh/contracts';
+import { readAllPaged, type EventStore } from '@mesh/eventstore/port';
+import { GENESIS_HASH, walletEventHash } from '../domain/hash';
+import { balanceDelta } from '../projection/ledger-projection';
+
+export type { AuditReport };
+
+/** What the audit needs of a projection: the balance and revision of each wallet it reflects. */
+export interface ProjectionSnapshotSource {
+  snapshot(): { position: bigint; balances: Map<string, { revision: number; balance: bigint }> };
+}
+
+export interface VerifyOptions {
+  /** Events per readAll page (bounded memory per page). */
+  pageSize?: number;
+  /** Violations quoted per invariant (the count is always complete). */
+  examplesMax?: number;
+}
+
+interface Chain {
+  opened: boolean;
+  revision: number;
+  lastHash: string;
+  balance: bigint;
+  currency: string;
+}
+
+interface Posting {
+  amount: bigint;
+  walletId: string;
+  counterparty: string;
+  position: bigint;
+}
+
+/** The invariants in report order, with the sentence each one checks. */
+const INVARIANTS = {
+  'books-balance': 'sum of all usage debits == sum of all usage credits',
+  'charges-paired': 'every charge posted as a debit has its credit (same amount, matching wallets) and vice versa',
+  'no-double-posting': 'no charge is debited or credited more than once',
+  'postings-have-causes': 'every usage posting has its UsageCharged (same amount and wallets); every posting follows its WalletOpened',
+  'balances-derive': "every event's balanceAfter == previous balance + its amount, revisions dense",
+  'hash-chain': "every wallet event's prevHash is the hash of the previous event, and its stored hash matches its content",
+  'money-conserved': 'sum of all balances == deposits - withdrawals + adjustments',
+  'projection-matches': "every balance re-derived from the log equals the projection's",
+} as const;
+type InvariantName = keyof typeof INVARIANTS;
+
+/**
+ * Replays the whole log from position 1 (bounded pages), re-derives every wallet balance and checks
+ * the invariants above. Pure apart from reading the store: it writes nothing. With a projection,
+ * its snapshot is taken first and each wallet's re-derived balance is compared at the revision the
+ * projection reflects, so a projection that moves on during the replay is still compared exactly.
+ */
+export async function verifyAudit(store: EventStore, projection?: ProjectionSnapshotSource, options: VerifyOptions = {}): Promise<AuditReport> {
+  const started = process.hrtime.bigint();
+  const examplesMax = options.examplesMax ?? 5;
+  const snapshot = projection?.snapshot();
+  const violations = new Map<InvariantName, { count: number; examples: string[] }>(
+    (Object.keys(INVARIANTS) as InvariantName[]).map((name) => [name, { count: 0, examples: [] }]),
+  );
+  const violate = (name: InvariantName, detail: string) => {
+    const v = violations.get(name)!;
+    v.count++;
+    if (v.examples.length < examplesMax) v.examples.push(detail);
+  };
+  let firstBrokenLink: AuditReport['firstBrokenLink'];
+
+  const chains = new Map<string, Chain>();
+  const charges = new Map<string, { amount: bigint; walletId: string; providerWalletId: string }>();
+  const debits = new Map<string, Posting>();
+  const credits = new Map<string, Posting>();
+  const totals = { debited: 0n, credited: 0n, deposited: 0n, withdrawn: 0n, adjusted: 0n };
+  let events = 0;
+  let walletEvents = 0;
+  let lastPosition = 0n;
+  const compared = new Set<string>();
+
+  for await (const event of readAllPaged(store, 1n, options.pageSize ?? 10_000)) {
+    events++;
+    lastPosition = event.position;
+    // Foreign messages on the events subjects (no envelope) are counted, not audited.
+    if (typeof event.stream !== 'string') continue;
+    if (event.type === 'UsageCharged' && event.stream.startsWith('meter-')) {
+      const d = event.data as Record<string, string>;
+      if (!charges.has(d.chargeId)) {
+        charges.set(d.chargeId, { amount: parseAmount(d.amount, currencyOf(d.currency), { allowZero: true }), walletId: d.walletId, providerWalletId: d.providerWalletId });
+      }
+      continue;
+    }
+    if (!event.stream.startsWith('wallet-')) continue;
+    walletEvents++;
+    const data = event.data as Record<string, string> & { walletId: string; currency: string; balanceAfter: string; prevHash: string; hash?: string };
+    const at = `${event.stream}@${event.revision} (${event.id}, position ${event.position})`;
+    let chain = chains.get(event.stream);
+    if (!chain) {
+      chain = { opened: false, revision: -1, lastHash: GENESIS_HASH, balance: 0n, currency: data.currency };
+      chains.set(event.stream, chain);
+    }
+
+    // Hash chain: the link to the previous event, then the event's own stored hash.
+    const computed = walletEventHash(event.type, data, data.prevHash);
+    const linkBroken = data.prevHash !== chain.lastHash;
+    const contentAltered = data.hash !== undefined && data.hash !== computed;
+    if (linkBroken || contentAltered) {
+      const detail = linkBroken
+        ? `prevHash ${data.prevHash.slice(0, 12)}... but the previous event hashes to ${chain.lastHash.slice(0, 12)}...`
+        : `stored hash ${data.hash!.slice(0, 12)}... but the content hashes to ${computed.slice(0, 12)}...`;
+      violate('hash-chain', `${at}: ${detail}`);
+      firstBrokenLink ??= { stream: event.stream, revision: event.revision, eventId: event.id, position: event.position.toString(), detail };
+    }
+    chain.lastHash = computed;
+
+    // Causes and balances.
+    if (event.type === 'WalletOpened') {
+      if (chain.opened) violate('postings-have-causes', `${at}: wallet opened twice`);
+      chain.opened = true;
+      chain.currency = data.currency;
+    } else if (!chain.opened) {
+      violate('postings-have-causes', `${at}: ${event.type} before the wallet was opened`);
+    }
+    if (event.revision !== chain.revision + 1) violate('balances-derive', `${at}: revision ${event.revision} follows ${chain.revision}`);
+    chain.revision = event.revision;
+    const currency = currencyOf(data.currency);
+    const delta = balanceDelta(event.type, data);
+    const derived = chain.balance + delta;
+    const recorded = parseAmount(data.balanceAfter, currency, { allowNegative: true, allowZero: true });
+    if (recorded !== derived) violate('balances-derive', `${at}: balanceAfter ${data.balanceAfter} but ${formatAmount(chain.balance, currency)} ${delta < 0n ? '-' : '+'} ${formatAmount(delta < 0n ? -delta : delta, currency)} = ${formatAmount(derived, currency)}`);
+    chain.balance = derived;
+
+    switch (event.type) {
+      case 'FundsDeposited':
+        totals.deposited += delta;
+        break;
+      case 'FundsWithdrawn':
+        totals.withdrawn -= delta;
+        break;
+      case 'BalanceAdjusted':
+        totals.adjusted += delta;
+        if (!data.reason) violate('postings-have-causes', `${at}: adjustment without a reason`);
+        break;
+      case 'UsageDebited':
+      case 'UsageCredited': {
+        const debit = event.type === 'UsageDebited';
+        const book = debit ? debits : credits;
+        const amount = debit ? -delta : delta;
+        if (debit) totals.debited += amount;
+        else totals.credited += amount;
+        if (book.has(data.chargeId)) violate('no-double-posting', `${at}: charge ${data.chargeId} ${debit ? 'debited' : 'credited'} again (first at position ${book.get(data.chargeId)!.position})`);
+        else book.set(data.chargeId, { amount, walletId: data.walletId, counterparty: debit ? data.providerWalletId : data.userWalletId, position: event.position });
+        break;
+      }
+    }
+
+    if (snapshot) {
+      const seen = snapshot.balances.get(data.walletId);
+      if (seen && seen.revision === event.revision) {
+        compared.add(data.walletId);
+        if (seen.balance !== derived) violate('projection-matches', `wallet ${data.walletId}@${event.revision}: projection ${formatAmount(seen.balance, currency)}, log ${formatAmount(derived, currency)}`);
+      }
+    }
+  }
+
+  // Whole-log invariants.
+  if (totals.debited !== totals.credited) violate('books-balance', `debited ${formatAmount(totals.debited)} != credited ${formatAmount(totals.credited)} (difference ${formatAmount(totals.debited - totals.credited)})`);
+  for (const [chargeId, d] of debits) {
+    const c = credits.get(chargeId);
+    if (!c) violate('charges-paired', `charge ${chargeId}: debit of ${formatAmount(d.amount)} from ${d.walletId} has no credit (expected on ${d.counterparty})`);
+    else if (c.amount !== d.amount || c.walletId !== d.counterparty || c.counterparty !== d.walletId) violate('charges-paired', `charge ${chargeId}: debit ${formatAmount(d.amount)} ${d.walletId}->${d.counterparty} but credit ${formatAmount(c.amount)} ${c.counterparty}->${c.walletId}`);
+  }
+  for (const [chargeId, c] of credits) {
+    if (!debits.has(chargeId)) violate('charges-paired', `charge ${chargeId}: credit of ${formatAmount(c.amount)} to ${c.walletId} has no debit (expected on ${c.counterparty})`);
+  }
+  for (const [book, side] of [[debits, 'debit'], [credits, 'credit']] as const) {
+    for (const [chargeId, p] of book) {
+      const charge = charges.get(chargeId);
+      const [user, provider] = side === 'debit' ? [p.walletId, p.counterparty] : [p.counterparty, p.walletId];
+      if (!charge) violate('postings-have-causes', `charge ${chargeId}: ${side} at position ${p.position} has no UsageCharged in the log`);
+      else if (charge.amount !== p.amount || charge.walletId !== user || charge.providerWalletId !== provider) {
+        violate('postings-have-causes', `charge ${chargeId}: ${side} ${formatAmount(p.amount)} ${user}->${provider} but UsageCharged says ${formatAmount(charge.amount)} ${charge.walletId}->${charge.providerWalletId}`);
+      }
+    }
+  }
+  let balances = 0n;
+  for (const chain of chains.values()) balances += chain.balance;
+  const expected = totals.deposited - totals.withdrawn + totals.adjusted + totals.credited - totals.debited;
+  if (balances !== totals.deposited - totals.withdrawn + totals.adjusted || balances !== expected) {
+    violate('money-conserved', `balances ${formatAmount(balances)} != deposits ${formatAmount(totals.deposited)} - withdrawals ${formatAmount(totals.withdrawn)} + adjustments ${formatAmount(totals.adjusted)}`);
+  }
+  if (snapshot) {
+    for (const [walletId, seen] of snapshot.balances) {
+      if (!compared.has(walletId)) violate('projection-matches', `wallet ${walletId}: projection is at revision ${seen.revision}, which the log does not reach`);
+    }
+  }
+
+  const invariants: AuditInvariant[] = (Object.keys(INVARIANTS) as InvariantName[])
+    .filter((name) => name !== 'projection-matches' || snapshot)
+    .map((name) => {
+      const v = violations.get(name)!;
+      return { name, description: INVARIANTS[name], pass: v.count === 0, violations: v.count, examples: v.examples };
+    });
+  const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+  return {
+    pass: invariants.every((i) => i.pass),
+    fromPosition: '1',
+    toPosition: lastPosition.toString(),
+    events,
+    walletEvents,
+    wallets: [...chains.values()].filter((c) => c.opened).length,
+    charges: charges.size,
+    debits: debits.size,
+    credits: credits.size,
+    totals: {
+      debited: formatAmount(totals.debited),
+      credited: formatAmount(totals.credited),
+      deposited: formatAmount(totals.deposited),
+      withdrawn: formatAmount(totals.withdrawn),
+      adjusted: formatAmount(totals.adjusted),
+      balances: formatAmount(balances),
+    },
+    invariants,
+    ...(firstBrokenLink ? { firstBrokenLink } : {}),
+    durationMs: Math.round(durationMs),
+    eventsPerSecond: durationMs > 0 ? Math.round((events / durationMs) * 1000) : 0,
+  };
+}
+
+/** The short human report printed by the CLI: counts, then PASS/FAIL per invariant. */
+export function formatAuditReport(report: AuditReport): string {
+  const lines = [
+    `audit ${report.pass ? 'PASSED' : 'FAILED'}: log positions ${report.fromPosition}..${report.toPosition}, ${report.events} events (${report.walletEvents} wallet events) in ${report.durationMs} ms (${report.eventsPerSecond} events/s)`,
+    `  wallets ${report.wallets}, charges ${report.charges}, debits ${report.debits}, credits ${report.credits}`,
+    `  debited ${report.totals.debited}, credited ${report.totals.credited}, deposited ${report.totals.deposited}, withdrawn ${report.totals.withdrawn}, adjusted ${report.totals.adjusted}, balances ${report.totals.balances}`,
+  ];
+  for (const inv of report.invariants) {
+    lines.push(`  ${inv.pass ? 'PASS' : 'FAIL'}  ${inv.name.padEnd(22)} ${inv.description}${inv.pass ? '' : ` (${inv.violations} violation${inv.violations === 1 ? '' : 's'})`}`);
+    for (const example of inv.examples) lines.push(`          - ${example}`);
+  }
+  if (report.firstBrokenLink) {
+    const b = report.firstBrokenLink;
+    lines.push(`  first broken link: ${b.stream} revision ${b.revision} (event ${b.eventId}, position ${b.position}): ${b.detail}`);
+  }
+  return lines.join('\n');
+}
+

@@ -1,0 +1,112 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { ContractError, currencyOf, formatAmount, parseAmount, type AuditReport, type RecordedEvent } from '@mesh/contracts';
+import type { commonEnv, ConfigOf } from '@mesh/config';
+import { readAllPaged, type EventStore, type Subscription } from '@mesh/eventstore/port';
+import { EVENT_STORE, SERVICE_CONFIG } from '@mesh/messaging';
+import { verifyAudit } from './audit/verify';
+import type { LedgerEnv } from './config';
+import { WalletBook } from './domain/wallet-book';
+import type { WalletState } from './domain/wallet';
+import { startLedgerHttpServer, type LedgerHttpServer } from './http/http-server';
+import { LedgerProjection } from './projection/ledger-projection';
+import { LedgerQueries } from './projection/queries';
+
+export type LedgerConfig = ConfigOf<typeof LedgerEnv & typeof commonEnv>;
+
+/** The fields of a UsageCharged the ledger posts. */
+interface Charge {
+  chargeId: string;
+  walletId: string;
+  providerWalletId: string;
+  containerId: string;
+  functionId: string;
+  taskId?: string;
+  currency: string;
+  amount: string;
+}
+
+/**
+ * The ledger's state and lifecycle: the wallet book (write side), the projection rebuilt from the
+ * log at start and kept current by a subscription (read side), the default provider wallet, and
+ * the HTTP server. Controllers stay thin and call in here.
+ */
+@Injectable()
+export class LedgerCore implements OnModuleInit, OnModuleDestroy {
+  private readonly log = new Logger('Ledger');
+  readonly book: WalletBook;
+  readonly projection = new LedgerProjection();
+  readonly queries: LedgerQueries;
+  private subscription?: Subscription;
+  private http?: LedgerHttpServer;
+
+  constructor(
+    @Inject(EVENT_STORE) readonly store: EventStore,
+    @Inject(SERVICE_CONFIG) readonly config: LedgerConfig,
+  ) {
+    this.book = new WalletBook(store, config.LEDGER_WALLET_CACHE_MAX);
+    this.queries = new LedgerQueries(this.projection, store);
+  }
+
+  async onModuleInit(): Promise<void> {
+    // Rebuild from the whole log, then follow wallet events live from where the rebuild ended.
+    for await (const event of readAllPaged(this.store, 1n, 5000)) this.projection.apply(event);
+    this.subscription = this.store.subscribe({ after: this.projection.position, categories: ['wallet'] }, (event) => this.projection.apply(event));
+    this.subscription.done.catch((err) => this.log.error(`projection subscription stopped: ${err}`));
+    await this.book.execute({
+      type: 'OpenWallet', walletId: this.config.DEFAULT_PROVIDER_WALLET, kind: 'provider', currency: 'GRC',
+      maxDebt: 0n, minBalance: 0n, policy: 'greedy', atMs: Date.now(), ifMissing: true,
+    });
+    if (this.config.LEDGER_HTTP_PORT > 0) {
+      this.http = await startLedgerHttpServer(this.queries, () => this.audit(), { host: this.config.LEDGER_HTTP_HOST, port: this.config.LEDGER_HTTP_PORT });
+      this.log.log(`HTTP projections on http://${this.config.LEDGER_HTTP_HOST}:${this.http.port}`);
+    }
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.http?.close();
+    await this.subscription?.stop();
+  }
+
+  audit(): Promise<AuditReport> {
+    return verifyAudit(this.store, this.projection);
+  }
+
+  /**
+   * Posts one charge on both sides: debit the user, credit the provider. Both wallets are checked
+   * first so a charge that can't be posted writes neither side; then the two appends run at the
+   * same time (different streams). Each side is idempotent by its event id and by the charge ids
+   * in the wallet's state, so a crash between them heals when the charge is delivered again.
+   */
+  async postCharge(charge: Charge): Promise<{ debited: boolean; credited: boolean }> {
+    const currency = currencyOf(charge.currency);
+    const amount = parseAmount(charge.amount, currency, { allowZero: true, field: 'amount' });
+    if (amount === 0n) return { debited: false, credited: false };
+    if (charge.walletId === charge.providerWalletId) throw ContractError.single('UsageCharged', 'providerWalletId', 'must differ from walletId');
+    const [user, provider] = await Promise.all([this.book.state(charge.walletId), this.book.state(charge.providerWalletId)]);
+    checkSide(user, charge.walletId, 'user', charge);
+    checkSide(provider, charge.providerWalletId, 'provider', charge);
+    const links = { containerId: charge.containerId, functionId: charge.functionId, ...(charge.taskId ? { taskId: charge.taskId } : {}) };
+    const [debit, credit] = await Promise.all([
+      this.book.execute({ type: 'PostDebit', walletId: charge.walletId, chargeId: charge.chargeId, amount, currency: currency.code, providerWalletId: charge.providerWalletId, ...links }),
+      this.book.execute({ type: 'PostCredit', walletId: charge.providerWalletId, chargeId: charge.chargeId, amount, currency: currency.code, userWalletId: charge.walletId, ...links }),
+    ]);
+    return { debited: debit.events.length > 0, credited: credit.events.length > 0 };
+  }
+
+  /** Handles one meter event: UsageCharged is posted, every other meter event type is ignored. */
+  async onMeterEvent(event: RecordedEvent): Promise<void> {
+    if (event.type !== 'UsageCharged') return;
+    await this.postCharge(event.data as Charge);
+  }
+
+  formatMoney(amount: bigint, currency: string): string {
+    return formatAmount(amount, currencyOf(currency));
+  }
+}
+
+function checkSide(state: WalletState, walletId: string, kind: 'user' | 'provider', charge: Charge): void {
+  // Thrown errors nak the charge; after CONSUMER_MAX_DELIVERIES it is dead-lettered (and visible).
+  if (!state.opened) throw new Error(`charge ${charge.chargeId}: ${kind} wallet ${walletId} does not exist`);
+  if (state.kind !== kind) throw new Error(`charge ${charge.chargeId}: wallet ${walletId} is a ${state.kind} wallet, not a ${kind} wallet`);
+  if (state.currency !== charge.currency) throw new Error(`charge ${charge.chargeId}: wallet ${walletId} holds ${state.currency}, the charge is in ${charge.currency}`);
+}

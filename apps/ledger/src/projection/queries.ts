@@ -1,0 +1,123 @@
+import { DomainError, GRC, currencyOf, formatAmount, streamName, type ReplyData, type StatementLine } from '@mesh/contracts';
+import type {
+  balanceRequest, containerCostRequest, providerEarningsRequest, statementRequest, taskCostRequest, totalsRequest,
+} from '@mesh/contracts';
+import type { EventStore } from '@mesh/eventstore/port';
+import { toStatementLine, type LedgerProjection } from './ledger-projection';
+
+/** Default and ceiling of statement lines per answer. */
+export const STATEMENT_LIMIT_DEFAULT = 100;
+export const STATEMENT_LIMIT_MAX = 1000;
+
+/**
+ * Answers of the audit projections, shared by the NATS queries and the HTTP server. Every answer
+ * carries `position`: the last log position the projection had folded in.
+ */
+export class LedgerQueries {
+  constructor(
+    private readonly projection: LedgerProjection,
+    private readonly store: EventStore,
+  ) {}
+
+  balance(walletId: string): ReplyData<typeof balanceRequest> {
+    const w = this.projection.wallet(walletId);
+    const c = currencyOf(w.currency);
+    return {
+      walletId, kind: w.kind, currency: w.currency,
+      balance: formatAmount(w.balance, c),
+      available: formatAmount(w.balance > 0n ? w.balance : 0n, c),
+      debt: formatAmount(w.balance < 0n ? -w.balance : 0n, c),
+      maxDebt: formatAmount(w.maxDebt, c), minBalance: formatAmount(w.minBalance, c), policy: w.policy,
+      revision: w.revision, position: this.projection.position.toString(),
+    };
+  }
+
+  async statement(walletId: string, limit = STATEMENT_LIMIT_DEFAULT, afterRevision?: number): Promise<ReplyData<typeof statementRequest>> {
+    const position = this.projection.position.toString();
+    const w = this.projection.wallet(walletId);
+    const count = Math.min(Math.max(1, limit), STATEMENT_LIMIT_MAX);
+    const total = w.revision + 1;
+    const from = afterRevision === undefined ? Math.max(0, total - count) : afterRevision + 1;
+    const to = Math.min(total, from + count); // exclusive
+    let lines: StatementLine[] = [];
+    if (from < to) {
+      const firstInMemory = w.lines.length ? w.lines[0].revision : total;
+      if (from >= firstInMemory) {
+        lines = w.lines.slice(from - firstInMemory, to - firstInMemory);
+      } else {
+        // Older than the in-memory window: read them back from the wallet's stream.
+        const events = await this.store.read(streamName('wallet', walletId), from);
+        lines = events.filter((e) => e.revision < to).map(toStatementLine);
+      }
+    }
+    return { walletId, currency: w.currency, balance: formatAmount(w.balance, currencyOf(w.currency)), total, lines, position };
+  }
+
+  taskCost(taskId: string): ReplyData<typeof taskCostRequest> {
+    const view = this.projection.tasks.get(taskId);
+    const currency = currencyOf(view?.currency ?? GRC.code);
+    return {
+      taskId,
+      ...(view?.walletId ? { walletId: view.walletId } : {}),
+      currency: currency.code,
+      total: formatAmount(view?.total ?? 0n, currency),
+      charges: view?.charges ?? 0,
+      containers: [...(view?.parts ?? new Map())].map(([containerId, p]) => ({ containerId, total: formatAmount(p.total, currency), charges: p.charges })),
+      position: this.projection.position.toString(),
+    };
+  }
+
+  containerCost(containerId: string): ReplyData<typeof containerCostRequest> {
+    const view = this.projection.containers.get(containerId);
+    const currency = currencyOf(view?.currency ?? GRC.code);
+    return {
+      containerId,
+      ...(view?.walletId ? { walletId: view.walletId } : {}),
+      ...(view?.functionId ? { functionId: view.functionId } : {}),
+      currency: currency.code,
+      total: formatAmount(view?.total ?? 0n, currency),
+      charges: view?.charges ?? 0,
+      tasks: [...(view?.parts ?? new Map())].filter(([taskId]) => taskId !== '(no task)').map(([taskId, p]) => ({ taskId, total: formatAmount(p.total, currency) })),
+      position: this.projection.position.toString(),
+    };
+  }
+
+  providerEarnings(walletId?: string): ReplyData<typeof providerEarningsRequest> {
+    const position = this.projection.position.toString();
+    const wallets = walletId ? [this.projection.wallet(walletId)] : [...this.projection.wallets.values()].filter((w) => w.kind === 'provider');
+    for (const w of wallets) {
+      if (w.kind !== 'provider') throw new DomainError('wrong_wallet_kind', `wallet ${w.walletId} is a ${w.kind} wallet, not a provider wallet`);
+    }
+    return {
+      providers: wallets.map((w) => {
+        const c = currencyOf(w.currency);
+        return { walletId: w.walletId, currency: w.currency, earned: formatAmount(w.earned, c), charges: w.credits, balance: formatAmount(w.balance, c) };
+      }),
+      position,
+    };
+  }
+
+  totals(): ReplyData<typeof totalsRequest> {
+    const p = this.projection;
+    let user = 0n;
+    let provider = 0n;
+    let debt = 0n;
+    let userWallets = 0;
+    for (const w of p.wallets.values()) {
+      if (w.kind === 'provider') provider += w.balance;
+      else {
+        userWallets++;
+        user += w.balance;
+        if (w.balance < 0n) debt -= w.balance;
+      }
+    }
+    return {
+      currency: GRC.code,
+      wallets: p.wallets.size, userWallets, providerWallets: p.wallets.size - userWallets,
+      deposited: formatAmount(p.totals.deposited), withdrawn: formatAmount(p.totals.withdrawn), adjusted: formatAmount(p.totals.adjusted),
+      debited: formatAmount(p.totals.debited), credited: formatAmount(p.totals.credited),
+      userBalances: formatAmount(user), providerBalances: formatAmount(provider), debt: formatAmount(debt),
+      walletEvents: p.walletEvents, position: p.position.toString(),
+    };
+  }
+}

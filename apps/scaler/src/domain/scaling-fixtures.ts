@@ -1,0 +1,60 @@
+import type { Standing } from '@mesh/contracts';
+import type { ResizedData, SampleData, ScalingDecidedEvent, ScalingFact, StartedData } from './scaling-decider';
+
+/** Builders of the facts the scaler observes, for specs and the benchmark. */
+export const SAMPLE_INTERVAL_MS = 1000;
+export const T0_MS = 1_700_000_000_000;
+export const MiB = 1024 * 1024;
+
+export function started(overrides: Partial<StartedData> = {}): ScalingFact {
+  return {
+    type: 'ContainerStarted',
+    data: {
+      containerId: 'c1', nodeId: 'n1', walletId: 'w1', functionId: 'f1', dockerId: 'd1', image: 'mesh/task-base:latest',
+      cpuMillis: 1000, memoryBytes: 512 * MiB, cpuMinMillis: 250, cpuMaxMillis: 4000, coldStartMs: 300, startedAtMs: T0_MS,
+      ...overrides,
+    },
+  };
+}
+
+export interface SampleSpec {
+  seq: number;
+  usageCpuMillis: number;
+  cpuLimitMillis: number;
+  memoryBytesMax?: number;
+  memoryLimitBytes?: number;
+  final?: boolean;
+  containerId?: string;
+}
+
+/** Sample number `seq` covers [T0 + (seq-1) s, T0 + seq s) with the given usage. */
+export function sample(spec: SampleSpec): ScalingFact {
+  const containerId = spec.containerId ?? 'c1';
+  const windowEndMs = T0_MS + spec.seq * SAMPLE_INTERVAL_MS;
+  const data: SampleData = {
+    sampleId: `${containerId}-${spec.seq}`, containerId, nodeId: 'n1', walletId: 'w1', functionId: 'f1', seq: spec.seq,
+    windowStartMs: windowEndMs - SAMPLE_INTERVAL_MS, windowEndMs,
+    cpuNanos: spec.usageCpuMillis * 1_000_000, // millicores x 1 s = millicore-s = 1e6 ns
+    memoryBytesAvg: spec.memoryBytesMax ?? 100 * MiB, memoryBytesMax: spec.memoryBytesMax ?? 100 * MiB,
+    cpuLimitMillis: spec.cpuLimitMillis, memoryLimitBytes: spec.memoryLimitBytes ?? 512 * MiB, final: spec.final ?? false,
+  };
+  return { type: 'ResourceSampled', data };
+}
+
+/** The time right after sample `seq` was taken. */
+export const afterSample = (seq: number) => T0_MS + seq * SAMPLE_INTERVAL_MS + 50;
+
+export function standing(to: Standing): ScalingFact {
+  return { type: 'StandingObserved', data: { walletId: 'w1', standing: to } };
+}
+
+/** The ContainerResized a container-manager records after applying `decision`. */
+export function resizedFor(decision: ScalingDecidedEvent): ScalingFact {
+  const d = decision.data;
+  const data: ResizedData = {
+    containerId: d.containerId, nodeId: d.nodeId, walletId: d.walletId, functionId: d.functionId, decisionId: d.decisionId,
+    fromCpuMillis: d.fromCpuMillis, toCpuMillis: d.toCpuMillis, fromMemoryBytes: d.fromMemoryBytes, toMemoryBytes: d.toMemoryBytes,
+    applyMs: 5, appliedAtMs: d.decidedAtMs + 5,
+  };
+  return { type: 'ContainerResized', data };
+}

@@ -1,0 +1,75 @@
+import { Controller, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import type { NatsConnection, Subscription } from 'nats';
+import { HEARTBEAT_PREFIX, listScaledContainers, nodeHeartbeatSchema, scaledContainerDetail, type RecordedEvent, type RequestData } from '@mesh/contracts';
+import { NATS_CONNECTION, OnEvents, OnRequest, decodeJson } from '@mesh/messaging';
+import { ScalerEngine } from './scaler.engine';
+
+/**
+ * Thin adapters: durable consumers of the categories the scaler reacts to (history replayed on the
+ * first start: deliver 'all'), and the two queries. All logic is in ScalerEngine and the decider.
+ */
+@Controller()
+export class ScalerController {
+  constructor(private readonly engine: ScalerEngine) {}
+
+  @OnEvents('container')
+  async onContainer(event: RecordedEvent): Promise<void> {
+    if (event.type === 'ContainerStarted' || event.type === 'ContainerResized' || event.type === 'ContainerStopped') await this.engine.onContainerEvent(event);
+  }
+
+  @OnEvents('usage')
+  async onUsage(event: RecordedEvent): Promise<void> {
+    if (event.type === 'ResourceSampled') await this.engine.onSample(event);
+  }
+
+  @OnEvents('standing')
+  async onStanding(event: RecordedEvent): Promise<void> {
+    if (event.type === 'StandingChanged') await this.engine.onStanding(event);
+  }
+
+  @OnEvents('node')
+  async onNode(event: RecordedEvent): Promise<void> {
+    await this.engine.onNodeEvent(event);
+  }
+
+  @OnRequest(listScaledContainers)
+  containers(body: RequestData<typeof listScaledContainers>) {
+    return this.engine.list(body);
+  }
+
+  @OnRequest(scaledContainerDetail)
+  container(body: RequestData<typeof scaledContainerDetail>) {
+    return this.engine.detail(body.containerId);
+  }
+}
+
+/** Node heartbeats (core NATS, not persisted): the freshest view of each node's used capacity. */
+@Injectable()
+export class HeartbeatListener implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly log = new Logger('HeartbeatListener');
+  private subscription?: Subscription;
+
+  constructor(
+    @Inject(NATS_CONNECTION) private readonly nc: NatsConnection,
+    private readonly engine: ScalerEngine,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.subscription = this.nc.subscribe(`${HEARTBEAT_PREFIX}.*`, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          const beat = nodeHeartbeatSchema.safeParse(decodeJson(msg.data));
+          if (beat.success) this.engine.onHeartbeat(beat.data);
+          else this.log.debug(`ignoring a malformed heartbeat on ${msg.subject}: ${beat.error.issues[0]?.message}`);
+        } catch (parseErr) {
+          this.log.debug(`ignoring a heartbeat that is not JSON on ${msg.subject}: ${parseErr}`);
+        }
+      },
+    });
+  }
+
+  onModuleDestroy(): void {
+    if (!this.nc.isClosed()) this.subscription?.unsubscribe();
+  }
+}

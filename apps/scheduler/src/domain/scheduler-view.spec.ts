@@ -1,0 +1,117 @@
+import type { FoldedEvent } from './scheduler-view';
+import { SchedulerView, dispatchInMemory, isDispatchable } from './scheduler-view';
+import { fnSpec } from './fixtures';
+
+const GiB = 1024 ** 3;
+let revisions = new Map<string, number>();
+const ev = (stream: string, type: string, data: object): FoldedEvent => {
+  const revision = (revisions.get(stream) ?? -1) + 1;
+  revisions.set(stream, revision);
+  return { stream, type, revision, data };
+};
+const opened = (walletId: string, policy: 'greedy' | 'conservative' = 'greedy', kind = 'user') => ev(`wallet-${walletId}`, 'WalletOpened', { walletId, kind, policy });
+const standing = (walletId: string, to: string) => ev(`standing-${walletId}`, 'StandingChanged', { walletId, to });
+const node = (nodeId: string, cpuMillis = 4000) => ev(`node-${nodeId}`, 'NodeRegistered', { nodeId, cpuMillis, memoryBytes: 8 * GiB, labels: {}, registeredAtMs: 0 });
+const submit = (taskId: string, walletId: string, functionId = 'fn', priority = 0) =>
+  ev(`task-${taskId}`, 'TaskSubmitted', { taskId, functionId, walletId, input: { inline: '' }, priority, maxAttempts: 3, submittedAtMs: 1 });
+/** The next event of a task stream the view already knows (its revision follows the view's). */
+const taskEvent = (view: SchedulerView, taskId: string, type: string, data: object): FoldedEvent =>
+  ({ stream: `task-${taskId}`, type, revision: view.tasks.get(taskId)!.revision + 1, data: { taskId, functionId: 'fn', walletId: 'w1', ...data } });
+
+function viewOf(events: FoldedEvent[]): SchedulerView {
+  const view = new SchedulerView(0);
+  for (const e of events) view.apply(e);
+  return view;
+}
+
+beforeEach(() => (revisions = new Map()));
+
+describe('scheduler view: gating by standing', () => {
+  it('dispatchable iff normal, or low under greedy; no standing yet = wait; provider wallets never', () => {
+    expect(isDispatchable({ walletId: 'w', kind: 'user', policy: 'greedy', standing: null })).toBe(false);
+    expect(isDispatchable({ walletId: 'w', kind: 'user', policy: 'greedy', standing: 'normal' })).toBe(true);
+    expect(isDispatchable({ walletId: 'w', kind: 'user', policy: 'greedy', standing: 'low' })).toBe(true);
+    expect(isDispatchable({ walletId: 'w', kind: 'user', policy: 'conservative', standing: 'low' })).toBe(false);
+    expect(isDispatchable({ walletId: 'w', kind: 'user', policy: 'greedy', standing: 'overdrawn' })).toBe(false);
+    expect(isDispatchable({ walletId: 'w', kind: 'user', policy: 'greedy', standing: 'suspended' })).toBe(false);
+    expect(isDispatchable({ walletId: 'w', kind: 'provider', policy: 'greedy', standing: 'normal' })).toBe(false);
+  });
+  it('holds the tasks of an overdrawn wallet and dispatches them once it recovers', () => {
+    const view = viewOf([ev('function-fn', 'FunctionDeployed', fnSpec()), node('n1'), opened('w1'), standing('w1', 'overdrawn'), submit('t1', 'w1')]);
+    expect(dispatchInMemory(view, 10, 5)).toEqual([]);
+    view.apply(standing('w1', 'normal'));
+    expect(dispatchInMemory(view, 10, 5).map((c) => c.task.taskId)).toEqual(['t1']);
+    expect(view.tasks.get('t1')).toMatchObject({ state: 'dispatched', nodeId: 'n1', attempt: 1 });
+  });
+});
+
+describe('scheduler view: capacity, containers, fairness', () => {
+  const base = () => [ev('function-fn', 'FunctionDeployed', fnSpec()), ev('function-g', 'FunctionDeployed', fnSpec({ functionId: 'g' })),
+    node('n1'), node('n2'), opened('w1'), standing('w1', 'normal'), opened('w2'), standing('w2', 'normal')];
+
+  it('reserves initial CPU and memory and releases them when the task ends', () => {
+    const view = viewOf([...base(), submit('t1', 'w1')]);
+    dispatchInMemory(view, 10, 5);
+    const n = view.nodes.get(view.tasks.get('t1')!.nodeId!)!;
+    expect([n.reservedCpuMillis, n.reservedMemoryBytes]).toEqual([1000, 256 * 1024 * 1024]);
+    view.apply(taskEvent(view, 't1', 'TaskSucceeded', { attempt: 1, executionId: 't1-1', outputRef: { bucket: 'b', key: 'k' }, durationMs: 1 }));
+    expect([n.reservedCpuMillis, n.reservedMemoryBytes, n.completed, view.dispatched]).toEqual([0, 0, 1, 0]);
+  });
+  it('one busy container per (wallet, function) per node: the third task of a pair waits for a free one', () => {
+    const view = viewOf([...base(), submit('a', 'w1'), submit('b', 'w1'), submit('c', 'w1'), submit('d', 'w1', 'g')]);
+    const placed = dispatchInMemory(view, 10, 5);
+    // a and b go to different nodes; c (same pair) waits, and so does d behind it (FIFO per wallet)
+    expect(placed.map((c) => c.task.taskId)).toEqual(['a', 'b']);
+    expect(new Set(placed.map((c) => c.nodeId)).size).toBe(2);
+    view.apply(taskEvent(view, 'a', 'TaskSucceeded', { attempt: 1, executionId: 'a-1', outputRef: { bucket: 'b', key: 'k' }, durationMs: 1 }));
+    expect(dispatchInMemory(view, 10, 5).map((c) => c.task.taskId)).toEqual(['c', 'd']);
+  });
+  it('alternates wallets (round-robin) and stops at the capacity of the nodes', () => {
+    const events = [...base()];
+    for (let i = 0; i < 6; i++) events.push(submit(`x${i}`, 'w1', i % 2 ? 'fn' : 'g'));
+    events.push(submit('y0', 'w2'));
+    const view = viewOf(events);
+    const placed = dispatchInMemory(view, 100, 5).map((c) => c.task.taskId);
+    expect(placed.slice(0, 2).sort()).toEqual(['x0', 'y0']);
+    // two nodes x (w1,fn) and (w1,g) = 4 containers for w1, one for w2; capacity 4 cores each
+    expect(placed).toHaveLength(5);
+  });
+  it('requeue on a lost node releases the node, counts the loss and returns the task to the pool', () => {
+    const view = viewOf([...base(), submit('t1', 'w1')]);
+    dispatchInMemory(view, 10, 5);
+    const nodeId = view.tasks.get('t1')!.nodeId!;
+    expect(view.expireNodes(20_000, 10_000).sort()).toEqual(['n1', 'n2']);
+    expect(view.deadNodesWithTasks().map((n) => n.nodeId)).toEqual([nodeId]);
+    view.apply(taskEvent(view, 't1', 'TaskRequeued', { attempt: 1, reason: 'node-lost', detail: 'silent' }));
+    const n = view.nodes.get(nodeId)!;
+    expect([n.tasks.size, n.lost, n.reliability, view.pool.size]).toEqual([0, 1, 0.5, 1]);
+    expect(view.tasks.get('t1')).toMatchObject({ state: 'pending', attempt: 2 });
+  });
+  it('a heartbeat revives a lost node and carries its idle warm containers', () => {
+    const view = viewOf([...base(), submit('t1', 'w1')]);
+    view.expireNodes(20_000, 10_000);
+    expect(dispatchInMemory(view, 10, 5)).toEqual([]);
+    const revived = view.heartbeat({ nodeId: 'n2', atMs: 1, cpuMillis: 4000, memoryBytes: 8 * GiB, usedCpuMillis: 0, usedMemoryBytes: 0, runningContainers: 1,
+      idleContainers: [{ walletId: 'w1', functionId: 'fn', containerId: 'c1' }] }, 21_000);
+    expect(revived).toBe(true);
+    expect(dispatchInMemory(view, 10, 5)).toMatchObject([{ nodeId: 'n2', warm: true }]);
+  });
+  it('after a restart, a node known only from the log gets no task before its first heartbeat', () => {
+    const view = new SchedulerView(50_000);
+    for (const e of [...base(), submit('t1', 'w1')]) view.apply(e);
+    expect(dispatchInMemory(view, 10, 5)).toEqual([]);
+    expect(view.expireNodes(55_000, 10_000)).toEqual([]); // not lost within the window either
+    view.heartbeat({ nodeId: 'n1', atMs: 1, cpuMillis: 4000, memoryBytes: 8 * GiB, usedCpuMillis: 0, usedMemoryBytes: 0, runningContainers: 0, idleContainers: [] }, 55_000);
+    expect(dispatchInMemory(view, 10, 5)).toMatchObject([{ nodeId: 'n1' }]);
+    expect(view.expireNodes(61_000, 10_000)).toEqual(['n2']);
+  });
+  it('folding the same event twice changes nothing (local apply, then the log echo)', () => {
+    const events = [...base(), submit('t1', 'w1')];
+    const view = viewOf(events);
+    const [c] = dispatchInMemory(view, 10, 5);
+    const echo: FoldedEvent = { type: 'TaskDispatched', stream: 'task-t1', revision: 1, data: { taskId: 't1', functionId: 'fn', walletId: 'w1', attempt: 1, executionId: 't1-1', nodeId: c.nodeId, function: fnSpec(), input: { inline: '' }, dispatchedAtMs: 5 } };
+    view.apply(echo);
+    for (const e of events) view.apply(e);
+    expect([view.dispatched, view.pool.size, view.nodes.get(c.nodeId)!.reservedCpuMillis]).toEqual([1, 0, 1000]);
+  });
+});

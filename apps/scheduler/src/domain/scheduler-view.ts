@@ -1,0 +1,405 @@
+import type { FunctionSpec, NodeHeartbeat, Standing, TaskStateName } from '@mesh/contracts';
+import { PendingPool } from './pending-pool';
+import { containerKey, place, reliabilityOf, type Demand, type Placement, type PlacementNode } from './placement';
+
+/**
+ * The scheduler's in-memory view, folded from the log (functions, tasks, wallets, standings, nodes)
+ * plus live heartbeats. Rebuilt from position 1 on every start, so nothing in it is a second source
+ * of truth: the task streams decide, the view only proposes (a stale proposal fails its expected
+ * version check). Pure: time comes in as arguments.
+ */
+
+export interface TaskSummary {
+  taskId: string;
+  functionId: string;
+  walletId: string;
+  priority: number;
+  maxAttempts: number;
+  state: TaskStateName;
+  attempt: number;
+  submittedAtMs: number;
+  /** Revision of the last task event folded (applying is idempotent by revision). */
+  revision: number;
+  seq: number;
+  nodeId?: string;
+  executionId?: string;
+  /** Resources reserved on nodeId while dispatched/running. */
+  cpuMillis?: number;
+  memoryBytes?: number;
+  reason?: string;
+}
+
+export interface WalletInfo {
+  walletId: string;
+  kind?: 'user' | 'provider';
+  policy?: 'greedy' | 'conservative';
+  standing: Standing | null;
+}
+
+export interface NodeState extends PlacementNode {
+  registered: boolean;
+  left: boolean;
+  alive: boolean;
+  /**
+   * Heard from since this view started (a heartbeat, or a registration newer than the start). A node
+   * known only from an old log is not given new tasks until it beats, nor declared lost before the window.
+   */
+  heard: boolean;
+  /** Last heartbeat, or when we started watching (registration seen / service start). */
+  lastSeenAtMs: number;
+  lastHeartbeatAtMs?: number;
+  idleKeys: Set<string>;
+  busyKeys: Map<string, number>;
+  tasks: Set<string>;
+  completed: number;
+  lost: number;
+}
+
+export interface FoldedEvent {
+  type: string;
+  stream: string;
+  revision: number;
+  data: unknown;
+}
+
+/** Finished tasks kept in memory for the `tasks` query (the task query reads the stream instead). */
+export const FINISHED_TASKS_IN_MEMORY = 100_000;
+
+export interface DispatchCandidate {
+  task: TaskSummary;
+  fn: FunctionSpec;
+  nodeId: string;
+  warm: boolean;
+}
+
+/** Wallet dispatchable: standing normal, or low under the greedy policy; no standing yet = wait. */
+export function isDispatchable(wallet: WalletInfo | undefined): boolean {
+  if (!wallet || wallet.kind === 'provider') return false;
+  return wallet.standing === 'normal' || (wallet.standing === 'low' && wallet.policy === 'greedy');
+}
+
+export class SchedulerView {
+  readonly functions = new Map<string, FunctionSpec>();
+  readonly tasks = new Map<string, TaskSummary>();
+  readonly wallets = new Map<string, WalletInfo>();
+  readonly nodes = new Map<string, NodeState>();
+  readonly pool = new PendingPool();
+  private readonly finished: string[] = [];
+  private finishedHead = 0;
+  private seq = 0;
+  dispatched = 0;
+  running = 0;
+
+  /** `startedAtMs`: a node known from the log gets this much grace before its first heartbeat. */
+  constructor(private readonly startedAtMs: number) {}
+
+  apply(event: FoldedEvent): void {
+    const category = event.stream.slice(0, event.stream.indexOf('-'));
+    switch (category) {
+      case 'function':
+        if (event.type === 'FunctionDeployed') {
+          const spec = event.data as FunctionSpec;
+          const known = this.functions.get(spec.functionId);
+          if (!known || known.version < spec.version) this.functions.set(spec.functionId, spec);
+        }
+        return;
+      case 'task':
+        this.applyTask(event);
+        return;
+      case 'wallet':
+        this.applyWallet(event);
+        return;
+      case 'standing':
+        if (event.type === 'StandingChanged') {
+          const d = event.data as { walletId: string; to: Standing };
+          this.wallet(d.walletId).standing = d.to;
+        }
+        return;
+      case 'node':
+        this.applyNode(event);
+        return;
+    }
+  }
+
+  private wallet(walletId: string): WalletInfo {
+    let w = this.wallets.get(walletId);
+    if (!w) this.wallets.set(walletId, (w = { walletId, standing: null }));
+    return w;
+  }
+
+  private applyWallet(event: FoldedEvent): void {
+    const d = event.data as { walletId: string; kind?: 'user' | 'provider'; policy?: 'greedy' | 'conservative' };
+    if (event.type === 'WalletOpened') {
+      const w = this.wallet(d.walletId);
+      w.kind = d.kind;
+      w.policy = d.policy;
+    } else if (event.type === 'WalletPolicyChanged') {
+      this.wallet(d.walletId).policy = d.policy;
+    }
+  }
+
+  node(nodeId: string): NodeState {
+    let n = this.nodes.get(nodeId);
+    if (!n) {
+      n = {
+        nodeId, schedulable: false, registered: false, left: false, alive: false, heard: false, cpuMillis: 1, memoryBytes: 0,
+        reservedCpuMillis: 0, reservedMemoryBytes: 0, idleKeys: new Set(), busyKeys: new Map(), tasks: new Set(),
+        completed: 0, lost: 0, reliability: 1, lastSeenAtMs: this.startedAtMs,
+      };
+      this.nodes.set(nodeId, n);
+    }
+    return n;
+  }
+
+  private refresh(n: NodeState): void {
+    n.schedulable = n.registered && !n.left && n.alive && n.heard;
+    n.reliability = reliabilityOf(n.completed, n.lost);
+  }
+
+  private applyNode(event: FoldedEvent): void {
+    if (event.type === 'NodeRegistered') {
+      const d = event.data as { nodeId: string; cpuMillis: number; memoryBytes: number; registeredAtMs: number };
+      const n = this.node(d.nodeId);
+      n.registered = true;
+      n.left = false;
+      n.cpuMillis = d.cpuMillis;
+      n.memoryBytes = d.memoryBytes;
+      // A registration replayed from an old log must not count as a sign of life: it gets the
+      // grace period from our start instead, and is lost if no heartbeat follows.
+      n.lastSeenAtMs = Math.max(n.lastSeenAtMs, d.registeredAtMs, this.startedAtMs);
+      n.heard ||= d.registeredAtMs >= this.startedAtMs;
+      n.alive = true;
+      this.refresh(n);
+    } else if (event.type === 'NodeLeft') {
+      const n = this.node((event.data as { nodeId: string }).nodeId);
+      n.left = true;
+      n.alive = false;
+      this.refresh(n);
+    }
+  }
+
+  /** A live heartbeat (core NATS). Returns true when the node came (back) to life. */
+  heartbeat(beat: NodeHeartbeat, nowMs: number): boolean {
+    const n = this.node(beat.nodeId);
+    const revived = !n.alive && n.registered && !n.left;
+    n.lastSeenAtMs = nowMs;
+    n.heard = true;
+    n.lastHeartbeatAtMs = beat.atMs;
+    n.usedCpuMillis = beat.usedCpuMillis;
+    n.usedMemoryBytes = beat.usedMemoryBytes;
+    n.idleKeys = new Set(beat.idleContainers.map((c) => containerKey(c.walletId, c.functionId)));
+    if (!n.left) n.alive = true;
+    this.refresh(n);
+    return revived;
+  }
+
+  /** Marks nodes silent for longer than `lostAfterMs` as not alive; returns the ones newly lost. */
+  expireNodes(nowMs: number, lostAfterMs: number): string[] {
+    const lost: string[] = [];
+    for (const n of this.nodes.values()) {
+      if (n.alive && nowMs - n.lastSeenAtMs > lostAfterMs) {
+        n.alive = false;
+        this.refresh(n);
+        lost.push(n.nodeId);
+      }
+    }
+    return lost;
+  }
+
+  /** Nodes that are not alive (lost or left) but still hold dispatched/running tasks to requeue. */
+  deadNodesWithTasks(): NodeState[] {
+    return [...this.nodes.values()].filter((n) => !n.alive && n.tasks.size > 0);
+  }
+
+  private applyTask(event: FoldedEvent): void {
+    const d = event.data as Record<string, unknown> & { taskId: string };
+    if (event.type === 'TaskSubmitted') {
+      if (this.tasks.has(d.taskId)) return;
+      const task: TaskSummary = {
+        taskId: d.taskId, functionId: d.functionId as string, walletId: d.walletId as string, priority: d.priority as number,
+        maxAttempts: d.maxAttempts as number, state: 'pending', attempt: 1, submittedAtMs: d.submittedAtMs as number,
+        revision: event.revision, seq: this.seq++,
+      };
+      this.tasks.set(task.taskId, task);
+      this.pool.add({ taskId: task.taskId, walletId: task.walletId, priority: task.priority, seq: task.seq });
+      return;
+    }
+    const task = this.tasks.get(d.taskId);
+    if (!task || event.revision <= task.revision) return; // already folded (local apply, then the log echo)
+    task.revision = event.revision;
+    switch (event.type) {
+      case 'TaskDispatched': {
+        const fn = d.function as FunctionSpec;
+        this.pool.remove(task.taskId);
+        this.leaveNode(task);
+        task.state = 'dispatched';
+        task.attempt = d.attempt as number;
+        task.nodeId = d.nodeId as string;
+        task.executionId = d.executionId as string;
+        task.cpuMillis = fn.cpuInitialMillis;
+        task.memoryBytes = fn.memoryBytes;
+        this.enterNode(task);
+        this.dispatched++;
+        return;
+      }
+      case 'TaskRunning':
+        if (task.state === 'dispatched') {
+          this.dispatched--;
+          this.running++;
+        }
+        task.state = 'running';
+        return;
+      case 'TaskRequeued': {
+        const reason = d.reason as string;
+        if (reason === 'node-lost' && task.nodeId) this.node(task.nodeId).lost++;
+        this.leaveNode(task);
+        task.state = 'pending';
+        task.nodeId = undefined;
+        task.executionId = undefined;
+        task.attempt = (d.attempt as number) + 1;
+        task.reason = reason;
+        this.pool.add({ taskId: task.taskId, walletId: task.walletId, priority: task.priority, seq: task.seq });
+        return;
+      }
+      case 'TaskSucceeded':
+      case 'TaskFailed':
+      case 'TaskCancelled': {
+        const reason = d.reason as string | undefined;
+        if (task.nodeId && event.type !== 'TaskCancelled') {
+          const n = this.node(task.nodeId);
+          if (reason?.startsWith('node-lost')) n.lost++;
+          else n.completed++;
+        }
+        this.pool.remove(task.taskId);
+        this.leaveNode(task);
+        task.state = event.type === 'TaskSucceeded' ? 'succeeded' : event.type === 'TaskFailed' ? 'failed' : 'cancelled';
+        task.reason = reason;
+        this.rememberFinished(task.taskId);
+        return;
+      }
+    }
+  }
+
+  private enterNode(task: TaskSummary): void {
+    const n = this.node(task.nodeId!);
+    n.tasks.add(task.taskId);
+    n.reservedCpuMillis += task.cpuMillis ?? 0;
+    n.reservedMemoryBytes += task.memoryBytes ?? 0;
+    const key = containerKey(task.walletId, task.functionId);
+    n.busyKeys.set(key, (n.busyKeys.get(key) ?? 0) + 1);
+  }
+
+  /** Releases what the task held on its node (if it was dispatched/running) and updates the counters. */
+  private leaveNode(task: TaskSummary): void {
+    if (task.state === 'dispatched') this.dispatched--;
+    if (task.state === 'running') this.running--;
+    if ((task.state === 'dispatched' || task.state === 'running') && task.nodeId) {
+      const n = this.node(task.nodeId);
+      n.tasks.delete(task.taskId);
+      n.reservedCpuMillis -= task.cpuMillis ?? 0;
+      n.reservedMemoryBytes -= task.memoryBytes ?? 0;
+      const key = containerKey(task.walletId, task.functionId);
+      const busy = (n.busyKeys.get(key) ?? 0) - 1;
+      if (busy > 0) n.busyKeys.set(key, busy);
+      else n.busyKeys.delete(key);
+      this.refresh(n);
+    }
+    if (task.state === 'dispatched' || task.state === 'running') {
+      task.state = 'pending';
+    }
+  }
+
+  private rememberFinished(taskId: string): void {
+    this.finished.push(taskId);
+    if (this.finished.length - this.finishedHead > FINISHED_TASKS_IN_MEMORY) {
+      this.tasks.delete(this.finished[this.finishedHead++]);
+      if (this.finishedHead > FINISHED_TASKS_IN_MEMORY) {
+        this.finished.splice(0, this.finishedHead);
+        this.finishedHead = 0;
+      }
+    }
+  }
+
+  demandOf(task: TaskSummary, fn: FunctionSpec): Demand {
+    return { key: containerKey(task.walletId, task.functionId), cpuMillis: fn.cpuInitialMillis, memoryBytes: fn.memoryBytes };
+  }
+
+  placeTask(task: TaskSummary): Placement & { fn?: FunctionSpec } {
+    const fn = this.functions.get(task.functionId);
+    if (!fn) return { ok: false, reason: 'no-nodes' };
+    return { ...place(this.nodes.values(), this.demandOf(task, fn)), fn };
+  }
+
+  /**
+   * Dispatch proposals in fair order: rounds over the dispatchable wallets with pending tasks
+   * (round-robin), each offering its head task (priority, then FIFO). The caller must fold the
+   * resulting TaskDispatched (or give up on it) before pulling the next proposal; a wallet whose
+   * head cannot be placed, or whose proposal was not taken, waits until the next pass (strict FIFO
+   * per wallet). Bounded by `budget` proposals.
+   */
+  *dispatchCandidates(budget: number): Generator<DispatchCandidate> {
+    const blocked = new Set<string>();
+    let offered = 0;
+    for (;;) {
+      let progress = false;
+      for (const walletId of this.pool.walletsInTurn()) {
+        if (offered >= budget) return;
+        if (blocked.has(walletId) || !isDispatchable(this.wallets.get(walletId))) continue;
+        const head = this.pool.head(walletId);
+        const task = head && this.tasks.get(head.taskId);
+        if (!task) {
+          blocked.add(walletId);
+          continue;
+        }
+        const placement = this.placeTask(task);
+        if (!placement.ok || !placement.fn) {
+          blocked.add(walletId);
+          continue;
+        }
+        offered++;
+        this.pool.served(walletId);
+        yield { task, fn: placement.fn, nodeId: placement.nodeId, warm: placement.warm };
+        if (this.pool.has(task.taskId)) blocked.add(walletId); // not taken: do not offer it again now
+        else progress = true;
+      }
+      if (!progress) return;
+    }
+  }
+
+  /** Tasks for the `tasks` query, newest first. */
+  listTasks(filter: { walletId?: string; state?: TaskStateName }, limit: number): { tasks: TaskSummary[]; total: number } {
+    const out: TaskSummary[] = [];
+    let total = 0;
+    const all = [...this.tasks.values()];
+    for (let i = all.length - 1; i >= 0; i--) {
+      const t = all[i];
+      if (filter.walletId && t.walletId !== filter.walletId) continue;
+      if (filter.state && t.state !== filter.state) continue;
+      total++;
+      if (out.length < limit) out.push(t);
+    }
+    return { tasks: out, total };
+  }
+}
+
+/**
+ * Dispatches in memory only (no log): folds a TaskDispatched for each proposal. Used by the specs
+ * and the placement benchmark; the service does the same through the task streams.
+ */
+export function dispatchInMemory(view: SchedulerView, budget: number, nowMs: number): DispatchCandidate[] {
+  const done: DispatchCandidate[] = [];
+  for (const candidate of view.dispatchCandidates(budget)) {
+    const { task, fn, nodeId } = candidate;
+    view.apply({
+      type: 'TaskDispatched',
+      stream: `task-${task.taskId}`,
+      revision: task.revision + 1,
+      data: {
+        taskId: task.taskId, functionId: task.functionId, walletId: task.walletId, attempt: task.attempt,
+        executionId: `${task.taskId}-${task.attempt}`, nodeId, function: fn, input: { inline: '' }, dispatchedAtMs: nowMs,
+      },
+    });
+    done.push(candidate);
+  }
+  return done;
+}

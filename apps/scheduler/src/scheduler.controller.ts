@@ -1,0 +1,76 @@
+import { Controller } from '@nestjs/common';
+import {
+  cancelTaskRequest,
+  deployFunctionRequest,
+  functionRequest,
+  functionsRequest,
+  nodesRequest,
+  poolsRequest,
+  submitTaskRequest,
+  taskRequest,
+  tasksRequest,
+  type RecordedEvent,
+  type RequestData,
+} from '@mesh/contracts';
+import { OnEvents, OnRequest } from '@mesh/messaging';
+import { SchedulerEngine } from './scheduler.engine';
+
+/**
+ * Thin adapters: commands and queries over NATS request/reply, and the durable consumer of
+ * execution results (at least once; idempotent through the task decider). Logic is in the engine
+ * and the pure domain.
+ */
+@Controller()
+export class SchedulerController {
+  constructor(private readonly engine: SchedulerEngine) {}
+
+  @OnEvents('execution')
+  async onExecution(event: RecordedEvent): Promise<void> {
+    await this.engine.onExecutionEvent(event);
+  }
+
+  @OnRequest(deployFunctionRequest)
+  deployFunction(body: RequestData<typeof deployFunctionRequest>) {
+    return this.engine.deployFunction(body);
+  }
+
+  @OnRequest(submitTaskRequest)
+  submitTask(body: RequestData<typeof submitTaskRequest>) {
+    return this.engine.submitTask(body);
+  }
+
+  @OnRequest(cancelTaskRequest)
+  cancelTask(body: RequestData<typeof cancelTaskRequest>) {
+    return this.engine.cancelTask(body);
+  }
+
+  @OnRequest(taskRequest)
+  task(body: RequestData<typeof taskRequest>) {
+    return this.engine.taskDetail(body.taskId);
+  }
+
+  @OnRequest(tasksRequest)
+  tasks(body: RequestData<typeof tasksRequest>) {
+    return this.engine.tasks(body);
+  }
+
+  @OnRequest(functionsRequest)
+  functions() {
+    return { functions: [...this.engine.view.functions.values()].sort((a, b) => a.functionId.localeCompare(b.functionId)) };
+  }
+
+  @OnRequest(functionRequest)
+  function(body: RequestData<typeof functionRequest>) {
+    return this.engine.functionOf(body.functionId);
+  }
+
+  @OnRequest(poolsRequest)
+  pools() {
+    return this.engine.pools();
+  }
+
+  @OnRequest(nodesRequest)
+  nodes() {
+    return this.engine.nodes();
+  }
+}

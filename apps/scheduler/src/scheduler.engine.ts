@@ -1,0 +1,411 @@
+import { randomBytes } from 'node:crypto';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import type { NatsConnection, Subscription as NatsSubscription } from 'nats';
+import {
+  DomainError,
+  HEARTBEAT_PREFIX,
+  nodeHeartbeatSchema,
+  streamName,
+  type FunctionSpec,
+  type RecordedEvent,
+  type ReplyData,
+  type RequestData,
+  type TaskDetail,
+  type TaskInput,
+  type cancelTaskRequest,
+  type deployFunctionRequest,
+  type nodesRequest,
+  type poolsRequest,
+  type submitTaskRequest,
+  type tasksRequest,
+} from '@mesh/contracts';
+import { handleCommand, type CommandResult } from '@mesh/eventstore/decider';
+import type { EventStore, Subscription } from '@mesh/eventstore/port';
+import { ConcurrencyError } from '@mesh/eventstore/errors';
+import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG, decodeJson } from '@mesh/messaging';
+import type { ConfigOf } from '@mesh/config';
+import type { SchedulerEnv } from './config';
+import { functionDecider, specFromRequest, toNewFunctionEvent } from './domain/function-decider';
+import { freeCpuMillis, freeMemoryBytes } from './domain/placement';
+import { SchedulerView, isDispatchable, type FoldedEvent } from './domain/scheduler-view';
+import { evolveTask, initialTaskState, taskDecider, toNewTaskEvent, type TaskCommand, type TaskEvent } from './domain/task-decider';
+
+type Config = ConfigOf<typeof SchedulerEnv>;
+
+/** The categories the view folds (execution results arrive through the durable consumer instead). */
+export const VIEW_CATEGORIES = ['function', 'task', 'wallet', 'standing', 'node'];
+/** The engine of the scheduler running in this process, for the health reply (main.ts). */
+export const runningEngines = new Set<SchedulerEngine>();
+/** Longest wait for the view to catch up with the log at start-up before giving up. */
+const CATCH_UP_TIMEOUT_MS = 120_000;
+
+/**
+ * The scheduler's moving parts around the pure domain: the view (folded from a live subscription of
+ * the whole log from position 1, so a restart rebuilds it), the dispatch loop (runs on every change
+ * and on a timer; one pass is bounded), node liveness from heartbeats, and the command handlers
+ * (load the stream, decide, append with expected version).
+ */
+@Injectable()
+export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly log = new Logger('SchedulerEngine');
+  readonly view = new SchedulerView(Date.now());
+  private subscription?: Subscription;
+  private heartbeats?: NatsSubscription;
+  private timers: NodeJS.Timeout[] = [];
+  private ready = false;
+  private stopping = false;
+  private passScheduled = false;
+  private passAgain = false;
+  private passRunning?: Promise<void>;
+  private livenessRunning?: Promise<void>;
+  /** Dispatches written since start (health). */
+  dispatchedTotal = 0;
+
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(NATS_CONNECTION) private readonly nc: NatsConnection,
+    @Inject(SERVICE_CONFIG) private readonly config: Config,
+  ) {}
+
+  // --- lifecycle ---------------------------------------------------------------------------------
+  async onApplicationBootstrap(): Promise<void> {
+    const head = await this.store.headPosition();
+    this.follow(0n);
+    const deadline = Date.now() + CATCH_UP_TIMEOUT_MS;
+    while ((this.subscription?.position ?? 0n) < head) {
+      if (Date.now() > deadline) throw new Error(`scheduler view did not catch up with the log (head ${head}) within ${CATCH_UP_TIMEOUT_MS} ms`);
+      await sleep(10);
+    }
+    this.heartbeats = this.nc.subscribe(`${HEARTBEAT_PREFIX}.*`, { callback: (err, msg) => !err && this.onHeartbeatMessage(msg.data, msg.subject) });
+    this.timers.push(setInterval(() => this.kick(), this.config.DISPATCH_INTERVAL_MS));
+    this.timers.push(setInterval(() => void this.checkLiveness(), this.config.LIVENESS_CHECK_MS));
+    this.ready = true;
+    runningEngines.add(this);
+    this.log.log(`view rebuilt to position ${head}: ${this.view.functions.size} functions, ${this.view.tasks.size} tasks, ${this.view.pool.size} pending, ${this.view.nodes.size} nodes`);
+    this.kick();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
+    runningEngines.delete(this);
+    for (const t of this.timers) clearInterval(t);
+    if (!this.nc.isClosed()) this.heartbeats?.unsubscribe();
+    await this.passRunning;
+    await this.livenessRunning;
+    await this.subscription?.stop();
+  }
+
+  /** Live subscription of the view's categories; resubscribes after its position if it fails. */
+  private follow(after: bigint): void {
+    const subscription = this.store.subscribe({ after, categories: VIEW_CATEGORIES }, (event) => this.fold(event));
+    this.subscription = subscription;
+    subscription.done.catch((err) => {
+      if (this.stopping) return;
+      this.log.error(`view subscription failed at position ${subscription.position}: ${err}; resubscribing`);
+      setTimeout(() => !this.stopping && this.follow(subscription.position), 500);
+    });
+  }
+
+  private fold(event: RecordedEvent | FoldedEvent): void {
+    try {
+      this.view.apply(event);
+    } catch (err) {
+      // A malformed event must not stop the view: it was validated on write, so log loudly.
+      this.log.error(`cannot fold ${event.type} of ${event.stream}: ${(err as Error).stack ?? err}`);
+    }
+    this.kick();
+  }
+
+  /** Folds what a command just wrote at once (read-your-writes); the log echo is skipped by revision. */
+  private applyLocal<S>(stream: string, result: CommandResult<S>): void {
+    const first = result.nextExpectedVersion - result.events.length + 1;
+    result.events.forEach((event, i) => this.fold({ type: event.type, stream, revision: first + i, data: event.data }));
+  }
+
+  // --- dispatch loop -----------------------------------------------------------------------------
+  /** Runs a dispatch pass soon; kicks during a pass coalesce into one more pass. */
+  kick(): void {
+    if (!this.ready || this.stopping) return;
+    if (this.passRunning) {
+      this.passAgain = true;
+      return;
+    }
+    if (this.passScheduled) return;
+    this.passScheduled = true;
+    setImmediate(() => {
+      this.passScheduled = false;
+      if (this.stopping || this.passRunning) return;
+      this.passRunning = this.runPasses().finally(() => (this.passRunning = undefined));
+    });
+  }
+
+  private async runPasses(): Promise<void> {
+    do {
+      this.passAgain = false;
+      const written = await this.dispatchPass().catch((err) => {
+        this.log.error(`dispatch pass failed: ${(err as Error).stack ?? err}`);
+        return 0;
+      });
+      if (written >= this.config.DISPATCH_BATCH_MAX) this.passAgain = true;
+    } while (this.passAgain && !this.stopping);
+  }
+
+  /** One bounded pass: each proposal is decided on the task's own stream and appended with its expected version. */
+  private async dispatchPass(): Promise<number> {
+    let written = 0;
+    for (const candidate of this.view.dispatchCandidates(this.config.DISPATCH_BATCH_MAX)) {
+      if (this.stopping) break;
+      const stream = streamName('task', candidate.task.taskId);
+      try {
+        const result = await handleCommand(this.store, stream, taskDecider, {
+          kind: 'dispatch', attempt: candidate.task.attempt, nodeId: candidate.nodeId, function: candidate.fn, nowMs: Date.now(),
+        }, { toNew: toNewTaskEvent, retries: 0 });
+        this.applyLocal(stream, result);
+        if (result.events.length > 0) {
+          written++;
+          this.dispatchedTotal++;
+          this.log.debug(`dispatched ${candidate.task.taskId} attempt ${candidate.task.attempt} to ${candidate.nodeId}${candidate.warm ? ' (warm)' : ''}`);
+        }
+      } catch (err) {
+        // A conflict means the view was behind (an execution result or a cancel landed meanwhile):
+        // the log echo corrects it and the next pass proposes again.
+        if (err instanceof ConcurrencyError) this.log.debug(`dispatch of ${candidate.task.taskId} raced another write: ${err.message}`);
+        else this.log.warn(`dispatch of ${candidate.task.taskId} not written: ${(err as Error).message}`);
+      }
+    }
+    return written;
+  }
+
+  // --- node liveness -----------------------------------------------------------------------------
+  private onHeartbeatMessage(data: Uint8Array, subject: string): void {
+    let beat;
+    try {
+      beat = nodeHeartbeatSchema.safeParse(decodeJson(data));
+    } catch {
+      this.log.debug(`ignoring a heartbeat that is not JSON on ${subject}`);
+      return;
+    }
+    if (!beat.success) {
+      this.log.debug(`ignoring a malformed heartbeat on ${subject}: ${beat.error.issues[0]?.message}`);
+      return;
+    }
+    if (this.view.heartbeat(beat.data, Date.now())) this.log.log(`node ${beat.data.nodeId} is alive again`);
+    this.kick();
+  }
+
+  checkLiveness(): Promise<void> {
+    if (this.livenessRunning || !this.ready || this.stopping) return this.livenessRunning ?? Promise.resolve();
+    this.livenessRunning = (async () => {
+      for (const nodeId of this.view.expireNodes(Date.now(), this.config.NODE_LOST_AFTER_MS)) {
+        this.log.warn(`node ${nodeId} lost: no heartbeat for ${this.config.NODE_LOST_AFTER_MS} ms`);
+      }
+      for (const node of this.view.deadNodesWithTasks()) {
+        const reason = node.left ? 'infrastructure' : 'node-lost';
+        const detail = node.left ? `node ${node.nodeId} left` : `node ${node.nodeId} silent for ${this.config.NODE_LOST_AFTER_MS} ms`;
+        for (const taskId of [...node.tasks]) {
+          if (this.stopping) return;
+          await this.onTask(taskId, { kind: 'node-lost', nodeId: node.nodeId, reason, detail }).catch((err) =>
+            this.log.warn(`requeue of ${taskId} from ${node.nodeId} failed (retried next check): ${(err as Error).message}`),
+          );
+        }
+      }
+    })().finally(() => (this.livenessRunning = undefined));
+    return this.livenessRunning;
+  }
+
+  // --- task commands -------------------------------------------------------------------------------
+  /** Load -> decide -> append (expected version, retried on conflict) -> fold locally -> kick. */
+  async onTask(taskId: string, command: TaskCommand): Promise<CommandResult<ReturnType<typeof initialTaskState>>> {
+    const stream = streamName('task', taskId);
+    const result = await handleCommand(this.store, stream, taskDecider, command, { toNew: toNewTaskEvent });
+    this.applyLocal(stream, result);
+    return result;
+  }
+
+  /** An execution result from a container-manager (durable consumer, at least once). */
+  async onExecutionEvent(event: RecordedEvent): Promise<void> {
+    const d = event.data as Record<string, unknown> & { taskId: string; executionId: string };
+    let command: TaskCommand | undefined;
+    switch (event.type) {
+      case 'ExecutionStarted':
+        command = { kind: 'execution-started', executionId: d.executionId, nodeId: d.nodeId as string, containerId: d.containerId as string };
+        break;
+      case 'ExecutionSucceeded':
+        command = { kind: 'execution-succeeded', executionId: d.executionId, outputRef: d.outputRef as { bucket: string; key: string }, durationMs: d.durationMs as number };
+        break;
+      case 'ExecutionFailed':
+        command = {
+          kind: 'execution-failed', executionId: d.executionId, reason: d.reason as string, retryable: d.retryable as boolean,
+          ...(typeof d.exitCode === 'number' ? { exitCode: d.exitCode } : {}),
+          detail: lastLine(d.stderrTail as string | undefined),
+        };
+        break;
+      case 'ExecutionTimedOut':
+        command = { kind: 'execution-timed-out', executionId: d.executionId, timeoutMs: d.timeoutMs as number };
+        break;
+      case 'ExecutionAborted':
+        command = { kind: 'execution-aborted', executionId: d.executionId, reason: d.reason as 'suspended' | 'cancelled' };
+        break;
+    }
+    if (command) await this.onTask(d.taskId, command);
+  }
+
+  // --- API ---------------------------------------------------------------------------------------
+  async deployFunction(body: RequestData<typeof deployFunctionRequest>): Promise<ReplyData<typeof deployFunctionRequest>> {
+    const spec = specFromRequest(body);
+    this.checkFitsSomeNode(spec);
+    const stream = streamName('function', body.functionId);
+    const result = await handleCommand(this.store, stream, functionDecider, { kind: 'deploy', spec }, { toNew: toNewFunctionEvent });
+    this.applyLocal(stream, result);
+    return { ...result.state.spec!, changed: result.events.length > 0 };
+  }
+
+  async submitTask(body: RequestData<typeof submitTaskRequest>): Promise<ReplyData<typeof submitTaskRequest>> {
+    const fn = await this.functionOf(body.functionId);
+    await this.checkWallet(body.walletId);
+    this.checkFitsSomeNode(fn);
+    const taskId = body.taskId ?? `t${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
+    const input: TaskInput = body.input.inline !== undefined ? { inline: body.input.inline } : { objectRef: body.input.objectRef! };
+    const result = await this.onTask(taskId, {
+      kind: 'submit', taskId, functionId: fn.functionId, walletId: body.walletId, input, priority: body.priority ?? 0, maxAttempts: fn.maxAttempts, nowMs: Date.now(),
+    });
+    const s = result.state;
+    return { taskId, functionId: s.functionId, walletId: s.walletId, priority: s.priority, maxAttempts: s.maxAttempts, state: s.status as 'pending', duplicate: result.events.length === 0 };
+  }
+
+  async cancelTask(body: RequestData<typeof cancelTaskRequest>): Promise<ReplyData<typeof cancelTaskRequest>> {
+    const result = await this.onTask(body.taskId, { kind: 'cancel', taskId: body.taskId, reason: body.reason ?? 'cancelled by user' });
+    const cancelled = result.events[0] as { data: { executionId?: string; nodeId?: string } } | undefined;
+    return { taskId: body.taskId, state: 'cancelled', ...(cancelled?.data.executionId ? { executionId: cancelled.data.executionId, nodeId: cancelled.data.nodeId } : {}) };
+  }
+
+  /** The latest spec from the view, or from its stream when the view has not seen it yet. */
+  async functionOf(functionId: string): Promise<FunctionSpec> {
+    const known = this.view.functions.get(functionId);
+    if (known) return known;
+    const events = await this.store.read(streamName('function', functionId));
+    const last = events[events.length - 1];
+    if (!last) throw new DomainError('unknown_function', `no function ${functionId}: deploy it first`);
+    return last.data as FunctionSpec;
+  }
+
+  private async checkWallet(walletId: string): Promise<void> {
+    let kind = this.view.wallets.get(walletId)?.kind;
+    if (!kind) {
+      const opened = (await this.store.read(streamName('wallet', walletId)))[0];
+      if (opened?.type === 'WalletOpened') kind = (opened.data as { kind: 'user' | 'provider' }).kind;
+    }
+    if (!kind) throw new DomainError('unknown_wallet', `no wallet ${walletId}: open it with the ledger first`);
+    if (kind === 'provider') throw new DomainError('provider_wallet', `wallet ${walletId} is a provider wallet: it earns, it cannot submit tasks`);
+  }
+
+  /** Refuses limits no registered node could ever hold (no refusal while no node is registered). */
+  private checkFitsSomeNode(spec: Pick<FunctionSpec, 'cpuInitialMillis' | 'memoryBytes'>): void {
+    const nodes = [...this.view.nodes.values()].filter((n) => n.registered && !n.left);
+    if (nodes.length === 0) return;
+    if (nodes.some((n) => n.cpuMillis >= spec.cpuInitialMillis && n.memoryBytes >= spec.memoryBytes)) return;
+    const cpu = Math.max(...nodes.map((n) => n.cpuMillis));
+    const memory = Math.max(...nodes.map((n) => n.memoryBytes));
+    throw new DomainError('exceeds_node_capacity', `cpuInitialMillis ${spec.cpuInitialMillis} m and memoryBytes ${spec.memoryBytes} fit no registered node (largest: ${cpu} m, ${memory} bytes)`);
+  }
+
+  // --- queries -----------------------------------------------------------------------------------
+  async taskDetail(taskId: string): Promise<TaskDetail> {
+    const events = await this.store.read(streamName('task', taskId));
+    if (events.length === 0) throw new DomainError('unknown_task', `no task ${taskId}`);
+    let state = initialTaskState();
+    const detail: Partial<TaskDetail> = {};
+    const history: TaskDetail['history'] = [];
+    for (const event of events) {
+      state = evolveTask(state, event as unknown as TaskEvent);
+      const d = event.data as Record<string, unknown>;
+      if (event.type === 'TaskSucceeded') Object.assign(detail, { outputRef: d.outputRef, durationMs: d.durationMs });
+      if (event.type === 'TaskFailed' && typeof d.exitCode === 'number') detail.exitCode = d.exitCode;
+      if (event.type === 'TaskRunning') detail.containerId = d.containerId as string;
+      if (event.type === 'TaskDispatched' || event.type === 'TaskRequeued') detail.containerId = undefined;
+      history.push(dropUndefined({
+        position: event.position.toString(), revision: event.revision, type: event.type, occurredAt: event.occurredAt,
+        state: state.status as TaskDetail['state'], attempt: d.attempt as number | undefined, nodeId: d.nodeId as string | undefined,
+        executionId: d.executionId as string | undefined, containerId: d.containerId as string | undefined,
+        reason: (d.reason as string | undefined) ?? (d.detail as string | undefined), exitCode: d.exitCode as number | undefined,
+      }));
+    }
+    const active = state.status === 'dispatched' || state.status === 'running';
+    const last = history[history.length - 1];
+    return dropUndefined({
+      taskId, functionId: state.functionId, walletId: state.walletId, state: state.status as TaskDetail['state'], priority: state.priority,
+      attempt: state.attempt, maxAttempts: state.maxAttempts,
+      nodeId: active ? state.nodeId : [...history].reverse().find((h) => h.nodeId)?.nodeId,
+      executionId: state.executionId, containerId: detail.containerId,
+      reason: state.status === 'pending' && state.attempt === 1 ? undefined : state.reason ?? (last.type === 'TaskRequeued' ? last.reason : undefined),
+      exitCode: detail.exitCode, outputRef: detail.outputRef, durationMs: detail.durationMs, submittedAtMs: state.submittedAtMs, history,
+    }) as TaskDetail;
+  }
+
+  tasks(body: RequestData<typeof tasksRequest>): ReplyData<typeof tasksRequest> {
+    const limit = body.limit ?? 100;
+    const { tasks, total } = this.view.listTasks({ walletId: body.walletId, state: body.state }, limit);
+    return {
+      tasks: tasks.map((t) => dropUndefined({
+        taskId: t.taskId, functionId: t.functionId, walletId: t.walletId, state: t.state, priority: t.priority, attempt: t.attempt,
+        maxAttempts: t.maxAttempts, nodeId: t.nodeId, reason: t.reason, submittedAtMs: t.submittedAtMs,
+      })),
+      total,
+      truncated: total > tasks.length,
+    };
+  }
+
+  pools(): ReplyData<typeof poolsRequest> {
+    const perWallet = new Map<string, { pending: number; dispatched: number; running: number }>();
+    const entry = (w: string) => perWallet.get(w) ?? perWallet.set(w, { pending: 0, dispatched: 0, running: 0 }).get(w)!;
+    for (const [walletId, pending] of this.view.pool.wallets()) entry(walletId).pending = pending;
+    for (const node of this.view.nodes.values()) {
+      for (const taskId of node.tasks) {
+        const t = this.view.tasks.get(taskId);
+        if (t?.state === 'dispatched') entry(t.walletId).dispatched++;
+        if (t?.state === 'running') entry(t.walletId).running++;
+      }
+    }
+    return {
+      pending: this.view.pool.size,
+      dispatched: this.view.dispatched,
+      running: this.view.running,
+      wallets: [...perWallet].map(([walletId, counts]) => {
+        const w = this.view.wallets.get(walletId);
+        return { walletId, ...counts, standing: w?.standing ?? null, policy: w?.policy ?? null, dispatchable: isDispatchable(w) };
+      }),
+    };
+  }
+
+  nodes(): ReplyData<typeof nodesRequest> {
+    return {
+      nodes: [...this.view.nodes.values()].filter((n) => n.registered).map((n) => ({
+        nodeId: n.nodeId, cpuMillis: n.cpuMillis, memoryBytes: n.memoryBytes,
+        reservedCpuMillis: n.reservedCpuMillis, reservedMemoryBytes: n.reservedMemoryBytes,
+        usedCpuMillis: n.usedCpuMillis ?? null, usedMemoryBytes: n.usedMemoryBytes ?? null,
+        freeCpuMillis: Math.max(0, freeCpuMillis(n)), freeMemoryBytes: Math.max(0, freeMemoryBytes(n)),
+        tasks: n.tasks.size, idleContainers: n.idleKeys.size, lastHeartbeatAtMs: n.lastHeartbeatAtMs ?? null,
+        alive: n.alive, left: n.left, reliability: n.reliability, completed: n.completed, lost: n.lost,
+      })),
+    };
+  }
+
+  health() {
+    return {
+      positions: { view: (this.subscription?.position ?? 0n).toString() },
+      details: { pending: this.view.pool.size, dispatched: this.view.dispatched, running: this.view.running, nodes: this.view.nodes.size, dispatchedSinceStart: this.dispatchedTotal },
+    };
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function lastLine(text: string | undefined): string | undefined {
+  const line = text?.trim().split('\n').pop()?.trim();
+  return line ? line.slice(0, 512) : undefined;
+}
+
+function dropUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+

@@ -1,0 +1,115 @@
+import type Docker from 'dockerode';
+import { eventOf, StandingChanged, streamName, TaskCancelled, type ContainerStarted, type EventData, type ExecutionAborted, type ExecutionFailed, type ExecutionStarted, type ResourceSampled } from '@mesh/contracts';
+import { eventually, NatsServerProcess } from '@mesh/testing';
+import { dispatch, nodeContainers, randomId, removeNodeContainers, requireDocker, startNode, terminalOf, waitForEnd, waitForEvent, type NodeHandle } from './harness';
+
+/** Abort on suspension, cancel, two nodes side by side, and a crash/restart with adoption. */
+describe('container-manager: abort, cancel, several nodes, restart safety', () => {
+  let server: NatsServerProcess;
+  let docker: Docker;
+  const nodes: NodeHandle[] = [];
+  const nodeA = randomId('cmabA');
+  const nodeB = randomId('cmabB');
+
+  beforeAll(async () => {
+    docker = await requireDocker();
+    server = await NatsServerProcess.start();
+    nodes.push(await startNode(server, nodeA), await startNode(server, nodeB));
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const n of nodes) await n.running.stop().catch(() => undefined);
+    if (docker) await removeNodeContainers(docker, [nodeA, nodeB]);
+    await server?.dispose();
+  }, 60_000);
+
+  const store = () => nodes[0].running.store;
+
+  async function startedOf(executionId: string): Promise<EventData<typeof ExecutionStarted>> {
+    return (await waitForEvent(store(), streamName('execution', executionId), 'ExecutionStarted')).data as EventData<typeof ExecutionStarted>;
+  }
+
+  function suspend(walletId: string) {
+    return store().append(streamName('standing', walletId), [eventOf(StandingChanged, randomId('st'), {
+      walletId, from: 'overdrawn', to: 'suspended', balance: '-0.5', currency: 'GRC', maxDebt: '0.5', minBalance: '0', policy: 'greedy',
+      causeEventId: randomId('cause'), causeRevision: 3, changedAtMs: Date.now(),
+    })], 'any');
+  }
+
+  it('aborts a suspended wallet\'s tasks on every node and stops its containers; other wallets keep running', async () => {
+    const wallet = randomId('w');
+    const other = randomId('w');
+    const fn = randomId('f');
+    const onA = await dispatch(store(), { nodeId: nodeA, walletId: wallet, functionId: fn, script: 'while :; do :; done', timeoutMs: 60_000, cpuInitialMillis: 200 });
+    const onB = await dispatch(store(), { nodeId: nodeB, walletId: wallet, functionId: fn, script: 'sleep 60', timeoutMs: 60_000 });
+    const bystander = await dispatch(store(), { nodeId: nodeA, walletId: other, functionId: fn, script: 'sleep 3; echo fine', timeoutMs: 60_000 });
+    const [a, b, c] = [await startedOf(onA.executionId), await startedOf(onB.executionId), await startedOf(bystander.executionId)];
+    expect(a.nodeId).toBe(nodeA);
+    expect(b.nodeId).toBe(nodeB);
+
+    await suspend(wallet);
+    for (const s of [a, b]) {
+      const end = terminalOf(await waitForEnd(store(), s.executionId));
+      expect(end.type).toBe('ExecutionAborted');
+      expect((end.data as EventData<typeof ExecutionAborted>).reason).toBe('suspended');
+      const stopped = await waitForEvent(store(), streamName('container', s.containerId), 'ContainerStopped');
+      expect(stopped.data).toMatchObject({ reason: 'suspended', walletId: wallet });
+      const samples = (await store().read(streamName('usage', s.containerId))).map((e) => e.data as EventData<typeof ResourceSampled>);
+      expect(samples[samples.length - 1].final).toBe(true);
+    }
+    expect((await nodeContainers(docker, nodeA)).map((x) => x.Labels['mesh.container'])).not.toContain(a.containerId);
+    expect((await nodeContainers(docker, nodeB)).map((x) => x.Labels['mesh.container'])).not.toContain(b.containerId);
+    expect(terminalOf(await waitForEnd(store(), c.executionId)).type).toBe('ExecutionSucceeded');
+  });
+
+  it('kills a cancelled task', async () => {
+    const d = await dispatch(store(), { nodeId: nodeB, walletId: randomId('w'), functionId: randomId('f'), script: 'sleep 60', timeoutMs: 60_000 });
+    await startedOf(d.executionId);
+    await store().append(streamName('task', d.taskId), [eventOf(TaskCancelled, randomId('cancel'), {
+      taskId: d.taskId, functionId: d.functionId, walletId: d.walletId, reason: 'user asked', executionId: d.executionId, nodeId: nodeB,
+    })], 'any');
+    const end = terminalOf(await waitForEnd(store(), d.executionId));
+    expect(end.type).toBe('ExecutionAborted');
+    expect(end.data).toMatchObject({ reason: 'cancelled' });
+  });
+
+  it('after a crash, adopts idle containers (warm, sampling resumes without double counting) and fails interrupted executions', async () => {
+    const wallet = randomId('w');
+    const fnIdle = randomId('f');
+    const fnBusy = randomId('f');
+    const first = await dispatch(store(), { nodeId: nodeA, walletId: wallet, functionId: fnIdle, script: 'echo one' });
+    await waitForEnd(store(), first.executionId);
+    const idle = await startedOf(first.executionId);
+    const busy = await dispatch(store(), { nodeId: nodeA, walletId: wallet, functionId: fnBusy, script: 'sleep 60', timeoutMs: 60_000 });
+    const busyStarted = await startedOf(busy.executionId);
+    await eventually(async () => (await store().read(streamName('usage', idle.containerId))).length >= 2, 10_000, 'samples before the crash');
+
+    // Crash: the process stops without any cleanup; containers keep running.
+    const crashed = nodes.shift()!;
+    crashed.agent.simulateCrash();
+    await crashed.running.stop();
+    const seqBefore = (await nodes[0].running.store.read(streamName('usage', idle.containerId))).length;
+
+    nodes.unshift(await startNode(server, nodeA));
+    const end = terminalOf(await waitForEnd(store(), busy.executionId));
+    expect(end.type).toBe('ExecutionFailed');
+    expect(end.data as EventData<typeof ExecutionFailed>).toMatchObject({ reason: 'agent-restart', retryable: true });
+    expect((await waitForEvent(store(), streamName('container', busyStarted.containerId), 'ContainerStopped')).data).toMatchObject({ reason: 'orphan' });
+
+    // The idle one was adopted: the next task of that (wallet, function) runs warm in it.
+    const again = await dispatch(store(), { nodeId: nodeA, walletId: wallet, functionId: fnIdle, script: 'echo two' });
+    const againStarted = await startedOf(again.executionId);
+    expect(againStarted).toMatchObject({ warm: true, containerId: idle.containerId });
+    expect(terminalOf(await waitForEnd(store(), again.executionId)).type).toBe('ExecutionSucceeded');
+
+    await eventually(async () => (await store().read(streamName('usage', idle.containerId))).length > seqBefore + 1, 10_000, 'samples after the restart');
+    const samples = (await store().read(streamName('usage', idle.containerId))).map((e) => e.data as EventData<typeof ResourceSampled>);
+    expect(samples.map((s) => s.seq)).toEqual(samples.map((_, i) => i + 1));
+    for (let i = 1; i < samples.length; i++) {
+      expect(samples[i].windowStartMs).toBe(samples[i - 1].windowEndMs);
+      expect(samples[i].cpuNanosTotal! - samples[i - 1].cpuNanosTotal!).toBe(samples[i].cpuNanos);
+    }
+    const started = (await store().read(streamName('container', idle.containerId)))[0].data as EventData<typeof ContainerStarted>;
+    expect(started.nodeId).toBe(nodeA);
+  });
+});

@@ -1,0 +1,121 @@
+import Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
+import type { NatsConnection } from 'nats';
+import { eventOf, streamName, TaskDispatched, type EventData, type RecordedEvent } from '@mesh/contracts';
+import { startService, type RunningService } from '@mesh/messaging';
+import { eventually, NatsServerProcess } from '@mesh/testing';
+import type { EventStore } from '@mesh/eventstore/port';
+import { ContainerManagerService } from '../../../apps/container-manager/src/main';
+import { ContainerAgent } from '../../../apps/container-manager/src/agent/container-agent';
+import { LABEL } from '../../../apps/container-manager/src/docker/sandbox';
+
+export const BASE_IMAGE = process.env.MESH_BASE_IMAGE ?? 'mesh/task-base:latest';
+export const TERMINAL = ['ExecutionSucceeded', 'ExecutionFailed', 'ExecutionTimedOut', 'ExecutionAborted'];
+
+export const randomId = (prefix: string) => `${prefix}${randomBytes(5).toString('hex')}`;
+
+/** Fails with a clear message when no Docker engine answers or the base image is missing. */
+export async function requireDocker(): Promise<Docker> {
+  const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
+  try {
+    await docker.ping();
+  } catch (err) {
+    throw new Error(`Docker engine is not answering (${(err as Error).message}). Run: bash infra/local/provision.sh docker`);
+  }
+  try {
+    await docker.getImage(BASE_IMAGE).inspect();
+  } catch {
+    throw new Error(`base image ${BASE_IMAGE} is missing. Run: bash infra/local/provision.sh docker`);
+  }
+  return docker;
+}
+
+/** Removes every container of the given test nodes (only containers carrying their mesh.node label). */
+export async function removeNodeContainers(docker: Docker, nodeIds: string[]): Promise<void> {
+  for (const nodeId of nodeIds) {
+    const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL.node}=${nodeId}`] } }).catch(() => []);
+    for (const c of list) if (c.Labels[LABEL.node] === nodeId) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  }
+}
+
+export async function nodeContainers(docker: Docker, nodeId: string): Promise<Docker.ContainerInfo[]> {
+  const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL.node}=${nodeId}`] } });
+  return list.filter((c) => c.Labels[LABEL.node] === nodeId);
+}
+
+export interface NodeHandle {
+  nodeId: string;
+  running: RunningService;
+  agent: ContainerAgent;
+}
+
+export async function startNode(server: NatsServerProcess, nodeId: string, env: Record<string, string> = {}): Promise<NodeHandle> {
+  const running = await startService(ContainerManagerService, {
+    NATS_URL: server.url,
+    NODE_ID: nodeId,
+    LOG_LEVEL: 'warn',
+    SAMPLE_INTERVAL_MS: '250',
+    IDLE_TIMEOUT_MS: '60000',
+    NODE_CPU_MILLIS: '2000',
+    NODE_MEMORY_BYTES: String(4 * 1024 ** 3),
+    ...env,
+  });
+  return { nodeId, running, agent: running.app.get(ContainerAgent) };
+}
+
+export type DispatchData = EventData<typeof TaskDispatched>;
+
+export interface DispatchOptions {
+  nodeId: string;
+  walletId: string;
+  functionId: string;
+  script: string;
+  input?: string;
+  objectRef?: { bucket: string; key: string };
+  image?: string;
+  timeoutMs?: number;
+  memoryBytes?: number;
+  cpuInitialMillis?: number;
+  taskId?: string;
+}
+
+/** Appends a TaskDispatched as the scheduler would. */
+export async function dispatch(store: EventStore, o: DispatchOptions): Promise<DispatchData> {
+  const taskId = o.taskId ?? randomId('t');
+  const data: DispatchData = {
+    taskId, functionId: o.functionId, walletId: o.walletId, attempt: 1, executionId: `${taskId}-1`, nodeId: o.nodeId,
+    function: {
+      functionId: o.functionId, version: 1, image: o.image ?? BASE_IMAGE, script: o.script,
+      cpuMinMillis: 100, cpuMaxMillis: 2000, cpuInitialMillis: o.cpuInitialMillis ?? 1000, memoryBytes: o.memoryBytes ?? 128 * 1024 * 1024,
+      timeoutMs: o.timeoutMs ?? 30_000, network: false, maxAttempts: 3,
+    },
+    input: o.objectRef ? { objectRef: o.objectRef } : { inline: Buffer.from(o.input ?? '').toString('base64') },
+    dispatchedAtMs: Date.now(),
+  };
+  await store.append(streamName('task', taskId), [eventOf(TaskDispatched, `dispatch-${data.executionId}`, data)], 'any');
+  return data;
+}
+
+export async function executionEvents(store: EventStore, executionId: string): Promise<RecordedEvent[]> {
+  return store.read(streamName('execution', executionId));
+}
+
+/** Waits for the terminal event of an execution and returns the whole stream. */
+export async function waitForEnd(store: EventStore, executionId: string, timeoutMs = 30_000): Promise<RecordedEvent[]> {
+  return eventually(async () => {
+    const events = await executionEvents(store, executionId);
+    return events.some((e) => TERMINAL.includes(e.type)) ? events : undefined;
+  }, timeoutMs, `the end of execution ${executionId}`);
+}
+
+export function terminalOf(events: RecordedEvent[]): RecordedEvent {
+  const t = events.find((e) => TERMINAL.includes(e.type));
+  if (!t) throw new Error('no terminal event');
+  return t;
+}
+
+export async function waitForEvent(store: EventStore, stream: string, type: string, timeoutMs = 30_000): Promise<RecordedEvent> {
+  return eventually(async () => (await store.read(stream)).find((e) => e.type === type), timeoutMs, `${type} in ${stream}`);
+}
+
+export type { NatsConnection };

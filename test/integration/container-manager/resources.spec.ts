@@ -1,0 +1,112 @@
+import type Docker from 'dockerode';
+import { eventOf, ScalingDecided, streamName, type ContainerResized, type ContainerStarted, type EventData, type ExecutionFailed, type ExecutionStarted, type ResourceSampled } from '@mesh/contracts';
+import { eventually, NatsServerProcess } from '@mesh/testing';
+import { findCgroupPaths, readCgroup, readCpuQuota, readMemoryLimit } from '../../../apps/container-manager/src/docker/cgroup';
+import { dispatch, randomId, removeNodeContainers, requireDocker, startNode, terminalOf, waitForEnd, waitForEvent, type NodeHandle } from './harness';
+
+const MiB = 1024 * 1024;
+
+/** Resource sampling exactness, in-place resize, timeout, OOM and fork bomb against real containers. */
+describe('container-manager: resources, limits and faults', () => {
+  let server: NatsServerProcess;
+  let docker: Docker;
+  let node: NodeHandle;
+  const nodeId = randomId('cmres');
+  const walletId = randomId('w');
+
+  beforeAll(async () => {
+    docker = await requireDocker();
+    server = await NatsServerProcess.start();
+    node = await startNode(server, nodeId, { IDLE_TIMEOUT_MS: '2500', SAMPLE_INTERVAL_MS: '250', PIDS_LIMIT: '64' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await node?.running.stop().catch(() => undefined);
+    if (docker) await removeNodeContainers(docker, [nodeId]);
+    await server?.dispose();
+  }, 60_000);
+
+  async function containerOf(executionId: string): Promise<EventData<typeof ContainerStarted>> {
+    const started = (await waitForEvent(node.running.store, streamName('execution', executionId), 'ExecutionStarted')).data as EventData<typeof ExecutionStarted>;
+    return (await waitForEvent(node.running.store, streamName('container', started.containerId), 'ContainerStarted')).data as EventData<typeof ContainerStarted>;
+  }
+
+  it('samples CPU exactly: the sampled core-ns of a CPU-bound task sum to the container counter at stop', async () => {
+    const d = await dispatch(node.running.store, {
+      nodeId, walletId, functionId: randomId('f'), cpuInitialMillis: 1000,
+      script: 'i=0; while [ $i -lt 250000 ]; do i=$((i+1)); done; echo $i',
+    });
+    const container = await containerOf(d.executionId);
+    const paths = findCgroupPaths(container.dockerId);
+    expect(paths).toBeDefined();
+    expect(terminalOf(await waitForEnd(node.running.store, d.executionId)).type).toBe('ExecutionSucceeded');
+    // The container's own counter once the task is over (only the idle sleep is left in it).
+    const counterAfterTask = (await readCgroup(paths!))!.cpuNanosTotal;
+    expect(counterAfterTask).toBeGreaterThan(200_000_000);
+
+    await waitForEvent(node.running.store, streamName('container', container.containerId), 'ContainerStopped', 20_000);
+    const samples = (await node.running.store.read(streamName('usage', container.containerId))).map((e) => e.data as EventData<typeof ResourceSampled>);
+    expect(samples.map((s) => s.seq)).toEqual(samples.map((_, i) => i + 1));
+    expect(samples[samples.length - 1].final).toBe(true);
+    for (let i = 1; i < samples.length; i++) expect(samples[i].windowStartMs).toBe(samples[i - 1].windowEndMs);
+    expect(samples.some((s) => s.taskId === d.taskId)).toBe(true);
+    const sampledNanos = samples.reduce((sum, s) => sum + s.cpuNanos, 0);
+    // Exact by construction: the last window ends at the counter's last reading.
+    expect(sampledNanos).toBe(samples[samples.length - 1].cpuNanosTotal);
+    expect(Math.abs(sampledNanos - counterAfterTask) / counterAfterTask).toBeLessThan(0.02);
+    expect(samples.every((s) => s.cpuLimitMillis === 1000 && s.memoryLimitBytes === 128 * MiB)).toBe(true);
+    expect(Math.max(...samples.map((s) => s.memoryBytesMax))).toBeGreaterThan(0);
+  });
+
+  it('applies a scaling decision in place: docker inspect and the cgroup show the new limits', async () => {
+    const fn = randomId('f');
+    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script: 'sleep 4', timeoutMs: 20_000 });
+    const container = await containerOf(d.executionId);
+    const decisionId = `scale-${container.containerId}-1`;
+    await node.running.store.append(streamName('scaling', container.containerId), [eventOf(ScalingDecided, decisionId, {
+      decisionId, containerId: container.containerId, nodeId, walletId, functionId: fn,
+      fromCpuMillis: 1000, toCpuMillis: 350, fromMemoryBytes: 128 * MiB, toMemoryBytes: 96 * MiB,
+      reason: 'scale-down', basedOnSampleSeqs: [1], decidedAtMs: Date.now(),
+    })], 'any');
+    const resized = (await waitForEvent(node.running.store, streamName('container', container.containerId), 'ContainerResized')).data as EventData<typeof ContainerResized>;
+    expect(resized).toMatchObject({ decisionId, fromCpuMillis: 1000, toCpuMillis: 350, fromMemoryBytes: 128 * MiB, toMemoryBytes: 96 * MiB });
+    expect(resized.applyMs).toBeGreaterThanOrEqual(0);
+    const inspect = await docker.getContainer(container.dockerId).inspect();
+    expect(inspect.HostConfig.CpuQuota).toBe(35_000);
+    expect(inspect.HostConfig.CpuPeriod).toBe(100_000);
+    expect(inspect.HostConfig.Memory).toBe(96 * MiB);
+    expect(await readCpuQuota(container.dockerId)).toEqual({ quotaUs: 35_000, periodUs: 100_000 });
+    expect(await readMemoryLimit(container.dockerId)).toBe(96 * MiB);
+    // Later samples carry the new limits; the task still succeeds.
+    await eventually(async () => (await node.running.store.read(streamName('usage', container.containerId))).some((e) => (e.data as EventData<typeof ResourceSampled>).cpuLimitMillis === 350), 10_000, 'a sample with the new limit');
+    expect(terminalOf(await waitForEnd(node.running.store, d.executionId)).type).toBe('ExecutionSucceeded');
+  });
+
+  it('kills a task that runs past its timeout', async () => {
+    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'sleep 30', timeoutMs: 1500 });
+    const container = await containerOf(d.executionId);
+    const end = terminalOf(await waitForEnd(node.running.store, d.executionId));
+    expect(end.type).toBe('ExecutionTimedOut');
+    expect(end.data).toMatchObject({ timeoutMs: 1500 });
+    const stopped = await waitForEvent(node.running.store, streamName('container', container.containerId), 'ContainerStopped');
+    expect(stopped.data).toMatchObject({ reason: 'error' });
+    expect(await docker.getContainer(container.dockerId).inspect().then(() => 'exists', () => 'gone')).toBe('gone');
+  });
+
+  it('reports an OOM kill as such', async () => {
+    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'tail /dev/zero', memoryBytes: 24 * MiB, timeoutMs: 20_000 });
+    const end = terminalOf(await waitForEnd(node.running.store, d.executionId));
+    expect(end.type).toBe('ExecutionFailed');
+    const failed = end.data as EventData<typeof ExecutionFailed>;
+    expect(failed.reason).toBe('oom');
+    expect(failed.stderrTail).toContain('out of memory');
+  });
+
+  it('survives a fork bomb: the pids limit holds and the task ends', async () => {
+    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'bomb() { bomb | bomb & }; bomb; sleep 5', timeoutMs: 2500 });
+    const end = terminalOf(await waitForEnd(node.running.store, d.executionId, 30_000));
+    expect(['ExecutionTimedOut', 'ExecutionFailed']).toContain(end.type);
+    const { containerId } = end.data as { containerId: string };
+    await waitForEvent(node.running.store, streamName('container', containerId), 'ContainerStopped', 20_000);
+  });
+});
