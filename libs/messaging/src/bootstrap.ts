@@ -69,6 +69,9 @@ export async function startService<S extends EnvSpec>(definition: ServiceDefinit
   });
   app.useGlobalFilters(new PassThroughExceptionFilter());
   await app.listen();
+  // The server must have registered every subscription before we say "started": otherwise a
+  // request sent right away gets no_responders (seen in the scheduler's restart test).
+  await nc.flush();
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
