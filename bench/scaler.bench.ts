@@ -109,6 +109,7 @@ async function scalerRoundTrips(nc: NatsConnection, store: JetStreamEventStore, 
     await store.append(`usage-${c}`, [sample(c, 2)], 0);
     await decided;
     latencies.push(ms(start));
+    if (process.env.SCALER_BENCH_DEBUG) require("fs").appendFileSync(process.env.SCALER_BENCH_DEBUG, `trial ${i}: ${ms(start).toFixed(2)} ms\n`);
   }
   return latencies;
 }
@@ -125,7 +126,10 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     log(`raw JetStream publish -> durable consumer -> publish round trip x${TRIALS}`);
     const raw = await rawRoundTrips(nc, TRIALS);
     log(`scaler: deciding sample appended -> ScalingDecided recorded x${TRIALS}`);
-    const ours = await scalerRoundTrips(nc, store, TRIALS);
+    const ours = await scalerRoundTrips(nc, store, TRIALS).catch((err) => {
+      log(`scaler round trips failed: ${err}`);
+      throw err;
+    });
     const [rawP50, rawP99, oursP50, oursP99] = [percentile(raw, 50), percentile(raw, 99), percentile(ours, 50), percentile(ours, 99)];
     const intervalMs = 1000;
     return [
@@ -135,7 +139,14 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
       { name: 'sample -> ScalingDecided, p99', value: oursP99, unit: 'ms', baseline: { name: 'JetStream round trip p99', value: rawP99 }, goal: `< 10% of a ${intervalMs} ms sample interval`, met: oursP99 < intervalMs / 10 },
     ];
   } finally {
-    await service.stop();
+    const dbg = (line: string) => process.env.SCALER_BENCH_DEBUG && require('fs').appendFileSync(process.env.SCALER_BENCH_DEBUG, `${line}\n`);
+    dbg('stopping');
+    await service.app.close();
+    dbg('app closed');
+    await service.store.close();
+    dbg('store closed');
+    await service.nc.drain();
+    dbg('drained');
     await nc.close();
     await server.dispose();
   }

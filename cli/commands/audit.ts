@@ -1,17 +1,29 @@
 import type { Command } from 'commander';
-import { call, withClient } from '../connection';
-import { emit } from '../output';
+import { RequestError } from '@mesh/messaging';
+import { auditRequest } from '@mesh/contracts';
+import { formatAuditReport, verifyAudit, type AuditReport } from '../../apps/ledger/src/audit';
+import { withClient } from '../connection';
+import { emit, progress } from '../output';
 
 export function registerAudit(program: Command) {
   const audit = program.command('audit').description("verify the books from the event log (the ledger's replay)");
   audit
     .command('verify')
     .description('replay the whole log, re-derive every balance and check the invariants; exit 1 if any fails')
+    .addHelpText('after', '\nAsks the running ledger (which also compares its projection); without one, replays the log here.')
     .action(() =>
-      withClient(async (client) => {
-        const report = await call(client, 'mesh.query.ledger.audit', {}, 120_000);
-        emit(report, () => console.log(typeof report?.text === 'string' ? report.text : JSON.stringify(report, null, 2)));
-        if (report && report.passed === false) process.exitCode = 1;
+      withClient(async (client, nc) => {
+        let report: AuditReport;
+        try {
+          report = await client.request(auditRequest, {}, 300_000);
+        } catch (err) {
+          if (!(err instanceof RequestError) || err.code !== 'no_responders') throw err;
+          progress('the ledger is not running: replaying the log here (without the projection comparison)');
+          const { JetStreamEventStore } = await import('@mesh/eventstore');
+          report = await verifyAudit(await JetStreamEventStore.connect(nc));
+        }
+        emit(report, () => console.log(formatAuditReport(report)));
+        if (!report.pass) process.exitCode = 1;
       }),
     );
 }

@@ -18,8 +18,8 @@ async function balance(walletId: string): Promise<bigint> {
 }
 
 async function expectAuditPasses() {
-  const report = (await stack.client.requestRaw('mesh.query.ledger.audit', {}, 120_000)) as { passed: boolean };
-  expect(report).toMatchObject({ passed: true });
+  const report = (await stack.client.requestRaw('mesh.query.ledger.audit', {}, 120_000)) as { pass: boolean };
+  expect(report).toMatchObject({ pass: true });
 }
 
 function expectOk(summary: ScenarioSummary) {

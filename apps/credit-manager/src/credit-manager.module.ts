@@ -1,5 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { MeshCoreModule, type MeshCore } from '@mesh/messaging';
+import { CreditManagerController } from './credit-manager.controller';
+import { CreditManagerCore } from './credit-manager.core';
 
 @Module({})
 export class CreditManagerModule {
@@ -7,7 +9,8 @@ export class CreditManagerModule {
     return {
       module: CreditManagerModule,
       imports: [MeshCoreModule.forRoot(core)],
-      providers: [],
+      controllers: [CreditManagerController],
+      providers: [CreditManagerCore],
     };
   }
 }

@@ -6,6 +6,14 @@ import { planEventIdOf } from './domain/event-ids';
 import { DEFAULT_PLAN_ID, planDecider, versionAt, type SetPricePlan } from './domain/plan-decider';
 import { pricesOf, type PlanPrices } from './domain/pricing';
 
+/** Negative lookups remembered; beyond this the set starts over (a miss only costs one read). */
+const MISSING_MAX = 10_000;
+
+function remember(set: Set<string>, key: string): void {
+  if (set.size >= MISSING_MAX) set.clear();
+  set.add(key);
+}
+
 /** Plan streams are `meter-plan_<planId>` (the meter category is the credit-manager's). */
 export const PLAN_STREAM_PREFIX = 'plan_';
 export const planStream = (planId: string) => streamName('meter', `${PLAN_STREAM_PREFIX}${planId}`);
@@ -89,7 +97,7 @@ export class PlanBook {
   private async functionOf(functionId: string): Promise<FunctionSpec | undefined> {
     if (!this.functions.has(functionId) && !this.missingFunctions.has(functionId)) {
       for (const e of await this.store.read(streamName('function', functionId))) this.apply(e);
-      if (!this.functions.has(functionId)) this.missingFunctions.add(functionId);
+      if (!this.functions.has(functionId)) remember(this.missingFunctions, functionId);
     }
     return this.functions.get(functionId);
   }
@@ -97,7 +105,7 @@ export class PlanBook {
   private async loadPlan(planId: string): Promise<PricePlan[] | undefined> {
     if (!this.plans.has(planId) && !this.missingPlans.has(planId)) {
       for (const e of await this.store.read(planStream(planId))) this.apply(e);
-      if (!this.plans.has(planId)) this.missingPlans.add(planId);
+      if (!this.plans.has(planId)) remember(this.missingPlans, planId);
     }
     return this.plans.get(planId);
   }

@@ -20,7 +20,9 @@ export class LedgerController {
   constructor(private readonly core: LedgerCore) {}
 
   // --- charges -------------------------------------------------------------------------------------
-  @OnEvents('meter')
+  // Charges are independent and the wallet book serialises per wallet, so 32 may be in flight:
+  // charges of different users overlap while each wallet still sees its postings in order.
+  @OnEvents('meter', { concurrency: 32 })
   onMeter(event: RecordedEvent): Promise<void> {
     return this.core.onMeterEvent(event);
   }

@@ -49,7 +49,7 @@ export class LedgerCore implements OnModuleInit, OnModuleDestroy {
 
   async onModuleInit(): Promise<void> {
     // Rebuild from the whole log, then follow wallet events live from where the rebuild ended.
-    for await (const event of readAllPaged(this.store, 1n, 5000)) this.projection.apply(event);
+    for await (const event of readAllPaged(this.store, 1n, 10_000)) this.projection.apply(event);
     this.subscription = this.store.subscribe({ after: this.projection.position, categories: ['wallet'] }, (event) => this.projection.apply(event));
     this.subscription.done.catch((err) => this.log.error(`projection subscription stopped: ${err}`));
     await this.book.execute({

@@ -16,8 +16,14 @@ export interface EventConsumerOptions {
   name?: string;
   /** Deliveries before the event is dead-lettered (default CONSUMER_MAX_DELIVERIES). */
   maxDeliveries?: number;
-  /** Events handled before the first ack is awaited; 1 = strictly one at a time (default 256). */
+  /** Events handed out by the server before the first ack (default 256). */
   maxAckPending?: number;
+  /**
+   * Handler calls in flight at once (default 1: strictly one at a time, in log order). More only for
+   * handlers that serialise what must be serialised themselves (e.g. per aggregate) and don't need
+   * log order; each event is still acked or nak'd on its own.
+   */
+  concurrency?: number;
   /**
    * Where a new durable consumer starts: 'all' (default) replays history, 'new' only sees events
    * appended after it was created (e.g. commands like dispatches that are stale after a restart).

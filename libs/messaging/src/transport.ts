@@ -181,12 +181,17 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     const consumer = await nc.jetstream().consumers.get(EVENTS_STREAM, durable);
     const messages = await consumer.consume({ max_messages: Math.min(config.max_ack_pending, 256) });
     this.consumers.push(messages);
+    const concurrency = Math.max(1, Math.min(extras.concurrency ?? 1, config.max_ack_pending));
     this.loops.push(
       (async () => {
+        const inFlight = new Set<Promise<void>>();
         for await (const m of messages) {
-          await this.deliver(durable, m, handler, maxDeliveries);
+          const delivery = this.deliver(durable, m, handler, maxDeliveries).finally(() => inFlight.delete(delivery));
+          inFlight.add(delivery);
+          if (inFlight.size >= concurrency) await Promise.race(inFlight);
           if (this.closing) break;
         }
+        await Promise.allSettled(inFlight);
       })().catch((err) => this.log.error(`consumer ${durable} stopped: ${err}`)),
     );
   }
@@ -209,7 +214,8 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
         lastValueFrom(this.transformToObservable(await handler(event, new JetStreamContext([m, deliveries]))), { defaultValue: undefined }),
       );
       m.ack();
-      this.positions.set(durable, event.position);
+      // With concurrency > 1 deliveries finish out of order: report the highest position handled.
+      if (event.position > (this.positions.get(durable) ?? 0n)) this.positions.set(durable, event.position);
     } catch (err) {
       if (deliveries >= maxDeliveries) {
         await this.deadLetter(durable, m, deliveries, (err as Error)?.stack ?? String(err));

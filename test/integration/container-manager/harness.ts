@@ -53,7 +53,7 @@ export async function startNode(server: NatsServerProcess, nodeId: string, env: 
   const running = await startService(ContainerManagerService, {
     NATS_URL: server.url,
     NODE_ID: nodeId,
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: process.env.CM_TEST_LOG_LEVEL ?? 'warn',
     SAMPLE_INTERVAL_MS: '250',
     IDLE_TIMEOUT_MS: '60000',
     NODE_CPU_MILLIS: '2000',

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import {
   EVENTS_STREAM, adjustRequest, auditRequest, balanceRequest, containerCostRequest, depositRequest, openWalletRequest, providerEarningsRequest,
   statementRequest, taskCostRequest, totalsRequest, withdrawRequest, type NewEvent,
@@ -54,6 +56,22 @@ describe('ledger service', () => {
     }, 20_000, 'the ledger meter consumer to be idle');
   };
 
+  /** `apps/ledger/src/audit-cli.ts` as its own process, the way an operator runs it. */
+  const runAuditCli = () =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', 'apps/ledger/src/audit-cli.ts'], {
+        cwd: join(__dirname, '../../..'),
+        env: { ...process.env, NATS_URL: server.url },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c) => (stdout += c));
+      child.stderr.on('data', (c) => (stderr += c));
+      child.once('error', reject);
+      child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+
   beforeAll(async () => {
     server = await NatsServerProcess.start();
     nc = await server.connect('ledger-test');
@@ -84,28 +102,29 @@ describe('ledger service', () => {
 
   it('refuses bad input with an error naming the problem, writing no event', async () => {
     const head = await raw.headPosition();
-    const cases: [Promise<unknown>, string, RegExp][] = [
-      [client.requestRaw(depositRequest.subject, { walletId: 'nobody', amount: '1', reference: 'r1' }), 'unknown_wallet', /wallet nobody does not exist/],
-      [client.requestRaw(openWalletRequest.subject, { walletId: 'alice' }), 'wallet_exists', /alice already exists/],
-      [client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '1', reference: 'r2', currency: 'USD' }), 'currency_mismatch', /holds GRC, not USD/],
-      [client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '2', reference: 'tx-0xabc' }), 'reference_conflict', /already posted/],
-      [client.requestRaw(withdrawRequest.subject, { walletId: 'alice', amount: '5', reference: 'w9' }), 'insufficient_funds', /below zero/],
-      [client.requestRaw(adjustRequest.subject, { walletId: 'alice', amount: '-5', reason: 'x', reference: 'a9' }), 'insufficient_funds', /below zero/],
-      [client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: 'abc', reference: 'r3' }), 'invalid_input', /amount: must be a decimal string/],
-      [client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '0.123456789', reference: 'r3' }), 'invalid_input', /amount: must have at most 8 decimals/],
-      [client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '-1', reference: 'r3' }), 'invalid_input', /amount: must not be negative/],
-      [client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '0', reference: 'r3' }), 'invalid_input', /amount: must be greater than zero/],
-      [client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '1e9', reference: 'r3' }), 'invalid_input', /amount: must be a decimal string/],
-      [client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '9'.repeat(16), reference: 'r3' }), 'invalid_input', /amount: must be below 10\^15/],
-      [client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: 1, reference: 'r3' }), 'invalid_input', /amount: must be a decimal string/],
-      [client.requestRaw(depositRequest.subject, { walletId: 'a.b', amount: '1', reference: 'r3' }), 'invalid_input', /walletId: must match/],
-      [client.requestRaw(openWalletRequest.subject, { walletId: 'x'.repeat(65) }), 'invalid_input', /walletId: must match \[A-Za-z0-9_-\]\{1,64\}/],
-      [client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '1', reference: 'r3', extra: 'x'.repeat(100_000) }), 'invalid_input', /extra/],
-      [client.requestRaw(adjustRequest.subject, { walletId: 'alice', amount: '1', reason: '', reference: 'r3' }), 'invalid_input', /reason: must not be empty/],
-      [client.requestRaw(adjustRequest.subject, { walletId: 'alice', amount: '1', reason: 'r'.repeat(1025), reference: 'r3' }), 'invalid_input', /reason: must be at most 1024/],
+    // Thunks: each request is sent when its turn comes, so no refusal is left unhandled meanwhile.
+    const cases: [() => Promise<unknown>, string, RegExp][] = [
+      [() => client.requestRaw(depositRequest.subject, { walletId: 'nobody', amount: '1', reference: 'r1' }), 'unknown_wallet', /wallet nobody does not exist/],
+      [() => client.requestRaw(openWalletRequest.subject, { walletId: 'alice' }), 'wallet_exists', /alice already exists/],
+      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '1', reference: 'r2', currency: 'USD' }), 'currency_mismatch', /holds GRC, not USD/],
+      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '2', reference: 'tx-0xabc' }), 'reference_conflict', /already posted/],
+      [() => client.requestRaw(withdrawRequest.subject, { walletId: 'alice', amount: '5', reference: 'w9' }), 'insufficient_funds', /below zero/],
+      [() => client.requestRaw(adjustRequest.subject, { walletId: 'alice', amount: '-5', reason: 'x', reference: 'a9' }), 'insufficient_funds', /below zero/],
+      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: 'abc', reference: 'r3' }), 'invalid_input', /amount: must be a decimal string/],
+      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '0.123456789', reference: 'r3' }), 'invalid_input', /amount: must have at most 8 decimals/],
+      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '-1', reference: 'r3' }), 'invalid_input', /amount: must not be negative/],
+      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '0', reference: 'r3' }), 'invalid_input', /amount: must be greater than zero/],
+      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '1e9', reference: 'r3' }), 'invalid_input', /amount: must be a decimal string/],
+      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '9'.repeat(16), reference: 'r3' }), 'invalid_input', /amount: must be below 10\^15/],
+      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: 1, reference: 'r3' }), 'invalid_input', /amount: must be a decimal string/],
+      [() => client.requestRaw(depositRequest.subject, { walletId: 'a.b', amount: '1', reference: 'r3' }), 'invalid_input', /walletId: must match/],
+      [() => client.requestRaw(openWalletRequest.subject, { walletId: 'x'.repeat(65) }), 'invalid_input', /walletId: must match \[A-Za-z0-9_-\]\{1,64\}/],
+      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '1', reference: 'r3', extra: 'x'.repeat(100_000) }), 'invalid_input', /extra/],
+      [() => client.requestRaw(adjustRequest.subject, { walletId: 'alice', amount: '1', reason: '', reference: 'r3' }), 'invalid_input', /reason: must not be empty/],
+      [() => client.requestRaw(adjustRequest.subject, { walletId: 'alice', amount: '1', reason: 'r'.repeat(1025), reference: 'r3' }), 'invalid_input', /reason: must be at most 1024/],
     ];
     for (const [promise, code, message] of cases) {
-      const err = await refusal(promise);
+      const err = await refusal(promise());
       expect({ code: err.code, message: err.message }).toEqual({ code, message: expect.stringMatching(message) });
     }
     const notJson = await nc.request(depositRequest.subject, Buffer.from('{not json'));
@@ -166,6 +185,11 @@ describe('ledger service', () => {
     expect(report).toMatchObject({ pass: true, debits: 2, credits: 2 });
     expect(report.invariants.find((i) => i.name === 'projection-matches')).toMatchObject({ pass: true });
     expect((await http('/audit')).body.data.pass).toBe(true);
+
+    // The command-line entry point prints the same report and exits 0 on a pass.
+    const cli = await runAuditCli();
+    expect(cli).toMatchObject({ code: 0, stdout: expect.stringMatching(/^audit PASSED: log positions 1\.\.\d+/) });
+    expect(cli.stdout).toMatch(/PASS  books-balance/);
   });
 
   it('audit fails on a forged event (first broken link) and on a debit without its credit', async () => {
@@ -188,5 +212,8 @@ describe('ledger service', () => {
     report = await client.request(auditRequest, {}, 30_000);
     expect(failed()).toContain('hash-chain');
     expect(report.firstBrokenLink).toMatchObject({ stream: 'wallet-bob', eventId: 'forged-deposit', revision: last.revision + 2 });
+    const cli = await runAuditCli();
+    expect(cli.code).toBe(1);
+    expect(cli.stdout).toMatch(/audit FAILED[\s\S]*FAIL  hash-chain[\s\S]*first broken link: wallet-bob revision \d+ \(event forged-deposit/);
   });
 });

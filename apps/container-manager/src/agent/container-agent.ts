@@ -10,7 +10,7 @@ import { ConcurrencyError } from '@mesh/eventstore/errors';
 import type { EventStore, ExpectedVersion } from '@mesh/eventstore/port';
 import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG } from '@mesh/messaging';
 import type { ContainerManagerEnv } from '../config';
-import { DockerEngine, DockerUnavailableError, ImageMissingError, type TaskRun } from '../docker/docker-engine';
+import { DockerEngine, DockerUnavailableError, ImageMissingError, type TaskOptions, type TaskRun } from '../docker/docker-engine';
 import { assertNonRootUser, cpuMillisOf, newContainerId } from '../docker/sandbox';
 import type { CgroupPaths } from '../docker/cgroup';
 import { closingWindow, initialCursor, nextWindow, type SampleCursor, type SampleWindow } from '../domain/sample-window';
@@ -205,11 +205,13 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
       if (err instanceof InputMissingError) return this.failWithoutContainer(d, 'input-missing', false, err.message);
       throw err;
     }
+    const jobTar = await packTar({ 'job/': null, 'job/script': Buffer.from(d.function.script, 'utf8'), 'job/input': input, 'job/out/': null });
     let container = this.takeIdle(d.walletId, d.functionId, d.function.image);
     const warm = container !== undefined;
+    let coldRun: TaskRun | undefined;
     if (!container) {
       try {
-        container = await this.startContainer(d);
+        ({ container, run: coldRun } = await this.startContainer(d, jobTar));
       } catch (err) {
         if (err instanceof ImageMissingError) return this.failWithoutContainer(d, 'image-missing', false, err.message);
         this.dockerError = String((err as Error)?.message ?? err);
@@ -217,7 +219,7 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
         return this.failWithoutContainer(d, 'docker-error', true, message);
       }
     }
-    await this.runExecution(container, d, input, warm);
+    await this.runExecution(container, d, jobTar, warm, coldRun);
   }
 
   /** A TaskCancelled: kill its running execution on this node. */
@@ -274,15 +276,23 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     return undefined;
   }
 
-  private async startContainer(d: Dispatch): Promise<ContainerState> {
+  private taskOptions(d: Dispatch, jobTar: Buffer): TaskOptions {
+    return {
+      executionId: d.executionId, jobTar, capBytes: this.config.OUTPUT_CAP_BYTES, user: this.config.TASK_USER,
+      env: [`MESH_EXECUTION_ID=${d.executionId}`, `MESH_TASK_ID=${d.taskId}`, `MESH_ATTEMPT=${d.attempt}`, `MESH_FUNCTION_ID=${d.functionId}`],
+    };
+  }
+
+  /** Cold start: a new sandboxed container whose main process starts running the first task at once. */
+  private async startContainer(d: Dispatch, jobTar: Buffer): Promise<{ container: ContainerState; run: TaskRun }> {
     const containerId = newContainerId();
     const fn = d.function;
     const t0 = Date.now();
-    const dockerId = await this.engine.createAndStart({
+    const { dockerId, run } = await this.engine.createAndStartWithTask({
       nodeId: this.nodeId, containerId, walletId: d.walletId, functionId: d.functionId, image: fn.image,
       cpuMillis: fn.cpuInitialMillis, memoryBytes: fn.memoryBytes, network: fn.network,
       pidsLimit: this.config.PIDS_LIMIT, workTmpfsBytes: this.config.WORK_TMPFS_BYTES, user: this.config.TASK_USER,
-    });
+    }, this.taskOptions(d, jobTar));
     const coldStartMs = Date.now() - t0;
     this.dockerError = undefined;
     const c: ContainerState = {
@@ -300,7 +310,7 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
       ...this.containerRef(c), dockerId, image: fn.image, cpuMillis: c.cpuMillis, memoryBytes: c.memoryBytes,
       cpuMaxMillis: c.cpuMaxMillis, cpuMinMillis: c.cpuMinMillis, coldStartMs, startedAtMs: t0,
     });
-    return c;
+    return { container: c, run };
   }
 
   private scheduleIdleStop(c: ContainerState): void {
@@ -339,7 +349,7 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
 
   // --- executions ------------------------------------------------------------------------------
 
-  private async runExecution(c: ContainerState, d: Dispatch, input: Buffer, warm: boolean): Promise<void> {
+  private async runExecution(c: ContainerState, d: Dispatch, jobTar: Buffer, warm: boolean, coldRun?: TaskRun): Promise<void> {
     const e: ExecutionState = {
       executionId: d.executionId, taskId: d.taskId, attempt: d.attempt, walletId: d.walletId, functionId: d.functionId,
       containerId: c.containerId, timeoutMs: d.function.timeoutMs, startedAtMs: Date.now(), warm, recordedStart: false, terminalClaimed: false,
@@ -348,22 +358,24 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     c.execution = e;
     c.status = 'busy';
     clearTimeout(c.idleTimer);
-    e.oomKillsBefore = (await this.engine.readCounters(c.dockerId, c.cgroup, true))?.oomKills;
     let run: TaskRun;
-    try {
-      const jobTar = await packTar({ 'job/': null, 'job/script': Buffer.from(d.function.script, 'utf8'), 'job/input': input, 'job/out/': null });
-      run = await this.engine.startTask(c.dockerId, {
-        executionId: e.executionId, jobTar, capBytes: this.config.OUTPUT_CAP_BYTES, user: this.config.TASK_USER,
-        env: [`MESH_EXECUTION_ID=${e.executionId}`, `MESH_TASK_ID=${e.taskId}`, `MESH_ATTEMPT=${e.attempt}`, `MESH_FUNCTION_ID=${e.functionId}`],
-      });
-    } catch (err) {
-      e.terminalClaimed = true;
-      await this.appendExecution(e.executionId, ExecutionFailed, 'end', {
-        ...this.executionRef(e, c), reason: 'docker-error', retryable: true, stderrTail: `could not start the script: ${(err as Error)?.message ?? err}`.slice(0, STDERR_TAIL_MAX), durationMs: 0,
-      }, 'no_stream');
-      this.executions.delete(e.executionId);
-      await this.stopContainer(c, 'error');
-      return;
+    if (coldRun) {
+      // A new cgroup: its OOM kill counter starts at 0.
+      e.oomKillsBefore = 0;
+      run = coldRun;
+    } else {
+      e.oomKillsBefore = (await this.engine.readCounters(c.dockerId, c.cgroup, true))?.oomKills;
+      try {
+        run = await this.engine.startTask(c.dockerId, this.taskOptions(d, jobTar));
+      } catch (err) {
+        e.terminalClaimed = true;
+        await this.appendExecution(e.executionId, ExecutionFailed, 'end', {
+          ...this.executionRef(e, c), reason: 'docker-error', retryable: true, stderrTail: `could not start the script: ${(err as Error)?.message ?? err}`.slice(0, STDERR_TAIL_MAX), durationMs: 0,
+        }, 'no_stream');
+        this.executions.delete(e.executionId);
+        await this.stopContainer(c, 'error');
+        return;
+      }
     }
     e.timer = setTimeout(() => void this.stopContainer(c, 'error', 'timeout').catch((err) => this.log.error(`timeout of ${e.executionId}: ${err}`)), e.timeoutMs);
     const started = await run.started;

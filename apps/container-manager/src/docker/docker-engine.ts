@@ -1,4 +1,5 @@
 import Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
 import { PassThrough, type Duplex } from 'node:stream';
 import { containerCreateOptions, cpuQuotaFor, LABEL, memoryLimitsFor, type SandboxSpec } from './sandbox';
 import { findCgroupPaths, readCgroupSync, resetMemoryMaxSync, type CgroupPaths, type CgroupReading } from './cgroup';
@@ -43,8 +44,32 @@ const WRAPPER = [
   'exec bash /work/job/script /work/job/input /work/job/out </dev/null',
 ].join('\n');
 
+/**
+ * The main process of a container started cold: runs the first task like WRAPPER, prints the exit
+ * code behind the nonce ($2) on stderr, then becomes the idle process that keeps the container up.
+ */
+const FIRST_RUNNER = [
+  'cd /work',
+  'tar -x -f - || { code=$?; printf "%s:%d:%s" "$2" "$code" "$2"; printf "%s:%d:%s" "$2" "$code" "$2" >&2; exec sleep 2147483647 </dev/null >/dev/null 2>&1; }',
+  'printf "%s" "$1" > /work/.mesh-exec',
+  'printf R',
+  'bash /work/job/script /work/job/input /work/job/out </dev/null',
+  'code=$?',
+  'printf "%s:%d:%s" "$2" "$code" "$2"',
+  'printf "%s:%d:%s" "$2" "$code" "$2" >&2',
+  'exec sleep 2147483647 </dev/null >/dev/null 2>&1',
+].join('\n');
+
 /** Collects the output folder as a tar on stdout and clears the marker: the container is clean again. */
 const COLLECT = 'cd /work/job/out 2>/dev/null && tar -c -f - . ; rm -rf /work/job /work/.mesh-exec';
+
+export interface TaskOptions {
+  executionId: string;
+  jobTar: Buffer;
+  capBytes: number;
+  env: string[];
+  user: string;
+}
 
 export interface TaskRunResult {
   /** undefined when the exec could not be inspected (container gone). */
@@ -62,6 +87,45 @@ export interface TaskRun {
   /** Resolves when the script starts (true) or when the run ended before it could (false). */
   started: Promise<boolean>;
   done: Promise<TaskRunResult>;
+}
+
+/**
+ * Passes a stream's bytes on until `<nonce>:<code>:<nonce>` shows up, which it strips and reads the
+ * exit code from. The last bytes are held back until they cannot be the start of the nonce.
+ * Without a nonce it passes everything on and `exitCode` stays undefined (the end is the stream's end).
+ */
+class EndNonceWatcher {
+  exitCode: number | undefined;
+  private pending = Buffer.alloc(0);
+  private readonly pattern?: RegExp;
+  private readonly holdBytes: number;
+
+  constructor(nonce: string | undefined, private readonly sink: (b: Buffer) => void) {
+    this.pattern = nonce ? new RegExp(`${nonce}:(\\d+):${nonce}`) : undefined;
+    this.holdBytes = nonce ? nonce.length * 2 + 16 : 0;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.exitCode !== undefined) return;
+    if (!this.pattern) return this.sink(chunk);
+    this.pending = Buffer.concat([this.pending, chunk]);
+    const match = this.pattern.exec(this.pending.toString('latin1'));
+    if (match) {
+      if (match.index > 0) this.sink(this.pending.subarray(0, match.index));
+      this.pending = Buffer.alloc(0);
+      this.exitCode = Number(match[1]);
+      return;
+    }
+    if (this.pending.length > this.holdBytes) {
+      this.sink(this.pending.subarray(0, this.pending.length - this.holdBytes));
+      this.pending = this.pending.subarray(this.pending.length - this.holdBytes);
+    }
+  }
+
+  flush(): void {
+    if (this.pending.length) this.sink(this.pending);
+    this.pending = Buffer.alloc(0);
+  }
 }
 
 /** Keeps the first `cap` bytes of a stream and counts the rest (a flood costs no memory). */
@@ -143,12 +207,64 @@ export class DockerEngine {
   }
 
   /** Runs the task script with the job tar (script + input) on stdin; stdout/stderr captured and capped. */
-  async startTask(dockerId: string, opts: { executionId: string; jobTar: Buffer; capBytes: number; env: string[]; user: string }): Promise<TaskRun> {
+  async startTask(dockerId: string, opts: TaskOptions): Promise<TaskRun> {
     const container = this.docker.getContainer(dockerId);
     const exec = await this.withRetries('exec', () =>
       container.exec({ Cmd: ['bash', '-c', WRAPPER, 'mesh-task', opts.executionId], AttachStdin: true, AttachStdout: true, AttachStderr: true, Env: opts.env, User: opts.user, WorkingDir: '/work' }),
     );
     const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
+    return this.captureRun(stream, opts, undefined, async () => {
+      try {
+        return (await exec.inspect()).ExitCode ?? undefined;
+      } catch {
+        return undefined;
+      }
+    });
+  }
+
+  /**
+   * Cold start: creates the container with the first task's runner as its main process, so the
+   * script starts as soon as the container does (no extra `docker exec` on the cold path). The job
+   * tar goes in through the attached stdin; the runner prints the exit code behind a one-time nonce
+   * on stderr, then turns into the idle `sleep` that keeps the container warm for the next tasks.
+   */
+  async createAndStartWithTask(spec: SandboxSpec, opts: TaskOptions): Promise<{ dockerId: string; run: TaskRun }> {
+    const nonce = `MESH-END-${randomBytes(12).toString('hex')}`;
+    const options = containerCreateOptions(spec);
+    const create = {
+      ...options,
+      Entrypoint: ['bash', '-c', FIRST_RUNNER, 'mesh-first', opts.executionId, nonce],
+      Cmd: [],
+      Env: opts.env,
+      OpenStdin: true,
+      StdinOnce: true,
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+    };
+    let container: Docker.Container;
+    try {
+      container = await this.withRetries('create', () => this.docker.createContainer(create));
+    } catch (err) {
+      if (statusOf(err) === 404 && /no such image/i.test(String((err as Error).message))) throw new ImageMissingError(spec.image);
+      throw err;
+    }
+    try {
+      const stream = (await container.attach({ stream: true, hijack: true, stdin: true, stdout: true, stderr: true })) as unknown as Duplex;
+      const run = this.captureRun(stream, opts, nonce, async () => undefined);
+      await this.withRetries('start', () => container.start());
+      return { dockerId: container.id, run };
+    } catch (err) {
+      await container.remove({ force: true }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Demultiplexes a run's stdout/stderr: strips the start byte, caps both, keeps the stderr tail
+   * and, for the first-task runner, watches stderr for the end nonce that carries the exit code.
+   */
+  private captureRun(stream: Duplex, opts: TaskOptions, nonce: string | undefined, exitCodeOf: () => Promise<number | undefined>): TaskRun {
     const stdout = new CappedBuffer(opts.capBytes);
     const stderr = new CappedBuffer(opts.capBytes, 4096);
     const out = new PassThrough();
@@ -156,31 +272,45 @@ export class DockerEngine {
     let started = false;
     let resolveStarted!: (v: boolean) => void;
     const startedPromise = new Promise<boolean>((r) => (resolveStarted = r));
+    let resolveEnded!: () => void;
+    const ended = new Promise<void>((resolve) => (resolveEnded = resolve));
+    // stdout and stderr travel separately: the end nonce is written to both, and the run is over
+    // once each stream has delivered it (so no byte written before it is lost on either).
+    const outWatch = new EndNonceWatcher(nonce, (b) => stdout.push(b));
+    const errWatch = new EndNonceWatcher(nonce, (b) => stderr.push(b));
+    const checkEnd = () => {
+      if (outWatch.exitCode !== undefined && errWatch.exitCode !== undefined) resolveEnded();
+    };
+    let sawFirstByte = false;
     out.on('data', (chunk: Buffer) => {
-      if (!started) {
-        started = true;
-        resolveStarted(true);
-        chunk = chunk.subarray(1);
+      if (!sawFirstByte && chunk.length > 0) {
+        sawFirstByte = true;
+        // The runner prints R right before the script; anything else means it never got there.
+        if (chunk[0] === 0x52) {
+          started = true;
+          chunk = chunk.subarray(1);
+        }
+        resolveStarted(started);
       }
-      if (chunk.length) stdout.push(chunk);
+      if (chunk.length) outWatch.push(chunk);
+      checkEnd();
     });
-    err.on('data', (chunk: Buffer) => stderr.push(chunk));
+    err.on('data', (chunk: Buffer) => {
+      errWatch.push(chunk);
+      checkEnd();
+    });
     this.docker.modem.demuxStream(stream, out, err);
-    const ended = new Promise<void>((resolve) => {
-      stream.once('end', resolve);
-      stream.once('close', resolve);
-      stream.once('error', () => resolve());
-    });
+    stream.once('end', resolveEnded);
+    stream.once('close', resolveEnded);
+    stream.once('error', () => resolveEnded());
     stream.end(opts.jobTar);
     const done = (async (): Promise<TaskRunResult> => {
       await ended;
+      outWatch.flush();
+      errWatch.flush();
+      if (nonce) stream.destroy();
       if (!started) resolveStarted(false);
-      let exitCode: number | undefined;
-      try {
-        exitCode = (await exec.inspect()).ExitCode ?? undefined;
-      } catch {
-        exitCode = undefined;
-      }
+      const exitCode = errWatch.exitCode ?? outWatch.exitCode ?? (nonce ? undefined : await exitCodeOf());
       return { exitCode, stdout: stdout.buffer, stderr: stderr.buffer, stdoutBytes: stdout.total, stderrBytes: stderr.total, stderrTail: stderr.tailText, started };
     })();
     return { started: startedPromise, done };

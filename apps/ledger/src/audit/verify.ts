@@ -90,7 +90,8 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
     if (!event.stream.startsWith('wallet-')) continue;
     walletEvents++;
     const data = event.data as Record<string, string> & { walletId: string; currency: string; balanceAfter: string; prevHash: string; hash?: string };
-    const at = `${event.stream}@${event.revision} (${event.id}, position ${event.position})`;
+    // Built only when a violation is reported (this loop runs once per event of the whole log).
+    const at = () => `${event.stream}@${event.revision} (${event.id}, position ${event.position})`;
     let chain = chains.get(event.stream);
     if (!chain) {
       chain = { opened: false, revision: -1, lastHash: GENESIS_HASH, balance: 0n, currency: data.currency };
@@ -105,26 +106,26 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
       const detail = linkBroken
         ? `prevHash ${data.prevHash.slice(0, 12)}... but the previous event hashes to ${chain.lastHash.slice(0, 12)}...`
         : `stored hash ${data.hash!.slice(0, 12)}... but the content hashes to ${computed.slice(0, 12)}...`;
-      violate('hash-chain', `${at}: ${detail}`);
+      violate('hash-chain', `${at()}: ${detail}`);
       firstBrokenLink ??= { stream: event.stream, revision: event.revision, eventId: event.id, position: event.position.toString(), detail };
     }
     chain.lastHash = computed;
 
     // Causes and balances.
     if (event.type === 'WalletOpened') {
-      if (chain.opened) violate('postings-have-causes', `${at}: wallet opened twice`);
+      if (chain.opened) violate('postings-have-causes', `${at()}: wallet opened twice`);
       chain.opened = true;
       chain.currency = data.currency;
     } else if (!chain.opened) {
-      violate('postings-have-causes', `${at}: ${event.type} before the wallet was opened`);
+      violate('postings-have-causes', `${at()}: ${event.type} before the wallet was opened`);
     }
-    if (event.revision !== chain.revision + 1) violate('balances-derive', `${at}: revision ${event.revision} follows ${chain.revision}`);
+    if (event.revision !== chain.revision + 1) violate('balances-derive', `${at()}: revision ${event.revision} follows ${chain.revision}`);
     chain.revision = event.revision;
     const currency = currencyOf(data.currency);
     const delta = balanceDelta(event.type, data);
     const derived = chain.balance + delta;
     const recorded = parseAmount(data.balanceAfter, currency, { allowNegative: true, allowZero: true });
-    if (recorded !== derived) violate('balances-derive', `${at}: balanceAfter ${data.balanceAfter} but ${formatAmount(chain.balance, currency)} ${delta < 0n ? '-' : '+'} ${formatAmount(delta < 0n ? -delta : delta, currency)} = ${formatAmount(derived, currency)}`);
+    if (recorded !== derived) violate('balances-derive', `${at()}: balanceAfter ${data.balanceAfter} but ${formatAmount(chain.balance, currency)} ${delta < 0n ? '-' : '+'} ${formatAmount(delta < 0n ? -delta : delta, currency)} = ${formatAmount(derived, currency)}`);
     chain.balance = derived;
 
     switch (event.type) {
@@ -136,7 +137,7 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
         break;
       case 'BalanceAdjusted':
         totals.adjusted += delta;
-        if (!data.reason) violate('postings-have-causes', `${at}: adjustment without a reason`);
+        if (!data.reason) violate('postings-have-causes', `${at()}: adjustment without a reason`);
         break;
       case 'UsageDebited':
       case 'UsageCredited': {
@@ -145,7 +146,7 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
         const amount = debit ? -delta : delta;
         if (debit) totals.debited += amount;
         else totals.credited += amount;
-        if (book.has(data.chargeId)) violate('no-double-posting', `${at}: charge ${data.chargeId} ${debit ? 'debited' : 'credited'} again (first at position ${book.get(data.chargeId)!.position})`);
+        if (book.has(data.chargeId)) violate('no-double-posting', `${at()}: charge ${data.chargeId} ${debit ? 'debited' : 'credited'} again (first at position ${book.get(data.chargeId)!.position})`);
         else book.set(data.chargeId, { amount, walletId: data.walletId, counterparty: debit ? data.providerWalletId : data.userWalletId, position: event.position });
         break;
       }

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ContractError, DomainError, apiIdSchema, parseOrThrow, statementRequest } from '@mesh/contracts';
+import { ContractError, DomainError, ledgerIdSchema, parseOrThrow, statementRequest } from '@mesh/contracts';
 import { encodeJson, toErrorBody } from '@mesh/messaging';
 import type { LedgerQueries } from '../projection/queries';
 
@@ -25,7 +25,7 @@ type Route = (params: string[], query: URLSearchParams) => unknown | Promise<unk
  * `{ ok: false, error }` with 400 (bad input), 404 (unknown wallet or route) or 500.
  */
 export async function startLedgerHttpServer(queries: LedgerQueries, audit: () => Promise<unknown>, options: LedgerHttpOptions): Promise<LedgerHttpServer> {
-  const id = (value: string, field: string) => parseOrThrow(apiIdSchema, decodeURIComponent(value), field);
+  const id = (value: string, field: string) => parseOrThrow(ledgerIdSchema, decodeURIComponent(value), field);
   const routes: [RegExp, Route][] = [
     [/^\/wallets\/([^/]+)\/balance$/, ([w]) => queries.balance(id(w, 'walletId'))],
     [/^\/wallets\/([^/]+)\/statement$/, ([w], q) => {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import type { FoldedEvent } from './scheduler-view';
 import { SchedulerView, dispatchInMemory, isDispatchable } from './scheduler-view';
 import { fnSpec } from './fixtures';
@@ -113,5 +114,50 @@ describe('scheduler view: capacity, containers, fairness', () => {
     view.apply(echo);
     for (const e of events) view.apply(e);
     expect([view.dispatched, view.pool.size, view.nodes.get(c.nodeId)!.reservedCpuMillis]).toEqual([1, 0, 1000]);
+  });
+});
+
+describe('scheduler view: invariants under random load (property)', () => {
+  const scenario = fc.record({
+    nodes: fc.array(fc.record({ cpuMillis: fc.integer({ min: 500, max: 8000 }), memGiB: fc.integer({ min: 1, max: 8 }) }), { minLength: 1, maxLength: 6 }),
+    standings: fc.array(fc.constantFrom('normal', 'low', 'overdrawn', 'suspended', null), { minLength: 1, maxLength: 5 }),
+    policies: fc.array(fc.constantFrom('greedy', 'conservative'), { minLength: 5, maxLength: 5 }),
+    tasks: fc.array(fc.record({ wallet: fc.nat(4), fn: fc.nat(2), priority: fc.integer({ min: 0, max: 9 }) }), { maxLength: 60 }),
+    cpu: fc.array(fc.integer({ min: 100, max: 3000 }), { minLength: 3, maxLength: 3 }),
+  });
+
+  it('never overcommits a node, never runs two tasks of one (wallet, function) on a node, never dispatches a gated wallet, keeps FIFO by priority per wallet', () => {
+    fc.assert(fc.property(scenario, (s) => {
+      revisions = new Map();
+      const events: FoldedEvent[] = [];
+      s.cpu.forEach((cpu, f) => events.push(ev(`function-f${f}`, 'FunctionDeployed', fnSpec({ functionId: `f${f}`, cpuInitialMillis: cpu, cpuMinMillis: 100, memoryBytes: 512 * 1024 * 1024 }))));
+      s.nodes.forEach((n, i) => events.push(ev(`node-n${i}`, 'NodeRegistered', { nodeId: `n${i}`, cpuMillis: n.cpuMillis, memoryBytes: n.memGiB * GiB, labels: {}, registeredAtMs: 0 })));
+      s.standings.forEach((standingTo, w) => {
+        events.push(opened(`w${w}`, s.policies[w] as 'greedy' | 'conservative'));
+        if (standingTo) events.push(standing(`w${w}`, standingTo));
+      });
+      s.tasks.forEach((t, i) => events.push(submit(`t${i}`, `w${t.wallet % s.standings.length}`, `f${t.fn}`, t.priority)));
+      const view = viewOf(events);
+      const placed = dispatchInMemory(view, 1000, 1);
+      for (const n of view.nodes.values()) {
+        expect(n.reservedCpuMillis).toBeLessThanOrEqual(n.cpuMillis);
+        expect(n.reservedMemoryBytes).toBeLessThanOrEqual(n.memoryBytes);
+        for (const count of n.busyKeys.values()) expect(count).toBe(1);
+      }
+      for (const c of placed) expect(isDispatchable(view.wallets.get(c.task.walletId))).toBe(true);
+      // within a wallet, dispatch order follows (priority desc, submission asc)
+      const byWallet = new Map<string, { priority: number; seq: number }[]>();
+      for (const c of placed) byWallet.set(c.task.walletId, [...(byWallet.get(c.task.walletId) ?? []), { priority: c.task.priority, seq: c.task.seq }]);
+      for (const order of byWallet.values()) {
+        for (let i = 1; i < order.length; i++) {
+          const [a, b] = [order[i - 1], order[i]];
+          expect(a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq)).toBe(true);
+        }
+      }
+      // every task is in exactly one place: the pool or a node
+      const onNodes = [...view.nodes.values()].reduce((sum, n) => sum + n.tasks.size, 0);
+      expect(onNodes + view.pool.size).toBe(s.tasks.length);
+      expect(view.dispatched).toBe(placed.length);
+    }), { numRuns: 200 });
   });
 });

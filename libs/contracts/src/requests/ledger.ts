@@ -12,7 +12,7 @@ import { apiSubject, querySubject } from '../subjects';
  */
 
 /** User-given ids are at most 64 characters at the API so derived ids stay within 128 (coord.md). */
-export const apiIdSchema = z
+export const ledgerIdSchema = z
   .string({ error: 'must be a string' })
   .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must match [A-Za-z0-9_-]{1,64}' });
 
@@ -45,7 +45,7 @@ export const openWalletRequest = defineRequest(
   'command',
   apiSubject('ledger', 'open-wallet'),
   z.strictObject({
-    walletId: apiIdSchema,
+    walletId: ledgerIdSchema,
     kind: walletKind.optional(),
     currency: currencyCode.optional(),
     maxDebt: nonNegativeMoney.optional(),
@@ -73,7 +73,7 @@ const postingReply = z.object({
 export const depositRequest = defineRequest(
   'command',
   apiSubject('ledger', 'deposit'),
-  z.strictObject({ walletId: apiIdSchema, amount: positiveMoney, reference: idSchema, currency: currencyCode.optional() }),
+  z.strictObject({ walletId: ledgerIdSchema, amount: positiveMoney, reference: idSchema, currency: currencyCode.optional() }),
   postingReply,
   'Credits a wallet; idempotent by reference (same amount: returns the original result; other amount: reference_conflict).',
 );
@@ -81,7 +81,7 @@ export const depositRequest = defineRequest(
 export const withdrawRequest = defineRequest(
   'command',
   apiSubject('ledger', 'withdraw'),
-  z.strictObject({ walletId: apiIdSchema, amount: positiveMoney, reference: idSchema, currency: currencyCode.optional() }),
+  z.strictObject({ walletId: ledgerIdSchema, amount: positiveMoney, reference: idSchema, currency: currencyCode.optional() }),
   postingReply,
   'Refund to the user; refused (insufficient_funds) if it would take the wallet below zero; idempotent by reference.',
 );
@@ -90,7 +90,7 @@ export const adjustRequest = defineRequest(
   'command',
   apiSubject('ledger', 'adjust'),
   z.strictObject({
-    walletId: apiIdSchema,
+    walletId: ledgerIdSchema,
     amount: signedMoney,
     reason: z.string({ error: 'must be a string' }).trim().min(1, { error: 'must not be empty' }).max(1024, { error: 'must be at most 1024 characters' }),
     reference: idSchema,
@@ -103,7 +103,7 @@ export const adjustRequest = defineRequest(
 export const setPolicyRequest = defineRequest(
   'command',
   apiSubject('ledger', 'set-policy'),
-  z.strictObject({ walletId: apiIdSchema, maxDebt: nonNegativeMoney.optional(), minBalance: nonNegativeMoney.optional(), policy: policyName.optional() }),
+  z.strictObject({ walletId: ledgerIdSchema, maxDebt: nonNegativeMoney.optional(), minBalance: nonNegativeMoney.optional(), policy: policyName.optional() }),
   z.object({ walletId: idSchema, maxDebt: money, minBalance: money, policy: policyName, changed: z.boolean(), revision: z.int() }),
   'Changes the debt policy of a wallet (only the given fields); a no-op when nothing changes.',
 );
@@ -112,7 +112,7 @@ export const setPolicyRequest = defineRequest(
 export const balanceRequest = defineRequest(
   'query',
   querySubject('ledger', 'balance'),
-  z.strictObject({ walletId: apiIdSchema }),
+  z.strictObject({ walletId: ledgerIdSchema }),
   z.object({
     walletId: idSchema, kind: walletKind, currency: z.string(), balance: money,
     /** max(balance, 0): what can be spent or withdrawn without going into debt. */
@@ -150,7 +150,7 @@ export const statementRequest = defineRequest(
   'query',
   querySubject('ledger', 'statement'),
   z.strictObject({
-    walletId: apiIdSchema,
+    walletId: ledgerIdSchema,
     /** At most this many lines (default 100, at most 1000). */
     limit: z.int({ error: 'must be an integer' }).min(1, { error: 'must be >= 1' }).max(1000, { error: 'must be <= 1000' }).optional(),
     /** Lines after this revision, oldest first; without it, the latest `limit` lines. */
@@ -163,7 +163,7 @@ export const statementRequest = defineRequest(
 export const taskCostRequest = defineRequest(
   'query',
   querySubject('ledger', 'task-cost'),
-  z.strictObject({ taskId: apiIdSchema }),
+  z.strictObject({ taskId: ledgerIdSchema }),
   z.object({
     taskId: idSchema, walletId: idSchema.optional(), currency: z.string(), total: money, charges: z.int(),
     containers: z.array(z.object({ containerId: idSchema, total: money, charges: z.int() })), position,
@@ -174,7 +174,7 @@ export const taskCostRequest = defineRequest(
 export const containerCostRequest = defineRequest(
   'query',
   querySubject('ledger', 'container-cost'),
-  z.strictObject({ containerId: apiIdSchema }),
+  z.strictObject({ containerId: ledgerIdSchema }),
   z.object({
     containerId: idSchema, walletId: idSchema.optional(), functionId: idSchema.optional(), currency: z.string(), total: money, charges: z.int(),
     tasks: z.array(z.object({ taskId: idSchema, total: money })), position,
@@ -185,7 +185,7 @@ export const containerCostRequest = defineRequest(
 export const providerEarningsRequest = defineRequest(
   'query',
   querySubject('ledger', 'provider-earnings'),
-  z.strictObject({ walletId: apiIdSchema.optional() }),
+  z.strictObject({ walletId: ledgerIdSchema.optional() }),
   z.object({
     providers: z.array(z.object({ walletId: idSchema, currency: z.string(), earned: money, charges: z.int(), balance: money })),
     position,

@@ -1,0 +1,134 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import {
+  currencyOf, formatAmount, GRC, parseAmount, streamName, type EventData, type ReplyData, type RequestData,
+  type chargesQuery, type setPricePlanRequest, type StandingChanged, type UsageAnomalyRecorded, type UsageCharged, type walletStandingQuery,
+} from '@mesh/contracts';
+import type { commonEnv, ConfigOf } from '@mesh/config';
+import { readAllPaged, type EventStore, type Subscription } from '@mesh/eventstore/port';
+import { EVENT_STORE, SERVICE_CONFIG } from '@mesh/messaging';
+import type { CreditManagerEnv } from './config';
+import { MeterEngine } from './meter.engine';
+import { isPlanStream, PlanBook } from './plan-book';
+import { StandingEngine } from './standing.engine';
+
+export type CreditManagerConfig = ConfigOf<typeof CreditManagerEnv & typeof commonEnv>;
+
+const DEFAULT_LIMIT = 100;
+
+/**
+ * The credit-manager's state and lifecycle: the plan book (filled from the log at start, then
+ * following `function` events live), the meter engine (samples -> charges) and the standing engine
+ * (ledger balances -> standing). Controllers stay thin and call in here.
+ */
+@Injectable()
+export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
+  private readonly log = new Logger('CreditManager');
+  readonly plans: PlanBook;
+  readonly meter: MeterEngine;
+  readonly standing: StandingEngine;
+  private functionSubscription?: Subscription;
+
+  constructor(
+    @Inject(EVENT_STORE) readonly store: EventStore,
+    @Inject(SERVICE_CONFIG) readonly config: CreditManagerConfig,
+  ) {
+    this.plans = new PlanBook(store);
+    this.meter = new MeterEngine(store, this.plans, config.DEFAULT_PROVIDER_WALLET, { metersMax: config.CREDIT_METER_CACHE_MAX, tasksMax: config.CREDIT_TASK_INDEX_MAX });
+    this.standing = new StandingEngine(store, config.CREDIT_WALLET_CACHE_MAX);
+  }
+
+  async onModuleInit(): Promise<void> {
+    // Plans, functions and the task -> container index from the whole log, then functions live.
+    let position = 0n;
+    for await (const event of readAllPaged(this.store, 1n, 5000)) {
+      position = event.position;
+      if (event.type === 'FunctionDeployed' || (event.type === 'PricePlanSet' && isPlanStream(event.stream))) this.plans.apply(event);
+      else if (event.type === 'UsageCharged') {
+        const charge = event.data as EventData<typeof UsageCharged>;
+        this.meter.indexTask(charge.taskId, charge.containerId);
+      }
+    }
+    this.functionSubscription = this.store.subscribe({ after: position, categories: ['function'] }, (event) => this.plans.apply(event));
+    this.functionSubscription.done.catch((err) => this.log.error(`function subscription stopped: ${err}`));
+    await this.plans.ensureDefault({
+      cpuPerCoreHour: this.config.DEFAULT_CPU_PRICE_PER_CORE_HOUR,
+      memoryPerGibHour: this.config.DEFAULT_MEMORY_PRICE_PER_GIB_HOUR,
+      billing: this.config.DEFAULT_BILLING,
+    });
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.functionSubscription?.stop();
+  }
+
+  // --- commands --------------------------------------------------------------------------------------
+  async setPricePlan(body: RequestData<typeof setPricePlanRequest>): Promise<ReplyData<typeof setPricePlanRequest>> {
+    const currency = currencyOf(body.currency ?? GRC.code);
+    const minor = (value: string | undefined, field: string) => parseAmount(value ?? '0', currency, { allowZero: true, field });
+    return this.plans.set({
+      type: 'SetPricePlan',
+      planId: body.planId,
+      currency: currency.code,
+      cpuPerCoreHourMinor: minor(body.cpuPerCoreHour, 'cpuPerCoreHour'),
+      memoryPerGibHourMinor: minor(body.memoryPerGibHour, 'memoryPerGibHour'),
+      perInvocationMinor: minor(body.perInvocation, 'perInvocation'),
+      billing: body.billing ?? 'used',
+      functionId: body.functionId,
+      functionKnown: body.functionId !== undefined && (await this.plans.functionKnown(body.functionId)),
+      effectiveFromMs: body.effectiveFromMs,
+      nowMs: Date.now(),
+    });
+  }
+
+  // --- queries ---------------------------------------------------------------------------------------
+  async pricePlans(planId?: string) {
+    return { plans: this.plans.list(planId), functions: await this.plans.functionPlans() };
+  }
+
+  async walletStanding(body: RequestData<typeof walletStandingQuery>): Promise<ReplyData<typeof walletStandingQuery>> {
+    const events = (await this.store.read(streamName('standing', body.walletId))).filter((e) => e.type === 'StandingChanged');
+    const last = events[events.length - 1]?.data as EventData<typeof StandingChanged> | undefined;
+    const history = events.slice(-(body.limit ?? DEFAULT_LIMIT)).map((e) => ({ ...(e.data as EventData<typeof StandingChanged>), revision: e.revision, eventId: e.id }));
+    return { walletId: body.walletId, standing: last?.to ?? null, balance: last?.balance ?? null, changes: events.length, history };
+  }
+
+  async charges(body: RequestData<typeof chargesQuery>): Promise<ReplyData<typeof chargesQuery>> {
+    const containers = body.containerId ? [body.containerId] : this.meter.containersOfTask(body.taskId!);
+    const charges: EventData<typeof UsageCharged>[] = [];
+    const anomalies: EventData<typeof UsageAnomalyRecorded>[] = [];
+    for (const containerId of containers) {
+      for (const e of await this.store.read(streamName('meter', containerId))) {
+        if (e.type === 'UsageCharged') charges.push(e.data as EventData<typeof UsageCharged>);
+        else if (e.type === 'UsageAnomalyRecorded') anomalies.push(e.data as EventData<typeof UsageAnomalyRecorded>);
+      }
+    }
+    const mine = body.taskId ? charges.filter((c) => c.taskId === body.taskId) : charges;
+    const currencyCode = mine[0]?.currency ?? GRC.code;
+    const currency = currencyOf(currencyCode);
+    let amount = 0n;
+    let cpuNanos = 0n;
+    let memoryByteMs = 0n;
+    for (const c of mine) {
+      amount += parseAmount(c.amount, currency, { allowZero: true });
+      cpuNanos += BigInt(c.cpuNanos);
+      memoryByteMs += BigInt(c.memoryByteMs);
+    }
+    const sampleIds = new Set(mine.map((c) => c.sampleId));
+    const myAnomalies = body.taskId ? anomalies.filter((a) => sampleIds.has(a.sampleId)) : anomalies;
+    const line = (c: EventData<typeof UsageCharged>) => ({
+      chargeId: c.chargeId, containerId: c.containerId, walletId: c.walletId, functionId: c.functionId, ...(c.taskId ? { taskId: c.taskId } : {}),
+      sampleId: c.sampleId, sampleSeq: c.sampleSeq, windowStartMs: c.windowStartMs, windowEndMs: c.windowEndMs, cpuNanos: c.cpuNanos,
+      memoryByteMs: c.memoryByteMs, planId: c.planId, planVersion: c.planVersion, amount: c.amount, remainder: c.remainder,
+    });
+    const limit = body.limit ?? DEFAULT_LIMIT;
+    return {
+      ...(body.containerId ? { containerId: body.containerId } : {}),
+      ...(body.taskId ? { taskId: body.taskId } : {}),
+      currency: currencyCode,
+      totals: { amount: formatAmount(amount, currency), cpuNanos: cpuNanos.toString(), memoryByteMs: memoryByteMs.toString(), charges: mine.length, anomalies: myAnomalies.length },
+      charges: mine.slice(-limit).map(line),
+      anomalies: myAnomalies.slice(-limit).map((a) => ({ sampleId: a.sampleId, sampleSeq: a.sampleSeq, reason: a.reason, detail: a.detail })),
+    };
+  }
+
+}

@@ -1,0 +1,72 @@
+import { DomainError, formatAmount } from '@mesh/contracts';
+import { WalletBook } from '../domain/wallet-book';
+import { InMemoryEventStore } from '../testing/in-memory-store';
+import { LedgerProjection, STATEMENT_LINES_IN_MEMORY } from './ledger-projection';
+import { LedgerQueries } from './queries';
+
+async function ledger() {
+  const store = new InMemoryEventStore();
+  const book = new WalletBook(store, 10);
+  await book.execute({ type: 'OpenWallet', walletId: 'alice', kind: 'user', currency: 'GRC', maxDebt: 50_000_000n, minBalance: 0n, policy: 'greedy', atMs: 1 });
+  await book.execute({ type: 'OpenWallet', walletId: 'provider', kind: 'provider', currency: 'GRC', maxDebt: 0n, minBalance: 0n, policy: 'greedy', atMs: 1 });
+  const projection = new LedgerProjection();
+  const queries = new LedgerQueries(projection, store);
+  const sync = () => store.log.forEach((e) => projection.apply(e));
+  return { store, book, projection, queries, sync };
+}
+
+const links = { containerId: 'c1', functionId: 'f1', taskId: 't1', currency: 'GRC' };
+
+describe('ledger queries', () => {
+  it('balance reports available funds and debt, and the position it reflects', async () => {
+    const { book, queries, sync, store } = await ledger();
+    await book.execute({ type: 'Deposit', walletId: 'alice', amount: 10_000_000n, reference: 'tx1' });
+    await book.execute({ type: 'PostDebit', walletId: 'alice', chargeId: 'ch-1', amount: 30_000_000n, providerWalletId: 'provider', ...links });
+    sync();
+    expect(queries.balance('alice')).toEqual({
+      walletId: 'alice', kind: 'user', currency: 'GRC', balance: '-0.2', available: '0', debt: '0.2', maxDebt: '0.5', minBalance: '0', policy: 'greedy',
+      revision: 2, position: String(store.log.length),
+    });
+    expect(() => queries.balance('nobody')).toThrow(DomainError);
+  });
+
+  it('statement: latest lines, a window after a revision, and lines older than memory read back from the stream', async () => {
+    const { book, queries, sync } = await ledger();
+    const deposits = STATEMENT_LINES_IN_MEMORY + 50;
+    for (let i = 0; i < deposits; i++) await book.execute({ type: 'Deposit', walletId: 'alice', amount: 1n, reference: `tx${i}` });
+    sync();
+    const latest = await queries.statement('alice', 3);
+    expect(latest.total).toBe(deposits + 1);
+    expect(latest.lines.map((l) => [l.revision, l.balanceAfter])).toEqual([deposits - 2, deposits - 1, deposits].map((r) => [r, formatAmount(BigInt(r))]));
+    const oldest = await queries.statement('alice', 2, -1);
+    expect(oldest.lines.map((l) => [l.revision, l.type, l.amount, l.cause.kind])).toEqual([[0, 'WalletOpened', '0', 'open'], [1, 'FundsDeposited', '0.00000001', 'deposit']]);
+    expect(oldest.lines[1].cause.reference).toBe('tx0');
+    expect((await queries.statement('alice', 1000, 100)).lines.map((l) => l.revision)).toEqual(Array.from({ length: 1000 }, (_, i) => 101 + i));
+  });
+
+  it('costs per task and container, provider earnings and totals', async () => {
+    const { book, queries, sync } = await ledger();
+    await book.execute({ type: 'Deposit', walletId: 'alice', amount: 100_000_000n, reference: 'tx1' });
+    for (const [chargeId, containerId, taskId, amount] of [['ch-1', 'c1', 't1', 10n], ['ch-2', 'c1', 't2', 20n], ['ch-3', 'c2', 't2', 30n]] as const) {
+      await book.execute({ type: 'PostDebit', walletId: 'alice', chargeId, amount, providerWalletId: 'provider', ...links, containerId, taskId });
+      await book.execute({ type: 'PostCredit', walletId: 'provider', chargeId, amount, userWalletId: 'alice', ...links, containerId, taskId });
+    }
+    await book.execute({ type: 'Withdraw', walletId: 'alice', amount: 1_000_000n, reference: 'w1' });
+    sync();
+    expect(queries.taskCost('t2')).toMatchObject({ walletId: 'alice', total: '0.0000005', charges: 2, containers: [{ containerId: 'c1', total: '0.0000002' }, { containerId: 'c2', total: '0.0000003' }] });
+    expect(queries.taskCost('unknown')).toMatchObject({ total: '0', charges: 0, containers: [] });
+    expect(queries.containerCost('c1')).toMatchObject({ functionId: 'f1', total: '0.0000003', tasks: [{ taskId: 't1', total: '0.0000001' }, { taskId: 't2', total: '0.0000002' }] });
+    expect(queries.providerEarnings()).toMatchObject({ providers: [{ walletId: 'provider', earned: '0.0000006', charges: 3, balance: '0.0000006' }] });
+    expect(() => queries.providerEarnings('alice')).toThrow(/not a provider wallet/);
+    expect(queries.totals()).toMatchObject({ wallets: 2, userWallets: 1, providerWallets: 1, deposited: '1', withdrawn: '0.01', debited: '0.0000006', credited: '0.0000006', userBalances: '0.9899994', providerBalances: '0.0000006', debt: '0' });
+  });
+
+  it('ignores an event it has already folded in (same or older position)', async () => {
+    const { book, projection, store, sync } = await ledger();
+    await book.execute({ type: 'Deposit', walletId: 'alice', amount: 5n, reference: 'tx1' });
+    sync();
+    sync();
+    expect(projection.wallet('alice').balance).toBe(5n);
+    expect(projection.walletEvents).toBe(store.log.length);
+  });
+});
