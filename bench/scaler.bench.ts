@@ -141,6 +141,19 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
   } finally {
     const dbg = (line: string) => process.env.SCALER_BENCH_DEBUG && require('fs').appendFileSync(process.env.SCALER_BENCH_DEBUG, `${line}\n`);
     dbg('stopping');
+    if (process.env.SCALER_BENCH_DEBUG) {
+      const transport = (service.app as any).serverInstance;
+      const orig = transport.close.bind(transport);
+      transport.close = async () => {
+        dbg('transport.close start');
+        transport.closing = true;
+        for (const sub of transport.subscriptions) sub.unsubscribe();
+        dbg('subs unsubscribed');
+        for (const [i, m] of transport.consumers.entries()) { await m.close().catch(() => undefined); dbg(`consumer ${i} closed`); }
+        for (const [i, l] of transport.loops.entries()) { await l; dbg(`loop ${i} done`); }
+        void orig;
+      };
+    }
     await service.app.close();
     dbg('app closed');
     await service.store.close();

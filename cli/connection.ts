@@ -30,16 +30,19 @@ export async function call(client: MeshClient, subject: string, body: unknown, t
   try {
     return await client.requestRaw(subject, body, timeoutMs);
   } catch (err) {
-    if (err instanceof RequestError) {
-      const service = subject.split('.')[2];
-      const hint =
-        err.code === 'no_responders' || err.code === 'timeout'
-          ? `is the ${service} service running? Try \`mesh status\`, or \`mesh up --detach\``
-          : err.issues?.length
-            ? err.issues.map((i) => `${i.field || '(body)'}: ${i.rule}`).join('; ')
-            : undefined;
-      throw new CliError(`${err.message} [${err.code}]`, hint);
-    }
-    throw err;
+    return rethrow(err);
   }
+}
+
+/** A request refusal as a CLI error: the service's message and what to do about it. */
+export function rethrow(err: unknown): never {
+  if (!(err instanceof RequestError)) throw err;
+  const service = err.subject.split('.')[2];
+  const hint =
+    err.code === 'no_responders' || err.code === 'timeout'
+      ? `is the ${service} service running? Try \`mesh status\`, or \`mesh up --detach\``
+      : err.issues?.length
+        ? err.issues.map((i) => `${i.field || '(body)'}: ${i.rule}`).join('; ')
+        : undefined;
+  throw new CliError(`${err.message} [${err.code}]`, hint);
 }

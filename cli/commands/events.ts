@@ -35,7 +35,7 @@ export function registerEvents(program: Command) {
         const subject = subjectFilter(filter);
         const consumer = await nc.jetstream().consumers.get(EVENTS_STREAM, {
           ...(subject ? { filterSubjects: subject } : {}),
-          deliver_policy: o.fromStart ? DeliverPolicy.All : DeliverPolicy.New,
+          ...(o.fromStart ? { opt_start_seq: 1 } : { deliver_policy: DeliverPolicy.New }),
         });
         const messages = await consumer.consume();
         const limit = o.limit ? Number(o.limit) : Infinity;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { call, withClient } from '../connection';
+import { statementRequest } from '@mesh/contracts';
+import { call, rethrow, withClient } from '../connection';
 import { emit, keyValues, table } from '../output';
 
 export function registerWallet(program: Command) {
@@ -59,10 +60,19 @@ export function registerWallet(program: Command) {
     .option('--limit <n>', 'most recent postings to show', '50')
     .action((id: string, o: { limit: string }) =>
       withClient(async (client) => {
-        const result = await call(client, 'mesh.query.ledger.statement', { walletId: id, limit: Number(o.limit) });
+        const result = await client.request(statementRequest, { walletId: id, limit: Number(o.limit) }).catch(rethrow);
         emit(result, () => {
-          const postings = (result?.postings ?? result?.entries ?? []) as Record<string, unknown>[];
-          table(postings.map((p) => ({ at: p.occurredAt ?? p.at, type: p.type, amount: p.amount, balance: p.balanceAfter ?? p.balance, cause: p.chargeId ?? p.reference ?? p.reason ?? '', task: p.taskId ?? '' })));
+          console.log(`wallet ${result.walletId}: balance ${result.balance} ${result.currency} (${result.total} postings, showing ${result.lines.length})\n`);
+          table(result.lines.map((l) => ({
+            revision: l.revision,
+            at: l.occurredAt.replace('T', ' ').slice(0, 23),
+            type: l.type,
+            amount: l.amount,
+            balance: l.balanceAfter,
+            cause: l.cause.kind,
+            ref: l.cause.chargeId ?? l.cause.reference ?? l.cause.reason ?? '',
+            task: l.cause.taskId ?? '',
+          })));
         });
       }),
     );

@@ -9,5 +9,6 @@ export const CreditManagerEnv = {
   DEFAULT_PROVIDER_WALLET: env.id('Provider wallet credited for every charge (put in each UsageCharged)', 'provider'),
   CREDIT_METER_CACHE_MAX: env.int('Container meters kept in memory (least recently used dropped beyond it; reloaded from the log)', 10000, 10, 10_000_000),
   CREDIT_WALLET_CACHE_MAX: env.int('Wallet standings kept in memory (least recently used dropped beyond it; reloaded from the log)', 10000, 10, 10_000_000),
+  CREDIT_PLAN_REFRESH_MS: env.int('Period of re-reading the price plans from the log, for versions set through another replica (0 = never)', 10000, 0, 3_600_000, ' ms'),
   CREDIT_TASK_INDEX_MAX: env.int('Tasks whose containers are indexed for the charges query (oldest dropped beyond it)', 100000, 10, 10_000_000),
 };

@@ -27,6 +27,8 @@ export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
   readonly meter: MeterEngine;
   readonly standing: StandingEngine;
   private functionSubscription?: Subscription;
+  private refreshTimer?: NodeJS.Timeout;
+  private refreshing?: Promise<void>;
 
   constructor(
     @Inject(EVENT_STORE) readonly store: EventStore,
@@ -55,10 +57,25 @@ export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
       memoryPerGibHour: this.config.DEFAULT_MEMORY_PRICE_PER_GIB_HOUR,
       billing: this.config.DEFAULT_BILLING,
     });
+    this.startPlanRefresh();
   }
 
   async onModuleDestroy(): Promise<void> {
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    await this.refreshing;
     await this.functionSubscription?.stop();
+  }
+
+  /** Background refresh of the plans (never in the reaction path); one at a time. */
+  private startPlanRefresh(): void {
+    if (this.config.CREDIT_PLAN_REFRESH_MS === 0) return;
+    this.refreshTimer = setInterval(() => {
+      if (this.refreshing) return;
+      this.refreshing = this.plans.refresh()
+        .catch((err) => this.log.warn(`plan refresh failed: ${(err as Error)?.message ?? err}`))
+        .finally(() => (this.refreshing = undefined));
+    }, this.config.CREDIT_PLAN_REFRESH_MS);
+    this.refreshTimer.unref();
   }
 
   // --- commands --------------------------------------------------------------------------------------

@@ -78,6 +78,16 @@ export class PlanBook {
     });
   }
 
+  /**
+   * Re-reads every known plan stream and forgets negative lookups, so a plan version written by
+   * another replica is picked up within one refresh period (this replica's own writes apply at once).
+   */
+  async refresh(): Promise<void> {
+    this.missingPlans.clear();
+    this.missingFunctions.clear();
+    for (const planId of [...this.plans.keys()]) for (const e of await this.store.read(planStream(planId))) this.apply(e);
+  }
+
   /** Decides and appends a plan version; returns the plan in force after it and whether it changed. */
   async set(command: SetPricePlan): Promise<{ plan: PricePlan; changed: boolean }> {
     const result = await handleCommand(this.store, planStream(command.planId), planDecider, command, {

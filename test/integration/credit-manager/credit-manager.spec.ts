@@ -1,5 +1,5 @@
 import {
-  EVENTS_STREAM, balanceRequest, chargesQuery, depositRequest, openWalletRequest, parseAmount, pricePlansQuery, walletStandingQuery,
+  EVENTS_STREAM, balanceRequest, chargesQuery, depositRequest, openWalletRequest, parseAmount, pricePlansQuery, setPolicyRequest, walletStandingQuery,
   type EventData, type NewEvent, type RecordedEvent, type UsageCharged,
 } from '@mesh/contracts';
 import { headers } from 'nats';
@@ -152,6 +152,16 @@ describe('credit-manager service (real NATS, real ledger)', () => {
     const meter = await raw.read('meter-ghost');
     expect(meter.map((e) => [e.type, (e.data as { reason: string }).reason])).toEqual([['UsageAnomalyRecorded', 'unknown-container']]);
     expect((await client.request(balanceRequest, { walletId: 'bob' })).balance).toBe('1');
+  });
+
+  it('a policy change alone moves the standing (new thresholds, same balance)', async () => {
+    await standingIs('bob', 'normal');
+    await client.request(setPolicyRequest, { walletId: 'bob', minBalance: '2' });
+    await standingIs('bob', 'low');
+    const last = (await client.request(walletStandingQuery, { walletId: 'bob' })).history.at(-1)!;
+    expect(last).toMatchObject({ from: 'normal', to: 'low', balance: '1', minBalance: '2' });
+    const cause = (await raw.read('wallet-bob'))[last.causeRevision];
+    expect(cause).toMatchObject({ id: last.causeEventId, type: 'WalletPolicyChanged' });
   });
 
   it('dead-letters a sample that breaks its contract (window ending before it starts, negative CPU) and charges nothing', async () => {
