@@ -47,10 +47,11 @@ Starts the stack (mesh up) when it is not running.`)
       await withStore(async (store, nc) => {
         const client = new MeshClient(nc, 15_000);
         const options = { speed, image: o.image, idleTimeoutMs: Number(env.IDLE_TIMEOUT_MS), log: progress };
+        const demoStart = (await store.headPosition()) + 1n;
         await prepare(client, options);
         const summaries: ScenarioSummary[] = [];
         for (const name of chosen) summaries.push(await runScenario(name, client, store, options));
-        const report = await writeReport(store, o.out, `mesh demo (speed ${speed})`);
+        const report = await writeReport(store, o.out, `mesh demo: ${chosen.join(', ')} (speed ${speed})`, demoStart);
         emit({ speed, summaries, report: report.file }, () => {
           console.log('');
           table(summaries.map((s) => ({ scenario: s.scenario, result: s.ok ? 'ok' : 'FAILED', succeeded: s.tasksSucceeded, aborted: s.aborts, requeued: s.requeues, 'min balance': s.minBalance, 'final balance': s.finalBalance, 'throttled at': s.throttledAtS === undefined ? '-' : `${s.throttledAtS}s`, 'suspended at': s.suspendedAtS === undefined ? '-' : `${s.suspendedAtS}s`, took: `${s.durationS}s` })));

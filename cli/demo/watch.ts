@@ -66,7 +66,9 @@ export class ScenarioWatch {
         this.aborts.push(d.taskId);
         break;
       case 'StandingChanged':
-        this.standings.push({ to: d.to, atMs: d.changedAtMs, balance: d.balance });
+        // The first standing of a wallet (from null) is its state at opening, not a change.
+        if (d.from !== null) this.standings.push({ to: d.to, atMs: d.changedAtMs, balance: d.balance });
+        else this.initialStanding = d.to;
         break;
       case 'ContainerStopped':
         this.containerStops.push({ reason: d.reason, atMs: d.stoppedAtMs });
@@ -77,8 +79,10 @@ export class ScenarioWatch {
     for (const w of this.waiters.splice(0)) w();
   }
 
+  private initialStanding?: string;
+
   get standing(): string | undefined {
-    return this.standings[this.standings.length - 1]?.to;
+    return this.standings[this.standings.length - 1]?.to ?? this.initialStanding;
   }
 
   count(state: TaskView['state']): number {

@@ -17,7 +17,7 @@ export function renderReport(model: ReportModel, title = 'mesh report'): string 
       from,
       to,
       series: [{ name: 'balance', color: '#1565c0', points: w.balance, step: true }],
-      hlines: [{ v: -w.maxDebt, label: `max debt -${w.maxDebt}`, color: '#c62828' }],
+      hlines: Number.isFinite(w.maxDebt) ? [{ v: -w.maxDebt, label: `max debt -${w.maxDebt}`, color: '#c62828' }] : [],
       markers: w.markers.map((m) => ({ t: m.t, label: m.label, color: MARKER_COLOR[m.kind] })),
     }));
   }
@@ -32,7 +32,7 @@ export function renderReport(model: ReportModel, title = 'mesh report'): string 
         { name: 'used', color: '#2e7d32', points: c.usedMillis },
         { name: 'allocated', color: '#1565c0', points: c.allocatedMillis, step: true },
       ],
-      hlines: [{ v: c.maxMillis, label: `max ${c.maxMillis} m`, color: '#777' }, ...(c.throttleCapMillis ? [{ v: c.throttleCapMillis, label: `throttle cap ${c.throttleCapMillis} m`, color: '#d98200' }] : [])],
+      hlines: [...(c.maxMillis > 0 ? [{ v: c.maxMillis, label: `max ${c.maxMillis} m`, color: '#777' }] : []), ...(c.throttleCapMillis ? [{ v: c.throttleCapMillis, label: `throttle cap ${c.throttleCapMillis} m`, color: '#d98200' }] : [])],
     }));
   }
   sections.push(`<h2>Tasks</h2>`);

@@ -106,6 +106,11 @@ export function buildReportModel(events: Iterable<RecordedEvent>): ReportModel {
       case 'FundsWithdrawn':
       case 'BalanceAdjusted':
       case 'UsageDebited': {
+        // A report that starts mid-log meets wallets opened before it: draw them without the
+        // max-debt line until a policy event says it (UsageDebited only ever hits user wallets).
+        if (!wallets.has(d.walletId) && e.type === 'UsageDebited') {
+          wallets.set(d.walletId, { walletId: d.walletId, currency: d.currency, balance: [], maxDebt: Number.NaN, markers: [] });
+        }
         const w = wallets.get(d.walletId);
         if (!w) break;
         w.balance.push({ t, v: toNumber(d.balanceAfter) });
