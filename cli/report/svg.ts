@@ -67,10 +67,11 @@ export function lineChart(chart: Chart): string {
     parts.push(`<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(h.v)}" y2="${y(h.v)}" stroke="${h.color}" stroke-dasharray="6 4"/>`);
     parts.push(`<text x="${W - PAD.right}" y="${y(h.v) - 4}" font-size="11" text-anchor="end" fill="${h.color}">${esc(h.label)}</text>`);
   }
-  for (const m of chart.markers ?? []) {
+  (chart.markers ?? []).forEach((m, i) => {
+    // Labels alternate between three rows so markers close in time stay readable.
     parts.push(`<line x1="${x(m.t)}" x2="${x(m.t)}" y1="${PAD.top}" y2="${H - PAD.bottom}" stroke="${m.color}" stroke-width="1.5"/>`);
-    parts.push(`<text x="${x(m.t) + 3}" y="${PAD.top + 10}" font-size="11" fill="${m.color}">${esc(m.label)}</text>`);
-  }
+    parts.push(`<text x="${x(m.t) + 3}" y="${PAD.top + 10 + (i % 3) * 12}" font-size="11" fill="${m.color}">${esc(m.label)}</text>`);
+  });
   chart.series.forEach((s, i) => {
     if (s.points.length === 0) return;
     const pts = [...s.points].sort((a, b) => a.t - b.t);
