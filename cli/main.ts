@@ -64,5 +64,7 @@ export async function main(argv = process.argv): Promise<number> {
 
 if (require.main === module || /mesh(\.js)?$/.test(process.argv[1] ?? "")) {
   // Commands that keep running (foreground `mesh up`, `events tail`) simply never resolve.
-  main().then((code) => process.exit(code));
+  // Exit only once stdout has drained: a pipe takes 64 KiB at a time, and exiting earlier cuts long
+  // --json output short.
+  main().then((code) => process.stdout.write('', () => process.exit(code)));
 }
