@@ -1,3 +1,4 @@
+import { execSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { SERVICES, type RecordedEvent, type ServiceName } from '@mesh/contracts';
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
@@ -49,6 +50,8 @@ export class E2EStack {
 
   async stop(): Promise<void> {
     for (const p of this.services.values()) await p.stop('SIGTERM');
+    // Whatever a killed container-manager left behind: only this test node's containers.
+    execSync(`docker ps -aq --filter label=mesh.node=${this.nodeId} | xargs -r docker rm -f`, { stdio: 'ignore' });
     await this.store?.connection.close().catch(() => undefined);
     await this.server?.dispose();
   }
