@@ -101,7 +101,7 @@ export class ScalerEngine {
     const data = event.data as { walletId: string; to: Standing };
     const known = this.standings.get(data.walletId);
     if (known && event.revision <= known.revision) return;
-    this.standings.set(data.walletId, { standing: data.to, revision: event.revision });
+    this.rememberStanding(data.walletId, data.to, event.revision);
     const affected = [...this.entries.entries()].filter(([, e]) => e.state.walletId === data.walletId).map(([id]) => id);
     for (const containerId of affected) {
       await this.withLock(containerId, async () => {
@@ -229,8 +229,8 @@ export class ScalerEngine {
     const standing = (last.data as { to: Standing }).to;
     // The consumer may have moved on meanwhile: keep the newer one.
     const now = this.standings.get(walletId);
-    if (!now || now.revision < last.revision) this.standings.set(walletId, { standing, revision: last.revision });
-    return this.standings.get(walletId)!.standing;
+    if (!now || now.revision < last.revision) this.rememberStanding(walletId, standing, last.revision);
+    return this.standings.get(walletId)?.standing ?? standing;
   }
 
   private async ensureNode(nodeId: string): Promise<void> {
@@ -257,6 +257,13 @@ export class ScalerEngine {
       cpuMillis: capacityCpu === undefined ? undefined : capacityCpu - Math.max(ourCpu, beat?.usedCpuMillis ?? 0),
       memoryBytes: capacityMemory === undefined ? undefined : capacityMemory - Math.max(ourMemory, beat?.usedMemoryBytes ?? 0),
     };
+  }
+
+  /** Bounded: the wallets seen longest ago are forgotten first (reloaded from the log when needed). */
+  private rememberStanding(walletId: string, standing: Standing, revision: number): void {
+    this.standings.delete(walletId); // re-insert: Map order = recency
+    this.standings.set(walletId, { standing, revision });
+    if (this.standings.size > this.limits.containersMax * DEAD_FACTOR) this.standings.delete(this.standings.keys().next().value as string);
   }
 
   private forget(containerId: string): void {

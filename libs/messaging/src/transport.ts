@@ -92,7 +92,9 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
   async close(): Promise<void> {
     this.closing = true;
     for (const sub of this.subscriptions) sub.unsubscribe();
-    for (const messages of this.consumers) await messages.close().catch(() => undefined);
+    // nats.js resolves close() only while the messages are still being iterated; a loop that already
+    // left on `closing` would leave it pending forever, so whichever ends first is enough.
+    await Promise.allSettled(this.consumers.map((messages, i) => Promise.race([messages.close().catch(() => undefined), this.loops[i]])));
     await Promise.allSettled(this.loops);
   }
 

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { spec } from '@mesh/testing/decider-spec';
 import { applyCommand, scalingDecider, type ContainerScalingState, type ScalingDecidedEvent, type ScalingEvent } from './scaling-decider';
 import { MiB, afterSample, resizedFor, sample, standing, started } from './scaling-fixtures';
@@ -323,6 +324,53 @@ describe('the stress staircase (usage 1 -> 2 -> 3 -> 2 -> 1 cores, usage = min(d
 
 describe('scaling policy', () => {
   it('refuses a window shorter than the scale-down run', () => {
-    expect(() => checkPolicy({ ...DEFAULT_POLICY, windowSamples: 4 })).toThrow(/SCALE_DOWN_SAMPLES must be <= WINDOW_SAMPLES/);
+    expect(() => checkPolicy({ ...DEFAULT_POLICY, windowSamples: 4 })).toThrow(/SCALE_DOWN_SAMPLES: must be <= WINDOW_SAMPLES \(4\)/);
+    expect(() => checkPolicy({ ...DEFAULT_POLICY, memoryTargetPct: 95 })).toThrow(/MEMORY_TARGET_PCT: must be < MEMORY_HIGH_WATERMARK_PCT/);
+  });
+});
+
+describe('scaling decider: invariants under random demand, standing and apply delays (fast-check)', () => {
+  it('stays within [min, max], under the cap while capped, changes something, and never overtakes a pending decision', () => {
+    const step = fc.record({
+      demandCpuMillis: fc.integer({ min: 0, max: 6000 }),
+      memoryMiB: fc.integer({ min: 1, max: 2000 }),
+      standing: fc.constantFrom<undefined | 'normal' | 'low' | 'overdrawn' | 'suspended'>(undefined, undefined, undefined, 'normal', 'low', 'overdrawn', 'suspended'),
+      applied: fc.boolean(),
+    });
+    fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 120 }), fc.integer({ min: 250, max: 2000 }), (steps, cpuMinMillis) => {
+      const cpuMaxMillis = 4000;
+      let state = decider.evolve(decider.initialState(), started({ cpuMinMillis, cpuMaxMillis, cpuMillis: 1000 }));
+      let unapplied: ScalingDecidedEvent | undefined;
+      steps.forEach((s, i) => {
+        const seq = i + 1;
+        const nowMs = afterSample(seq);
+        if (unapplied && s.applied) {
+          state = decider.evolve(state, resizedFor(unapplied));
+          unapplied = undefined;
+        }
+        const commands = [
+          ...(s.standing ? [{ observe: standing(s.standing), nowMs }] : []),
+          { observe: sample({ seq, usageCpuMillis: Math.min(s.demandCpuMillis, state.cpuMillis), cpuLimitMillis: state.cpuMillis, memoryBytesMax: Math.min(s.memoryMiB * MiB, state.memoryBytes), memoryLimitBytes: state.memoryBytes }), nowMs },
+        ];
+        for (const command of commands) {
+          const before = state;
+          const result = applyCommand(decider, state, command);
+          state = result.state;
+          for (const d of result.decisions) {
+            const data = d.data;
+            expect(data.toCpuMillis !== data.fromCpuMillis || data.toMemoryBytes !== data.fromMemoryBytes).toBe(true);
+            expect(data.toCpuMillis).toBeLessThanOrEqual(cpuMaxMillis);
+            if (state.throttled) expect(data.toCpuMillis).toBeLessThanOrEqual(policy.throttleCapMillis);
+            else expect(data.toCpuMillis).toBeGreaterThanOrEqual(cpuMinMillis);
+            expect(data.toMemoryBytes).toBeLessThanOrEqual(Math.max(policy.memoryMaxBytes, data.fromMemoryBytes));
+            expect(data.decisionId).toBe(`scale-c1-${before.decisions + 1}`);
+            const pendingActive = before.pending && command.nowMs - before.pending.decidedAtMs < policy.decisionTimeoutMs;
+            if (pendingActive) expect(['throttle', 'unthrottle']).toContain(data.reason);
+            unapplied = d;
+          }
+          expect(result.decisions.length).toBeLessThanOrEqual(1);
+        }
+      });
+    }), { numRuns: 300 });
   });
 });

@@ -1,3 +1,5 @@
+import { ConfigError } from '@mesh/config';
+
 /**
  * The knobs of the scaling rules, in the units the rules use. Built from the service config (or
  * directly in specs and benchmarks) and checked once: the rules assume these invariants.
@@ -38,16 +40,16 @@ export const DEFAULT_POLICY: ScalingPolicy = {
   memoryMaxBytes: 16 * 1024 * 1024 * 1024,
 };
 
-/** Returns the policy or throws naming the first broken invariant. */
+/** Returns the policy or throws a ConfigError naming each variable and the rule it breaks. */
 export function checkPolicy(policy: ScalingPolicy): ScalingPolicy {
-  const problems: string[] = [];
-  if (policy.scaleUpSamples > policy.windowSamples) problems.push('SCALE_UP_SAMPLES must be <= WINDOW_SAMPLES');
-  if (policy.scaleDownSamples > policy.windowSamples) problems.push('SCALE_DOWN_SAMPLES must be <= WINDOW_SAMPLES');
+  const problems: { variable: string; rule: string }[] = [];
+  if (policy.scaleUpSamples > policy.windowSamples) problems.push({ variable: 'SCALE_UP_SAMPLES', rule: `must be <= WINDOW_SAMPLES (${policy.windowSamples})` });
+  if (policy.scaleDownSamples > policy.windowSamples) problems.push({ variable: 'SCALE_DOWN_SAMPLES', rule: `must be <= WINDOW_SAMPLES (${policy.windowSamples})` });
   // A memory limit set at TARGET% must not be "high" at once, nor "low".
-  if (policy.memoryTargetPct >= policy.memoryHighWatermarkPct) problems.push('MEMORY_TARGET_PCT must be < MEMORY_HIGH_WATERMARK_PCT');
-  if (policy.memoryLowWatermarkPct >= policy.memoryTargetPct) problems.push('MEMORY_LOW_WATERMARK_PCT must be < MEMORY_TARGET_PCT');
-  if (policy.memoryMinBytes > policy.memoryMaxBytes) problems.push('MEMORY_MIN_BYTES must be <= MEMORY_MAX_BYTES');
-  if (problems.length) throw new Error(`invalid scaling policy: ${problems.join('; ')}`);
+  if (policy.memoryTargetPct >= policy.memoryHighWatermarkPct) problems.push({ variable: 'MEMORY_TARGET_PCT', rule: `must be < MEMORY_HIGH_WATERMARK_PCT (${policy.memoryHighWatermarkPct})` });
+  if (policy.memoryLowWatermarkPct >= policy.memoryTargetPct) problems.push({ variable: 'MEMORY_LOW_WATERMARK_PCT', rule: `must be < MEMORY_TARGET_PCT (${policy.memoryTargetPct})` });
+  if (policy.memoryMinBytes > policy.memoryMaxBytes) problems.push({ variable: 'MEMORY_MIN_BYTES', rule: `must be <= MEMORY_MAX_BYTES (${policy.memoryMaxBytes})` });
+  if (problems.length) throw new ConfigError(problems);
   return policy;
 }
 
