@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { defineRequest, type RequestDefinition } from '../define';
-import { ContractError } from '../errors';
 import { idSchema } from '../ids';
-import { GRC, parseAmount, type ParseAmountOptions } from '../money';
+import type { ParseAmountOptions } from '../money';
+import { apiIdSchema, moneyInputSchema } from './inputs';
 import { apiSubject, querySubject } from '../subjects';
 import { pricePlanSchema, StandingChanged } from '../events/credit-manager';
 
@@ -12,21 +12,9 @@ import { pricePlanSchema, StandingChanged } from '../events/credit-manager';
  */
 
 /** User-given ids are at most 64 characters at the API so derived ids stay within 128 (coord.md). */
-const apiId = z.string({ error: 'must be a string' }).regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must match [A-Za-z0-9_-]{1,64}' });
-
-/** A price checked with parseAmount's rules (GRC) so the error names the rule ("must be greater than zero"). */
-function price(options: ParseAmountOptions) {
-  return z
-    .string({ error: 'must be a decimal string such as "6"' })
-    .max(40, { error: 'must be at most 40 characters' })
-    .superRefine((value, ctx) => {
-      try {
-        parseAmount(value, GRC, options);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: err instanceof ContractError ? err.issues[0].rule : String(err) });
-      }
-    });
-}
+const apiId = apiIdSchema;
+/** A price: the error names parseAmount's rule ("must be greater than zero"). */
+const price = (options: ParseAmountOptions) => moneyInputSchema(options, '6');
 
 const money = z.string();
 

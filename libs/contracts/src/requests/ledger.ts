@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { defineRequest, type RequestDefinition } from '../define';
-import { ContractError } from '../errors';
 import { idSchema } from '../ids';
-import { GRC, parseAmount, type ParseAmountOptions } from '../money';
+import type { ParseAmountOptions } from '../money';
+import { apiIdSchema, moneyInputSchema } from './inputs';
 import { apiSubject, querySubject } from '../subjects';
 
 /**
@@ -12,23 +12,9 @@ import { apiSubject, querySubject } from '../subjects';
  */
 
 /** User-given ids are at most 64 characters at the API so derived ids stay within 128 (coord.md). */
-export const ledgerIdSchema = z
-  .string({ error: 'must be a string' })
-  .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must match [A-Za-z0-9_-]{1,64}' });
-
-/** A money amount checked with parseAmount's rules (GRC, the only currency so far) so the error names the rule. */
-function moneyInput(options: ParseAmountOptions) {
-  return z
-    .string({ error: 'must be a decimal string such as "0.5"' })
-    .max(40, { error: 'must be at most 40 characters' })
-    .superRefine((value, ctx) => {
-      try {
-        parseAmount(value, GRC, options);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: err instanceof ContractError ? err.issues[0].rule : String(err) });
-      }
-    });
-}
+/** Kept under its old name: the ledger's modules import it. */
+export const ledgerIdSchema = apiIdSchema;
+const moneyInput = (options: ParseAmountOptions) => moneyInputSchema(options);
 
 const positiveMoney = moneyInput({});
 const nonNegativeMoney = moneyInput({ allowZero: true });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { apiIdSchema } from './inputs';
 import { defineRequest, type RequestDefinition } from '../define';
 import { idSchema } from '../ids';
 import { LIMITS } from '../units';
@@ -13,9 +14,7 @@ import { standingSchema } from '../events/credit-manager';
  */
 
 /** User-given ids are at most 64 characters at the API so derived ids (`<taskId>-<attempt>`) stay within 128. */
-const apiId = z
-  .string({ error: 'must be a string' })
-  .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must match [A-Za-z0-9_-]{1,64}' });
+const apiId = apiIdSchema;
 
 /** Defaults of deploy-function (the reference system's values, DESIGN.md). */
 export const FUNCTION_DEFAULTS = {
