@@ -22,7 +22,7 @@ import { containerCreateOptions, LABEL } from '../apps/container-manager/src/doc
 import type { BenchResult } from './run';
 
 const IMAGE = process.env.MESH_BASE_IMAGE ?? 'mesh/task-base:latest';
-const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const RUNS = Number(process.env.BENCH_RUNS ?? 11);
 const IDLE_CONTAINERS = Number(process.env.BENCH_IDLE_CONTAINERS ?? 50);
 const SAMPLING_SECONDS = Number(process.env.BENCH_SAMPLING_SECONDS ?? 10);
 const MiB = 1024 * 1024;

@@ -1,3 +1,4 @@
+import { cpus } from 'node:os';
 import type { Command } from 'commander';
 import { MeshClient } from '@mesh/messaging';
 import { withStore } from '../connection';
@@ -7,6 +8,12 @@ import { provision, startServices, status, waitHealthy } from '../stack';
 import { writeReport } from './report';
 
 export const DEFAULT_SPEED = 20;
+
+/** Whole cores the local node offers (NODE_CPU_MILLIS when set, as the container-manager does). */
+export function nodeCores(): number {
+  const millis = Number(process.env.NODE_CPU_MILLIS ?? cpus().length * 1000);
+  return Math.max(1, Math.floor(millis / 1000));
+}
 
 /** Settings the stack runs with for a demo at `speed`: every duration divided by it. */
 export function demoEnv(speed: number): Record<string, string> {
@@ -29,7 +36,8 @@ Scenarios (the reference system's, at --speed 1; '<cores>-<seconds>' per task):
   normal  4 GRC: 1-150 2-100 3-250 2-200 1-400; idle stop; +2 GRC: 3-100 1-200 2-100 1-300. All succeed, never in debt.
   debt    the same with 1 GRC: overdrawn during the third task (throttled), the rest wait for the +2 GRC deposit.
   abort   one 3-1000 task with 1 GRC: throttled, then suspended at max debt 0.5: aborted, requeued, runs again after a deposit.
-Starts the stack (mesh up) when it is not running.`)
+On a node with fewer than 3 cores, a task asking more runs longer so it does the reference's
+core-seconds (its cost is the reference's). Starts the stack (mesh up) when it is not running.`)
     .action(async (o: { scenario: string; speed: string; image: string; out: string }) => {
       if (!/^[1-9]\d{0,3}$/.test(o.speed)) throw new UsageError('--speed must be a whole number from 1 to 9999');
       const speed = Number(o.speed);
@@ -46,7 +54,7 @@ Starts the stack (mesh up) when it is not running.`)
       }
       await withStore(async (store, nc) => {
         const client = new MeshClient(nc, 15_000);
-        const options = { speed, image: o.image, idleTimeoutMs: Number(env.IDLE_TIMEOUT_MS), log: progress };
+        const options = { speed, nodeCores: nodeCores(), image: o.image, idleTimeoutMs: Number(env.IDLE_TIMEOUT_MS), log: progress };
         const demoStart = (await store.headPosition()) + 1n;
         await prepare(client, options);
         const summaries: ScenarioSummary[] = [];

@@ -18,6 +18,8 @@ export const STRESS_FUNCTION = 'stress';
 
 export interface DemoOptions {
   speed: number; // whole number: durations / speed, prices x speed
+  /** Cores the node can give one container; a task asking more runs longer (see workSeconds). */
+  nodeCores: number;
   image: string;
   idleTimeoutMs: number;
   log: (line: string) => void;
@@ -39,13 +41,25 @@ export interface ScenarioSummary {
   durationS: number;
 }
 
-const input = ([cores, seconds]: Stress, speed: number) => Buffer.from(`${cores}-${Number((seconds / speed).toFixed(3))}`).toString('base64');
+/**
+ * Seconds a stress task runs so that it does the reference's work, cores x seconds core-seconds:
+ * on a node with fewer cores than the task asks for (a 3-core task on this 2-core machine), its
+ * loops share the cores and it runs proportionally longer. Every task then costs exactly what it
+ * costs in the reference system, and the abort scenario is suspended well before its task ends.
+ */
+export function workSeconds([cores, seconds]: Stress, nodeCores: number): number {
+  return (seconds * cores) / Math.min(cores, Math.max(1, nodeCores));
+}
+
+const input = (task: Stress, options: DemoOptions) =>
+  Buffer.from(`${task[0]}-${Number((workSeconds(task, options.nodeCores) / options.speed).toFixed(3))}`).toString('base64');
 const planId = (speed: number) => `demo-x${speed}`;
 
 /** Price plan and function shared by all scenarios at this speed (idempotent to redo). */
 export async function prepare(client: MeshClient, options: DemoOptions): Promise<void> {
   const cpuPerCoreHour = formatAmount(REFERENCE_CPU_PRICE * BigInt(options.speed));
   options.log(`price plan ${planId(options.speed)}: ${cpuPerCoreHour} GRC per core-hour (6 x speed ${options.speed})`);
+  if (options.nodeCores < 3) options.log(`this node gives a container ${options.nodeCores} cores: tasks asking more run longer to do the reference's core-seconds`);
   await call(client, 'mesh.api.credit-manager.set-price-plan', { planId: planId(options.speed), cpuPerCoreHour, memoryPerGibHour: '0', billing: 'used' });
   await call(client, 'mesh.api.scheduler.deploy-function', {
     functionId: STRESS_FUNCTION,
@@ -55,7 +69,7 @@ export async function prepare(client: MeshClient, options: DemoOptions): Promise
     cpuMaxMillis: 4000,
     cpuInitialMillis: 1000,
     memoryBytes: 128 * 1024 * 1024,
-    timeoutMs: Math.ceil((2000 * 1000) / options.speed) + 60_000,
+    timeoutMs: Math.ceil((3000 * 1000) / options.speed) + 60_000,
     maxAttempts: 5,
     pricePlanId: planId(options.speed),
   });
@@ -66,11 +80,13 @@ export async function runScenario(name: ScenarioName, client: MeshClient, store:
   const watch = new ScenarioWatch(walletId);
   watch.start(store, await store.headPosition());
   const { speed, log } = options;
-  const sec = (s: number) => Math.ceil((s * 1000) / speed);
+  // Time budgets in reference seconds, stretched like the longest task on this node.
+  const stretch = 3 / Math.min(3, Math.max(1, options.nodeCores));
+  const sec = (s: number) => Math.ceil((s * 1000 * stretch) / speed);
   const slack = 60_000 + options.idleTimeoutMs * 3;
   const submit = async (tasks: Stress[]) => {
     for (const t of tasks) {
-      const { taskId } = await call(client, 'mesh.api.scheduler.submit-task', { functionId: STRESS_FUNCTION, walletId, input: { inline: input(t, speed) } });
+      const { taskId } = await call(client, 'mesh.api.scheduler.submit-task', { functionId: STRESS_FUNCTION, walletId, input: { inline: input(t, options) } });
       log(`  submitted ${t[0]}-${t[1]} as ${taskId}`);
     }
   };

@@ -55,3 +55,13 @@ describe('report model (folded from events)', () => {
     expect(ticks(-0.5, 4.2)).toEqual([0, 1, 2, 3, 4]);
   });
 });
+
+describe('demo stress tasks', () => {
+  it('do the reference core-seconds on a node with fewer cores than they ask', () => {
+    const { workSeconds } = require('../demo/scenarios') as typeof import('../demo/scenarios');
+    expect(workSeconds([3, 1000], 2)).toBe(1500);
+    expect(workSeconds([2, 100], 2)).toBe(100);
+    expect(workSeconds([1, 150], 2)).toBe(150);
+    expect(workSeconds([3, 250], 4)).toBe(250);
+  });
+});

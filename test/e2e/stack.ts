@@ -4,7 +4,7 @@ import { SERVICES, type RecordedEvent, type ServiceName } from '@mesh/contracts'
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
 import { MeshClient } from '@mesh/messaging';
 import { NatsServerProcess, ServiceProcess } from '@mesh/testing';
-import { demoEnv } from '../../cli/commands/demo';
+import { demoEnv, nodeCores } from '../../cli/commands/demo';
 import type { DemoOptions } from '../../cli/demo/scenarios';
 
 /** The whole stack for end-to-end tests: a real nats-server, the real Docker engine, five service processes. */
@@ -22,7 +22,7 @@ export class E2EStack {
   }
 
   get options(): DemoOptions {
-    return { speed: this.speed, image: 'mesh/task-base:latest', idleTimeoutMs: Number(demoEnv(this.speed).IDLE_TIMEOUT_MS), log: (l) => process.stdout.write(`[e2e] ${l}\n`) };
+    return { speed: this.speed, nodeCores: nodeCores(), image: 'mesh/task-base:latest', idleTimeoutMs: Number(demoEnv(this.speed).IDLE_TIMEOUT_MS), log: (l) => process.stdout.write(`[e2e] ${l}\n`) };
   }
 
   async start(): Promise<void> {

@@ -1,6 +1,7 @@
 import { runService, type ServiceDefinition } from '@mesh/messaging';
 import { ContainerManagerEnv } from './config';
 import { ContainerManagerModule } from './container-manager.module';
+import { ContainerAgent } from './agent/container-agent';
 
 export { readExecutionOutput, type ExecutionOutput, type OutputManifest } from './storage/object-io';
 
@@ -8,6 +9,7 @@ export const ContainerManagerService: ServiceDefinition<typeof ContainerManagerE
   service: 'container-manager',
   env: ContainerManagerEnv,
   module: (core) => ContainerManagerModule.forRoot(core),
+  healthDetails: async () => (ContainerAgent.latest ? ContainerAgent.latest.health() : {}),
   // One container-manager per node: each node has its own durable consumers.
   consumerPrefix: (config) => `container-manager_${config.NODE_ID}`,
 };

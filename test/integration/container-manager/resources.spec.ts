@@ -60,7 +60,8 @@ describe('container-manager: resources, limits and faults', () => {
 
   it('applies a scaling decision in place: docker inspect and the cgroup show the new limits', async () => {
     const fn = randomId('f');
-    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script: 'sleep 4', timeoutMs: 20_000 });
+    // 40 MiB in the /work tmpfs: memory the kernel cannot reclaim, so a 16 MiB limit must be refused.
+    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script: 'head -c 41943040 /dev/zero > /work/big; sleep 4', timeoutMs: 20_000 });
     const container = await containerOf(d.executionId);
     const decisionId = `scale-${container.containerId}-1`;
     await node.running.store.append(streamName('scaling', container.containerId), [eventOf(ScalingDecided, decisionId, {
@@ -79,6 +80,19 @@ describe('container-manager: resources, limits and faults', () => {
     expect(await readMemoryLimit(container.dockerId)).toBe(96 * MiB);
     // Later samples carry the new limits; the task still succeeds.
     await eventually(async () => (await node.running.store.read(streamName('usage', container.containerId))).some((e) => (e.data as EventData<typeof ResourceSampled>).cpuLimitMillis === 350), 10_000, 'a sample with the new limit');
+
+    // A memory limit below the memory in use: the CPU part is applied, the memory stays, the decision is answered.
+    await eventually(async () => ((await readCgroup(findCgroupPaths(container.dockerId)!))?.memoryBytes ?? 0) > 40 * MiB, 10_000, '40 MiB in use');
+    const second = `scale-${container.containerId}-2`;
+    await node.running.store.append(streamName('scaling', container.containerId), [eventOf(ScalingDecided, second, {
+      decisionId: second, containerId: container.containerId, nodeId, walletId, functionId: fn,
+      fromCpuMillis: 350, toCpuMillis: 600, fromMemoryBytes: 96 * MiB, toMemoryBytes: 16 * MiB,
+      reason: 'memory-down', basedOnSampleSeqs: [2], decidedAtMs: Date.now(),
+    })], 'any');
+    const partial = await eventually(async () => (await node.running.store.read(streamName('container', container.containerId)))
+      .map((e) => e.data as EventData<typeof ContainerResized>).find((r) => r.decisionId === second), 10_000, 'the second ContainerResized');
+    expect(partial).toMatchObject({ fromCpuMillis: 350, toCpuMillis: 600, fromMemoryBytes: 96 * MiB, toMemoryBytes: 96 * MiB });
+    expect(await readCpuQuota(container.dockerId)).toEqual({ quotaUs: 60_000, periodUs: 100_000 });
     expect(terminalOf(await waitForEnd(node.running.store, d.executionId)).type).toBe('ExecutionSucceeded');
   });
 

@@ -85,6 +85,8 @@ interface ContainerState {
  */
 @Injectable()
 export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
+  /** The agent of this process, for the health reply (one agent per process outside tests). */
+  static latest?: ContainerAgent;
   private readonly log: Logger;
   readonly engine: DockerEngine;
   readonly nodeId: string;
@@ -100,6 +102,7 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     @Inject(NATS_CONNECTION) private readonly nc: NatsConnection,
     @Inject(SERVICE_CONFIG) private readonly config: ContainerManagerConfig,
   ) {
+    ContainerAgent.latest = this;
     this.nodeId = config.NODE_ID;
     this.log = new Logger(`container-manager:${config.NODE_ID}`);
     assertNonRootUser(config.TASK_USER);
@@ -155,6 +158,20 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
       dockerError: this.dockerError,
       containers: [...this.containers.values()].map((c) => ({ containerId: c.containerId, status: c.status, walletId: c.walletId, functionId: c.functionId })),
     };
+  }
+
+  /** Health: degraded while the Docker engine does not answer. */
+  async health(): Promise<{ status: 'ok' | 'degraded'; details: Record<string, unknown> }> {
+    const all = [...this.containers.values()];
+    const details = {
+      nodeId: this.nodeId,
+      containers: all.length,
+      busy: all.filter((c) => c.status === 'busy').length,
+      idle: all.filter((c) => c.status === 'idle').length,
+      reconciled: this.reconciled,
+      ...(this.dockerError ? { dockerError: this.dockerError } : {}),
+    };
+    return { status: this.dockerError || !this.reconciled ? 'degraded' : 'ok', details };
   }
 
   private heartbeat(): void {
@@ -240,19 +257,28 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     const fromCpuMillis = c.cpuMillis;
     const fromMemoryBytes = c.memoryBytes;
     const t0 = process.hrtime.bigint();
+    let toMemoryBytes = d.toMemoryBytes;
     try {
       await this.engine.updateLimits(c.dockerId, d.toCpuMillis, d.toMemoryBytes);
     } catch (err) {
-      c.appliedDecisions.delete(d.decisionId);
       if ((c.status as string) === 'stopping' || !(await this.engine.inspect(c.dockerId).catch(() => undefined))) return;
-      this.log.warn(`resize ${d.decisionId} of ${c.containerId} refused by Docker: ${(err as Error)?.message ?? err}`);
-      return;
+      // Typically a memory limit below what the container uses now: apply the CPU part alone and
+      // record the memory that stayed, so the scaler sees its decision answered.
+      this.log.warn(`resize ${d.decisionId} of ${c.containerId}: memory ${d.toMemoryBytes} refused (${(err as Error)?.message ?? err}); applying CPU only`);
+      try {
+        await this.engine.updateLimits(c.dockerId, d.toCpuMillis, c.memoryBytes);
+        toMemoryBytes = c.memoryBytes;
+      } catch (again) {
+        c.appliedDecisions.delete(d.decisionId);
+        this.log.warn(`resize ${d.decisionId} of ${c.containerId} refused by Docker: ${(again as Error)?.message ?? again}`);
+        return;
+      }
     }
     const applyMs = Number((process.hrtime.bigint() - t0) / 1_000_000n);
     c.cpuMillis = d.toCpuMillis;
-    c.memoryBytes = d.toMemoryBytes;
+    c.memoryBytes = toMemoryBytes;
     await this.appendContainer(c, ContainerResized, eventId(c.containerId, 'rs', d.decisionId), {
-      ...this.containerRef(c), decisionId: d.decisionId, fromCpuMillis, toCpuMillis: d.toCpuMillis, fromMemoryBytes, toMemoryBytes: d.toMemoryBytes, applyMs, appliedAtMs: Date.now(),
+      ...this.containerRef(c), decisionId: d.decisionId, fromCpuMillis, toCpuMillis: d.toCpuMillis, fromMemoryBytes, toMemoryBytes, applyMs, appliedAtMs: Date.now(),
     });
   }
 
@@ -322,8 +348,9 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   /**
-   * Stops and removes a container: freeze it (its counters stop), take the exact last sample, remove
-   * it, then record the end of its execution (if one ran) and ContainerStopped. Idempotent.
+   * Stops and removes a container: take the last sample, kill and remove it, then record the end
+   * of its execution (if one ran) and ContainerStopped. Idempotent. CPU used between the last
+   * reading and the kill (a few ms at most, none for an idle container) is not billed.
    */
   stopContainer(c: ContainerState, reason: StopReason, executionEnd?: ExecutionEnd): Promise<void> {
     if (c.stopping) return c.stopping;
@@ -335,7 +362,8 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
       clearTimeout(e.timer);
     }
     c.stopping = (async () => {
-      await this.engine.pause(c.dockerId);
+      // The last reading, then SIGKILL and removal at once. (No `docker pause` to freeze the
+      // counters first: on cgroup v1 a frozen container cannot be killed and `rm -f` then hangs.)
       await this.sample(c, true);
       await this.engine.remove(c.dockerId).catch((err) => this.log.error(`remove ${c.containerId}: ${err}`));
       const stoppedAtMs = Date.now();
@@ -595,7 +623,16 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
 
   private appendExecution<D extends EventDefinition>(executionId: string, definition: D, suffix: 'started' | 'end', data: EventData<D>, expected: ExpectedVersion): Promise<void> {
     // One id for every terminal event of an execution: at most one of them can ever be stored.
-    return this.appendWithRetry(streamName('execution', executionId), [eventOf(definition, eventId(executionId, suffix), data)], expected).then(() => undefined, (err) => {
+    const stream = streamName('execution', executionId);
+    const event = eventOf(definition, eventId(executionId, suffix), data);
+    return this.appendWithRetry(stream, [event], expected).then(() => undefined, async (err) => {
+      if (err instanceof ConcurrencyError && suffix === 'end') {
+        // The start was recorded concurrently (e.g. an abort raced the start): end after it, unless ended already.
+        const history = await this.store.read(stream);
+        if (history.some((e) => TERMINAL_TYPES.has(e.type))) return;
+        await this.appendWithRetry(stream, [event], history.length - 1);
+        return;
+      }
       if (err instanceof ConcurrencyError) {
         this.log.warn(`execution ${executionId}: ${definition.type} not recorded, the stream moved on (${err.message})`);
         return;

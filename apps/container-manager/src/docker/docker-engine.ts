@@ -94,7 +94,7 @@ export interface TaskRun {
  * exit code from. The last bytes are held back until they cannot be the start of the nonce.
  * Without a nonce it passes everything on and `exitCode` stays undefined (the end is the stream's end).
  */
-class EndNonceWatcher {
+export class EndNonceWatcher {
   exitCode: number | undefined;
   private pending = Buffer.alloc(0);
   private readonly pattern?: RegExp;
@@ -129,7 +129,7 @@ class EndNonceWatcher {
 }
 
 /** Keeps the first `cap` bytes of a stream and counts the rest (a flood costs no memory). */
-class CappedBuffer {
+export class CappedBuffer {
   private chunks: Buffer[] = [];
   private kept = 0;
   total = 0;
@@ -355,11 +355,6 @@ export class DockerEngine {
     // memory+swap stays >= memory both when growing and when shrinking.
     const container = this.docker.getContainer(dockerId);
     await this.withRetries('update', () => container.update({ ...cpuQuotaFor(cpuMillis), ...memoryLimitsFor(memoryBytes) }));
-  }
-
-  /** Freezes the container so its counters stop moving (exact last sample); ignores a container that is not running. */
-  async pause(dockerId: string): Promise<void> {
-    await this.docker.getContainer(dockerId).pause().catch(() => undefined);
   }
 
   async kill(dockerId: string): Promise<void> {
