@@ -14,7 +14,11 @@ export function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
 
 /** The JSON Schema of one event as a subscriber receives it: the envelope with typed data. */
 export function eventJsonSchema(definition: EventDefinition): Record<string, unknown> {
-  const envelope = jsonSchemaOf(envelopeSchema.extend({ type: z.literal(definition.type), data: definition.schema }));
+  const envelope = jsonSchemaOf(envelopeSchema.extend({
+    type: z.literal(definition.type),
+    data: definition.schema,
+    revision: z.int().min(0).describe('0-based revision of the event in its stream (also in the Mesh-Revision header)'),
+  }));
   return { $id: `mesh:event:${definition.type}`, title: definition.type, description: definition.description, ...envelope };
 }
 

@@ -50,12 +50,14 @@ function checkEnvelope(e: StoredEnvelope, index: number): void {
   if (e.data === undefined) fail('data', 'is required');
 }
 
-export function encodeEnvelope(envelope: StoredEnvelope): Uint8Array {
-  const bytes = Buffer.from(JSON.stringify(envelope));
-  if (bytes.length > ENVELOPE_MAX_BYTES) {
-    throw ContractError.single('append', 'data', `event ${envelope.id} is ${bytes.length} bytes; the limit is ${ENVELOPE_MAX_BYTES}`);
+/** The envelope as JSON, refused when larger than one event may be (larger payloads go to the object store). */
+export function encodeEnvelope(envelope: StoredEnvelope): string {
+  const json = JSON.stringify(envelope);
+  const bytes = Buffer.byteLength(json);
+  if (bytes > ENVELOPE_MAX_BYTES) {
+    throw ContractError.single('append', 'data', `event ${envelope.id} is ${bytes} bytes; the limit is ${ENVELOPE_MAX_BYTES}`);
   }
-  return bytes;
+  return json;
 }
 
 export function newEventId(): string {

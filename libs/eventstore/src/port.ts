@@ -49,7 +49,7 @@ export interface EventStore {
   append(stream: string, events: NewEvent[], expectedVersion: ExpectedVersion): Promise<AppendResult>;
   /** Events of one stream from `fromRevision` (inclusive); [] for a stream that doesn't exist. */
   read(stream: string, fromRevision?: number): Promise<RecordedEvent[]>;
-  /** Events of the whole log in position order. */
+  /** Events of the whole log in position order (without `traceparent`: replays don't need it). */
   readAll(options: ReadAllOptions): Promise<RecordedEvent[]>;
   /** Position of the last event in the log (0n when empty). */
   headPosition(): Promise<bigint>;

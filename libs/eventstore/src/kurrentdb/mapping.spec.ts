@@ -44,6 +44,6 @@ describe('KurrentDB mapping (pure, no server)', () => {
     const message = relayMessage({ ...envelope, revision: 4, position: 880n });
     expect(message.subject).toBe('mesh.events.wallet.alice');
     expect(message.headers).toMatchObject({ 'Nats-Msg-Id': envelope.id, 'Mesh-Revision': '4', 'Mesh-Type': 'UsageDebited' });
-    expect(JSON.parse(Buffer.from(message.body).toString())).toEqual(envelope);
+    expect(JSON.parse(Buffer.from(message.body).toString())).toEqual({ ...envelope, revision: 4 });
   });
 });

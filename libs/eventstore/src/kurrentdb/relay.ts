@@ -7,10 +7,10 @@ export const RELAY_CHECKPOINT_BUCKET = 'mesh-relay-checkpoints';
 
 /** The JetStream message a relayed event becomes: the same subject, headers and body as a native append. */
 export function relayMessage(event: RecordedEvent): { subject: string; body: Uint8Array; headers: Record<string, string> } {
-  const { revision: _revision, position: _position, traceparent, ...envelope } = event;
+  const { position: _position, traceparent, ...envelope } = event;
   return {
     subject: subjectForStream(event.stream),
-    body: Buffer.from(JSON.stringify(envelope)),
+    body: Buffer.from(JSON.stringify(envelope)), // with its revision, as a native append
     headers: {
       'Nats-Msg-Id': event.id,
       [REVISION_HEADER]: String(event.revision),
