@@ -34,7 +34,8 @@ export function registerDemo(program: Command) {
     .addHelpText('after', `
 Scenarios (the reference system's, at --speed 1; '<cores>-<seconds>' per task):
   normal  4 GRC: 1-150 2-100 3-250 2-200 1-400; idle stop; +2 GRC: 3-100 1-200 2-100 1-300. All succeed, never in debt.
-  debt    the same with 1 GRC: overdrawn during the third task (throttled), the rest wait for the +2 GRC deposit.
+  debt    the same with 1 GRC: overdrawn during the third task (throttled), the rest wait for the +2 GRC deposit;
+          when the second batch drains the wallet again, 1 GRC top-ups let the waiting tasks finish.
   abort   one 3-1000 task with 1 GRC: throttled, then suspended at max debt 0.5: aborted, requeued, runs again after a deposit.
 On a node with fewer than 3 cores, a task asking more runs longer so it does the reference's
 core-seconds (its cost is the reference's). Starts the stack (mesh up) when it is not running.`)
