@@ -1,0 +1,72 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { startService, type RunningService } from '@mesh/messaging';
+import { NatsServerProcess } from '@mesh/testing';
+import { LedgerService } from '../../../apps/ledger/src/main';
+
+const MESH = join(__dirname, '..', '..', '..', 'bin', 'mesh.js');
+
+/** The `mesh` binary as a user runs it: exit codes, --json, errors that say what to do. */
+describe('mesh CLI', () => {
+  let server: NatsServerProcess;
+  let ledger: RunningService;
+  // Asynchronous on purpose: the ledger it talks to runs in this process and must keep answering.
+  const mesh = (...args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      execFile(process.execPath, [MESH, ...args], { env: { ...process.env, NATS_URL: server.url, MESH_FROM_SOURCE: '1' }, timeout: 60_000 }, (error, out, err) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, out, err }),
+      );
+    });
+
+  beforeAll(async () => {
+    server = await NatsServerProcess.start();
+    ledger = await startService(LedgerService, { NATS_URL: server.url, LEDGER_HTTP_PORT: '0', LOG_LEVEL: 'error' });
+  });
+  afterAll(async () => {
+    await ledger?.stop();
+    await server?.dispose();
+  });
+
+  it('prints help and exits 0', async () => {
+    const r = await mesh('--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('Exit codes: 0 success, 1 the operation failed, 2 usage error.');
+    expect((await mesh('wallet', 'deposit', '--help')).out).toContain('idempotent by --ref');
+  });
+
+  it('exits 2 on a usage error', async () => {
+    expect((await mesh('wallet', 'frobnicate')).code).toBe(2);
+    expect((await mesh('wallet', 'deposit', 'alice')).code).toBe(2); // missing <amount>
+    expect((await mesh('demo', '--speed', 'fast')).code).toBe(2);
+  });
+
+  it('runs wallet commands, with --json for scripts', async () => {
+    expect((await mesh('wallet', 'open', 'cli-alice', '--max-debt', '0.5')).code).toBe(0);
+    const deposit = await mesh('--json', 'wallet', 'deposit', 'cli-alice', '2.5', '--ref', 'tx-cli-1');
+    expect(deposit.code).toBe(0);
+    expect(JSON.parse(deposit.out)).toMatchObject({ balance: '2.5' });
+    expect((await mesh('wallet', 'deposit', 'cli-alice', '2.5', '--ref', 'tx-cli-1')).code).toBe(0); // idempotent
+    const balance = JSON.parse((await mesh('--json', 'wallet', 'balance', 'cli-alice')).out);
+    expect(balance).toMatchObject({ walletId: 'cli-alice', balance: '2.5', debt: '0' });
+    expect((await mesh('wallet', 'statement', 'cli-alice')).out).toContain('FundsDeposited');
+  });
+
+  it('exits 1 on a refused operation and says why', async () => {
+    const r = await mesh('wallet', 'deposit', 'cli-alice', '0.123456789');
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('amount: must have at most 8 decimals for GRC');
+    expect((await mesh('wallet', 'balance', 'nobody-here')).code).toBe(1);
+  });
+
+  it('exits 1 naming the service that does not answer', async () => {
+    const r = await mesh('fn', 'list');
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('is the scheduler service running?');
+  });
+
+  it('verifies the books', async () => {
+    const r = await mesh('audit', 'verify');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('audit PASSED');
+  });
+});
