@@ -42,10 +42,3 @@ export const envelopeSchema = z.object({
   causationId: idSchema,
   data: z.unknown(),
 });
-
-/** The envelope a subscriber sees as JSON on a NATS subject (position as a decimal string). */
-export type EventJson = Omit<RecordedEvent, 'position'> & { position: string };
-
-export function toEventJson(event: RecordedEvent): EventJson {
-  return { ...event, position: event.position.toString() };
-}

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { ContractError, ENVELOPE_MAX_BYTES, ID_PATTERN, parseStreamName, type NewEvent, type RecordedEvent } from '@mesh/contracts';
 
 /** Upper bound on events in one append: bounds a commit's size and its retry. */
@@ -58,12 +57,4 @@ export function encodeEnvelope(envelope: StoredEnvelope): string {
     throw ContractError.single('append', 'data', `event ${envelope.id} is ${bytes} bytes; the limit is ${ENVELOPE_MAX_BYTES}`);
   }
   return json;
-}
-
-export function newEventId(): string {
-  return randomUUID();
-}
-
-export function isValidId(id: string): boolean {
-  return ID_PATTERN.test(id);
 }

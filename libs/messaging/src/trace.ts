@@ -67,11 +67,6 @@ export function outgoingTraceparent(): string {
   });
 }
 
-/** The traceparent of the current context, if any (used by the event store when appending). */
-export function currentTraceparent(): string {
-  return outgoingTraceparent();
-}
-
 /** Runs `fn` inside the context of an incoming message (trace, correlation and causation ids). */
 export function runInMessageContext<T>(context: MessageContext, fn: () => T): T {
   const traceparent = parseTraceparent(context.traceparent) ? context.traceparent : undefined;

@@ -15,7 +15,7 @@ import {
 /** The manager nats.js returns has the direct-get API; its public interface just doesn't list it. */
 type Manager = JetStreamManager & { direct: { getMessage(stream: string, query: { seq?: number; last_by_subj?: string }): Promise<StoredMsg> } };
 import { EVENTS_PREFIX, EVENTS_STREAM, streamForSubject, subjectForStream, type NewEvent, type RecordedEvent } from '@mesh/contracts';
-import { currentTraceparent } from '@mesh/messaging/trace';
+import { outgoingTraceparent } from '@mesh/messaging/trace';
 import { ConcurrencyError, DuplicateEventError } from '../errors';
 import { encodeEnvelope, prepareEnvelopes, type StoredEnvelope } from '../envelope';
 import { READ_BATCH_MAX, type AppendResult, type EventHandler, type EventStore, type ExpectedVersion, type ReadAllOptions, type Subscription, type SubscriptionOptions } from '../port';
@@ -102,7 +102,7 @@ export class JetStreamEventStore implements EventStore {
     let written = 0; // events of this batch already in the stream (an earlier, interrupted attempt)
     for (let attempt = 0; ; attempt++) {
       if (expected !== 'any' && tail.revision !== expected + written) {
-        written = await this.countAlreadyAppended(stream, subject, expected, envelopes);
+        written = await this.countAlreadyAppended(stream, expected, envelopes);
         if (written === envelopes.length) return { nextExpectedVersion: expected + written, position: BigInt(tail.seq) };
         if (tail.revision !== expected + written) throw new ConcurrencyError(stream, expectedVersion, tail.revision);
       }
@@ -117,10 +117,8 @@ export class JetStreamEventStore implements EventStore {
         if (!isWrongLastSequence(err)) throw err;
         this.tails.delete(subject);
         tail = await this.readTail(subject);
-        if (expected === 'any') {
-          if (attempt >= ANY_RETRIES_MAX) throw new ConcurrencyError(stream, 'any', tail.revision);
-          written = written; // keep what this batch already wrote and go on after the new tail
-        }
+        // 'any': keep what this batch already wrote and go on after the new tail, a bounded number of times.
+        if (expected === 'any' && attempt >= ANY_RETRIES_MAX) throw new ConcurrencyError(stream, 'any', tail.revision);
       }
     }
   }
@@ -135,7 +133,7 @@ export class JetStreamEventStore implements EventStore {
     h.set('Nats-Expected-Last-Subject-Sequence', String(tail.seq));
     h.set(REVISION_HEADER, String(revision));
     h.set(TYPE_HEADER, envelope.type);
-    const traceparent = currentTraceparent();
+    const traceparent = outgoingTraceparent();
     if (traceparent) h.set('traceparent', traceparent);
     const ack = await this.js.publish(subject, payload, { headers: h });
     if (!ack.duplicate) return { revision, seq: ack.seq };
@@ -149,7 +147,7 @@ export class JetStreamEventStore implements EventStore {
   }
 
   /** How many of `envelopes` already follow revision `expected` in the stream, by event id. */
-  private async countAlreadyAppended(stream: string, subject: string, expected: number, envelopes: StoredEnvelope[]): Promise<number> {
+  private async countAlreadyAppended(stream: string, expected: number, envelopes: StoredEnvelope[]): Promise<number> {
     const existing = await this.read(stream, expected + 1);
     let count = 0;
     while (count < envelopes.length && count < existing.length && existing[count].id === envelopes[count].id) count++;

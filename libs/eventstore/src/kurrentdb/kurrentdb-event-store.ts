@@ -1,6 +1,6 @@
 import { KurrentDBClient, ANY, NO_STREAM, START, FORWARDS, WrongExpectedVersionError, StreamNotFoundError, jsonEvent, excludeSystemEvents, streamNameFilter } from '@kurrent/kurrentdb-client';
 import type { NewEvent, RecordedEvent } from '@mesh/contracts';
-import { currentTraceparent } from '@mesh/messaging/trace';
+import { outgoingTraceparent } from '@mesh/messaging/trace';
 import { ConcurrencyError } from '../errors';
 import { prepareEnvelopes, encodeEnvelope } from '../envelope';
 import { READ_BATCH_MAX, type AppendResult, type EventHandler, type EventStore, type ExpectedVersion, type ReadAllOptions, type Subscription, type SubscriptionOptions } from '../port';
@@ -23,7 +23,7 @@ export class KurrentDbEventStore implements EventStore {
   async append(stream: string, events: NewEvent[], expectedVersion: ExpectedVersion): Promise<AppendResult> {
     const envelopes = prepareEnvelopes(stream, events);
     envelopes.forEach(encodeEnvelope); // size check, same limit as JetStream
-    const traceparent = currentTraceparent();
+    const traceparent = outgoingTraceparent();
     const streamState = expectedVersion === 'any' ? ANY : expectedVersion === 'no_stream' || expectedVersion === -1 ? NO_STREAM : BigInt(expectedVersion);
     try {
       const result = await this.client.appendToStream(
