@@ -1,40 +1,30 @@
 /**
  * Ledger throughput beside raw JetStream on the same server in the same run:
  *  - posting: N UsageCharged events appended to meter streams while the ledger runs in-process,
- *    timed from the first charge in until every wallet event (debit + credit) is out;
+ *    timed from the first charge in until the ledger's totals show every charge debited and credited
+ *    (provider credits are group-committed, several charges per UsageCredited);
  *    baseline: sequential js.publish with Nats-Msg-Id (one writer waiting for each ack).
  *  - replay: verifyAudit over the whole log (events/s); baseline: an ordered consumer reading the
  *    same log and parsing each message.
  * Goals (issue 3): posting >= 50% of the raw append rate, replay >= 50% of the raw read rate.
  */
 import { headers as natsHeaders, type NatsConnection } from 'nats';
-import { EVENTS_STREAM, depositRequest, openWalletRequest } from '@mesh/contracts';
+import { EVENTS_STREAM, depositRequest, formatAmount, openWalletRequest, parseAmount, totalsRequest } from '@mesh/contracts';
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
 import { MeshClient, startService } from '@mesh/messaging';
 import { NatsServerProcess } from '@mesh/testing';
 import { LedgerService } from '../apps/ledger/src/main';
 import { verifyAudit } from '../apps/ledger/src/audit/verify';
+import { ChargeProducer, chargeData } from './ledger-charge-producer';
 import type { BenchResult } from './run';
 
 const RAW_APPENDS = 3000;
 const CHARGES = 4000;
 const USERS = 20;
-/** Charges appended concurrently (the input side must not be the bottleneck). */
-const INPUT_CONCURRENCY = 64;
 const POSTING_TIMEOUT_MS = 45_000;
+const REPLAY_ROUNDS = 5;
 
-const chargeData = (i: number) => ({
-  chargeId: `ch-c${i % 50}-${i}`, containerId: `c${i % 50}`, walletId: `u${i % USERS}`, functionId: 'f1', nodeId: 'n1', taskId: `t${i % 200}`,
-  sampleId: `c${i % 50}-${i}`, sampleSeq: i + 1, windowStartMs: i * 1000, windowEndMs: i * 1000 + 1000, cpuNanos: 250_000_000, memoryByteMs: '67108864000',
-  planId: 'default', planVersion: 1, currency: 'GRC', amount: '0.00041667', remainder: '1/3', providerWalletId: 'provider',
-});
-
-async function pool(total: number, width: number, job: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < total) await job(next++);
-  }));
-}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 
@@ -77,48 +67,53 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     }
 
     log(`posting ${CHARGES} charges end to end (${USERS} users, one hot provider wallet)`);
-    const baseHead = await store.headPosition();
-    const expectedHead = baseHead + BigInt(CHARGES * 3); // each charge in, a debit and a credit out
+    // Done when the ledger's totals show every charge debited and credited (credits are batched,
+    // so the number of wallet events out is not known in advance).
+    const expectedTotal = formatAmount(parseAmount(chargeData(0).amount) * BigInt(CHARGES));
+    const producer = await ChargeProducer.start(server.url, CHARGES, USERS);
     start = process.hrtime.bigint();
-    await pool(CHARGES, INPUT_CONCURRENCY, async (i) => {
-      const data = chargeData(i);
-      const h = natsHeaders();
-      h.set('Nats-Msg-Id', `charged-${data.chargeId}`);
-      h.set('Mesh-Revision', '0');
-      h.set('Mesh-Type', 'UsageCharged');
-      const envelope = { id: `charged-${data.chargeId}`, type: 'UsageCharged', stream: `meter-${data.containerId}-${i}`, occurredAt: new Date().toISOString(), schemaVersion: 1, correlationId: data.chargeId, causationId: data.chargeId, data };
-      // One meter stream per charge, so the input side needs no per-stream ordering.
-      await js.publish(`mesh.events.meter.${data.containerId}-${i}`, Buffer.from(JSON.stringify(envelope)), { headers: h });
-    });
-    const inputSeconds = seconds(start);
+    const inputSeconds = await producer.produce();
+    let walletEventsOut = 0;
     for (;;) {
-      const head = await store.headPosition();
-      if (head >= expectedHead) break;
-      if (seconds(start) * 1000 > POSTING_TIMEOUT_MS) throw new Error(`posting stalled: head ${head}, expected ${expectedHead}`);
-      await new Promise((r) => setTimeout(r, 20));
+      const totals = await client.request(totalsRequest, {});
+      if (totals.debited === expectedTotal && totals.credited === expectedTotal) {
+        walletEventsOut = totals.walletEvents - (2 * USERS + 1); // minus the opens and the seed deposits
+        break;
+      }
+      if (seconds(start) * 1000 > POSTING_TIMEOUT_MS) throw new Error(`posting stalled: debited ${totals.debited}, credited ${totals.credited}, expected ${expectedTotal}`);
+      await new Promise((r) => setTimeout(r, 10));
     }
     const postingSeconds = seconds(start);
     const postingRate = CHARGES / postingSeconds;
-    log(`charges appended in ${inputSeconds.toFixed(2)} s, all posted after ${postingSeconds.toFixed(2)} s`);
+    const creditEvents = walletEventsOut - CHARGES;
+    log(`charges appended in ${inputSeconds.toFixed(2)} s, all posted after ${postingSeconds.toFixed(2)} s: ${CHARGES} debits, ${creditEvents} UsageCredited events (${(CHARGES / creditEvents).toFixed(1)} charges each on average)`);
 
+    // The reads are short (well under a second), so one slow scheduling slice on this shared box
+    // swings a single ratio a lot: each read runs REPLAY_ROUNDS times, interleaved, and the
+    // median of each is reported.
     const total = Number(await store.headPosition());
-    log(`raw ordered-consumer read of ${total} events`);
-    const rawReadRate = await rawRead(nc, total);
-    log(`adapter readAll (paged) of ${total} events, for context: the part of the replay that is reading`);
-    start = process.hrtime.bigint();
-    let read = 0;
-    for await (const _event of readAllPaged(store, 1n, 10_000)) read++;
-    const adapterReadRate = read / seconds(start);
-    log(`audit replay of ${total} events`);
-    start = process.hrtime.bigint();
-    const report = await verifyAudit(store);
-    const replayRate = report.events / seconds(start);
-    if (!report.pass) throw new Error(`audit failed after the benchmark: ${JSON.stringify(report.invariants.filter((i) => !i.pass))}`);
-    log(`audit: ${report.events} events, ${report.debits} debits, ${report.credits} credits, pass`);
+    const rawReads: number[] = [];
+    const adapterReads: number[] = [];
+    const replays: number[] = [];
+    let report: Awaited<ReturnType<typeof verifyAudit>> | undefined;
+    for (let round = 1; round <= REPLAY_ROUNDS; round++) {
+      log(`round ${round}/${REPLAY_ROUNDS}: raw ordered-consumer read, adapter readAll (paged, context) and audit replay of ${total} events`);
+      rawReads.push(await rawRead(nc, total));
+      start = process.hrtime.bigint();
+      let read = 0;
+      for await (const _event of readAllPaged(store, 1n, 10_000)) read++;
+      adapterReads.push(read / seconds(start));
+      start = process.hrtime.bigint();
+      report = await verifyAudit(store);
+      replays.push(report.events / seconds(start));
+      if (!report.pass) throw new Error(`audit failed after the benchmark: ${JSON.stringify(report.invariants.filter((i) => !i.pass))}`);
+    }
+    log(`audit: ${report!.events} events, ${report!.debits} debits, ${report!.credits} credits, pass`);
+    const [rawReadRate, adapterReadRate, replayRate] = [rawReads, adapterReads, replays].map(median);
 
     return [
       { name: 'ledger posting, charges end to end', value: postingRate, unit: 'charges/s', baseline: { name: 'js.publish sequential', value: rawAppendRate }, goal: '>= 50% of raw append', met: postingRate / rawAppendRate >= 0.5 },
-      { name: 'ledger posting, wallet events out', value: postingRate * 2, unit: 'events/s', baseline: { name: 'js.publish sequential', value: rawAppendRate } },
+      { name: 'ledger posting, wallet events out', value: walletEventsOut / postingSeconds, unit: 'events/s', baseline: { name: 'js.publish sequential', value: rawAppendRate } },
       { name: 'event store readAll alone (context)', value: adapterReadRate, unit: 'events/s', baseline: { name: 'ordered consumer', value: rawReadRate } },
       { name: 'audit replay (verifyAudit)', value: replayRate, unit: 'events/s', baseline: { name: 'ordered consumer', value: rawReadRate }, goal: '>= 50% of raw read', met: replayRate / rawReadRate >= 0.5 },
     ];

@@ -70,10 +70,16 @@ export function registerWallet(program: Command) {
             amount: l.amount,
             balance: l.balanceAfter,
             cause: l.cause.kind,
-            ref: l.cause.chargeId ?? l.cause.reference ?? l.cause.reason ?? '',
-            task: l.cause.taskId ?? '',
+            ref: l.cause.chargeId ?? creditedRef(l.cause.charges) ?? l.cause.reference ?? l.cause.reason ?? '',
+            task: l.cause.taskId ?? (l.cause.charges?.length === 1 ? l.cause.charges[0].taskId : undefined) ?? '',
           })));
         });
       }),
     );
+}
+
+/** A provider credit names one charge, or several (group-committed): show the one, or how many. */
+function creditedRef(charges: Array<{ chargeId: string }> | undefined): string | undefined {
+  if (!charges) return undefined;
+  return charges.length === 1 ? charges[0].chargeId : `${charges.length} charges (${charges[0].chargeId}, ...)`;
 }

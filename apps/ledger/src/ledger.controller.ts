@@ -22,7 +22,7 @@ export class LedgerController {
   // --- charges -------------------------------------------------------------------------------------
   // Charges are independent and the wallet book serialises per wallet, so 32 may be in flight:
   // charges of different users overlap while each wallet still sees its postings in order.
-  @OnEvents('meter', { concurrency: 32 })
+  @OnEvents('meter', { concurrency: 64 })
   onMeter(event: RecordedEvent): Promise<void> {
     return this.core.onMeterEvent(event);
   }

@@ -74,8 +74,10 @@ export class LedgerCore implements OnModuleInit, OnModuleDestroy {
   /**
    * Posts one charge on both sides: debit the user, credit the provider. Both wallets are checked
    * first so a charge that can't be posted writes neither side; then the two appends run at the
-   * same time (different streams). Each side is idempotent by its event id and by the charge ids
-   * in the wallet's state, so a crash between them heals when the charge is delivered again.
+   * same time (different streams). The credit joins the provider's next group-committed
+   * UsageCredited (WalletBook.credit). Each side is idempotent by the charge ids in the wallet's
+   * state (and the debit also by its event id), so a crash between them heals when the charge is
+   * delivered again.
    */
   async postCharge(charge: Charge): Promise<{ debited: boolean; credited: boolean }> {
     const currency = currencyOf(charge.currency);
@@ -86,11 +88,11 @@ export class LedgerCore implements OnModuleInit, OnModuleDestroy {
     checkSide(user, charge.walletId, 'user', charge);
     checkSide(provider, charge.providerWalletId, 'provider', charge);
     const links = { containerId: charge.containerId, functionId: charge.functionId, ...(charge.taskId ? { taskId: charge.taskId } : {}) };
-    const [debit, credit] = await Promise.all([
+    const [debit, credited] = await Promise.all([
       this.book.execute({ type: 'PostDebit', walletId: charge.walletId, chargeId: charge.chargeId, amount, currency: currency.code, providerWalletId: charge.providerWalletId, ...links }),
-      this.book.execute({ type: 'PostCredit', walletId: charge.providerWalletId, chargeId: charge.chargeId, amount, currency: currency.code, userWalletId: charge.walletId, ...links }),
+      this.book.credit(charge.providerWalletId, currency.code, { chargeId: charge.chargeId, amount, userWalletId: charge.walletId, ...links }),
     ]);
-    return { debited: debit.events.length > 0, credited: credit.events.length > 0 };
+    return { debited: debit.events.length > 0, credited };
   }
 
   /** Handles one meter event: UsageCharged is posted, every other meter event type is ignored. */

@@ -58,17 +58,27 @@ export interface EventStore {
   close(): Promise<void>;
 }
 
-/** Walks the whole log in bounded batches (readAll pages), e.g. for replays and rebuilds. */
+/**
+ * Walks the whole log in bounded batches (readAll pages), e.g. for replays and rebuilds. The next
+ * page is requested while the caller works through the current one, so the server's reading and
+ * the caller's work overlap; at most two pages are held at once.
+ */
 export async function* readAllPaged(store: EventStore, from = 1n, pageSize = 1000): AsyncGenerator<RecordedEvent> {
   const head = await store.headPosition();
-  let next = from;
-  while (next <= head) {
-    const page = await store.readAll({ from: next, limit: pageSize });
+  const fetchFrom = (position: bigint) => {
+    if (position > head) return undefined;
+    const page = store.readAll({ from: position, limit: pageSize });
+    page.catch(() => undefined); // a caller that stops early never awaits it; errors surface below otherwise
+    return page;
+  };
+  let pending = fetchFrom(from);
+  while (pending) {
+    const page = await pending;
     if (page.length === 0) return;
+    pending = fetchFrom(page[page.length - 1].position + 1n);
     for (const event of page) {
       if (event.position > head) return;
       yield event;
     }
-    next = page[page.length - 1].position + 1n;
   }
 }

@@ -33,12 +33,17 @@ async function charge(store: InMemoryEventStore, walletId: string, providerWalle
 
 type Op =
   | { kind: 'deposit' | 'withdraw' | 'adjust'; wallet: number; amount: bigint; ref: number }
-  | { kind: 'charge'; wallet: number; provider: number; amount: bigint; again: boolean };
+  | { kind: 'charge'; wallet: number; provider: number; amount: bigint; again: boolean }
+  | { kind: 'burst'; charges: Array<{ wallet: number; provider: number; amount: bigint }>; again: boolean };
+
+const chargeArb = fc.record({ wallet: fc.nat(2), provider: fc.nat(1), amount: fc.bigInt(0n, 90_000_000n) });
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constantFrom('deposit' as const, 'withdraw' as const), wallet: fc.nat(2), amount: fc.bigInt(1n, 500_000_000n), ref: fc.nat(4) }),
   fc.record({ kind: fc.constant('adjust' as const), wallet: fc.nat(2), amount: fc.bigInt(-200_000_000n, 200_000_000n).filter((a) => a !== 0n), ref: fc.nat(4) }),
   fc.record({ kind: fc.constant('charge' as const), wallet: fc.nat(2), provider: fc.nat(1), amount: fc.bigInt(0n, 90_000_000n), again: fc.boolean() }),
+  // Charges posted at once, as the consumer does: the provider credits are group-committed.
+  fc.record({ kind: fc.constant('burst' as const), charges: fc.array(chargeArb, { minLength: 2, maxLength: 8 }), again: fc.boolean() }),
 );
 
 describe('audit verify', () => {
@@ -52,16 +57,25 @@ describe('audit verify', () => {
         const model = new Map<string, bigint>([...USERS, ...PROVIDERS].map((w) => [w, 0n]));
         const refs = new Map<string, bigint>();
         const posted: Awaited<ReturnType<typeof charge>>[] = [];
+        const book = (data: Awaited<ReturnType<typeof charge>>, amount: bigint) => {
+          posted.push(data);
+          model.set(data.walletId, model.get(data.walletId)! - amount);
+          model.set(data.providerWalletId, model.get(data.providerWalletId)! + amount);
+        };
         for (const op of ops) {
+          if (op.kind === 'burst') {
+            const fresh = [];
+            for (const c of op.charges) fresh.push({ data: await charge(store, USERS[c.wallet], PROVIDERS[c.provider], c.amount), amount: c.amount });
+            const again = op.again && posted.length > 0 ? [posted[posted.length - 1]] : [];
+            await Promise.all([...fresh.map((f) => core.postCharge(f.data)), ...again.map((d) => core.postCharge(d))]);
+            for (const f of fresh) book(f.data, f.amount);
+            continue;
+          }
           if (op.kind === 'charge') {
             const again = op.again && posted.length > 0;
             const data = again ? posted[posted.length - 1] : await charge(store, USERS[op.wallet], PROVIDERS[op.provider], op.amount);
             await core.postCharge(data);
-            if (!again) {
-              posted.push(data);
-              model.set(data.walletId, model.get(data.walletId)! - op.amount);
-              model.set(data.providerWalletId, model.get(data.providerWalletId)! + op.amount);
-            }
+            if (!again) book(data, op.amount);
             continue;
           }
           const walletId = USERS[op.wallet];
@@ -144,7 +158,7 @@ describe('audit verify', () => {
 
   it('flags a posting without its charge and a projection that disagrees with the log', async () => {
     const { store, core } = await smallLedger();
-    await core.book.execute({ type: 'PostCredit', walletId: 'provider', chargeId: 'ch-ghost', amount: 1n, currency: 'GRC', userWalletId: 'u0', containerId: 'c1', functionId: 'f1' });
+    await core.book.credit('provider', 'GRC', { chargeId: 'ch-ghost', amount: 1n, userWalletId: 'u0', containerId: 'c1', functionId: 'f1' });
     const projection = new LedgerProjection();
     for (const e of store.log) projection.apply(e);
     projection.wallets.get('u0')!.balance += 1n;

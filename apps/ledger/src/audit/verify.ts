@@ -1,7 +1,7 @@
 import { currencyOf, formatAmount, parseAmount, type AuditInvariant, type AuditReport } from '@mesh/contracts';
 import { readAllPaged, type EventStore } from '@mesh/eventstore/port';
 import { GENESIS_HASH, walletEventHash } from '../domain/hash';
-import { balanceDelta } from '../projection/ledger-projection';
+import { balanceDelta, creditedCharges } from '../projection/ledger-projection';
 
 export type { AuditReport };
 
@@ -139,15 +139,24 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
         totals.adjusted += delta;
         if (!data.reason) violate('postings-have-causes', `${at()}: adjustment without a reason`);
         break;
-      case 'UsageDebited':
+      case 'UsageDebited': {
+        const amount = -delta;
+        totals.debited += amount;
+        if (debits.has(data.chargeId)) violate('no-double-posting', `${at()}: charge ${data.chargeId} debited again (first at position ${debits.get(data.chargeId)!.position})`);
+        else debits.set(data.chargeId, { amount, walletId: data.walletId, counterparty: data.providerWalletId, position: event.position });
+        break;
+      }
       case 'UsageCredited': {
-        const debit = event.type === 'UsageDebited';
-        const book = debit ? debits : credits;
-        const amount = debit ? -delta : delta;
-        if (debit) totals.debited += amount;
-        else totals.credited += amount;
-        if (book.has(data.chargeId)) violate('no-double-posting', `${at()}: charge ${data.chargeId} ${debit ? 'debited' : 'credited'} again (first at position ${book.get(data.chargeId)!.position})`);
-        else book.set(data.chargeId, { amount, walletId: data.walletId, counterparty: debit ? data.providerWalletId : data.userWalletId, position: event.position });
+        totals.credited += delta;
+        // One credit may name several charges: each is paired on its own, and they must add up.
+        let sum = 0n;
+        for (const charge of creditedCharges(data)) {
+          const amount = parseAmount(charge.amount, currency, { allowZero: true });
+          sum += amount;
+          if (credits.has(charge.chargeId)) violate('no-double-posting', `${at()}: charge ${charge.chargeId} credited again (first at position ${credits.get(charge.chargeId)!.position})`);
+          else credits.set(charge.chargeId, { amount, walletId: data.walletId, counterparty: charge.userWalletId, position: event.position });
+        }
+        if (sum !== delta) violate('charges-paired', `${at()}: credit of ${formatAmount(delta, currency)} but its charges add up to ${formatAmount(sum, currency)}`);
         break;
       }
     }

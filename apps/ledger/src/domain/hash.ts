@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { GENESIS_HASH } from '@mesh/contracts';
 
@@ -27,14 +28,45 @@ export function canonicalJson(value: unknown): string {
 export function walletEventHash(type: string, data: Record<string, unknown>, prevHash: string): string {
   // Same bytes as canonicalJson({ data: data minus hash/prevHash, prevHash, type }), built without
   // copying the data: this runs once per wallet event on every append, load and audit replay.
-  const keys = Object.keys(data).filter((k) => k !== 'hash' && k !== 'prevHash' && data[k] !== undefined).sort();
+  const keys = hashedKeys(data);
   let body = '{"data":{';
+  let first = true;
   for (let i = 0; i < keys.length; i++) {
     const v = data[keys[i]];
-    body += `${i ? ',' : ''}${JSON.stringify(keys[i])}:${v !== null && typeof v === 'object' ? canonicalJson(v) : JSON.stringify(v)}`;
+    if (v === undefined) continue;
+    body += `${first ? '' : ','}${jsonString(keys[i])}:${typeof v === 'string' ? jsonString(v) : v !== null && typeof v === 'object' ? canonicalJson(v) : JSON.stringify(v)}`;
+    first = false;
   }
-  body += `},"prevHash":${JSON.stringify(prevHash)},"type":${JSON.stringify(type)}}`;
-  return createHash('sha256').update(body).digest('hex');
+  body += `},"prevHash":${jsonString(prevHash)},"type":${jsonString(type)}}`;
+  return sha256Hex(body);
+}
+
+/** Characters JSON.stringify never escapes in a string: such strings need no escaping pass. */
+const PLAIN_STRING = /^[A-Za-z0-9_.:/ +=-]*$/;
+const jsonString = (v: string): string => (PLAIN_STRING.test(v) ? `"${v}"` : JSON.stringify(v));
+
+/**
+ * The sorted hashed keys of an event data object, cached by its key list: wallet events come in a
+ * handful of shapes, and sorting the keys of each event was most of the cost of hashing it. The
+ * cache is bounded (shapes beyond it are sorted each time).
+ */
+const KEY_ORDERS_MAX = 64;
+const keyOrders = new Map<string, string[]>();
+function hashedKeys(data: Record<string, unknown>): string[] {
+  const own = Object.keys(data);
+  const signature = own.join(',');
+  let sorted = keyOrders.get(signature);
+  if (!sorted) {
+    sorted = own.filter((k) => k !== 'hash' && k !== 'prevHash').sort();
+    if (keyOrders.size < KEY_ORDERS_MAX) keyOrders.set(signature, sorted);
+  }
+  return sorted;
+}
+
+/** One-shot sha256 (crypto.hash, Node >= 20.12) where available: half the cost of createHash. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+function sha256Hex(body: string): string {
+  return oneShot ? oneShot('sha256', body, 'hex') : createHash('sha256').update(body).digest('hex');
 }
 
 /**

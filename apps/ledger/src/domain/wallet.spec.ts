@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { ContractError, DomainError, catalog, parseAmount } from '@mesh/contracts';
+import { CREDIT_BATCH_MAX, ContractError, DomainError, catalog, parseAmount } from '@mesh/contracts';
 import { spec } from '@mesh/testing/decider-spec';
 import { GENESIS_HASH, canonicalJson, derivedEventId, walletEventHash } from './hash';
-import { decideWallet, evolveWallet, initialWalletState, walletDecider, type WalletCommand, type WalletEvent, type WalletState } from './wallet';
+import { decideWallet, evolveWallet, initialWalletState, walletDecider, type CreditCharge, type WalletCommand, type WalletEvent, type WalletState } from './wallet';
 
 const g = (major: string) => parseAmount(major, undefined, { allowNegative: true, allowZero: true });
 
@@ -27,13 +27,14 @@ const adjust = (amount: string, reference = 'a1', walletId = 'alice'): WalletCom
 const debit = (chargeId: string, amount: string, taskId?: string): WalletCommand => ({
   type: 'PostDebit', walletId: 'alice', chargeId, amount: g(amount), currency: 'GRC', providerWalletId: 'provider', containerId: 'c1', functionId: 'f1', ...(taskId ? { taskId } : {}),
 });
-const credit = (chargeId: string, amount: string): WalletCommand => ({
-  type: 'PostCredit', walletId: 'provider', chargeId, amount: g(amount), currency: 'GRC', userWalletId: 'alice', containerId: 'c1', functionId: 'f1',
-});
+const charge = (chargeId: string, amount: string, userWalletId = 'alice'): CreditCharge => ({ chargeId, amount: g(amount), userWalletId, containerId: 'c1', functionId: 'f1' });
+const credits = (...charges: CreditCharge[]): WalletCommand => ({ type: 'PostCredits', walletId: 'provider', currency: 'GRC', charges });
+const credit = (chargeId: string, amount: string): WalletCommand => credits(charge(chargeId, amount));
 
 const opened = () => history([open()]);
 const funded = (amount = '1') => history([open(), deposit(amount)]);
 const providerOpened = () => history([open('provider', { kind: 'provider', maxDebt: 0n })]);
+const providerState = () => providerOpened().reduce(evolveWallet, initialWalletState());
 const one = (events: WalletEvent[]) => {
   expect(events).toHaveLength(1);
   return events[0];
@@ -155,11 +156,42 @@ describe('wallet decider', () => {
     it('writes nothing for a zero charge', () => {
       spec(walletDecider).given(funded('1')).when(debit('ch-1', '0')).thenNothing();
     });
-    it('credits the provider', () => {
+    it('credits the provider, the event id derived from its hash', () => {
       spec(walletDecider).given(providerOpened()).when(credit('ch-1', '0.1')).then((events) => {
-        expect(one(events)).toMatchObject({ id: 'credit-ch-1', type: 'UsageCredited', data: { amount: '0.1', balanceAfter: '0.1', userWalletId: 'alice' } });
+        const e = one(events);
+        expect(e).toMatchObject({ type: 'UsageCredited', data: { amount: '0.1', balanceAfter: '0.1', charges: [{ chargeId: 'ch-1', amount: '0.1', userWalletId: 'alice', containerId: 'c1', functionId: 'f1' }] } });
+        expect(e.id).toBe(`credit-${e.data.hash}`);
       });
       spec(walletDecider).given(history([open('provider', { kind: 'provider' })].concat([credit('ch-1', '0.1')]))).when(credit('ch-1', '0.1')).thenNothing();
+    });
+    it('credits several charges in one event whose amount is their sum', () => {
+      spec(walletDecider).given(providerOpened()).when(credits(charge('ch-1', '0.1'), charge('ch-2', '0.25', 'bob'), { ...charge('ch-3', '0.00000001'), taskId: 't3' })).then((events) => {
+        const e = one(events);
+        expect(e.data).toMatchObject({ amount: '0.35000001', balanceAfter: '0.35000001' });
+        expect(e.data.charges).toEqual([
+          { chargeId: 'ch-1', amount: '0.1', userWalletId: 'alice', containerId: 'c1', functionId: 'f1' },
+          { chargeId: 'ch-2', amount: '0.25', userWalletId: 'bob', containerId: 'c1', functionId: 'f1' },
+          { chargeId: 'ch-3', amount: '0.00000001', userWalletId: 'alice', containerId: 'c1', functionId: 'f1', taskId: 't3' },
+        ]);
+      });
+    });
+    it('leaves out charges already posted, repeated in the batch, or zero; writes nothing when none remain', () => {
+      const posted = history([open('provider', { kind: 'provider' }), credit('ch-1', '0.1')]);
+      spec(walletDecider).given(posted).when(credits(charge('ch-1', '0.1'), charge('ch-2', '0.2'), charge('ch-2', '0.2'), charge('ch-3', '0'))).then((events) => {
+        expect(one(events).data).toMatchObject({ amount: '0.2', balanceAfter: '0.3', charges: [{ chargeId: 'ch-2', amount: '0.2' }] });
+      });
+      spec(walletDecider).given(posted).when(credits(charge('ch-1', '0.1'), charge('ch-3', '0'))).thenNothing();
+    });
+    it('refuses an empty batch, or one over CREDIT_BATCH_MAX charges', () => {
+      spec(walletDecider).given(providerOpened()).when(credits()).thenThrows(ContractError, /charges/);
+      const many = Array.from({ length: CREDIT_BATCH_MAX + 1 }, (_, i) => charge(`ch-${i}`, '0.1'));
+      spec(walletDecider).given(providerOpened()).when(credits(...many)).thenThrows(ContractError, /1 to 200 charges/);
+    });
+    it('a different batch at the same place in the chain gets a different event id', () => {
+      const a = decideWallet(credits(charge('ch-1', '0.1')), providerState());
+      const b = decideWallet(credits(charge('ch-1', '0.1'), charge('ch-2', '0.1')), providerState());
+      expect(a[0].id).not.toBe(b[0].id);
+      expect(decideWallet(credits(charge('ch-1', '0.1')), providerState())[0].id).toBe(a[0].id);
     });
     it('refuses a debit of a provider wallet and a credit of a user wallet', () => {
       spec(walletDecider).given(providerOpened()).when({ ...debit('ch-1', '0.1'), walletId: 'provider' } as WalletCommand).thenThrows(DomainError, /needs a user wallet/);
@@ -205,6 +237,18 @@ describe('wallet decider', () => {
       expect(walletEventHash(e.type, e.data, prevHash)).toBe(expected);
       expect(hash).toBe(expected);
     });
+    it('hashes exactly canonicalJson for every shape: escapes, nested charges, missing optional fields', () => {
+      const events = [
+        ...history([open(), deposit('1'), { type: 'Adjust', walletId: 'alice', amount: g('-0.1'), reason: 'say "hi"\n\u00fcber \\ tab\t', reference: 'a1' }]),
+        ...history([open('provider', { kind: 'provider' }), credits(charge('ch-1', '0.1'), { ...charge('ch-2', '0.2', 'bob'), taskId: 't2' })]),
+      ];
+      for (const e of events) {
+        const { hash, prevHash, ...rest } = e.data;
+        const expected = createHash('sha256').update(canonicalJson({ type: e.type, data: rest, prevHash })).digest('hex');
+        expect([e.type, walletEventHash(e.type, e.data, prevHash)]).toEqual([e.type, expected]);
+        expect(hash).toBe(expected);
+      }
+    });
     it('folds a recorded event without a stored hash by computing it', () => {
       const [o] = history([open()]);
       const { hash, ...withoutHash } = o.data;
@@ -215,7 +259,7 @@ describe('wallet decider', () => {
 
   it('every event it decides passes the catalog schema', () => {
     const events = history([open(), deposit('1'), debit('ch-1', '0.1', 't1'), withdraw('0.2'), adjust('0.3'), { type: 'ChangePolicy', walletId: 'alice', maxDebt: g('1') }]);
-    const provider = history([open('provider', { kind: 'provider' }), credit('ch-1', '0.1')]);
+    const provider = history([open('provider', { kind: 'provider' }), credit('ch-1', '0.1'), credits(charge('ch-2', '0.1'), { ...charge('ch-3', '0.2', 'bob'), taskId: 't1' })]);
     for (const e of [...events, ...provider]) expect(() => catalog.validate(e.type, 'wallet', e.data)).not.toThrow();
   });
 });

@@ -1,4 +1,4 @@
-import { ContractError, DomainError, MAX_MAJOR_DIGITS, currencyOf, formatAmount, parseAmount, type Currency } from '@mesh/contracts';
+import { CREDIT_BATCH_MAX, ContractError, DomainError, MAX_MAJOR_DIGITS, currencyOf, formatAmount, parseAmount, type Currency } from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
 import { GENESIS_HASH, derivedEventId, walletEventHash } from './hash';
 
@@ -64,7 +64,17 @@ export type WalletCommand =
   | { type: 'Adjust'; walletId: string; amount: bigint; reason: string; reference: string; currency?: string }
   | { type: 'ChangePolicy'; walletId: string; maxDebt?: bigint; minBalance?: bigint; policy?: PolicyName }
   | { type: 'PostDebit'; walletId: string; chargeId: string; amount: bigint; currency: string; providerWalletId: string; containerId: string; taskId?: string; functionId: string }
-  | { type: 'PostCredit'; walletId: string; chargeId: string; amount: bigint; currency: string; userWalletId: string; containerId: string; taskId?: string; functionId: string };
+  | { type: 'PostCredits'; walletId: string; currency: string; charges: CreditCharge[] };
+
+/** One charge credited to a provider wallet (PostCredits may carry up to CREDIT_BATCH_MAX). */
+export interface CreditCharge {
+  chargeId: string;
+  amount: bigint;
+  userWalletId: string;
+  containerId: string;
+  taskId?: string;
+  functionId: string;
+}
 
 /** A wallet event as decided (id, type, data) and as read back (RecordedEvent has the same members). */
 export interface WalletEvent {
@@ -113,8 +123,10 @@ export function evolveWallet(state: WalletState, event: { id: string; type: stri
       break;
     }
     case 'UsageDebited':
-    case 'UsageCredited':
       next.charges.add(data.chargeId as string);
+      break;
+    case 'UsageCredited':
+      for (const charge of data.charges as Array<{ chargeId: string }>) next.charges.add(charge.chargeId);
       break;
     default:
       throw new Error(`wallet ${data.walletId}: unknown event type ${event.type}`);
@@ -138,8 +150,9 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
     case 'ChangePolicy':
       return decidePolicy(command, state, currency);
     case 'PostDebit':
-    case 'PostCredit':
-      return decideUsage(command, state, currency);
+      return decideDebit(command, state, currency);
+    case 'PostCredits':
+      return decideCredits(command, state, currency);
   }
 }
 
@@ -215,24 +228,60 @@ function decidePolicy(command: Extract<WalletCommand, { type: 'ChangePolicy' }>,
   ];
 }
 
-function decideUsage(command: Extract<WalletCommand, { type: 'PostDebit' | 'PostCredit' }>, state: WalletState, currency: Currency): WalletEvent[] {
-  const debit = command.type === 'PostDebit';
-  const wantedKind: WalletKind = debit ? 'user' : 'provider';
-  if (state.kind !== wantedKind) {
-    throw new DomainError('wrong_wallet_kind', `charge ${command.chargeId}: wallet ${state.walletId} is a ${state.kind} wallet, a usage ${debit ? 'debit' : 'credit'} needs a ${wantedKind} wallet`);
-  }
+function decideDebit(command: Extract<WalletCommand, { type: 'PostDebit' }>, state: WalletState, currency: Currency): WalletEvent[] {
+  requireKind(state, 'user', command.chargeId, 'debit');
   if (command.amount < 0n) throw ContractError.single('charge', 'amount', 'must not be negative');
   // Already posted (any time ago) or nothing to move: nothing to write.
   if (state.charges.has(command.chargeId) || command.amount === 0n) return [];
   // A debit may take the wallet below zero and past maxDebt: the usage already happened.
-  const balanceAfter = debit ? state.balance - command.amount : state.balance + command.amount;
+  const balanceAfter = state.balance - command.amount;
   checkLimit(balanceAfter, state, currency);
-  const links = { containerId: command.containerId, taskId: command.taskId, functionId: command.functionId };
-  const data: Record<string, unknown> = debit
-    ? { walletId: state.walletId, currency: currency.code, balanceAfter: formatAmount(balanceAfter, currency), amount: formatAmount(command.amount, currency), chargeId: command.chargeId, providerWalletId: command.providerWalletId, ...links }
-    : { walletId: state.walletId, currency: currency.code, balanceAfter: formatAmount(balanceAfter, currency), amount: formatAmount(command.amount, currency), chargeId: command.chargeId, userWalletId: command.userWalletId, ...links };
+  const data: Record<string, unknown> = {
+    walletId: state.walletId, currency: currency.code, balanceAfter: formatAmount(balanceAfter, currency), amount: formatAmount(command.amount, currency),
+    chargeId: command.chargeId, providerWalletId: command.providerWalletId, containerId: command.containerId, taskId: command.taskId, functionId: command.functionId,
+  };
   if (data.taskId === undefined) delete data.taskId;
-  return [sealed(state, `${debit ? 'debit' : 'credit'}-${command.chargeId}`, debit ? 'UsageDebited' : 'UsageCredited', data)];
+  return [sealed(state, `debit-${command.chargeId}`, 'UsageDebited', data)];
+}
+
+/**
+ * The provider side of several charges in one event. Charges already posted (any time ago),
+ * repeated within the batch, or of zero amount are left out; if none remain there is nothing to
+ * write. The event id is derived from the event's hash (which covers prevHash and every charge):
+ * a retried append of the same event is a no-op in the store, and a different batch at the same
+ * place in the chain can never be mistaken for it.
+ */
+function decideCredits(command: Extract<WalletCommand, { type: 'PostCredits' }>, state: WalletState, currency: Currency): WalletEvent[] {
+  if (command.charges.length === 0 || command.charges.length > CREDIT_BATCH_MAX) {
+    throw ContractError.single('credit', 'charges', `must hold 1 to ${CREDIT_BATCH_MAX} charges, got ${command.charges.length}`);
+  }
+  requireKind(state, 'provider', command.charges[0].chargeId, 'credit');
+  const seen = new Set<string>();
+  const credited: Record<string, unknown>[] = [];
+  let total = 0n;
+  for (const charge of command.charges) {
+    if (charge.amount < 0n) throw ContractError.single('charge', 'amount', `must not be negative (charge ${charge.chargeId})`);
+    if (charge.amount === 0n || state.charges.has(charge.chargeId) || seen.has(charge.chargeId)) continue;
+    seen.add(charge.chargeId);
+    total += charge.amount;
+    const entry: Record<string, unknown> = {
+      chargeId: charge.chargeId, amount: formatAmount(charge.amount, currency), userWalletId: charge.userWalletId,
+      containerId: charge.containerId, functionId: charge.functionId,
+    };
+    if (charge.taskId !== undefined) entry.taskId = charge.taskId;
+    credited.push(entry);
+  }
+  if (credited.length === 0) return [];
+  const balanceAfter = state.balance + total;
+  checkLimit(balanceAfter, state, currency);
+  const data = { walletId: state.walletId, currency: currency.code, balanceAfter: formatAmount(balanceAfter, currency), amount: formatAmount(total, currency), charges: credited };
+  return [sealed(state, (hash) => `credit-${hash}`, 'UsageCredited', data)];
+}
+
+function requireKind(state: WalletState, wanted: WalletKind, chargeId: string, side: 'debit' | 'credit'): void {
+  if (state.kind !== wanted) {
+    throw new DomainError('wrong_wallet_kind', `charge ${chargeId}: wallet ${state.walletId} is a ${state.kind} wallet, a usage ${side} needs a ${wanted} wallet`);
+  }
 }
 
 function checkLimit(balanceAfter: bigint, state: WalletState, currency: Currency): void {
@@ -243,10 +292,10 @@ function checkLimit(balanceAfter: bigint, state: WalletState, currency: Currency
 }
 
 /** Links the event to the chain: prevHash = the wallet's last hash, hash = this event's hash. */
-function sealed(state: WalletState, id: string, type: string, data: Record<string, unknown>): WalletEvent {
+function sealed(state: WalletState, id: string | ((hash: string) => string), type: string, data: Record<string, unknown>): WalletEvent {
   const prevHash = state.lastHash;
   const hash = walletEventHash(type, data, prevHash);
-  return { id, type, data: { ...data, prevHash, hash } as WalletEvent['data'] };
+  return { id: typeof id === 'string' ? id : id(hash), type, data: { ...data, prevHash, hash } as WalletEvent['data'] };
 }
 
 export const walletDecider: Decider<WalletState, WalletCommand, WalletEvent> = {

@@ -1,4 +1,4 @@
-import { DomainError, currencyOf, formatAmount, parseAmount, type RecordedEvent, type StatementLine } from '@mesh/contracts';
+import { DomainError, currencyOf, formatAmount, parseAmount, type CreditedCharge, type RecordedEvent, type StatementLine } from '@mesh/contracts';
 import type { PolicyName, WalletKind } from '../domain/wallet';
 
 /** Statement lines kept in memory per wallet; older ones are read back from the wallet's stream. */
@@ -40,6 +40,11 @@ export interface Totals {
 
 type Data = Record<string, string | undefined> & { walletId: string; currency: string; balanceAfter: string };
 
+/** The charges a UsageCredited names (one event may credit several). */
+export function creditedCharges(data: Data): CreditedCharge[] {
+  return (data as unknown as { charges: CreditedCharge[] }).charges;
+}
+
 /** The signed change an event makes to its wallet's balance (minor units). */
 export function balanceDelta(type: string, data: Data): bigint {
   if (type === 'WalletOpened' || type === 'WalletPolicyChanged') return 0n;
@@ -72,15 +77,16 @@ export function toStatementLine(event: RecordedEvent): StatementLine {
       line.cause = { kind: 'adjustment', reference: data.reference, reason: data.reason };
       break;
     case 'UsageDebited':
+      line.cause = { kind: 'usage-debit', chargeId: data.chargeId, containerId: data.containerId, functionId: data.functionId, counterpartyWalletId: data.providerWalletId };
+      if (data.taskId) line.cause.taskId = data.taskId;
+      break;
     case 'UsageCredited':
       line.cause = {
-        kind: event.type === 'UsageDebited' ? 'usage-debit' : 'usage-credit',
-        chargeId: data.chargeId,
-        containerId: data.containerId,
-        functionId: data.functionId,
-        counterpartyWalletId: event.type === 'UsageDebited' ? data.providerWalletId : data.userWalletId,
+        kind: 'usage-credit',
+        charges: creditedCharges(data).map((c) => ({
+          chargeId: c.chargeId, amount: c.amount, counterpartyWalletId: c.userWalletId, containerId: c.containerId, functionId: c.functionId, ...(c.taskId ? { taskId: c.taskId } : {}),
+        })),
       };
-      if (data.taskId) line.cause.taskId = data.taskId;
       break;
     case 'WalletPolicyChanged':
       line.cause = { kind: 'policy' };
@@ -149,7 +155,7 @@ export class LedgerProjection {
       case 'UsageCredited':
         this.totals.credited += delta;
         wallet.earned += delta;
-        wallet.credits++;
+        wallet.credits += creditedCharges(data).length;
         break;
     }
   }

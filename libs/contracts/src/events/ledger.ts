@@ -50,10 +50,25 @@ export const UsageDebited = defineEvent('wallet', 'UsageDebited', z.object({
   containerId: idSchema, taskId: idSchema.optional(), functionId: idSchema,
 }), 'A usage charge taken from a user wallet (may go below zero: the usage already happened).');
 
-export const UsageCredited = defineEvent('wallet', 'UsageCredited', z.object({
-  ...posting, amount: positiveAmountSchema, chargeId: idSchema, userWalletId: idSchema,
+/**
+ * Charges one UsageCredited may name. The provider wallet is the hot stream of the ledger (every
+ * charge credits it), so its credits are group-committed: the charges that arrive while one credit
+ * is being appended go into the next. 200 entries of at most ~650 bytes stay well inside one event.
+ */
+export const CREDIT_BATCH_MAX = 200;
+
+export const creditedChargeSchema = z.object({
+  chargeId: idSchema, amount: positiveAmountSchema, userWalletId: idSchema,
   containerId: idSchema, taskId: idSchema.optional(), functionId: idSchema,
-}), 'The provider side of a usage charge: the same amount the user wallet was debited.');
+});
+export type CreditedCharge = z.output<typeof creditedChargeSchema>;
+
+export const UsageCredited = defineEvent('wallet', 'UsageCredited', z.object({
+  ...posting,
+  /** The sum of the charges' amounts. */
+  amount: positiveAmountSchema,
+  charges: z.array(creditedChargeSchema).min(1).max(CREDIT_BATCH_MAX),
+}), 'The provider side of one or more usage charges: each names the user wallet debited the same amount for it, and `amount` is their sum.');
 
 export const WalletPolicyChanged = defineEvent('wallet', 'WalletPolicyChanged', z.object({
   ...posting, ...walletPolicySchema.shape,

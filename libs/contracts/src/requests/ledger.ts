@@ -128,6 +128,11 @@ export const statementLineSchema = z.object({
     containerId: z.string().optional(),
     functionId: z.string().optional(),
     counterpartyWalletId: z.string().optional(),
+    /** usage-credit: the charges this credit posts (one event may credit several). */
+    charges: z.array(z.object({
+      chargeId: z.string(), amount: money, counterpartyWalletId: z.string(),
+      containerId: z.string(), taskId: z.string().optional(), functionId: z.string(),
+    })).optional(),
   }),
 });
 export type StatementLine = z.output<typeof statementLineSchema>;
