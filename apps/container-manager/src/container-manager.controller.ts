@@ -1,6 +1,6 @@
 import { Controller } from '@nestjs/common';
 import type { RecordedEvent } from '@mesh/contracts';
-import type { EventData, ScalingDecided, StandingChanged, TaskCancelled, TaskDispatched } from '@mesh/contracts';
+import type { EventData, ScalingDecided, StandingChanged, TaskCancelled, TaskDispatched, TaskRequeued } from '@mesh/contracts';
 import { OnEvents } from '@mesh/messaging';
 import { ContainerAgent } from './agent/container-agent';
 
@@ -17,6 +17,7 @@ export class ContainerManagerController {
   async onTask(event: RecordedEvent): Promise<void> {
     if (event.type === 'TaskDispatched') await this.agent.dispatch(event.data as EventData<typeof TaskDispatched>);
     else if (event.type === 'TaskCancelled') await this.agent.cancel(event.data as EventData<typeof TaskCancelled>);
+    else if (event.type === 'TaskRequeued' || event.type === 'TaskFailed') await this.agent.superseded(event.data as EventData<typeof TaskRequeued>, event.type);
   }
 
   @OnEvents('scaling', { deliver: 'new' })

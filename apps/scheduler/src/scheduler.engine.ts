@@ -209,6 +209,15 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
           );
         }
       }
+      const timeoutMs = this.config.DISPATCH_START_TIMEOUT_MS;
+      for (const task of this.view.unstartedDispatches(Date.now(), timeoutMs)) {
+        if (this.stopping) return;
+        this.log.warn(`task ${task.taskId}: attempt ${task.attempt} not started on ${task.nodeId} within ${timeoutMs} ms; requeueing`);
+        const detail = `node ${task.nodeId} did not start execution ${task.executionId} within ${timeoutMs} ms`;
+        await this.onTask(task.taskId, { kind: 'start-timeout', executionId: task.executionId!, detail }).catch((err) =>
+          this.log.warn(`requeue of ${task.taskId} after the start timeout failed (retried next check): ${(err as Error).message}`),
+        );
+      }
     })().finally(() => (this.livenessRunning = undefined));
     return this.livenessRunning;
   }
@@ -244,7 +253,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
         command = { kind: 'execution-timed-out', executionId: d.executionId, timeoutMs: d.timeoutMs as number };
         break;
       case 'ExecutionAborted':
-        command = { kind: 'execution-aborted', executionId: d.executionId, reason: d.reason as 'suspended' | 'cancelled' };
+        command = { kind: 'execution-aborted', executionId: d.executionId, reason: d.reason as 'suspended' | 'cancelled' | 'superseded' };
         break;
     }
     if (command) await this.onTask(d.taskId, command);

@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { eventOf, StandingChanged, streamName, TaskCancelled, type ContainerStarted, type EventData, type ExecutionAborted, type ExecutionFailed, type ExecutionStarted, type ResourceSampled } from '@mesh/contracts';
+import { eventOf, StandingChanged, streamName, TaskCancelled, TaskRequeued, type ContainerStarted, type EventData, type ExecutionAborted, type ExecutionFailed, type ExecutionStarted, type ResourceSampled } from '@mesh/contracts';
 import { eventually, NatsServerProcess } from '@mesh/testing';
 import { dispatch, nodeContainers, randomId, removeNodeContainers, requireDocker, startNode, terminalOf, waitForEnd, waitForEvent, type NodeHandle } from './harness';
 
@@ -71,6 +71,27 @@ describe('container-manager: abort, cancel, several nodes, restart safety', () =
     const end = terminalOf(await waitForEnd(store(), d.executionId));
     expect(end.type).toBe('ExecutionAborted');
     expect(end.data).toMatchObject({ reason: 'cancelled' });
+  });
+
+  it('kills an attempt the scheduler requeued (node declared lost), and never starts a superseded dispatch', async () => {
+    const d = await dispatch(store(), { nodeId: nodeA, walletId: randomId('w'), functionId: randomId('f'), script: 'sleep 60', timeoutMs: 60_000 });
+    const started = await startedOf(d.executionId);
+    const ref = { taskId: d.taskId, functionId: d.functionId, walletId: d.walletId };
+    await store().append(streamName('task', d.taskId), [eventOf(TaskRequeued, randomId('requeue'), { ...ref, attempt: 1, reason: 'node-lost', detail: 'no heartbeat' })], 'any');
+    const end = terminalOf(await waitForEnd(store(), d.executionId));
+    expect(end).toMatchObject({ type: 'ExecutionAborted', data: { reason: 'superseded', attempt: 1 } });
+    await waitForEvent(store(), streamName('container', started.containerId), 'ContainerStopped');
+
+    // A dispatch delivered after its attempt was requeued (a node coming back) is skipped: no
+    // execution stream, no container. The later, current dispatch of the same task does run, on
+    // the same node, whose consumer takes task events in order: once it ran, the stale one was seen.
+    const taskId = randomId('t');
+    const stale = { nodeId: nodeB, walletId: randomId('w'), functionId: randomId('f'), script: 'echo stale', taskId };
+    await store().append(streamName('task', taskId), [eventOf(TaskRequeued, randomId('requeue'), { taskId, functionId: stale.functionId, walletId: stale.walletId, attempt: 1, reason: 'node-lost' })], 'any');
+    const skipped = await dispatch(store(), stale);
+    const current = await dispatch(store(), { ...stale, script: 'echo current', attempt: 2 });
+    expect(terminalOf(await waitForEnd(store(), current.executionId)).type).toBe('ExecutionSucceeded');
+    expect(await store().read(streamName('execution', skipped.executionId))).toEqual([]);
   });
 
   it('after a crash, adopts idle containers (warm, sampling resumes without double counting) and fails interrupted executions', async () => {

@@ -77,13 +77,14 @@ export interface DispatchOptions {
   memoryBytes?: number;
   cpuInitialMillis?: number;
   taskId?: string;
+  attempt?: number;
 }
 
 /** Appends a TaskDispatched as the scheduler would. */
 export async function dispatch(store: EventStore, o: DispatchOptions): Promise<DispatchData> {
   const taskId = o.taskId ?? randomId('t');
   const data: DispatchData = {
-    taskId, functionId: o.functionId, walletId: o.walletId, attempt: 1, executionId: `${taskId}-1`, nodeId: o.nodeId,
+    taskId, functionId: o.functionId, walletId: o.walletId, attempt: o.attempt ?? 1, executionId: `${taskId}-${o.attempt ?? 1}`, nodeId: o.nodeId,
     function: {
       functionId: o.functionId, version: 1, image: o.image ?? BASE_IMAGE, script: o.script,
       cpuMinMillis: 100, cpuMaxMillis: 2000, cpuInitialMillis: o.cpuInitialMillis ?? 1000, memoryBytes: o.memoryBytes ?? 128 * 1024 * 1024,

@@ -15,6 +15,7 @@ import { assertNonRootUser, cpuMillisOf, newContainerId } from '../docker/sandbo
 import type { CgroupPaths } from '../docker/cgroup';
 import { closingWindow, initialCursor, nextWindow, type SampleCursor, type SampleWindow } from '../domain/sample-window';
 import { eventId, parseNodeLabels } from '../domain/event-ids';
+import { isSuperseded } from '../domain/superseded';
 import { InputMissingError, readTaskInput, writeExecutionOutput } from '../storage/object-io';
 import { packTar, unpackTar } from '../storage/tar';
 
@@ -25,7 +26,7 @@ type Cancel = EventData<typeof TaskCancelled>;
 type Decision = EventData<typeof ScalingDecided>;
 type Standing = EventData<typeof StandingChanged>;
 type StopReason = EventData<typeof ContainerStopped>['reason'];
-type ExecutionEnd = 'timeout' | 'suspended' | 'cancelled' | 'agent-restart';
+type ExecutionEnd = 'timeout' | 'suspended' | 'cancelled' | 'superseded' | 'agent-restart';
 
 const TERMINAL_TYPES = new Set(['ExecutionSucceeded', 'ExecutionFailed', 'ExecutionTimedOut', 'ExecutionAborted']);
 /** Appends that failed because NATS did not answer are retried this often before giving up. */
@@ -213,7 +214,7 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
       }
       return;
     }
-    if (task.some((e) => e.type === 'TaskCancelled')) return;
+    if (isSuperseded(task, d.attempt)) return;
 
     let input: Buffer;
     try {
@@ -246,6 +247,22 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     if (!e) return;
     const c = this.containers.get(e.containerId);
     if (c) await this.stopContainer(c, 'error', 'cancelled');
+  }
+
+  /**
+   * A TaskRequeued or TaskFailed: if this node still runs that attempt (the scheduler declared the
+   * node lost while it was cut off, or gave up waiting for the start, and moved on), kill it; its
+   * result would be ignored, and the wallet would pay for it. An attempt that ended here is no
+   * longer in `executions`, so the scheduler's answer to our own result changes nothing.
+   */
+  async superseded(d: { taskId: string; attempt: number }, by: 'TaskRequeued' | 'TaskFailed'): Promise<void> {
+    if (this.crashed) return;
+    const e = [...this.executions.values()].find((x) => x.taskId === d.taskId && x.attempt <= d.attempt);
+    if (!e) return;
+    const c = this.containers.get(e.containerId);
+    if (!c) return;
+    this.log.warn(`execution ${e.executionId}: the scheduler moved on (${by} for attempt ${d.attempt}); stopping it`);
+    await this.stopContainer(c, 'error', 'superseded');
   }
 
   /** A ScalingDecided for one of our containers: apply in place, record what was applied. */
@@ -478,7 +495,7 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     const ref = this.executionRef(e, c);
     if (end === 'timeout') {
       await this.appendExecution(e.executionId, ExecutionTimedOut, 'end', { ...ref, timeoutMs: e.timeoutMs }, expected);
-    } else if (end === 'suspended' || end === 'cancelled') {
+    } else if (end === 'suspended' || end === 'cancelled' || end === 'superseded') {
       await this.appendExecution(e.executionId, ExecutionAborted, 'end', { ...ref, reason: end, abortedAtMs: Date.now() }, expected);
     } else {
       await this.appendExecution(e.executionId, ExecutionFailed, 'end', {

@@ -106,6 +106,13 @@ describe('scheduler view: capacity, containers, fairness', () => {
     expect(dispatchInMemory(view, 10, 5)).toMatchObject([{ nodeId: 'n1' }]);
     expect(view.expireNodes(61_000, 10_000)).toEqual(['n2']);
   });
+  it('lists dispatches not started within the timeout (running ones and fresh ones are not listed)', () => {
+    const view = viewOf([...base(), submit('t1', 'w1'), submit('t2', 'w2')]);
+    dispatchInMemory(view, 10, 1_000);
+    view.apply(taskEvent(view, 't2', 'TaskRunning', { attempt: 1, executionId: 't2-1', nodeId: view.tasks.get('t2')!.nodeId, containerId: 'c2' }));
+    expect(view.unstartedDispatches(100_000, 120_000)).toEqual([]);
+    expect(view.unstartedDispatches(121_001, 120_000).map((t) => [t.taskId, t.executionId])).toEqual([['t1', 't1-1']]);
+  });
   it('folding the same event twice changes nothing (local apply, then the log echo)', () => {
     const events = [...base(), submit('t1', 'w1')];
     const view = viewOf(events);

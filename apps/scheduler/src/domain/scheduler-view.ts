@@ -23,6 +23,8 @@ export interface TaskSummary {
   seq: number;
   nodeId?: string;
   executionId?: string;
+  /** When the current attempt was dispatched (state dispatched). */
+  dispatchedAtMs?: number;
   /** Resources reserved on nodeId while dispatched/running. */
   cpuMillis?: number;
   memoryBytes?: number;
@@ -206,6 +208,21 @@ export class SchedulerView {
     return lost;
   }
 
+  /**
+   * Tasks dispatched more than `timeoutMs` ago whose node has not reported the start: the node is
+   * alive (it beats) but its container-manager never took the dispatch up.
+   */
+  unstartedDispatches(nowMs: number, timeoutMs: number): TaskSummary[] {
+    const stale: TaskSummary[] = [];
+    for (const node of this.nodes.values()) {
+      for (const taskId of node.tasks) {
+        const task = this.tasks.get(taskId);
+        if (task?.state === 'dispatched' && task.dispatchedAtMs !== undefined && nowMs - task.dispatchedAtMs > timeoutMs) stale.push(task);
+      }
+    }
+    return stale;
+  }
+
   /** Nodes that are not alive (lost or left) but still hold dispatched/running tasks to requeue. */
   deadNodesWithTasks(): NodeState[] {
     return [...this.nodes.values()].filter((n) => !n.alive && n.tasks.size > 0);
@@ -236,6 +253,7 @@ export class SchedulerView {
         task.attempt = d.attempt as number;
         task.nodeId = d.nodeId as string;
         task.executionId = d.executionId as string;
+        task.dispatchedAtMs = d.dispatchedAtMs as number;
         task.cpuMillis = fn.cpuInitialMillis;
         task.memoryBytes = fn.memoryBytes;
         this.enterNode(task);

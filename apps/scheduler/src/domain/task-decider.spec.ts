@@ -85,6 +85,13 @@ describe('task decider: requeue limits', () => {
     spec(taskDecider).given([submitted(), dispatched(1)]).when(lost('n2')).thenNothing();
     spec(taskDecider).given([submitted()]).when(lost('n1')).thenNothing();
   });
+  it('a dispatch whose node never reported the start is requeued (infrastructure), only while it is still dispatched', () => {
+    const timeout = (executionId = 't1-1'): TaskCommand => ({ kind: 'start-timeout', executionId, detail: 'not started within 120000 ms' });
+    spec(taskDecider).given([submitted(), dispatched(1)]).when(timeout()).then([requeued(1, 'infrastructure', 'not started within 120000 ms')]);
+    spec(taskDecider).given([submitted(), dispatched(1), running(1)]).when(timeout()).thenNothing();
+    spec(taskDecider).given([submitted(), dispatched(1), requeued(1, 'infrastructure', 'x'), dispatched(2)]).when(timeout('t1-1')).thenNothing();
+    spec(taskDecider).given([submitted(1), dispatched(1)]).when(timeout()).then((events) => expect(events[0]).toMatchObject({ type: 'TaskFailed', data: { reason: expect.stringMatching(/^infrastructure: attempt 1 of 1/) } }));
+  });
   it('every requeue counts as an attempt: the last attempt fails the task naming the cause', () => {
     const history: TaskEvent[] = [
       submitted(3), dispatched(1), requeued(1, 'aborted', 'wallet suspended'),

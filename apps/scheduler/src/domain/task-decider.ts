@@ -55,8 +55,9 @@ export type TaskCommand =
   | { kind: 'execution-succeeded'; executionId: string; outputRef: { bucket: string; key: string }; durationMs: number }
   | { kind: 'execution-failed'; executionId: string; reason: string; exitCode?: number; retryable: boolean; detail?: string }
   | { kind: 'execution-timed-out'; executionId: string; timeoutMs: number }
-  | { kind: 'execution-aborted'; executionId: string; reason: 'suspended' | 'cancelled' }
+  | { kind: 'execution-aborted'; executionId: string; reason: 'suspended' | 'cancelled' | 'superseded' }
   | { kind: 'node-lost'; nodeId: string; reason: 'node-lost' | 'infrastructure'; detail: string }
+  | { kind: 'start-timeout'; executionId: string; detail: string }
   | { kind: 'cancel'; taskId: string; reason: string };
 
 export const executionIdOf = (taskId: string, attempt: number) => `${taskId}-${attempt}`;
@@ -155,9 +156,14 @@ export function decideTask(command: TaskCommand, state: TaskState): TaskEvent[] 
       if (!isCurrent(state, command.executionId)) return [];
       return [{ type: 'TaskFailed', data: { ...ref(state), attempt: state.attempt, reason: `timeout: ran past ${command.timeoutMs} ms` } }];
     case 'execution-aborted':
-      // 'cancelled' aborts follow our own TaskCancelled: nothing left to do.
+      // 'cancelled' aborts follow our own TaskCancelled, 'superseded' ones our own TaskRequeued: nothing left to do.
       if (command.reason !== 'suspended' || !isCurrent(state, command.executionId)) return [];
       return requeueOrFail(state, 'aborted', 'wallet suspended');
+    case 'start-timeout':
+      // Dispatched, but the node never reported the start: give the attempt up. The node skips a
+      // superseded dispatch it has not started yet and kills one it has (container-manager).
+      if (state.status !== 'dispatched' || state.executionId !== command.executionId) return [];
+      return requeueOrFail(state, 'infrastructure', command.detail);
     case 'node-lost':
       if (!isActive(state.status) || state.nodeId !== command.nodeId) return [];
       return requeueOrFail(state, command.reason, command.detail);

@@ -53,8 +53,8 @@ export const ExecutionTimedOut = defineEvent('execution', 'ExecutionTimedOut', z
 }), 'The script ran past the function timeout and was killed.');
 
 export const ExecutionAborted = defineEvent('execution', 'ExecutionAborted', z.object({
-  ...executionRef, reason: z.enum(['suspended', 'cancelled']), abortedAtMs: z.int().min(0),
-}), 'The script was killed because the wallet was suspended or the task cancelled.');
+  ...executionRef, reason: z.enum(['suspended', 'cancelled', 'superseded']), abortedAtMs: z.int().min(0),
+}), 'The script was killed because the wallet was suspended, the task cancelled, or the attempt superseded (the scheduler requeued it, e.g. after declaring the node lost).');
 
 // --- usage category (stream usage-<containerId>) --------------------------------------------------
 export const ResourceSampled = defineEvent('usage', 'ResourceSampled', z.object({
