@@ -4,8 +4,8 @@
  * service; here, keeping the producer out of the ledger's process keeps its CPU (publishing 64
  * charges at a time) off the ledger's event loop, so the figure is the ledger's own posting rate.
  *
- * Run as a child (fork): it connects, says `ready`, waits for `go`, appends the charges and
- * says `done` with the seconds it took.
+ * Run as a child (fork): it connects and says `ready`; each `{ offset }` message appends the
+ * charges offset..offset+count-1 and answers `done` with the seconds it took; `{ stop }` ends it.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { connect, headers as natsHeaders } from 'nats';
@@ -36,11 +36,15 @@ export class ChargeProducer {
     return producer;
   }
 
-  /** Appends every charge; resolves with the seconds the producer took. */
-  async produce(): Promise<number> {
-    this.child.send('go');
+  /** Appends charges offset..offset+count-1; resolves with the seconds the producer took. */
+  async produce(offset = 0): Promise<number> {
+    this.child.send({ offset });
     const done = await this.next('done', 120_000);
     return (done as Extract<Message, { kind: 'done' }>).seconds;
+  }
+
+  stop(): void {
+    if (this.child.connected) this.child.send({ stop: true });
   }
 
   private next(kind: Message['kind'], timeoutMs: number): Promise<Message> {
@@ -73,31 +77,36 @@ async function main(natsUrl: string, charges: number, users: number): Promise<vo
   const nc = await connect({ servers: natsUrl, name: 'bench-charge-producer' });
   const js = nc.jetstream();
   const send = (m: Message) => process.send!(m);
-  process.once('message', async () => {
-    try {
-      const start = process.hrtime.bigint();
-      let next = 0;
-      await Promise.all(Array.from({ length: INPUT_CONCURRENCY }, async () => {
-        while (next < charges) {
-          const i = next++;
-          const data = chargeData(i, users);
-          const h = natsHeaders();
-          h.set('Nats-Msg-Id', `charged-${data.chargeId}`);
-          h.set('Mesh-Revision', '0');
-          h.set('Mesh-Type', 'UsageCharged');
-          const envelope = { id: `charged-${data.chargeId}`, type: 'UsageCharged', stream: `meter-${data.containerId}-${i}`, occurredAt: new Date().toISOString(), schemaVersion: 1, correlationId: data.chargeId, causationId: data.chargeId, data, revision: 0 };
-          // One meter stream per charge, so the input side needs no per-stream ordering.
-          await js.publish(`mesh.events.meter.${data.containerId}-${i}`, Buffer.from(JSON.stringify(envelope)), { headers: h });
-        }
-      }));
-      send({ kind: 'done', seconds: Number(process.hrtime.bigint() - start) / 1e9 });
-    } catch (err) {
-      send({ kind: 'error', message: String((err as Error)?.stack ?? err) });
-    } finally {
-      await nc.close();
-      process.disconnect?.();
+  const produce = async (offset: number) => {
+    const start = process.hrtime.bigint();
+    let next = offset;
+    const end = offset + charges;
+    await Promise.all(Array.from({ length: INPUT_CONCURRENCY }, async () => {
+      while (next < end) {
+        const i = next++;
+        const data = chargeData(i, users);
+        const h = natsHeaders();
+        h.set('Nats-Msg-Id', `charged-${data.chargeId}`);
+        h.set('Mesh-Revision', '0');
+        h.set('Mesh-Type', 'UsageCharged');
+        const envelope = { id: `charged-${data.chargeId}`, type: 'UsageCharged', stream: `meter-${data.containerId}-${i}`, occurredAt: new Date().toISOString(), schemaVersion: 1, correlationId: data.chargeId, causationId: data.chargeId, data, revision: 0 };
+        // One meter stream per charge, so the input side needs no per-stream ordering.
+        await js.publish(`mesh.events.meter.${data.containerId}-${i}`, Buffer.from(JSON.stringify(envelope)), { headers: h });
+      }
+    }));
+    return Number(process.hrtime.bigint() - start) / 1e9;
+  };
+  process.on('message', (m: { offset?: number; stop?: boolean }) => {
+    if (m.stop) {
+      void nc.close().finally(() => process.disconnect?.());
+      return;
     }
+    produce(m.offset ?? 0).then(
+      (seconds) => send({ kind: 'done', seconds }),
+      (err) => send({ kind: 'error', message: String((err as Error)?.stack ?? err) }),
+    );
   });
+  process.on('disconnect', () => void nc.close().finally(() => process.exit(0)));
   send({ kind: 'ready' });
 }
 

@@ -5,7 +5,8 @@ import {
   statementRequest, taskCostRequest, totalsRequest, withdrawRequest, type NewEvent,
 } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
-import { MeshClient, RequestError, startService, type RunningService } from '@mesh/messaging';
+import { MeshClient, RequestError, parseTraceparent, startService, type RunningService } from '@mesh/messaging';
+import { headers as natsHeaders } from 'nats';
 import { NatsServerProcess, eventually, freePort } from '@mesh/testing';
 import type { NatsConnection } from 'nats';
 import { LedgerService } from '../../../apps/ledger/src/main';
@@ -47,6 +48,11 @@ describe('ledger service', () => {
     };
     await raw.append('meter-c1', [{ id: `charged-${data.chargeId}`, type: 'UsageCharged', data }], 'any');
     return data;
+  };
+  const traceHeaders = (traceparent: string) => {
+    const h = natsHeaders();
+    h.set('traceparent', traceparent);
+    return h;
   };
   const meterConsumerIdle = async () => {
     const jsm = await nc.jetstreamManager();
@@ -150,6 +156,7 @@ describe('ledger service', () => {
     expect(credited.map((c) => c.chargeId)).toEqual(['ch-c1-1', big.chargeId]);
     expect(credited[1]).toEqual({ chargeId: big.chargeId, amount: '0.1', userWalletId: 'bob', containerId: 'c1', taskId: 't1', functionId: 'f1' });
 
+
     await eventually(async () => (await client.request(providerEarningsRequest, { walletId: 'provider' })).providers[0]?.earned === '0.14', 10_000, 'provider earnings');
     const statement = await client.request(statementRequest, { walletId: 'bob' });
     expect(statement.lines.map((l) => [l.amount, l.balanceAfter, l.cause.kind])).toEqual([['0', '0', 'open'], ['0.1', '0.1', 'deposit'], ['-0.04', '0.06', 'usage-debit'], ['-0.1', '-0.04', 'usage-debit']]);
@@ -169,6 +176,23 @@ describe('ledger service', () => {
     expect(await http('/wallets/a%2Eb/balance')).toMatchObject({ status: 400, body: { error: { code: 'invalid_input' } } });
     expect(await http('/wallets/bob/statement?limit=5000')).toMatchObject({ status: 400, body: { error: { message: expect.stringMatching(/limit: must be <= 1000/) } } });
     expect((await http('/nope')).status).toBe(404);
+    // Context: each debit is caused by its charge, in the charge's correlation and trace; a deposit
+    // continues the trace of the request that made it.
+    const charges = new Map((await raw.read('meter-c1')).map((e) => [e.id, e]));
+    for (const debit of (await raw.read('wallet-bob')).filter((e) => e.type === 'UsageDebited')) {
+      const cause = charges.get(debit.causationId)!;
+      expect(cause).toMatchObject({ type: 'UsageCharged', data: { chargeId: (debit.data as { chargeId: string }).chargeId } });
+      expect(debit.correlationId).toBe(cause.correlationId);
+      expect(parseTraceparent(debit.traceparent)?.traceId).toBe(parseTraceparent(cause.traceparent)?.traceId);
+      expect(parseTraceparent(debit.traceparent)?.spanId).not.toBe(parseTraceparent(cause.traceparent)?.spanId);
+    }
+    const credit = provider[provider.length - 1];
+    expect(charges.get(credit.causationId)?.type).toBe('UsageCharged');
+    const traceId = 'ab'.repeat(16);
+    await client.request(openWalletRequest, { walletId: 'traced' });
+    await nc.request(depositRequest.subject, Buffer.from(JSON.stringify({ walletId: 'traced', amount: '0.01', reference: 'tx-traced' })), { headers: traceHeaders(`00-${traceId}-${'cd'.repeat(8)}-01`), timeout: 5000 });
+    const [deposit] = (await raw.read('wallet-traced')).filter((e) => e.type === 'FundsDeposited');
+    expect(parseTraceparent(deposit.traceparent)?.traceId).toBe(traceId);
   });
 
   it('leaves the balance unchanged when the same charge is delivered again after a restart', async () => {
