@@ -13,7 +13,8 @@ import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, isJson, setJson
 export function buildProgram(): Command {
   const program = new Command('mesh')
     .description('mesh: serverless tasks in Docker, billed per second from prepaid wallets, every step an event')
-    .version('0.1.0')
+    // The runtime (bin/runtime.js): compiled dist/ when fresh, else the sources through ts-node.
+    .version(`0.1.0 (${process.env.MESH_RUNTIME === 'compiled' ? 'compiled dist' : 'from source'})`)
     .option('--json', 'print machine-readable JSON on stdout')
     .addHelpText('after', `
 Environment: NATS_URL (default nats://127.0.0.1:4222), MESH_DATA_DIR (default ./.data)

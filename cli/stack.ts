@@ -1,13 +1,22 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { connect } from 'nats';
 import { SERVICES, type ServiceName } from '@mesh/contracts';
 import { natsUrl } from './connection';
 import { CliError, progress } from './output';
 
-export const ROOT = join(__dirname, '..');
+/** The repository root: the first folder up with a package.json (dist/ has none). */
+function findRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) throw new Error(`no package.json above ${from}`);
+  }
+}
+export const ROOT = findRoot(__dirname);
+/** bin/runtime.js: whether to run compiled or from source (plain JS, shared with bin/mesh.js). */
+const runtime = require(join(ROOT, 'bin', 'runtime.js')) as { DIST: string; compiledIsFresh(): boolean };
 export const DATA_DIR = process.env.MESH_DATA_DIR ?? join(ROOT, '.data');
 const RUN_DIR = join(DATA_DIR, 'run');
 export const LOG_DIR = join(DATA_DIR, 'logs');
@@ -59,9 +68,9 @@ export function provision(step: 'up' | 'down' | 'install' | 'docker' | 'nats-up'
 /** The node id of this machine's container-manager. */
 export const localNodeId = () => (process.env.NODE_ID ?? hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64)) || 'local';
 
+/** Node arguments that run one service: compiled when dist/ is fresh (starts in a fraction of the time), else from source. */
 function serviceCommand(service: ServiceName): string[] {
-  const compiled = join(ROOT, 'dist', 'apps', service, 'src', 'main.js');
-  if (existsSync(compiled) && !process.env.MESH_FROM_SOURCE) return [compiled];
+  if (runtime.compiledIsFresh()) return ['-r', join(ROOT, 'bin', 'register-dist.js'), join(runtime.DIST, 'apps', service, 'src', 'main.js')];
   return ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', join(ROOT, 'apps', service, 'src', 'main.ts')];
 }
 

@@ -4,6 +4,7 @@ import { formatAmount, parseAmount } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore';
 import type { MeshClient } from '@mesh/messaging';
 import { call } from '../connection';
+import { ROOT } from '../stack';
 import { ScenarioWatch } from './watch';
 
 export type ScenarioName = 'normal' | 'debt' | 'abort';
@@ -64,7 +65,7 @@ export async function prepare(client: MeshClient, options: DemoOptions): Promise
   await call(client, 'mesh.api.scheduler.deploy-function', {
     functionId: STRESS_FUNCTION,
     image: options.image,
-    script: readFileSync(join(__dirname, 'stress.sh'), 'utf8'),
+    script: readFileSync(join(ROOT, 'cli', 'demo', 'stress.sh'), 'utf8'),
     cpuMinMillis: 250,
     cpuMaxMillis: 4000,
     cpuInitialMillis: 1000,
