@@ -64,13 +64,14 @@ describe('container-manager: abort, cancel, several nodes, restart safety', () =
 
   it('kills a cancelled task', async () => {
     const d = await dispatch(store(), { nodeId: nodeB, walletId: randomId('w'), functionId: randomId('f'), script: 'sleep 60', timeoutMs: 60_000 });
-    await startedOf(d.executionId);
+    const started = await startedOf(d.executionId);
     await store().append(streamName('task', d.taskId), [eventOf(TaskCancelled, randomId('cancel'), {
       taskId: d.taskId, functionId: d.functionId, walletId: d.walletId, reason: 'user asked', executionId: d.executionId, nodeId: nodeB,
     })], 'any');
     const end = terminalOf(await waitForEnd(store(), d.executionId));
     expect(end.type).toBe('ExecutionAborted');
     expect(end.data).toMatchObject({ reason: 'cancelled' });
+    expect((await waitForEvent(store(), streamName('container', started.containerId), 'ContainerStopped')).data).toMatchObject({ reason: 'cancelled' });
   });
 
   it('kills an attempt the scheduler requeued (node declared lost), and never starts a superseded dispatch', async () => {
@@ -80,7 +81,7 @@ describe('container-manager: abort, cancel, several nodes, restart safety', () =
     await store().append(streamName('task', d.taskId), [eventOf(TaskRequeued, randomId('requeue'), { ...ref, attempt: 1, reason: 'node-lost', detail: 'no heartbeat' })], 'any');
     const end = terminalOf(await waitForEnd(store(), d.executionId));
     expect(end).toMatchObject({ type: 'ExecutionAborted', data: { reason: 'superseded', attempt: 1 } });
-    await waitForEvent(store(), streamName('container', started.containerId), 'ContainerStopped');
+    expect((await waitForEvent(store(), streamName('container', started.containerId), 'ContainerStopped')).data).toMatchObject({ reason: 'superseded' });
 
     // A dispatch delivered after its attempt was requeued (a node coming back) is skipped: no
     // execution stream, no container. The later, current dispatch of the same task does run, on

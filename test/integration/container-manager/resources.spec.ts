@@ -103,7 +103,7 @@ describe('container-manager: resources, limits and faults', () => {
     expect(end.type).toBe('ExecutionTimedOut');
     expect(end.data).toMatchObject({ timeoutMs: 1500 });
     const stopped = await waitForEvent(node.running.store, streamName('container', container.containerId), 'ContainerStopped');
-    expect(stopped.data).toMatchObject({ reason: 'error' });
+    expect(stopped.data).toMatchObject({ reason: 'timeout' });
     expect(await docker.getContainer(container.dockerId).inspect().then(() => 'exists', () => 'gone')).toBe('gone');
   });
 

@@ -246,7 +246,7 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     const e = d.executionId ? this.executions.get(d.executionId) : [...this.executions.values()].find((x) => x.taskId === d.taskId);
     if (!e) return;
     const c = this.containers.get(e.containerId);
-    if (c) await this.stopContainer(c, 'error', 'cancelled');
+    if (c) await this.stopContainer(c, 'cancelled', 'cancelled');
   }
 
   /**
@@ -262,7 +262,7 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     const c = this.containers.get(e.containerId);
     if (!c) return;
     this.log.warn(`execution ${e.executionId}: the scheduler moved on (${by} for attempt ${d.attempt}); stopping it`);
-    await this.stopContainer(c, 'error', 'superseded');
+    await this.stopContainer(c, 'superseded', 'superseded');
   }
 
   /** A ScalingDecided for one of our containers: apply in place, record what was applied. */
@@ -422,7 +422,7 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
         return;
       }
     }
-    e.timer = setTimeout(() => void this.stopContainer(c, 'error', 'timeout').catch((err) => this.log.error(`timeout of ${e.executionId}: ${err}`)), e.timeoutMs);
+    e.timer = setTimeout(() => void this.stopContainer(c, 'timeout', 'timeout').catch((err) => this.log.error(`timeout of ${e.executionId}: ${err}`)), e.timeoutMs);
     const started = await run.started;
     if (started && !e.ending) {
       e.startedAtMs = Date.now();

@@ -26,8 +26,8 @@ export const ContainerResized = defineEvent('container', 'ContainerResized', z.o
 }), 'A scaling decision was applied in place with docker update.');
 
 export const ContainerStopped = defineEvent('container', 'ContainerStopped', z.object({
-  ...containerRef, reason: z.enum(['idle', 'suspended', 'shutdown', 'orphan', 'error', 'oom']), stoppedAtMs: z.int().min(0),
-}), 'The container was stopped and removed.');
+  ...containerRef, reason: z.enum(['idle', 'suspended', 'shutdown', 'orphan', 'error', 'oom', 'timeout', 'cancelled', 'superseded']), stoppedAtMs: z.int().min(0),
+}), 'The container was stopped and removed: idle, wallet suspended, service shutdown, orphan, error (container lost, Docker error), oom, or killed with its task (timeout, cancelled, superseded attempt).');
 
 // --- execution category (stream execution-<executionId>) -----------------------------------------
 const executionRef = { executionId: idSchema, taskId: idSchema, attempt: z.int().min(1), ...containerRef };
