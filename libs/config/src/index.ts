@@ -53,6 +53,7 @@ export const commonEnv = {
   EVENT_REPLICAS: env.int('Replicas of the JetStream event stream (3 in a NATS cluster)', 1, 1, 5),
   LOG_LEVEL: env.oneOf('Log verbosity', ['error', 'warn', 'log', 'debug', 'verbose'] as const, 'log'),
   CONSUMER_MAX_DELIVERIES: env.int('Deliveries of one event before it is dead-lettered', 5, 1, 100),
+  OTEL_TRACES_EXPORTER: env.oneOf('OpenTelemetry traces: none, otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318) or console', ['none', 'otlp', 'console'] as const, 'none'),
 };
 
 export function loadConfig<S extends EnvSpec>(spec: S, source: NodeJS.ProcessEnv = process.env): ConfigOf<S> {

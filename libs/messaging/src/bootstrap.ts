@@ -8,6 +8,8 @@ import { ConfigError, commonEnv, loadConfig, type ConfigOf, type EnvSpec } from 
 import { createEventStore } from '@mesh/eventstore/factory';
 import { KurrentRelay } from '@mesh/eventstore/kurrentdb/relay';
 import type { EventStore } from '@mesh/eventstore/port';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { startTelemetry, type TracesExporter } from './telemetry';
 import { MeshTransport, type MeshTransportOptions } from './transport';
 import { ValidatingEventStore } from './validating-store';
 import type { MeshCore } from './core.module';
@@ -45,42 +47,54 @@ export async function connectNats(url: string, name: string): Promise<NatsConnec
 }
 
 /** Starts one service: validated config, NATS, event store, Nest microservice on the mesh transport. */
-export async function startService<S extends EnvSpec>(definition: ServiceDefinition<S>, source: NodeJS.ProcessEnv = process.env): Promise<RunningService> {
+export interface StartOptions {
+  /** Extra OpenTelemetry span processors (tests: an in-memory exporter); turns tracing on. */
+  spanProcessors?: SpanProcessor[];
+}
+
+export async function startService<S extends EnvSpec>(definition: ServiceDefinition<S>, source: NodeJS.ProcessEnv = process.env, options: StartOptions = {}): Promise<RunningService> {
   const config = loadConfig({ ...commonEnv, ...definition.env }, source) as ConfigOf<S & typeof commonEnv>;
-  const logLevel = (config as { LOG_LEVEL: LogLevel }).LOG_LEVEL;
-  const nc = await connectNats((config as { NATS_URL: string }).NATS_URL, definition.service);
-  const inner = await createEventStore(config as never, nc);
-  const store = new ValidatingEventStore(inner);
-  // KurrentDB mode: JetStream stays the bus; one process republishes the log there (relay.ts).
-  const relay = (config as { KURRENTDB_RELAY: string }).KURRENTDB_RELAY === 'true' && inner.name === 'kurrentdb' ? new KurrentRelay(inner, nc) : undefined;
-  await relay?.start();
-  const core: MeshCore<typeof config> = { service: definition.service, nc, store, config };
-  const transport = new MeshTransport({
-    service: definition.service,
-    nc,
-    store,
-    maxDeliveries: (config as { CONSUMER_MAX_DELIVERIES: number }).CONSUMER_MAX_DELIVERIES,
-    healthDetails: definition.healthDetails,
-    consumerPrefix: definition.consumerPrefix?.(config),
-  });
-  const app = await NestFactory.createMicroservice(definition.module(core), {
-    strategy: transport,
-    logger: LEVELS.slice(0, LEVELS.indexOf(logLevel) + 1),
-  });
-  app.useGlobalFilters(new PassThroughExceptionFilter());
-  await app.listen();
-  // The server must have registered every subscription before we say "started": otherwise a
-  // request sent right away gets no_responders (seen in the scheduler's restart test).
-  await nc.flush();
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (async () => {
-      await app.close();
-      await relay?.stop();
-      await store.close();
-      await nc.drain().catch(() => undefined);
-    })());
-  return { app, nc, store, stop };
+  const telemetry = startTelemetry(definition.service, (config as { OTEL_TRACES_EXPORTER: TracesExporter }).OTEL_TRACES_EXPORTER, options.spanProcessors);
+  try {
+    const logLevel = (config as { LOG_LEVEL: LogLevel }).LOG_LEVEL;
+    const nc = await connectNats((config as { NATS_URL: string }).NATS_URL, definition.service);
+    const inner = await createEventStore(config as never, nc);
+    const store = new ValidatingEventStore(inner);
+    // KurrentDB mode: JetStream stays the bus; one process republishes the log there (relay.ts).
+    const relay = (config as { KURRENTDB_RELAY: string }).KURRENTDB_RELAY === 'true' && inner.name === 'kurrentdb' ? new KurrentRelay(inner, nc) : undefined;
+    await relay?.start();
+    const core: MeshCore<typeof config> = { service: definition.service, nc, store, config };
+    const transport = new MeshTransport({
+      service: definition.service,
+      nc,
+      store,
+      maxDeliveries: (config as { CONSUMER_MAX_DELIVERIES: number }).CONSUMER_MAX_DELIVERIES,
+      healthDetails: definition.healthDetails,
+      consumerPrefix: definition.consumerPrefix?.(config),
+    });
+    const app = await NestFactory.createMicroservice(definition.module(core), {
+      strategy: transport,
+      logger: LEVELS.slice(0, LEVELS.indexOf(logLevel) + 1),
+    });
+    app.useGlobalFilters(new PassThroughExceptionFilter());
+    await app.listen();
+    // The server must have registered every subscription before we say "started": otherwise a
+    // request sent right away gets no_responders (seen in the scheduler's restart test).
+    await nc.flush();
+    let stopping: Promise<void> | undefined;
+    const stop = () =>
+      (stopping ??= (async () => {
+        await app.close();
+        await relay?.stop();
+        await store.close();
+        await nc.drain().catch(() => undefined);
+        await telemetry?.shutdown();
+      })());
+    return { app, nc, store, stop };
+  } catch (err) {
+    await telemetry?.shutdown();
+    throw err;
+  }
 }
 
 /** Entry point of a service process: start, log, stop cleanly on SIGTERM/SIGINT, exit 1 on bad config. */

@@ -7,3 +7,4 @@ export * from './client';
 export * from './validating-store';
 export * from './core.module';
 export * from './bootstrap';
+export * from './telemetry';

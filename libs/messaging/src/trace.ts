@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
-import { trace as otelTrace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context as otelContext, trace as otelTrace, type Attributes, type Span } from '@opentelemetry/api';
 
 /**
  * W3C trace context (https://www.w3.org/TR/trace-context/) carried in the `traceparent` NATS header
@@ -57,9 +57,15 @@ function activeOtelTraceparent(): string | undefined {
   return formatTraceparent({ traceId: ctx.traceId, spanId: ctx.spanId, flags: ctx.traceFlags.toString(16).padStart(2, '0') });
 }
 
-/** The traceparent to put on an outgoing message: a child of the current context, or a new trace. */
+/**
+ * The traceparent to put on an outgoing message: the active OpenTelemetry span itself when tracing
+ * (so the receiver's span is its child in the exported trace), else a child of the current message
+ * context, or a new trace.
+ */
 export function outgoingTraceparent(): string {
-  const parent = parseTraceparent(activeOtelTraceparent() ?? storage.getStore()?.traceparent);
+  const active = tracingOn ? activeOtelTraceparent() : undefined;
+  if (active) return active;
+  const parent = parseTraceparent(storage.getStore()?.traceparent);
   return formatTraceparent({
     traceId: parent?.traceId ?? randomHex(16),
     spanId: randomHex(8),
@@ -75,4 +81,53 @@ export function runInMessageContext<T>(context: MessageContext, fn: () => T): T 
 
 export function currentMessageContext(): MessageContext | undefined {
   return storage.getStore();
+}
+
+// --- OpenTelemetry spans (no-ops unless telemetry.ts started the SDK) ---------------------------
+
+let tracingOn = false;
+const TRACER = 'mesh';
+
+/** Whether the OpenTelemetry SDK is running in this process (telemetry.ts turns it on). */
+export const tracingEnabled = () => tracingOn;
+export function setTracing(on: boolean): void {
+  tracingOn = on;
+}
+
+/**
+ * Runs `fn` as the span of a handled message: a child of `traceparent` (the message's header), or
+ * a new trace. Without tracing it just runs `fn`.
+ */
+export function inHandlerSpan<T>(name: string, kind: 'server' | 'consumer', traceparent: string | undefined, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
+  if (!tracingOn) return fn();
+  const parent = parseTraceparent(traceparent);
+  const parentContext = parent
+    ? otelTrace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parseInt(parent.flags, 16), isRemote: true })
+    : ROOT_CONTEXT;
+  const span = otelTrace.getTracer(TRACER).startSpan(name, { kind: kind === 'server' ? SpanKind.SERVER : SpanKind.CONSUMER, attributes }, parentContext);
+  return otelContext.with(otelTrace.setSpan(parentContext, span), () => ended(span, fn));
+}
+
+/**
+ * A PRODUCER span for one message sent (an appended event) and the `traceparent` to send with it:
+ * the span's own id when tracing, else a child of the current context (trace.ts).
+ */
+export function producerSpan(name: string, attributes: Attributes): { traceparent: string; span?: Span } {
+  if (!tracingOn) return { traceparent: outgoingTraceparent() };
+  const span = otelTrace.getTracer(TRACER).startSpan(name, { kind: SpanKind.PRODUCER, attributes });
+  const ctx = span.spanContext();
+  return { span, traceparent: formatTraceparent({ traceId: ctx.traceId, spanId: ctx.spanId, flags: ctx.traceFlags.toString(16).padStart(2, '0') }) };
+}
+
+/** Ends a span with the outcome of `fn`. */
+export async function ended<T>(span: Span | undefined, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    span?.recordException(err as Error);
+    span?.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
+    throw err;
+  } finally {
+    span?.end();
+  }
 }

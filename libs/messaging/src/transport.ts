@@ -18,7 +18,7 @@ import type { EventStore } from '@mesh/eventstore/port';
 import { requestRegistry, type EventConsumerExtras } from './decorators';
 import { decodeJson, encodeJson } from './json';
 import { toErrorBody } from './replies';
-import { outgoingTraceparent, runInMessageContext } from './trace';
+import { inHandlerSpan, outgoingTraceparent, runInMessageContext } from './trace';
 
 /** Backoff between redeliveries of a failing event: 200 ms doubling to at most 10 s. */
 export function redeliveryDelayMs(deliveries: number): number {
@@ -146,8 +146,11 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       const body = decodeJson(msg.data);
       const data = schema ? parseOrThrow(schema, body, subject) : body;
       const context = { traceparent: msg.headers?.get('traceparent') || undefined };
-      const result = await runInMessageContext(context, async () =>
-        lastValueFrom(this.transformToObservable(await handler(data, new NatsRequestContext([msg]))), { defaultValue: undefined }),
+      const attributes = { 'messaging.system': 'nats', 'messaging.destination.name': subject, 'mesh.service': this.options.service };
+      const result = await inHandlerSpan(subject, 'server', context.traceparent, attributes, () =>
+        runInMessageContext(context, async () =>
+          lastValueFrom(this.transformToObservable(await handler(data, new NatsRequestContext([msg]))), { defaultValue: undefined }),
+        ),
       );
       msg.respond(encodeJson({ ok: true, data: result ?? null }));
     } catch (err) {
@@ -212,8 +215,14 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     }
     try {
       const context = { traceparent: event.traceparent, correlationId: event.correlationId, causationId: event.id };
-      await runInMessageContext(context, async () =>
-        lastValueFrom(this.transformToObservable(await handler(event, new JetStreamContext([m, deliveries]))), { defaultValue: undefined }),
+      const attributes = {
+        'messaging.system': 'nats', 'messaging.destination.name': m.subject, 'messaging.consumer.group.name': durable, 'messaging.message.id': event.id,
+        'mesh.event.type': event.type, 'mesh.event.stream': event.stream, 'mesh.event.position': event.position.toString(), 'mesh.delivery': deliveries,
+      };
+      await inHandlerSpan(`process ${event.type}`, 'consumer', event.traceparent, attributes, () =>
+        runInMessageContext(context, async () =>
+          lastValueFrom(this.transformToObservable(await handler(event, new JetStreamContext([m, deliveries]))), { defaultValue: undefined }),
+        ),
       );
       m.ack();
       // With concurrency > 1 deliveries finish out of order: report the highest position handled.

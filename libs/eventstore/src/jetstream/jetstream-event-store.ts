@@ -16,7 +16,7 @@ import {
 /** The manager nats.js returns has the direct-get API; its public interface just doesn't list it. */
 type Manager = JetStreamManager & { direct: { getMessage(stream: string, query: { seq?: number; last_by_subj?: string }): Promise<StoredMsg> } };
 import { EVENTS_PREFIX, EVENTS_STREAM, streamForSubject, subjectForStream, type NewEvent, type RecordedEvent } from '@mesh/contracts';
-import { outgoingTraceparent } from '@mesh/messaging/trace';
+import { ended, producerSpan } from '@mesh/messaging/trace';
 import { ConcurrencyError, DuplicateEventError } from '../errors';
 import { encodeEnvelope, prepareEnvelopes, type StoredEnvelope } from '../envelope';
 import { READ_BATCH_MAX, type AppendResult, type EventHandler, type EventStore, type ExpectedVersion, type ReadAllOptions, type Subscription, type SubscriptionOptions } from '../port';
@@ -134,9 +134,11 @@ export class JetStreamEventStore implements EventStore {
     h.set('Nats-Expected-Last-Subject-Sequence', String(tail.seq));
     h.set(REVISION_HEADER, String(revision));
     h.set(TYPE_HEADER, envelope.type);
-    const traceparent = outgoingTraceparent();
-    if (traceparent) h.set('traceparent', traceparent);
-    const ack = await this.js.publish(subject, payload, { headers: h });
+    const { traceparent, span } = producerSpan(`publish ${envelope.type}`, {
+      'messaging.system': 'nats', 'messaging.destination.name': subject, 'messaging.message.id': envelope.id, 'mesh.event.stream': envelope.stream, 'mesh.event.revision': revision,
+    });
+    h.set('traceparent', traceparent);
+    const ack = await ended(span, () => this.js.publish(subject, payload, { headers: h }));
     if (!ack.duplicate) return { revision, seq: ack.seq };
     // Within the dedup window JetStream answers a retry with the original sequence: make sure the
     // original is this very event on this stream, and continue from where it really sits.

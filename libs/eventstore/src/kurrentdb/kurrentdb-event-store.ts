@@ -1,6 +1,6 @@
 import { KurrentDBClient, ANY, NO_STREAM, START, FORWARDS, WrongExpectedVersionError, StreamNotFoundError, jsonEvent, excludeSystemEvents, streamNameFilter } from '@kurrent/kurrentdb-client';
 import type { NewEvent, RecordedEvent } from '@mesh/contracts';
-import { outgoingTraceparent } from '@mesh/messaging/trace';
+import { ended, producerSpan } from '@mesh/messaging/trace';
 import { ConcurrencyError } from '../errors';
 import { prepareEnvelopes, encodeEnvelope } from '../envelope';
 import { READ_BATCH_MAX, type AppendResult, type EventHandler, type EventStore, type ExpectedVersion, type ReadAllOptions, type Subscription, type SubscriptionOptions } from '../port';
@@ -23,14 +23,15 @@ export class KurrentDbEventStore implements EventStore {
   async append(stream: string, events: NewEvent[], expectedVersion: ExpectedVersion): Promise<AppendResult> {
     const envelopes = prepareEnvelopes(stream, events);
     envelopes.forEach(encodeEnvelope); // size check, same limit as JetStream
-    const traceparent = outgoingTraceparent();
+    // One append call, one PRODUCER span (when tracing): every event of it carries the span's id.
+    const { traceparent, span } = producerSpan(`append ${stream}`, { 'db.system.name': 'kurrentdb', 'mesh.event.stream': stream, 'mesh.events': envelopes.length });
     const streamState = expectedVersion === 'any' ? ANY : expectedVersion === 'no_stream' || expectedVersion === -1 ? NO_STREAM : BigInt(expectedVersion);
     try {
-      const result = await this.client.appendToStream(
+      const result = await ended(span, () => this.client.appendToStream(
         stream,
         envelopes.map((e) => jsonEvent(toKurrentEvent(e, traceparent) as never)),
         { streamState },
-      );
+      ));
       return { nextExpectedVersion: Number(result.nextExpectedRevision), position: result.position?.prepare ?? -1n };
     } catch (err) {
       if (err instanceof WrongExpectedVersionError) {
