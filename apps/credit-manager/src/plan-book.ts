@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { GRC, parseAmount, parseStreamName, streamName, type FunctionSpec, type PricePlan, type RecordedEvent } from '@mesh/contracts';
+import { GRC, PRICE_PLAN_STREAM_PREFIX, parseAmount, parseStreamName, pricePlanStream, streamName, type FunctionSpec, type PricePlan, type RecordedEvent } from '@mesh/contracts';
 import { handleCommand } from '@mesh/eventstore/decider';
 import type { EventStore } from '@mesh/eventstore/port';
 import { planEventIdOf } from './domain/event-ids';
@@ -15,8 +15,8 @@ function remember(set: Set<string>, key: string): void {
 }
 
 /** Plan streams are `meter-plan_<planId>` (the meter category is the credit-manager's). */
-export const PLAN_STREAM_PREFIX = 'plan_';
-export const planStream = (planId: string) => streamName('meter', `${PLAN_STREAM_PREFIX}${planId}`);
+export const PLAN_STREAM_PREFIX = PRICE_PLAN_STREAM_PREFIX;
+export const planStream = pricePlanStream;
 
 export function isPlanStream(stream: string): boolean {
   const { category, id } = parseStreamName(stream);

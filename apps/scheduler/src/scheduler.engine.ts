@@ -5,6 +5,7 @@ import {
   DomainError,
   HEARTBEAT_PREFIX,
   nodeHeartbeatSchema,
+  pricePlanStream,
   streamName,
   type FunctionSpec,
   type RecordedEvent,
@@ -263,10 +264,23 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   async deployFunction(body: RequestData<typeof deployFunctionRequest>): Promise<ReplyData<typeof deployFunctionRequest>> {
     const spec = specFromRequest(body);
     this.checkFitsSomeNode(spec);
+    if (spec.pricePlanId !== undefined) await this.checkPricePlan(spec.pricePlanId);
     const stream = streamName('function', body.functionId);
     const result = await handleCommand(this.store, stream, functionDecider, { kind: 'deploy', spec }, { toNew: toNewFunctionEvent });
     this.applyLocal(stream, result);
     return { ...result.state.spec!, changed: result.events.length > 0 };
+  }
+
+  /**
+   * A function may only name a price plan that exists (its stream has a PricePlanSet): otherwise
+   * its usage would be priced by a fallback nobody asked for. Read from the log, so the
+   * credit-manager need not be up to deploy.
+   */
+  private async checkPricePlan(planId: string): Promise<void> {
+    const versions = await this.store.read(pricePlanStream(planId));
+    if (!versions.some((e) => e.type === 'PricePlanSet')) {
+      throw new DomainError('unknown_price_plan', `no price plan ${planId}: create it first with mesh.api.credit-manager.set-price-plan`);
+    }
   }
 
   async submitTask(body: RequestData<typeof submitTaskRequest>): Promise<ReplyData<typeof submitTaskRequest>> {

@@ -6,6 +6,7 @@ import {
   ExecutionSucceeded,
   NodeLeft,
   NodeRegistered,
+  PricePlanSet,
   StandingChanged,
   WalletOpened,
   cancelTaskRequest,
@@ -19,6 +20,7 @@ import {
   taskRequest,
   tasksRequest,
   heartbeatSubject,
+  pricePlanStream,
   type EventData,
   type EventDefinition,
   type RecordedEvent,
@@ -168,6 +170,7 @@ describe('scheduler on NATS', () => {
       ['mesh.api.scheduler.deploy-function', { functionId: 'mm', image: 'img', script: 'x', cpuMinMillis: 3000, cpuMaxMillis: 1000 }, 'invalid_input', /cpuMinMillis: must be <= cpuMaxMillis/],
       ['mesh.api.scheduler.deploy-function', { functionId: 'huge', image: 'img', script: 'x', cpuInitialMillis: 64000, cpuMaxMillis: 64000 }, 'exceeds_node_capacity', /fit no registered node/],
       ['mesh.api.scheduler.deploy-function', { functionId: 'x'.repeat(65), image: 'img', script: 'x' }, 'invalid_input', /functionId: must match \[A-Za-z0-9_-\]\{1,64\}/],
+      ['mesh.api.scheduler.deploy-function', { functionId: 'planned', image: 'img', script: 'x', pricePlanId: 'no-such-plan' }, 'unknown_price_plan', /no price plan no-such-plan: create it first/],
       ['mesh.api.scheduler.cancel-task', { taskId }, 'task_finished', /already cancelled/],
       ['mesh.api.scheduler.cancel-task', { taskId: 'never-submitted' }, 'unknown_task', /no task never-submitted/],
       ['mesh.query.scheduler.task', { taskId: 'a b' }, 'invalid_input', /taskId: must match/],
@@ -178,6 +181,12 @@ describe('scheduler on NATS', () => {
       expect(err.message).toMatch(message);
     }
     expect(await store.headPosition()).toBe(head);
+
+    // Once the plan exists (the credit-manager's PricePlanSet), the same deploy is accepted.
+    await append(pricePlanStream('a-plan'), PricePlanSet, 'a-plan-v1', {
+      planId: 'a-plan', version: 1, currency: 'GRC', cpuPerCoreHour: '1', memoryPerGibHour: '0', perInvocation: '0', billing: 'used', effectiveFromMs: 0,
+    });
+    expect(await deploy('planned', { pricePlanId: 'a-plan' })).toMatchObject({ functionId: 'planned', pricePlanId: 'a-plan', changed: true });
   });
 
   it('holds a wallet without standing, overdrawn, or low under conservative; dispatches by itself once it recovers', async () => {

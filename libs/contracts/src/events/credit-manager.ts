@@ -22,6 +22,10 @@ export const pricePlanSchema = z.object({
 export type PricePlan = z.output<typeof pricePlanSchema>;
 
 // --- meter category: stream meter-<containerId> for charges, meter-plan_<planId> for plans ------------
+/** Price plans live in the meter category, one stream per plan (`meter-plan_<planId>`). */
+export const PRICE_PLAN_STREAM_PREFIX = 'plan_';
+export const pricePlanStream = (planId: string) => `meter-${PRICE_PLAN_STREAM_PREFIX}${planId}`;
+
 export const PricePlanSet = defineEvent('meter', 'PricePlanSet', pricePlanSchema, 'A price plan (or a new version of one) takes effect from effectiveFromMs.');
 
 export const UsageCharged = defineEvent('meter', 'UsageCharged', z.object({
