@@ -4,6 +4,7 @@ import { registerAudit } from './commands/audit';
 import { registerDemo } from './commands/demo';
 import { registerEvents } from './commands/events';
 import { registerFn } from './commands/fn';
+import { registerPlan } from './commands/plan';
 import { registerReport } from './commands/report';
 import { registerStack } from './commands/stack';
 import { registerTask } from './commands/task';
@@ -25,6 +26,7 @@ Start here: mesh up --detach && mesh demo`)
     });
   registerStack(program);
   registerFn(program);
+  registerPlan(program);
   registerWallet(program);
   registerTask(program);
   registerEvents(program);

@@ -29,7 +29,7 @@ export function registerFn(program: Command) {
     .option('--timeout <ms>', 'kill a task after this long', int('timeout'))
     .option('--max-attempts <n>', 'attempts before a task fails', int('max-attempts'))
     .option('--network', 'give the container a network (default none)')
-    .option('--price-plan <id>', 'price plan id (default: the default plan)')
+    .option('--price-plan <id>', 'price plan id; it must exist (mesh plan set). Default: the plan set for this function, else the default plan')
     .action((name: string, o: Record<string, unknown>) =>
       withClient(async (client) => {
         let script: string;

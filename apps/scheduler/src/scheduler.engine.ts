@@ -279,7 +279,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   private async checkPricePlan(planId: string): Promise<void> {
     const versions = await this.store.read(pricePlanStream(planId));
     if (!versions.some((e) => e.type === 'PricePlanSet')) {
-      throw new DomainError('unknown_price_plan', `no price plan ${planId}: create it first with mesh.api.credit-manager.set-price-plan`);
+      throw new DomainError('unknown_price_plan', `no price plan ${planId}: create it first: mesh plan set ${planId} --cpu <price> (or mesh.api.credit-manager.set-price-plan)`);
     }
   }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { startService, type RunningService } from '@mesh/messaging';
 import { NatsServerProcess } from '@mesh/testing';
 import { LedgerService } from '../../../apps/ledger/src/main';
+import { CreditManagerService } from '../../../apps/credit-manager/src/main';
 
 const MESH = join(__dirname, '..', '..', '..', 'bin', 'mesh.js');
 
@@ -10,6 +11,7 @@ const MESH = join(__dirname, '..', '..', '..', 'bin', 'mesh.js');
 describe('mesh CLI', () => {
   let server: NatsServerProcess;
   let ledger: RunningService;
+  let creditManager: RunningService;
   // Asynchronous on purpose: the ledger it talks to runs in this process and must keep answering.
   const mesh = (...args: string[]) =>
     new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
@@ -21,8 +23,10 @@ describe('mesh CLI', () => {
   beforeAll(async () => {
     server = await NatsServerProcess.start();
     ledger = await startService(LedgerService, { NATS_URL: server.url, LEDGER_HTTP_PORT: '0', LOG_LEVEL: 'error' });
+    creditManager = await startService(CreditManagerService, { NATS_URL: server.url, LOG_LEVEL: 'error' });
   });
   afterAll(async () => {
+    await creditManager?.stop();
     await ledger?.stop();
     await server?.dispose();
   });
@@ -62,6 +66,20 @@ describe('mesh CLI', () => {
     const r = await mesh('fn', 'list');
     expect(r.code).toBe(1);
     expect(r.err).toContain('is the scheduler service running?');
+  });
+
+  it('sets and lists price plans, and refuses bad prices', async () => {
+    const set = await mesh('plan', 'set', 'cli-plan', '--cpu', '0.6', '--memory', '0.01', '--from', '2026-01-01T00:00:00Z');
+    expect(set).toMatchObject({ code: 0, out: expect.stringContaining('price plan cli-plan version 1: 0.6 GRC/core-hour, 0.01/GiB-hour') });
+    expect((await mesh('plan', 'set', 'cli-plan', '--cpu', '0.6', '--memory', '0.01', '--from', '2026-01-01T00:00:00Z')).out).toContain('unchanged');
+    const listed = JSON.parse((await mesh('--json', 'plan', 'list', 'cli-plan')).out);
+    expect(listed.plans).toEqual([expect.objectContaining({ planId: 'cli-plan', current: expect.objectContaining({ version: 1, cpuPerCoreHour: '0.6', billing: 'used' }) })]);
+    expect((await mesh('plan', 'list')).out).toMatch(/cli-plan\s+1\s+v1\s+0\.6/);
+    const refused = await mesh('plan', 'set', 'cli-plan', '--cpu', '0');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('cpuPerCoreHour');
+    expect((await mesh('plan', 'set', 'cli-plan', '--cpu', '1', '--billing', 'sometimes')).code).toBe(2);
+    expect((await mesh('plan', 'set', 'cli-plan', '--cpu', '1', '--from', 'next tuesday')).code).toBe(2);
   });
 
   it('verifies the books', async () => {
