@@ -73,6 +73,7 @@ export function registerWallet(program: Command) {
             ref: l.cause.chargeId ?? creditedRef(l.cause.charges) ?? l.cause.reference ?? l.cause.reason ?? '',
             task: l.cause.taskId ?? (l.cause.charges?.length === 1 ? l.cause.charges[0].taskId : undefined) ?? '',
           })));
+          if (result.truncated) console.log('\n(fewer lines than asked: one answer holds at most 512 KiB; ask for fewer with --limit)');
         });
       }),
     );

@@ -54,6 +54,8 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   private heartbeats?: NatsSubscription;
   private timers: NodeJS.Timeout[] = [];
   private ready = false;
+  /** When this instance became ready: a dispatch from before gets the whole start timeout from here. */
+  private readyAtMs = 0;
   private stopping = false;
   private passScheduled = false;
   private passAgain = false;
@@ -81,6 +83,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     this.timers.push(setInterval(() => this.kick(), this.config.DISPATCH_INTERVAL_MS));
     this.timers.push(setInterval(() => void this.checkLiveness(), this.config.LIVENESS_CHECK_MS));
     this.ready = true;
+    this.readyAtMs = Date.now();
     runningEngines.add(this);
     this.log.log(`view rebuilt to position ${head}: ${this.view.functions.size} functions, ${this.view.tasks.size} tasks, ${this.view.pool.size} pending, ${this.view.nodes.size} nodes`);
     this.kick();
@@ -211,8 +214,11 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
         }
       }
       const timeoutMs = this.config.DISPATCH_START_TIMEOUT_MS;
-      for (const task of this.view.unstartedDispatches(Date.now(), timeoutMs)) {
+      for (const task of this.view.unstartedDispatches(Date.now(), timeoutMs, this.readyAtMs)) {
         if (this.stopping) return;
+        // The execution consumer may simply not have reached this execution's events yet (e.g. a
+        // backlog after a restart): the execution stream is the truth.
+        if ((await this.store.read(streamName('execution', task.executionId!))).length > 0) continue;
         this.log.warn(`task ${task.taskId}: attempt ${task.attempt} not started on ${task.nodeId} within ${timeoutMs} ms; requeueing`);
         const detail = `node ${task.nodeId} did not start execution ${task.executionId} within ${timeoutMs} ms`;
         await this.onTask(task.taskId, { kind: 'start-timeout', executionId: task.executionId!, detail }).catch((err) =>

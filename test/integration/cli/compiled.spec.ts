@@ -30,6 +30,7 @@ describe('mesh CLI and services, compiled', () => {
     mkdirSync(join(ROOT, '.data'), { recursive: true });
     dist = mkdtempSync(join(ROOT, '.data', 'test-dist-'));
     // What `npm run build` runs, into the temporary folder.
+    execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-stamp.js'), '--start'], { env: env() });
     execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', dist], { cwd: ROOT, stdio: 'inherit' });
     execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-stamp.js')], { env: env() });
     server = await NatsServerProcess.start();

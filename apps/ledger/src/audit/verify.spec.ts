@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { DomainError, formatAmount, type NewEvent } from '@mesh/contracts';
+import { DomainError, catalog, formatAmount, type NewEvent } from '@mesh/contracts';
+import { walletEventHash } from '../domain/hash';
 import { LedgerCore, type LedgerConfig } from '../ledger.core';
 import { LedgerProjection } from '../projection/ledger-projection';
 import { InMemoryEventStore } from '../testing/in-memory-store';
@@ -154,6 +155,30 @@ describe('audit verify', () => {
     // Redelivering the charge heals it: the debit is a no-op, the credit is written.
     expect(await core.postCharge(data)).toEqual({ debited: false, credited: true });
     expect((await verifyAudit(store)).pass).toBe(true);
+  });
+
+  it('reads the single-charge UsageCredited of logs written before group commit', async () => {
+    const { store, core } = await smallLedger();
+    const data = await charge(store, 'u0', 'provider', 5_000_000n, 'ch-legacy');
+    await core.book.execute({ type: 'PostDebit', walletId: 'u0', chargeId: data.chargeId, amount: 5_000_000n, currency: 'GRC', providerWalletId: 'provider', containerId: 'c1', functionId: 'f1', taskId: 't1' });
+    // The old form, as the ledger wrote it before: the charge's fields at the top level.
+    const provider = await core.book.state('provider');
+    const legacy: Record<string, unknown> = {
+      walletId: 'provider', currency: 'GRC', balanceAfter: formatAmount(provider.balance + 5_000_000n), amount: '0.05', chargeId: 'ch-legacy', userWalletId: 'u0',
+      containerId: 'c1', taskId: 't1', functionId: 'f1', prevHash: provider.lastHash,
+    };
+    legacy.hash = walletEventHash('UsageCredited', legacy, provider.lastHash);
+    expect(() => catalog.validate('UsageCredited', 'wallet', legacy)).not.toThrow();
+    await store.append('wallet-provider', [{ id: 'credit-ch-legacy', type: 'UsageCredited', data: legacy }], provider.revision);
+    const projection = new LedgerProjection();
+    for (const e of store.log) projection.apply(e);
+    const report = await verifyAudit(store, projection);
+    if (!report.pass) throw new Error(formatAuditReport(report));
+    expect(report).toMatchObject({ debits: 3, credits: 3 });
+    expect(projection.wallet('provider').credits).toBe(3);
+    // Loaded again from its stream, the wallet knows the charge: a redelivery is a no-op.
+    core.book.forget();
+    expect(await core.postCharge(data)).toEqual({ debited: false, credited: false });
   });
 
   it('flags a posting without its charge and a projection that disagrees with the log', async () => {

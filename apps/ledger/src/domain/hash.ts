@@ -37,13 +37,16 @@ export function walletEventHash(type: string, data: Record<string, unknown>, pre
     body += `${first ? '' : ','}${jsonString(keys[i])}:${typeof v === 'string' ? jsonString(v) : v !== null && typeof v === 'object' ? canonicalJson(v) : JSON.stringify(v)}`;
     first = false;
   }
-  body += `},"prevHash":${jsonString(prevHash)},"type":${jsonString(type)}}`;
+  // Members whose value is undefined are dropped, as canonicalJson does (a tampered event may lack them).
+  body += `}${prevHash === undefined ? '' : `,"prevHash":${jsonValue(prevHash)}`}${type === undefined ? '' : `,"type":${jsonValue(type)}`}}`;
   return sha256Hex(body);
 }
 
 /** Characters JSON.stringify never escapes in a string: such strings need no escaping pass. */
 const PLAIN_STRING = /^[A-Za-z0-9_.:/ +=-]*$/;
 const jsonString = (v: string): string => (PLAIN_STRING.test(v) ? `"${v}"` : JSON.stringify(v));
+/** prevHash and type are strings in every valid event; a tampered one may hold anything. */
+const jsonValue = (v: unknown): string => (typeof v === 'string' ? jsonString(v) : canonicalJson(v));
 
 /**
  * The sorted hashed keys of an event data object, cached by its key list: wallet events come in a
@@ -51,15 +54,15 @@ const jsonString = (v: string): string => (PLAIN_STRING.test(v) ? `"${v}"` : JSO
  * cache is bounded (shapes beyond it are sorted each time).
  */
 const KEY_ORDERS_MAX = 64;
-const keyOrders = new Map<string, string[]>();
+const keyOrders = new Map<string, { own: string[]; sorted: string[] }>();
 function hashedKeys(data: Record<string, unknown>): string[] {
   const own = Object.keys(data);
   const signature = own.join(',');
-  let sorted = keyOrders.get(signature);
-  if (!sorted) {
-    sorted = own.filter((k) => k !== 'hash' && k !== 'prevHash').sort();
-    if (keyOrders.size < KEY_ORDERS_MAX) keyOrders.set(signature, sorted);
-  }
+  const hit = keyOrders.get(signature);
+  // The joined signature is ambiguous (a key may hold a comma): a hit counts only if every key matches.
+  if (hit && hit.own.length === own.length && hit.own.every((k, i) => k === own[i])) return hit.sorted;
+  const sorted = own.filter((k) => k !== 'hash' && k !== 'prevHash').sort();
+  if (!hit && keyOrders.size < KEY_ORDERS_MAX) keyOrders.set(signature, { own, sorted });
   return sorted;
 }
 

@@ -1,4 +1,4 @@
-import { CREDIT_BATCH_MAX, streamName, type NewEvent } from '@mesh/contracts';
+import { CREDIT_BATCH_MAX, creditedChargesOf, streamName, type NewEvent } from '@mesh/contracts';
 import { ConcurrencyError } from '@mesh/eventstore/errors';
 import type { EventStore } from '@mesh/eventstore/port';
 import { evolveWallet, decideWallet, initialWalletState, type CreditCharge, type WalletCommand, type WalletEvent, type WalletState } from './wallet';
@@ -78,7 +78,7 @@ export class WalletBook {
     try {
       const result = await this.run({ type: 'PostCredits', walletId, currency: batch.currency, charges: batch.items.map((i) => i.charge) });
       const written = new Set<string>();
-      for (const event of result.events) for (const c of event.data.charges as Array<{ chargeId: string }>) written.add(c.chargeId);
+      for (const event of result.events) for (const c of creditedChargesOf(event.data)) written.add(c.chargeId);
       for (const item of batch.items) {
         item.resolve(written.delete(item.charge.chargeId)); // delete: a charge repeated in the batch is written once
       }

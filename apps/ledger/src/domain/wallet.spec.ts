@@ -249,6 +249,19 @@ describe('wallet decider', () => {
         expect(hash).toBe(expected);
       }
     });
+    it('hashes exactly canonicalJson for tampered shapes too: ambiguous key lists, non-string prevHash or type', () => {
+      const canonical = (type: unknown, data: Record<string, unknown>, prevHash: unknown) => {
+        const { hash: _h, prevHash: _p, ...rest } = data;
+        return createHash('sha256').update(canonicalJson({ type, data: rest, prevHash })).digest('hex');
+      };
+      const plain = { a: '1', b: '2', c: '3' };
+      const comma = { a: '1', 'b,c': '9' }; // joins to the same "a,b,c" as plain
+      for (const data of [plain, comma, plain, comma]) expect(walletEventHash('T', data, GENESIS_HASH)).toBe(canonical('T', data, GENESIS_HASH));
+      for (const prev of [null, 123, undefined, { x: 1 }]) {
+        expect(walletEventHash('T', plain, prev as unknown as string)).toBe(canonical('T', plain, prev));
+      }
+      expect(walletEventHash(7 as unknown as string, plain, GENESIS_HASH)).toBe(canonical(7, plain, GENESIS_HASH));
+    });
     it('folds a recorded event without a stored hash by computing it', () => {
       const [o] = history([open()]);
       const { hash, ...withoutHash } = o.data;

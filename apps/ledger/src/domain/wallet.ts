@@ -1,4 +1,4 @@
-import { CREDIT_BATCH_MAX, ContractError, DomainError, MAX_MAJOR_DIGITS, currencyOf, formatAmount, parseAmount, type Currency } from '@mesh/contracts';
+import { CREDIT_BATCH_MAX, ContractError, creditedChargesOf, DomainError, MAX_MAJOR_DIGITS, currencyOf, formatAmount, parseAmount, type Currency } from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
 import { GENESIS_HASH, derivedEventId, walletEventHash } from './hash';
 
@@ -126,7 +126,7 @@ export function evolveWallet(state: WalletState, event: { id: string; type: stri
       next.charges.add(data.chargeId as string);
       break;
     case 'UsageCredited':
-      for (const charge of data.charges as Array<{ chargeId: string }>) next.charges.add(charge.chargeId);
+      for (const charge of creditedChargesOf(data)) next.charges.add(charge.chargeId);
       break;
     default:
       throw new Error(`wallet ${data.walletId}: unknown event type ${event.type}`);

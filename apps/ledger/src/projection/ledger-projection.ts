@@ -1,4 +1,4 @@
-import { DomainError, currencyOf, formatAmount, parseAmount, type CreditedCharge, type RecordedEvent, type StatementLine } from '@mesh/contracts';
+import { DomainError, currencyOf, formatAmount, parseAmount, creditedChargesOf, type CreditedCharge, type RecordedEvent, type StatementLine } from '@mesh/contracts';
 import type { PolicyName, WalletKind } from '../domain/wallet';
 
 /** Statement lines kept in memory per wallet; older ones are read back from the wallet's stream. */
@@ -40,9 +40,9 @@ export interface Totals {
 
 type Data = Record<string, string | undefined> & { walletId: string; currency: string; balanceAfter: string };
 
-/** The charges a UsageCredited names (one event may credit several). */
+/** The charges a UsageCredited names (one event may credit several; older logs hold one per event). */
 export function creditedCharges(data: Data): CreditedCharge[] {
-  return (data as unknown as { charges: CreditedCharge[] }).charges;
+  return creditedChargesOf(data as unknown as Record<string, unknown>);
 }
 
 /** The signed change an event makes to its wallet's balance (minor units). */

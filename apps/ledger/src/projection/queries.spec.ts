@@ -1,8 +1,8 @@
-import { DomainError, formatAmount } from '@mesh/contracts';
+import { CREDIT_BATCH_MAX, DomainError, formatAmount } from '@mesh/contracts';
 import { WalletBook } from '../domain/wallet-book';
 import { InMemoryEventStore } from '../testing/in-memory-store';
 import { LedgerProjection, STATEMENT_LINES_IN_MEMORY } from './ledger-projection';
-import { LedgerQueries } from './queries';
+import { LedgerQueries, STATEMENT_BYTES_MAX } from './queries';
 
 async function ledger() {
   const store = new InMemoryEventStore();
@@ -64,6 +64,28 @@ describe('ledger queries', () => {
     expect(queries.providerEarnings()).toMatchObject({ providers: [{ walletId: 'provider', earned: '0.0000006', charges: 3, balance: '0.0000006' }] });
     expect(() => queries.providerEarnings('alice')).toThrow(/not a provider wallet/);
     expect(queries.totals()).toMatchObject({ wallets: 2, userWallets: 1, providerWallets: 1, deposited: '1', withdrawn: '0.01', debited: '0.0000006', credited: '0.0000006', userBalances: '0.9899994', providerBalances: '0.0000006', debt: '0' });
+  });
+
+  it('keeps a statement answer within STATEMENT_BYTES_MAX, newest lines first or oldest when paging, and says so', async () => {
+    const { book, queries, sync } = await ledger();
+    // 30 full credits of 200 charges each: ~40 KiB per line, more than 512 KiB in all.
+    for (let batch = 0; batch < 30; batch++) {
+      const charges = Array.from({ length: CREDIT_BATCH_MAX }, (_, i) => ({ chargeId: `ch-${batch}-${i}-${'x'.repeat(60)}`, amount: 1n, userWalletId: 'alice', containerId: `c-${'y'.repeat(60)}`, functionId: 'f1', taskId: `t-${'z'.repeat(60)}` }));
+      await book.execute({ type: 'PostCredits', walletId: 'provider', currency: 'GRC', charges });
+    }
+    sync();
+    const latest = await queries.statement('provider', 1000);
+    expect(latest.truncated).toBe(true);
+    expect(latest.lines.length).toBeGreaterThan(0);
+    expect(latest.lines.length).toBeLessThan(31);
+    expect(latest.lines[latest.lines.length - 1].revision).toBe(30); // the newest kept
+    expect(Buffer.byteLength(JSON.stringify(latest.lines))).toBeLessThanOrEqual(STATEMENT_BYTES_MAX);
+    const paged = await queries.statement('provider', 1000, -1);
+    expect(paged.truncated).toBe(true);
+    expect(paged.lines[0].revision).toBe(0); // the oldest kept, the caller pages on after the last
+    const rest = await queries.statement('provider', 1000, paged.lines[paged.lines.length - 1].revision);
+    expect(rest.lines[0].revision).toBe(paged.lines[paged.lines.length - 1].revision + 1);
+    expect((await queries.statement('provider', 2)).truncated).toBe(false);
   });
 
   it('ignores an event it has already folded in (same or older position)', async () => {

@@ -8,6 +8,12 @@ import { toStatementLine, type LedgerProjection } from './ledger-projection';
 /** Default and ceiling of statement lines per answer. */
 export const STATEMENT_LIMIT_DEFAULT = 100;
 export const STATEMENT_LIMIT_MAX = 1000;
+/**
+ * Bytes of statement lines per answer: a NATS reply must fit in the server's max_payload (1 MiB by
+ * default). A provider's credit lines list every charge of the credit (up to 200), and adjustment
+ * reasons run to 1 KiB, so 1000 lines may not fit: the answer then holds fewer and says so.
+ */
+export const STATEMENT_BYTES_MAX = 512 * 1024;
 
 /**
  * Answers of the audit projections, shared by the NATS queries and the HTTP server. Every answer
@@ -50,7 +56,8 @@ export class LedgerQueries {
         lines = events.filter((e) => e.revision < to).map(toStatementLine);
       }
     }
-    return { walletId, currency: w.currency, balance: formatAmount(w.balance, currencyOf(w.currency)), total, lines, position };
+    const fitted = withinBytes(lines, STATEMENT_BYTES_MAX, afterRevision === undefined ? 'newest' : 'oldest');
+    return { walletId, currency: w.currency, balance: formatAmount(w.balance, currencyOf(w.currency)), total, lines: fitted, truncated: fitted.length < lines.length, position };
   }
 
   taskCost(taskId: string): ReplyData<typeof taskCostRequest> {
@@ -120,4 +127,22 @@ export class LedgerQueries {
       walletEvents: p.walletEvents, position: p.position.toString(),
     };
   }
+}
+
+/**
+ * The lines that fit in `maxBytes` of JSON, keeping the `oldest` (paging forward with
+ * afterRevision: the caller goes on after the last one) or the `newest` (the latest lines). At
+ * least one line is kept, whatever its size (one credit line is at most ~150 KiB).
+ */
+function withinBytes(lines: StatementLine[], maxBytes: number, keep: 'oldest' | 'newest'): StatementLine[] {
+  let bytes = 0;
+  const ordered = keep === 'oldest' ? lines : [...lines].reverse();
+  let count = 0;
+  for (const line of ordered) {
+    bytes += Buffer.byteLength(JSON.stringify(line)) + 1;
+    if (bytes > maxBytes && count > 0) break;
+    count++;
+  }
+  if (count === lines.length) return lines;
+  return keep === 'oldest' ? lines.slice(0, count) : lines.slice(lines.length - count);
 }

@@ -112,6 +112,9 @@ describe('scheduler view: capacity, containers, fairness', () => {
     view.apply(taskEvent(view, 't2', 'TaskRunning', { attempt: 1, executionId: 't2-1', nodeId: view.tasks.get('t2')!.nodeId, containerId: 'c2' }));
     expect(view.unstartedDispatches(100_000, 120_000)).toEqual([]);
     expect(view.unstartedDispatches(121_001, 120_000).map((t) => [t.taskId, t.executionId])).toEqual([['t1', 't1-1']]);
+    // After a restart at 100 s, a dispatch from before gets the whole timeout from the restart.
+    expect(view.unstartedDispatches(121_001, 120_000, 100_000)).toEqual([]);
+    expect(view.unstartedDispatches(220_001, 120_000, 100_000).map((t) => t.taskId)).toEqual(['t1']);
   });
   it('folding the same event twice changes nothing (local apply, then the log echo)', () => {
     const events = [...base(), submit('t1', 'w1')];

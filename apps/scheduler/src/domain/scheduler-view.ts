@@ -209,15 +209,16 @@ export class SchedulerView {
   }
 
   /**
-   * Tasks dispatched more than `timeoutMs` ago whose node has not reported the start: the node is
-   * alive (it beats) but its container-manager never took the dispatch up.
+   * Tasks dispatched more than `timeoutMs` ago (counted from `notBeforeMs` at the earliest, the
+   * scheduler's own start) whose node has not reported the start: the node is alive (it beats) but
+   * its container-manager never took the dispatch up.
    */
-  unstartedDispatches(nowMs: number, timeoutMs: number): TaskSummary[] {
+  unstartedDispatches(nowMs: number, timeoutMs: number, notBeforeMs = 0): TaskSummary[] {
     const stale: TaskSummary[] = [];
     for (const node of this.nodes.values()) {
       for (const taskId of node.tasks) {
         const task = this.tasks.get(taskId);
-        if (task?.state === 'dispatched' && task.dispatchedAtMs !== undefined && nowMs - task.dispatchedAtMs > timeoutMs) stale.push(task);
+        if (task?.state === 'dispatched' && task.dispatchedAtMs !== undefined && nowMs - Math.max(task.dispatchedAtMs, notBeforeMs) > timeoutMs) stale.push(task);
       }
     }
     return stale;

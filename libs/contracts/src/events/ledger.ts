@@ -63,12 +63,27 @@ export const creditedChargeSchema = z.object({
 });
 export type CreditedCharge = z.output<typeof creditedChargeSchema>;
 
-export const UsageCredited = defineEvent('wallet', 'UsageCredited', z.object({
-  ...posting,
-  /** The sum of the charges' amounts. */
-  amount: positiveAmountSchema,
-  charges: z.array(creditedChargeSchema).min(1).max(CREDIT_BATCH_MAX),
-}), 'The provider side of one or more usage charges: each names the user wallet debited the same amount for it, and `amount` is their sum.');
+/**
+ * Written since 2026-11-23: `charges` lists the charges credited, `amount` is their sum. Logs from
+ * before hold the single-charge form (the charge's fields at the top level, no `charges`); readers
+ * take both through `creditedChargesOf`.
+ */
+export const UsageCredited = defineEvent('wallet', 'UsageCredited', z.union([
+  z.object({
+    ...posting,
+    /** The sum of the charges' amounts. */
+    amount: positiveAmountSchema,
+    charges: z.array(creditedChargeSchema).min(1).max(CREDIT_BATCH_MAX),
+  }),
+  z.object({ ...posting, ...creditedChargeSchema.shape }),
+]), 'The provider side of one or more usage charges: each names the user wallet debited the same amount for it, and `amount` is their sum (a single-charge form without `charges` is read too).');
+
+/** The charges a UsageCredited credits, in either form. */
+export function creditedChargesOf(data: Record<string, unknown>): CreditedCharge[] {
+  if (Array.isArray(data.charges)) return data.charges as CreditedCharge[];
+  const { chargeId, amount, userWalletId, containerId, taskId, functionId } = data as CreditedCharge;
+  return [{ chargeId, amount, userWalletId, containerId, functionId, ...(taskId !== undefined ? { taskId } : {}) }];
+}
 
 export const WalletPolicyChanged = defineEvent('wallet', 'WalletPolicyChanged', z.object({
   ...posting, ...walletPolicySchema.shape,

@@ -147,8 +147,13 @@ export const statementRequest = defineRequest(
     /** Lines after this revision, oldest first; without it, the latest `limit` lines. */
     afterRevision: z.int({ error: 'must be an integer' }).min(-1, { error: 'must be >= -1' }).optional(),
   }),
-  z.object({ walletId: idSchema, currency: z.string(), balance: money, total: z.int(), lines: z.array(statementLineSchema), position }),
-  'Every posting of a wallet with its running balance, cause and links (charge, task, container).',
+  z.object({
+    walletId: idSchema, currency: z.string(), balance: money, total: z.int(), lines: z.array(statementLineSchema),
+    /** Fewer lines than asked: the answer would have passed 512 KiB (page on with afterRevision). */
+    truncated: z.boolean(),
+    position,
+  }),
+  'Every posting of a wallet with its running balance, cause and links (charge, task, container); at most 512 KiB of lines per answer (`truncated` says when fewer than asked).',
 );
 
 export const taskCostRequest = defineRequest(
