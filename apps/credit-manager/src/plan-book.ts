@@ -15,12 +15,10 @@ function remember(set: Set<string>, key: string): void {
 }
 
 /** Plan streams are `meter-plan_<planId>` (the meter category is the credit-manager's). */
-export const PLAN_STREAM_PREFIX = PRICE_PLAN_STREAM_PREFIX;
-export const planStream = pricePlanStream;
 
 export function isPlanStream(stream: string): boolean {
   const { category, id } = parseStreamName(stream);
-  return category === 'meter' && id.startsWith(PLAN_STREAM_PREFIX);
+  return category === 'meter' && id.startsWith(PRICE_PLAN_STREAM_PREFIX);
 }
 
 /**
@@ -85,12 +83,12 @@ export class PlanBook {
   async refresh(): Promise<void> {
     this.missingPlans.clear();
     this.missingFunctions.clear();
-    for (const planId of [...this.plans.keys()]) for (const e of await this.store.read(planStream(planId))) this.apply(e);
+    for (const planId of [...this.plans.keys()]) for (const e of await this.store.read(pricePlanStream(planId))) this.apply(e);
   }
 
   /** Decides and appends a plan version; returns the plan in force after it and whether it changed. */
   async set(command: SetPricePlan): Promise<{ plan: PricePlan; changed: boolean }> {
-    const result = await handleCommand(this.store, planStream(command.planId), planDecider, command, {
+    const result = await handleCommand(this.store, pricePlanStream(command.planId), planDecider, command, {
       toNew: (event) => ({ id: planEventIdOf(event.data.planId, event.data.version), type: event.type, data: event.data }),
     });
     for (const v of result.state.versions) this.addVersion(v);
@@ -114,7 +112,7 @@ export class PlanBook {
 
   private async loadPlan(planId: string): Promise<PricePlan[] | undefined> {
     if (!this.plans.has(planId) && !this.missingPlans.has(planId)) {
-      for (const e of await this.store.read(planStream(planId))) this.apply(e);
+      for (const e of await this.store.read(pricePlanStream(planId))) this.apply(e);
       if (!this.plans.has(planId)) remember(this.missingPlans, planId);
     }
     return this.plans.get(planId);

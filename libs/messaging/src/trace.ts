@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context as otelContext, trace as otelTrace, type Attributes, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context as otelContext, trace as otelTrace, type Attributes, type Span, type SpanContext } from '@opentelemetry/api';
 
 /**
  * W3C trace context (https://www.w3.org/TR/trace-context/) carried in the `traceparent` NATS header
@@ -50,11 +50,13 @@ function randomHex(bytes: number): string {
   return hex;
 }
 
-function activeOtelTraceparent(): string | undefined {
-  const span = otelTrace.getActiveSpan();
-  const ctx = span?.spanContext();
-  if (!ctx || !otelTrace.isSpanContextValid(ctx)) return undefined;
+function traceparentOf(ctx: SpanContext): string {
   return formatTraceparent({ traceId: ctx.traceId, spanId: ctx.spanId, flags: ctx.traceFlags.toString(16).padStart(2, '0') });
+}
+
+function activeOtelTraceparent(): string | undefined {
+  const ctx = otelTrace.getActiveSpan()?.spanContext();
+  return ctx && otelTrace.isSpanContextValid(ctx) ? traceparentOf(ctx) : undefined;
 }
 
 /**
@@ -96,15 +98,16 @@ export function setTracing(on: boolean): void {
 
 /**
  * Runs `fn` as the span of a handled message: a child of `traceparent` (the message's header), or
- * a new trace. Without tracing it just runs `fn`.
+ * a new trace. Without tracing it just runs `fn`. Attributes are built only when tracing: this is
+ * on the path of every message.
  */
-export function inHandlerSpan<T>(name: string, kind: 'server' | 'consumer', traceparent: string | undefined, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
+export function inHandlerSpan<T>(name: string, kind: 'server' | 'consumer', traceparent: string | undefined, attributes: () => Attributes, fn: () => Promise<T>): Promise<T> {
   if (!tracingOn) return fn();
   const parent = parseTraceparent(traceparent);
   const parentContext = parent
     ? otelTrace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parseInt(parent.flags, 16), isRemote: true })
     : ROOT_CONTEXT;
-  const span = otelTrace.getTracer(TRACER).startSpan(name, { kind: kind === 'server' ? SpanKind.SERVER : SpanKind.CONSUMER, attributes }, parentContext);
+  const span = otelTrace.getTracer(TRACER).startSpan(name, { kind: kind === 'server' ? SpanKind.SERVER : SpanKind.CONSUMER, attributes: attributes() }, parentContext);
   return otelContext.with(otelTrace.setSpan(parentContext, span), () => ended(span, fn));
 }
 
@@ -112,22 +115,25 @@ export function inHandlerSpan<T>(name: string, kind: 'server' | 'consumer', trac
  * A PRODUCER span for one message sent (an appended event) and the `traceparent` to send with it:
  * the span's own id when tracing, else a child of the current context (trace.ts).
  */
-export function producerSpan(name: string, attributes: Attributes): { traceparent: string; span?: Span } {
+export function producerSpan(name: string, attributes: () => Attributes): { traceparent: string; span?: Span } {
   if (!tracingOn) return { traceparent: outgoingTraceparent() };
-  const span = otelTrace.getTracer(TRACER).startSpan(name, { kind: SpanKind.PRODUCER, attributes });
-  const ctx = span.spanContext();
-  return { span, traceparent: formatTraceparent({ traceId: ctx.traceId, spanId: ctx.spanId, flags: ctx.traceFlags.toString(16).padStart(2, '0') }) };
+  const span = otelTrace.getTracer(TRACER).startSpan(name, { kind: SpanKind.PRODUCER, attributes: attributes() });
+  return { span, traceparent: traceparentOf(span.spanContext()) };
 }
 
-/** Ends a span with the outcome of `fn`. */
-export async function ended<T>(span: Span | undefined, fn: () => Promise<T>): Promise<T> {
+/** Ends a span with the outcome of `fn`; without a span (tracing off) just runs `fn`. */
+export function ended<T>(span: Span | undefined, fn: () => Promise<T>): Promise<T> {
+  return span ? endedSpan(span, fn) : fn();
+}
+
+async function endedSpan<T>(span: Span, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    span?.recordException(err as Error);
-    span?.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
+    span.recordException(err as Error);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
     throw err;
   } finally {
-    span?.end();
+    span.end();
   }
 }

@@ -146,7 +146,7 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       const body = decodeJson(msg.data);
       const data = schema ? parseOrThrow(schema, body, subject) : body;
       const context = { traceparent: msg.headers?.get('traceparent') || undefined };
-      const attributes = { 'messaging.system': 'nats', 'messaging.destination.name': subject, 'mesh.service': this.options.service };
+      const attributes = () => ({ 'messaging.system': 'nats', 'messaging.destination.name': subject, 'mesh.service': this.options.service });
       const result = await inHandlerSpan(subject, 'server', context.traceparent, attributes, () =>
         runInMessageContext(context, async () =>
           lastValueFrom(this.transformToObservable(await handler(data, new NatsRequestContext([msg]))), { defaultValue: undefined }),
@@ -215,10 +215,10 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     }
     try {
       const context = { traceparent: event.traceparent, correlationId: event.correlationId, causationId: event.id };
-      const attributes = {
+      const attributes = () => ({
         'messaging.system': 'nats', 'messaging.destination.name': m.subject, 'messaging.consumer.group.name': durable, 'messaging.message.id': event.id,
         'mesh.event.type': event.type, 'mesh.event.stream': event.stream, 'mesh.event.position': event.position.toString(), 'mesh.delivery': deliveries,
-      };
+      });
       await inHandlerSpan(`process ${event.type}`, 'consumer', event.traceparent, attributes, () =>
         runInMessageContext(context, async () =>
           lastValueFrom(this.transformToObservable(await handler(event, new JetStreamContext([m, deliveries]))), { defaultValue: undefined }),

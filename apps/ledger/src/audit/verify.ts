@@ -1,7 +1,7 @@
-import { currencyOf, formatAmount, parseAmount, type AuditInvariant, type AuditReport } from '@mesh/contracts';
+import { creditedChargesOf, currencyOf, formatAmount, parseAmount, type AuditInvariant, type AuditReport } from '@mesh/contracts';
 import { readAllPaged, type EventStore } from '@mesh/eventstore/port';
 import { GENESIS_HASH, walletEventHash } from '../domain/hash';
-import { balanceDelta, creditedCharges } from '../projection/ledger-projection';
+import { balanceDelta } from '../projection/ledger-projection';
 
 export type { AuditReport };
 
@@ -150,7 +150,7 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
         totals.credited += delta;
         // One credit may name several charges: each is paired on its own, and they must add up.
         let sum = 0n;
-        for (const charge of creditedCharges(data)) {
+        for (const charge of creditedChargesOf(data)) {
           const amount = parseAmount(charge.amount, currency, { allowZero: true });
           sum += amount;
           if (credits.has(charge.chargeId)) violate('no-double-posting', `${at()}: charge ${charge.chargeId} credited again (first at position ${credits.get(charge.chargeId)!.position})`);

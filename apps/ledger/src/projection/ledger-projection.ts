@@ -1,4 +1,4 @@
-import { DomainError, currencyOf, formatAmount, parseAmount, creditedChargesOf, type CreditedCharge, type RecordedEvent, type StatementLine } from '@mesh/contracts';
+import { DomainError, currencyOf, formatAmount, parseAmount, creditedChargesOf, type RecordedEvent, type StatementLine } from '@mesh/contracts';
 import type { PolicyName, WalletKind } from '../domain/wallet';
 
 /** Statement lines kept in memory per wallet; older ones are read back from the wallet's stream. */
@@ -40,11 +40,6 @@ export interface Totals {
 
 type Data = Record<string, string | undefined> & { walletId: string; currency: string; balanceAfter: string };
 
-/** The charges a UsageCredited names (one event may credit several; older logs hold one per event). */
-export function creditedCharges(data: Data): CreditedCharge[] {
-  return creditedChargesOf(data as unknown as Record<string, unknown>);
-}
-
 /** The signed change an event makes to its wallet's balance (minor units). */
 export function balanceDelta(type: string, data: Data): bigint {
   if (type === 'WalletOpened' || type === 'WalletPolicyChanged') return 0n;
@@ -83,7 +78,7 @@ export function toStatementLine(event: RecordedEvent): StatementLine {
     case 'UsageCredited':
       line.cause = {
         kind: 'usage-credit',
-        charges: creditedCharges(data).map((c) => ({
+        charges: creditedChargesOf(data).map((c) => ({
           chargeId: c.chargeId, amount: c.amount, counterpartyWalletId: c.userWalletId, containerId: c.containerId, functionId: c.functionId, ...(c.taskId ? { taskId: c.taskId } : {}),
         })),
       };
@@ -155,7 +150,7 @@ export class LedgerProjection {
       case 'UsageCredited':
         this.totals.credited += delta;
         wallet.earned += delta;
-        wallet.credits += creditedCharges(data).length;
+        wallet.credits += creditedChargesOf(data).length;
         break;
     }
   }

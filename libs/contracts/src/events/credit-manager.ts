@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineEvent } from '../define';
-import { idSchema } from '../ids';
+import { idSchema, streamName } from '../ids';
 import { amountSchema, positiveAmountSchema } from '../money';
 
 export const STANDINGS = ['normal', 'low', 'overdrawn', 'suspended'] as const;
@@ -24,7 +24,7 @@ export type PricePlan = z.output<typeof pricePlanSchema>;
 // --- meter category: stream meter-<containerId> for charges, meter-plan_<planId> for plans ------------
 /** Price plans live in the meter category, one stream per plan (`meter-plan_<planId>`). */
 export const PRICE_PLAN_STREAM_PREFIX = 'plan_';
-export const pricePlanStream = (planId: string) => `meter-${PRICE_PLAN_STREAM_PREFIX}${planId}`;
+export const pricePlanStream = (planId: string) => streamName('meter', `${PRICE_PLAN_STREAM_PREFIX}${planId}`);
 
 export const PricePlanSet = defineEvent('meter', 'PricePlanSet', pricePlanSchema, 'A price plan (or a new version of one) takes effect from effectiveFromMs.');
 

@@ -134,9 +134,9 @@ export class JetStreamEventStore implements EventStore {
     h.set('Nats-Expected-Last-Subject-Sequence', String(tail.seq));
     h.set(REVISION_HEADER, String(revision));
     h.set(TYPE_HEADER, envelope.type);
-    const { traceparent, span } = producerSpan(`publish ${envelope.type}`, {
+    const { traceparent, span } = producerSpan(`publish ${envelope.type}`, () => ({
       'messaging.system': 'nats', 'messaging.destination.name': subject, 'messaging.message.id': envelope.id, 'mesh.event.stream': envelope.stream, 'mesh.event.revision': revision,
-    });
+    }));
     h.set('traceparent', traceparent);
     const ack = await ended(span, () => this.js.publish(subject, payload, { headers: h }));
     if (!ack.duplicate) return { revision, seq: ack.seq };

@@ -24,7 +24,7 @@ export class KurrentDbEventStore implements EventStore {
     const envelopes = prepareEnvelopes(stream, events);
     envelopes.forEach(encodeEnvelope); // size check, same limit as JetStream
     // One append call, one PRODUCER span (when tracing): every event of it carries the span's id.
-    const { traceparent, span } = producerSpan(`append ${stream}`, { 'db.system.name': 'kurrentdb', 'mesh.event.stream': stream, 'mesh.events': envelopes.length });
+    const { traceparent, span } = producerSpan(`append ${stream}`, () => ({ 'db.system.name': 'kurrentdb', 'mesh.event.stream': stream, 'mesh.events': envelopes.length }));
     const streamState = expectedVersion === 'any' ? ANY : expectedVersion === 'no_stream' || expectedVersion === -1 ? NO_STREAM : BigInt(expectedVersion);
     try {
       const result = await ended(span, () => this.client.appendToStream(
