@@ -78,11 +78,13 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
 
   async listen(callback: (...optionalParams: unknown[]) => unknown): Promise<void> {
     try {
-      this.subscribeHealth();
       for (const [pattern, handler] of this.messageHandlers) {
         if (handler.isEventHandler) await this.startConsumer(pattern, handler);
         else this.subscribeRequests(pattern, handler);
       }
+      // Last: a service that answers health answers every request (consumers are created with
+      // awaits in between, so health first let a caller see "ok" before the handlers were there).
+      this.subscribeHealth();
       callback();
     } catch (err) {
       callback(err);
