@@ -15,7 +15,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { eventOf, ScalingDecided, StandingChanged, streamName, TaskDispatched, type EventData, type RecordedEvent } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore/port';
-import { startService } from '@mesh/messaging';
+import { startService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
 import { ContainerManagerService } from '../apps/container-manager/src/main';
 import { containerCreateOptions, LABEL } from '../apps/container-manager/src/docker/sandbox';
@@ -61,8 +61,17 @@ function firstByte(stream: NodeJS.ReadableStream): Promise<void> {
 /** Raw `docker run`: create with the same sandbox, attach, start, until the first output byte. */
 async function rawRun(docker: Docker, nodeId: string): Promise<number> {
   const options = containerCreateOptions({
-    nodeId, containerId: rid('raw'), walletId: 'raw', functionId: 'raw', image: IMAGE, cpuMillis: 1000, memoryBytes: 128 * MiB,
-    network: false, pidsLimit: 256, workTmpfsBytes: 256 * MiB, user: '1000:1000',
+    nodeId,
+    containerId: rid('raw'),
+    walletId: 'raw',
+    functionId: 'raw',
+    image: IMAGE,
+    cpuMillis: 1000,
+    memoryBytes: 128 * MiB,
+    network: false,
+    pidsLimit: 256,
+    workTmpfsBytes: 256 * MiB,
+    user: '1000:1000',
   });
   const t0 = performance.now();
   const container = await docker.createContainer({ ...options, Entrypoint: ['bash'], Cmd: ['-c', 'printf R'], AttachStdout: true, Tty: false });
@@ -98,8 +107,25 @@ type Dispatch = EventData<typeof TaskDispatched>;
 function dispatchData(nodeId: string, walletId: string, functionId: string, script: string): Dispatch {
   const taskId = rid('t');
   return {
-    taskId, functionId, walletId, attempt: 1, executionId: `${taskId}-1`, nodeId,
-    function: { functionId, version: 1, image: IMAGE, script, cpuMinMillis: 100, cpuMaxMillis: 2000, cpuInitialMillis: 1000, memoryBytes: 128 * MiB, timeoutMs: 120_000, network: false, maxAttempts: 1 },
+    taskId,
+    functionId,
+    walletId,
+    attempt: 1,
+    executionId: `${taskId}-1`,
+    nodeId,
+    function: {
+      functionId,
+      version: 1,
+      image: IMAGE,
+      script,
+      cpuMinMillis: 100,
+      cpuMaxMillis: 2000,
+      cpuInitialMillis: 1000,
+      memoryBytes: 128 * MiB,
+      timeoutMs: 120_000,
+      network: false,
+      maxAttempts: 1,
+    },
     input: { inline: '' },
     dispatchedAtMs: Date.now(),
   };
@@ -122,7 +148,11 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
   const nodeId = rid('bench');
   const server = await NatsServerProcess.start();
   const running = await startService(ContainerManagerService, {
-    NATS_URL: server.url, NODE_ID: nodeId, LOG_LEVEL: 'warn', SAMPLE_INTERVAL_MS: '1000', IDLE_TIMEOUT_MS: '600000',
+    NATS_URL: server.url,
+    NODE_ID: nodeId,
+    LOG_LEVEL: 'warn',
+    SAMPLE_INTERVAL_MS: '1000',
+    IDLE_TIMEOUT_MS: '600000',
   });
   const store = running.store;
   try {
@@ -165,13 +195,31 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
         const decisionId = `scale-${containerId}-${i + 1}`;
         const toCpuMillis = i % 2 === 0 ? 500 : 1500;
         const t0 = Date.now();
-        await store.append(streamName('scaling', containerId), [eventOf(ScalingDecided, decisionId, {
-          decisionId, containerId, nodeId, walletId, functionId: fn, fromCpuMillis: 1000, toCpuMillis, fromMemoryBytes: 128 * MiB, toMemoryBytes: 128 * MiB,
-          reason: 'scale-up', basedOnSampleSeqs: [1], decidedAtMs: t0,
-        })], 'any');
+        await store.append(
+          streamName('scaling', containerId),
+          [
+            eventOf(ScalingDecided, decisionId, {
+              decisionId,
+              containerId,
+              nodeId,
+              walletId,
+              functionId: fn,
+              fromCpuMillis: 1000,
+              toCpuMillis,
+              fromMemoryBytes: 128 * MiB,
+              toMemoryBytes: 128 * MiB,
+              reason: 'scale-up',
+              basedOnSampleSeqs: [1],
+              decidedAtMs: t0,
+            }),
+          ],
+          'any',
+        );
         const deadline = Date.now() + 10_000;
         for (;;) {
-          const r = (await store.read(streamName('container', containerId))).find((e) => e.type === 'ContainerResized' && (e.data as { decisionId: string }).decisionId === decisionId);
+          const r = (await store.read(streamName('container', containerId))).find(
+            (e) => e.type === 'ContainerResized' && (e.data as { decisionId: string }).decisionId === decisionId,
+          );
           if (r) {
             const data = r.data as { appliedAtMs: number; applyMs: number };
             resize.push(data.appliedAtMs - t0);
@@ -191,10 +239,25 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
       const d = dispatchData(nodeId, w, rid('f'), 'while :; do :; done');
       const { containerId } = await timedDispatch(store, d);
       const t0 = Date.now();
-      await store.append(streamName('standing', w), [eventOf(StandingChanged, rid('st'), {
-        walletId: w, from: 'overdrawn', to: 'suspended', balance: '-0.5', currency: 'GRC', maxDebt: '0.5', minBalance: '0', policy: 'greedy',
-        causeEventId: rid('c'), causeRevision: 1, changedAtMs: t0,
-      })], 'any');
+      await store.append(
+        streamName('standing', w),
+        [
+          eventOf(StandingChanged, rid('st'), {
+            walletId: w,
+            from: 'overdrawn',
+            to: 'suspended',
+            balance: '-0.5',
+            currency: 'GRC',
+            maxDebt: '0.5',
+            minBalance: '0',
+            policy: 'greedy',
+            causeEventId: rid('c'),
+            causeRevision: 1,
+            changedAtMs: t0,
+          }),
+        ],
+        'any',
+      );
       const stopped = await waitFor(store, streamName('container', containerId), 'ContainerStopped');
       abort.push((stopped.data as { stoppedAtMs: number }).stoppedAtMs - t0);
     }
@@ -218,16 +281,44 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
 
     const ratio = (a: number, b: number) => a / b;
     return [
-      { name: 'cold start: dispatch -> script running (p50)', value: median(cold), unit: 'ms', baseline: { name: 'docker run', value: median(rawRuns) }, goal: '<= 1.3x raw run', met: ratio(median(cold), median(rawRuns)) <= 1.3 },
-      { name: 'warm start: dispatch -> script running (p50)', value: median(warm), unit: 'ms', baseline: { name: 'docker exec', value: median(rawExecs) }, goal: '<= 1.3x raw exec', met: ratio(median(warm), median(rawExecs)) <= 1.3 },
-      { name: 'resize: decision -> limits applied (p50)', value: median(resize), unit: 'ms', baseline: { name: 'docker update alone', value: median(applyMs) } },
+      {
+        name: 'cold start: dispatch -> script running (p50)',
+        value: median(cold),
+        unit: 'ms',
+        baseline: { name: 'docker run', value: median(rawRuns) },
+        goal: '<= 1.3x raw run',
+        met: ratio(median(cold), median(rawRuns)) <= 1.3,
+      },
+      {
+        name: 'warm start: dispatch -> script running (p50)',
+        value: median(warm),
+        unit: 'ms',
+        baseline: { name: 'docker exec', value: median(rawExecs) },
+        goal: '<= 1.3x raw exec',
+        met: ratio(median(warm), median(rawExecs)) <= 1.3,
+      },
+      {
+        name: 'resize: decision -> limits applied (p50)',
+        value: median(resize),
+        unit: 'ms',
+        baseline: { name: 'docker update alone', value: median(applyMs) },
+      },
       { name: 'abort: suspension -> container stopped (max)', value: Math.max(...abort), unit: 'ms', goal: '< 1000 ms', met: Math.max(...abort) < 1000 },
       { name: `sampling ${IDLE_CONTAINERS} containers at 1 Hz: process CPU`, value: samplingPct, unit: '% of a core', goal: '< 5%', met: samplingPct < 5 },
     ];
   } finally {
     await running.stop().catch(() => undefined);
     const own = await docker.listContainers({ all: true, filters: { label: [`${LABEL.node}=${nodeId}`] } }).catch(() => []);
-    await Promise.all(own.filter((c) => c.Labels[LABEL.node] === nodeId).map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    await Promise.all(
+      own
+        .filter((c) => c.Labels[LABEL.node] === nodeId)
+        .map((c) =>
+          docker
+            .getContainer(c.Id)
+            .remove({ force: true })
+            .catch(() => undefined),
+        ),
+    );
     await server.dispose();
   }
 }

@@ -15,7 +15,7 @@
 import { AckPolicy, DeliverPolicy, headers as natsHeaders, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, depositRequest, openWalletRequest, parseAmount, type NewEvent } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
-import { MeshClient, startService } from '@mesh/messaging';
+import { MeshClient, startService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
 import { CreditManagerService } from '../apps/credit-manager/src/main';
 import { LedgerService } from '../apps/ledger/src/main';
@@ -51,17 +51,24 @@ async function rawChain(nc: NatsConnection, hops: number, count: number): Promis
   const closers: (() => Promise<void>)[] = [];
   for (let h = 0; h < hops; h++) {
     const durable = `bench_raw_${hops}_${h}`;
-    await jsm.consumers.add(EVENTS_STREAM, { durable_name: durable, filter_subject: subject(h), ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New });
+    await jsm.consumers.add(EVENTS_STREAM, {
+      durable_name: durable,
+      filter_subject: subject(h),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.New,
+    });
     const messages = await (await js.consumers.get(EVENTS_STREAM, durable)).consume({ max_messages: 256 });
     closers.push(() => messages.close().then(() => undefined));
-    loops.push((async () => {
-      for await (const m of messages) {
-        const hd = natsHeaders();
-        hd.set('Nats-Msg-Id', `chain${hops}-${h + 1}-${m.seq}`);
-        await js.publish(subject(h + 1), m.data, { headers: hd });
-        m.ack();
-      }
-    })());
+    loops.push(
+      (async () => {
+        for await (const m of messages) {
+          const hd = natsHeaders();
+          hd.set('Nats-Msg-Id', `chain${hops}-${h + 1}-${m.seq}`);
+          await js.publish(subject(h + 1), m.data, { headers: hd });
+          m.ack();
+        }
+      })(),
+    );
   }
   const latencies: number[] = [];
   for (let i = 0; i < count; i++) {
@@ -89,17 +96,27 @@ function follow(nc: NatsConnection, walletId: string) {
   const waiters: (() => void)[] = [];
   const wake = () => waiters.splice(0).forEach((w) => w());
   const subs = [
-    nc.subscribe(`mesh.events.wallet.${walletId}`, { callback: (_e, m) => {
-      const event = JSON.parse(Buffer.from(m.data).toString()) as { type: string; data: { chargeId?: string; balanceAfter: string } };
-      if (event.type === 'UsageDebited') seen.debits.set(event.data.chargeId!, parseAmount(event.data.balanceAfter, undefined, { allowNegative: true, allowZero: true }));
-      wake();
-    } }),
-    nc.subscribe(`mesh.events.standing.${walletId}`, { callback: (_e, m) => {
-      const atNs = process.hrtime.bigint();
-      const event = JSON.parse(Buffer.from(m.data).toString()) as { data: { to: string; balance: string; causeEventId: string } };
-      seen.standings.push({ to: event.data.to, balance: parseAmount(event.data.balance, undefined, { allowNegative: true, allowZero: true }), atNs, causeEventId: event.data.causeEventId });
-      wake();
-    } }),
+    nc.subscribe(`mesh.events.wallet.${walletId}`, {
+      callback: (_e, m) => {
+        const event = JSON.parse(Buffer.from(m.data).toString()) as { type: string; data: { chargeId?: string; balanceAfter: string } };
+        if (event.type === 'UsageDebited')
+          seen.debits.set(event.data.chargeId!, parseAmount(event.data.balanceAfter, undefined, { allowNegative: true, allowZero: true }));
+        wake();
+      },
+    }),
+    nc.subscribe(`mesh.events.standing.${walletId}`, {
+      callback: (_e, m) => {
+        const atNs = process.hrtime.bigint();
+        const event = JSON.parse(Buffer.from(m.data).toString()) as { data: { to: string; balance: string; causeEventId: string } };
+        seen.standings.push({
+          to: event.data.to,
+          balance: parseAmount(event.data.balance, undefined, { allowNegative: true, allowZero: true }),
+          atNs,
+          causeEventId: event.data.causeEventId,
+        });
+        wake();
+      },
+    }),
   ];
   const until = async (check: () => boolean, what: string, timeoutMs = 10_000) => {
     const deadline = Date.now() + timeoutMs;
@@ -117,19 +134,55 @@ function follow(nc: NatsConnection, walletId: string) {
 function sampleOf(containerId: string, walletId: string, seq: number): NewEvent {
   const windowEndMs = Date.now();
   return {
-    id: `${containerId}-${seq}`, type: 'ResourceSampled',
-    data: { sampleId: `${containerId}-${seq}`, containerId, nodeId: 'bn1', walletId, functionId: 'bf1', seq, taskId: `t${containerId}`,
-      windowStartMs: windowEndMs - 1000, windowEndMs, cpuNanos: SAMPLE_CPU_NANOS, memoryBytesAvg: 64 * MiB, memoryBytesMax: 64 * MiB,
-      cpuLimitMillis: 2000, memoryLimitBytes: 256 * MiB, final: false },
+    id: `${containerId}-${seq}`,
+    type: 'ResourceSampled',
+    data: {
+      sampleId: `${containerId}-${seq}`,
+      containerId,
+      nodeId: 'bn1',
+      walletId,
+      functionId: 'bf1',
+      seq,
+      taskId: `t${containerId}`,
+      windowStartMs: windowEndMs - 1000,
+      windowEndMs,
+      cpuNanos: SAMPLE_CPU_NANOS,
+      memoryBytesAvg: 64 * MiB,
+      memoryBytesMax: 64 * MiB,
+      cpuLimitMillis: 2000,
+      memoryLimitBytes: 256 * MiB,
+      final: false,
+    },
   };
 }
 
 async function prepareWallet(client: MeshClient, store: JetStreamEventStore, walletId: string, containerId: string) {
   await client.request(openWalletRequest, { walletId, maxDebt: WALLET.maxDebt, minBalance: WALLET.minBalance, policy: 'greedy' });
   await client.request(depositRequest, { walletId, amount: WALLET.deposit, reference: `${walletId}-dep` });
-  await store.append(`container-${containerId}`, [{ id: `started-${containerId}`, type: 'ContainerStarted', data: {
-    containerId, nodeId: 'bn1', walletId, functionId: 'bf1', dockerId: `d${containerId}`, image: 'mesh/task-base:latest', cpuMillis: 2000,
-    memoryBytes: 256 * MiB, cpuMaxMillis: 4000, cpuMinMillis: 250, coldStartMs: 1, startedAtMs: Date.now() } }], 'no_stream');
+  await store.append(
+    `container-${containerId}`,
+    [
+      {
+        id: `started-${containerId}`,
+        type: 'ContainerStarted',
+        data: {
+          containerId,
+          nodeId: 'bn1',
+          walletId,
+          functionId: 'bf1',
+          dockerId: `d${containerId}`,
+          image: 'mesh/task-base:latest',
+          cpuMillis: 2000,
+          memoryBytes: 256 * MiB,
+          cpuMaxMillis: 4000,
+          cpuMinMillis: 250,
+          coldStartMs: 1,
+          startedAtMs: Date.now(),
+        },
+      },
+    ],
+    'no_stream',
+  );
 }
 
 /** Samples one at a time (each once the previous one was debited) until suspended: latency of every crossing. */
@@ -199,7 +252,9 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
   try {
     const store = await JetStreamEventStore.connect(nc);
     const client = new MeshClient(nc);
-    log(`one sample = ${SAMPLE_CPU_NANOS} core-ns = ${SAMPLE_CHARGE_MINOR} minor units (floor); wallet: deposit ${WALLET.deposit}, minBalance ${WALLET.minBalance}, maxDebt ${WALLET.maxDebt} GRC`);
+    log(
+      `one sample = ${SAMPLE_CPU_NANOS} core-ns = ${SAMPLE_CHARGE_MINOR} minor units (floor); wallet: deposit ${WALLET.deposit}, minBalance ${WALLET.minBalance}, maxDebt ${WALLET.maxDebt} GRC`,
+    );
     log(`raw JetStream publish -> durable consumer -> publish, 1 hop and 3 hops, x${RAW_TRIALS}`);
     const raw1 = await rawChain(nc, 1, RAW_TRIALS);
     const raw3 = await rawChain(nc, 3, RAW_TRIALS);
@@ -219,12 +274,38 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     const worst = (xs: bigint[]) => xs.reduce((a, b) => (b > a ? b : a), xs[0]);
     const [p50, p99] = [percentile(latencies, 50), percentile(latencies, 99)];
     return [
-      { name: 'sample -> StandingChanged, p50', value: p50, unit: 'ms', baseline: { name: 'JetStream 3-hop chain p50', value: percentile(raw3, 50) }, goal: `p99 <= ${LATENCY_GOAL_MS} ms`, met: p99 <= LATENCY_GOAL_MS },
-      { name: 'sample -> StandingChanged, p99', value: p99, unit: 'ms', baseline: { name: 'JetStream 3-hop chain p99', value: percentile(raw3, 99) }, goal: `<= ${LATENCY_GOAL_MS} ms`, met: p99 <= LATENCY_GOAL_MS },
+      {
+        name: 'sample -> StandingChanged, p50',
+        value: p50,
+        unit: 'ms',
+        baseline: { name: 'JetStream 3-hop chain p50', value: percentile(raw3, 50) },
+        goal: `p99 <= ${LATENCY_GOAL_MS} ms`,
+        met: p99 <= LATENCY_GOAL_MS,
+      },
+      {
+        name: 'sample -> StandingChanged, p99',
+        value: p99,
+        unit: 'ms',
+        baseline: { name: 'JetStream 3-hop chain p99', value: percentile(raw3, 99) },
+        goal: `<= ${LATENCY_GOAL_MS} ms`,
+        met: p99 <= LATENCY_GOAL_MS,
+      },
       { name: 'raw JetStream 1-hop round trip, p50', value: percentile(raw1, 50), unit: 'ms' },
       { name: 'raw JetStream 1-hop round trip, p99', value: percentile(raw1, 99), unit: 'ms' },
-      { name: 'overshoot beyond max debt at suspension (worst)', value: inSamples(worst(overshoots)), unit: 'samples', goal: '<= 1 sample', met: inSamples(worst(overshoots)) <= 1 },
-      { name: `overshoot, samples every ${BURST_INTERVAL_MS} ms (worst)`, value: inSamples(worst(burst)), unit: 'samples', goal: '<= 1 sample', met: inSamples(worst(burst)) <= 1 },
+      {
+        name: 'overshoot beyond max debt at suspension (worst)',
+        value: inSamples(worst(overshoots)),
+        unit: 'samples',
+        goal: '<= 1 sample',
+        met: inSamples(worst(overshoots)) <= 1,
+      },
+      {
+        name: `overshoot, samples every ${BURST_INTERVAL_MS} ms (worst)`,
+        value: inSamples(worst(burst)),
+        unit: 'samples',
+        goal: '<= 1 sample',
+        met: inSamples(worst(burst)) <= 1,
+      },
     ];
   } finally {
     await credit.stop();

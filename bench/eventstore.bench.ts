@@ -23,9 +23,11 @@ async function timed(fn: () => Promise<number>): Promise<number> {
 /** Runs `total` jobs with at most `width` in flight. */
 async function pool(total: number, width: number, job: (i: number) => Promise<unknown>): Promise<number> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < total) await job(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < total) await job(next++);
+    }),
+  );
   return total;
 }
 
@@ -85,9 +87,30 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
 
     const ratio = (ours: number, raw: number) => ours / raw >= 0.8;
     return [
-      { name: 'append, sequential, expected version', value: oursSeq, unit: 'events/s', baseline: { name: 'js.publish', value: rawSeq }, goal: '>= 80% of raw', met: ratio(oursSeq, rawSeq) },
-      { name: `append, concurrent (${CONCURRENCY} streams)`, value: oursConc, unit: 'events/s', baseline: { name: 'js.publish', value: rawConc }, goal: '>= 80% of raw', met: ratio(oursConc, rawConc) },
-      { name: 'readAll', value: oursReadRate, unit: 'events/s', baseline: { name: 'ordered consumer', value: rawReadRate }, goal: '>= 80% of raw', met: ratio(oursReadRate, rawReadRate) },
+      {
+        name: 'append, sequential, expected version',
+        value: oursSeq,
+        unit: 'events/s',
+        baseline: { name: 'js.publish', value: rawSeq },
+        goal: '>= 80% of raw',
+        met: ratio(oursSeq, rawSeq),
+      },
+      {
+        name: `append, concurrent (${CONCURRENCY} streams)`,
+        value: oursConc,
+        unit: 'events/s',
+        baseline: { name: 'js.publish', value: rawConc },
+        goal: '>= 80% of raw',
+        met: ratio(oursConc, rawConc),
+      },
+      {
+        name: 'readAll',
+        value: oursReadRate,
+        unit: 'events/s',
+        baseline: { name: 'ordered consumer', value: rawReadRate },
+        goal: '>= 80% of raw',
+        met: ratio(oursReadRate, rawReadRate),
+      },
     ];
   } finally {
     await nc.close();

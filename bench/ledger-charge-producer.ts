@@ -15,9 +15,24 @@ const INPUT_CONCURRENCY = 64;
 const READY_TIMEOUT_MS = 30_000;
 
 export const chargeData = (i: number, users = 20) => ({
-  chargeId: `ch-c${i % 50}-${i}`, containerId: `c${i % 50}`, walletId: `u${i % users}`, functionId: 'f1', nodeId: 'n1', taskId: `t${i % 200}`,
-  sampleId: `c${i % 50}-${i}`, sampleSeq: i + 1, windowStartMs: i * 1000, windowEndMs: i * 1000 + 1000, cpuNanos: 250_000_000, memoryByteMs: '67108864000',
-  planId: 'default', planVersion: 1, currency: 'GRC', amount: '0.00041667', remainder: '1/3', providerWalletId: 'provider',
+  chargeId: `ch-c${i % 50}-${i}`,
+  containerId: `c${i % 50}`,
+  walletId: `u${i % users}`,
+  functionId: 'f1',
+  nodeId: 'n1',
+  taskId: `t${i % 200}`,
+  sampleId: `c${i % 50}-${i}`,
+  sampleSeq: i + 1,
+  windowStartMs: i * 1000,
+  windowEndMs: i * 1000 + 1000,
+  cpuNanos: 250_000_000,
+  memoryByteMs: '67108864000',
+  planId: 'default',
+  planVersion: 1,
+  currency: 'GRC',
+  amount: '0.00041667',
+  remainder: '1/3',
+  providerWalletId: 'provider',
 });
 
 type Message = { kind: 'ready' } | { kind: 'done'; seconds: number } | { kind: 'error'; message: string };
@@ -81,19 +96,31 @@ async function main(natsUrl: string, charges: number, users: number): Promise<vo
     const start = process.hrtime.bigint();
     let next = offset;
     const end = offset + charges;
-    await Promise.all(Array.from({ length: INPUT_CONCURRENCY }, async () => {
-      while (next < end) {
-        const i = next++;
-        const data = chargeData(i, users);
-        const h = natsHeaders();
-        h.set('Nats-Msg-Id', `charged-${data.chargeId}`);
-        h.set('Mesh-Revision', '0');
-        h.set('Mesh-Type', 'UsageCharged');
-        const envelope = { id: `charged-${data.chargeId}`, type: 'UsageCharged', stream: `meter-${data.containerId}-${i}`, occurredAt: new Date().toISOString(), schemaVersion: 1, correlationId: data.chargeId, causationId: data.chargeId, data, revision: 0 };
-        // One meter stream per charge, so the input side needs no per-stream ordering.
-        await js.publish(`mesh.events.meter.${data.containerId}-${i}`, Buffer.from(JSON.stringify(envelope)), { headers: h });
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: INPUT_CONCURRENCY }, async () => {
+        while (next < end) {
+          const i = next++;
+          const data = chargeData(i, users);
+          const h = natsHeaders();
+          h.set('Nats-Msg-Id', `charged-${data.chargeId}`);
+          h.set('Mesh-Revision', '0');
+          h.set('Mesh-Type', 'UsageCharged');
+          const envelope = {
+            id: `charged-${data.chargeId}`,
+            type: 'UsageCharged',
+            stream: `meter-${data.containerId}-${i}`,
+            occurredAt: new Date().toISOString(),
+            schemaVersion: 1,
+            correlationId: data.chargeId,
+            causationId: data.chargeId,
+            data,
+            revision: 0,
+          };
+          // One meter stream per charge, so the input side needs no per-stream ordering.
+          await js.publish(`mesh.events.meter.${data.containerId}-${i}`, Buffer.from(JSON.stringify(envelope)), { headers: h });
+        }
+      }),
+    );
     return Number(process.hrtime.bigint() - start) / 1e9;
   };
   process.on('message', (m: { offset?: number; stop?: boolean }) => {

@@ -13,7 +13,7 @@
 import { headers as natsHeaders, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, depositRequest, formatAmount, openWalletRequest, parseAmount, totalsRequest } from '@mesh/contracts';
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
-import { MeshClient, startService } from '@mesh/messaging';
+import { MeshClient, startService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
 import { LedgerService } from '../apps/ledger/src/main';
 import { verifyAudit } from '../apps/ledger/src/audit/verify';
@@ -53,7 +53,15 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     const js = nc.jetstream();
     const client = new MeshClient(nc);
 
-    const payload = (i: number) => Buffer.from(JSON.stringify({ id: `raw-${i}`, type: 'UsageDebited', stream: 'test-rawappend', data: { ...chargeData(i), balanceAfter: '1.5', prevHash: 'a'.repeat(64), hash: 'b'.repeat(64) } }));
+    const payload = (i: number) =>
+      Buffer.from(
+        JSON.stringify({
+          id: `raw-${i}`,
+          type: 'UsageDebited',
+          stream: 'test-rawappend',
+          data: { ...chargeData(i), balanceAfter: '1.5', prevHash: 'a'.repeat(64), hash: 'b'.repeat(64) },
+        }),
+      );
     const rawAppend = async (round: number): Promise<number> => {
       const begin = process.hrtime.bigint();
       for (let i = round * RAW_APPENDS; i < (round + 1) * RAW_APPENDS; i++) {
@@ -97,7 +105,8 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
             walletEventsOut = totals.walletEvents - before;
             break;
           }
-          if (seconds(start) * 1000 > POSTING_TIMEOUT_MS) throw new Error(`posting stalled: debited ${totals.debited}, credited ${totals.credited}, expected ${expectedTotal}`);
+          if (seconds(start) * 1000 > POSTING_TIMEOUT_MS)
+            throw new Error(`posting stalled: debited ${totals.debited}, credited ${totals.credited}, expected ${expectedTotal}`);
           await new Promise((r) => setTimeout(r, 10));
         }
         const postingSeconds = seconds(start);
@@ -107,7 +116,9 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
           eventsOut.push(walletEventsOut / postingSeconds);
         }
         const creditEvents = walletEventsOut - CHARGES;
-        log(`charges appended in ${inputSeconds.toFixed(2)} s, all posted after ${postingSeconds.toFixed(2)} s (${(CHARGES / postingSeconds).toFixed(0)}/s vs raw ${rawRate.toFixed(0)}/s): ${CHARGES} debits, ${creditEvents} UsageCredited events (${(CHARGES / creditEvents).toFixed(1)} charges each on average)`);
+        log(
+          `charges appended in ${inputSeconds.toFixed(2)} s, all posted after ${postingSeconds.toFixed(2)} s (${(CHARGES / postingSeconds).toFixed(0)}/s vs raw ${rawRate.toFixed(0)}/s): ${CHARGES} debits, ${creditEvents} UsageCredited events (${(CHARGES / creditEvents).toFixed(1)} charges each on average)`,
+        );
       }
     } finally {
       producer.stop();
@@ -138,10 +149,29 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     const [rawReadRate, adapterReadRate, replayRate] = [rawReads, adapterReads, replays].map(median);
 
     return [
-      { name: 'ledger posting, charges end to end', value: postingRate, unit: 'charges/s', baseline: { name: 'js.publish sequential', value: rawAppendRate }, goal: '>= 50% of raw append', met: postingRate / rawAppendRate >= 0.5 },
-      { name: 'ledger posting, wallet events out', value: walletEventsRate, unit: 'events/s', baseline: { name: 'js.publish sequential', value: rawAppendRate } },
+      {
+        name: 'ledger posting, charges end to end',
+        value: postingRate,
+        unit: 'charges/s',
+        baseline: { name: 'js.publish sequential', value: rawAppendRate },
+        goal: '>= 50% of raw append',
+        met: postingRate / rawAppendRate >= 0.5,
+      },
+      {
+        name: 'ledger posting, wallet events out',
+        value: walletEventsRate,
+        unit: 'events/s',
+        baseline: { name: 'js.publish sequential', value: rawAppendRate },
+      },
       { name: 'event store readAll alone (context)', value: adapterReadRate, unit: 'events/s', baseline: { name: 'ordered consumer', value: rawReadRate } },
-      { name: 'audit replay (verifyAudit)', value: replayRate, unit: 'events/s', baseline: { name: 'ordered consumer', value: rawReadRate }, goal: '>= 50% of raw read', met: replayRate / rawReadRate >= 0.5 },
+      {
+        name: 'audit replay (verifyAudit)',
+        value: replayRate,
+        unit: 'events/s',
+        baseline: { name: 'ordered consumer', value: rawReadRate },
+        goal: '>= 50% of raw read',
+        met: replayRate / rawReadRate >= 0.5,
+      },
     ];
   } finally {
     await ledger.stop();

@@ -22,14 +22,18 @@ export type BenchModule = { run(log: (line: string) => void): Promise<BenchResul
 
 function format(r: BenchResult): string {
   const v = `${r.value.toFixed(r.value < 10 ? 2 : 0)} ${r.unit}`;
-  const base = r.baseline ? `  | raw ${r.baseline.name}: ${r.baseline.value.toFixed(r.baseline.value < 10 ? 2 : 0)} ${r.unit}  | ratio ${(r.value / r.baseline.value).toFixed(2)}` : '';
+  const base = r.baseline
+    ? `  | raw ${r.baseline.name}: ${r.baseline.value.toFixed(r.baseline.value < 10 ? 2 : 0)} ${r.unit}  | ratio ${(r.value / r.baseline.value).toFixed(2)}`
+    : '';
   const goal = r.goal ? `  | goal ${r.goal}: ${r.met ? 'met' : 'NOT met'}` : '';
   return `  ${r.name.padEnd(48)} ${v}${base}${goal}`;
 }
 
 async function main() {
   const wanted = process.argv.slice(2);
-  const files = readdirSync(__dirname).filter((f) => f.endsWith('.bench.ts')).sort();
+  const files = readdirSync(__dirname)
+    .filter((f) => f.endsWith('.bench.ts'))
+    .sort();
   const chosen = wanted.length ? files.filter((f) => wanted.some((w) => f.startsWith(w))) : files;
   if (chosen.length === 0) {
     console.error(`no benchmark matches ${wanted.join(' ')}; available: ${files.map((f) => f.replace('.bench.ts', '')).join(', ')}`);

@@ -9,7 +9,7 @@
 import { AckPolicy, DeliverPolicy, headers as natsHeaders, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, listScaledContainers, type NewEvent } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
-import { MeshClient, startService } from '@mesh/messaging';
+import { MeshClient, startService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
 import { DEFAULT_POLICY } from '../apps/scaler/src/domain/scaling-policy';
 import { reactionSamples, simulate, staircase } from '../apps/scaler/src/domain/simulation';
@@ -70,7 +70,9 @@ function staircaseReactions() {
     if (i === 0) return;
     const end = step.fromSeq + STEP_SAMPLES;
     const rising = step.demandCpuMillis > steps[i - 1].demandCpuMillis;
-    const decidedAt = trace.find((s) => s.seq >= step.fromSeq && s.seq < end && s.decision && s.decision.data.toCpuMillis !== s.decision.data.fromCpuMillis)?.seq;
+    const decidedAt = trace.find(
+      (s) => s.seq >= step.fromSeq && s.seq < end && s.decision && s.decision.data.toCpuMillis !== s.decision.data.fromCpuMillis,
+    )?.seq;
     const decided = decidedAt === undefined ? Infinity : decidedAt - step.fromSeq + 1;
     const follows = reactionSamples(trace, step.fromSeq, end, rising, DEFAULT_POLICY.boundaryMillis) ?? Infinity;
     if (rising) Object.assign(worst, { riseDecided: Math.max(worst.riseDecided, decided), riseFollows: Math.max(worst.riseFollows, follows) });
@@ -81,7 +83,12 @@ function staircaseReactions() {
 
 async function rawRoundTrips(nc: NatsConnection, count: number): Promise<number[]> {
   const jsm = await nc.jetstreamManager();
-  await jsm.consumers.add(EVENTS_STREAM, { durable_name: 'bench_raw', filter_subject: 'mesh.events.test.ping', ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New });
+  await jsm.consumers.add(EVENTS_STREAM, {
+    durable_name: 'bench_raw',
+    filter_subject: 'mesh.events.test.ping',
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.New,
+  });
   const js = nc.jetstream();
   const messages = await (await js.consumers.get(EVENTS_STREAM, 'bench_raw')).consume({ max_messages: 256 });
   const loop = (async () => {
@@ -112,17 +119,48 @@ async function scalerRoundTrips(nc: NatsConnection, store: JetStreamEventStore, 
   const sample = (c: string, seq: number): NewEvent => {
     const windowEndMs = Date.now();
     return {
-      id: `${c}-${seq}`, type: 'ResourceSampled',
-      data: { sampleId: `${c}-${seq}`, ...ref(c), seq, windowStartMs: windowEndMs - 1000, windowEndMs, cpuNanos: 1_000_000_000,
-        memoryBytesAvg: 100 * MiB, memoryBytesMax: 100 * MiB, cpuLimitMillis: 1000, memoryLimitBytes: 512 * MiB, final: false },
+      id: `${c}-${seq}`,
+      type: 'ResourceSampled',
+      data: {
+        sampleId: `${c}-${seq}`,
+        ...ref(c),
+        seq,
+        windowStartMs: windowEndMs - 1000,
+        windowEndMs,
+        cpuNanos: 1_000_000_000,
+        memoryBytesAvg: 100 * MiB,
+        memoryBytesMax: 100 * MiB,
+        cpuLimitMillis: 1000,
+        memoryLimitBytes: 512 * MiB,
+        final: false,
+      },
     };
   };
   const latencies: number[] = [];
   let lastUsagePosition = 0n;
   for (let i = 0; i < count; i++) {
     const c = `bc${i}`;
-    await store.append(`container-${c}`, [{ id: `started-${c}`, type: 'ContainerStarted', data: {
-      ...ref(c), dockerId: `d${c}`, image: 'mesh/task-base:latest', cpuMillis: 1000, memoryBytes: 512 * MiB, cpuMaxMillis: 4000, cpuMinMillis: 250, coldStartMs: 1, startedAtMs: Date.now() } }], 'no_stream');
+    await store.append(
+      `container-${c}`,
+      [
+        {
+          id: `started-${c}`,
+          type: 'ContainerStarted',
+          data: {
+            ...ref(c),
+            dockerId: `d${c}`,
+            image: 'mesh/task-base:latest',
+            cpuMillis: 1000,
+            memoryBytes: 512 * MiB,
+            cpuMaxMillis: 4000,
+            cpuMinMillis: 250,
+            coldStartMs: 1,
+            startedAtMs: Date.now(),
+          },
+        },
+      ],
+      'no_stream',
+    );
     // First saturated sample: the scaler loads the container (first sight) and waits for a second one.
     await store.append(`usage-${c}`, [sample(c, 1)], 'no_stream');
     const decided = firstMessage(nc, `mesh.events.scaling.${c}`);
@@ -141,12 +179,51 @@ async function throttleRoundTrips(nc: NatsConnection, store: JetStreamEventStore
   for (let i = 0; i < count; i++) {
     const [c, w] = [`tc${i}`, `tw${i}`];
     const ref = { containerId: c, nodeId: 'bn1', walletId: w, functionId: 'bf1' };
-    await store.append(`container-${c}`, [{ id: `started-${c}`, type: 'ContainerStarted', data: {
-      ...ref, dockerId: `d${c}`, image: 'mesh/task-base:latest', cpuMillis: 2000, memoryBytes: 512 * MiB, cpuMaxMillis: 4000, cpuMinMillis: 250, coldStartMs: 1, startedAtMs: Date.now() } }], 'no_stream');
+    await store.append(
+      `container-${c}`,
+      [
+        {
+          id: `started-${c}`,
+          type: 'ContainerStarted',
+          data: {
+            ...ref,
+            dockerId: `d${c}`,
+            image: 'mesh/task-base:latest',
+            cpuMillis: 2000,
+            memoryBytes: 512 * MiB,
+            cpuMaxMillis: 4000,
+            cpuMinMillis: 250,
+            coldStartMs: 1,
+            startedAtMs: Date.now(),
+          },
+        },
+      ],
+      'no_stream',
+    );
     const windowEndMs = Date.now();
-    await store.append(`usage-${c}`, [{ id: `${c}-1`, type: 'ResourceSampled', data: {
-      sampleId: `${c}-1`, ...ref, seq: 1, windowStartMs: windowEndMs - 1000, windowEndMs, cpuNanos: 1_500_000_000,
-      memoryBytesAvg: 100 * MiB, memoryBytesMax: 100 * MiB, cpuLimitMillis: 2000, memoryLimitBytes: 512 * MiB, final: false } }], 'no_stream');
+    await store.append(
+      `usage-${c}`,
+      [
+        {
+          id: `${c}-1`,
+          type: 'ResourceSampled',
+          data: {
+            sampleId: `${c}-1`,
+            ...ref,
+            seq: 1,
+            windowStartMs: windowEndMs - 1000,
+            windowEndMs,
+            cpuNanos: 1_500_000_000,
+            memoryBytesAvg: 100 * MiB,
+            memoryBytesMax: 100 * MiB,
+            cpuLimitMillis: 2000,
+            memoryLimitBytes: 512 * MiB,
+            final: false,
+          },
+        },
+      ],
+      'no_stream',
+    );
     // Until the scaler tracks the container (first sight loads it from the log).
     for (let polls = 0; ; polls++) {
       const { containers } = await client.request(listScaledContainers, { walletId: w });
@@ -156,9 +233,29 @@ async function throttleRoundTrips(nc: NatsConnection, store: JetStreamEventStore
     }
     const decided = firstMessage(nc, `mesh.events.scaling.${c}`);
     const start = process.hrtime.bigint();
-    ({ position: settleAt.scaler_standing } = await store.append(`standing-${w}`, [{ id: `standing-${w}-0`, type: 'StandingChanged', data: {
-      walletId: w, from: 'normal', to: 'overdrawn', balance: '-0.01', currency: 'GRC', maxDebt: '0.5', minBalance: '0', policy: 'greedy',
-      causeEventId: `cause-${w}`, causeRevision: 0, changedAtMs: Date.now() } }], 'no_stream'));
+    ({ position: settleAt.scaler_standing } = await store.append(
+      `standing-${w}`,
+      [
+        {
+          id: `standing-${w}-0`,
+          type: 'StandingChanged',
+          data: {
+            walletId: w,
+            from: 'normal',
+            to: 'overdrawn',
+            balance: '-0.01',
+            currency: 'GRC',
+            maxDebt: '0.5',
+            minBalance: '0',
+            policy: 'greedy',
+            causeEventId: `cause-${w}`,
+            causeRevision: 0,
+            changedAtMs: Date.now(),
+          },
+        },
+      ],
+      'no_stream',
+    ));
     await decided;
     latencies.push(ms(start));
   }
@@ -167,7 +264,9 @@ async function throttleRoundTrips(nc: NatsConnection, store: JetStreamEventStore
 
 export async function run(log: (line: string) => void): Promise<BenchResult[]> {
   const reaction = staircaseReactions();
-  log(`staircase (pure decider): rise decided after ${reaction.riseDecided} samples, followed after ${reaction.riseFollows}; fall decided after ${reaction.fallDecided}, followed after ${reaction.fallFollows}`);
+  log(
+    `staircase (pure decider): rise decided after ${reaction.riseDecided} samples, followed after ${reaction.riseFollows}; fall decided after ${reaction.fallDecided}, followed after ${reaction.fallFollows}`,
+  );
 
   const server = await NatsServerProcess.start();
   const nc = await server.connect('bench-scaler');
@@ -185,11 +284,44 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     const [rawP50, rawP99, oursP50, oursP99] = [percentile(raw, 50), percentile(raw, 99), percentile(ours, 50), percentile(ours, 99)];
     const intervalMs = 1000;
     return [
-      { name: 'staircase rise -> ScalingDecided', value: reaction.riseDecided, unit: 'samples', goal: `<= ${DEFAULT_POLICY.scaleUpSamples} samples (reference: 20-30 s)`, met: reaction.riseDecided <= DEFAULT_POLICY.scaleUpSamples },
-      { name: 'staircase fall -> ScalingDecided', value: reaction.fallDecided, unit: 'samples', goal: `<= ${DEFAULT_POLICY.scaleDownSamples} samples (reference: ~60 s)`, met: reaction.fallDecided <= DEFAULT_POLICY.scaleDownSamples },
-      { name: 'sample -> ScalingDecided, p50', value: oursP50, unit: 'ms', baseline: { name: 'JetStream round trip p50', value: rawP50 }, goal: `< 10% of a ${intervalMs} ms sample interval`, met: oursP50 < intervalMs / 10 },
-      { name: 'sample -> ScalingDecided, p99', value: oursP99, unit: 'ms', baseline: { name: 'JetStream round trip p99', value: rawP99 }, goal: `< 10% of a ${intervalMs} ms sample interval`, met: oursP99 < intervalMs / 10 },
-      { name: 'overdrawn -> throttle decision, p99', value: percentile(throttle, 99), unit: 'ms', baseline: { name: 'JetStream round trip p99', value: rawP99 }, goal: '< 100 ms (sub-second throttle)', met: percentile(throttle, 99) < 100 },
+      {
+        name: 'staircase rise -> ScalingDecided',
+        value: reaction.riseDecided,
+        unit: 'samples',
+        goal: `<= ${DEFAULT_POLICY.scaleUpSamples} samples (reference: 20-30 s)`,
+        met: reaction.riseDecided <= DEFAULT_POLICY.scaleUpSamples,
+      },
+      {
+        name: 'staircase fall -> ScalingDecided',
+        value: reaction.fallDecided,
+        unit: 'samples',
+        goal: `<= ${DEFAULT_POLICY.scaleDownSamples} samples (reference: ~60 s)`,
+        met: reaction.fallDecided <= DEFAULT_POLICY.scaleDownSamples,
+      },
+      {
+        name: 'sample -> ScalingDecided, p50',
+        value: oursP50,
+        unit: 'ms',
+        baseline: { name: 'JetStream round trip p50', value: rawP50 },
+        goal: `< 10% of a ${intervalMs} ms sample interval`,
+        met: oursP50 < intervalMs / 10,
+      },
+      {
+        name: 'sample -> ScalingDecided, p99',
+        value: oursP99,
+        unit: 'ms',
+        baseline: { name: 'JetStream round trip p99', value: rawP99 },
+        goal: `< 10% of a ${intervalMs} ms sample interval`,
+        met: oursP99 < intervalMs / 10,
+      },
+      {
+        name: 'overdrawn -> throttle decision, p99',
+        value: percentile(throttle, 99),
+        unit: 'ms',
+        baseline: { name: 'JetStream round trip p99', value: rawP99 },
+        goal: '< 100 ms (sub-second throttle)',
+        met: percentile(throttle, 99) < 100,
+      },
     ];
   } finally {
     // Let the scaler finish the event it is handling: stopping mid-handler can hang the transport's close.

@@ -12,7 +12,7 @@
 import type { NatsConnection } from 'nats';
 import { FUNCTION_DEFAULTS, NodeRegistered, StandingChanged, WalletOpened, eventOf, heartbeatSubject, type RecordedEvent } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
-import { MeshClient, encodeJson, startService } from '@mesh/messaging';
+import { MeshClient, encodeJson, startService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
 import { SchedulerService } from '../apps/scheduler/src/main';
 import { fnSpec } from '../apps/scheduler/src/domain/fixtures';
@@ -35,14 +35,24 @@ function percentile(sorted: number[], p: number): number {
 function loadedView(): SchedulerView {
   const view = new SchedulerView(0);
   const apply = (stream: string, type: string, data: object, revision = 0) => view.apply({ stream, type, revision, data } as FoldedEvent);
-  for (let f = 0; f < FUNCTIONS; f++) apply(`function-f${f}`, 'FunctionDeployed', fnSpec({ functionId: `f${f}`, cpuInitialMillis: 250, memoryBytes: 64 * 1024 * 1024 }));
-  for (let n = 0; n < NODES; n++) apply(`node-n${n}`, 'NodeRegistered', { nodeId: `n${n}`, cpuMillis: 32_000, memoryBytes: 16 * GiB, labels: {}, registeredAtMs: 0 });
+  for (let f = 0; f < FUNCTIONS; f++)
+    apply(`function-f${f}`, 'FunctionDeployed', fnSpec({ functionId: `f${f}`, cpuInitialMillis: 250, memoryBytes: 64 * 1024 * 1024 }));
+  for (let n = 0; n < NODES; n++)
+    apply(`node-n${n}`, 'NodeRegistered', { nodeId: `n${n}`, cpuMillis: 32_000, memoryBytes: 16 * GiB, labels: {}, registeredAtMs: 0 });
   for (let w = 0; w < WALLETS; w++) {
     apply(`wallet-w${w}`, 'WalletOpened', { walletId: `w${w}`, kind: 'user', policy: 'greedy' });
     apply(`standing-w${w}`, 'StandingChanged', { walletId: `w${w}`, to: 'normal' });
   }
   for (let t = 0; t < TASKS; t++) {
-    apply(`task-t${t}`, 'TaskSubmitted', { taskId: `t${t}`, functionId: `f${t % FUNCTIONS}`, walletId: `w${Math.floor(t / FUNCTIONS) % WALLETS}`, input: { inline: '' }, priority: t % 3, maxAttempts: 3, submittedAtMs: t });
+    apply(`task-t${t}`, 'TaskSubmitted', {
+      taskId: `t${t}`,
+      functionId: `f${t % FUNCTIONS}`,
+      walletId: `w${Math.floor(t / FUNCTIONS) % WALLETS}`,
+      input: { inline: '' },
+      priority: t % 3,
+      maxAttempts: 3,
+      submittedAtMs: t,
+    });
   }
   return view;
 }
@@ -58,8 +68,15 @@ function placementThroughput(log: (line: string) => void): BenchResult[] {
 
   // Raw: the placement function alone on 100 idle nodes (no pool, no fold, no reservation).
   const nodes: PlacementNode[] = Array.from({ length: NODES }, (_, n) => ({
-    nodeId: `n${n}`, schedulable: true, cpuMillis: 32_000, memoryBytes: 16 * GiB, reservedCpuMillis: (n * 37) % 16_000, reservedMemoryBytes: 0,
-    idleKeys: new Set<string>(), busyKeys: new Map<string, number>(), reliability: 1,
+    nodeId: `n${n}`,
+    schedulable: true,
+    cpuMillis: 32_000,
+    memoryBytes: 16 * GiB,
+    reservedCpuMillis: (n * 37) % 16_000,
+    reservedMemoryBytes: 0,
+    idleKeys: new Set<string>(),
+    busyKeys: new Map<string, number>(),
+    reliability: 1,
   }));
   const rawStart = process.hrtime.bigint();
   let sink = 0;
@@ -68,14 +85,16 @@ function placementThroughput(log: (line: string) => void): BenchResult[] {
     if (p.ok) sink++;
   }
   const rawPerSecond = sink / (Number(process.hrtime.bigint() - rawStart) / 1e9);
-  return [{
-    name: `placements/s (${NODES} nodes, ${TASKS} pending, pool+place+fold)`,
-    value: perSecond,
-    unit: 'placements/s',
-    baseline: { name: 'place() alone', value: rawPerSecond },
-    goal: '>= 1000/s',
-    met: perSecond >= 1000,
-  }];
+  return [
+    {
+      name: `placements/s (${NODES} nodes, ${TASKS} pending, pool+place+fold)`,
+      value: perSecond,
+      unit: 'placements/s',
+      baseline: { name: 'place() alone', value: rawPerSecond },
+      goal: '>= 1000/s',
+      met: perSecond >= 1000,
+    },
+  ];
 }
 
 async function dispatchLatency(log: (line: string) => void): Promise<BenchResult[]> {
@@ -84,9 +103,20 @@ async function dispatchLatency(log: (line: string) => void): Promise<BenchResult
   const store = await JetStreamEventStore.connect(nc);
   const scheduler = await startService(SchedulerService, { NATS_URL: server.url, LOG_LEVEL: 'error' });
   await scheduler.nc.flush(); // its request subscriptions are in place on the server
-  const beat = () => nc.publish(heartbeatSubject('bench-node'), encodeJson({
-    nodeId: 'bench-node', atMs: Date.now(), cpuMillis: 64_000, memoryBytes: 64 * GiB, usedCpuMillis: 0, usedMemoryBytes: 0, runningContainers: 0, idleContainers: [],
-  }));
+  const beat = () =>
+    nc.publish(
+      heartbeatSubject('bench-node'),
+      encodeJson({
+        nodeId: 'bench-node',
+        atMs: Date.now(),
+        cpuMillis: 64_000,
+        memoryBytes: 64 * GiB,
+        usedCpuMillis: 0,
+        usedMemoryBytes: 0,
+        runningContainers: 0,
+        idleContainers: [],
+      }),
+    );
   const beats = setInterval(beat, 500);
   const waiters = new Map<string, (atNs: bigint) => void>();
   const subscription = store.subscribe({ after: await store.headPosition(), categories: ['task', 'test'] }, (event: RecordedEvent) => {
@@ -96,15 +126,62 @@ async function dispatchLatency(log: (line: string) => void): Promise<BenchResult
   const arrival = (key: string) => new Promise<bigint>((resolve) => waiters.set(key, resolve));
   try {
     const client = new MeshClient(nc);
-    await store.append('node-bench-node', [eventOf(NodeRegistered, 'bench-node-registered', { nodeId: 'bench-node', cpuMillis: 64_000, memoryBytes: 64 * GiB, labels: {}, registeredAtMs: Date.now() })], 'any');
+    await store.append(
+      'node-bench-node',
+      [
+        eventOf(NodeRegistered, 'bench-node-registered', {
+          nodeId: 'bench-node',
+          cpuMillis: 64_000,
+          memoryBytes: 64 * GiB,
+          labels: {},
+          registeredAtMs: Date.now(),
+        }),
+      ],
+      'any',
+    );
     beat();
-    await store.append('wallet-bench', [eventOf(WalletOpened, 'bench-opened', {
-      walletId: 'bench', currency: 'GRC', balanceAfter: '100', prevHash: '0'.repeat(64), kind: 'user', maxDebt: '0.5', minBalance: '0', policy: 'greedy', openedAtMs: Date.now(),
-    })], 'any');
-    await store.append('standing-bench', [eventOf(StandingChanged, 'bench-standing', {
-      walletId: 'bench', from: null, to: 'normal', balance: '100', currency: 'GRC', maxDebt: '0.5', minBalance: '0', policy: 'greedy', causeEventId: 'bench-opened', causeRevision: 0, changedAtMs: Date.now(),
-    })], 'any');
-    await client.requestRaw('mesh.api.scheduler.deploy-function', { functionId: 'bench-fn', image: 'mesh/task-base:latest', script: 'true', cpuInitialMillis: FUNCTION_DEFAULTS.cpuMinMillis });
+    await store.append(
+      'wallet-bench',
+      [
+        eventOf(WalletOpened, 'bench-opened', {
+          walletId: 'bench',
+          currency: 'GRC',
+          balanceAfter: '100',
+          prevHash: '0'.repeat(64),
+          kind: 'user',
+          maxDebt: '0.5',
+          minBalance: '0',
+          policy: 'greedy',
+          openedAtMs: Date.now(),
+        }),
+      ],
+      'any',
+    );
+    await store.append(
+      'standing-bench',
+      [
+        eventOf(StandingChanged, 'bench-standing', {
+          walletId: 'bench',
+          from: null,
+          to: 'normal',
+          balance: '100',
+          currency: 'GRC',
+          maxDebt: '0.5',
+          minBalance: '0',
+          policy: 'greedy',
+          causeEventId: 'bench-opened',
+          causeRevision: 0,
+          changedAtMs: Date.now(),
+        }),
+      ],
+      'any',
+    );
+    await client.requestRaw('mesh.api.scheduler.deploy-function', {
+      functionId: 'bench-fn',
+      image: 'mesh/task-base:latest',
+      script: 'true',
+      cpuInitialMillis: FUNCTION_DEFAULTS.cpuMinMillis,
+    });
     const ours: number[] = [];
     const raw: number[] = [];
     log(`submit-to-dispatch x${LATENCY_SAMPLES}, one at a time (each cancelled after its dispatch to free the container)`);
@@ -127,8 +204,18 @@ async function dispatchLatency(log: (line: string) => void): Promise<BenchResult
     ours.sort((a, b) => a - b);
     raw.sort((a, b) => a - b);
     return [
-      { name: 'submit-to-dispatch latency p50', value: percentile(ours, 50), unit: 'ms', baseline: { name: 'append+subscribe round trip p50', value: percentile(raw, 50) } },
-      { name: 'submit-to-dispatch latency p99', value: percentile(ours, 99), unit: 'ms', baseline: { name: 'append+subscribe round trip p99', value: percentile(raw, 99) } },
+      {
+        name: 'submit-to-dispatch latency p50',
+        value: percentile(ours, 50),
+        unit: 'ms',
+        baseline: { name: 'append+subscribe round trip p50', value: percentile(raw, 50) },
+      },
+      {
+        name: 'submit-to-dispatch latency p99',
+        value: percentile(ours, 99),
+        unit: 'ms',
+        baseline: { name: 'append+subscribe round trip p99', value: percentile(raw, 99) },
+      },
     ];
   } finally {
     clearInterval(beats);

@@ -1,6 +1,6 @@
 import { connect, type NatsConnection } from 'nats';
 import { JetStreamEventStore } from '@mesh/eventstore';
-import { MeshClient, RequestError } from '@mesh/messaging';
+import { MeshClient, RequestError } from '@mesh/runtime';
 import { CliError } from './output';
 
 export const natsUrl = () => process.env.NATS_URL ?? 'nats://127.0.0.1:4222';

@@ -17,10 +17,13 @@ export function buildProgram(): Command {
     // The runtime (bin/runtime.js): compiled dist/ when fresh, else the sources through ts-node.
     .version(`0.1.0 (${process.env.MESH_RUNTIME === 'compiled' ? 'compiled dist' : 'from source'})`)
     .option('--json', 'print machine-readable JSON on stdout')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Environment: NATS_URL (default nats://127.0.0.1:4222), MESH_DATA_DIR (default ./.data)
 Exit codes: 0 success, 1 the operation failed, 2 usage error.
-Start here: mesh up --detach && mesh demo`)
+Start here: mesh up --detach && mesh demo`,
+    )
     .hook('preAction', (cmd) => {
       setJson(Boolean(cmd.optsWithGlobals().json));
     });
@@ -65,7 +68,7 @@ export async function main(argv = process.argv): Promise<number> {
   }
 }
 
-if (require.main === module || /mesh(\.js)?$/.test(process.argv[1] ?? "")) {
+if (require.main === module || /mesh(\.js)?$/.test(process.argv[1] ?? '')) {
   // Commands that keep running (foreground `mesh up`, `events tail`) simply never resolve.
   // Exit only once stdout has drained: a pipe takes 64 KiB at a time, and exiting earlier cuts long
   // --json output short.

@@ -6,7 +6,10 @@ export const EXIT_USAGE = 2;
 export class UsageError extends Error {}
 /** An operation that failed; `hint` says what to do about it. */
 export class CliError extends Error {
-  constructor(message: string, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
     super(message);
   }
 }

@@ -66,7 +66,12 @@ export function provision(step: 'up' | 'down' | 'install' | 'docker' | 'nats-up'
 }
 
 /** The node id of this machine's container-manager. */
-export const localNodeId = () => (process.env.NODE_ID ?? hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64)) || 'local';
+export const localNodeId = () =>
+  (process.env.NODE_ID ??
+    hostname()
+      .replace(/[^A-Za-z0-9_-]/g, '-')
+      .slice(0, 64)) ||
+  'local';
 
 /** Node arguments that run one service: compiled when dist/ is fresh (starts in a fraction of the time), else from source. */
 function serviceCommand(service: ServiceName): string[] {
@@ -107,7 +112,10 @@ export async function status(timeoutMs = 1000): Promise<ServiceStatus[]> {
         if (!nc) return s;
         const reply = await nc.request(`mesh.api.${service}.health`, new Uint8Array(), { timeout: timeoutMs }).catch(() => undefined);
         if (reply) {
-          const body = JSON.parse(Buffer.from(reply.data).toString()) as { ok: boolean; data: { status: string; uptimeMs: number; positions: Record<string, string> } };
+          const body = JSON.parse(Buffer.from(reply.data).toString()) as {
+            ok: boolean;
+            data: { status: string; uptimeMs: number; positions: Record<string, string> };
+          };
           s.healthy = body.ok && body.data.status === 'ok';
           s.uptimeMs = body.data.uptimeMs;
           s.positions = body.data.positions;

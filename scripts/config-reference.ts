@@ -12,7 +12,8 @@ export function configReference(): string {
   }
   const lines = ['| variable | service | default | meaning |', '| --- | --- | --- | --- |'];
   for (const [service, spec] of sections) {
-    for (const row of describeConfig(spec)) lines.push(`| \`${row.variable}\` | ${service} | ${row.default ? `\`${row.default}\`` : ''} | ${row.description} |`);
+    for (const row of describeConfig(spec))
+      lines.push(`| \`${row.variable}\` | ${service} | ${row.default ? `\`${row.default}\`` : ''} | ${row.description} |`);
   }
   return lines.join('\n');
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { RequestError } from '@mesh/messaging';
+import { RequestError } from '@mesh/runtime';
 import { auditRequest } from '@mesh/contracts';
 import { formatAuditReport, verifyAudit, type AuditReport } from '../../apps/ledger/src/audit';
 import { withClient } from '../connection';

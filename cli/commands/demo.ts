@@ -1,6 +1,6 @@
 import { cpus } from 'node:os';
 import type { Command } from 'commander';
-import { MeshClient } from '@mesh/messaging';
+import { MeshClient } from '@mesh/runtime';
 import { withStore } from '../connection';
 import { SCENARIOS, prepare, runScenario, type ScenarioName, type ScenarioSummary } from '../demo/scenarios';
 import { UsageError, emit, progress, table } from '../output';
@@ -28,17 +28,24 @@ export function registerDemo(program: Command) {
     .command('demo')
     .description("run the reference system's stress experiments on the local stack, then print a summary and write the report")
     .option('--scenario <name>', `normal | debt | abort | all`, 'all')
-    .option('--speed <factor>', 'divide every duration by this whole number (prices are multiplied by it, so the money story is the same)', String(DEFAULT_SPEED))
+    .option(
+      '--speed <factor>',
+      'divide every duration by this whole number (prices are multiplied by it, so the money story is the same)',
+      String(DEFAULT_SPEED),
+    )
     .option('--image <image>', 'image of the stress function', 'mesh/task-base:latest')
     .option('--out <dir>', 'folder for the report', 'reports')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Scenarios (the reference system's, at --speed 1; '<cores>-<seconds>' per task):
   normal  4 GRC: 1-150 2-100 3-250 2-200 1-400; idle stop; +2 GRC: 3-100 1-200 2-100 1-300. All succeed, never in debt.
   debt    the same with 1 GRC: overdrawn during the third task (throttled), the rest wait for the +2 GRC deposit;
           when the second batch drains the wallet again, 1 GRC top-ups let the waiting tasks finish.
   abort   one 3-1000 task with 1 GRC: throttled, then suspended at max debt 0.5: aborted, requeued, runs again after a deposit.
 On a node with fewer than 3 cores, a task asking more runs longer so it does the reference's
-core-seconds (its cost is the reference's). Starts the stack (mesh up) when it is not running.`)
+core-seconds (its cost is the reference's). Starts the stack (mesh up) when it is not running.`,
+    )
     .action(async (o: { scenario: string; speed: string; image: string; out: string }) => {
       if (!/^[1-9]\d{0,3}$/.test(o.speed)) throw new UsageError('--speed must be a whole number from 1 to 9999');
       const speed = Number(o.speed);
@@ -51,7 +58,11 @@ core-seconds (its cost is the reference's). Starts the stack (mesh up) when it i
         startServices(env);
         await waitHealthy();
       } else {
-        progress(`stack already running: its own IDLE_TIMEOUT_MS/SAMPLE_INTERVAL_MS apply (for --speed ${speed} start it with ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')})`);
+        progress(
+          `stack already running: its own IDLE_TIMEOUT_MS/SAMPLE_INTERVAL_MS apply (for --speed ${speed} start it with ${Object.entries(env)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')})`,
+        );
       }
       await withStore(async (store, nc) => {
         const client = new MeshClient(nc, 15_000);
@@ -63,7 +74,20 @@ core-seconds (its cost is the reference's). Starts the stack (mesh up) when it i
         const report = await writeReport(store, o.out, `mesh demo: ${chosen.join(', ')} (speed ${speed})`, demoStart);
         emit({ speed, summaries, report: report.file }, () => {
           console.log('');
-          table(summaries.map((s) => ({ scenario: s.scenario, result: s.ok ? 'ok' : 'FAILED', succeeded: s.tasksSucceeded, aborted: s.aborts, requeued: s.requeues, 'min balance': s.minBalance, 'final balance': s.finalBalance, 'throttled at': s.throttledAtS === undefined ? '-' : `${s.throttledAtS}s`, 'suspended at': s.suspendedAtS === undefined ? '-' : `${s.suspendedAtS}s`, took: `${s.durationS}s` })));
+          table(
+            summaries.map((s) => ({
+              scenario: s.scenario,
+              result: s.ok ? 'ok' : 'FAILED',
+              succeeded: s.tasksSucceeded,
+              aborted: s.aborts,
+              requeued: s.requeues,
+              'min balance': s.minBalance,
+              'final balance': s.finalBalance,
+              'throttled at': s.throttledAtS === undefined ? '-' : `${s.throttledAtS}s`,
+              'suspended at': s.suspendedAtS === undefined ? '-' : `${s.suspendedAtS}s`,
+              took: `${s.durationS}s`,
+            })),
+          );
           for (const s of summaries.filter((x) => !x.ok)) console.log(`\n${s.scenario}: ${s.error}`);
           console.log(`\nreport: ${report.file}`);
         });

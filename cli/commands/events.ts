@@ -19,7 +19,10 @@ export function subjectFilter(filter?: string): string | undefined {
 export function eventLine(e: ReturnType<typeof decode>): string {
   const d = e.data as Record<string, unknown>;
   const keys = ['amount', 'balanceAfter', 'to', 'state', 'reason', 'taskId', 'attempt', 'nodeId', 'cpuNanos', 'fromCpuMillis', 'toCpuMillis', 'exitCode'];
-  const detail = keys.filter((k) => d?.[k] !== undefined).map((k) => `${k}=${d[k]}`).join(' ');
+  const detail = keys
+    .filter((k) => d?.[k] !== undefined)
+    .map((k) => `${k}=${d[k]}`)
+    .join(' ');
   return `${e.occurredAt.slice(11, 23)}  #${e.position}  ${e.stream.padEnd(28)} ${e.type.padEnd(20)} ${detail}`;
 }
 

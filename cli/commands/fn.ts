@@ -61,8 +61,19 @@ export function registerFn(program: Command) {
     .action(() =>
       withClient(async (client) => {
         const result = await call(client, 'mesh.query.scheduler.functions', {});
-        const rows = (Array.isArray(result) ? result : result?.functions ?? []) as Record<string, unknown>[];
-        emit(result, () => table(rows.map((f) => ({ function: f.functionId, version: f.version, image: f.image, cpu: `${f.cpuMinMillis}-${f.cpuMaxMillis}m`, memory: f.memoryBytes, timeoutMs: f.timeoutMs }))));
+        const rows = (Array.isArray(result) ? result : (result?.functions ?? [])) as Record<string, unknown>[];
+        emit(result, () =>
+          table(
+            rows.map((f) => ({
+              function: f.functionId,
+              version: f.version,
+              image: f.image,
+              cpu: `${f.cpuMinMillis}-${f.cpuMaxMillis}m`,
+              memory: f.memoryBytes,
+              timeoutMs: f.timeoutMs,
+            })),
+          ),
+        );
       }),
     );
 }

@@ -25,7 +25,8 @@ interface PlanVersion {
 export function registerPlan(program: Command) {
   const plan = program.command('plan').description('price plans: what a core-hour, a GiB-hour and an invocation cost (credit-manager)');
 
-  plan.command('set <planId>')
+  plan
+    .command('set <planId>')
     .description('set a price plan, or a new version of it from --from on (charges already made are not repriced; the same prices again is a no-op)')
     .requiredOption('--cpu <price>', 'price of one core-hour of CPU, in GRC (e.g. 0.6); must be > 0')
     .option('--memory <price>', 'price of one GiB-hour of memory (default 0)')
@@ -35,21 +36,34 @@ export function registerPlan(program: Command) {
     .option('--from <when>', 'takes effect from this moment: epoch ms or ISO date (default now)', parseWhen)
     .action((planId: string, o: { cpu: string; memory?: string; invocation?: string; billing?: string; function?: string; from?: number }) =>
       withClient(async (client) => {
-        if (o.billing !== undefined && o.billing !== 'used' && o.billing !== 'allocated') throw new UsageError(`--billing must be used or allocated, got "${o.billing}"`);
+        if (o.billing !== undefined && o.billing !== 'used' && o.billing !== 'allocated')
+          throw new UsageError(`--billing must be used or allocated, got "${o.billing}"`);
         const body = {
-          planId, cpuPerCoreHour: o.cpu, memoryPerGibHour: o.memory, perInvocation: o.invocation, billing: o.billing, functionId: o.function, effectiveFromMs: o.from,
+          planId,
+          cpuPerCoreHour: o.cpu,
+          memoryPerGibHour: o.memory,
+          perInvocation: o.invocation,
+          billing: o.billing,
+          functionId: o.function,
+          effectiveFromMs: o.from,
         };
-        const result = (await call(client, 'mesh.api.credit-manager.set-price-plan', JSON.parse(JSON.stringify(body)))) as { plan: PlanVersion; changed: boolean };
+        const result = (await call(client, 'mesh.api.credit-manager.set-price-plan', JSON.parse(JSON.stringify(body)))) as {
+          plan: PlanVersion;
+          changed: boolean;
+        };
         emit(result, () => {
           const p = result.plan;
-          console.log(result.changed
-            ? `price plan ${p.planId} version ${p.version}: ${p.cpuPerCoreHour} ${p.currency}/core-hour, ${p.memoryPerGibHour}/GiB-hour, ${p.perInvocation}/invocation, billing ${p.billing}, from ${new Date(p.effectiveFromMs).toISOString()}`
-            : `price plan ${p.planId} unchanged (version ${p.version} has these prices)`);
+          console.log(
+            result.changed
+              ? `price plan ${p.planId} version ${p.version}: ${p.cpuPerCoreHour} ${p.currency}/core-hour, ${p.memoryPerGibHour}/GiB-hour, ${p.perInvocation}/invocation, billing ${p.billing}, from ${new Date(p.effectiveFromMs).toISOString()}`
+              : `price plan ${p.planId} unchanged (version ${p.version} has these prices)`,
+          );
         });
       }),
     );
 
-  plan.command('list [planId]')
+  plan
+    .command('list [planId]')
     .description('every price plan (or one) with the version in effect now, and the plan each known function is priced with')
     .action((planId: string | undefined) =>
       withClient(async (client) => {
@@ -58,10 +72,17 @@ export function registerPlan(program: Command) {
           functions: { functionId: string; planId: string; planVersion: number }[];
         };
         emit(result, () => {
-          table(result.plans.map((p) => ({
-            plan: p.planId, versions: p.versions.length, current: p.current ? `v${p.current.version}` : '(none yet)',
-            cpuPerCoreHour: p.current?.cpuPerCoreHour ?? '', memoryPerGibHour: p.current?.memoryPerGibHour ?? '', perInvocation: p.current?.perInvocation ?? '', billing: p.current?.billing ?? '',
-          })));
+          table(
+            result.plans.map((p) => ({
+              plan: p.planId,
+              versions: p.versions.length,
+              current: p.current ? `v${p.current.version}` : '(none yet)',
+              cpuPerCoreHour: p.current?.cpuPerCoreHour ?? '',
+              memoryPerGibHour: p.current?.memoryPerGibHour ?? '',
+              perInvocation: p.current?.perInvocation ?? '',
+              billing: p.current?.billing ?? '',
+            })),
+          );
           if (result.functions.length > 0) {
             console.log('');
             table(result.functions.map((f) => ({ function: f.functionId, plan: f.planId, version: f.planVersion })));

@@ -8,7 +8,12 @@ import { renderReport } from '../report/html';
 import { buildReportModel } from '../report/model';
 
 /** Reads the whole log and writes the HTML report; returns the file path. */
-export async function writeReport(store: Parameters<typeof readAllPaged>[0], outDir: string, title?: string, fromPosition = 1n): Promise<{ file: string; events: number }> {
+export async function writeReport(
+  store: Parameters<typeof readAllPaged>[0],
+  outDir: string,
+  title?: string,
+  fromPosition = 1n,
+): Promise<{ file: string; events: number }> {
   const events = [];
   for await (const e of readAllPaged(store, fromPosition)) {
     events.push(e);

@@ -5,7 +5,16 @@ import { LOG_DIR, provision, startServices, status, stopServices, waitHealthy } 
 const fmtUptime = (ms?: number) => (ms === undefined ? '' : ms < 60_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`);
 
 export function printStatus(all: Awaited<ReturnType<typeof status>>) {
-  table(all.map((s) => ({ service: s.service, pid: s.pid ?? '', process: s.running ? 'running' : 'stopped', health: s.healthy ? 'ok' : '-', uptime: fmtUptime(s.uptimeMs), log: s.log })));
+  table(
+    all.map((s) => ({
+      service: s.service,
+      pid: s.pid ?? '',
+      process: s.running ? 'running' : 'stopped',
+      health: s.healthy ? 'ok' : '-',
+      uptime: fmtUptime(s.uptimeMs),
+      log: s.log,
+    })),
+  );
 }
 
 export function registerStack(program: Command) {

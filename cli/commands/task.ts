@@ -41,7 +41,13 @@ export function registerTask(program: Command) {
         } catch (err) {
           throw new UsageError(`--input: cannot read ${o.input}: ${(err as Error).message}`);
         }
-        const body = { functionId: fn, walletId: o.wallet, input: await inputFor(nc, fn, bytes), priority: Number(o.priority), ...(o.id ? { taskId: o.id } : {}) };
+        const body = {
+          functionId: fn,
+          walletId: o.wallet,
+          input: await inputFor(nc, fn, bytes),
+          priority: Number(o.priority),
+          ...(o.id ? { taskId: o.id } : {}),
+        };
         const submitted = await call(client, 'mesh.api.scheduler.submit-task', body);
         const taskId = submitted.taskId as string;
         if (!o.wait) {
@@ -93,9 +99,15 @@ export function registerTask(program: Command) {
     .option('--limit <n>', 'at most this many', '100')
     .action((o: { wallet?: string; state?: string; limit: string }) =>
       withClient(async (client) => {
-        const result = await call(client, 'mesh.query.scheduler.tasks', JSON.parse(JSON.stringify({ walletId: o.wallet, state: o.state, limit: Number(o.limit) })));
-        const rows = (Array.isArray(result) ? result : result?.tasks ?? []) as Record<string, unknown>[];
-        emit(result, () => table(rows.map((t) => ({ task: t.taskId, function: t.functionId, wallet: t.walletId, state: t.state, attempt: t.attempt, node: t.nodeId ?? '' }))));
+        const result = await call(
+          client,
+          'mesh.query.scheduler.tasks',
+          JSON.parse(JSON.stringify({ walletId: o.wallet, state: o.state, limit: Number(o.limit) })),
+        );
+        const rows = (Array.isArray(result) ? result : (result?.tasks ?? [])) as Record<string, unknown>[];
+        emit(result, () =>
+          table(rows.map((t) => ({ task: t.taskId, function: t.functionId, wallet: t.walletId, state: t.state, attempt: t.attempt, node: t.nodeId ?? '' }))),
+        );
       }),
     );
 
@@ -106,7 +118,8 @@ export function registerTask(program: Command) {
     .action((taskId: string, o: { out?: string }) =>
       withClient(async (client, nc) => {
         const t = await call(client, 'mesh.query.scheduler.task', { taskId });
-        if (!t.outputRef) throw new CliError(`task ${taskId} has no output (state ${t.state})`, t.state === 'succeeded' ? undefined : 'only finished tasks have output');
+        if (!t.outputRef)
+          throw new CliError(`task ${taskId} has no output (state ${t.state})`, t.state === 'succeeded' ? undefined : 'only finished tasks have output');
         const { readExecutionOutput } = await import('../../apps/container-manager/src/storage/object-io');
         const output = await readExecutionOutput(nc, t.outputRef);
         if (o.out) {

@@ -15,7 +15,13 @@ export function registerWallet(program: Command) {
     .option('--provider', 'open a provider wallet (earns from usage) instead of a user wallet')
     .action((id: string, o: { maxDebt: string; minBalance: string; policy: string; provider?: boolean }) =>
       withClient(async (client) => {
-        const result = await call(client, 'mesh.api.ledger.open-wallet', { walletId: id, kind: o.provider ? 'provider' : 'user', maxDebt: o.maxDebt, minBalance: o.minBalance, policy: o.policy });
+        const result = await call(client, 'mesh.api.ledger.open-wallet', {
+          walletId: id,
+          kind: o.provider ? 'provider' : 'user',
+          maxDebt: o.maxDebt,
+          minBalance: o.minBalance,
+          policy: o.policy,
+        });
         emit(result, () => console.log(`wallet ${id} opened`));
       }),
     );
@@ -28,7 +34,9 @@ export function registerWallet(program: Command) {
       withClient(async (client) => {
         const reference = o.ref ?? `cli-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
         const result = await call(client, 'mesh.api.ledger.deposit', { walletId: id, amount, reference });
-        emit(result, () => console.log(`deposited ${amount} into ${id} (ref ${reference})${result?.balance !== undefined ? `; balance ${result.balance}` : ''}`));
+        emit(result, () =>
+          console.log(`deposited ${amount} into ${id} (ref ${reference})${result?.balance !== undefined ? `; balance ${result.balance}` : ''}`),
+        );
       }),
     );
 
@@ -63,16 +71,18 @@ export function registerWallet(program: Command) {
         const result = await client.request(statementRequest, { walletId: id, limit: Number(o.limit) }).catch(rethrow);
         emit(result, () => {
           console.log(`wallet ${result.walletId}: balance ${result.balance} ${result.currency} (${result.total} postings, showing ${result.lines.length})\n`);
-          table(result.lines.map((l) => ({
-            revision: l.revision,
-            at: l.occurredAt.replace('T', ' ').slice(0, 23),
-            type: l.type,
-            amount: l.amount,
-            balance: l.balanceAfter,
-            cause: l.cause.kind,
-            ref: l.cause.chargeId ?? creditedRef(l.cause.charges) ?? l.cause.reference ?? l.cause.reason ?? '',
-            task: l.cause.taskId ?? (l.cause.charges?.length === 1 ? l.cause.charges[0].taskId : undefined) ?? '',
-          })));
+          table(
+            result.lines.map((l) => ({
+              revision: l.revision,
+              at: l.occurredAt.replace('T', ' ').slice(0, 23),
+              type: l.type,
+              amount: l.amount,
+              balance: l.balanceAfter,
+              cause: l.cause.kind,
+              ref: l.cause.chargeId ?? creditedRef(l.cause.charges) ?? l.cause.reference ?? l.cause.reason ?? '',
+              task: l.cause.taskId ?? (l.cause.charges?.length === 1 ? l.cause.charges[0].taskId : undefined) ?? '',
+            })),
+          );
           if (result.truncated) console.log('\n(fewer lines than asked: one answer holds at most 512 KiB; ask for fewer with --limit)');
         });
       }),

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatAmount, parseAmount } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore';
-import type { MeshClient } from '@mesh/messaging';
+import type { MeshClient } from '@mesh/runtime';
 import { call } from '../connection';
 import { ROOT } from '../stack';
 import { ScenarioWatch } from './watch';
@@ -12,8 +12,19 @@ export const SCENARIOS: ScenarioName[] = ['normal', 'debt', 'abort'];
 
 /** `<cores>-<seconds>` of the reference system's stress experiments (seconds at speed 1). */
 type Stress = [cores: number, seconds: number];
-const FIRST: Stress[] = [[1, 150], [2, 100], [3, 250], [2, 200], [1, 400]];
-const SECOND: Stress[] = [[3, 100], [1, 200], [2, 100], [1, 300]];
+const FIRST: Stress[] = [
+  [1, 150],
+  [2, 100],
+  [3, 250],
+  [2, 200],
+  [1, 400],
+];
+const SECOND: Stress[] = [
+  [3, 100],
+  [1, 200],
+  [2, 100],
+  [1, 300],
+];
 const REFERENCE_CPU_PRICE = parseAmount('6'); // GRC per core-hour
 export const STRESS_FUNCTION = 'stress';
 
@@ -60,7 +71,8 @@ const planId = (speed: number) => `demo-x${speed}`;
 export async function prepare(client: MeshClient, options: DemoOptions): Promise<void> {
   const cpuPerCoreHour = formatAmount(REFERENCE_CPU_PRICE * BigInt(options.speed));
   options.log(`price plan ${planId(options.speed)}: ${cpuPerCoreHour} GRC per core-hour (6 x speed ${options.speed})`);
-  if (options.nodeCores < 3) options.log(`this node gives a container ${options.nodeCores} cores: tasks asking more run longer to do the reference's core-seconds`);
+  if (options.nodeCores < 3)
+    options.log(`this node gives a container ${options.nodeCores} cores: tasks asking more run longer to do the reference's core-seconds`);
   await call(client, 'mesh.api.credit-manager.set-price-plan', { planId: planId(options.speed), cpuPerCoreHour, memoryPerGibHour: '0', billing: 'used' });
   await call(client, 'mesh.api.scheduler.deploy-function', {
     functionId: STRESS_FUNCTION,
@@ -97,7 +109,11 @@ export async function runScenario(name: ScenarioName, client: MeshClient, store:
   };
   const waitIdleStop = async () => {
     const before = watch.containerStops.length;
-    await watch.until(() => watch.containerStops.slice(before).some((s) => s.reason === 'idle') || watch.containerStops.some((s) => s.reason === 'idle'), options.idleTimeoutMs + slack, 'the idle container to stop');
+    await watch.until(
+      () => watch.containerStops.slice(before).some((s) => s.reason === 'idle') || watch.containerStops.some((s) => s.reason === 'idle'),
+      options.idleTimeoutMs + slack,
+      'the idle container to stop',
+    );
     log('  container stopped after going idle');
   };
   try {
@@ -125,7 +141,8 @@ export async function runScenario(name: ScenarioName, client: MeshClient, store:
         // the wallet again, and while it is overdrawn no new task starts. Each time the tasks left
         // wait for funds (nothing running), a top-up lets them go on.
         for (let topUps = 0; watch.count('succeeded') < 9; topUps++) {
-          const stalled = () => watch.count('running') === 0 && watch.count('pending') > 0 && (watch.standing === 'overdrawn' || watch.standing === 'suspended');
+          const stalled = () =>
+            watch.count('running') === 0 && watch.count('pending') > 0 && (watch.standing === 'overdrawn' || watch.standing === 'suspended');
           await watch.until(() => watch.count('succeeded') === 9 || stalled(), sec(2000) + slack, 'all nine tasks or a stall for funds');
           if (watch.count('succeeded') === 9) break;
           if (topUps >= 3) throw new Error(`${watch.count('pending')} tasks still wait for funds after ${topUps} top-ups`);

@@ -74,7 +74,8 @@ export class ScenarioWatch {
         this.containerStops.push({ reason: d.reason, atMs: d.stoppedAtMs });
         break;
       default:
-        if (e.stream === `wallet-${this.walletId}` && typeof d.balanceAfter === 'string') this.balances.push({ atMs: Date.parse(e.occurredAt), balance: d.balanceAfter });
+        if (e.stream === `wallet-${this.walletId}` && typeof d.balanceAfter === 'string')
+          this.balances.push({ atMs: Date.parse(e.occurredAt), balance: d.balanceAfter });
     }
     for (const w of this.waiters.splice(0)) w();
   }

@@ -5,7 +5,16 @@ import { ticks } from './svg';
 
 let position = 0n;
 const ev = (type: string, stream: string, atMs: number, data: Record<string, unknown>): RecordedEvent => ({
-  id: `e${++position}`, type, stream, occurredAt: new Date(atMs).toISOString(), schemaVersion: 1, correlationId: 'c', causationId: 'c', data, revision: 0, position,
+  id: `e${++position}`,
+  type,
+  stream,
+  occurredAt: new Date(atMs).toISOString(),
+  schemaVersion: 1,
+  correlationId: 'c',
+  causationId: 'c',
+  data,
+  revision: 0,
+  position,
 });
 
 describe('report model (folded from events)', () => {

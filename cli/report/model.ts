@@ -99,7 +99,14 @@ export function buildReportModel(events: Iterable<RecordedEvent>): ReportModel {
         break;
       }
       case 'WalletOpened':
-        if (d.kind === 'user') wallets.set(d.walletId, { walletId: d.walletId, currency: d.currency, balance: [{ t, v: toNumber(d.balanceAfter) }], maxDebt: toNumber(d.maxDebt), markers: [] });
+        if (d.kind === 'user')
+          wallets.set(d.walletId, {
+            walletId: d.walletId,
+            currency: d.currency,
+            balance: [{ t, v: toNumber(d.balanceAfter) }],
+            maxDebt: toNumber(d.maxDebt),
+            markers: [],
+          });
         break;
       case 'WalletPolicyChanged':
       case 'FundsDeposited':

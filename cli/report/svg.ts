@@ -61,7 +61,9 @@ export function lineChart(chart: Chart): string {
     const px = x(chart.from + s * 1000);
     parts.push(`<text x="${px}" y="${H - PAD.bottom + 16}" font-size="11" text-anchor="middle" fill="#555">${s}s</text>`);
   }
-  parts.push(`<text x="14" y="${PAD.top + (H - PAD.top - PAD.bottom) / 2}" font-size="11" fill="#555" transform="rotate(-90 14 ${PAD.top + (H - PAD.top - PAD.bottom) / 2})" text-anchor="middle">${esc(chart.yLabel)}</text>`);
+  parts.push(
+    `<text x="14" y="${PAD.top + (H - PAD.top - PAD.bottom) / 2}" font-size="11" fill="#555" transform="rotate(-90 14 ${PAD.top + (H - PAD.top - PAD.bottom) / 2})" text-anchor="middle">${esc(chart.yLabel)}</text>`,
+  );
   parts.push(`<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(0)}" y2="${y(0)}" stroke="#999"/>`);
   for (const h of chart.hlines ?? []) {
     parts.push(`<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(h.v)}" y2="${y(h.v)}" stroke="${h.color}" stroke-dasharray="6 4"/>`);
@@ -82,7 +84,9 @@ export function lineChart(chart: Chart): string {
     }
     if (s.step) d += `H${x(chart.to).toFixed(1)}`;
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="4 3"' : ''}/>`);
-    parts.push(`<rect x="${PAD.left + 10 + i * 170}" y="${H - 14}" width="12" height="3" fill="${s.color}"/><text x="${PAD.left + 26 + i * 170}" y="${H - 9}" font-size="11">${esc(s.name)}</text>`);
+    parts.push(
+      `<rect x="${PAD.left + 10 + i * 170}" y="${H - 14}" width="12" height="3" fill="${s.color}"/><text x="${PAD.left + 26 + i * 170}" y="${H - 9}" font-size="11">${esc(s.name)}</text>`,
+    );
   });
   parts.push('</svg>');
   return parts.join('');

@@ -53,11 +53,15 @@ describe(`reference scenarios end to end (speed ${SPEED})`, () => {
     expect(events.some((e) => e.type === 'ScalingDecided')).toBe(true);
     // The ledger's projection says what the wallet stream says (the idle warm container is still
     // billed for its few CPU nanoseconds until it stops, so compare at one moment, not with the summary).
-    await eventually(async () => {
-      const stream = await stack.store.read(`wallet-${s.walletId}`);
-      const last = (stream[stream.length - 1].data as { balanceAfter: string }).balanceAfter;
-      return (await balance(s.walletId)) === parseAmount(last, undefined, { allowZero: true, allowNegative: true });
-    }, 30_000, 'projection balance equal to the wallet stream');
+    await eventually(
+      async () => {
+        const stream = await stack.store.read(`wallet-${s.walletId}`);
+        const last = (stream[stream.length - 1].data as { balanceAfter: string }).balanceAfter;
+        return (await balance(s.walletId)) === parseAmount(last, undefined, { allowZero: true, allowNegative: true });
+      },
+      30_000,
+      'projection balance equal to the wallet stream',
+    );
     await expectAuditPasses();
   }, 900_000);
 
@@ -67,9 +71,13 @@ describe(`reference scenarios end to end (speed ${SPEED})`, () => {
     expect(s.tasksSucceeded).toBe(9);
     expect(s.aborts).toBe(0);
     const events = await stack.events(ofWallet(s.walletId));
-    const overdrawn = events.find((e) => e.type === 'StandingChanged' && (e.data as { from: string | null; to: string }).from !== null && (e.data as { to: string }).to === 'overdrawn')!;
+    const overdrawn = events.find(
+      (e) => e.type === 'StandingChanged' && (e.data as { from: string | null; to: string }).from !== null && (e.data as { to: string }).to === 'overdrawn',
+    )!;
     expect(overdrawn).toBeDefined();
-    expect(events.some((e) => e.type === 'ScalingDecided' && (e.data as { reason: string }).reason === 'throttle' && e.position > overdrawn.position)).toBe(true);
+    expect(events.some((e) => e.type === 'ScalingDecided' && (e.data as { reason: string }).reason === 'throttle' && e.position > overdrawn.position)).toBe(
+      true,
+    );
     // The 2 GRC deposit that repays the debt: the first deposit after the wallet went overdrawn.
     const repay = events.find((e) => e.type === 'FundsDeposited' && e.position > overdrawn.position)!;
     expect(repay).toBeDefined();

@@ -2,7 +2,7 @@ import { execSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { SERVICES, type RecordedEvent, type ServiceName } from '@mesh/contracts';
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
-import { MeshClient } from '@mesh/messaging';
+import { MeshClient } from '@mesh/runtime';
 import { NatsServerProcess, ServiceProcess } from '@mesh/testing';
 import { demoEnv, nodeCores } from '../../cli/commands/demo';
 import type { DemoOptions } from '../../cli/demo/scenarios';
@@ -22,7 +22,13 @@ export class E2EStack {
   }
 
   get options(): DemoOptions {
-    return { speed: this.speed, nodeCores: nodeCores(), image: 'mesh/task-base:latest', idleTimeoutMs: Number(demoEnv(this.speed).IDLE_TIMEOUT_MS), log: (l) => process.stdout.write(`[e2e] ${l}\n`) };
+    return {
+      speed: this.speed,
+      nodeCores: nodeCores(),
+      image: 'mesh/task-base:latest',
+      idleTimeoutMs: Number(demoEnv(this.speed).IDLE_TIMEOUT_MS),
+      log: (l) => process.stdout.write(`[e2e] ${l}\n`),
+    };
   }
 
   async start(): Promise<void> {

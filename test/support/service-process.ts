@@ -21,11 +21,15 @@ export class ServiceProcess {
   }
 
   static start(service: ServiceName, env: Record<string, string>): ServiceProcess {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', join(ROOT, 'apps', service, 'src', 'main.ts')], {
-      cwd: ROOT,
-      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', join(ROOT, 'apps', service, 'src', 'main.ts')],
+      {
+        cwd: ROOT,
+        env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     return new ServiceProcess(service, child);
   }
 
@@ -37,13 +41,17 @@ export class ServiceProcess {
   async healthy(natsUrl: string, timeoutMs = 60_000): Promise<Record<string, unknown>> {
     const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
     try {
-      return await eventually(async () => {
-        if (this.child.exitCode !== null) throw new Error(`${this.service} exited with ${this.child.exitCode}: ${this.output}`);
-        const reply = await nc.request(`mesh.api.${this.service}.health`, new Uint8Array(), { timeout: 1000 }).catch(() => undefined);
-        if (!reply) return undefined;
-        const body = JSON.parse(Buffer.from(reply.data).toString()) as { ok: boolean; data: Record<string, unknown> };
-        return body.ok ? body.data : undefined;
-      }, timeoutMs, `${this.service} health`);
+      return await eventually(
+        async () => {
+          if (this.child.exitCode !== null) throw new Error(`${this.service} exited with ${this.child.exitCode}: ${this.output}`);
+          const reply = await nc.request(`mesh.api.${this.service}.health`, new Uint8Array(), { timeout: 1000 }).catch(() => undefined);
+          if (!reply) return undefined;
+          const body = JSON.parse(Buffer.from(reply.data).toString()) as { ok: boolean; data: Record<string, unknown> };
+          return body.ok ? body.data : undefined;
+        },
+        timeoutMs,
+        `${this.service} health`,
+      );
     } finally {
       await nc.close();
     }

@@ -1,7 +1,7 @@
 import { Controller } from '@nestjs/common';
 import type { RecordedEvent } from '@mesh/contracts';
 import type { EventData, ScalingDecided, StandingChanged, TaskCancelled, TaskDispatched, TaskRequeued } from '@mesh/contracts';
-import { OnEvents } from '@mesh/messaging';
+import { OnEvents } from '@mesh/runtime';
 import { ContainerAgent } from './agent/container-agent';
 
 /**
@@ -17,7 +17,8 @@ export class ContainerManagerController {
   async onTask(event: RecordedEvent): Promise<void> {
     if (event.type === 'TaskDispatched') await this.agent.dispatch(event.data as EventData<typeof TaskDispatched>);
     else if (event.type === 'TaskCancelled') await this.agent.cancel(event.data as EventData<typeof TaskCancelled>);
-    else if (event.type === 'TaskRequeued' || event.type === 'TaskFailed') await this.agent.superseded(event.data as EventData<typeof TaskRequeued>, event.type);
+    else if (event.type === 'TaskRequeued' || event.type === 'TaskFailed')
+      await this.agent.superseded(event.data as EventData<typeof TaskRequeued>, event.type);
   }
 
   @OnEvents('scaling', { deliver: 'new' })

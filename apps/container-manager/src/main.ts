@@ -1,4 +1,4 @@
-import { runService, type ServiceDefinition } from '@mesh/messaging';
+import { runService, type ServiceDefinition } from '@mesh/runtime';
 import { ContainerManagerEnv } from './config';
 import { ContainerManagerModule } from './container-manager.module';
 import { ContainerAgent } from './agent/container-agent';

@@ -1,6 +1,6 @@
 import { Controller } from '@nestjs/common';
 import { chargesQuery, pricePlansQuery, setPricePlanRequest, walletStandingQuery, type RecordedEvent, type RequestData } from '@mesh/contracts';
-import { OnEvents, OnRequest } from '@mesh/messaging';
+import { OnEvents, OnRequest } from '@mesh/runtime';
 import { CreditManagerCore } from './credit-manager.core';
 
 /**

@@ -1,11 +1,23 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import {
-  currencyOf, formatAmount, GRC, parseAmount, streamName, type EventData, type ReplyData, type RequestData,
-  type chargesQuery, type setPricePlanRequest, type StandingChanged, type UsageAnomalyRecorded, type UsageCharged, type walletStandingQuery,
+  currencyOf,
+  formatAmount,
+  GRC,
+  parseAmount,
+  streamName,
+  type EventData,
+  type ReplyData,
+  type RequestData,
+  type chargesQuery,
+  type setPricePlanRequest,
+  type StandingChanged,
+  type UsageAnomalyRecorded,
+  type UsageCharged,
+  type walletStandingQuery,
 } from '@mesh/contracts';
 import type { commonEnv, ConfigOf } from '@mesh/config';
 import { readAllPaged, type EventStore, type Subscription } from '@mesh/eventstore/port';
-import { EVENT_STORE, SERVICE_CONFIG } from '@mesh/messaging';
+import { EVENT_STORE, SERVICE_CONFIG } from '@mesh/runtime';
 import type { CreditManagerEnv } from './config';
 import { MeterEngine } from './meter.engine';
 import { isPlanStream, PlanBook } from './plan-book';
@@ -35,7 +47,10 @@ export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
     @Inject(SERVICE_CONFIG) readonly config: CreditManagerConfig,
   ) {
     this.plans = new PlanBook(store);
-    this.meter = new MeterEngine(store, this.plans, config.DEFAULT_PROVIDER_WALLET, { metersMax: config.CREDIT_METER_CACHE_MAX, tasksMax: config.CREDIT_TASK_INDEX_MAX });
+    this.meter = new MeterEngine(store, this.plans, config.DEFAULT_PROVIDER_WALLET, {
+      metersMax: config.CREDIT_METER_CACHE_MAX,
+      tasksMax: config.CREDIT_TASK_INDEX_MAX,
+    });
     this.standing = new StandingEngine(store, config.CREDIT_WALLET_CACHE_MAX);
   }
 
@@ -71,7 +86,8 @@ export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
     if (this.config.CREDIT_PLAN_REFRESH_MS === 0) return;
     this.refreshTimer = setInterval(() => {
       if (this.refreshing) return;
-      this.refreshing = this.plans.refresh()
+      this.refreshing = this.plans
+        .refresh()
         .catch((err) => this.log.warn(`plan refresh failed: ${(err as Error)?.message ?? err}`))
         .finally(() => (this.refreshing = undefined));
     }, this.config.CREDIT_PLAN_REFRESH_MS);
@@ -105,7 +121,9 @@ export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
   async walletStanding(body: RequestData<typeof walletStandingQuery>): Promise<ReplyData<typeof walletStandingQuery>> {
     const events = (await this.store.read(streamName('standing', body.walletId))).filter((e) => e.type === 'StandingChanged');
     const last = events[events.length - 1]?.data as EventData<typeof StandingChanged> | undefined;
-    const history = events.slice(-(body.limit ?? DEFAULT_LIMIT)).map((e) => ({ ...(e.data as EventData<typeof StandingChanged>), revision: e.revision, eventId: e.id }));
+    const history = events
+      .slice(-(body.limit ?? DEFAULT_LIMIT))
+      .map((e) => ({ ...(e.data as EventData<typeof StandingChanged>), revision: e.revision, eventId: e.id }));
     return { walletId: body.walletId, standing: last?.to ?? null, balance: last?.balance ?? null, changes: events.length, history };
   }
 
@@ -133,19 +151,36 @@ export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
     const sampleIds = new Set(mine.map((c) => c.sampleId));
     const myAnomalies = body.taskId ? anomalies.filter((a) => sampleIds.has(a.sampleId)) : anomalies;
     const line = (c: EventData<typeof UsageCharged>) => ({
-      chargeId: c.chargeId, containerId: c.containerId, walletId: c.walletId, functionId: c.functionId, ...(c.taskId ? { taskId: c.taskId } : {}),
-      sampleId: c.sampleId, sampleSeq: c.sampleSeq, windowStartMs: c.windowStartMs, windowEndMs: c.windowEndMs, cpuNanos: c.cpuNanos,
-      memoryByteMs: c.memoryByteMs, planId: c.planId, planVersion: c.planVersion, amount: c.amount, remainder: c.remainder,
+      chargeId: c.chargeId,
+      containerId: c.containerId,
+      walletId: c.walletId,
+      functionId: c.functionId,
+      ...(c.taskId ? { taskId: c.taskId } : {}),
+      sampleId: c.sampleId,
+      sampleSeq: c.sampleSeq,
+      windowStartMs: c.windowStartMs,
+      windowEndMs: c.windowEndMs,
+      cpuNanos: c.cpuNanos,
+      memoryByteMs: c.memoryByteMs,
+      planId: c.planId,
+      planVersion: c.planVersion,
+      amount: c.amount,
+      remainder: c.remainder,
     });
     const limit = body.limit ?? DEFAULT_LIMIT;
     return {
       ...(body.containerId ? { containerId: body.containerId } : {}),
       ...(body.taskId ? { taskId: body.taskId } : {}),
       currency: currencyCode,
-      totals: { amount: formatAmount(amount, currency), cpuNanos: cpuNanos.toString(), memoryByteMs: memoryByteMs.toString(), charges: mine.length, anomalies: myAnomalies.length },
+      totals: {
+        amount: formatAmount(amount, currency),
+        cpuNanos: cpuNanos.toString(),
+        memoryByteMs: memoryByteMs.toString(),
+        charges: mine.length,
+        anomalies: myAnomalies.length,
+      },
       charges: mine.slice(-limit).map(line),
       anomalies: myAnomalies.slice(-limit).map((a) => ({ sampleId: a.sampleId, sampleSeq: a.sampleSeq, reason: a.reason, detail: a.detail })),
     };
   }
-
 }

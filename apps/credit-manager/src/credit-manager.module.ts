@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { MeshCoreModule, type MeshCore } from '@mesh/messaging';
+import { MeshCoreModule, type MeshCore } from '@mesh/runtime';
 import { CreditManagerController } from './credit-manager.controller';
 import { CreditManagerCore } from './credit-manager.core';
 

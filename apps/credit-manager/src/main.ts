@@ -1,4 +1,4 @@
-import { runService, type ServiceDefinition } from '@mesh/messaging';
+import { runService, type ServiceDefinition } from '@mesh/runtime';
 import { CreditManagerEnv } from './config';
 import { CreditManagerModule } from './credit-manager.module';
 

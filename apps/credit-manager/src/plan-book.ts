@@ -1,5 +1,15 @@
 import { Logger } from '@nestjs/common';
-import { GRC, PRICE_PLAN_STREAM_PREFIX, parseAmount, parseStreamName, pricePlanStream, streamName, type FunctionSpec, type PricePlan, type RecordedEvent } from '@mesh/contracts';
+import {
+  GRC,
+  PRICE_PLAN_STREAM_PREFIX,
+  parseAmount,
+  parseStreamName,
+  pricePlanStream,
+  streamName,
+  type FunctionSpec,
+  type PricePlan,
+  type RecordedEvent,
+} from '@mesh/contracts';
 import { handleCommand } from '@mesh/eventstore/decider';
 import type { EventStore } from '@mesh/eventstore/port';
 import { planEventIdOf } from './domain/event-ids';
@@ -69,10 +79,16 @@ export class PlanBook {
       return;
     }
     await this.set({
-      type: 'SetPricePlan', planId: DEFAULT_PLAN_ID, currency: GRC.code, billing: config.billing, functionKnown: false,
+      type: 'SetPricePlan',
+      planId: DEFAULT_PLAN_ID,
+      currency: GRC.code,
+      billing: config.billing,
+      functionKnown: false,
       cpuPerCoreHourMinor: parseAmount(config.cpuPerCoreHour, GRC, { allowZero: true, field: 'DEFAULT_CPU_PRICE_PER_CORE_HOUR' }),
       memoryPerGibHourMinor: parseAmount(config.memoryPerGibHour, GRC, { allowZero: true, field: 'DEFAULT_MEMORY_PRICE_PER_GIB_HOUR' }),
-      perInvocationMinor: 0n, effectiveFromMs: 0, nowMs: Date.now(),
+      perInvocationMinor: 0n,
+      effectiveFromMs: 0,
+      nowMs: Date.now(),
     });
   }
 

@@ -4,7 +4,13 @@ import { ConcurrencyError } from '@mesh/eventstore/errors';
 import type { EventStore, ExpectedVersion } from '@mesh/eventstore/port';
 import { standingEventIdOf } from './domain/event-ids';
 import {
-  decideStanding, evolveStanding, initialStandingState, type ObserveBalance, type StandingEvent, type StandingState, type WalletPolicyMinor,
+  decideStanding,
+  evolveStanding,
+  initialStandingState,
+  type ObserveBalance,
+  type StandingEvent,
+  type StandingState,
+  type WalletPolicyMinor,
 } from './domain/standing-decider';
 import { BoundedCache } from './lru';
 
@@ -93,7 +99,10 @@ export class StandingEngine {
 
   /** Rebuilds the view from the log and decides on the wallet's latest balance. */
   private async load(walletId: string): Promise<void> {
-    const [walletEvents, standingEvents] = await Promise.all([this.store.read(streamName('wallet', walletId)), this.store.read(streamName('standing', walletId))]);
+    const [walletEvents, standingEvents] = await Promise.all([
+      this.store.read(streamName('wallet', walletId)),
+      this.store.read(streamName('standing', walletId)),
+    ]);
     if (walletEvents.length === 0) return; // not possible for a delivered wallet event, unless the log was cut
     let view: Partial<WalletView> = { walletId, kind: 'user', currency: 'GRC', maxDebtMinor: 0n, minBalanceMinor: 0n, policy: 'greedy' };
     for (const e of walletEvents) view = withPolicy(view, e.type, e.data as WalletData);
@@ -107,8 +116,17 @@ export class StandingEngine {
   /** Decides on one balance; the view is cached (with the new revision) only once the change is recorded. */
   private async observe(view: WalletView, at: { eventId: string; revision: number; balanceMinor: bigint }): Promise<void> {
     const command: ObserveBalance = {
-      type: 'ObserveBalance', walletId: view.walletId, kind: view.kind, currency: view.currency, balanceMinor: at.balanceMinor,
-      maxDebtMinor: view.maxDebtMinor, minBalanceMinor: view.minBalanceMinor, policy: view.policy, eventId: at.eventId, revision: at.revision, atMs: this.now(),
+      type: 'ObserveBalance',
+      walletId: view.walletId,
+      kind: view.kind,
+      currency: view.currency,
+      balanceMinor: at.balanceMinor,
+      maxDebtMinor: view.maxDebtMinor,
+      minBalanceMinor: view.minBalanceMinor,
+      policy: view.policy,
+      eventId: at.eventId,
+      revision: at.revision,
+      atMs: this.now(),
     };
     const decided = decideStanding(command, view.standing);
     let next: WalletView = { ...view, seenRevision: Math.max(view.seenRevision, at.revision) };

@@ -6,7 +6,7 @@
  */
 import { commonEnv, loadConfig } from '@mesh/config';
 import { createEventStore } from '@mesh/eventstore/factory';
-import { connectNats } from '@mesh/messaging/bootstrap';
+import { connectNats } from '@mesh/runtime/bootstrap';
 import { formatAuditReport, verifyAudit } from './audit/verify';
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {

@@ -1,10 +1,26 @@
 import { Controller } from '@nestjs/common';
 import {
-  GRC, adjustRequest, auditRequest, balanceRequest, containerCostRequest, currencyOf, depositRequest, formatAmount, openWalletRequest, parseAmount,
-  providerEarningsRequest, setPolicyRequest, statementRequest, taskCostRequest, totalsRequest, withdrawRequest,
-  type RecordedEvent, type ReplyData, type RequestData,
+  GRC,
+  adjustRequest,
+  auditRequest,
+  balanceRequest,
+  containerCostRequest,
+  currencyOf,
+  depositRequest,
+  formatAmount,
+  openWalletRequest,
+  parseAmount,
+  providerEarningsRequest,
+  setPolicyRequest,
+  statementRequest,
+  taskCostRequest,
+  totalsRequest,
+  withdrawRequest,
+  type RecordedEvent,
+  type ReplyData,
+  type RequestData,
 } from '@mesh/contracts';
-import { OnEvents, OnRequest } from '@mesh/messaging';
+import { OnEvents, OnRequest } from '@mesh/runtime';
 import { LedgerCore } from './ledger.core';
 import type { WalletResult } from './domain/wallet-book';
 
@@ -35,16 +51,27 @@ export class LedgerController {
     const config = this.core.config;
     const money = (value: string | undefined, fallback: string, field: string) => parseAmount(value ?? fallback, currency, { allowZero: true, field });
     const result = await this.core.book.execute({
-      type: 'OpenWallet', walletId: body.walletId, kind, currency: currency.code,
+      type: 'OpenWallet',
+      walletId: body.walletId,
+      kind,
+      currency: currency.code,
       maxDebt: money(body.maxDebt, kind === 'provider' ? '0' : config.LEDGER_DEFAULT_MAX_DEBT, 'maxDebt'),
       minBalance: money(body.minBalance, kind === 'provider' ? '0' : config.LEDGER_DEFAULT_MIN_BALANCE, 'minBalance'),
-      policy: body.policy ?? 'greedy', atMs: Date.now(),
+      policy: body.policy ?? 'greedy',
+      atMs: Date.now(),
     });
     const s = result.state;
     return {
-      walletId: s.walletId, kind: s.kind, currency: s.currency, balance: formatAmount(s.balance, currency),
-      maxDebt: formatAmount(s.maxDebt, currency), minBalance: formatAmount(s.minBalance, currency), policy: s.policy,
-      eventId: result.events[0].id, revision: s.revision, position: (result.position ?? 0n).toString(),
+      walletId: s.walletId,
+      kind: s.kind,
+      currency: s.currency,
+      balance: formatAmount(s.balance, currency),
+      maxDebt: formatAmount(s.maxDebt, currency),
+      minBalance: formatAmount(s.minBalance, currency),
+      policy: s.policy,
+      eventId: result.events[0].id,
+      revision: s.revision,
+      position: (result.position ?? 0n).toString(),
     };
   }
 
@@ -69,10 +96,21 @@ export class LedgerController {
     const currency = currencyOf(state.opened ? state.currency : GRC.code);
     const money = (value: string | undefined, field: string) => (value === undefined ? undefined : parseAmount(value, currency, { allowZero: true, field }));
     const result = await this.core.book.execute({
-      type: 'ChangePolicy', walletId: body.walletId, maxDebt: money(body.maxDebt, 'maxDebt'), minBalance: money(body.minBalance, 'minBalance'), policy: body.policy,
+      type: 'ChangePolicy',
+      walletId: body.walletId,
+      maxDebt: money(body.maxDebt, 'maxDebt'),
+      minBalance: money(body.minBalance, 'minBalance'),
+      policy: body.policy,
     });
     const s = result.state;
-    return { walletId: s.walletId, maxDebt: formatAmount(s.maxDebt, currency), minBalance: formatAmount(s.minBalance, currency), policy: s.policy, changed: result.events.length > 0, revision: s.revision };
+    return {
+      walletId: s.walletId,
+      maxDebt: formatAmount(s.maxDebt, currency),
+      minBalance: formatAmount(s.minBalance, currency),
+      policy: s.policy,
+      changed: result.events.length > 0,
+      revision: s.revision,
+    };
   }
 
   private async referenced(type: 'Deposit' | 'Withdraw' | 'Adjust', kind: 'deposit' | 'withdrawal' | 'adjustment', body: Referenced, reason?: string) {
@@ -80,17 +118,32 @@ export class LedgerController {
     const state = await this.core.book.state(body.walletId);
     const currency = currencyOf(state.opened ? state.currency : GRC.code);
     const amount = parseAmount(body.amount, currency, { allowNegative: type === 'Adjust' });
-    const command = type === 'Adjust'
-      ? { type, walletId: body.walletId, amount, reference: body.reference, currency: body.currency, reason: reason! }
-      : { type, walletId: body.walletId, amount, reference: body.reference, currency: body.currency };
+    const command =
+      type === 'Adjust'
+        ? { type, walletId: body.walletId, amount, reference: body.reference, currency: body.currency, reason: reason! }
+        : { type, walletId: body.walletId, amount, reference: body.reference, currency: body.currency };
     const result: WalletResult = await this.core.book.execute(command);
     if (result.events.length > 0) {
       const s = result.state;
-      return { walletId: s.walletId, eventId: result.events[0].id, amount: formatAmount(amount, currency), balance: formatAmount(s.balance, currency), revision: s.revision, duplicate: false };
+      return {
+        walletId: s.walletId,
+        eventId: result.events[0].id,
+        amount: formatAmount(amount, currency),
+        balance: formatAmount(s.balance, currency),
+        revision: s.revision,
+        duplicate: false,
+      };
     }
     // Idempotent repeat: the original posting's result.
     const original = result.state.references.get(`${kind}:${body.reference}`)!;
-    return { walletId: body.walletId, eventId: original.eventId, amount: formatAmount(original.amount, currency), balance: formatAmount(original.balanceAfter, currency), revision: original.revision, duplicate: true };
+    return {
+      walletId: body.walletId,
+      eventId: original.eventId,
+      amount: formatAmount(original.amount, currency),
+      balance: formatAmount(original.balanceAfter, currency),
+      revision: original.revision,
+      duplicate: true,
+    };
   }
 
   // --- queries -------------------------------------------------------------------------------------

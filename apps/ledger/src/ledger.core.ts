@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } f
 import { ContractError, currencyOf, formatAmount, parseAmount, type AuditReport, type RecordedEvent } from '@mesh/contracts';
 import type { commonEnv, ConfigOf } from '@mesh/config';
 import { readAllPaged, type EventStore, type Subscription } from '@mesh/eventstore/port';
-import { EVENT_STORE, SERVICE_CONFIG } from '@mesh/messaging';
+import { EVENT_STORE, SERVICE_CONFIG } from '@mesh/runtime';
 import { verifyAudit } from './audit/verify';
 import type { LedgerEnv } from './config';
 import { WalletBook } from './domain/wallet-book';
@@ -53,8 +53,15 @@ export class LedgerCore implements OnModuleInit, OnModuleDestroy {
     this.subscription = this.store.subscribe({ after: this.projection.position, categories: ['wallet'] }, (event) => this.projection.apply(event));
     this.subscription.done.catch((err) => this.log.error(`projection subscription stopped: ${err}`));
     await this.book.execute({
-      type: 'OpenWallet', walletId: this.config.DEFAULT_PROVIDER_WALLET, kind: 'provider', currency: 'GRC',
-      maxDebt: 0n, minBalance: 0n, policy: 'greedy', atMs: Date.now(), ifMissing: true,
+      type: 'OpenWallet',
+      walletId: this.config.DEFAULT_PROVIDER_WALLET,
+      kind: 'provider',
+      currency: 'GRC',
+      maxDebt: 0n,
+      minBalance: 0n,
+      policy: 'greedy',
+      atMs: Date.now(),
+      ifMissing: true,
     });
     if (this.config.LEDGER_HTTP_PORT > 0) {
       this.http = await startLedgerHttpServer(this.queries, () => this.audit(), { host: this.config.LEDGER_HTTP_HOST, port: this.config.LEDGER_HTTP_PORT });
@@ -89,7 +96,15 @@ export class LedgerCore implements OnModuleInit, OnModuleDestroy {
     checkSide(provider, charge.providerWalletId, 'provider', charge);
     const links = { containerId: charge.containerId, functionId: charge.functionId, ...(charge.taskId ? { taskId: charge.taskId } : {}) };
     const [debit, credited] = await Promise.all([
-      this.book.execute({ type: 'PostDebit', walletId: charge.walletId, chargeId: charge.chargeId, amount, currency: currency.code, providerWalletId: charge.providerWalletId, ...links }),
+      this.book.execute({
+        type: 'PostDebit',
+        walletId: charge.walletId,
+        chargeId: charge.chargeId,
+        amount,
+        currency: currency.code,
+        providerWalletId: charge.providerWalletId,
+        ...links,
+      }),
       this.book.credit(charge.providerWalletId, currency.code, { chargeId: charge.chargeId, amount, userWalletId: charge.walletId, ...links }),
     ]);
     return { debited: debit.events.length > 0, credited };
@@ -110,5 +125,6 @@ function checkSide(state: WalletState, walletId: string, kind: 'user' | 'provide
   // Thrown errors nak the charge; after CONSUMER_MAX_DELIVERIES it is dead-lettered (and visible).
   if (!state.opened) throw new Error(`charge ${charge.chargeId}: ${kind} wallet ${walletId} does not exist`);
   if (state.kind !== kind) throw new Error(`charge ${charge.chargeId}: wallet ${walletId} is a ${state.kind} wallet, not a ${kind} wallet`);
-  if (state.currency !== charge.currency) throw new Error(`charge ${charge.chargeId}: wallet ${walletId} holds ${state.currency}, the charge is in ${charge.currency}`);
+  if (state.currency !== charge.currency)
+    throw new Error(`charge ${charge.chargeId}: wallet ${walletId} holds ${state.currency}, the charge is in ${charge.currency}`);
 }

@@ -1,4 +1,4 @@
-import { runService, type ServiceDefinition } from '@mesh/messaging';
+import { runService, type ServiceDefinition } from '@mesh/runtime';
 import { LedgerEnv } from './config';
 import { LedgerModule } from './ledger.module';
 

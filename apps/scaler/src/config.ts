@@ -6,10 +6,21 @@ const MiB = 1024 * 1024;
 export const ScalerEnv = {
   SCALER_INSTANCE: env.id('Instance name of this scaler (for logs and health)', 'scaler'),
   THROTTLE_CAP_MILLIS: env.int('CPU cap (millicores) of every container of an overdrawn or suspended wallet', 500, 1, 1_024_000, ' millicores'),
-  SCALE_BOUNDARY_MILLIS: env.int('Boundary (millicores): scale up above allocation - boundary, down below allocation - 2 x boundary to usage + 1.5 x boundary', 250, 10, 64_000, ' millicores'),
+  SCALE_BOUNDARY_MILLIS: env.int(
+    'Boundary (millicores): scale up above allocation - boundary, down below allocation - 2 x boundary to usage + 1.5 x boundary',
+    250,
+    10,
+    64_000,
+    ' millicores',
+  ),
   SCALE_UP_SAMPLES: env.int('Consecutive samples above allocation - boundary before a scale-up', 2, 1, 64),
   SCALE_DOWN_SAMPLES: env.int('Consecutive samples below allocation - 2 x boundary before a scale-down', 6, 1, 64),
-  SCALE_UP_GAIN: env.int('Scale-up amount = gain x how far the mean usage is above allocation - boundary (4: a saturated container gets 4 x boundary more)', 4, 1, 64),
+  SCALE_UP_GAIN: env.int(
+    'Scale-up amount = gain x how far the mean usage is above allocation - boundary (4: a saturated container gets 4 x boundary more)',
+    4,
+    1,
+    64,
+  ),
   WINDOW_SAMPLES: env.int('Samples kept per container (bounded window; must cover SCALE_UP_SAMPLES and SCALE_DOWN_SAMPLES)', 16, 2, 64),
   SAMPLE_MAX_AGE_MS: env.int('Samples whose window ended longer ago than this decide nothing (history replay, lagging consumer)', 3000, 100, 600_000, ' ms'),
   DECISION_TIMEOUT_MS: env.int('A decision not applied (no ContainerResized) within this time may be replaced by a new one', 5000, 100, 600_000, ' ms'),

@@ -1,4 +1,4 @@
-import { runService, type ServiceDefinition } from '@mesh/messaging';
+import { runService, type ServiceDefinition } from '@mesh/runtime';
 import { ScalerEnv } from './config';
 import { ScalerModule } from './scaler.module';
 

@@ -1,7 +1,7 @@
 import { Controller, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import type { NatsConnection, Subscription } from 'nats';
 import { HEARTBEAT_PREFIX, listScaledContainers, nodeHeartbeatSchema, scaledContainerDetail, type RecordedEvent, type RequestData } from '@mesh/contracts';
-import { NATS_CONNECTION, OnEvents, OnRequest, decodeJson } from '@mesh/messaging';
+import { NATS_CONNECTION, OnEvents, OnRequest, decodeJson } from '@mesh/runtime';
 import { ScalerEngine } from './scaler.engine';
 
 /**

@@ -1,12 +1,26 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
-  DomainError, ScalingDecided, streamName, type NodeHeartbeat, type RecordedEvent, type ReplyData, type ScaledContainer, type Standing,
-  SCALED_CONTAINERS_REPLY_MAX, type scaledContainerDetail,
+  DomainError,
+  ScalingDecided,
+  streamName,
+  type NodeHeartbeat,
+  type RecordedEvent,
+  type ReplyData,
+  type ScaledContainer,
+  type Standing,
+  SCALED_CONTAINERS_REPLY_MAX,
+  type scaledContainerDetail,
 } from '@mesh/contracts';
 import { ConcurrencyError, type EventStore } from '@mesh/eventstore';
-import { EVENT_STORE } from '@mesh/messaging';
+import { EVENT_STORE } from '@mesh/runtime';
 import {
-  applyCommand, scalingDecider, type ContainerScalingState, type NodeHeadroom, type SampleData, type ScalingCommand, type ScalingFact,
+  applyCommand,
+  scalingDecider,
+  type ContainerScalingState,
+  type NodeHeadroom,
+  type SampleData,
+  type ScalingCommand,
+  type ScalingFact,
 } from './domain/scaling-decider';
 import type { ScalingPolicy } from './domain/scaling-policy';
 
@@ -131,16 +145,28 @@ export class ScalerEngine {
     const matching = [...this.entries.values()].filter(
       (e) => (!filter.walletId || e.state.walletId === filter.walletId) && (!filter.nodeId || e.state.nodeId === filter.nodeId),
     );
-    return { containers: matching.slice(0, SCALED_CONTAINERS_REPLY_MAX).map((e) => this.summary(e.state)), truncated: matching.length > SCALED_CONTAINERS_REPLY_MAX };
+    return {
+      containers: matching.slice(0, SCALED_CONTAINERS_REPLY_MAX).map((e) => this.summary(e.state)),
+      truncated: matching.length > SCALED_CONTAINERS_REPLY_MAX,
+    };
   }
 
   async detail(containerId: string): Promise<ReplyData<typeof scaledContainerDetail>> {
-    const entry = await this.withLock(containerId, async () => (this.dead.has(containerId) ? undefined : (this.entries.get(containerId) ?? (await this.load(containerId)))));
+    const entry = await this.withLock(containerId, async () =>
+      this.dead.has(containerId) ? undefined : (this.entries.get(containerId) ?? (await this.load(containerId))),
+    );
     if (!entry) throw new DomainError('unknown_container', `the scaler tracks no running container ${containerId}`);
     const s = entry.state;
     return {
       container: this.summary(s),
-      window: s.window.map(({ seq, usageCpuMillis, cpuLimitMillis, memoryBytesMax, memoryLimitBytes, windowEndMs }) => ({ seq, usageCpuMillis, cpuLimitMillis, memoryBytesMax, memoryLimitBytes, windowEndMs })),
+      window: s.window.map(({ seq, usageCpuMillis, cpuLimitMillis, memoryBytesMax, memoryLimitBytes, windowEndMs }) => ({
+        seq,
+        usageCpuMillis,
+        cpuLimitMillis,
+        memoryBytesMax,
+        memoryLimitBytes,
+        windowEndMs,
+      })),
       recentDecisions: s.recentDecisions,
     };
   }
@@ -148,11 +174,20 @@ export class ScalerEngine {
   private summary(s: ContainerScalingState): ScaledContainer {
     const last = s.window[s.window.length - 1];
     return {
-      containerId: s.containerId, nodeId: s.nodeId, walletId: s.walletId, functionId: s.functionId,
-      cpuMillis: s.cpuMillis, memoryBytes: s.memoryBytes, cpuMinMillis: s.cpuMinMillis, cpuMaxMillis: s.cpuMaxMillis,
+      containerId: s.containerId,
+      nodeId: s.nodeId,
+      walletId: s.walletId,
+      functionId: s.functionId,
+      cpuMillis: s.cpuMillis,
+      memoryBytes: s.memoryBytes,
+      cpuMinMillis: s.cpuMinMillis,
+      cpuMaxMillis: s.cpuMaxMillis,
       throttleCapMillis: s.throttled ? this.policy.throttleCapMillis : null,
-      lastSampleSeq: last?.seq ?? null, lastUsageCpuMillis: last?.usageCpuMillis ?? null, lastMemoryBytesMax: last?.memoryBytesMax ?? null,
-      pendingDecisionId: s.pending?.decisionId ?? null, decisions: s.decisions,
+      lastSampleSeq: last?.seq ?? null,
+      lastUsageCpuMillis: last?.usageCpuMillis ?? null,
+      lastMemoryBytesMax: last?.memoryBytesMax ?? null,
+      pendingDecisionId: s.pending?.decisionId ?? null,
+      decisions: s.decisions,
     };
   }
 
@@ -165,7 +200,11 @@ export class ScalerEngine {
       const containerId = entry.state.containerId;
       const expected = entry.state.decisions === 0 ? 'no_stream' : entry.state.decisions - 1;
       try {
-        await this.store.append(streamName('scaling', containerId), decisions.map((d) => ({ id: d.data.decisionId, type: ScalingDecided.type, data: d.data })), expected);
+        await this.store.append(
+          streamName('scaling', containerId),
+          decisions.map((d) => ({ id: d.data.decisionId, type: ScalingDecided.type, data: d.data })),
+          expected,
+        );
       } catch (err) {
         if (!(err instanceof ConcurrencyError)) throw err; // nak: the fact is redelivered and decided again
         // Someone else decided for it (another replica, or our view was behind): reload on the next fact.
@@ -174,7 +213,9 @@ export class ScalerEngine {
         return;
       }
       for (const d of decisions) {
-        this.log.debug(`${d.data.decisionId}: ${d.data.reason} cpu ${d.data.fromCpuMillis}->${d.data.toCpuMillis} m, memory ${d.data.fromMemoryBytes}->${d.data.toMemoryBytes} B`);
+        this.log.debug(
+          `${d.data.decisionId}: ${d.data.reason} cpu ${d.data.fromCpuMillis}->${d.data.toCpuMillis} m, memory ${d.data.fromMemoryBytes}->${d.data.toMemoryBytes} B`,
+        );
       }
     }
     entry.state = state;
@@ -186,7 +227,11 @@ export class ScalerEngine {
     if (!known) return;
     const throttled = known.standing === 'overdrawn' || known.standing === 'suspended';
     if (throttled === entry.state.throttled) return;
-    await this.run(entry, { observe: { type: 'StandingObserved', data: { walletId: entry.state.walletId, standing: known.standing } }, nowMs: this.now(), headroom: this.headroom(entry) });
+    await this.run(entry, {
+      observe: { type: 'StandingObserved', data: { walletId: entry.state.walletId, standing: known.standing } },
+      nowMs: this.now(),
+      headroom: this.headroom(entry),
+    });
   }
 
   /** First sight of a container: its state from the log. undefined when not (or no longer) running. */

@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { MeshCoreModule, type MeshCore } from '@mesh/messaging';
+import { MeshCoreModule, type MeshCore } from '@mesh/runtime';
 import type { ConfigOf } from '@mesh/config';
 import { policyFromConfig } from './domain/scaling-policy';
 import { ScalerEnv } from './config';

@@ -3,9 +3,21 @@ import { env } from '@mesh/config';
 /** Variables of the scheduler service (in addition to the common ones in libs/config). */
 export const SchedulerEnv = {
   SCHEDULER_INSTANCE: env.id('Instance name of this scheduler (for logs and health)', 'scheduler'),
-  NODE_LOST_AFTER_MS: env.int('A node silent (no heartbeat) for this long is declared lost and its dispatched/running tasks are requeued', 10_000, 500, 600_000, ' ms'),
+  NODE_LOST_AFTER_MS: env.int(
+    'A node silent (no heartbeat) for this long is declared lost and its dispatched/running tasks are requeued',
+    10_000,
+    500,
+    600_000,
+    ' ms',
+  ),
   DISPATCH_INTERVAL_MS: env.int('Dispatch loop timer (it also runs on every change: submit, standing, heartbeat, task end)', 250, 10, 10_000, ' ms'),
   DISPATCH_BATCH_MAX: env.int('At most this many dispatches per loop pass (bounds one pass; the next pass follows at once)', 256, 1, 10_000),
-  DISPATCH_START_TIMEOUT_MS: env.int('A task dispatched this long ago whose node has not reported its start is requeued (reason infrastructure); the node skips or kills the superseded attempt', 120_000, 1000, 3_600_000, ' ms'),
+  DISPATCH_START_TIMEOUT_MS: env.int(
+    'A task dispatched this long ago whose node has not reported its start is requeued (reason infrastructure); the node skips or kills the superseded attempt',
+    120_000,
+    1000,
+    3_600_000,
+    ' ms',
+  ),
   LIVENESS_CHECK_MS: env.int('How often node liveness is checked', 500, 50, 60_000, ' ms'),
 };

@@ -1,4 +1,4 @@
-import { runService, type ServiceDefinition } from '@mesh/messaging';
+import { runService, type ServiceDefinition } from '@mesh/runtime';
 import { SchedulerEnv } from './config';
 import { SchedulerModule } from './scheduler.module';
 import { runningEngines } from './scheduler.engine';

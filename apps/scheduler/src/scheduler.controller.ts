@@ -12,7 +12,7 @@ import {
   type RecordedEvent,
   type RequestData,
 } from '@mesh/contracts';
-import { OnEvents, OnRequest } from '@mesh/messaging';
+import { OnEvents, OnRequest } from '@mesh/runtime';
 import { SchedulerEngine } from './scheduler.engine';
 
 /**

@@ -23,7 +23,7 @@ import {
 import { handleCommand, type CommandResult } from '@mesh/eventstore/decider';
 import type { EventStore, Subscription } from '@mesh/eventstore/port';
 import { ConcurrencyError } from '@mesh/eventstore/errors';
-import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG, decodeJson } from '@mesh/messaging';
+import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG, decodeJson } from '@mesh/runtime';
 import type { ConfigOf } from '@mesh/config';
 import type { SchedulerEnv } from './config';
 import { functionDecider, specFromRequest, toNewFunctionEvent } from './domain/function-decider';
@@ -85,7 +85,9 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     this.ready = true;
     this.readyAtMs = Date.now();
     runningEngines.add(this);
-    this.log.log(`view rebuilt to position ${head}: ${this.view.functions.size} functions, ${this.view.tasks.size} tasks, ${this.view.pool.size} pending, ${this.view.nodes.size} nodes`);
+    this.log.log(
+      `view rebuilt to position ${head}: ${this.view.functions.size} functions, ${this.view.tasks.size} tasks, ${this.view.pool.size} pending, ${this.view.nodes.size} nodes`,
+    );
     this.kick();
   }
 
@@ -161,9 +163,19 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
       if (this.stopping) break;
       const stream = streamName('task', candidate.task.taskId);
       try {
-        const result = await handleCommand(this.store, stream, taskDecider, {
-          kind: 'dispatch', attempt: candidate.task.attempt, nodeId: candidate.nodeId, function: candidate.fn, nowMs: Date.now(),
-        }, { toNew: toNewTaskEvent, retries: 0 });
+        const result = await handleCommand(
+          this.store,
+          stream,
+          taskDecider,
+          {
+            kind: 'dispatch',
+            attempt: candidate.task.attempt,
+            nodeId: candidate.nodeId,
+            function: candidate.fn,
+            nowMs: Date.now(),
+          },
+          { toNew: toNewTaskEvent, retries: 0 },
+        );
         this.applyLocal(stream, result);
         if (result.events.length > 0) {
           written++;
@@ -247,11 +259,19 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
         command = { kind: 'execution-started', executionId: d.executionId, nodeId: d.nodeId as string, containerId: d.containerId as string };
         break;
       case 'ExecutionSucceeded':
-        command = { kind: 'execution-succeeded', executionId: d.executionId, outputRef: d.outputRef as { bucket: string; key: string }, durationMs: d.durationMs as number };
+        command = {
+          kind: 'execution-succeeded',
+          executionId: d.executionId,
+          outputRef: d.outputRef as { bucket: string; key: string },
+          durationMs: d.durationMs as number,
+        };
         break;
       case 'ExecutionFailed':
         command = {
-          kind: 'execution-failed', executionId: d.executionId, reason: d.reason as string, retryable: d.retryable as boolean,
+          kind: 'execution-failed',
+          executionId: d.executionId,
+          reason: d.reason as string,
+          retryable: d.retryable as boolean,
           ...(typeof d.exitCode === 'number' ? { exitCode: d.exitCode } : {}),
           detail: lastLine(d.stderrTail as string | undefined),
         };
@@ -285,7 +305,10 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   private async checkPricePlan(planId: string): Promise<void> {
     const versions = await this.store.read(pricePlanStream(planId));
     if (!versions.some((e) => e.type === 'PricePlanSet')) {
-      throw new DomainError('unknown_price_plan', `no price plan ${planId}: create it first: mesh plan set ${planId} --cpu <price> (or mesh.api.credit-manager.set-price-plan)`);
+      throw new DomainError(
+        'unknown_price_plan',
+        `no price plan ${planId}: create it first: mesh plan set ${planId} --cpu <price> (or mesh.api.credit-manager.set-price-plan)`,
+      );
     }
   }
 
@@ -296,16 +319,35 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     const taskId = body.taskId ?? `t${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
     const input: TaskInput = body.input.inline !== undefined ? { inline: body.input.inline } : { objectRef: body.input.objectRef! };
     const result = await this.onTask(taskId, {
-      kind: 'submit', taskId, functionId: fn.functionId, walletId: body.walletId, input, priority: body.priority ?? 0, maxAttempts: fn.maxAttempts, nowMs: Date.now(),
+      kind: 'submit',
+      taskId,
+      functionId: fn.functionId,
+      walletId: body.walletId,
+      input,
+      priority: body.priority ?? 0,
+      maxAttempts: fn.maxAttempts,
+      nowMs: Date.now(),
     });
     const s = result.state;
-    return { taskId, functionId: s.functionId, walletId: s.walletId, priority: s.priority, maxAttempts: s.maxAttempts, state: s.status as 'pending', duplicate: result.events.length === 0 };
+    return {
+      taskId,
+      functionId: s.functionId,
+      walletId: s.walletId,
+      priority: s.priority,
+      maxAttempts: s.maxAttempts,
+      state: s.status as 'pending',
+      duplicate: result.events.length === 0,
+    };
   }
 
   async cancelTask(body: RequestData<typeof cancelTaskRequest>): Promise<ReplyData<typeof cancelTaskRequest>> {
     const result = await this.onTask(body.taskId, { kind: 'cancel', taskId: body.taskId, reason: body.reason ?? 'cancelled by user' });
     const cancelled = result.events[0] as { data: { executionId?: string; nodeId?: string } } | undefined;
-    return { taskId: body.taskId, state: 'cancelled', ...(cancelled?.data.executionId ? { executionId: cancelled.data.executionId, nodeId: cancelled.data.nodeId } : {}) };
+    return {
+      taskId: body.taskId,
+      state: 'cancelled',
+      ...(cancelled?.data.executionId ? { executionId: cancelled.data.executionId, nodeId: cancelled.data.nodeId } : {}),
+    };
   }
 
   /** The latest spec from the view, or from its stream when the view has not seen it yet. */
@@ -335,7 +377,10 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     if (nodes.some((n) => n.cpuMillis >= spec.cpuInitialMillis && n.memoryBytes >= spec.memoryBytes)) return;
     const cpu = Math.max(...nodes.map((n) => n.cpuMillis));
     const memory = Math.max(...nodes.map((n) => n.memoryBytes));
-    throw new DomainError('exceeds_node_capacity', `cpuInitialMillis ${spec.cpuInitialMillis} m and memoryBytes ${spec.memoryBytes} fit no registered node (largest: ${cpu} m, ${memory} bytes)`);
+    throw new DomainError(
+      'exceeds_node_capacity',
+      `cpuInitialMillis ${spec.cpuInitialMillis} m and memoryBytes ${spec.memoryBytes} fit no registered node (largest: ${cpu} m, ${memory} bytes)`,
+    );
   }
 
   // --- queries -----------------------------------------------------------------------------------
@@ -352,22 +397,41 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
       if (event.type === 'TaskFailed' && typeof d.exitCode === 'number') detail.exitCode = d.exitCode;
       if (event.type === 'TaskRunning') detail.containerId = d.containerId as string;
       if (event.type === 'TaskDispatched' || event.type === 'TaskRequeued') detail.containerId = undefined;
-      history.push(dropUndefined({
-        position: event.position.toString(), revision: event.revision, type: event.type, occurredAt: event.occurredAt,
-        state: state.status as TaskDetail['state'], attempt: d.attempt as number | undefined, nodeId: d.nodeId as string | undefined,
-        executionId: d.executionId as string | undefined, containerId: d.containerId as string | undefined,
-        reason: (d.reason as string | undefined) ?? (d.detail as string | undefined), exitCode: d.exitCode as number | undefined,
-      }));
+      history.push(
+        dropUndefined({
+          position: event.position.toString(),
+          revision: event.revision,
+          type: event.type,
+          occurredAt: event.occurredAt,
+          state: state.status as TaskDetail['state'],
+          attempt: d.attempt as number | undefined,
+          nodeId: d.nodeId as string | undefined,
+          executionId: d.executionId as string | undefined,
+          containerId: d.containerId as string | undefined,
+          reason: (d.reason as string | undefined) ?? (d.detail as string | undefined),
+          exitCode: d.exitCode as number | undefined,
+        }),
+      );
     }
     const active = state.status === 'dispatched' || state.status === 'running';
     const last = history[history.length - 1];
     return dropUndefined({
-      taskId, functionId: state.functionId, walletId: state.walletId, state: state.status as TaskDetail['state'], priority: state.priority,
-      attempt: state.attempt, maxAttempts: state.maxAttempts,
+      taskId,
+      functionId: state.functionId,
+      walletId: state.walletId,
+      state: state.status as TaskDetail['state'],
+      priority: state.priority,
+      attempt: state.attempt,
+      maxAttempts: state.maxAttempts,
       nodeId: active ? state.nodeId : [...history].reverse().find((h) => h.nodeId)?.nodeId,
-      executionId: state.executionId, containerId: detail.containerId,
-      reason: state.status === 'pending' && state.attempt === 1 ? undefined : state.reason ?? (last.type === 'TaskRequeued' ? last.reason : undefined),
-      exitCode: detail.exitCode, outputRef: detail.outputRef, durationMs: detail.durationMs, submittedAtMs: state.submittedAtMs, history,
+      executionId: state.executionId,
+      containerId: detail.containerId,
+      reason: state.status === 'pending' && state.attempt === 1 ? undefined : (state.reason ?? (last.type === 'TaskRequeued' ? last.reason : undefined)),
+      exitCode: detail.exitCode,
+      outputRef: detail.outputRef,
+      durationMs: detail.durationMs,
+      submittedAtMs: state.submittedAtMs,
+      history,
     }) as TaskDetail;
   }
 
@@ -375,10 +439,20 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     const limit = body.limit ?? 100;
     const { tasks, total } = this.view.listTasks({ walletId: body.walletId, state: body.state }, limit);
     return {
-      tasks: tasks.map((t) => dropUndefined({
-        taskId: t.taskId, functionId: t.functionId, walletId: t.walletId, state: t.state, priority: t.priority, attempt: t.attempt,
-        maxAttempts: t.maxAttempts, nodeId: t.nodeId, reason: t.reason, submittedAtMs: t.submittedAtMs,
-      })),
+      tasks: tasks.map((t) =>
+        dropUndefined({
+          taskId: t.taskId,
+          functionId: t.functionId,
+          walletId: t.walletId,
+          state: t.state,
+          priority: t.priority,
+          attempt: t.attempt,
+          maxAttempts: t.maxAttempts,
+          nodeId: t.nodeId,
+          reason: t.reason,
+          submittedAtMs: t.submittedAtMs,
+        }),
+      ),
       total,
       truncated: total > tasks.length,
     };
@@ -408,21 +482,40 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
 
   nodes(): ReplyData<typeof nodesRequest> {
     return {
-      nodes: [...this.view.nodes.values()].filter((n) => n.registered).map((n) => ({
-        nodeId: n.nodeId, cpuMillis: n.cpuMillis, memoryBytes: n.memoryBytes,
-        reservedCpuMillis: n.reservedCpuMillis, reservedMemoryBytes: n.reservedMemoryBytes,
-        usedCpuMillis: n.usedCpuMillis ?? null, usedMemoryBytes: n.usedMemoryBytes ?? null,
-        freeCpuMillis: Math.max(0, freeCpuMillis(n)), freeMemoryBytes: Math.max(0, freeMemoryBytes(n)),
-        tasks: n.tasks.size, idleContainers: n.idleKeys.size, lastHeartbeatAtMs: n.lastHeartbeatAtMs ?? null,
-        alive: n.alive, left: n.left, reliability: n.reliability, completed: n.completed, lost: n.lost,
-      })),
+      nodes: [...this.view.nodes.values()]
+        .filter((n) => n.registered)
+        .map((n) => ({
+          nodeId: n.nodeId,
+          cpuMillis: n.cpuMillis,
+          memoryBytes: n.memoryBytes,
+          reservedCpuMillis: n.reservedCpuMillis,
+          reservedMemoryBytes: n.reservedMemoryBytes,
+          usedCpuMillis: n.usedCpuMillis ?? null,
+          usedMemoryBytes: n.usedMemoryBytes ?? null,
+          freeCpuMillis: Math.max(0, freeCpuMillis(n)),
+          freeMemoryBytes: Math.max(0, freeMemoryBytes(n)),
+          tasks: n.tasks.size,
+          idleContainers: n.idleKeys.size,
+          lastHeartbeatAtMs: n.lastHeartbeatAtMs ?? null,
+          alive: n.alive,
+          left: n.left,
+          reliability: n.reliability,
+          completed: n.completed,
+          lost: n.lost,
+        })),
     };
   }
 
   health() {
     return {
       positions: { view: (this.subscription?.position ?? 0n).toString() },
-      details: { pending: this.view.pool.size, dispatched: this.view.dispatched, running: this.view.running, nodes: this.view.nodes.size, dispatchedSinceStart: this.dispatchedTotal },
+      details: {
+        pending: this.view.pool.size,
+        dispatched: this.view.dispatched,
+        running: this.view.running,
+        nodes: this.view.nodes.size,
+        dispatchedSinceStart: this.dispatchedTotal,
+      },
     };
   }
 }
@@ -437,4 +530,3 @@ function lastLine(text: string | undefined): string | undefined {
 function dropUndefined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
-

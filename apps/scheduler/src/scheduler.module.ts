@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { MeshCoreModule, type MeshCore } from '@mesh/messaging';
+import { MeshCoreModule, type MeshCore } from '@mesh/runtime';
 import { SchedulerController } from './scheduler.controller';
 import { SchedulerEngine } from './scheduler.engine';
 

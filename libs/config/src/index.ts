@@ -22,11 +22,18 @@ export type EnvSpec = Record<string, EnvVar<unknown>>;
 export type ConfigOf<S extends EnvSpec> = { [K in keyof S]: S[K] extends EnvVar<infer T> ? T : never };
 
 export const env = {
-  string: (description: string, defaultValue?: string): EnvVar<string> => ({ schema: z.string().min(1, { error: 'must not be empty' }), description, default: defaultValue }),
+  string: (description: string, defaultValue?: string): EnvVar<string> => ({
+    schema: z.string().min(1, { error: 'must not be empty' }),
+    description,
+    default: defaultValue,
+  }),
   optionalString: (description: string): EnvVar<string | undefined> => ({ schema: z.string().min(1).optional(), description }),
   int: (description: string, defaultValue: number, min: number, max: number, unit = ''): EnvVar<number> => ({
-    schema: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be an integer' })
-      .min(min, { error: `must be >= ${min}${unit}` }).max(max, { error: `must be <= ${max}${unit}` }),
+    schema: z.coerce
+      .number({ error: 'must be a number' })
+      .int({ error: 'must be an integer' })
+      .min(min, { error: `must be >= ${min}${unit}` })
+      .max(max, { error: `must be <= ${max}${unit}` }),
     description,
     default: String(defaultValue),
   }),
@@ -36,12 +43,30 @@ export const env = {
     default: defaultValue,
   }),
   url: (description: string, defaultValue: string, protocols: string[]): EnvVar<string> => ({
-    schema: z.string().refine((v) => v.split(',').every((u) => { try { return protocols.includes(new URL(u.trim()).protocol); } catch { return false; } }), { error: `must be a ${protocols.join(' or ')} URL (comma-separated for several)` }),
+    schema: z.string().refine(
+      (v) =>
+        v.split(',').every((u) => {
+          try {
+            return protocols.includes(new URL(u.trim()).protocol);
+          } catch {
+            return false;
+          }
+        }),
+      { error: `must be a ${protocols.join(' or ')} URL (comma-separated for several)` },
+    ),
     description,
     default: defaultValue,
   }),
-  id: (description: string, defaultValue?: string): EnvVar<string> => ({ schema: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, { error: 'must match [A-Za-z0-9_-]{1,128}' }), description, default: defaultValue }),
-  amount: (description: string, defaultValue: string): EnvVar<string> => ({ schema: z.string().regex(/^\d{1,15}(\.\d{1,8})?$/, { error: 'must be a non-negative decimal such as "0.5" (at most 8 decimals)' }), description, default: defaultValue }),
+  id: (description: string, defaultValue?: string): EnvVar<string> => ({
+    schema: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, { error: 'must match [A-Za-z0-9_-]{1,128}' }),
+    description,
+    default: defaultValue,
+  }),
+  amount: (description: string, defaultValue: string): EnvVar<string> => ({
+    schema: z.string().regex(/^\d{1,15}(\.\d{1,8})?$/, { error: 'must be a non-negative decimal such as "0.5" (at most 8 decimals)' }),
+    description,
+    default: defaultValue,
+  }),
 };
 
 /** Variables every service reads. */
@@ -53,7 +78,11 @@ export const commonEnv = {
   EVENT_REPLICAS: env.int('Replicas of the JetStream event stream (3 in a NATS cluster)', 1, 1, 5),
   LOG_LEVEL: env.oneOf('Log verbosity', ['error', 'warn', 'log', 'debug', 'verbose'] as const, 'log'),
   CONSUMER_MAX_DELIVERIES: env.int('Deliveries of one event before it is dead-lettered', 5, 1, 100),
-  OTEL_TRACES_EXPORTER: env.oneOf('OpenTelemetry traces: none, otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318) or console', ['none', 'otlp', 'console'] as const, 'none'),
+  OTEL_TRACES_EXPORTER: env.oneOf(
+    'OpenTelemetry traces: none, otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318) or console',
+    ['none', 'otlp', 'console'] as const,
+    'none',
+  ),
 };
 
 export function loadConfig<S extends EnvSpec>(spec: S, source: NodeJS.ProcessEnv = process.env): ConfigOf<S> {

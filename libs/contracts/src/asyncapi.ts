@@ -9,16 +9,18 @@ import { nodeHeartbeatSchema } from './events/container-manager';
 
 /** JSON Schema of a zod schema (draft 2020-12); refinements that JSON Schema can't say are dropped. */
 export function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
-  return z.toJSONSchema(schema, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown>;
+  return z.toJSONSchema(schema, { unrepresentable: 'any', io: 'input' });
 }
 
 /** The JSON Schema of one event as a subscriber receives it: the envelope with typed data. */
 export function eventJsonSchema(definition: EventDefinition): Record<string, unknown> {
-  const envelope = jsonSchemaOf(envelopeSchema.extend({
-    type: z.literal(definition.type),
-    data: definition.schema,
-    revision: z.int().min(0).describe('0-based revision of the event in its stream (also in the Mesh-Revision header)'),
-  }));
+  const envelope = jsonSchemaOf(
+    envelopeSchema.extend({
+      type: z.literal(definition.type),
+      data: definition.schema,
+      revision: z.int().min(0).describe('0-based revision of the event in its stream (also in the Mesh-Revision header)'),
+    }),
+  );
   return { $id: `mesh:event:${definition.type}`, title: definition.type, description: definition.description, ...envelope };
 }
 
@@ -92,7 +94,14 @@ function addRequest(request: RequestDefinition, channels: Record<string, unknown
     payload: {
       oneOf: [
         { type: 'object', properties: { ok: { const: true }, data: jsonSchemaOf(request.reply) }, required: ['ok', 'data'] },
-        { type: 'object', properties: { ok: { const: false }, error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, issues: { type: 'array' } } } }, required: ['ok', 'error'] },
+        {
+          type: 'object',
+          properties: {
+            ok: { const: false },
+            error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, issues: { type: 'array' } } },
+          },
+          required: ['ok', 'error'],
+        },
       ],
     },
   };

@@ -5,9 +5,7 @@ import { ContractError } from './errors';
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 export const ID_MAX_LENGTH = 128;
 
-export const idSchema = z
-  .string({ error: 'must be a string' })
-  .regex(ID_PATTERN, { error: 'must match [A-Za-z0-9_-]{1,128}' });
+export const idSchema = z.string({ error: 'must be a string' }).regex(ID_PATTERN, { error: 'must match [A-Za-z0-9_-]{1,128}' });
 
 export function assertId(value: unknown, field: string): string {
   if (typeof value !== 'string' || !ID_PATTERN.test(value)) {

@@ -7,6 +7,7 @@ export * from './envelope';
 export * from './define';
 export * from './subjects';
 export * from './catalog';
+export * from './typed';
 export * from './events/scheduler';
 export * from './events/container-manager';
 export * from './events/scaler';

@@ -14,7 +14,10 @@ export class ConcurrencyError extends Error {
 /** The same event id was already appended with different content or at another place. */
 export class DuplicateEventError extends Error {
   readonly code = 'duplicate_event';
-  constructor(readonly eventId: string, detail: string) {
+  constructor(
+    readonly eventId: string,
+    detail: string,
+  ) {
     super(`event ${eventId}: ${detail}`);
     this.name = 'DuplicateEventError';
   }

@@ -169,10 +169,14 @@ export function eventStoreContract(name: string, harness: () => ContractHarness)
       await store.append(stream, [ev(`x0${uid()}`, 0)], 'any');
       await eventually(() => seen.length === 1, 10_000, 'event before restart');
       await h.restartServer();
-      await eventually(async () => {
-        await store.append(stream, [ev(`x1${uid()}`, 1)], 0);
-        return true;
-      }, 20_000, 'append after restart');
+      await eventually(
+        async () => {
+          await store.append(stream, [ev(`x1${uid()}`, 1)], 0);
+          return true;
+        },
+        20_000,
+        'append after restart',
+      );
       await store.append(stream, [ev(`x2${uid()}`, 2)], 1);
       await eventually(() => seen.length === 3, 30_000, 'events after restart');
       await sub.stop();

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { startService, type RunningService } from '@mesh/messaging';
+import { startService, type RunningService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
 import { LedgerService } from '../../../apps/ledger/src/main';
 import { CreditManagerService } from '../../../apps/credit-manager/src/main';
@@ -15,8 +15,11 @@ describe('mesh CLI', () => {
   // Asynchronous on purpose: the ledger it talks to runs in this process and must keep answering.
   const mesh = (...args: string[]) =>
     new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      execFile(process.execPath, [MESH, ...args], { env: { ...process.env, NATS_URL: server.url, MESH_FROM_SOURCE: '1' }, timeout: 60_000 }, (error, out, err) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, out, err }),
+      execFile(
+        process.execPath,
+        [MESH, ...args],
+        { env: { ...process.env, NATS_URL: server.url, MESH_FROM_SOURCE: '1' }, timeout: 60_000 },
+        (error, out, err) => resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, out, err }),
       );
     });
 
@@ -73,7 +76,9 @@ describe('mesh CLI', () => {
     expect(set).toMatchObject({ code: 0, out: expect.stringContaining('price plan cli-plan version 1: 0.6 GRC/core-hour, 0.01/GiB-hour') });
     expect((await mesh('plan', 'set', 'cli-plan', '--cpu', '0.6', '--memory', '0.01', '--from', '2026-01-01T00:00:00Z')).out).toContain('unchanged');
     const listed = JSON.parse((await mesh('--json', 'plan', 'list', 'cli-plan')).out);
-    expect(listed.plans).toEqual([expect.objectContaining({ planId: 'cli-plan', current: expect.objectContaining({ version: 1, cpuPerCoreHour: '0.6', billing: 'used' }) })]);
+    expect(listed.plans).toEqual([
+      expect.objectContaining({ planId: 'cli-plan', current: expect.objectContaining({ version: 1, cpuPerCoreHour: '0.6', billing: 'used' }) }),
+    ]);
     expect((await mesh('plan', 'list')).out).toMatch(/cli-plan\s+1\s+v1\s+0\.6/);
     const refused = await mesh('plan', 'set', 'cli-plan', '--cpu', '0');
     expect(refused.code).toBe(1);

@@ -1,7 +1,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { MeshClient } from '@mesh/messaging';
+import { MeshClient } from '@mesh/runtime';
 import { NatsServerProcess, eventually } from '@mesh/testing';
 import { spawn, type ChildProcess } from 'node:child_process';
 
@@ -31,7 +31,10 @@ describe('mesh CLI and services, compiled', () => {
     dist = mkdtempSync(join(ROOT, '.data', 'test-dist-'));
     // What `npm run build` runs, into the temporary folder.
     execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-stamp.js'), '--start'], { env: env() });
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', dist], { cwd: ROOT, stdio: 'inherit' });
+    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', dist], {
+      cwd: ROOT,
+      stdio: 'inherit',
+    });
     execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-stamp.js')], { env: env() });
     server = await NatsServerProcess.start();
   }, 180_000);

@@ -1,7 +1,30 @@
 import type Docker from 'dockerode';
-import { eventOf, StandingChanged, streamName, TaskCancelled, TaskRequeued, type ContainerStarted, type EventData, type ExecutionAborted, type ExecutionFailed, type ExecutionStarted, type ResourceSampled } from '@mesh/contracts';
+import {
+  eventOf,
+  StandingChanged,
+  streamName,
+  TaskCancelled,
+  TaskRequeued,
+  type ContainerStarted,
+  type EventData,
+  type ExecutionAborted,
+  type ExecutionFailed,
+  type ExecutionStarted,
+  type ResourceSampled,
+} from '@mesh/contracts';
 import { eventually, NatsServerProcess } from '@mesh/testing';
-import { dispatch, nodeContainers, randomId, removeNodeContainers, requireDocker, startNode, terminalOf, waitForEnd, waitForEvent, type NodeHandle } from './harness';
+import {
+  dispatch,
+  nodeContainers,
+  randomId,
+  removeNodeContainers,
+  requireDocker,
+  startNode,
+  terminalOf,
+  waitForEnd,
+  waitForEvent,
+  type NodeHandle,
+} from './harness';
 
 /** Abort on suspension, cancel, two nodes side by side, and a crash/restart with adoption. */
 describe('container-manager: abort, cancel, several nodes, restart safety', () => {
@@ -30,17 +53,39 @@ describe('container-manager: abort, cancel, several nodes, restart safety', () =
   }
 
   function suspend(walletId: string) {
-    return store().append(streamName('standing', walletId), [eventOf(StandingChanged, randomId('st'), {
-      walletId, from: 'overdrawn', to: 'suspended', balance: '-0.5', currency: 'GRC', maxDebt: '0.5', minBalance: '0', policy: 'greedy',
-      causeEventId: randomId('cause'), causeRevision: 3, changedAtMs: Date.now(),
-    })], 'any');
+    return store().append(
+      streamName('standing', walletId),
+      [
+        eventOf(StandingChanged, randomId('st'), {
+          walletId,
+          from: 'overdrawn',
+          to: 'suspended',
+          balance: '-0.5',
+          currency: 'GRC',
+          maxDebt: '0.5',
+          minBalance: '0',
+          policy: 'greedy',
+          causeEventId: randomId('cause'),
+          causeRevision: 3,
+          changedAtMs: Date.now(),
+        }),
+      ],
+      'any',
+    );
   }
 
-  it('aborts a suspended wallet\'s tasks on every node and stops its containers; other wallets keep running', async () => {
+  it("aborts a suspended wallet's tasks on every node and stops its containers; other wallets keep running", async () => {
     const wallet = randomId('w');
     const other = randomId('w');
     const fn = randomId('f');
-    const onA = await dispatch(store(), { nodeId: nodeA, walletId: wallet, functionId: fn, script: 'while :; do :; done', timeoutMs: 60_000, cpuInitialMillis: 200 });
+    const onA = await dispatch(store(), {
+      nodeId: nodeA,
+      walletId: wallet,
+      functionId: fn,
+      script: 'while :; do :; done',
+      timeoutMs: 60_000,
+      cpuInitialMillis: 200,
+    });
     const onB = await dispatch(store(), { nodeId: nodeB, walletId: wallet, functionId: fn, script: 'sleep 60', timeoutMs: 60_000 });
     const bystander = await dispatch(store(), { nodeId: nodeA, walletId: other, functionId: fn, script: 'sleep 3; echo fine', timeoutMs: 60_000 });
     const [a, b, c] = [await startedOf(onA.executionId), await startedOf(onB.executionId), await startedOf(bystander.executionId)];
@@ -65,9 +110,20 @@ describe('container-manager: abort, cancel, several nodes, restart safety', () =
   it('kills a cancelled task', async () => {
     const d = await dispatch(store(), { nodeId: nodeB, walletId: randomId('w'), functionId: randomId('f'), script: 'sleep 60', timeoutMs: 60_000 });
     const started = await startedOf(d.executionId);
-    await store().append(streamName('task', d.taskId), [eventOf(TaskCancelled, randomId('cancel'), {
-      taskId: d.taskId, functionId: d.functionId, walletId: d.walletId, reason: 'user asked', executionId: d.executionId, nodeId: nodeB,
-    })], 'any');
+    await store().append(
+      streamName('task', d.taskId),
+      [
+        eventOf(TaskCancelled, randomId('cancel'), {
+          taskId: d.taskId,
+          functionId: d.functionId,
+          walletId: d.walletId,
+          reason: 'user asked',
+          executionId: d.executionId,
+          nodeId: nodeB,
+        }),
+      ],
+      'any',
+    );
     const end = terminalOf(await waitForEnd(store(), d.executionId));
     expect(end.type).toBe('ExecutionAborted');
     expect(end.data).toMatchObject({ reason: 'cancelled' });
@@ -78,7 +134,11 @@ describe('container-manager: abort, cancel, several nodes, restart safety', () =
     const d = await dispatch(store(), { nodeId: nodeA, walletId: randomId('w'), functionId: randomId('f'), script: 'sleep 60', timeoutMs: 60_000 });
     const started = await startedOf(d.executionId);
     const ref = { taskId: d.taskId, functionId: d.functionId, walletId: d.walletId };
-    await store().append(streamName('task', d.taskId), [eventOf(TaskRequeued, randomId('requeue'), { ...ref, attempt: 1, reason: 'node-lost', detail: 'no heartbeat' })], 'any');
+    await store().append(
+      streamName('task', d.taskId),
+      [eventOf(TaskRequeued, randomId('requeue'), { ...ref, attempt: 1, reason: 'node-lost', detail: 'no heartbeat' })],
+      'any',
+    );
     const end = terminalOf(await waitForEnd(store(), d.executionId));
     expect(end).toMatchObject({ type: 'ExecutionAborted', data: { reason: 'superseded', attempt: 1 } });
     expect((await waitForEvent(store(), streamName('container', started.containerId), 'ContainerStopped')).data).toMatchObject({ reason: 'superseded' });
@@ -88,7 +148,11 @@ describe('container-manager: abort, cancel, several nodes, restart safety', () =
     // the same node, whose consumer takes task events in order: once it ran, the stale one was seen.
     const taskId = randomId('t');
     const stale = { nodeId: nodeB, walletId: randomId('w'), functionId: randomId('f'), script: 'echo stale', taskId };
-    await store().append(streamName('task', taskId), [eventOf(TaskRequeued, randomId('requeue'), { taskId, functionId: stale.functionId, walletId: stale.walletId, attempt: 1, reason: 'node-lost' })], 'any');
+    await store().append(
+      streamName('task', taskId),
+      [eventOf(TaskRequeued, randomId('requeue'), { taskId, functionId: stale.functionId, walletId: stale.walletId, attempt: 1, reason: 'node-lost' })],
+      'any',
+    );
     const skipped = await dispatch(store(), stale);
     const current = await dispatch(store(), { ...stale, script: 'echo current', attempt: 2 });
     expect(terminalOf(await waitForEnd(store(), current.executionId)).type).toBe('ExecutionSucceeded');

@@ -14,7 +14,10 @@ import { dispatch, randomId, removeNodeContainers, requireDocker, startNode, ter
 class DockerSocketProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
-  constructor(readonly path: string, private readonly target = '/var/run/docker.sock') {}
+  constructor(
+    readonly path: string,
+    private readonly target = '/var/run/docker.sock',
+  ) {}
 
   async open(): Promise<void> {
     rmSync(this.path, { force: true });

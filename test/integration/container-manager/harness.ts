@@ -2,7 +2,7 @@ import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import { eventOf, streamName, TaskDispatched, type EventData, type RecordedEvent } from '@mesh/contracts';
-import { startService, type RunningService } from '@mesh/messaging';
+import { startService, type RunningService } from '@mesh/runtime';
 import { eventually, NatsServerProcess } from '@mesh/testing';
 import type { EventStore } from '@mesh/eventstore/port';
 import { ContainerManagerService } from '../../../apps/container-manager/src/main';
@@ -34,7 +34,12 @@ export async function requireDocker(): Promise<Docker> {
 export async function removeNodeContainers(docker: Docker, nodeIds: string[]): Promise<void> {
   for (const nodeId of nodeIds) {
     const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL.node}=${nodeId}`] } }).catch(() => []);
-    for (const c of list) if (c.Labels[LABEL.node] === nodeId) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    for (const c of list)
+      if (c.Labels[LABEL.node] === nodeId)
+        await docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined);
   }
 }
 
@@ -84,11 +89,24 @@ export interface DispatchOptions {
 export async function dispatch(store: EventStore, o: DispatchOptions): Promise<DispatchData> {
   const taskId = o.taskId ?? randomId('t');
   const data: DispatchData = {
-    taskId, functionId: o.functionId, walletId: o.walletId, attempt: o.attempt ?? 1, executionId: `${taskId}-${o.attempt ?? 1}`, nodeId: o.nodeId,
+    taskId,
+    functionId: o.functionId,
+    walletId: o.walletId,
+    attempt: o.attempt ?? 1,
+    executionId: `${taskId}-${o.attempt ?? 1}`,
+    nodeId: o.nodeId,
     function: {
-      functionId: o.functionId, version: 1, image: o.image ?? BASE_IMAGE, script: o.script,
-      cpuMinMillis: 100, cpuMaxMillis: 2000, cpuInitialMillis: o.cpuInitialMillis ?? 1000, memoryBytes: o.memoryBytes ?? 128 * 1024 * 1024,
-      timeoutMs: o.timeoutMs ?? 30_000, network: false, maxAttempts: 3,
+      functionId: o.functionId,
+      version: 1,
+      image: o.image ?? BASE_IMAGE,
+      script: o.script,
+      cpuMinMillis: 100,
+      cpuMaxMillis: 2000,
+      cpuInitialMillis: o.cpuInitialMillis ?? 1000,
+      memoryBytes: o.memoryBytes ?? 128 * 1024 * 1024,
+      timeoutMs: o.timeoutMs ?? 30_000,
+      network: false,
+      maxAttempts: 3,
     },
     input: o.objectRef ? { objectRef: o.objectRef } : { inline: Buffer.from(o.input ?? '').toString('base64') },
     dispatchedAtMs: Date.now(),
@@ -103,10 +121,14 @@ export async function executionEvents(store: EventStore, executionId: string): P
 
 /** Waits for the terminal event of an execution and returns the whole stream. */
 export async function waitForEnd(store: EventStore, executionId: string, timeoutMs = 30_000): Promise<RecordedEvent[]> {
-  return eventually(async () => {
-    const events = await executionEvents(store, executionId);
-    return events.some((e) => TERMINAL.includes(e.type)) ? events : undefined;
-  }, timeoutMs, `the end of execution ${executionId}`);
+  return eventually(
+    async () => {
+      const events = await executionEvents(store, executionId);
+      return events.some((e) => TERMINAL.includes(e.type)) ? events : undefined;
+    },
+    timeoutMs,
+    `the end of execution ${executionId}`,
+  );
 }
 
 export function terminalOf(events: RecordedEvent[]): RecordedEvent {

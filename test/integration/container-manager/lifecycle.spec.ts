@@ -1,9 +1,29 @@
 import type Docker from 'dockerode';
-import { OUTPUT_BUCKET, streamName, type EventData, type ContainerStarted, type ExecutionFailed, type ExecutionStarted, type ExecutionSucceeded, type ResourceSampled } from '@mesh/contracts';
+import {
+  OUTPUT_BUCKET,
+  streamName,
+  type EventData,
+  type ContainerStarted,
+  type ExecutionFailed,
+  type ExecutionStarted,
+  type ExecutionSucceeded,
+  type ResourceSampled,
+} from '@mesh/contracts';
 import { eventually, NatsServerProcess } from '@mesh/testing';
 import { readExecutionOutput } from '../../../apps/container-manager/src/main';
 import { objectStore } from '../../../apps/container-manager/src/storage/object-io';
-import { dispatch, nodeContainers, randomId, removeNodeContainers, requireDocker, startNode, terminalOf, waitForEnd, waitForEvent, type NodeHandle } from './harness';
+import {
+  dispatch,
+  nodeContainers,
+  randomId,
+  removeNodeContainers,
+  requireDocker,
+  startNode,
+  terminalOf,
+  waitForEnd,
+  waitForEvent,
+  type NodeHandle,
+} from './harness';
 
 /**
  * One container-manager against the real Docker engine: cold start, warm reuse, sandbox, output
@@ -30,7 +50,8 @@ describe('container-manager: task lifecycle in real containers', () => {
 
   it('runs a task cold in a sandboxed container, then warm in the same container; output is stored', async () => {
     const fn = randomId('f');
-    const script = 'read -r x < "$1"; echo "hello $x"; echo "to stderr" >&2; echo "result of $x" > "$2/result.txt"; mkdir -p "$2/sub"; echo deep > "$2/sub/d.txt"';
+    const script =
+      'read -r x < "$1"; echo "hello $x"; echo "to stderr" >&2; echo "result of $x" > "$2/result.txt"; mkdir -p "$2/sub"; echo deep > "$2/sub/d.txt"';
     const first = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script, input: 'world\n' });
     const events = await waitForEnd(node.running.store, first.executionId);
     const started = events.find((e) => e.type === 'ExecutionStarted')!.data as EventData<typeof ExecutionStarted>;
@@ -46,7 +67,9 @@ describe('container-manager: task lifecycle in real containers', () => {
     expect(output.files['result.txt'].toString()).toBe('result of world\n');
     expect(output.files['sub/d.txt'].toString()).toBe('deep\n');
 
-    const containerStarted = (await waitForEvent(node.running.store, streamName('container', started.containerId), 'ContainerStarted')).data as EventData<typeof ContainerStarted>;
+    const containerStarted = (await waitForEvent(node.running.store, streamName('container', started.containerId), 'ContainerStarted')).data as EventData<
+      typeof ContainerStarted
+    >;
     expect(containerStarted.coldStartMs).toBeGreaterThan(0);
     expect(containerStarted.containerId).toMatch(/^c[a-z0-9]{12}$/);
 
@@ -81,13 +104,25 @@ describe('container-manager: task lifecycle in real containers', () => {
     const fn = randomId('f');
     const os = await objectStore(node.running.nc, `mesh-input-${fn}`);
     await os.putBlob({ name: 'item-1' }, Buffer.from('from the object store'));
-    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script: 'cat "$1"', objectRef: { bucket: `mesh-input-${fn}`, key: 'item-1' } });
+    const d = await dispatch(node.running.store, {
+      nodeId,
+      walletId,
+      functionId: fn,
+      script: 'cat "$1"',
+      objectRef: { bucket: `mesh-input-${fn}`, key: 'item-1' },
+    });
     const end = terminalOf(await waitForEnd(node.running.store, d.executionId));
     expect(end.type).toBe('ExecutionSucceeded');
     const output = await readExecutionOutput(node.running.nc, (end.data as EventData<typeof ExecutionSucceeded>).outputRef);
     expect(output.stdout.toString()).toBe('from the object store');
 
-    const missing = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script: 'cat "$1"', objectRef: { bucket: `mesh-input-${fn}`, key: 'nope' } });
+    const missing = await dispatch(node.running.store, {
+      nodeId,
+      walletId,
+      functionId: fn,
+      script: 'cat "$1"',
+      objectRef: { bucket: `mesh-input-${fn}`, key: 'nope' },
+    });
     const failed = terminalOf(await waitForEnd(node.running.store, missing.executionId)).data as EventData<typeof ExecutionFailed>;
     expect(failed).toMatchObject({ reason: 'input-missing', retryable: false });
   });
@@ -119,7 +154,12 @@ describe('container-manager: task lifecycle in real containers', () => {
   });
 
   it('caps a flood of output and keeps the first bytes', async () => {
-    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'head -c 3000000 /dev/zero | tr "\\0" a; echo done >&2' });
+    const d = await dispatch(node.running.store, {
+      nodeId,
+      walletId,
+      functionId: randomId('f'),
+      script: 'head -c 3000000 /dev/zero | tr "\\0" a; echo done >&2',
+    });
     const end = terminalOf(await waitForEnd(node.running.store, d.executionId));
     expect(end.type).toBe('ExecutionSucceeded');
     const output = await readExecutionOutput(node.running.nc, (end.data as EventData<typeof ExecutionSucceeded>).outputRef);
@@ -135,7 +175,18 @@ describe('container-manager: task lifecycle in real containers', () => {
     const stopped = await waitForEvent(node.running.store, streamName('container', containerId), 'ContainerStopped', 20_000);
     expect(stopped.data).toMatchObject({ reason: 'idle', containerId, nodeId });
     const started = (await node.running.store.read(streamName('container', containerId)))[0].data as EventData<typeof ContainerStarted>;
-    await eventually(async () => !(await docker.getContainer(started.dockerId).inspect().then(() => true, () => false)), 10_000, 'container removed');
+    await eventually(
+      async () =>
+        !(await docker
+          .getContainer(started.dockerId)
+          .inspect()
+          .then(
+            () => true,
+            () => false,
+          )),
+      10_000,
+      'container removed',
+    );
     const samples = (await node.running.store.read(streamName('usage', containerId))).map((e) => e.data as EventData<typeof ResourceSampled>);
     expect(samples.length).toBeGreaterThan(0);
     expect(samples.map((s) => s.seq)).toEqual(samples.map((_, i) => i + 1));

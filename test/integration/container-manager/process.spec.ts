@@ -20,7 +20,13 @@ describe('container-manager process', () => {
   });
 
   it('registers the node, sends heartbeats, and records NodeLeft on SIGTERM', async () => {
-    proc = ServiceProcess.start('container-manager', { NATS_URL: server.url, NODE_ID: nodeId, NODE_CPU_MILLIS: '3000', NODE_LABELS: 'zone=a', NODE_HEARTBEAT_MS: '200' });
+    proc = ServiceProcess.start('container-manager', {
+      NATS_URL: server.url,
+      NODE_ID: nodeId,
+      NODE_CPU_MILLIS: '3000',
+      NODE_LABELS: 'zone=a',
+      NODE_HEARTBEAT_MS: '200',
+    });
     const health = await proc.healthy(server.url, 90_000);
     expect(health).toMatchObject({ service: 'container-manager', status: 'ok', details: { nodeId, reconciled: true } });
     const nc = await server.connect();
@@ -31,7 +37,11 @@ describe('container-manager process', () => {
         const beat = nodeHeartbeatSchema.parse(JSON.parse(Buffer.from(m.data).toString()));
         expect(beat).toMatchObject({ nodeId, cpuMillis: 3000, runningContainers: 0 });
       }
-      const registered = await eventually(async () => (await store.read(streamName('node', nodeId))).find((e) => e.type === 'NodeRegistered'), 10_000, 'NodeRegistered');
+      const registered = await eventually(
+        async () => (await store.read(streamName('node', nodeId))).find((e) => e.type === 'NodeRegistered'),
+        10_000,
+        'NodeRegistered',
+      );
       expect(registered.data as EventData<typeof NodeRegistered>).toMatchObject({ nodeId, cpuMillis: 3000, labels: { zone: 'a' } });
       expect(await proc.stop('SIGTERM')).toBe(0);
       const events = await store.read(streamName('node', nodeId));

@@ -1,5 +1,15 @@
 import type Docker from 'dockerode';
-import { eventOf, ScalingDecided, streamName, type ContainerResized, type ContainerStarted, type EventData, type ExecutionFailed, type ExecutionStarted, type ResourceSampled } from '@mesh/contracts';
+import {
+  eventOf,
+  ScalingDecided,
+  streamName,
+  type ContainerResized,
+  type ContainerStarted,
+  type EventData,
+  type ExecutionFailed,
+  type ExecutionStarted,
+  type ResourceSampled,
+} from '@mesh/contracts';
 import { eventually, NatsServerProcess } from '@mesh/testing';
 import { findCgroupPaths, readCgroup, readCpuQuota, readMemoryLimit } from '../../../apps/container-manager/src/docker/cgroup';
 import { dispatch, randomId, removeNodeContainers, requireDocker, startNode, terminalOf, waitForEnd, waitForEvent, type NodeHandle } from './harness';
@@ -27,13 +37,20 @@ describe('container-manager: resources, limits and faults', () => {
   }, 60_000);
 
   async function containerOf(executionId: string): Promise<EventData<typeof ContainerStarted>> {
-    const started = (await waitForEvent(node.running.store, streamName('execution', executionId), 'ExecutionStarted')).data as EventData<typeof ExecutionStarted>;
-    return (await waitForEvent(node.running.store, streamName('container', started.containerId), 'ContainerStarted')).data as EventData<typeof ContainerStarted>;
+    const started = (await waitForEvent(node.running.store, streamName('execution', executionId), 'ExecutionStarted')).data as EventData<
+      typeof ExecutionStarted
+    >;
+    return (await waitForEvent(node.running.store, streamName('container', started.containerId), 'ContainerStarted')).data as EventData<
+      typeof ContainerStarted
+    >;
   }
 
   it('samples CPU exactly: the sampled core-ns of a CPU-bound task sum to the container counter at stop', async () => {
     const d = await dispatch(node.running.store, {
-      nodeId, walletId, functionId: randomId('f'), cpuInitialMillis: 1000,
+      nodeId,
+      walletId,
+      functionId: randomId('f'),
+      cpuInitialMillis: 1000,
       script: 'i=0; while [ $i -lt 250000 ]; do i=$((i+1)); done; echo $i',
     });
     const container = await containerOf(d.executionId);
@@ -61,15 +78,38 @@ describe('container-manager: resources, limits and faults', () => {
   it('applies a scaling decision in place: docker inspect and the cgroup show the new limits', async () => {
     const fn = randomId('f');
     // 40 MiB in the /work tmpfs: memory the kernel cannot reclaim, so a 16 MiB limit must be refused.
-    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script: 'head -c 41943040 /dev/zero > /work/big; sleep 4', timeoutMs: 20_000 });
+    const d = await dispatch(node.running.store, {
+      nodeId,
+      walletId,
+      functionId: fn,
+      script: 'head -c 41943040 /dev/zero > /work/big; sleep 4',
+      timeoutMs: 20_000,
+    });
     const container = await containerOf(d.executionId);
     const decisionId = `scale-${container.containerId}-1`;
-    await node.running.store.append(streamName('scaling', container.containerId), [eventOf(ScalingDecided, decisionId, {
-      decisionId, containerId: container.containerId, nodeId, walletId, functionId: fn,
-      fromCpuMillis: 1000, toCpuMillis: 350, fromMemoryBytes: 128 * MiB, toMemoryBytes: 96 * MiB,
-      reason: 'scale-down', basedOnSampleSeqs: [1], decidedAtMs: Date.now(),
-    })], 'any');
-    const resized = (await waitForEvent(node.running.store, streamName('container', container.containerId), 'ContainerResized')).data as EventData<typeof ContainerResized>;
+    await node.running.store.append(
+      streamName('scaling', container.containerId),
+      [
+        eventOf(ScalingDecided, decisionId, {
+          decisionId,
+          containerId: container.containerId,
+          nodeId,
+          walletId,
+          functionId: fn,
+          fromCpuMillis: 1000,
+          toCpuMillis: 350,
+          fromMemoryBytes: 128 * MiB,
+          toMemoryBytes: 96 * MiB,
+          reason: 'scale-down',
+          basedOnSampleSeqs: [1],
+          decidedAtMs: Date.now(),
+        }),
+      ],
+      'any',
+    );
+    const resized = (await waitForEvent(node.running.store, streamName('container', container.containerId), 'ContainerResized')).data as EventData<
+      typeof ContainerResized
+    >;
     expect(resized).toMatchObject({ decisionId, fromCpuMillis: 1000, toCpuMillis: 350, fromMemoryBytes: 128 * MiB, toMemoryBytes: 96 * MiB });
     expect(resized.applyMs).toBeGreaterThanOrEqual(0);
     const inspect = await docker.getContainer(container.dockerId).inspect();
@@ -79,18 +119,46 @@ describe('container-manager: resources, limits and faults', () => {
     expect(await readCpuQuota(container.dockerId)).toEqual({ quotaUs: 35_000, periodUs: 100_000 });
     expect(await readMemoryLimit(container.dockerId)).toBe(96 * MiB);
     // Later samples carry the new limits; the task still succeeds.
-    await eventually(async () => (await node.running.store.read(streamName('usage', container.containerId))).some((e) => (e.data as EventData<typeof ResourceSampled>).cpuLimitMillis === 350), 10_000, 'a sample with the new limit');
+    await eventually(
+      async () =>
+        (await node.running.store.read(streamName('usage', container.containerId))).some(
+          (e) => (e.data as EventData<typeof ResourceSampled>).cpuLimitMillis === 350,
+        ),
+      10_000,
+      'a sample with the new limit',
+    );
 
     // A memory limit below the memory in use: the CPU part is applied, the memory stays, the decision is answered.
     await eventually(async () => ((await readCgroup(findCgroupPaths(container.dockerId)!))?.memoryBytes ?? 0) > 40 * MiB, 10_000, '40 MiB in use');
     const second = `scale-${container.containerId}-2`;
-    await node.running.store.append(streamName('scaling', container.containerId), [eventOf(ScalingDecided, second, {
-      decisionId: second, containerId: container.containerId, nodeId, walletId, functionId: fn,
-      fromCpuMillis: 350, toCpuMillis: 600, fromMemoryBytes: 96 * MiB, toMemoryBytes: 16 * MiB,
-      reason: 'memory-down', basedOnSampleSeqs: [2], decidedAtMs: Date.now(),
-    })], 'any');
-    const partial = await eventually(async () => (await node.running.store.read(streamName('container', container.containerId)))
-      .map((e) => e.data as EventData<typeof ContainerResized>).find((r) => r.decisionId === second), 10_000, 'the second ContainerResized');
+    await node.running.store.append(
+      streamName('scaling', container.containerId),
+      [
+        eventOf(ScalingDecided, second, {
+          decisionId: second,
+          containerId: container.containerId,
+          nodeId,
+          walletId,
+          functionId: fn,
+          fromCpuMillis: 350,
+          toCpuMillis: 600,
+          fromMemoryBytes: 96 * MiB,
+          toMemoryBytes: 16 * MiB,
+          reason: 'memory-down',
+          basedOnSampleSeqs: [2],
+          decidedAtMs: Date.now(),
+        }),
+      ],
+      'any',
+    );
+    const partial = await eventually(
+      async () =>
+        (await node.running.store.read(streamName('container', container.containerId)))
+          .map((e) => e.data as EventData<typeof ContainerResized>)
+          .find((r) => r.decisionId === second),
+      10_000,
+      'the second ContainerResized',
+    );
     expect(partial).toMatchObject({ fromCpuMillis: 350, toCpuMillis: 600, fromMemoryBytes: 96 * MiB, toMemoryBytes: 96 * MiB });
     expect(await readCpuQuota(container.dockerId)).toEqual({ quotaUs: 60_000, periodUs: 100_000 });
     expect(terminalOf(await waitForEnd(node.running.store, d.executionId)).type).toBe('ExecutionSucceeded');
@@ -104,11 +172,26 @@ describe('container-manager: resources, limits and faults', () => {
     expect(end.data).toMatchObject({ timeoutMs: 1500 });
     const stopped = await waitForEvent(node.running.store, streamName('container', container.containerId), 'ContainerStopped');
     expect(stopped.data).toMatchObject({ reason: 'timeout' });
-    expect(await docker.getContainer(container.dockerId).inspect().then(() => 'exists', () => 'gone')).toBe('gone');
+    expect(
+      await docker
+        .getContainer(container.dockerId)
+        .inspect()
+        .then(
+          () => 'exists',
+          () => 'gone',
+        ),
+    ).toBe('gone');
   });
 
   it('reports an OOM kill as such', async () => {
-    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'tail /dev/zero', memoryBytes: 24 * MiB, timeoutMs: 20_000 });
+    const d = await dispatch(node.running.store, {
+      nodeId,
+      walletId,
+      functionId: randomId('f'),
+      script: 'tail /dev/zero',
+      memoryBytes: 24 * MiB,
+      timeoutMs: 20_000,
+    });
     const end = terminalOf(await waitForEnd(node.running.store, d.executionId));
     expect(end.type).toBe('ExecutionFailed');
     const failed = end.data as EventData<typeof ExecutionFailed>;
@@ -117,7 +200,13 @@ describe('container-manager: resources, limits and faults', () => {
   });
 
   it('survives a fork bomb: the pids limit holds and the task ends', async () => {
-    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'bomb() { bomb | bomb & }; bomb; sleep 5', timeoutMs: 2500 });
+    const d = await dispatch(node.running.store, {
+      nodeId,
+      walletId,
+      functionId: randomId('f'),
+      script: 'bomb() { bomb | bomb & }; bomb; sleep 5',
+      timeoutMs: 2500,
+    });
     const end = terminalOf(await waitForEnd(node.running.store, d.executionId, 30_000));
     expect(['ExecutionTimedOut', 'ExecutionFailed']).toContain(end.type);
     const { containerId } = end.data as { containerId: string };

@@ -1,10 +1,21 @@
 import {
-  EVENTS_STREAM, balanceRequest, chargesQuery, depositRequest, openWalletRequest, parseAmount, pricePlansQuery, setPolicyRequest, walletStandingQuery,
-  type EventData, type NewEvent, type RecordedEvent, type UsageCharged,
+  EVENTS_STREAM,
+  balanceRequest,
+  chargesQuery,
+  depositRequest,
+  openWalletRequest,
+  parseAmount,
+  pricePlansQuery,
+  setPolicyRequest,
+  walletStandingQuery,
+  type EventData,
+  type NewEvent,
+  type RecordedEvent,
+  type UsageCharged,
 } from '@mesh/contracts';
 import { headers } from 'nats';
 import { JetStreamEventStore } from '@mesh/eventstore';
-import { MeshClient, RequestError, startService, type RunningService } from '@mesh/messaging';
+import { MeshClient, RequestError, startService, type RunningService } from '@mesh/runtime';
 import { NatsServerProcess, eventually } from '@mesh/testing';
 import { CreditManagerService } from '../../../apps/credit-manager/src/main';
 import { LedgerService } from '../../../apps/ledger/src/main';
@@ -28,20 +39,54 @@ describe('credit-manager service (real NATS, real ledger)', () => {
   const env = () => ({ NATS_URL: server.url, LOG_LEVEL: process.env.CREDIT_TEST_LOG ?? 'error', LEDGER_HTTP_PORT: '0' });
 
   async function container(containerId: string, walletId: string, functionId = 'f1') {
-    await raw.append(`container-${containerId}`, [{
-      id: `started-${containerId}`, type: 'ContainerStarted',
-      data: { containerId, nodeId: 'n1', walletId, functionId, dockerId: `d${containerId}`, image: 'mesh/task-base:latest', cpuMillis: 4000,
-        memoryBytes: 512 * MiB, cpuMaxMillis: 4000, cpuMinMillis: 250, coldStartMs: 1, startedAtMs: Date.now() },
-    }], 'no_stream');
+    await raw.append(
+      `container-${containerId}`,
+      [
+        {
+          id: `started-${containerId}`,
+          type: 'ContainerStarted',
+          data: {
+            containerId,
+            nodeId: 'n1',
+            walletId,
+            functionId,
+            dockerId: `d${containerId}`,
+            image: 'mesh/task-base:latest',
+            cpuMillis: 4000,
+            memoryBytes: 512 * MiB,
+            cpuMaxMillis: 4000,
+            cpuMinMillis: 250,
+            coldStartMs: 1,
+            startedAtMs: Date.now(),
+          },
+        },
+      ],
+      'no_stream',
+    );
   }
 
   function sampleEvent(containerId: string, walletId: string, seq: number, cpuNanos: number, opts: { taskId?: string; functionId?: string } = {}): NewEvent {
     const windowStartMs = 1_700_000_000_000 + seq * 1000;
     return {
-      id: `${containerId}-${seq}`, type: 'ResourceSampled',
-      data: { sampleId: `${containerId}-${seq}`, containerId, nodeId: 'n1', walletId, functionId: opts.functionId ?? 'f1', seq, ...(opts.taskId ? { taskId: opts.taskId } : {}),
-        windowStartMs, windowEndMs: windowStartMs + 1000, cpuNanos, memoryBytesAvg: 64 * MiB, memoryBytesMax: 64 * MiB,
-        cpuLimitMillis: 4000, memoryLimitBytes: 512 * MiB, final: false },
+      id: `${containerId}-${seq}`,
+      type: 'ResourceSampled',
+      data: {
+        sampleId: `${containerId}-${seq}`,
+        containerId,
+        nodeId: 'n1',
+        walletId,
+        functionId: opts.functionId ?? 'f1',
+        seq,
+        ...(opts.taskId ? { taskId: opts.taskId } : {}),
+        windowStartMs,
+        windowEndMs: windowStartMs + 1000,
+        cpuNanos,
+        memoryBytesAvg: 64 * MiB,
+        memoryBytesMax: 64 * MiB,
+        cpuLimitMillis: 4000,
+        memoryLimitBytes: 512 * MiB,
+        final: false,
+      },
     };
   }
 
@@ -50,9 +95,12 @@ describe('credit-manager service (real NATS, real ledger)', () => {
 
   const charges = async (containerId: string) =>
     (await raw.read(`meter-${containerId}`)).filter((e) => e.type === 'UsageCharged').map((e) => e.data as EventData<typeof UsageCharged>);
-  const chargedCount = (containerId: string, n: number) => eventually(async () => ((await charges(containerId)).length >= n ? true : undefined), 15_000, `${n} charges of ${containerId}`);
-  const standings = async (walletId: string) => (await raw.read(`standing-${walletId}`)).map((e: RecordedEvent) => e.data as { from: string | null; to: string; balance: string; causeRevision: number });
-  const standingIs = (walletId: string, to: string) => eventually(async () => ((await standings(walletId)).at(-1)?.to === to ? true : undefined), 15_000, `${walletId} ${to}`);
+  const chargedCount = (containerId: string, n: number) =>
+    eventually(async () => ((await charges(containerId)).length >= n ? true : undefined), 15_000, `${n} charges of ${containerId}`);
+  const standings = async (walletId: string) =>
+    (await raw.read(`standing-${walletId}`)).map((e: RecordedEvent) => e.data as { from: string | null; to: string; balance: string; causeRevision: number });
+  const standingIs = (walletId: string, to: string) =>
+    eventually(async () => ((await standings(walletId)).at(-1)?.to === to ? true : undefined), 15_000, `${walletId} ${to}`);
 
   beforeAll(async () => {
     server = await NatsServerProcess.start();
@@ -72,13 +120,29 @@ describe('credit-manager service (real NATS, real ledger)', () => {
 
   it('records the default plan at the first start and lists it', async () => {
     const { plans } = await client.request(pricePlansQuery, {});
-    expect(plans.find((p) => p.planId === 'default')?.current).toMatchObject({ version: 1, cpuPerCoreHour: '6', memoryPerGibHour: '0', billing: 'used', effectiveFromMs: 0 });
+    expect(plans.find((p) => p.planId === 'default')?.current).toMatchObject({
+      version: 1,
+      cpuPerCoreHour: '6',
+      memoryPerGibHour: '0',
+      billing: 'used',
+      effectiveFromMs: 0,
+    });
   });
 
   it('refuses bad plans with the field and the rule, writing nothing', async () => {
-    const refused = (body: unknown) => client.requestRaw('mesh.api.credit-manager.set-price-plan', body).then(() => undefined, (err: RequestError) => err);
-    expect(await refused({ planId: 'bad', cpuPerCoreHour: '0' })).toMatchObject({ code: 'invalid_input', issues: [{ field: 'cpuPerCoreHour', rule: 'must be greater than zero' }] });
-    expect(await refused({ planId: 'bad', cpuPerCoreHour: '-1' })).toMatchObject({ code: 'invalid_input', issues: [{ field: 'cpuPerCoreHour', rule: 'must not be negative' }] });
+    const refused = (body: unknown) =>
+      client.requestRaw('mesh.api.credit-manager.set-price-plan', body).then(
+        () => undefined,
+        (err: RequestError) => err,
+      );
+    expect(await refused({ planId: 'bad', cpuPerCoreHour: '0' })).toMatchObject({
+      code: 'invalid_input',
+      issues: [{ field: 'cpuPerCoreHour', rule: 'must be greater than zero' }],
+    });
+    expect(await refused({ planId: 'bad', cpuPerCoreHour: '-1' })).toMatchObject({
+      code: 'invalid_input',
+      issues: [{ field: 'cpuPerCoreHour', rule: 'must not be negative' }],
+    });
     expect(await refused({ planId: 'bad', cpuPerCoreHour: '1', functionId: 'ghost' })).toMatchObject({ code: 'unknown_function' });
     expect(await raw.read('meter-plan_bad')).toEqual([]);
   });
@@ -123,16 +187,27 @@ describe('credit-manager service (real NATS, real ledger)', () => {
 
     // The ledger posted every charge; the balance is the deposit minus exactly what was charged.
     const expected = parseAmount('0.0125') - charged;
-    await eventually(async () => {
-      const b = await client.request(balanceRequest, { walletId });
-      return parseAmount(b.balance, undefined, { allowNegative: true, allowZero: true }) === expected ? true : undefined;
-    }, 15_000, 'ledger balance');
+    await eventually(
+      async () => {
+        const b = await client.request(balanceRequest, { walletId });
+        return parseAmount(b.balance, undefined, { allowNegative: true, allowZero: true }) === expected ? true : undefined;
+      },
+      15_000,
+      'ledger balance',
+    );
 
     // A deposit that repays the debt lifts the suspension.
     await client.request(depositRequest, { walletId, amount: '0.05', reference: 'dep-2' });
     await standingIs(walletId, 'normal');
     const history = await client.request(walletStandingQuery, { walletId });
-    expect(history.history.map((h) => `${h.from}->${h.to}`)).toEqual(['null->overdrawn', 'overdrawn->normal', 'normal->low', 'low->overdrawn', 'overdrawn->suspended', 'suspended->normal']);
+    expect(history.history.map((h) => `${h.from}->${h.to}`)).toEqual([
+      'null->overdrawn',
+      'overdrawn->normal',
+      'normal->low',
+      'low->overdrawn',
+      'overdrawn->suspended',
+      'suspended->normal',
+    ]);
     expect(history.standing).toBe('normal');
     // The suspension came from the balance the ledger posted, and went at most one sample beyond max debt.
     const suspended = history.history.find((h) => h.to === 'suspended')!;
@@ -177,25 +252,51 @@ describe('credit-manager service (real NATS, real ledger)', () => {
       hd.set('Mesh-Type', 'ResourceSampled');
       hd.set('Mesh-Revision', String(b.seq - 1));
       const envelope = {
-        id: `cbad-${b.seq}`, type: 'ResourceSampled', stream: 'usage-cbad', occurredAt: new Date().toISOString(), schemaVersion: 1, correlationId: 'x', causationId: 'x',
-        data: { ...sampleEvent('cbad', 'bob', b.seq, 1).data as object, ...b },
+        id: `cbad-${b.seq}`,
+        type: 'ResourceSampled',
+        stream: 'usage-cbad',
+        occurredAt: new Date().toISOString(),
+        schemaVersion: 1,
+        correlationId: 'x',
+        causationId: 'x',
+        data: { ...(sampleEvent('cbad', 'bob', b.seq, 1).data as object), ...b },
       };
       await js.publish('mesh.events.usage.cbad', Buffer.from(JSON.stringify(envelope)), { headers: hd });
     }
-    const dead = await eventually(async () => {
-      const letters = (await raw.read('deadletter-credit-manager')).map((e) => e.data as { eventId?: string; error: string }).filter((d) => d.eventId?.startsWith('cbad-'));
-      return letters.length === 2 ? letters : undefined;
-    }, 15_000, 'dead letters');
+    const dead = await eventually(
+      async () => {
+        const letters = (await raw.read('deadletter-credit-manager'))
+          .map((e) => e.data as { eventId?: string; error: string })
+          .filter((d) => d.eventId?.startsWith('cbad-'));
+        return letters.length === 2 ? letters : undefined;
+      },
+      15_000,
+      'dead letters',
+    );
     expect(dead.map((d) => d.error).join('\n')).toMatch(/windowEndMs[\s\S]*cpuNanos/);
     expect(await raw.read('meter-cbad')).toEqual([]);
   });
 
   it('prices a function with its own plan; a plan change applies from its time on', async () => {
-    const spec = { functionId: 'f2', version: 1, image: 'mesh/task-base:latest', script: 'echo', cpuMinMillis: 250, cpuMaxMillis: 4000, cpuInitialMillis: 1000,
-      memoryBytes: 128 * MiB, timeoutMs: 60_000, network: false, maxAttempts: 1 };
+    const spec = {
+      functionId: 'f2',
+      version: 1,
+      image: 'mesh/task-base:latest',
+      script: 'echo',
+      cpuMinMillis: 250,
+      cpuMaxMillis: 4000,
+      cpuInitialMillis: 1000,
+      memoryBytes: 128 * MiB,
+      timeoutMs: 60_000,
+      network: false,
+      maxAttempts: 1,
+    };
     await raw.append('function-f2', [{ id: 'deployed-f2-1', type: 'FunctionDeployed', data: spec }], 'no_stream');
     const set = (cpuPerCoreHour: string, effectiveFromMs: number) =>
-      client.requestRaw('mesh.api.credit-manager.set-price-plan', { planId: 'f2-plan', cpuPerCoreHour, functionId: 'f2', effectiveFromMs }) as Promise<{ changed: boolean; plan: { version: number } }>;
+      client.requestRaw('mesh.api.credit-manager.set-price-plan', { planId: 'f2-plan', cpuPerCoreHour, functionId: 'f2', effectiveFromMs }) as Promise<{
+        changed: boolean;
+        plan: { version: number };
+      }>;
     expect(await set('12', 0)).toMatchObject({ changed: true, plan: { version: 1 } });
     expect(await set('12', 0)).toMatchObject({ changed: false, plan: { version: 1 } });
     // From the window of seq 3 on (see sampleEvent's times) the price is 24.

@@ -1,11 +1,22 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import {
-  EVENTS_STREAM, adjustRequest, auditRequest, balanceRequest, containerCostRequest, depositRequest, openWalletRequest, providerEarningsRequest,
-  statementRequest, taskCostRequest, totalsRequest, withdrawRequest, type NewEvent,
+  EVENTS_STREAM,
+  adjustRequest,
+  auditRequest,
+  balanceRequest,
+  containerCostRequest,
+  depositRequest,
+  openWalletRequest,
+  providerEarningsRequest,
+  statementRequest,
+  taskCostRequest,
+  totalsRequest,
+  withdrawRequest,
+  type NewEvent,
 } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
-import { MeshClient, RequestError, parseTraceparent, startService, type RunningService } from '@mesh/messaging';
+import { MeshClient, RequestError, parseTraceparent, startService, type RunningService } from '@mesh/runtime';
 import { headers as natsHeaders } from 'nats';
 import { NatsServerProcess, eventually, freePort } from '@mesh/testing';
 import type { NatsConnection } from 'nats';
@@ -33,7 +44,10 @@ describe('ledger service', () => {
     return { status: res.status, body: (await res.json()) as { ok: boolean; data?: any; error?: any } };
   };
   const refusal = async (promise: Promise<unknown>): Promise<RequestError> => {
-    const err = await promise.then(() => undefined, (e: unknown) => e);
+    const err = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(RequestError);
     return err as RequestError;
   };
@@ -42,9 +56,25 @@ describe('ledger service', () => {
   const charge = async (walletId: string, amount: string, extra: Record<string, unknown> = {}) => {
     const seq = ++chargeSeq;
     const data = {
-      chargeId: `ch-c1-${seq}`, containerId: 'c1', walletId, functionId: 'f1', nodeId: 'n1', taskId: 't1', sampleId: `c1-${seq}`, sampleSeq: seq,
-      windowStartMs: seq * 1000, windowEndMs: seq * 1000 + 1000, cpuNanos: 1_000_000, memoryByteMs: '1000', planId: 'default', planVersion: 1,
-      currency: 'GRC', amount, remainder: '0/1', providerWalletId: 'provider', ...extra,
+      chargeId: `ch-c1-${seq}`,
+      containerId: 'c1',
+      walletId,
+      functionId: 'f1',
+      nodeId: 'n1',
+      taskId: 't1',
+      sampleId: `c1-${seq}`,
+      sampleSeq: seq,
+      windowStartMs: seq * 1000,
+      windowEndMs: seq * 1000 + 1000,
+      cpuNanos: 1_000_000,
+      memoryByteMs: '1000',
+      planId: 'default',
+      planVersion: 1,
+      currency: 'GRC',
+      amount,
+      remainder: '0/1',
+      providerWalletId: 'provider',
+      ...extra,
     };
     await raw.append('meter-c1', [{ id: `charged-${data.chargeId}`, type: 'UsageCharged', data }], 'any');
     return data;
@@ -56,10 +86,14 @@ describe('ledger service', () => {
   };
   const meterConsumerIdle = async () => {
     const jsm = await nc.jetstreamManager();
-    await eventually(async () => {
-      const info = await jsm.consumers.info(EVENTS_STREAM, 'ledger_meter');
-      return info.num_pending === 0 && info.num_ack_pending === 0;
-    }, 20_000, 'the ledger meter consumer to be idle');
+    await eventually(
+      async () => {
+        const info = await jsm.consumers.info(EVENTS_STREAM, 'ledger_meter');
+        return info.num_pending === 0 && info.num_ack_pending === 0;
+      },
+      20_000,
+      'the ledger meter consumer to be idle',
+    );
   };
 
   /** `apps/ledger/src/audit-cli.ts` as its own process, the way an operator runs it. */
@@ -100,7 +134,9 @@ describe('ledger service', () => {
     const again = await client.request(depositRequest, { walletId: 'alice', amount: '2.5', reference: 'tx-0xabc' });
     expect(again).toEqual({ ...first, duplicate: true });
     expect(await client.request(withdrawRequest, { walletId: 'alice', amount: '0.5', reference: 'refund-1' })).toMatchObject({ balance: '2' });
-    expect(await client.request(adjustRequest, { walletId: 'alice', amount: '-0.25', reason: 'double top-up', reference: 'adj-1' })).toMatchObject({ balance: '1.75' });
+    expect(await client.request(adjustRequest, { walletId: 'alice', amount: '-0.25', reason: 'double top-up', reference: 'adj-1' })).toMatchObject({
+      balance: '1.75',
+    });
     await eventually(async () => (await balance('alice')).balance === '1.75', 10_000, 'the projection');
     expect(await balance('alice')).toMatchObject({ available: '1.75', debt: '0', revision: 3 });
     expect((await raw.read('wallet-alice')).map((e) => e.type)).toEqual(['WalletOpened', 'FundsDeposited', 'FundsWithdrawn', 'BalanceAdjusted']);
@@ -112,22 +148,58 @@ describe('ledger service', () => {
     const cases: [() => Promise<unknown>, string, RegExp][] = [
       [() => client.requestRaw(depositRequest.subject, { walletId: 'nobody', amount: '1', reference: 'r1' }), 'unknown_wallet', /wallet nobody does not exist/],
       [() => client.requestRaw(openWalletRequest.subject, { walletId: 'alice' }), 'wallet_exists', /alice already exists/],
-      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '1', reference: 'r2', currency: 'USD' }), 'currency_mismatch', /holds GRC, not USD/],
+      [
+        () => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '1', reference: 'r2', currency: 'USD' }),
+        'currency_mismatch',
+        /holds GRC, not USD/,
+      ],
       [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '2', reference: 'tx-0xabc' }), 'reference_conflict', /already posted/],
       [() => client.requestRaw(withdrawRequest.subject, { walletId: 'alice', amount: '5', reference: 'w9' }), 'insufficient_funds', /below zero/],
       [() => client.requestRaw(adjustRequest.subject, { walletId: 'alice', amount: '-5', reason: 'x', reference: 'a9' }), 'insufficient_funds', /below zero/],
-      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: 'abc', reference: 'r3' }), 'invalid_input', /amount: must be a decimal string/],
-      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '0.123456789', reference: 'r3' }), 'invalid_input', /amount: must have at most 8 decimals/],
+      [
+        () => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: 'abc', reference: 'r3' }),
+        'invalid_input',
+        /amount: must be a decimal string/,
+      ],
+      [
+        () => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '0.123456789', reference: 'r3' }),
+        'invalid_input',
+        /amount: must have at most 8 decimals/,
+      ],
       [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '-1', reference: 'r3' }), 'invalid_input', /amount: must not be negative/],
-      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '0', reference: 'r3' }), 'invalid_input', /amount: must be greater than zero/],
-      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '1e9', reference: 'r3' }), 'invalid_input', /amount: must be a decimal string/],
-      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '9'.repeat(16), reference: 'r3' }), 'invalid_input', /amount: must be below 10\^15/],
+      [
+        () => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '0', reference: 'r3' }),
+        'invalid_input',
+        /amount: must be greater than zero/,
+      ],
+      [
+        () => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '1e9', reference: 'r3' }),
+        'invalid_input',
+        /amount: must be a decimal string/,
+      ],
+      [
+        () => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '9'.repeat(16), reference: 'r3' }),
+        'invalid_input',
+        /amount: must be below 10\^15/,
+      ],
       [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: 1, reference: 'r3' }), 'invalid_input', /amount: must be a decimal string/],
       [() => client.requestRaw(depositRequest.subject, { walletId: 'a.b', amount: '1', reference: 'r3' }), 'invalid_input', /walletId: must match/],
       [() => client.requestRaw(openWalletRequest.subject, { walletId: 'x'.repeat(65) }), 'invalid_input', /walletId: must match \[A-Za-z0-9_-\]\{1,64\}/],
-      [() => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '1', reference: 'r3', extra: 'x'.repeat(100_000) }), 'invalid_input', /extra/],
-      [() => client.requestRaw(adjustRequest.subject, { walletId: 'alice', amount: '1', reason: '', reference: 'r3' }), 'invalid_input', /reason: must not be empty/],
-      [() => client.requestRaw(adjustRequest.subject, { walletId: 'alice', amount: '1', reason: 'r'.repeat(1025), reference: 'r3' }), 'invalid_input', /reason: must be at most 1024/],
+      [
+        () => client.requestRaw(depositRequest.subject, { walletId: 'alice', amount: '1', reference: 'r3', extra: 'x'.repeat(100_000) }),
+        'invalid_input',
+        /extra/,
+      ],
+      [
+        () => client.requestRaw(adjustRequest.subject, { walletId: 'alice', amount: '1', reason: '', reference: 'r3' }),
+        'invalid_input',
+        /reason: must not be empty/,
+      ],
+      [
+        () => client.requestRaw(adjustRequest.subject, { walletId: 'alice', amount: '1', reason: 'r'.repeat(1025), reference: 'r3' }),
+        'invalid_input',
+        /reason: must be at most 1024/,
+      ],
     ];
     for (const [promise, code, message] of cases) {
       const err = await refusal(promise());
@@ -144,7 +216,17 @@ describe('ledger service', () => {
     await charge('bob', '0.04');
     const big = await charge('bob', '0.1'); // past zero: the usage already happened
     await charge('bob', '0'); // nothing to post
-    await raw.append('meter-c1', [{ id: 'anomaly-1', type: 'UsageAnomalyRecorded', data: { containerId: 'c1', sampleId: 'c1-x', sampleSeq: 0, reason: 'gap', detail: 'ignored by the ledger' } }], 'any');
+    await raw.append(
+      'meter-c1',
+      [
+        {
+          id: 'anomaly-1',
+          type: 'UsageAnomalyRecorded',
+          data: { containerId: 'c1', sampleId: 'c1-x', sampleSeq: 0, reason: 'gap', detail: 'ignored by the ledger' },
+        },
+      ],
+      'any',
+    );
     await eventually(async () => (await balance('bob')).balance === '-0.04', 15_000, 'bob debited');
     expect(await balance('bob')).toMatchObject({ available: '0', debt: '0.04', maxDebt: '1' });
     expect((await raw.read('wallet-bob')).map((e) => e.id)).toEqual(['open-bob', 'deposit-bob-tx-bob-1', 'debit-ch-c1-1', `debit-${big.chargeId}`]);
@@ -156,14 +238,32 @@ describe('ledger service', () => {
     expect(credited.map((c) => c.chargeId)).toEqual(['ch-c1-1', big.chargeId]);
     expect(credited[1]).toEqual({ chargeId: big.chargeId, amount: '0.1', userWalletId: 'bob', containerId: 'c1', taskId: 't1', functionId: 'f1' });
 
-
-    await eventually(async () => (await client.request(providerEarningsRequest, { walletId: 'provider' })).providers[0]?.earned === '0.14', 10_000, 'provider earnings');
+    await eventually(
+      async () => (await client.request(providerEarningsRequest, { walletId: 'provider' })).providers[0]?.earned === '0.14',
+      10_000,
+      'provider earnings',
+    );
     const statement = await client.request(statementRequest, { walletId: 'bob' });
-    expect(statement.lines.map((l) => [l.amount, l.balanceAfter, l.cause.kind])).toEqual([['0', '0', 'open'], ['0.1', '0.1', 'deposit'], ['-0.04', '0.06', 'usage-debit'], ['-0.1', '-0.04', 'usage-debit']]);
+    expect(statement.lines.map((l) => [l.amount, l.balanceAfter, l.cause.kind])).toEqual([
+      ['0', '0', 'open'],
+      ['0.1', '0.1', 'deposit'],
+      ['-0.04', '0.06', 'usage-debit'],
+      ['-0.1', '-0.04', 'usage-debit'],
+    ]);
     expect(statement.lines[2].cause).toMatchObject({ chargeId: 'ch-c1-1', taskId: 't1', containerId: 'c1', counterpartyWalletId: 'provider' });
     expect((await client.request(statementRequest, { walletId: 'bob', limit: 1, afterRevision: 1 })).lines.map((l) => l.revision)).toEqual([2]);
-    expect(await client.request(taskCostRequest, { taskId: 't1' })).toMatchObject({ total: '0.14', charges: 2, walletId: 'bob', containers: [{ containerId: 'c1', total: '0.14' }] });
-    expect(await client.request(containerCostRequest, { containerId: 'c1' })).toMatchObject({ total: '0.14', charges: 2, functionId: 'f1', tasks: [{ taskId: 't1', total: '0.14' }] });
+    expect(await client.request(taskCostRequest, { taskId: 't1' })).toMatchObject({
+      total: '0.14',
+      charges: 2,
+      walletId: 'bob',
+      containers: [{ containerId: 'c1', total: '0.14' }],
+    });
+    expect(await client.request(containerCostRequest, { containerId: 'c1' })).toMatchObject({
+      total: '0.14',
+      charges: 2,
+      functionId: 'f1',
+      tasks: [{ taskId: 't1', total: '0.14' }],
+    });
     expect(await client.request(totalsRequest, {})).toMatchObject({ debited: '0.14', credited: '0.14', debt: '0.04', providerBalances: '0.14' });
 
     expect(await http('/wallets/bob/balance')).toMatchObject({ status: 200, body: { ok: true, data: { balance: '-0.04', debt: '0.04' } } });
@@ -174,7 +274,10 @@ describe('ledger service', () => {
     expect((await http('/totals')).body.data.credited).toBe('0.14');
     expect(await http('/wallets/nobody/balance')).toMatchObject({ status: 404, body: { ok: false, error: { code: 'unknown_wallet' } } });
     expect(await http('/wallets/a%2Eb/balance')).toMatchObject({ status: 400, body: { error: { code: 'invalid_input' } } });
-    expect(await http('/wallets/bob/statement?limit=5000')).toMatchObject({ status: 400, body: { error: { message: expect.stringMatching(/limit: must be <= 1000/) } } });
+    expect(await http('/wallets/bob/statement?limit=5000')).toMatchObject({
+      status: 400,
+      body: { error: { message: expect.stringMatching(/limit: must be <= 1000/) } },
+    });
     expect((await http('/nope')).status).toBe(404);
     // Context: each debit is caused by its charge, in the charge's correlation and trace; a deposit
     // continues the trace of the request that made it.
@@ -190,7 +293,10 @@ describe('ledger service', () => {
     expect(charges.get(credit.causationId)?.type).toBe('UsageCharged');
     const traceId = 'ab'.repeat(16);
     await client.request(openWalletRequest, { walletId: 'traced' });
-    await nc.request(depositRequest.subject, Buffer.from(JSON.stringify({ walletId: 'traced', amount: '0.01', reference: 'tx-traced' })), { headers: traceHeaders(`00-${traceId}-${'cd'.repeat(8)}-01`), timeout: 5000 });
+    await nc.request(depositRequest.subject, Buffer.from(JSON.stringify({ walletId: 'traced', amount: '0.01', reference: 'tx-traced' })), {
+      headers: traceHeaders(`00-${traceId}-${'cd'.repeat(8)}-01`),
+      timeout: 5000,
+    });
     const [deposit] = (await raw.read('wallet-traced')).filter((e) => e.type === 'FundsDeposited');
     expect(parseTraceparent(deposit.traceparent)?.traceId).toBe(traceId);
   });
@@ -225,10 +331,21 @@ describe('ledger service', () => {
     const last = bob[bob.length - 1];
     // A debit appended straight to the store, correctly chained but with no credit and no charge.
     const data = {
-      walletId: 'bob', currency: 'GRC', balanceAfter: '-0.05', prevHash: (last.data as { hash: string }).hash,
-      amount: '0.01', chargeId: 'ch-forged-1', providerWalletId: 'provider', containerId: 'c1', functionId: 'f1',
+      walletId: 'bob',
+      currency: 'GRC',
+      balanceAfter: '-0.05',
+      prevHash: (last.data as { hash: string }).hash,
+      amount: '0.01',
+      chargeId: 'ch-forged-1',
+      providerWalletId: 'provider',
+      containerId: 'c1',
+      functionId: 'f1',
     };
-    await raw.append('wallet-bob', [{ id: 'debit-ch-forged-1', type: 'UsageDebited', data: { ...data, hash: walletEventHash('UsageDebited', data, data.prevHash) } }], last.revision);
+    await raw.append(
+      'wallet-bob',
+      [{ id: 'debit-ch-forged-1', type: 'UsageDebited', data: { ...data, hash: walletEventHash('UsageDebited', data, data.prevHash) } }],
+      last.revision,
+    );
     let report = await client.request(auditRequest, {}, 30_000);
     const failed = () => report.invariants.filter((i) => !i.pass).map((i) => i.name);
     expect(report.pass).toBe(false);
@@ -236,7 +353,17 @@ describe('ledger service', () => {
     expect(failed()).not.toContain('hash-chain');
 
     // A forged deposit with a bad prevHash: the hash chain breaks exactly there.
-    await raw.append('wallet-bob', [{ id: 'forged-deposit', type: 'FundsDeposited', data: { walletId: 'bob', currency: 'GRC', balanceAfter: '999.95', prevHash: 'f'.repeat(64), amount: '1000', reference: 'forged' } }], last.revision + 1);
+    await raw.append(
+      'wallet-bob',
+      [
+        {
+          id: 'forged-deposit',
+          type: 'FundsDeposited',
+          data: { walletId: 'bob', currency: 'GRC', balanceAfter: '999.95', prevHash: 'f'.repeat(64), amount: '1000', reference: 'forged' },
+        },
+      ],
+      last.revision + 1,
+    );
     report = await client.request(auditRequest, {}, 30_000);
     expect(failed()).toContain('hash-chain');
     expect(report.firstBrokenLink).toMatchObject({ stream: 'wallet-bob', eventId: 'forged-deposit', revision: last.revision + 2 });

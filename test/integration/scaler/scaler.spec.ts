@@ -1,6 +1,6 @@
 import { heartbeatSubject, listScaledContainers, scaledContainerDetail, type NewEvent, type NodeHeartbeat, type RecordedEvent } from '@mesh/contracts';
 import { JetStreamEventStore, type ExpectedVersion } from '@mesh/eventstore';
-import { MeshClient, RequestError, encodeJson, startService, type RunningService } from '@mesh/messaging';
+import { MeshClient, RequestError, encodeJson, startService, type RunningService } from '@mesh/runtime';
 import { NatsServerProcess, eventually } from '@mesh/testing';
 import { ScalerService } from '../../../apps/scaler/src/main';
 
@@ -29,45 +29,134 @@ describe('scaler service (real NATS)', () => {
   const ref = (containerId: string, nodeId = 'n1', walletId = 'w1') => ({ containerId, nodeId, walletId, functionId: 'f1' });
 
   async function start(containerId: string, opts: { nodeId?: string; walletId?: string; cpuMillis?: number; memoryBytes?: number } = {}) {
-    await put(`container-${containerId}`, [{
-      id: `started-${containerId}`, type: 'ContainerStarted',
-      data: { ...ref(containerId, opts.nodeId, opts.walletId), dockerId: `d${containerId}`, image: 'mesh/task-base:latest', cpuMillis: opts.cpuMillis ?? 1000,
-        memoryBytes: opts.memoryBytes ?? 512 * MiB, cpuMaxMillis: 4000, cpuMinMillis: 250, coldStartMs: 200, startedAtMs: Date.now() },
-    }], 'no_stream');
+    await put(
+      `container-${containerId}`,
+      [
+        {
+          id: `started-${containerId}`,
+          type: 'ContainerStarted',
+          data: {
+            ...ref(containerId, opts.nodeId, opts.walletId),
+            dockerId: `d${containerId}`,
+            image: 'mesh/task-base:latest',
+            cpuMillis: opts.cpuMillis ?? 1000,
+            memoryBytes: opts.memoryBytes ?? 512 * MiB,
+            cpuMaxMillis: 4000,
+            cpuMinMillis: 250,
+            coldStartMs: 200,
+            startedAtMs: Date.now(),
+          },
+        },
+      ],
+      'no_stream',
+    );
   }
 
   /** Appends the next sample of a container, its window ending `ageMs` ago. */
-  async function sampleOf(containerId: string, usageCpuMillis: number, cpuLimitMillis: number, opts: { ageMs?: number; nodeId?: string; walletId?: string; memoryBytesMax?: number } = {}) {
+  async function sampleOf(
+    containerId: string,
+    usageCpuMillis: number,
+    cpuLimitMillis: number,
+    opts: { ageMs?: number; nodeId?: string; walletId?: string; memoryBytesMax?: number } = {},
+  ) {
     const seq = (seqs.get(containerId) ?? 0) + 1;
     seqs.set(containerId, seq);
     const windowEndMs = Date.now() - (opts.ageMs ?? 0);
-    return put(`usage-${containerId}`, [{
-      id: `${containerId}-${seq}`, type: 'ResourceSampled',
-      data: { sampleId: `${containerId}-${seq}`, ...ref(containerId, opts.nodeId, opts.walletId), seq, windowStartMs: windowEndMs - 1000, windowEndMs,
-        cpuNanos: usageCpuMillis * 1_000_000, memoryBytesAvg: opts.memoryBytesMax ?? 100 * MiB, memoryBytesMax: opts.memoryBytesMax ?? 100 * MiB,
-        cpuLimitMillis, memoryLimitBytes: 512 * MiB, final: false },
-    }], seq - 2);
+    return put(
+      `usage-${containerId}`,
+      [
+        {
+          id: `${containerId}-${seq}`,
+          type: 'ResourceSampled',
+          data: {
+            sampleId: `${containerId}-${seq}`,
+            ...ref(containerId, opts.nodeId, opts.walletId),
+            seq,
+            windowStartMs: windowEndMs - 1000,
+            windowEndMs,
+            cpuNanos: usageCpuMillis * 1_000_000,
+            memoryBytesAvg: opts.memoryBytesMax ?? 100 * MiB,
+            memoryBytesMax: opts.memoryBytesMax ?? 100 * MiB,
+            cpuLimitMillis,
+            memoryLimitBytes: 512 * MiB,
+            final: false,
+          },
+        },
+      ],
+      seq - 2,
+    );
   }
 
   async function stop(containerId: string) {
-    await put(`container-${containerId}`, [{ id: `stopped-${containerId}`, type: 'ContainerStopped', data: { ...ref(containerId), reason: 'idle', stoppedAtMs: Date.now() } }], 'any');
+    await put(
+      `container-${containerId}`,
+      [{ id: `stopped-${containerId}`, type: 'ContainerStopped', data: { ...ref(containerId), reason: 'idle', stoppedAtMs: Date.now() } }],
+      'any',
+    );
   }
 
   /** What the container-manager does with a decision. */
   async function apply(decision: RecordedEvent) {
-    const d = decision.data as { decisionId: string; containerId: string; nodeId: string; walletId: string; functionId: string; fromCpuMillis: number; toCpuMillis: number; fromMemoryBytes: number; toMemoryBytes: number };
-    await put(`container-${d.containerId}`, [{
-      id: `resized-${d.decisionId}`, type: 'ContainerResized',
-      data: { containerId: d.containerId, nodeId: d.nodeId, walletId: d.walletId, functionId: d.functionId, decisionId: d.decisionId,
-        fromCpuMillis: d.fromCpuMillis, toCpuMillis: d.toCpuMillis, fromMemoryBytes: d.fromMemoryBytes, toMemoryBytes: d.toMemoryBytes, applyMs: 3, appliedAtMs: Date.now() },
-    }], 'any');
+    const d = decision.data as {
+      decisionId: string;
+      containerId: string;
+      nodeId: string;
+      walletId: string;
+      functionId: string;
+      fromCpuMillis: number;
+      toCpuMillis: number;
+      fromMemoryBytes: number;
+      toMemoryBytes: number;
+    };
+    await put(
+      `container-${d.containerId}`,
+      [
+        {
+          id: `resized-${d.decisionId}`,
+          type: 'ContainerResized',
+          data: {
+            containerId: d.containerId,
+            nodeId: d.nodeId,
+            walletId: d.walletId,
+            functionId: d.functionId,
+            decisionId: d.decisionId,
+            fromCpuMillis: d.fromCpuMillis,
+            toCpuMillis: d.toCpuMillis,
+            fromMemoryBytes: d.fromMemoryBytes,
+            toMemoryBytes: d.toMemoryBytes,
+            applyMs: 3,
+            appliedAtMs: Date.now(),
+          },
+        },
+      ],
+      'any',
+    );
   }
 
   async function standing(walletId: string, from: string | null, to: string, revision: number) {
-    await put(`standing-${walletId}`, [{
-      id: `standing-${walletId}-${revision}`, type: 'StandingChanged',
-      data: { walletId, from, to, balance: to === 'overdrawn' ? '-0.1' : '5', currency: 'GRC', maxDebt: '0.5', minBalance: '0', policy: 'greedy', causeEventId: `cause-${revision}`, causeRevision: revision, changedAtMs: Date.now() },
-    }], revision - 1);
+    await put(
+      `standing-${walletId}`,
+      [
+        {
+          id: `standing-${walletId}-${revision}`,
+          type: 'StandingChanged',
+          data: {
+            walletId,
+            from,
+            to,
+            balance: to === 'overdrawn' ? '-0.1' : '5',
+            currency: 'GRC',
+            maxDebt: '0.5',
+            minBalance: '0',
+            policy: 'greedy',
+            causeEventId: `cause-${revision}`,
+            causeRevision: revision,
+            changedAtMs: Date.now(),
+          },
+        },
+      ],
+      revision - 1,
+    );
   }
 
   const decisions = (containerId: string) => raw.read(`scaling-${containerId}`);
@@ -76,10 +165,14 @@ describe('scaler service (real NATS)', () => {
 
   /** Waits until each scaler consumer has handled the last event the test appended to its category. */
   async function settled() {
-    await eventually(async () => {
-      const health = (await client.requestRaw('mesh.api.scaler.health', {})) as { positions: Record<string, string> };
-      return [...lastPositions].every(([category, position]) => BigInt(health.positions[`scaler_${category}`] ?? '0') >= position);
-    }, 10_000, 'scaler consumers caught up');
+    await eventually(
+      async () => {
+        const health = (await client.requestRaw('mesh.api.scaler.health', {})) as { positions: Record<string, string> };
+        return [...lastPositions].every(([category, position]) => BigInt(health.positions[`scaler_${category}`] ?? '0') >= position);
+      },
+      10_000,
+      'scaler consumers caught up',
+    );
   }
 
   beforeAll(async () => {
@@ -98,7 +191,17 @@ describe('scaler service (real NATS)', () => {
     await sampleOf('cold', 1000, 1000, { ageMs: 60_000 });
     await sampleOf('cold', 1000, 1000, { ageMs: 59_000 });
     await sampleOf('cold', 1000, 1000, { ageMs: 58_000 });
-    await put('node-n1', [{ id: 'reg-n1', type: 'NodeRegistered', data: { nodeId: 'n1', cpuMillis: 16_000, memoryBytes: 64 * 1024 * MiB, labels: {}, registeredAtMs: Date.now() } }], 'no_stream');
+    await put(
+      'node-n1',
+      [
+        {
+          id: 'reg-n1',
+          type: 'NodeRegistered',
+          data: { nodeId: 'n1', cpuMillis: 16_000, memoryBytes: 64 * 1024 * MiB, labels: {}, registeredAtMs: Date.now() },
+        },
+      ],
+      'no_stream',
+    );
     service = await startService(ScalerService, { NATS_URL: server.url, LOG_LEVEL: process.env.SCALER_TEST_LOG ?? 'error' });
   });
 
@@ -112,10 +215,14 @@ describe('scaler service (real NATS)', () => {
 
   it('replaying history decides nothing for stopped containers or old samples', async () => {
     // The last replayed sample of the running container is visible in the query: replay is done.
-    await eventually(async () => {
-      const { containers } = await client.request(listScaledContainers, {});
-      return containers.find((c) => c.containerId === 'cold' && c.lastSampleSeq === 3);
-    }, 10_000, 'replay of cold');
+    await eventually(
+      async () => {
+        const { containers } = await client.request(listScaledContainers, {});
+        return containers.find((c) => c.containerId === 'cold' && c.lastSampleSeq === 3);
+      },
+      10_000,
+      'replay of cold',
+    );
     await settled();
     expect(await decisions('cgone')).toEqual([]);
     expect(await decisions('cold')).toEqual([]);
@@ -135,10 +242,14 @@ describe('scaler service (real NATS)', () => {
     await settled();
     expect(await decisions('cup')).toHaveLength(1);
     await apply(first);
-    await eventually(async () => {
-      const detail = await client.request(scaledContainerDetail, { containerId: 'cup' });
-      return detail.container.cpuMillis === 2000 && detail.container.pendingDecisionId === null ? detail : undefined;
-    }, 10_000, 'resize applied');
+    await eventually(
+      async () => {
+        const detail = await client.request(scaledContainerDetail, { containerId: 'cup' });
+        return detail.container.cpuMillis === 2000 && detail.container.pendingDecisionId === null ? detail : undefined;
+      },
+      10_000,
+      'resize applied',
+    );
     const detail = await client.request(scaledContainerDetail, { containerId: 'cup' });
     expect(detail.window.map((s) => s.seq)).toEqual([1, 2, 3]);
     expect(detail.recentDecisions).toEqual([expect.objectContaining({ decisionId: 'scale-cup-1', reason: 'scale-up' })]);
@@ -148,12 +259,20 @@ describe('scaler service (real NATS)', () => {
     await standing('wt', null, 'normal', 0);
     await start('cthr', { walletId: 'wt', cpuMillis: 2000 });
     await sampleOf('cthr', 1900, 2000, { walletId: 'wt' });
-    await eventually(async () => (await client.request(listScaledContainers, { walletId: 'wt' })).containers.find((c) => c.lastSampleSeq === 1), 10_000, 'cthr tracked');
+    await eventually(
+      async () => (await client.request(listScaledContainers, { walletId: 'wt' })).containers.find((c) => c.lastSampleSeq === 1),
+      10_000,
+      'cthr tracked',
+    );
     await standing('wt', 'normal', 'overdrawn', 1);
     const throttle = await decisionNumber('cthr', 1);
     expect(throttle.data).toMatchObject({ fromCpuMillis: 2000, toCpuMillis: 500, reason: 'throttle', throttleCapMillis: 500 });
     await apply(throttle);
-    await eventually(async () => (await client.request(listScaledContainers, { walletId: 'wt' })).containers.find((c) => c.cpuMillis === 500 && c.throttleCapMillis === 500), 10_000, 'throttle applied');
+    await eventually(
+      async () => (await client.request(listScaledContainers, { walletId: 'wt' })).containers.find((c) => c.cpuMillis === 500 && c.throttleCapMillis === 500),
+      10_000,
+      'throttle applied',
+    );
     // Saturated at the cap: nowhere to go, no decision.
     await sampleOf('cthr', 500, 500, { walletId: 'wt' });
     await sampleOf('cthr', 500, 500, { walletId: 'wt' });
@@ -166,9 +285,22 @@ describe('scaler service (real NATS)', () => {
   });
 
   it('never beyond the free capacity of the node (registered capacity and heartbeats)', async () => {
-    await put('node-n2', [{ id: 'reg-n2', type: 'NodeRegistered', data: { nodeId: 'n2', cpuMillis: 4000, memoryBytes: 8 * 1024 * MiB, labels: {}, registeredAtMs: Date.now() } }], 'no_stream');
+    await put(
+      'node-n2',
+      [{ id: 'reg-n2', type: 'NodeRegistered', data: { nodeId: 'n2', cpuMillis: 4000, memoryBytes: 8 * 1024 * MiB, labels: {}, registeredAtMs: Date.now() } }],
+      'no_stream',
+    );
     // The node reports 3200 m in use, our container has 1000 of them: 800 m are free.
-    const beat: NodeHeartbeat = { nodeId: 'n2', atMs: Date.now(), cpuMillis: 4000, memoryBytes: 8 * 1024 * MiB, usedCpuMillis: 3200, usedMemoryBytes: 0, runningContainers: 2, idleContainers: [] };
+    const beat: NodeHeartbeat = {
+      nodeId: 'n2',
+      atMs: Date.now(),
+      cpuMillis: 4000,
+      memoryBytes: 8 * 1024 * MiB,
+      usedCpuMillis: 3200,
+      usedMemoryBytes: 0,
+      runningContainers: 2,
+      idleContainers: [],
+    };
     await start('cnode', { nodeId: 'n2' });
     await eventually(async () => (await client.request(listScaledContainers, { nodeId: 'n2' })).containers.length === 1, 10_000, 'cnode tracked');
     service.nc.publish(heartbeatSubject('n2'), encodeJson(beat)); // the service's own connection: delivered before the samples are handled
@@ -191,7 +323,11 @@ describe('scaler service (real NATS)', () => {
     await sampleOf('cstop', 100, 1000);
     await eventually(async () => (await client.request(listScaledContainers, {})).containers.some((c) => c.containerId === 'cstop'), 10_000, 'cstop tracked');
     await stop('cstop');
-    await eventually(async () => !(await client.request(listScaledContainers, {})).containers.some((c) => c.containerId === 'cstop'), 10_000, 'cstop forgotten');
+    await eventually(
+      async () => !(await client.request(listScaledContainers, {})).containers.some((c) => c.containerId === 'cstop'),
+      10_000,
+      'cstop forgotten',
+    );
     // Samples after the stop decide nothing.
     await sampleOf('cstop', 1000, 1000);
     await sampleOf('cstop', 1000, 1000);

@@ -26,7 +26,7 @@ import {
   type RecordedEvent,
 } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
-import { MeshClient, RequestError, encodeJson, startService, type RunningService } from '@mesh/messaging';
+import { MeshClient, RequestError, encodeJson, startService, type RunningService } from '@mesh/runtime';
 import { NatsServerProcess, eventually } from '@mesh/testing';
 import { SchedulerService } from '../../../apps/scheduler/src/main';
 
@@ -49,7 +49,12 @@ describe('scheduler on NATS', () => {
   let beatTimer: NodeJS.Timeout;
 
   const start = async () => {
-    const running = await startService(SchedulerService, { NATS_URL: server.url, NODE_LOST_AFTER_MS: String(LOST_AFTER_MS), LIVENESS_CHECK_MS: '100', LOG_LEVEL: 'warn' });
+    const running = await startService(SchedulerService, {
+      NATS_URL: server.url,
+      NODE_LOST_AFTER_MS: String(LOST_AFTER_MS),
+      LIVENESS_CHECK_MS: '100',
+      LOG_LEVEL: 'warn',
+    });
     // startService returns before the server has processed the request subscriptions: a round trip
     // on the service's own connection makes sure they are in place before we ask.
     await running.nc.flush();
@@ -59,32 +64,78 @@ describe('scheduler on NATS', () => {
     await store.append(stream, [eventOf(definition, id, data)], 'any');
   };
   const beat = (nodeId: string) =>
-    nc.publish(heartbeatSubject(nodeId), encodeJson({
-      nodeId, atMs: Date.now(), cpuMillis: 8000, memoryBytes: 16 * GiB, usedCpuMillis: 0, usedMemoryBytes: 0, runningContainers: 0, idleContainers: idle.get(nodeId) ?? [],
-    }));
+    nc.publish(
+      heartbeatSubject(nodeId),
+      encodeJson({
+        nodeId,
+        atMs: Date.now(),
+        cpuMillis: 8000,
+        memoryBytes: 16 * GiB,
+        usedCpuMillis: 0,
+        usedMemoryBytes: 0,
+        runningContainers: 0,
+        idleContainers: idle.get(nodeId) ?? [],
+      }),
+    );
   const registerNode = async (nodeId: string) => {
-    await append(`node-${nodeId}`, NodeRegistered, `${nodeId}-registered-${Date.now()}`, { nodeId, cpuMillis: 8000, memoryBytes: 16 * GiB, labels: {}, registeredAtMs: Date.now() });
+    await append(`node-${nodeId}`, NodeRegistered, `${nodeId}-registered-${Date.now()}`, {
+      nodeId,
+      cpuMillis: 8000,
+      memoryBytes: 16 * GiB,
+      labels: {},
+      registeredAtMs: Date.now(),
+    });
     beating.add(nodeId);
     beat(nodeId);
   };
   const openWallet = async (walletId: string, policy: 'greedy' | 'conservative' = 'greedy', kind: 'user' | 'provider' = 'user') =>
     append(`wallet-${walletId}`, WalletOpened, `${walletId}-opened`, {
-      walletId, currency: 'GRC', balanceAfter: '0', prevHash: '0'.repeat(64), kind, maxDebt: '0.5', minBalance: '1', policy, openedAtMs: Date.now(),
+      walletId,
+      currency: 'GRC',
+      balanceAfter: '0',
+      prevHash: '0'.repeat(64),
+      kind,
+      maxDebt: '0.5',
+      minBalance: '1',
+      policy,
+      openedAtMs: Date.now(),
     });
   let standings = 0;
   const setStanding = async (walletId: string, to: 'normal' | 'low' | 'overdrawn' | 'suspended', policy: 'greedy' | 'conservative' = 'greedy') =>
     append(`standing-${walletId}`, StandingChanged, `${walletId}-standing-${++standings}`, {
-      walletId, from: null, to, balance: '1', currency: 'GRC', maxDebt: '0.5', minBalance: '1', policy, causeEventId: `${walletId}-opened`, causeRevision: 0, changedAtMs: Date.now(),
+      walletId,
+      from: null,
+      to,
+      balance: '1',
+      currency: 'GRC',
+      maxDebt: '0.5',
+      minBalance: '1',
+      policy,
+      causeEventId: `${walletId}-opened`,
+      causeRevision: 0,
+      changedAtMs: Date.now(),
     });
   const deploy = (functionId: string, extra: Record<string, unknown> = {}) =>
-    client.requestRaw('mesh.api.scheduler.deploy-function', { functionId, image: 'mesh/task-base:latest', script: 'cat "$1"', cpuInitialMillis: 100, memoryBytes: 64 * 1024 * 1024, ...extra });
-  const submit = (body: Record<string, unknown>) => client.requestRaw('mesh.api.scheduler.submit-task', { input: { inline: 'aGk=' }, ...body }) as Promise<{ taskId: string }>;
+    client.requestRaw('mesh.api.scheduler.deploy-function', {
+      functionId,
+      image: 'mesh/task-base:latest',
+      script: 'cat "$1"',
+      cpuInitialMillis: 100,
+      memoryBytes: 64 * 1024 * 1024,
+      ...extra,
+    });
+  const submit = (body: Record<string, unknown>) =>
+    client.requestRaw('mesh.api.scheduler.submit-task', { input: { inline: 'aGk=' }, ...body }) as Promise<{ taskId: string }>;
   const task = (taskId: string) => client.requestRaw('mesh.query.scheduler.task', { taskId }) as Promise<Record<string, any>>;
   const taskIn = (taskId: string, state: string, attempt?: number) =>
-    eventually(async () => {
-      const t = await task(taskId);
-      return t.state === state && (attempt === undefined || t.attempt === attempt) && t;
-    }, 15_000, `task ${taskId} ${state}${attempt ? ` at attempt ${attempt}` : ''}`);
+    eventually(
+      async () => {
+        const t = await task(taskId);
+        return t.state === state && (attempt === undefined || t.attempt === attempt) && t;
+      },
+      15_000,
+      `task ${taskId} ${state}${attempt ? ` at attempt ${attempt}` : ''}`,
+    );
   const refusal = async (subject: string, body: unknown) => {
     try {
       await client.requestRaw(subject, body);
@@ -96,9 +147,16 @@ describe('scheduler on NATS', () => {
   };
   /** Simulated container-manager: the execution events of the current attempt. */
   const execution = (t: Record<string, any>, containerId = 'c-sim') => ({
-    executionId: t.executionId as string, taskId: t.taskId as string, attempt: t.attempt as number, containerId, nodeId: t.nodeId as string, walletId: t.walletId as string, functionId: t.functionId as string,
+    executionId: t.executionId as string,
+    taskId: t.taskId as string,
+    attempt: t.attempt as number,
+    containerId,
+    nodeId: t.nodeId as string,
+    walletId: t.walletId as string,
+    functionId: t.functionId as string,
   });
-  const started = (t: Record<string, any>) => append(`execution-${t.executionId}`, ExecutionStarted, `${t.executionId}-started`, { ...execution(t), startedAtMs: Date.now(), warm: false });
+  const started = (t: Record<string, any>) =>
+    append(`execution-${t.executionId}`, ExecutionStarted, `${t.executionId}-started`, { ...execution(t), startedAtMs: Date.now(), warm: false });
   const dispatchesOf = async (taskId: string) => (await store.read(`task-${taskId}`)).filter((e: RecordedEvent) => e.type === 'TaskDispatched');
 
   beforeAll(async () => {
@@ -110,7 +168,11 @@ describe('scheduler on NATS', () => {
     scheduler = await start();
     await registerNode('node-a');
     await registerNode('node-b');
-    await eventually(async () => ((await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { alive: boolean }[] }).nodes.filter((n) => n.alive).length === 2, 10_000, 'two live nodes');
+    await eventually(
+      async () => ((await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { alive: boolean }[] }).nodes.filter((n) => n.alive).length === 2,
+      10_000,
+      'two live nodes',
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -122,7 +184,16 @@ describe('scheduler on NATS', () => {
 
   it('runs a task through its lifecycle: pending, dispatched, running, succeeded, with every transition and its position', async () => {
     const deployed = (await deploy('echo')) as Record<string, unknown>;
-    expect(deployed).toMatchObject({ functionId: 'echo', version: 1, cpuMinMillis: 100, cpuInitialMillis: 100, cpuMaxMillis: 4000, maxAttempts: 3, network: false, changed: true });
+    expect(deployed).toMatchObject({
+      functionId: 'echo',
+      version: 1,
+      cpuMinMillis: 100,
+      cpuInitialMillis: 100,
+      cpuMaxMillis: 4000,
+      maxAttempts: 3,
+      network: false,
+      changed: true,
+    });
     expect(await deploy('echo')).toMatchObject({ version: 1, changed: false });
     await openWallet('alice');
     await setStanding('alice', 'normal');
@@ -135,7 +206,11 @@ describe('scheduler on NATS', () => {
     expect(dispatch.data).toMatchObject({ nodeId: t.nodeId, attempt: 1, function: { functionId: 'echo', version: 1 }, input: { inline: 'aGk=' } });
     await started(t);
     await taskIn(taskId, 'running');
-    await append(`execution-${t.executionId}`, ExecutionSucceeded, `${t.executionId}-succeeded`, { ...execution(t), outputRef: { bucket: 'mesh-output', key: t.executionId }, durationMs: 12 });
+    await append(`execution-${t.executionId}`, ExecutionSucceeded, `${t.executionId}-succeeded`, {
+      ...execution(t),
+      outputRef: { bucket: 'mesh-output', key: t.executionId },
+      durationMs: 12,
+    });
     const done = await taskIn(taskId, 'succeeded');
     expect(done).toMatchObject({ containerId: 'c-sim', outputRef: { bucket: 'mesh-output', key: 'life-1-1' }, durationMs: 12 });
     expect(done.history.map((h: { type: string }) => h.type)).toEqual(['TaskSubmitted', 'TaskDispatched', 'TaskRunning', 'TaskSucceeded']);
@@ -145,7 +220,11 @@ describe('scheduler on NATS', () => {
     const health = (await client.requestRaw('mesh.api.scheduler.health', {})) as { positions: Record<string, string>; details: Record<string, number> };
     expect(BigInt(health.positions.view)).toBeGreaterThan(0n);
     // a redelivered result changes nothing
-    await append(`execution-${t.executionId}`, ExecutionSucceeded, `${t.executionId}-succeeded-again`, { ...execution(t), outputRef: { bucket: 'mesh-output', key: 'other' }, durationMs: 99 });
+    await append(`execution-${t.executionId}`, ExecutionSucceeded, `${t.executionId}-succeeded-again`, {
+      ...execution(t),
+      outputRef: { bucket: 'mesh-output', key: 'other' },
+      durationMs: 99,
+    });
     const listed = (await client.requestRaw('mesh.query.scheduler.tasks', { walletId: 'alice' })) as { tasks: { taskId: string; state: string }[] };
     expect(listed.tasks).toEqual([expect.objectContaining({ taskId: 'life-1', state: 'succeeded' })]);
     expect((await task(taskId)).history).toHaveLength(4);
@@ -163,14 +242,49 @@ describe('scheduler on NATS', () => {
       ['mesh.api.scheduler.submit-task', { functionId: 'nope', walletId: 'bad-w', input: { inline: '' } }, 'unknown_function', /no function nope/],
       ['mesh.api.scheduler.submit-task', { functionId: 'bad-fn', walletId: 'nobody', input: { inline: '' } }, 'unknown_wallet', /no wallet nobody/],
       ['mesh.api.scheduler.submit-task', { functionId: 'bad-fn', walletId: 'provider-w', input: { inline: '' } }, 'provider_wallet', /provider wallet/],
-      ['mesh.api.scheduler.submit-task', { functionId: 'bad-fn', walletId: 'bad-w', input: { inline: Buffer.alloc(70_000).toString('base64') } }, 'invalid_input', /input\.inline: inline input too large.*objectRef/],
-      ['mesh.api.scheduler.submit-task', { functionId: 'bad-fn', walletId: 'bad-w', input: { inline: 'aGk=', objectRef: { bucket: 'b', key: 'k' } } }, 'invalid_input', /exactly one of inline/],
+      [
+        'mesh.api.scheduler.submit-task',
+        { functionId: 'bad-fn', walletId: 'bad-w', input: { inline: Buffer.alloc(70_000).toString('base64') } },
+        'invalid_input',
+        /input\.inline: inline input too large.*objectRef/,
+      ],
+      [
+        'mesh.api.scheduler.submit-task',
+        { functionId: 'bad-fn', walletId: 'bad-w', input: { inline: 'aGk=', objectRef: { bucket: 'b', key: 'k' } } },
+        'invalid_input',
+        /exactly one of inline/,
+      ],
       ['mesh.api.scheduler.submit-task', { functionId: 'bad.fn', walletId: 'bad-w', input: { inline: '' } }, 'invalid_input', /functionId: must match/],
-      ['mesh.api.scheduler.submit-task', { functionId: 'bad-fn', walletId: 'bad-w', input: { inline: '' }, priority: 10 }, 'invalid_input', /priority: must be <= 9/],
-      ['mesh.api.scheduler.deploy-function', { functionId: 'mm', image: 'img', script: 'x', cpuMinMillis: 3000, cpuMaxMillis: 1000 }, 'invalid_input', /cpuMinMillis: must be <= cpuMaxMillis/],
-      ['mesh.api.scheduler.deploy-function', { functionId: 'huge', image: 'img', script: 'x', cpuInitialMillis: 64000, cpuMaxMillis: 64000 }, 'exceeds_node_capacity', /fit no registered node/],
-      ['mesh.api.scheduler.deploy-function', { functionId: 'x'.repeat(65), image: 'img', script: 'x' }, 'invalid_input', /functionId: must match \[A-Za-z0-9_-\]\{1,64\}/],
-      ['mesh.api.scheduler.deploy-function', { functionId: 'planned', image: 'img', script: 'x', pricePlanId: 'no-such-plan' }, 'unknown_price_plan', /no price plan no-such-plan: create it first/],
+      [
+        'mesh.api.scheduler.submit-task',
+        { functionId: 'bad-fn', walletId: 'bad-w', input: { inline: '' }, priority: 10 },
+        'invalid_input',
+        /priority: must be <= 9/,
+      ],
+      [
+        'mesh.api.scheduler.deploy-function',
+        { functionId: 'mm', image: 'img', script: 'x', cpuMinMillis: 3000, cpuMaxMillis: 1000 },
+        'invalid_input',
+        /cpuMinMillis: must be <= cpuMaxMillis/,
+      ],
+      [
+        'mesh.api.scheduler.deploy-function',
+        { functionId: 'huge', image: 'img', script: 'x', cpuInitialMillis: 64000, cpuMaxMillis: 64000 },
+        'exceeds_node_capacity',
+        /fit no registered node/,
+      ],
+      [
+        'mesh.api.scheduler.deploy-function',
+        { functionId: 'x'.repeat(65), image: 'img', script: 'x' },
+        'invalid_input',
+        /functionId: must match \[A-Za-z0-9_-\]\{1,64\}/,
+      ],
+      [
+        'mesh.api.scheduler.deploy-function',
+        { functionId: 'planned', image: 'img', script: 'x', pricePlanId: 'no-such-plan' },
+        'unknown_price_plan',
+        /no price plan no-such-plan: create it first/,
+      ],
       ['mesh.api.scheduler.cancel-task', { taskId }, 'task_finished', /already cancelled/],
       ['mesh.api.scheduler.cancel-task', { taskId: 'never-submitted' }, 'unknown_task', /no task never-submitted/],
       ['mesh.query.scheduler.task', { taskId: 'a b' }, 'invalid_input', /taskId: must match/],
@@ -184,7 +298,14 @@ describe('scheduler on NATS', () => {
 
     // Once the plan exists (the credit-manager's PricePlanSet), the same deploy is accepted.
     await append(pricePlanStream('a-plan'), PricePlanSet, 'a-plan-v1', {
-      planId: 'a-plan', version: 1, currency: 'GRC', cpuPerCoreHour: '1', memoryPerGibHour: '0', perInvocation: '0', billing: 'used', effectiveFromMs: 0,
+      planId: 'a-plan',
+      version: 1,
+      currency: 'GRC',
+      cpuPerCoreHour: '1',
+      memoryPerGibHour: '0',
+      perInvocation: '0',
+      billing: 'used',
+      effectiveFromMs: 0,
     });
     expect(await deploy('planned', { pricePlanId: 'a-plan' })).toMatchObject({ functionId: 'planned', pricePlanId: 'a-plan', changed: true });
   });
@@ -197,7 +318,10 @@ describe('scheduler on NATS', () => {
     const careful = await submit({ functionId: 'gate', walletId: 'careful' });
     await setStanding('gated', 'overdrawn');
     await setStanding('careful', 'low', 'conservative');
-    const pools = async () => (await client.requestRaw('mesh.query.scheduler.pools', {})) as { wallets: { walletId: string; pending: number; dispatchable: boolean; standing: string }[] };
+    const pools = async () =>
+      (await client.requestRaw('mesh.query.scheduler.pools', {})) as {
+        wallets: { walletId: string; pending: number; dispatchable: boolean; standing: string }[];
+      };
     await eventually(async () => (await pools()).wallets.find((w) => w.walletId === 'gated')?.standing === 'overdrawn', 10_000, 'the standing folded');
     expect((await pools()).wallets.find((w) => w.walletId === 'gated')).toMatchObject({ pending: 1, dispatchable: false });
     expect((await pools()).wallets.find((w) => w.walletId === 'careful')).toMatchObject({ pending: 1, dispatchable: false, standing: 'low' });
@@ -221,7 +345,11 @@ describe('scheduler on NATS', () => {
       await started(t);
       await taskIn(taskId, 'running', attempt);
       await setStanding('debtor', 'suspended');
-      await append(`execution-${t.executionId}`, ExecutionAborted, `${t.executionId}-aborted`, { ...execution(t), reason: 'suspended', abortedAtMs: Date.now() });
+      await append(`execution-${t.executionId}`, ExecutionAborted, `${t.executionId}-aborted`, {
+        ...execution(t),
+        reason: 'suspended',
+        abortedAtMs: Date.now(),
+      });
     };
     await abort(1);
     const requeued = await taskIn(taskId, 'pending', 2);
@@ -241,7 +369,14 @@ describe('scheduler on NATS', () => {
     const { taskId } = await submit({ functionId: 'flaky', walletId: 'flaky-w' });
     let t = await taskIn(taskId, 'dispatched', 1);
     const fail = (retryable: boolean, reason: 'agent-restart' | 'exit-code', exitCode?: number) =>
-      append(`execution-${t.executionId}`, ExecutionFailed, `${t.executionId}-failed`, { ...execution(t), reason, retryable, stderrTail: 'boom', durationMs: 5, ...(exitCode !== undefined ? { exitCode } : {}) });
+      append(`execution-${t.executionId}`, ExecutionFailed, `${t.executionId}-failed`, {
+        ...execution(t),
+        reason,
+        retryable,
+        stderrTail: 'boom',
+        durationMs: 5,
+        ...(exitCode !== undefined ? { exitCode } : {}),
+      });
     await fail(true, 'agent-restart');
     t = await taskIn(taskId, 'dispatched', 2);
     await fail(false, 'exit-code', 7);
@@ -256,7 +391,14 @@ describe('scheduler on NATS', () => {
     // node-c holds an idle warm container of (lossy-w, lossy): the task goes there
     idle.set('node-c', [{ walletId: 'lossy-w', functionId: 'lossy', containerId: 'c-warm' }]);
     beat('node-c');
-    await eventually(async () => ((await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { nodeId: string; idleContainers: number }[] }).nodes.find((n) => n.nodeId === 'node-c')?.idleContainers === 1, 10_000, 'the warm container seen');
+    await eventually(
+      async () =>
+        ((await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { nodeId: string; idleContainers: number }[] }).nodes.find(
+          (n) => n.nodeId === 'node-c',
+        )?.idleContainers === 1,
+      10_000,
+      'the warm container seen',
+    );
     const { taskId } = await submit({ functionId: 'lossy', walletId: 'lossy-w' });
     const first = await taskIn(taskId, 'dispatched', 1);
     expect(first.nodeId).toBe('node-c');
@@ -266,10 +408,16 @@ describe('scheduler on NATS', () => {
     const second = await taskIn(taskId, 'dispatched', 2);
     expect(['node-a', 'node-b']).toContain(second.nodeId);
     expect(second.history.find((h: { type: string }) => h.type === 'TaskRequeued')).toMatchObject({ reason: 'node-lost', attempt: 1 });
-    const nodes = (await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { nodeId: string; alive: boolean; lost: number; reliability: number; tasks: number }[] };
+    const nodes = (await client.requestRaw('mesh.query.scheduler.nodes', {})) as {
+      nodes: { nodeId: string; alive: boolean; lost: number; reliability: number; tasks: number }[];
+    };
     expect(nodes.nodes.find((n) => n.nodeId === 'node-c')).toMatchObject({ alive: false, lost: 1, reliability: 0.5, tasks: 0 });
     // a late result of the lost attempt is ignored
-    await append(`execution-${first.executionId}`, ExecutionSucceeded, `${first.executionId}-late`, { ...execution(first, 'c-warm'), outputRef: { bucket: 'mesh-output', key: 'late' }, durationMs: 1 });
+    await append(`execution-${first.executionId}`, ExecutionSucceeded, `${first.executionId}-late`, {
+      ...execution(first, 'c-warm'),
+      outputRef: { bucket: 'mesh-output', key: 'late' },
+      durationMs: 1,
+    });
     await started(second);
     await taskIn(taskId, 'running', 2);
     expect((await task(taskId)).executionId).toBe(`${taskId}-2`);
@@ -281,7 +429,14 @@ describe('scheduler on NATS', () => {
     await openWallet('leaving-w');
     idle.set('node-d', [{ walletId: 'leaving-w', functionId: 'leaving', containerId: 'c-warm-d' }]);
     beat('node-d');
-    await eventually(async () => ((await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { nodeId: string; idleContainers: number }[] }).nodes.find((n) => n.nodeId === 'node-d')?.idleContainers === 1, 10_000, 'the warm container seen');
+    await eventually(
+      async () =>
+        ((await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { nodeId: string; idleContainers: number }[] }).nodes.find(
+          (n) => n.nodeId === 'node-d',
+        )?.idleContainers === 1,
+      10_000,
+      'the warm container seen',
+    );
     await setStanding('leaving-w', 'normal');
     const { taskId } = await submit({ functionId: 'leaving', walletId: 'leaving-w' });
     expect((await taskIn(taskId, 'dispatched', 1)).nodeId).toBe('node-d');
@@ -289,7 +444,9 @@ describe('scheduler on NATS', () => {
     await append('node-node-d', NodeLeft, 'node-d-left', { nodeId: 'node-d', reason: 'shutdown', leftAtMs: Date.now() });
     const again = await taskIn(taskId, 'dispatched', 2);
     expect(again.history.find((h: { type: string }) => h.type === 'TaskRequeued')).toMatchObject({ reason: 'infrastructure', attempt: 1 });
-    const nodes = (await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { nodeId: string; alive: boolean; left: boolean; lost: number; reliability: number }[] };
+    const nodes = (await client.requestRaw('mesh.query.scheduler.nodes', {})) as {
+      nodes: { nodeId: string; alive: boolean; left: boolean; lost: number; reliability: number }[];
+    };
     expect(nodes.nodes.find((n) => n.nodeId === 'node-d')).toMatchObject({ alive: false, left: true, lost: 0, reliability: 1 });
   });
 
@@ -297,31 +454,59 @@ describe('scheduler on NATS', () => {
     await deploy('cancel-fn');
     await openWallet('cancel-w');
     const pending = await submit({ functionId: 'cancel-fn', walletId: 'cancel-w' });
-    expect(await client.requestRaw('mesh.api.scheduler.cancel-task', { taskId: pending.taskId, reason: 'changed my mind' })).toEqual({ taskId: pending.taskId, state: 'cancelled' });
+    expect(await client.requestRaw('mesh.api.scheduler.cancel-task', { taskId: pending.taskId, reason: 'changed my mind' })).toEqual({
+      taskId: pending.taskId,
+      state: 'cancelled',
+    });
     await setStanding('cancel-w', 'normal');
     const runningTask = await submit({ functionId: 'cancel-fn', walletId: 'cancel-w' });
     const t = await taskIn(runningTask.taskId, 'dispatched');
     await started(t);
     await taskIn(runningTask.taskId, 'running');
-    expect(await client.requestRaw('mesh.api.scheduler.cancel-task', { taskId: runningTask.taskId })).toEqual({ taskId: runningTask.taskId, state: 'cancelled', executionId: t.executionId, nodeId: t.nodeId });
+    expect(await client.requestRaw('mesh.api.scheduler.cancel-task', { taskId: runningTask.taskId })).toEqual({
+      taskId: runningTask.taskId,
+      state: 'cancelled',
+      executionId: t.executionId,
+      nodeId: t.nodeId,
+    });
     await append(`execution-${t.executionId}`, ExecutionAborted, `${t.executionId}-aborted`, { ...execution(t), reason: 'cancelled', abortedAtMs: Date.now() });
     expect((await taskIn(pending.taskId, 'cancelled')).reason).toBe('changed my mind');
     expect(await dispatchesOf(pending.taskId)).toHaveLength(0);
-    expect((await task(runningTask.taskId)).history.map((h: { type: string }) => h.type)).toEqual(['TaskSubmitted', 'TaskDispatched', 'TaskRunning', 'TaskCancelled']);
+    expect((await task(runningTask.taskId)).history.map((h: { type: string }) => h.type)).toEqual([
+      'TaskSubmitted',
+      'TaskDispatched',
+      'TaskRunning',
+      'TaskCancelled',
+    ]);
   });
 
   it('answers every command and query with a reply that matches its declared schema', async () => {
     // MeshClient.request validates the request before sending and the reply after receiving
-    const fn = await client.request(deployFunctionRequest, { functionId: 'typed', image: 'mesh/task-base:latest', script: 'true', cpuInitialMillis: 100, memoryBytes: 64 * 1024 * 1024 });
+    const fn = await client.request(deployFunctionRequest, {
+      functionId: 'typed',
+      image: 'mesh/task-base:latest',
+      script: 'true',
+      cpuInitialMillis: 100,
+      memoryBytes: 64 * 1024 * 1024,
+    });
     expect(fn.version).toBe(1);
     await openWallet('typed-w');
-    const submitted = await client.request(submitTaskRequest, { functionId: 'typed', walletId: 'typed-w', input: { objectRef: { bucket: 'mesh-input-typed', key: 'in-1' } }, priority: 9 });
+    const submitted = await client.request(submitTaskRequest, {
+      functionId: 'typed',
+      walletId: 'typed-w',
+      input: { objectRef: { bucket: 'mesh-input-typed', key: 'in-1' } },
+      priority: 9,
+    });
     expect(submitted).toMatchObject({ state: 'pending', priority: 9, duplicate: false });
     expect(await client.request(taskRequest, { taskId: submitted.taskId })).toMatchObject({ state: 'pending', attempt: 1 });
     expect((await client.request(tasksRequest, { walletId: 'typed-w', state: 'pending', limit: 5 })).tasks).toHaveLength(1);
     expect((await client.request(functionsRequest, {})).functions.map((f) => f.functionId)).toContain('typed');
     expect((await client.request(functionRequest, { functionId: 'typed' })).version).toBe(1);
-    expect((await client.request(poolsRequest, {})).wallets.find((w) => w.walletId === 'typed-w')).toMatchObject({ pending: 1, dispatchable: false, standing: null });
+    expect((await client.request(poolsRequest, {})).wallets.find((w) => w.walletId === 'typed-w')).toMatchObject({
+      pending: 1,
+      dispatchable: false,
+      standing: null,
+    });
     expect((await client.request(nodesRequest, {})).nodes.length).toBeGreaterThanOrEqual(2);
     expect(await client.request(cancelTaskRequest, { taskId: submitted.taskId })).toEqual({ taskId: submitted.taskId, state: 'cancelled' });
   });
@@ -339,7 +524,10 @@ describe('scheduler on NATS', () => {
     // while the scheduler is down the wallet recovers (a deposit)
     await setStanding('restart-w', 'normal');
     scheduler = await start();
-    const rebuilt = (await client.requestRaw('mesh.query.scheduler.pools', {})) as { dispatched: number; wallets: { walletId: string; pending: number; dispatched: number }[] };
+    const rebuilt = (await client.requestRaw('mesh.query.scheduler.pools', {})) as {
+      dispatched: number;
+      wallets: { walletId: string; pending: number; dispatched: number }[];
+    };
     expect(rebuilt.wallets.find((w) => w.walletId === 'restart-w')).toMatchObject({ dispatched: 1 });
     // one warm container per (wallet, function) per node: `early` holds one live node, so only the
     // highest-priority waiting task gets the other; the next follows when `early` finishes
@@ -348,7 +536,11 @@ describe('scheduler on NATS', () => {
     const e = await task(early.taskId);
     expect(e).toMatchObject({ state: 'dispatched', attempt: 1 });
     await started(e);
-    await append(`execution-${e.executionId}`, ExecutionSucceeded, `${e.executionId}-succeeded`, { ...execution(e), outputRef: { bucket: 'mesh-output', key: 'k' }, durationMs: 3 });
+    await append(`execution-${e.executionId}`, ExecutionSucceeded, `${e.executionId}-succeeded`, {
+      ...execution(e),
+      outputRef: { bucket: 'mesh-output', key: 'k' },
+      durationMs: 3,
+    });
     await taskIn(early.taskId, 'succeeded');
     await taskIn(waiting[1], 'dispatched');
     expect((await task(waiting[0])).state).toBe('pending');

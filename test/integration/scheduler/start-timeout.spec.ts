@@ -1,7 +1,16 @@
 import type { NatsConnection } from 'nats';
-import { ExecutionStarted, NodeRegistered, StandingChanged, WalletOpened, eventOf, heartbeatSubject, type EventData, type EventDefinition } from '@mesh/contracts';
+import {
+  ExecutionStarted,
+  NodeRegistered,
+  StandingChanged,
+  WalletOpened,
+  eventOf,
+  heartbeatSubject,
+  type EventData,
+  type EventDefinition,
+} from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
-import { MeshClient, encodeJson, startService, type RunningService } from '@mesh/messaging';
+import { MeshClient, encodeJson, startService, type RunningService } from '@mesh/runtime';
 import { NatsServerProcess, eventually } from '@mesh/testing';
 import { SchedulerService } from '../../../apps/scheduler/src/main';
 
@@ -26,7 +35,19 @@ describe('scheduler: start timeout of a dispatched attempt', () => {
     await store.append(stream, [eventOf(definition, id, data)], 'any');
   };
   const beat = (nodeId: string) =>
-    nc.publish(heartbeatSubject(nodeId), encodeJson({ nodeId, atMs: Date.now(), cpuMillis: 8000, memoryBytes: 16 * GiB, usedCpuMillis: 0, usedMemoryBytes: 0, runningContainers: 0, idleContainers: [] }));
+    nc.publish(
+      heartbeatSubject(nodeId),
+      encodeJson({
+        nodeId,
+        atMs: Date.now(),
+        cpuMillis: 8000,
+        memoryBytes: 16 * GiB,
+        usedCpuMillis: 0,
+        usedMemoryBytes: 0,
+        runningContainers: 0,
+        idleContainers: [],
+      }),
+    );
   const task = (taskId: string) => client.requestRaw('mesh.query.scheduler.task', { taskId }) as Promise<Record<string, any>>;
 
   beforeAll(async () => {
@@ -35,21 +56,53 @@ describe('scheduler: start timeout of a dispatched attempt', () => {
     store = await JetStreamEventStore.connect(nc);
     client = new MeshClient(nc);
     scheduler = await startService(SchedulerService, {
-      NATS_URL: server.url, DISPATCH_START_TIMEOUT_MS: String(START_TIMEOUT_MS), LIVENESS_CHECK_MS: '100', NODE_LOST_AFTER_MS: '60000', LOG_LEVEL: 'error',
+      NATS_URL: server.url,
+      DISPATCH_START_TIMEOUT_MS: String(START_TIMEOUT_MS),
+      LIVENESS_CHECK_MS: '100',
+      NODE_LOST_AFTER_MS: '60000',
+      LOG_LEVEL: 'error',
     });
     await scheduler.nc.flush();
     for (const nodeId of nodes) {
-      await append(`node-${nodeId}`, NodeRegistered, `${nodeId}-registered`, { nodeId, cpuMillis: 8000, memoryBytes: 16 * GiB, labels: {}, registeredAtMs: Date.now() });
+      await append(`node-${nodeId}`, NodeRegistered, `${nodeId}-registered`, {
+        nodeId,
+        cpuMillis: 8000,
+        memoryBytes: 16 * GiB,
+        labels: {},
+        registeredAtMs: Date.now(),
+      });
     }
     beatTimer = setInterval(() => nodes.forEach(beat), 200);
     nodes.forEach(beat);
     await append('wallet-w1', WalletOpened, 'w1-opened', {
-      walletId: 'w1', currency: 'GRC', balanceAfter: '0', prevHash: '0'.repeat(64), kind: 'user', maxDebt: '0.5', minBalance: '0', policy: 'greedy', openedAtMs: Date.now(),
+      walletId: 'w1',
+      currency: 'GRC',
+      balanceAfter: '0',
+      prevHash: '0'.repeat(64),
+      kind: 'user',
+      maxDebt: '0.5',
+      minBalance: '0',
+      policy: 'greedy',
+      openedAtMs: Date.now(),
     });
     await append('standing-w1', StandingChanged, 'w1-standing-1', {
-      walletId: 'w1', from: null, to: 'normal', balance: '1', currency: 'GRC', maxDebt: '0.5', minBalance: '0', policy: 'greedy', causeEventId: 'w1-opened', causeRevision: 0, changedAtMs: Date.now(),
+      walletId: 'w1',
+      from: null,
+      to: 'normal',
+      balance: '1',
+      currency: 'GRC',
+      maxDebt: '0.5',
+      minBalance: '0',
+      policy: 'greedy',
+      causeEventId: 'w1-opened',
+      causeRevision: 0,
+      changedAtMs: Date.now(),
     });
-    await eventually(async () => ((await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { alive: boolean }[] }).nodes.filter((n) => n.alive).length === 2, 10_000, 'two live nodes');
+    await eventually(
+      async () => ((await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { alive: boolean }[] }).nodes.filter((n) => n.alive).length === 2,
+      10_000,
+      'two live nodes',
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -60,22 +113,45 @@ describe('scheduler: start timeout of a dispatched attempt', () => {
   });
 
   it('requeues an attempt its live node never started, and leaves a started one alone', async () => {
-    await client.requestRaw('mesh.api.scheduler.deploy-function', { functionId: 'f', image: 'mesh/task-base:latest', script: 'true', cpuInitialMillis: 100, memoryBytes: 64 * 1024 * 1024, maxAttempts: 2 });
+    await client.requestRaw('mesh.api.scheduler.deploy-function', {
+      functionId: 'f',
+      image: 'mesh/task-base:latest',
+      script: 'true',
+      cpuInitialMillis: 100,
+      memoryBytes: 64 * 1024 * 1024,
+      maxAttempts: 2,
+    });
     await client.requestRaw('mesh.api.scheduler.submit-task', { functionId: 'f', walletId: 'w1', taskId: 'stuck-1', input: { inline: '' } });
 
     // Nobody starts attempt 1: it is requeued (infrastructure) and dispatched again as attempt 2.
-    const second = await eventually(async () => {
-      const t = await task('stuck-1');
-      return t.attempt === 2 && t.state === 'dispatched' && t;
-    }, 15_000, 'attempt 2 dispatched');
+    const second = await eventually(
+      async () => {
+        const t = await task('stuck-1');
+        return t.attempt === 2 && t.state === 'dispatched' && t;
+      },
+      15_000,
+      'attempt 2 dispatched',
+    );
     const history = second.history.map((h: { type: string }) => h.type);
     expect(history).toEqual(['TaskSubmitted', 'TaskDispatched', 'TaskRequeued', 'TaskDispatched']);
     const requeue = (await store.read('task-stuck-1'))[2];
-    expect(requeue.data).toMatchObject({ attempt: 1, reason: 'infrastructure', detail: expect.stringMatching(/did not start execution stuck-1-1 within 1500 ms/) });
+    expect(requeue.data).toMatchObject({
+      attempt: 1,
+      reason: 'infrastructure',
+      detail: expect.stringMatching(/did not start execution stuck-1-1 within 1500 ms/),
+    });
 
     // Attempt 2 starts: it stays running past the timeout.
     await append(`execution-${second.executionId}`, ExecutionStarted, `${second.executionId}-started`, {
-      executionId: second.executionId, taskId: 'stuck-1', attempt: 2, containerId: 'c1', nodeId: second.nodeId, walletId: 'w1', functionId: 'f', startedAtMs: Date.now(), warm: false,
+      executionId: second.executionId,
+      taskId: 'stuck-1',
+      attempt: 2,
+      containerId: 'c1',
+      nodeId: second.nodeId,
+      walletId: 'w1',
+      functionId: 'f',
+      startedAtMs: Date.now(),
+      warm: false,
     });
     await eventually(async () => (await task('stuck-1')).state === 'running', 10_000, 'attempt 2 running');
     await new Promise((r) => setTimeout(r, START_TIMEOUT_MS * 2));

@@ -1,14 +1,33 @@
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { NatsConnection } from 'nats';
 import {
-  ContainerResized, ContainerStarted, ContainerStopped, ExecutionAborted, ExecutionFailed, ExecutionStarted, ExecutionSucceeded, ExecutionTimedOut,
-  NodeLeft, NodeRegistered, ResourceSampled, TaskCancelled, TaskDispatched, ScalingDecided, StandingChanged,
-  eventOf, heartbeatSubject, nodeHeartbeatSchema, streamName, type EventData, type EventDefinition, type NodeHeartbeat,
+  ContainerResized,
+  ContainerStarted,
+  ContainerStopped,
+  ExecutionAborted,
+  ExecutionFailed,
+  ExecutionStarted,
+  ExecutionSucceeded,
+  ExecutionTimedOut,
+  NodeLeft,
+  NodeRegistered,
+  ResourceSampled,
+  TaskCancelled,
+  TaskDispatched,
+  ScalingDecided,
+  StandingChanged,
+  eventOf,
+  heartbeatSubject,
+  nodeHeartbeatSchema,
+  streamName,
+  type EventData,
+  type EventDefinition,
+  type NodeHeartbeat,
 } from '@mesh/contracts';
 import type { commonEnv, ConfigOf } from '@mesh/config';
 import { ConcurrencyError } from '@mesh/eventstore/errors';
 import type { EventStore, ExpectedVersion } from '@mesh/eventstore/port';
-import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG } from '@mesh/messaging';
+import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG } from '@mesh/runtime';
 import type { ContainerManagerEnv } from '../config';
 import { DockerEngine, DockerUnavailableError, ImageMissingError, type TaskOptions, type TaskRun } from '../docker/docker-engine';
 import { assertNonRootUser, cpuMillisOf, newContainerId } from '../docker/sandbox';
@@ -114,11 +133,19 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     const labels = parseNodeLabels(this.config.NODE_LABELS);
-    await this.appendWithRetry(streamName('node', this.nodeId), [
-      eventOf(NodeRegistered, eventId('node', this.nodeId, 'up', Date.now()), {
-        nodeId: this.nodeId, cpuMillis: this.config.NODE_CPU_MILLIS, memoryBytes: this.config.NODE_MEMORY_BYTES, labels, registeredAtMs: Date.now(),
-      }),
-    ], 'any');
+    await this.appendWithRetry(
+      streamName('node', this.nodeId),
+      [
+        eventOf(NodeRegistered, eventId('node', this.nodeId, 'up', Date.now()), {
+          nodeId: this.nodeId,
+          cpuMillis: this.config.NODE_CPU_MILLIS,
+          memoryBytes: this.config.NODE_MEMORY_BYTES,
+          labels,
+          registeredAtMs: Date.now(),
+        }),
+      ],
+      'any',
+    );
     await this.reconcile().catch((err) => {
       this.dockerError = String((err as Error)?.message ?? err);
       this.log.error(`reconcile with Docker failed, retrying in the background: ${this.dockerError}`);
@@ -126,7 +153,10 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     if (!this.reconciled) {
       const retry = setInterval(() => {
         if (this.reconciled) return clearInterval(retry);
-        this.reconcile().then(() => clearInterval(retry), (err) => (this.dockerError = String((err as Error)?.message ?? err)));
+        this.reconcile().then(
+          () => clearInterval(retry),
+          (err) => (this.dockerError = String((err as Error)?.message ?? err)),
+        );
       }, 5000);
       this.timers.push(retry);
     }
@@ -139,9 +169,11 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     for (const t of this.timers) clearInterval(t);
     if (this.crashed) return;
     await Promise.all([...this.containers.values()].map((c) => this.stopContainer(c, 'shutdown', 'agent-restart')));
-    await this.appendWithRetry(streamName('node', this.nodeId), [
-      eventOf(NodeLeft, eventId('node', this.nodeId, 'left', Date.now()), { nodeId: this.nodeId, reason: 'shutdown', leftAtMs: Date.now() }),
-    ], 'any').catch((err) => this.log.error(`NodeLeft not recorded: ${err}`));
+    await this.appendWithRetry(
+      streamName('node', this.nodeId),
+      [eventOf(NodeLeft, eventId('node', this.nodeId, 'left', Date.now()), { nodeId: this.nodeId, reason: 'shutdown', leftAtMs: Date.now() })],
+      'any',
+    ).catch((err) => this.log.error(`NodeLeft not recorded: ${err}`));
   }
 
   /** Test hook: behave like a killed process (no cleanup, no events) from now on. */
@@ -186,7 +218,10 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
       usedCpuMillis: all.reduce((s, c) => s + c.cpuMillis, 0),
       usedMemoryBytes: all.reduce((s, c) => s + c.memoryBytes, 0),
       runningContainers: all.length,
-      idleContainers: all.filter((c) => c.status === 'idle').slice(0, 10_000).map((c) => ({ walletId: c.walletId, functionId: c.functionId, containerId: c.containerId })),
+      idleContainers: all
+        .filter((c) => c.status === 'idle')
+        .slice(0, 10_000)
+        .map((c) => ({ walletId: c.walletId, functionId: c.functionId, containerId: c.containerId })),
     };
     try {
       this.nc.publish(heartbeatSubject(this.nodeId), JSON.stringify(nodeHeartbeatSchema.parse(beat)));
@@ -208,9 +243,19 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
       const started = history.find((e) => e.type === 'ExecutionStarted');
       if (started && !history.some((e) => TERMINAL_TYPES.has(e.type))) {
         const s = started.data as EventData<typeof ExecutionStarted>;
-        await this.appendExecution(d.executionId, ExecutionFailed, 'end', {
-          ...s, reason: 'agent-restart', retryable: true, stderrTail: 'the container-manager restarted while the task ran', durationMs: Math.max(0, Date.now() - s.startedAtMs),
-        }, history.length - 1);
+        await this.appendExecution(
+          d.executionId,
+          ExecutionFailed,
+          'end',
+          {
+            ...s,
+            reason: 'agent-restart',
+            retryable: true,
+            stderrTail: 'the container-manager restarted while the task ran',
+            durationMs: Math.max(0, Date.now() - s.startedAtMs),
+          },
+          history.length - 1,
+        );
       }
       return;
     }
@@ -295,7 +340,14 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     c.cpuMillis = d.toCpuMillis;
     c.memoryBytes = toMemoryBytes;
     await this.appendContainer(c, ContainerResized, eventId(c.containerId, 'rs', d.decisionId), {
-      ...this.containerRef(c), decisionId: d.decisionId, fromCpuMillis, toCpuMillis: d.toCpuMillis, fromMemoryBytes, toMemoryBytes, applyMs, appliedAtMs: Date.now(),
+      ...this.containerRef(c),
+      decisionId: d.decisionId,
+      fromCpuMillis,
+      toCpuMillis: d.toCpuMillis,
+      fromMemoryBytes,
+      toMemoryBytes,
+      applyMs,
+      appliedAtMs: Date.now(),
     });
   }
 
@@ -321,7 +373,10 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
 
   private taskOptions(d: Dispatch, jobTar: Buffer): TaskOptions {
     return {
-      executionId: d.executionId, jobTar, capBytes: this.config.OUTPUT_CAP_BYTES, user: this.config.TASK_USER,
+      executionId: d.executionId,
+      jobTar,
+      capBytes: this.config.OUTPUT_CAP_BYTES,
+      user: this.config.TASK_USER,
       env: [`MESH_EXECUTION_ID=${d.executionId}`, `MESH_TASK_ID=${d.taskId}`, `MESH_ATTEMPT=${d.attempt}`, `MESH_FUNCTION_ID=${d.functionId}`],
     };
   }
@@ -331,27 +386,57 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     const containerId = newContainerId();
     const fn = d.function;
     const t0 = Date.now();
-    const { dockerId, run } = await this.engine.createAndStartWithTask({
-      nodeId: this.nodeId, containerId, walletId: d.walletId, functionId: d.functionId, image: fn.image,
-      cpuMillis: fn.cpuInitialMillis, memoryBytes: fn.memoryBytes, network: fn.network,
-      pidsLimit: this.config.PIDS_LIMIT, workTmpfsBytes: this.config.WORK_TMPFS_BYTES, user: this.config.TASK_USER,
-    }, this.taskOptions(d, jobTar));
+    const { dockerId, run } = await this.engine.createAndStartWithTask(
+      {
+        nodeId: this.nodeId,
+        containerId,
+        walletId: d.walletId,
+        functionId: d.functionId,
+        image: fn.image,
+        cpuMillis: fn.cpuInitialMillis,
+        memoryBytes: fn.memoryBytes,
+        network: fn.network,
+        pidsLimit: this.config.PIDS_LIMIT,
+        workTmpfsBytes: this.config.WORK_TMPFS_BYTES,
+        user: this.config.TASK_USER,
+      },
+      this.taskOptions(d, jobTar),
+    );
     const coldStartMs = Date.now() - t0;
     this.dockerError = undefined;
     const c: ContainerState = {
-      containerId, dockerId, walletId: d.walletId, functionId: d.functionId, image: fn.image,
-      cpuMillis: fn.cpuInitialMillis, memoryBytes: fn.memoryBytes, cpuMinMillis: fn.cpuMinMillis, cpuMaxMillis: fn.cpuMaxMillis,
-      version: -1, status: 'busy', cgroup: this.engine.cgroupPaths(dockerId),
+      containerId,
+      dockerId,
+      walletId: d.walletId,
+      functionId: d.functionId,
+      image: fn.image,
+      cpuMillis: fn.cpuInitialMillis,
+      memoryBytes: fn.memoryBytes,
+      cpuMinMillis: fn.cpuMinMillis,
+      cpuMaxMillis: fn.cpuMaxMillis,
+      version: -1,
+      status: 'busy',
+      cgroup: this.engine.cgroupPaths(dockerId),
       // The counter of a new container starts at 0 at its start: the first window covers it all.
       cursor: initialCursor({ cpuNanosTotal: 0, memoryBytes: 0 }, t0),
-      readChain: Promise.resolve(), appendChain: Promise.resolve(), streamChain: Promise.resolve(),
-      finalTaken: false, appliedDecisions: new Set(),
+      readChain: Promise.resolve(),
+      appendChain: Promise.resolve(),
+      streamChain: Promise.resolve(),
+      finalTaken: false,
+      appliedDecisions: new Set(),
     };
     this.containers.set(containerId, c);
     // Recorded while the first script starts (not awaited here); ExecutionStarted waits for it.
     void this.appendContainer(c, ContainerStarted, eventId(containerId, 'started'), {
-      ...this.containerRef(c), dockerId, image: fn.image, cpuMillis: c.cpuMillis, memoryBytes: c.memoryBytes,
-      cpuMaxMillis: c.cpuMaxMillis, cpuMinMillis: c.cpuMinMillis, coldStartMs, startedAtMs: t0,
+      ...this.containerRef(c),
+      dockerId,
+      image: fn.image,
+      cpuMillis: c.cpuMillis,
+      memoryBytes: c.memoryBytes,
+      cpuMaxMillis: c.cpuMaxMillis,
+      cpuMinMillis: c.cpuMinMillis,
+      coldStartMs,
+      startedAtMs: t0,
     });
     return { container: c, run };
   }
@@ -396,8 +481,17 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
 
   private async runExecution(c: ContainerState, d: Dispatch, jobTar: Buffer, warm: boolean, coldRun?: TaskRun): Promise<void> {
     const e: ExecutionState = {
-      executionId: d.executionId, taskId: d.taskId, attempt: d.attempt, walletId: d.walletId, functionId: d.functionId,
-      containerId: c.containerId, timeoutMs: d.function.timeoutMs, startedAtMs: Date.now(), warm, recordedStart: false, terminalClaimed: false,
+      executionId: d.executionId,
+      taskId: d.taskId,
+      attempt: d.attempt,
+      walletId: d.walletId,
+      functionId: d.functionId,
+      containerId: c.containerId,
+      timeoutMs: d.function.timeoutMs,
+      startedAtMs: Date.now(),
+      warm,
+      recordedStart: false,
+      terminalClaimed: false,
     };
     this.executions.set(e.executionId, e);
     c.execution = e;
@@ -414,15 +508,28 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
         run = await this.engine.startTask(c.dockerId, this.taskOptions(d, jobTar));
       } catch (err) {
         e.terminalClaimed = true;
-        await this.appendExecution(e.executionId, ExecutionFailed, 'end', {
-          ...this.executionRef(e, c), reason: 'docker-error', retryable: true, stderrTail: `could not start the script: ${(err as Error)?.message ?? err}`.slice(0, STDERR_TAIL_MAX), durationMs: 0,
-        }, 'no_stream');
+        await this.appendExecution(
+          e.executionId,
+          ExecutionFailed,
+          'end',
+          {
+            ...this.executionRef(e, c),
+            reason: 'docker-error',
+            retryable: true,
+            stderrTail: `could not start the script: ${(err as Error)?.message ?? err}`.slice(0, STDERR_TAIL_MAX),
+            durationMs: 0,
+          },
+          'no_stream',
+        );
         this.executions.delete(e.executionId);
         await this.stopContainer(c, 'error');
         return;
       }
     }
-    e.timer = setTimeout(() => void this.stopContainer(c, 'timeout', 'timeout').catch((err) => this.log.error(`timeout of ${e.executionId}: ${err}`)), e.timeoutMs);
+    e.timer = setTimeout(
+      () => void this.stopContainer(c, 'timeout', 'timeout').catch((err) => this.log.error(`timeout of ${e.executionId}: ${err}`)),
+      e.timeoutMs,
+    );
     const started = await run.started;
     if (started && !e.ending) {
       e.startedAtMs = Date.now();
@@ -441,9 +548,19 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     const durationMs = Math.max(0, Date.now() - e.startedAtMs);
     const expected: ExpectedVersion = e.recordedStart ? 0 : 'no_stream';
     if (result.exitCode === undefined) {
-      await this.appendExecution(e.executionId, ExecutionFailed, 'end', {
-        ...this.executionRef(e, c), reason: 'docker-error', retryable: true, stderrTail: 'the container went away while the script ran', durationMs,
-      }, expected);
+      await this.appendExecution(
+        e.executionId,
+        ExecutionFailed,
+        'end',
+        {
+          ...this.executionRef(e, c),
+          reason: 'docker-error',
+          retryable: true,
+          stderrTail: 'the container went away while the script ran',
+          durationMs,
+        },
+        expected,
+      );
       this.executions.delete(e.executionId);
       await this.stopContainer(c, 'error');
       return;
@@ -464,10 +581,18 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     }
     const outputRef = await writeExecutionOutput(this.nc, e.executionId, {
       manifest: {
-        format: 1, executionId: e.executionId, exitCode: result.exitCode, stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes,
-        stdoutTruncated: result.stdoutBytes > result.stdout.length, stderrTruncated: result.stderrBytes > result.stderr.length, filesTruncated,
+        format: 1,
+        executionId: e.executionId,
+        exitCode: result.exitCode,
+        stdoutBytes: result.stdoutBytes,
+        stderrBytes: result.stderrBytes,
+        stdoutTruncated: result.stdoutBytes > result.stdout.length,
+        stderrTruncated: result.stderrBytes > result.stderr.length,
+        filesTruncated,
       },
-      stdout: result.stdout, stderr: result.stderr, files,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      files,
     });
     // The container is free again before the result is announced, so the next dispatch finds it warm.
     this.executions.delete(e.executionId);
@@ -479,11 +604,21 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     if (result.exitCode === 0 && result.started) {
       await this.appendExecution(e.executionId, ExecutionSucceeded, 'end', { ...this.executionRef(e, c), outputRef, durationMs }, expected);
     } else {
-      await this.appendExecution(e.executionId, ExecutionFailed, 'end', {
-        ...this.executionRef(e, c), exitCode: result.exitCode, reason: oom ? 'oom' : 'exit-code', retryable: false,
-        stderrTail: (oom ? `killed by the kernel: out of memory (limit ${c.memoryBytes} bytes)\n` : '') + result.stderrTail.slice(-STDERR_TAIL_MAX + 100),
-        durationMs, outputRef,
-      }, expected);
+      await this.appendExecution(
+        e.executionId,
+        ExecutionFailed,
+        'end',
+        {
+          ...this.executionRef(e, c),
+          exitCode: result.exitCode,
+          reason: oom ? 'oom' : 'exit-code',
+          retryable: false,
+          stderrTail: (oom ? `killed by the kernel: out of memory (limit ${c.memoryBytes} bytes)\n` : '') + result.stderrTail.slice(-STDERR_TAIL_MAX + 100),
+          durationMs,
+          outputRef,
+        },
+        expected,
+      );
     }
   }
 
@@ -498,18 +633,47 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     } else if (end === 'suspended' || end === 'cancelled' || end === 'superseded') {
       await this.appendExecution(e.executionId, ExecutionAborted, 'end', { ...ref, reason: end, abortedAtMs: Date.now() }, expected);
     } else {
-      await this.appendExecution(e.executionId, ExecutionFailed, 'end', {
-        ...ref, reason: 'agent-restart', retryable: true, stderrTail: 'the container-manager stopped while the task ran', durationMs: Math.max(0, Date.now() - e.startedAtMs),
-      }, expected);
+      await this.appendExecution(
+        e.executionId,
+        ExecutionFailed,
+        'end',
+        {
+          ...ref,
+          reason: 'agent-restart',
+          retryable: true,
+          stderrTail: 'the container-manager stopped while the task ran',
+          durationMs: Math.max(0, Date.now() - e.startedAtMs),
+        },
+        expected,
+      );
     }
   }
 
-  private async failWithoutContainer(d: Dispatch, reason: 'input-missing' | 'image-missing' | 'docker-error', retryable: boolean, message: string): Promise<void> {
+  private async failWithoutContainer(
+    d: Dispatch,
+    reason: 'input-missing' | 'image-missing' | 'docker-error',
+    retryable: boolean,
+    message: string,
+  ): Promise<void> {
     this.log.warn(`execution ${d.executionId} failed (${reason}): ${message}`);
-    await this.appendExecution(d.executionId, ExecutionFailed, 'end', {
-      executionId: d.executionId, taskId: d.taskId, attempt: d.attempt, nodeId: this.nodeId, walletId: d.walletId, functionId: d.functionId,
-      reason, retryable, stderrTail: message.slice(0, STDERR_TAIL_MAX), durationMs: 0,
-    }, 'no_stream');
+    await this.appendExecution(
+      d.executionId,
+      ExecutionFailed,
+      'end',
+      {
+        executionId: d.executionId,
+        taskId: d.taskId,
+        attempt: d.attempt,
+        nodeId: this.nodeId,
+        walletId: d.walletId,
+        functionId: d.functionId,
+        reason,
+        retryable,
+        stderrTail: message.slice(0, STDERR_TAIL_MAX),
+        durationMs: 0,
+      },
+      'no_stream',
+    );
   }
 
   // --- sampling --------------------------------------------------------------------------------
@@ -540,14 +704,26 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
         c.cursor = next.cursor;
         const w = next.window;
         const data: EventData<typeof ResourceSampled> = {
-          sampleId: eventId(c.containerId, w.seq), ...this.containerRef(c), seq: w.seq, taskId: c.execution?.taskId,
-          windowStartMs: w.windowStartMs, windowEndMs: w.windowEndMs, cpuNanos: w.cpuNanos, cpuNanosTotal: w.cpuNanosTotal,
-          memoryBytesAvg: w.memoryBytesAvg, memoryBytesMax: w.memoryBytesMax, cpuLimitMillis: c.cpuMillis, memoryLimitBytes: c.memoryBytes, final,
+          sampleId: eventId(c.containerId, w.seq),
+          ...this.containerRef(c),
+          seq: w.seq,
+          taskId: c.execution?.taskId,
+          windowStartMs: w.windowStartMs,
+          windowEndMs: w.windowEndMs,
+          cpuNanos: w.cpuNanos,
+          cpuNanosTotal: w.cpuNanosTotal,
+          memoryBytesAvg: w.memoryBytesAvg,
+          memoryBytesMax: w.memoryBytesMax,
+          cpuLimitMillis: c.cpuMillis,
+          memoryLimitBytes: c.memoryBytes,
+          final,
         };
         if (data.taskId === undefined) delete data.taskId;
         c.appendChain = c.appendChain.then(() =>
-          this.appendWithRetry(streamName('usage', c.containerId), [eventOf(ResourceSampled, data.sampleId, data)], w.seq === 1 ? 'no_stream' : w.seq - 2)
-            .then(() => undefined, (err) => this.log.error(`sample ${data.sampleId} not recorded: ${(err as Error)?.message ?? err}`)),
+          this.appendWithRetry(streamName('usage', c.containerId), [eventOf(ResourceSampled, data.sampleId, data)], w.seq === 1 ? 'no_stream' : w.seq - 2).then(
+            () => undefined,
+            (err) => this.log.error(`sample ${data.sampleId} not recorded: ${(err as Error)?.message ?? err}`),
+          ),
         );
       })
       .catch((err) => this.log.error(`sampling ${c.containerId}: ${(err as Error)?.message ?? err}`));
@@ -593,11 +769,24 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
         ? { seq: last.seq, cpuNanosTotal: last.cpuNanosTotal ?? now?.cpuNanosTotal ?? 0, atMs: last.windowEndMs, memoryBytes: last.memoryBytesAvg }
         : { seq: 0, cpuNanosTotal: 0, atMs: s.startedAtMs, memoryBytes: 0 };
       const c: ContainerState = {
-        containerId: o.containerId, dockerId: o.dockerId, walletId: s.walletId, functionId: s.functionId, image: s.image,
-        cpuMillis, memoryBytes, cpuMinMillis: s.cpuMinMillis, cpuMaxMillis: s.cpuMaxMillis,
-        version: history.length - 1, status: 'idle', cgroup, cursor,
-        readChain: Promise.resolve(), appendChain: Promise.resolve(), streamChain: Promise.resolve(),
-        finalTaken: last?.final === true, appliedDecisions: applied,
+        containerId: o.containerId,
+        dockerId: o.dockerId,
+        walletId: s.walletId,
+        functionId: s.functionId,
+        image: s.image,
+        cpuMillis,
+        memoryBytes,
+        cpuMinMillis: s.cpuMinMillis,
+        cpuMaxMillis: s.cpuMaxMillis,
+        version: history.length - 1,
+        status: 'idle',
+        cgroup,
+        cursor,
+        readChain: Promise.resolve(),
+        appendChain: Promise.resolve(),
+        streamChain: Promise.resolve(),
+        finalTaken: last?.final === true,
+        appliedDecisions: applied,
       };
       this.containers.set(c.containerId, c);
       const marker = o.running ? await this.engine.readExecutionMarker(o.dockerId, this.config.TASK_USER).catch(() => undefined) : undefined;
@@ -623,9 +812,20 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     if (history.length === 0 || history.some((e) => TERMINAL_TYPES.has(e.type))) return;
     const s = history.find((e) => e.type === 'ExecutionStarted')?.data as EventData<typeof ExecutionStarted> | undefined;
     if (!s) return;
-    await this.appendExecution(executionId, ExecutionFailed, 'end', {
-      ...s, containerId: c.containerId, reason: 'agent-restart', retryable: true, stderrTail: 'the container-manager restarted while the task ran', durationMs: Math.max(0, Date.now() - s.startedAtMs),
-    }, history.length - 1);
+    await this.appendExecution(
+      executionId,
+      ExecutionFailed,
+      'end',
+      {
+        ...s,
+        containerId: c.containerId,
+        reason: 'agent-restart',
+        retryable: true,
+        stderrTail: 'the container-manager restarted while the task ran',
+        durationMs: Math.max(0, Date.now() - s.startedAtMs),
+      },
+      history.length - 1,
+    );
   }
 
   // --- event writing ---------------------------------------------------------------------------
@@ -638,24 +838,33 @@ export class ContainerAgent implements OnModuleInit, BeforeApplicationShutdown {
     return { executionId: e.executionId, taskId: e.taskId, attempt: e.attempt, ...this.containerRef(c) };
   }
 
-  private appendExecution<D extends EventDefinition>(executionId: string, definition: D, suffix: 'started' | 'end', data: EventData<D>, expected: ExpectedVersion): Promise<void> {
+  private appendExecution<D extends EventDefinition>(
+    executionId: string,
+    definition: D,
+    suffix: 'started' | 'end',
+    data: EventData<D>,
+    expected: ExpectedVersion,
+  ): Promise<void> {
     // One id for every terminal event of an execution: at most one of them can ever be stored.
     const stream = streamName('execution', executionId);
     const event = eventOf(definition, eventId(executionId, suffix), data);
-    return this.appendWithRetry(stream, [event], expected).then(() => undefined, async (err) => {
-      if (err instanceof ConcurrencyError && suffix === 'end') {
-        // The start was recorded concurrently (e.g. an abort raced the start): end after it, unless ended already.
-        const history = await this.store.read(stream);
-        if (history.some((e) => TERMINAL_TYPES.has(e.type))) return;
-        await this.appendWithRetry(stream, [event], history.length - 1);
-        return;
-      }
-      if (err instanceof ConcurrencyError) {
-        this.log.warn(`execution ${executionId}: ${definition.type} not recorded, the stream moved on (${err.message})`);
-        return;
-      }
-      throw err;
-    });
+    return this.appendWithRetry(stream, [event], expected).then(
+      () => undefined,
+      async (err) => {
+        if (err instanceof ConcurrencyError && suffix === 'end') {
+          // The start was recorded concurrently (e.g. an abort raced the start): end after it, unless ended already.
+          const history = await this.store.read(stream);
+          if (history.some((e) => TERMINAL_TYPES.has(e.type))) return;
+          await this.appendWithRetry(stream, [event], history.length - 1);
+          return;
+        }
+        if (err instanceof ConcurrencyError) {
+          this.log.warn(`execution ${executionId}: ${definition.type} not recorded, the stream moved on (${err.message})`);
+          return;
+        }
+        throw err;
+      },
+    );
   }
 
   private appendContainer<D extends EventDefinition>(c: ContainerState, definition: D, id: string, data: EventData<D>): Promise<void> {

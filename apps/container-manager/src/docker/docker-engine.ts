@@ -21,7 +21,9 @@ export class ImageMissingError extends Error {
 
 function isUnavailable(err: unknown): boolean {
   const code = (err as { code?: string })?.code;
-  return ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'EACCES', 'ETIMEDOUT'].includes(code ?? '') || /socket hang up/i.test(String((err as Error)?.message));
+  return (
+    ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'EACCES', 'ETIMEDOUT'].includes(code ?? '') || /socket hang up/i.test(String((err as Error)?.message))
+  );
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -100,7 +102,10 @@ export class EndNonceWatcher {
   private readonly pattern?: RegExp;
   private readonly holdBytes: number;
 
-  constructor(nonce: string | undefined, private readonly sink: (b: Buffer) => void) {
+  constructor(
+    nonce: string | undefined,
+    private readonly sink: (b: Buffer) => void,
+  ) {
     this.pattern = nonce ? new RegExp(`${nonce}:(\\d+):${nonce}`) : undefined;
     this.holdBytes = nonce ? nonce.length * 2 + 16 : 0;
   }
@@ -134,7 +139,10 @@ export class CappedBuffer {
   private kept = 0;
   total = 0;
   private tail = Buffer.alloc(0);
-  constructor(private readonly cap: number, private readonly tailBytes = 0) {}
+  constructor(
+    private readonly cap: number,
+    private readonly tailBytes = 0,
+  ) {}
   push(chunk: Buffer): void {
     this.total += chunk.length;
     if (this.kept < this.cap) {
@@ -167,7 +175,10 @@ export interface OwnContainer {
 export class DockerEngine {
   readonly docker: Docker;
 
-  constructor(socketPath: string, private readonly retries = 3) {
+  constructor(
+    socketPath: string,
+    private readonly retries = 3,
+  ) {
     this.docker = new Docker({ socketPath });
   }
 
@@ -210,7 +221,15 @@ export class DockerEngine {
   async startTask(dockerId: string, opts: TaskOptions): Promise<TaskRun> {
     const container = this.docker.getContainer(dockerId);
     const exec = await this.withRetries('exec', () =>
-      container.exec({ Cmd: ['bash', '-c', WRAPPER, 'mesh-task', opts.executionId], AttachStdin: true, AttachStdout: true, AttachStderr: true, Env: opts.env, User: opts.user, WorkingDir: '/work' }),
+      container.exec({
+        Cmd: ['bash', '-c', WRAPPER, 'mesh-task', opts.executionId],
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Env: opts.env,
+        User: opts.user,
+        WorkingDir: '/work',
+      }),
     );
     const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
     return this.captureRun(stream, opts, undefined, async () => {
@@ -311,7 +330,15 @@ export class DockerEngine {
       if (nonce) stream.destroy();
       if (!started) resolveStarted(false);
       const exitCode = errWatch.exitCode ?? outWatch.exitCode ?? (nonce ? undefined : await exitCodeOf());
-      return { exitCode, stdout: stdout.buffer, stderr: stderr.buffer, stdoutBytes: stdout.total, stderrBytes: stderr.total, stderrTail: stderr.tailText, started };
+      return {
+        exitCode,
+        stdout: stdout.buffer,
+        stderr: stderr.buffer,
+        stdoutBytes: stdout.total,
+        stderrBytes: stderr.total,
+        stderrTail: stderr.tailText,
+        started,
+      };
     })();
     return { started: startedPromise, done };
   }
@@ -358,7 +385,10 @@ export class DockerEngine {
   }
 
   async kill(dockerId: string): Promise<void> {
-    await this.docker.getContainer(dockerId).kill().catch(() => undefined);
+    await this.docker
+      .getContainer(dockerId)
+      .kill()
+      .catch(() => undefined);
   }
 
   async remove(dockerId: string): Promise<void> {

@@ -1,8 +1,17 @@
 import { assertNonRootUser, containerCreateOptions, cpuMillisOf, cpuQuotaFor, memoryLimitsFor, newContainerId } from './sandbox';
 
 const spec = {
-  nodeId: 'n1', containerId: 'cabc', walletId: 'w1', functionId: 'f1', image: 'mesh/task-base:latest',
-  cpuMillis: 500, memoryBytes: 64 * 1024 * 1024, network: false, pidsLimit: 128, workTmpfsBytes: 32 * 1024 * 1024, user: '1000:1000',
+  nodeId: 'n1',
+  containerId: 'cabc',
+  walletId: 'w1',
+  functionId: 'f1',
+  image: 'mesh/task-base:latest',
+  cpuMillis: 500,
+  memoryBytes: 64 * 1024 * 1024,
+  network: false,
+  pidsLimit: 128,
+  workTmpfsBytes: 32 * 1024 * 1024,
+  user: '1000:1000',
 };
 
 describe('sandbox defaults', () => {
@@ -11,8 +20,16 @@ describe('sandbox defaults', () => {
     expect(o.User).toBe('1000:1000');
     expect(o.Labels).toMatchObject({ 'mesh.node': 'n1', 'mesh.container': 'cabc', 'mesh.wallet': 'w1', 'mesh.function': 'f1' });
     expect(o.HostConfig).toMatchObject({
-      ReadonlyRootfs: true, CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'], NetworkMode: 'none', PidsLimit: 128,
-      Memory: 64 * 1024 * 1024, MemorySwap: 64 * 1024 * 1024, CpuPeriod: 100_000, CpuQuota: 50_000, Init: true,
+      ReadonlyRootfs: true,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      NetworkMode: 'none',
+      PidsLimit: 128,
+      Memory: 64 * 1024 * 1024,
+      MemorySwap: 64 * 1024 * 1024,
+      CpuPeriod: 100_000,
+      CpuQuota: 50_000,
+      Init: true,
     });
     expect(o.HostConfig?.NanoCpus).toBeUndefined();
     expect(o.HostConfig?.Tmpfs?.['/work']).toContain('uid=1000');

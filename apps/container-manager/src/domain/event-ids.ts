@@ -16,7 +16,10 @@ export function eventId(...parts: (string | number)[]): string {
 /** Labels of a node from `k=v,k2=v2`. */
 export function parseNodeLabels(text: string | undefined): Record<string, string> {
   const labels: Record<string, string> = {};
-  for (const pair of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of (text ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new Error(`NODE_LABELS: "${pair}" must be key=value`);
     labels[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();

@@ -15,10 +15,14 @@ export async function packTar(entries: Record<string, Buffer | null>): Promise<B
   });
   for (const [name, content] of Object.entries(entries)) {
     if (content === null) {
-      await new Promise<void>((resolve, reject) => p.entry({ name, type: 'directory', mode: 0o755, mtime: new Date(0) }, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        p.entry({ name, type: 'directory', mode: 0o755, mtime: new Date(0) }, (err) => (err ? reject(err) : resolve())),
+      );
       continue;
     }
-    await new Promise<void>((resolve, reject) => p.entry({ name, size: content.length, mode: 0o644, mtime: new Date(0) }, content, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      p.entry({ name, size: content.length, mode: 0o644, mtime: new Date(0) }, content, (err) => (err ? reject(err) : resolve())),
+    );
   }
   p.finalize();
   return done;

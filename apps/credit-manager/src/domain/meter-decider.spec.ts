@@ -1,7 +1,16 @@
 import fc from 'fast-check';
 import { parseAmount } from '@mesh/contracts';
 import { spec } from '@mesh/testing/decider-spec';
-import { decideMeter, evolveMeter, initialMeterState, meterDecider, type ChargeSample, type ChargeEvent, type MeterEvent, type MeterState } from './meter-decider';
+import {
+  decideMeter,
+  evolveMeter,
+  initialMeterState,
+  meterDecider,
+  type ChargeSample,
+  type ChargeEvent,
+  type MeterEvent,
+  type MeterState,
+} from './meter-decider';
 import { exactAmount, usageOf, type PlanPrices, type Sample } from './pricing';
 import { add, floor, rational, ZERO } from './rational';
 
@@ -10,19 +19,42 @@ const GiB = 1024 * MiB;
 
 /** 6 GRC per core-hour at 8 decimals = 6e8 minor / 3.6e12 core-ns: 1/6000 minor unit per core-ns, 166 2/3 per core-ms. */
 const SIX_PER_CORE_HOUR: PlanPrices = {
-  planId: 'default', version: 1, currency: 'GRC', billing: 'used', cpuPerCoreHourMinor: parseAmount('6'), memoryPerGibHourMinor: 0n, perInvocationMinor: 0n,
+  planId: 'default',
+  version: 1,
+  currency: 'GRC',
+  billing: 'used',
+  cpuPerCoreHourMinor: parseAmount('6'),
+  memoryPerGibHourMinor: 0n,
+  perInvocationMinor: 0n,
 };
 
 function sample(seq: number, over: Partial<Sample> = {}): Sample {
   return {
-    sampleId: `c1-${seq}`, containerId: 'c1', nodeId: 'n1', walletId: 'w1', functionId: 'f1', seq, taskId: 't1',
-    windowStartMs: 1000 * seq, windowEndMs: 1000 * (seq + 1), cpuNanos: 1_000_000, memoryBytesAvg: 64 * MiB, memoryBytesMax: 64 * MiB,
-    cpuLimitMillis: 1000, memoryLimitBytes: 256 * MiB, final: false, ...over,
+    sampleId: `c1-${seq}`,
+    containerId: 'c1',
+    nodeId: 'n1',
+    walletId: 'w1',
+    functionId: 'f1',
+    seq,
+    taskId: 't1',
+    windowStartMs: 1000 * seq,
+    windowEndMs: 1000 * (seq + 1),
+    cpuNanos: 1_000_000,
+    memoryBytesAvg: 64 * MiB,
+    memoryBytesMax: 64 * MiB,
+    cpuLimitMillis: 1000,
+    memoryLimitBytes: 256 * MiB,
+    final: false,
+    ...over,
   };
 }
 
 const command = (s: Sample, plan: PlanPrices | undefined = SIX_PER_CORE_HOUR, containerKnown = true): ChargeSample => ({
-  type: 'ChargeSample', sample: s, containerKnown, plan, providerWalletId: 'provider',
+  type: 'ChargeSample',
+  sample: s,
+  containerKnown,
+  plan,
+  providerWalletId: 'provider',
 });
 
 /** Runs samples through decide + evolve like the engine does. */
@@ -40,14 +72,29 @@ const minor = (e: ChargeEvent) => parseAmount(e.data.amount, undefined, { allowZ
 
 describe('meter decider: pricing', () => {
   it('prices 1 core-ms at 6 GRC/core-hour as 166 minor units and carries 2/3', () => {
-    spec(meterDecider).given([]).when(command(sample(1))).then((events) => {
-      expect(events).toHaveLength(1);
-      const charge = events[0] as ChargeEvent;
-      expect(charge.data).toMatchObject({
-        chargeId: 'ch-c1-1', amount: '0.00000166', remainder: '2/3', cpuNanos: 1_000_000, planId: 'default', planVersion: 1,
-        walletId: 'w1', providerWalletId: 'provider', containerId: 'c1', taskId: 't1', functionId: 'f1', sampleId: 'c1-1', sampleSeq: 1, billing: 'used',
+    spec(meterDecider)
+      .given([])
+      .when(command(sample(1)))
+      .then((events) => {
+        expect(events).toHaveLength(1);
+        const charge = events[0] as ChargeEvent;
+        expect(charge.data).toMatchObject({
+          chargeId: 'ch-c1-1',
+          amount: '0.00000166',
+          remainder: '2/3',
+          cpuNanos: 1_000_000,
+          planId: 'default',
+          planVersion: 1,
+          walletId: 'w1',
+          providerWalletId: 'provider',
+          containerId: 'c1',
+          taskId: 't1',
+          functionId: 'f1',
+          sampleId: 'c1-1',
+          sampleSeq: 1,
+          billing: 'used',
+        });
       });
-    });
   });
 
   it('carries the remainder: three core-ms make exactly 500 minor units', () => {
@@ -59,7 +106,10 @@ describe('meter decider: pricing', () => {
 
   it('charges a sample worth less than one minor unit as 0 and carries it', () => {
     const { charges } = meter([sample(1, { cpuNanos: 3000 }), sample(2, { cpuNanos: 3000 })]); // 0.5 minor each
-    expect(charges.map((c) => [c.data.amount, c.data.remainder])).toEqual([['0', '1/2'], ['0.00000001', '0/1']]);
+    expect(charges.map((c) => [c.data.amount, c.data.remainder])).toEqual([
+      ['0', '1/2'],
+      ['0.00000001', '0/1'],
+    ]);
   });
 
   it('prices memory per GiB-hour exactly and cpu+memory together', () => {
@@ -80,20 +130,34 @@ describe('meter decider: pricing', () => {
 
   it('adds the per-invocation price once per task in a container', () => {
     const plan = { ...SIX_PER_CORE_HOUR, perInvocationMinor: 1000n };
-    const { charges } = meter([sample(1, { cpuNanos: 0 }), sample(2, { cpuNanos: 0 }), sample(3, { cpuNanos: 0, taskId: 't2' }), sample(4, { cpuNanos: 0, taskId: undefined })], plan);
-    expect(charges.map((c) => [c.data.amount, c.data.invocation])).toEqual([['0.00001', true], ['0', false], ['0.00001', true], ['0', false]]);
+    const { charges } = meter(
+      [sample(1, { cpuNanos: 0 }), sample(2, { cpuNanos: 0 }), sample(3, { cpuNanos: 0, taskId: 't2' }), sample(4, { cpuNanos: 0, taskId: undefined })],
+      plan,
+    );
+    expect(charges.map((c) => [c.data.amount, c.data.invocation])).toEqual([
+      ['0.00001', true],
+      ['0', false],
+      ['0.00001', true],
+      ['0', false],
+    ]);
   });
 
   it('totals equal floor(price x total usage) over any run (property)', () => {
-    const samples = fc.array(fc.tuple(fc.integer({ min: 0, max: 4_000_000_000 }), fc.integer({ min: 0, max: 2 * 1024 * MiB })), { minLength: 1, maxLength: 60 });
+    const samples = fc.array(fc.tuple(fc.integer({ min: 0, max: 4_000_000_000 }), fc.integer({ min: 0, max: 2 * 1024 * MiB })), {
+      minLength: 1,
+      maxLength: 60,
+    });
     const plan = { ...SIX_PER_CORE_HOUR, memoryPerGibHourMinor: parseAmount('0.01234567') };
-    fc.assert(fc.property(samples, (list) => {
-      const run = list.map(([cpuNanos, memoryBytesAvg], i) => sample(i + 1, { cpuNanos, memoryBytesAvg }));
-      const { charges } = meter(run, plan);
-      const charged = charges.reduce((sum, c) => sum + minor(c), 0n);
-      const exact = run.reduce((sum, s) => add(sum, exactAmount(usageOf(s, 'used'), plan, false)), ZERO);
-      return charged === floor(exact) && charged >= 0n;
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(samples, (list) => {
+        const run = list.map(([cpuNanos, memoryBytesAvg], i) => sample(i + 1, { cpuNanos, memoryBytesAvg }));
+        const { charges } = meter(run, plan);
+        const charged = charges.reduce((sum, c) => sum + minor(c), 0n);
+        const exact = run.reduce((sum, s) => add(sum, exactAmount(usageOf(s, 'used'), plan, false)), ZERO);
+        return charged === floor(exact) && charged >= 0n;
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('uses the plan version it is given and names it in the charge', () => {
@@ -108,45 +172,77 @@ describe('meter decider: order, duplicates and bad input', () => {
   const charged1 = meter([sample(1)]).events;
 
   it('charges a redelivered sample only once', () => {
-    spec(meterDecider).given(charged1).when(command(sample(1))).thenNothing();
+    spec(meterDecider)
+      .given(charged1)
+      .when(command(sample(1)))
+      .thenNothing();
   });
 
   it('refuses to price without a plan', () => {
-    spec(meterDecider).given([]).when({ ...command(sample(1)), plan: undefined }).thenThrows(Error, /no price plan/);
+    spec(meterDecider)
+      .given([])
+      .when({ ...command(sample(1)), plan: undefined })
+      .thenThrows(Error, /no price plan/);
   });
 
   it('records a sample of an unknown container as an anomaly, charged to no one, once', () => {
-    const events = spec(meterDecider).given([]).when(command(sample(1), SIX_PER_CORE_HOUR, false)).then((e) => {
-      expect(e).toEqual([{ type: 'UsageAnomalyRecorded', data: expect.objectContaining({ reason: 'unknown-container', sampleId: 'c1-1', walletId: 'w1' }) }]);
-    });
-    spec(meterDecider).given(events).when(command(sample(1), SIX_PER_CORE_HOUR, false)).thenNothing();
+    const events = spec(meterDecider)
+      .given([])
+      .when(command(sample(1), SIX_PER_CORE_HOUR, false))
+      .then((e) => {
+        expect(e).toEqual([{ type: 'UsageAnomalyRecorded', data: expect.objectContaining({ reason: 'unknown-container', sampleId: 'c1-1', walletId: 'w1' }) }]);
+      });
+    spec(meterDecider)
+      .given(events)
+      .when(command(sample(1), SIX_PER_CORE_HOUR, false))
+      .thenNothing();
   });
 
   it('records a window ending before it starts as invalid, not charged', () => {
-    spec(meterDecider).given([]).when(command(sample(1, { windowStartMs: 2000, windowEndMs: 1000 }))).then((e) => {
-      expect(e).toEqual([{ type: 'UsageAnomalyRecorded', data: expect.objectContaining({ reason: 'invalid-window' }) }]);
-    });
+    spec(meterDecider)
+      .given([])
+      .when(command(sample(1, { windowStartMs: 2000, windowEndMs: 1000 })))
+      .then((e) => {
+        expect(e).toEqual([{ type: 'UsageAnomalyRecorded', data: expect.objectContaining({ reason: 'invalid-window' }) }]);
+      });
   });
 
   it('records negative usage as invalid, not charged', () => {
-    spec(meterDecider).given([]).when(command(sample(1, { cpuNanos: -5 }))).then((e) => {
-      expect(e).toEqual([{ type: 'UsageAnomalyRecorded', data: expect.objectContaining({ reason: 'invalid-window', detail: expect.stringMatching(/negative/) }) }]);
-    });
+    spec(meterDecider)
+      .given([])
+      .when(command(sample(1, { cpuNanos: -5 })))
+      .then((e) => {
+        expect(e).toEqual([
+          { type: 'UsageAnomalyRecorded', data: expect.objectContaining({ reason: 'invalid-window', detail: expect.stringMatching(/negative/) }) },
+        ]);
+      });
   });
 
   it('charges a sample after a gap at once with a gap anomaly, then the missing one late, each once', () => {
-    const gap = spec(meterDecider).given(charged1).when(command(sample(4))).then((e) => {
-      expect(e.map((x) => x.type)).toEqual(['UsageAnomalyRecorded', 'UsageCharged']);
-      expect(e[0].data).toMatchObject({ reason: 'gap', missingFromSeq: 2, missingToSeq: 3 });
-    });
+    const gap = spec(meterDecider)
+      .given(charged1)
+      .when(command(sample(4)))
+      .then((e) => {
+        expect(e.map((x) => x.type)).toEqual(['UsageAnomalyRecorded', 'UsageCharged']);
+        expect(e[0].data).toMatchObject({ reason: 'gap', missingFromSeq: 2, missingToSeq: 3 });
+      });
     const after = [...charged1, ...gap];
-    const late = spec(meterDecider).given(after).when(command(sample(2))).then((e) => {
-      expect(e.map((x) => x.type)).toEqual(['UsageAnomalyRecorded', 'UsageCharged']);
-      expect(e[0].data).toMatchObject({ reason: 'out-of-order' });
-      expect(e[1].data).toMatchObject({ sampleSeq: 2, late: true });
-    });
-    spec(meterDecider).given([...after, ...late]).when(command(sample(2))).thenNothing();
-    spec(meterDecider).given([...after, ...late]).when(command(sample(4))).thenNothing();
+    const late = spec(meterDecider)
+      .given(after)
+      .when(command(sample(2)))
+      .then((e) => {
+        expect(e.map((x) => x.type)).toEqual(['UsageAnomalyRecorded', 'UsageCharged']);
+        expect(e[0].data).toMatchObject({ reason: 'out-of-order' });
+        expect(e[1].data).toMatchObject({ sampleSeq: 2, late: true });
+      });
+    spec(meterDecider)
+      .given([...after, ...late])
+      .when(command(sample(2)))
+      .thenNothing();
+    spec(meterDecider)
+      .given([...after, ...late])
+      .when(command(sample(4)))
+      .thenNothing();
     const state = [...after, ...late].reduce(evolveMeter, initialMeterState());
     expect(state.missingSeqs).toEqual([3]);
     expect(state.lastSeq).toBe(4);
@@ -154,19 +250,24 @@ describe('meter decider: order, duplicates and bad input', () => {
 
   it('after a crash between a gap anomaly and its charge, the retry writes only the charge', () => {
     const gap = decideMeter(command(sample(4)), charged1.reduce(evolveMeter, initialMeterState()));
-    spec(meterDecider).given([...charged1, gap[0]]).when(command(sample(4))).then((e) => {
-      expect(e.map((x) => x.type)).toEqual(['UsageCharged']);
-    });
+    spec(meterDecider)
+      .given([...charged1, gap[0]])
+      .when(command(sample(4)))
+      .then((e) => {
+        expect(e.map((x) => x.type)).toEqual(['UsageCharged']);
+      });
   });
 
   it('keeps the charged total exact whatever the arrival order (property)', () => {
-    fc.assert(fc.property(fc.shuffledSubarray([1, 2, 3, 4, 5, 6, 7, 8], { minLength: 8, maxLength: 8 }), (order) => {
-      const run = order.map((seq) => sample(seq, { cpuNanos: 1_000_000 + seq }));
-      const { charges, state } = meter([...run, ...run]);
-      const charged = charges.reduce((sum, c) => sum + minor(c), 0n);
-      const exact = run.reduce((sum, s) => add(sum, exactAmount(usageOf(s, 'used'), SIX_PER_CORE_HOUR, false)), ZERO);
-      return charges.length === 8 && charged === floor(exact) && state.missingSeqs.length === 0;
-    }));
+    fc.assert(
+      fc.property(fc.shuffledSubarray([1, 2, 3, 4, 5, 6, 7, 8], { minLength: 8, maxLength: 8 }), (order) => {
+        const run = order.map((seq) => sample(seq, { cpuNanos: 1_000_000 + seq }));
+        const { charges, state } = meter([...run, ...run]);
+        const charged = charges.reduce((sum, c) => sum + minor(c), 0n);
+        const exact = run.reduce((sum, s) => add(sum, exactAmount(usageOf(s, 'used'), SIX_PER_CORE_HOUR, false)), ZERO);
+        return charges.length === 8 && charged === floor(exact) && state.missingSeqs.length === 0;
+      }),
+    );
   });
 
   it('starts from the carried remainder after a restart (state from the log)', () => {

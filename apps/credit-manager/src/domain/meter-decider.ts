@@ -53,13 +53,30 @@ export interface ChargeSample {
 }
 
 export const initialMeterState = (): MeterState => ({
-  lastSeq: 0, missingSeqs: [], remainder: ZERO, totalMinor: 0n, totalCpuNanos: 0n, totalMemoryByteMs: 0n, charges: 0, anomalies: new Set(), invoicedTasks: [],
+  lastSeq: 0,
+  missingSeqs: [],
+  remainder: ZERO,
+  totalMinor: 0n,
+  totalCpuNanos: 0n,
+  totalMemoryByteMs: 0n,
+  charges: 0,
+  anomalies: new Set(),
+  invoicedTasks: [],
 });
 
 function anomaly(sample: Sample, reason: AnomalyEvent['data']['reason'], detail: string, extra: Partial<AnomalyEvent['data']> = {}): AnomalyEvent {
   return {
     type: 'UsageAnomalyRecorded',
-    data: { containerId: sample.containerId, sampleId: sample.sampleId, sampleSeq: sample.seq, reason, detail, walletId: sample.walletId, functionId: sample.functionId, ...extra },
+    data: {
+      containerId: sample.containerId,
+      sampleId: sample.sampleId,
+      sampleSeq: sample.seq,
+      reason,
+      detail,
+      walletId: sample.walletId,
+      functionId: sample.functionId,
+      ...extra,
+    },
   };
 }
 
@@ -75,7 +92,9 @@ export function decideMeter(command: ChargeSample, state: MeterState): MeterEven
   const { sample } = command;
   const recorded = (reason: string) => state.anomalies.has(`${reason}:${sample.sampleId}`);
   if (!command.containerKnown) {
-    return recorded('unknown-container') ? [] : [anomaly(sample, 'unknown-container', `no container-${sample.containerId} stream: not charged to wallet ${sample.walletId}`)];
+    return recorded('unknown-container')
+      ? []
+      : [anomaly(sample, 'unknown-container', `no container-${sample.containerId} stream: not charged to wallet ${sample.walletId}`)];
   }
   const invalid = invalidSample(sample);
   if (invalid) return recorded('invalid-window') ? [] : [anomaly(sample, 'invalid-window', `${invalid}: not charged`)];
@@ -92,7 +111,12 @@ export function decideMeter(command: ChargeSample, state: MeterState): MeterEven
     const from = state.lastSeq + 1;
     const to = sample.seq - 1;
     const forgotten = to - from + 1 > MISSING_SEQS_MAX ? `; only the last ${MISSING_SEQS_MAX} are awaited` : '';
-    events.push(anomaly(sample, 'gap', `seqs ${from}..${to} missing before seq ${sample.seq}; charged ${sample.seq} now, the missing ones when they arrive${forgotten}`, { missingFromSeq: from, missingToSeq: to }));
+    events.push(
+      anomaly(sample, 'gap', `seqs ${from}..${to} missing before seq ${sample.seq}; charged ${sample.seq} now, the missing ones when they arrive${forgotten}`, {
+        missingFromSeq: from,
+        missingToSeq: to,
+      }),
+    );
   }
   events.push(charge(command, command.plan, state, late));
   return events;

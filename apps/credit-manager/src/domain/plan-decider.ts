@@ -36,7 +36,8 @@ export function decidePlan(command: SetPricePlan, state: PlanState): PlanEvent[]
   if (command.cpuPerCoreHourMinor <= 0n) throw ContractError.single(where, 'cpuPerCoreHour', 'must be greater than zero');
   if (command.memoryPerGibHourMinor < 0n) throw ContractError.single(where, 'memoryPerGibHour', 'must not be negative');
   if (command.perInvocationMinor < 0n) throw ContractError.single(where, 'perInvocation', 'must not be negative');
-  if (command.functionId !== undefined && command.planId === DEFAULT_PLAN_ID) throw ContractError.single(where, 'functionId', 'the default plan applies to every function; name another planId');
+  if (command.functionId !== undefined && command.planId === DEFAULT_PLAN_ID)
+    throw ContractError.single(where, 'functionId', 'the default plan applies to every function; name another planId');
   if (command.functionId !== undefined && !command.functionKnown) throw new DomainError('unknown_function', `function ${command.functionId} is not deployed`);
   const currency = currencyOf(command.currency);
   const latest = state.versions[state.versions.length - 1];
@@ -52,13 +53,20 @@ export function decidePlan(command: SetPricePlan, state: PlanState): PlanEvent[]
     effectiveFromMs: command.effectiveFromMs ?? command.nowMs,
   };
   if (latest && samePrices(latest, plan) && (command.effectiveFromMs === undefined || command.effectiveFromMs === latest.effectiveFromMs)) return [];
-  if (latest && latest.currency !== plan.currency) throw ContractError.single(where, 'currency', `plan ${command.planId} is in ${latest.currency}; a plan keeps its currency`);
+  if (latest && latest.currency !== plan.currency)
+    throw ContractError.single(where, 'currency', `plan ${command.planId} is in ${latest.currency}; a plan keeps its currency`);
   return [{ type: 'PricePlanSet', data: plan }];
 }
 
 function samePrices(a: PricePlan, b: PricePlan): boolean {
-  return a.cpuPerCoreHour === b.cpuPerCoreHour && a.memoryPerGibHour === b.memoryPerGibHour && a.perInvocation === b.perInvocation
-    && a.billing === b.billing && a.functionId === b.functionId && a.currency === b.currency;
+  return (
+    a.cpuPerCoreHour === b.cpuPerCoreHour &&
+    a.memoryPerGibHour === b.memoryPerGibHour &&
+    a.perInvocation === b.perInvocation &&
+    a.billing === b.billing &&
+    a.functionId === b.functionId &&
+    a.currency === b.currency
+  );
 }
 
 export function evolvePlan(state: PlanState, event: PlanEvent): PlanState {

@@ -53,22 +53,24 @@ export function decideStanding(command: ObserveBalance, state: StandingState): S
   const to = standingOf(command.balanceMinor, command);
   if (to === state.standing) return [];
   const currency = currencyOf(command.currency);
-  return [{
-    type: 'StandingChanged',
-    data: {
-      walletId: command.walletId,
-      from: state.standing,
-      to,
-      balance: formatAmount(command.balanceMinor, currency),
-      currency: command.currency,
-      maxDebt: formatAmount(command.maxDebtMinor, currency),
-      minBalance: formatAmount(command.minBalanceMinor, currency),
-      policy: command.policy,
-      causeEventId: command.eventId,
-      causeRevision: command.revision,
-      changedAtMs: command.atMs,
+  return [
+    {
+      type: 'StandingChanged',
+      data: {
+        walletId: command.walletId,
+        from: state.standing,
+        to,
+        balance: formatAmount(command.balanceMinor, currency),
+        currency: command.currency,
+        maxDebt: formatAmount(command.maxDebtMinor, currency),
+        minBalance: formatAmount(command.minBalanceMinor, currency),
+        policy: command.policy,
+        causeEventId: command.eventId,
+        causeRevision: command.revision,
+        changedAtMs: command.atMs,
+      },
     },
-  }];
+  ];
 }
 
 export function evolveStanding(_state: StandingState, event: StandingEvent): StandingState {

@@ -15,17 +15,34 @@ function ledgerOn(store: InMemoryEventStore): LedgerCore {
 }
 
 async function openAll(core: LedgerCore): Promise<void> {
-  for (const walletId of USERS) await core.book.execute({ type: 'OpenWallet', walletId, kind: 'user', currency: 'GRC', maxDebt: 50_000_000n, minBalance: 0n, policy: 'greedy', atMs: 1 });
-  for (const walletId of PROVIDERS) await core.book.execute({ type: 'OpenWallet', walletId, kind: 'provider', currency: 'GRC', maxDebt: 0n, minBalance: 0n, policy: 'greedy', atMs: 1 });
+  for (const walletId of USERS)
+    await core.book.execute({ type: 'OpenWallet', walletId, kind: 'user', currency: 'GRC', maxDebt: 50_000_000n, minBalance: 0n, policy: 'greedy', atMs: 1 });
+  for (const walletId of PROVIDERS)
+    await core.book.execute({ type: 'OpenWallet', walletId, kind: 'provider', currency: 'GRC', maxDebt: 0n, minBalance: 0n, policy: 'greedy', atMs: 1 });
 }
 
 let chargeSeq = 0;
 /** Appends a UsageCharged to its meter stream (as the credit-manager would) and returns its data. */
 async function charge(store: InMemoryEventStore, walletId: string, providerWalletId: string, amountMinor: bigint, chargeId = `ch-c1-${++chargeSeq}`) {
   const data = {
-    chargeId, containerId: 'c1', walletId, functionId: 'f1', nodeId: 'n1', taskId: 't1', sampleId: chargeId.slice(3), sampleSeq: 1,
-    windowStartMs: 0, windowEndMs: 1000, cpuNanos: 1, memoryByteMs: '1', planId: 'default', planVersion: 1, currency: 'GRC',
-    amount: formatAmount(amountMinor), remainder: '0/1', providerWalletId,
+    chargeId,
+    containerId: 'c1',
+    walletId,
+    functionId: 'f1',
+    nodeId: 'n1',
+    taskId: 't1',
+    sampleId: chargeId.slice(3),
+    sampleSeq: 1,
+    windowStartMs: 0,
+    windowEndMs: 1000,
+    cpuNanos: 1,
+    memoryByteMs: '1',
+    planId: 'default',
+    planVersion: 1,
+    currency: 'GRC',
+    amount: formatAmount(amountMinor),
+    remainder: '0/1',
+    providerWalletId,
   };
   const event: NewEvent = { id: `charge-${chargeId}-${store.log.length}`, type: 'UsageCharged', data };
   await store.append('meter-c1', [event], 'any');
@@ -41,7 +58,12 @@ const chargeArb = fc.record({ wallet: fc.nat(2), provider: fc.nat(1), amount: fc
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constantFrom('deposit' as const, 'withdraw' as const), wallet: fc.nat(2), amount: fc.bigInt(1n, 500_000_000n), ref: fc.nat(4) }),
-  fc.record({ kind: fc.constant('adjust' as const), wallet: fc.nat(2), amount: fc.bigInt(-200_000_000n, 200_000_000n).filter((a) => a !== 0n), ref: fc.nat(4) }),
+  fc.record({
+    kind: fc.constant('adjust' as const),
+    wallet: fc.nat(2),
+    amount: fc.bigInt(-200_000_000n, 200_000_000n).filter((a) => a !== 0n),
+    ref: fc.nat(4),
+  }),
   fc.record({ kind: fc.constant('charge' as const), wallet: fc.nat(2), provider: fc.nat(1), amount: fc.bigInt(0n, 90_000_000n), again: fc.boolean() }),
   // Charges posted at once, as the consumer does: the provider credits are group-committed.
   fc.record({ kind: fc.constant('burst' as const), charges: fc.array(chargeArb, { minLength: 2, maxLength: 8 }), again: fc.boolean() }),
@@ -125,8 +147,23 @@ describe('audit verify', () => {
   it('passes a clean log with counts and every invariant', async () => {
     const { store } = await smallLedger();
     const report = await verifyAudit(store);
-    expect(report).toMatchObject({ pass: true, charges: 2, debits: 2, credits: 2, wallets: 5, totals: { debited: '0.5', credited: '0.5', deposited: '1', balances: '1' } });
-    expect(report.invariants.map((i) => i.name)).toEqual(['books-balance', 'charges-paired', 'no-double-posting', 'postings-have-causes', 'balances-derive', 'hash-chain', 'money-conserved']);
+    expect(report).toMatchObject({
+      pass: true,
+      charges: 2,
+      debits: 2,
+      credits: 2,
+      wallets: 5,
+      totals: { debited: '0.5', credited: '0.5', deposited: '1', balances: '1' },
+    });
+    expect(report.invariants.map((i) => i.name)).toEqual([
+      'books-balance',
+      'charges-paired',
+      'no-double-posting',
+      'postings-have-causes',
+      'balances-derive',
+      'hash-chain',
+      'money-conserved',
+    ]);
     expect(formatAuditReport(report)).toMatch(/audit PASSED[\s\S]*PASS  books-balance/);
   });
 
@@ -145,7 +182,16 @@ describe('audit verify', () => {
     const { store, core } = await smallLedger();
     const data = await charge(store, 'u1', 'provider', 10_000_000n, 'ch-half');
     await core.book.execute({ type: 'Deposit', walletId: 'u1', amount: 100_000_000n, reference: 'tx1' });
-    await core.book.execute({ type: 'PostDebit', walletId: 'u1', chargeId: data.chargeId, amount: 10_000_000n, currency: 'GRC', providerWalletId: 'provider', containerId: 'c1', functionId: 'f1' });
+    await core.book.execute({
+      type: 'PostDebit',
+      walletId: 'u1',
+      chargeId: data.chargeId,
+      amount: 10_000_000n,
+      currency: 'GRC',
+      providerWalletId: 'provider',
+      containerId: 'c1',
+      functionId: 'f1',
+    });
     const report = await verifyAudit(store);
     const byName = Object.fromEntries(report.invariants.map((i) => [i.name, i]));
     expect(byName['charges-paired']).toMatchObject({ pass: false, violations: 1 });
@@ -160,12 +206,30 @@ describe('audit verify', () => {
   it('reads the single-charge UsageCredited of logs written before group commit', async () => {
     const { store, core } = await smallLedger();
     const data = await charge(store, 'u0', 'provider', 5_000_000n, 'ch-legacy');
-    await core.book.execute({ type: 'PostDebit', walletId: 'u0', chargeId: data.chargeId, amount: 5_000_000n, currency: 'GRC', providerWalletId: 'provider', containerId: 'c1', functionId: 'f1', taskId: 't1' });
+    await core.book.execute({
+      type: 'PostDebit',
+      walletId: 'u0',
+      chargeId: data.chargeId,
+      amount: 5_000_000n,
+      currency: 'GRC',
+      providerWalletId: 'provider',
+      containerId: 'c1',
+      functionId: 'f1',
+      taskId: 't1',
+    });
     // The old form, as the ledger wrote it before: the charge's fields at the top level.
     const provider = await core.book.state('provider');
     const legacy: Record<string, unknown> = {
-      walletId: 'provider', currency: 'GRC', balanceAfter: formatAmount(provider.balance + 5_000_000n), amount: '0.05', chargeId: 'ch-legacy', userWalletId: 'u0',
-      containerId: 'c1', taskId: 't1', functionId: 'f1', prevHash: provider.lastHash,
+      walletId: 'provider',
+      currency: 'GRC',
+      balanceAfter: formatAmount(provider.balance + 5_000_000n),
+      amount: '0.05',
+      chargeId: 'ch-legacy',
+      userWalletId: 'u0',
+      containerId: 'c1',
+      taskId: 't1',
+      functionId: 'f1',
+      prevHash: provider.lastHash,
     };
     legacy.hash = walletEventHash('UsageCredited', legacy, provider.lastHash);
     expect(() => catalog.validate('UsageCredited', 'wallet', legacy)).not.toThrow();

@@ -83,7 +83,11 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
     if (event.type === 'UsageCharged' && event.stream.startsWith('meter-')) {
       const d = event.data as Record<string, string>;
       if (!charges.has(d.chargeId)) {
-        charges.set(d.chargeId, { amount: parseAmount(d.amount, currencyOf(d.currency), { allowZero: true }), walletId: d.walletId, providerWalletId: d.providerWalletId });
+        charges.set(d.chargeId, {
+          amount: parseAmount(d.amount, currencyOf(d.currency), { allowZero: true }),
+          walletId: d.walletId,
+          providerWalletId: d.providerWalletId,
+        });
       }
       continue;
     }
@@ -125,7 +129,11 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
     const delta = balanceDelta(event.type, data);
     const derived = chain.balance + delta;
     const recorded = parseAmount(data.balanceAfter, currency, { allowNegative: true, allowZero: true });
-    if (recorded !== derived) violate('balances-derive', `${at()}: balanceAfter ${data.balanceAfter} but ${formatAmount(chain.balance, currency)} ${delta < 0n ? '-' : '+'} ${formatAmount(delta < 0n ? -delta : delta, currency)} = ${formatAmount(derived, currency)}`);
+    if (recorded !== derived)
+      violate(
+        'balances-derive',
+        `${at()}: balanceAfter ${data.balanceAfter} but ${formatAmount(chain.balance, currency)} ${delta < 0n ? '-' : '+'} ${formatAmount(delta < 0n ? -delta : delta, currency)} = ${formatAmount(derived, currency)}`,
+      );
     chain.balance = derived;
 
     switch (event.type) {
@@ -142,7 +150,8 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
       case 'UsageDebited': {
         const amount = -delta;
         totals.debited += amount;
-        if (debits.has(data.chargeId)) violate('no-double-posting', `${at()}: charge ${data.chargeId} debited again (first at position ${debits.get(data.chargeId)!.position})`);
+        if (debits.has(data.chargeId))
+          violate('no-double-posting', `${at()}: charge ${data.chargeId} debited again (first at position ${debits.get(data.chargeId)!.position})`);
         else debits.set(data.chargeId, { amount, walletId: data.walletId, counterparty: data.providerWalletId, position: event.position });
         break;
       }
@@ -153,10 +162,12 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
         for (const charge of creditedChargesOf(data)) {
           const amount = parseAmount(charge.amount, currency, { allowZero: true });
           sum += amount;
-          if (credits.has(charge.chargeId)) violate('no-double-posting', `${at()}: charge ${charge.chargeId} credited again (first at position ${credits.get(charge.chargeId)!.position})`);
+          if (credits.has(charge.chargeId))
+            violate('no-double-posting', `${at()}: charge ${charge.chargeId} credited again (first at position ${credits.get(charge.chargeId)!.position})`);
           else credits.set(charge.chargeId, { amount, walletId: data.walletId, counterparty: charge.userWalletId, position: event.position });
         }
-        if (sum !== delta) violate('charges-paired', `${at()}: credit of ${formatAmount(delta, currency)} but its charges add up to ${formatAmount(sum, currency)}`);
+        if (sum !== delta)
+          violate('charges-paired', `${at()}: credit of ${formatAmount(delta, currency)} but its charges add up to ${formatAmount(sum, currency)}`);
         break;
       }
     }
@@ -165,28 +176,48 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
       const seen = snapshot.balances.get(data.walletId);
       if (seen && seen.revision === event.revision) {
         compared.add(data.walletId);
-        if (seen.balance !== derived) violate('projection-matches', `wallet ${data.walletId}@${event.revision}: projection ${formatAmount(seen.balance, currency)}, log ${formatAmount(derived, currency)}`);
+        if (seen.balance !== derived)
+          violate(
+            'projection-matches',
+            `wallet ${data.walletId}@${event.revision}: projection ${formatAmount(seen.balance, currency)}, log ${formatAmount(derived, currency)}`,
+          );
       }
     }
   }
 
   // Whole-log invariants.
-  if (totals.debited !== totals.credited) violate('books-balance', `debited ${formatAmount(totals.debited)} != credited ${formatAmount(totals.credited)} (difference ${formatAmount(totals.debited - totals.credited)})`);
+  if (totals.debited !== totals.credited)
+    violate(
+      'books-balance',
+      `debited ${formatAmount(totals.debited)} != credited ${formatAmount(totals.credited)} (difference ${formatAmount(totals.debited - totals.credited)})`,
+    );
   for (const [chargeId, d] of debits) {
     const c = credits.get(chargeId);
-    if (!c) violate('charges-paired', `charge ${chargeId}: debit of ${formatAmount(d.amount)} from ${d.walletId} has no credit (expected on ${d.counterparty})`);
-    else if (c.amount !== d.amount || c.walletId !== d.counterparty || c.counterparty !== d.walletId) violate('charges-paired', `charge ${chargeId}: debit ${formatAmount(d.amount)} ${d.walletId}->${d.counterparty} but credit ${formatAmount(c.amount)} ${c.counterparty}->${c.walletId}`);
+    if (!c)
+      violate('charges-paired', `charge ${chargeId}: debit of ${formatAmount(d.amount)} from ${d.walletId} has no credit (expected on ${d.counterparty})`);
+    else if (c.amount !== d.amount || c.walletId !== d.counterparty || c.counterparty !== d.walletId)
+      violate(
+        'charges-paired',
+        `charge ${chargeId}: debit ${formatAmount(d.amount)} ${d.walletId}->${d.counterparty} but credit ${formatAmount(c.amount)} ${c.counterparty}->${c.walletId}`,
+      );
   }
   for (const [chargeId, c] of credits) {
-    if (!debits.has(chargeId)) violate('charges-paired', `charge ${chargeId}: credit of ${formatAmount(c.amount)} to ${c.walletId} has no debit (expected on ${c.counterparty})`);
+    if (!debits.has(chargeId))
+      violate('charges-paired', `charge ${chargeId}: credit of ${formatAmount(c.amount)} to ${c.walletId} has no debit (expected on ${c.counterparty})`);
   }
-  for (const [book, side] of [[debits, 'debit'], [credits, 'credit']] as const) {
+  for (const [book, side] of [
+    [debits, 'debit'],
+    [credits, 'credit'],
+  ] as const) {
     for (const [chargeId, p] of book) {
       const charge = charges.get(chargeId);
       const [user, provider] = side === 'debit' ? [p.walletId, p.counterparty] : [p.counterparty, p.walletId];
       if (!charge) violate('postings-have-causes', `charge ${chargeId}: ${side} at position ${p.position} has no UsageCharged in the log`);
       else if (charge.amount !== p.amount || charge.walletId !== user || charge.providerWalletId !== provider) {
-        violate('postings-have-causes', `charge ${chargeId}: ${side} ${formatAmount(p.amount)} ${user}->${provider} but UsageCharged says ${formatAmount(charge.amount)} ${charge.walletId}->${charge.providerWalletId}`);
+        violate(
+          'postings-have-causes',
+          `charge ${chargeId}: ${side} ${formatAmount(p.amount)} ${user}->${provider} but UsageCharged says ${formatAmount(charge.amount)} ${charge.walletId}->${charge.providerWalletId}`,
+        );
       }
     }
   }
@@ -194,11 +225,15 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
   for (const chain of chains.values()) balances += chain.balance;
   const expected = totals.deposited - totals.withdrawn + totals.adjusted + totals.credited - totals.debited;
   if (balances !== totals.deposited - totals.withdrawn + totals.adjusted || balances !== expected) {
-    violate('money-conserved', `balances ${formatAmount(balances)} != deposits ${formatAmount(totals.deposited)} - withdrawals ${formatAmount(totals.withdrawn)} + adjustments ${formatAmount(totals.adjusted)}`);
+    violate(
+      'money-conserved',
+      `balances ${formatAmount(balances)} != deposits ${formatAmount(totals.deposited)} - withdrawals ${formatAmount(totals.withdrawn)} + adjustments ${formatAmount(totals.adjusted)}`,
+    );
   }
   if (snapshot) {
     for (const [walletId, seen] of snapshot.balances) {
-      if (!compared.has(walletId)) violate('projection-matches', `wallet ${walletId}: projection is at revision ${seen.revision}, which the log does not reach`);
+      if (!compared.has(walletId))
+        violate('projection-matches', `wallet ${walletId}: projection is at revision ${seen.revision}, which the log does not reach`);
     }
   }
 
@@ -242,7 +277,9 @@ export function formatAuditReport(report: AuditReport): string {
     `  debited ${report.totals.debited}, credited ${report.totals.credited}, deposited ${report.totals.deposited}, withdrawn ${report.totals.withdrawn}, adjusted ${report.totals.adjusted}, balances ${report.totals.balances}`,
   ];
   for (const inv of report.invariants) {
-    lines.push(`  ${inv.pass ? 'PASS' : 'FAIL'}  ${inv.name.padEnd(22)} ${inv.description}${inv.pass ? '' : ` (${inv.violations} violation${inv.violations === 1 ? '' : 's'})`}`);
+    lines.push(
+      `  ${inv.pass ? 'PASS' : 'FAIL'}  ${inv.name.padEnd(22)} ${inv.description}${inv.pass ? '' : ` (${inv.violations} violation${inv.violations === 1 ? '' : 's'})`}`,
+    );
     for (const example of inv.examples) lines.push(`          - ${example}`);
   }
   if (report.firstBrokenLink) {
@@ -251,4 +288,3 @@ export function formatAuditReport(report: AuditReport): string {
   }
   return lines.join('\n');
 }
-

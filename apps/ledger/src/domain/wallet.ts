@@ -1,4 +1,14 @@
-import { CREDIT_BATCH_MAX, ContractError, creditedChargesOf, DomainError, MAX_MAJOR_DIGITS, currencyOf, formatAmount, parseAmount, type Currency } from '@mesh/contracts';
+import {
+  CREDIT_BATCH_MAX,
+  ContractError,
+  creditedChargesOf,
+  DomainError,
+  MAX_MAJOR_DIGITS,
+  currencyOf,
+  formatAmount,
+  parseAmount,
+  type Currency,
+} from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
 import { GENESIS_HASH, derivedEventId, walletEventHash } from './hash';
 
@@ -58,12 +68,32 @@ export const initialWalletState = (): WalletState => ({
 
 // --- commands --------------------------------------------------------------------------------------
 export type WalletCommand =
-  | { type: 'OpenWallet'; walletId: string; kind: WalletKind; currency: string; maxDebt: bigint; minBalance: bigint; policy: PolicyName; atMs: number; ifMissing?: boolean }
+  | {
+      type: 'OpenWallet';
+      walletId: string;
+      kind: WalletKind;
+      currency: string;
+      maxDebt: bigint;
+      minBalance: bigint;
+      policy: PolicyName;
+      atMs: number;
+      ifMissing?: boolean;
+    }
   | { type: 'Deposit'; walletId: string; amount: bigint; reference: string; currency?: string }
   | { type: 'Withdraw'; walletId: string; amount: bigint; reference: string; currency?: string }
   | { type: 'Adjust'; walletId: string; amount: bigint; reason: string; reference: string; currency?: string }
   | { type: 'ChangePolicy'; walletId: string; maxDebt?: bigint; minBalance?: bigint; policy?: PolicyName }
-  | { type: 'PostDebit'; walletId: string; chargeId: string; amount: bigint; currency: string; providerWalletId: string; containerId: string; taskId?: string; functionId: string }
+  | {
+      type: 'PostDebit';
+      walletId: string;
+      chargeId: string;
+      amount: bigint;
+      currency: string;
+      providerWalletId: string;
+      containerId: string;
+      taskId?: string;
+      functionId: string;
+    }
   | { type: 'PostCredits'; walletId: string; currency: string; charges: CreditCharge[] };
 
 /** One charge credited to a provider wallet (PostCredits may carry up to CREDIT_BATCH_MAX). */
@@ -83,7 +113,15 @@ export interface WalletEvent {
   data: Record<string, unknown> & { walletId: string; currency: string; balanceAfter: string; prevHash: string; hash?: string };
 }
 
-export const WALLET_EVENT_TYPES = ['WalletOpened', 'FundsDeposited', 'FundsWithdrawn', 'BalanceAdjusted', 'UsageDebited', 'UsageCredited', 'WalletPolicyChanged'] as const;
+export const WALLET_EVENT_TYPES = [
+  'WalletOpened',
+  'FundsDeposited',
+  'FundsWithdrawn',
+  'BalanceAdjusted',
+  'UsageDebited',
+  'UsageCredited',
+  'WalletPolicyChanged',
+] as const;
 
 /** Balances beyond this are refused: the event schema holds at most 15 whole digits. */
 function balanceLimit(currency: Currency): bigint {
@@ -190,12 +228,18 @@ function decideReferenced(command: Extract<WalletCommand, { type: 'Deposit' | 'W
   const posted = state.references.get(`${kind}:${command.reference}`);
   if (posted) {
     if (posted.amount === command.amount) return []; // the same request again: the original result stands
-    throw new DomainError('reference_conflict', `${kind} reference ${command.reference} was already posted to wallet ${state.walletId} with amount ${formatAmount(posted.amount, currency)}, not ${formatAmount(command.amount, currency)}`);
+    throw new DomainError(
+      'reference_conflict',
+      `${kind} reference ${command.reference} was already posted to wallet ${state.walletId} with amount ${formatAmount(posted.amount, currency)}, not ${formatAmount(command.amount, currency)}`,
+    );
   }
   const delta = command.type === 'Withdraw' ? -command.amount : command.amount;
   const balanceAfter = state.balance + delta;
   if (command.type !== 'Deposit' && delta < 0n && balanceAfter < 0n && (state.kind === 'user' || command.type === 'Withdraw')) {
-    throw new DomainError('insufficient_funds', `${kind} of ${formatAmount(command.amount < 0n ? -command.amount : command.amount, currency)} would take wallet ${state.walletId} from ${formatAmount(state.balance, currency)} to ${formatAmount(balanceAfter, currency)}, below zero`);
+    throw new DomainError(
+      'insufficient_funds',
+      `${kind} of ${formatAmount(command.amount < 0n ? -command.amount : command.amount, currency)} would take wallet ${state.walletId} from ${formatAmount(state.balance, currency)} to ${formatAmount(balanceAfter, currency)}, below zero`,
+    );
   }
   checkLimit(balanceAfter, state, currency);
   const data: Record<string, unknown> = {
@@ -237,8 +281,15 @@ function decideDebit(command: Extract<WalletCommand, { type: 'PostDebit' }>, sta
   const balanceAfter = state.balance - command.amount;
   checkLimit(balanceAfter, state, currency);
   const data: Record<string, unknown> = {
-    walletId: state.walletId, currency: currency.code, balanceAfter: formatAmount(balanceAfter, currency), amount: formatAmount(command.amount, currency),
-    chargeId: command.chargeId, providerWalletId: command.providerWalletId, containerId: command.containerId, taskId: command.taskId, functionId: command.functionId,
+    walletId: state.walletId,
+    currency: currency.code,
+    balanceAfter: formatAmount(balanceAfter, currency),
+    amount: formatAmount(command.amount, currency),
+    chargeId: command.chargeId,
+    providerWalletId: command.providerWalletId,
+    containerId: command.containerId,
+    taskId: command.taskId,
+    functionId: command.functionId,
   };
   if (data.taskId === undefined) delete data.taskId;
   return [sealed(state, `debit-${command.chargeId}`, 'UsageDebited', data)];
@@ -265,8 +316,11 @@ function decideCredits(command: Extract<WalletCommand, { type: 'PostCredits' }>,
     seen.add(charge.chargeId);
     total += charge.amount;
     const entry: Record<string, unknown> = {
-      chargeId: charge.chargeId, amount: formatAmount(charge.amount, currency), userWalletId: charge.userWalletId,
-      containerId: charge.containerId, functionId: charge.functionId,
+      chargeId: charge.chargeId,
+      amount: formatAmount(charge.amount, currency),
+      userWalletId: charge.userWalletId,
+      containerId: charge.containerId,
+      functionId: charge.functionId,
     };
     if (charge.taskId !== undefined) entry.taskId = charge.taskId;
     credited.push(entry);
@@ -274,20 +328,32 @@ function decideCredits(command: Extract<WalletCommand, { type: 'PostCredits' }>,
   if (credited.length === 0) return [];
   const balanceAfter = state.balance + total;
   checkLimit(balanceAfter, state, currency);
-  const data = { walletId: state.walletId, currency: currency.code, balanceAfter: formatAmount(balanceAfter, currency), amount: formatAmount(total, currency), charges: credited };
+  const data = {
+    walletId: state.walletId,
+    currency: currency.code,
+    balanceAfter: formatAmount(balanceAfter, currency),
+    amount: formatAmount(total, currency),
+    charges: credited,
+  };
   return [sealed(state, (hash) => `credit-${hash}`, 'UsageCredited', data)];
 }
 
 function requireKind(state: WalletState, wanted: WalletKind, chargeId: string, side: 'debit' | 'credit'): void {
   if (state.kind !== wanted) {
-    throw new DomainError('wrong_wallet_kind', `charge ${chargeId}: wallet ${state.walletId} is a ${state.kind} wallet, a usage ${side} needs a ${wanted} wallet`);
+    throw new DomainError(
+      'wrong_wallet_kind',
+      `charge ${chargeId}: wallet ${state.walletId} is a ${state.kind} wallet, a usage ${side} needs a ${wanted} wallet`,
+    );
   }
 }
 
 function checkLimit(balanceAfter: bigint, state: WalletState, currency: Currency): void {
   const limit = balanceLimit(currency);
   if (balanceAfter >= limit || balanceAfter <= -limit) {
-    throw new DomainError('balance_limit', `wallet ${state.walletId} balance would reach ${formatAmount(balanceAfter, currency)}, beyond 10^${MAX_MAJOR_DIGITS}`);
+    throw new DomainError(
+      'balance_limit',
+      `wallet ${state.walletId} balance would reach ${formatAmount(balanceAfter, currency)}, beyond 10^${MAX_MAJOR_DIGITS}`,
+    );
   }
 }
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ContractError, DomainError, ledgerIdSchema, parseOrThrow, statementRequest } from '@mesh/contracts';
-import { encodeJson, toErrorBody } from '@mesh/messaging';
+import { encodeJson, toErrorBody } from '@mesh/runtime';
 import type { LedgerQueries } from '../projection/queries';
 
 /** Longest URL accepted (ids are at most 64 characters): anything longer is refused, not parsed. */
@@ -28,14 +28,21 @@ export async function startLedgerHttpServer(queries: LedgerQueries, audit: () =>
   const id = (value: string, field: string) => parseOrThrow(ledgerIdSchema, decodeURIComponent(value), field);
   const routes: [RegExp, Route][] = [
     [/^\/wallets\/([^/]+)\/balance$/, ([w]) => queries.balance(id(w, 'walletId'))],
-    [/^\/wallets\/([^/]+)\/statement$/, ([w], q) => {
-      const body = parseOrThrow(statementRequest.schema, {
-        walletId: decodeURIComponent(w),
-        ...(q.has('limit') ? { limit: Number(q.get('limit')) } : {}),
-        ...(q.has('afterRevision') ? { afterRevision: Number(q.get('afterRevision')) } : {}),
-      }, 'statement');
-      return queries.statement(body.walletId, body.limit, body.afterRevision);
-    }],
+    [
+      /^\/wallets\/([^/]+)\/statement$/,
+      ([w], q) => {
+        const body = parseOrThrow(
+          statementRequest.schema,
+          {
+            walletId: decodeURIComponent(w),
+            ...(q.has('limit') ? { limit: Number(q.get('limit')) } : {}),
+            ...(q.has('afterRevision') ? { afterRevision: Number(q.get('afterRevision')) } : {}),
+          },
+          'statement',
+        );
+        return queries.statement(body.walletId, body.limit, body.afterRevision);
+      },
+    ],
     [/^\/tasks\/([^/]+)\/cost$/, ([t]) => queries.taskCost(id(t, 'taskId'))],
     [/^\/containers\/([^/]+)\/cost$/, ([c]) => queries.containerCost(id(c, 'containerId'))],
     [/^\/providers\/([^/]+)\/earnings$/, ([p]) => queries.providerEarnings(id(p, 'walletId'))],
@@ -51,8 +58,10 @@ export async function startLedgerHttpServer(queries: LedgerQueries, audit: () =>
       res.end(bytes);
     };
     try {
-      if (req.method !== 'GET') return send(405, { ok: false, error: { code: 'method_not_allowed', message: 'the ledger HTTP server is read-only: GET only' } });
-      if ((req.url ?? '').length > URL_MAX_LENGTH) return send(414, { ok: false, error: { code: 'uri_too_long', message: `URL longer than ${URL_MAX_LENGTH} characters` } });
+      if (req.method !== 'GET')
+        return send(405, { ok: false, error: { code: 'method_not_allowed', message: 'the ledger HTTP server is read-only: GET only' } });
+      if ((req.url ?? '').length > URL_MAX_LENGTH)
+        return send(414, { ok: false, error: { code: 'uri_too_long', message: `URL longer than ${URL_MAX_LENGTH} characters` } });
       const url = new URL(req.url ?? '/', 'http://ledger');
       for (const [pattern, route] of routes) {
         const match = pattern.exec(url.pathname);
@@ -60,7 +69,8 @@ export async function startLedgerHttpServer(queries: LedgerQueries, audit: () =>
       }
       return send(404, { ok: false, error: { code: 'not_found', message: `no route ${url.pathname}; see docs/ledger.md` } });
     } catch (err) {
-      const status = err instanceof ContractError || err instanceof URIError ? 400 : err instanceof DomainError ? (err.code === 'unknown_wallet' ? 404 : 400) : 500;
+      const status =
+        err instanceof ContractError || err instanceof URIError ? 400 : err instanceof DomainError ? (err.code === 'unknown_wallet' ? 404 : 400) : 500;
       return send(status, { ok: false, error: toErrorBody(err) });
     }
   };
@@ -74,9 +84,10 @@ export async function startLedgerHttpServer(queries: LedgerQueries, audit: () =>
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

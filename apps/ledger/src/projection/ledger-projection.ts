@@ -72,14 +72,25 @@ export function toStatementLine(event: RecordedEvent): StatementLine {
       line.cause = { kind: 'adjustment', reference: data.reference, reason: data.reason };
       break;
     case 'UsageDebited':
-      line.cause = { kind: 'usage-debit', chargeId: data.chargeId, containerId: data.containerId, functionId: data.functionId, counterpartyWalletId: data.providerWalletId };
+      line.cause = {
+        kind: 'usage-debit',
+        chargeId: data.chargeId,
+        containerId: data.containerId,
+        functionId: data.functionId,
+        counterpartyWalletId: data.providerWalletId,
+      };
       if (data.taskId) line.cause.taskId = data.taskId;
       break;
     case 'UsageCredited':
       line.cause = {
         kind: 'usage-credit',
         charges: creditedChargesOf(data).map((c) => ({
-          chargeId: c.chargeId, amount: c.amount, counterpartyWalletId: c.userWalletId, containerId: c.containerId, functionId: c.functionId, ...(c.taskId ? { taskId: c.taskId } : {}),
+          chargeId: c.chargeId,
+          amount: c.amount,
+          counterpartyWalletId: c.userWalletId,
+          containerId: c.containerId,
+          functionId: c.functionId,
+          ...(c.taskId ? { taskId: c.taskId } : {}),
         })),
       };
       break;
@@ -116,8 +127,17 @@ export class LedgerProjection {
     if (event.type === 'WalletOpened' || !wallet) {
       // A posting before its WalletOpened can only come from a tampered log; the audit reports it.
       wallet = {
-        walletId: data.walletId, kind: (data.kind as WalletKind) ?? 'user', currency: currency.code, balance: 0n, maxDebt: 0n, minBalance: 0n,
-        policy: 'greedy', revision: -1, earned: 0n, credits: 0, lines: [],
+        walletId: data.walletId,
+        kind: (data.kind as WalletKind) ?? 'user',
+        currency: currency.code,
+        balance: 0n,
+        maxDebt: 0n,
+        minBalance: 0n,
+        policy: 'greedy',
+        revision: -1,
+        earned: 0n,
+        credits: 0,
+        lines: [],
       };
       this.wallets.set(data.walletId, wallet);
     }
@@ -169,7 +189,15 @@ export class LedgerProjection {
   }
 }
 
-function addCost(map: Map<string, CostView>, key: string, part: string, amount: bigint, walletId: string, functionId: string | undefined, currency: string): void {
+function addCost(
+  map: Map<string, CostView>,
+  key: string,
+  part: string,
+  amount: bigint,
+  walletId: string,
+  functionId: string | undefined,
+  currency: string,
+): void {
   let view = map.get(key);
   if (!view) {
     view = { walletId, functionId, currency, total: 0n, charges: 0, parts: new Map() };

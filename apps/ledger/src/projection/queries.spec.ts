@@ -24,8 +24,17 @@ describe('ledger queries', () => {
     await book.execute({ type: 'PostDebit', walletId: 'alice', chargeId: 'ch-1', amount: 30_000_000n, providerWalletId: 'provider', ...links });
     sync();
     expect(queries.balance('alice')).toEqual({
-      walletId: 'alice', kind: 'user', currency: 'GRC', balance: '-0.2', available: '0', debt: '0.2', maxDebt: '0.5', minBalance: '0', policy: 'greedy',
-      revision: 2, position: String(store.log.length),
+      walletId: 'alice',
+      kind: 'user',
+      currency: 'GRC',
+      balance: '-0.2',
+      available: '0',
+      debt: '0.2',
+      maxDebt: '0.5',
+      minBalance: '0',
+      policy: 'greedy',
+      revision: 2,
+      position: String(store.log.length),
     });
     expect(() => queries.balance('nobody')).toThrow(DomainError);
   });
@@ -39,7 +48,10 @@ describe('ledger queries', () => {
     expect(latest.total).toBe(deposits + 1);
     expect(latest.lines.map((l) => [l.revision, l.balanceAfter])).toEqual([deposits - 2, deposits - 1, deposits].map((r) => [r, formatAmount(BigInt(r))]));
     const oldest = await queries.statement('alice', 2, -1);
-    expect(oldest.lines.map((l) => [l.revision, l.type, l.amount, l.cause.kind])).toEqual([[0, 'WalletOpened', '0', 'open'], [1, 'FundsDeposited', '0.00000001', 'deposit']]);
+    expect(oldest.lines.map((l) => [l.revision, l.type, l.amount, l.cause.kind])).toEqual([
+      [0, 'WalletOpened', '0', 'open'],
+      [1, 'FundsDeposited', '0.00000001', 'deposit'],
+    ]);
     expect(oldest.lines[1].cause.reference).toBe('tx0');
     expect((await queries.statement('alice', 1000, 100)).lines.map((l) => l.revision)).toEqual(Array.from({ length: 1000 }, (_, i) => 101 + i));
   });
@@ -47,30 +59,78 @@ describe('ledger queries', () => {
   it('costs per task and container, provider earnings and totals', async () => {
     const { book, queries, sync } = await ledger();
     await book.execute({ type: 'Deposit', walletId: 'alice', amount: 100_000_000n, reference: 'tx1' });
-    const charges = [['ch-1', 'c1', 't1', 10n], ['ch-2', 'c1', 't2', 20n], ['ch-3', 'c2', 't2', 30n]] as const;
+    const charges = [
+      ['ch-1', 'c1', 't1', 10n],
+      ['ch-2', 'c1', 't2', 20n],
+      ['ch-3', 'c2', 't2', 30n],
+    ] as const;
     for (const [chargeId, containerId, taskId, amount] of charges) {
       await book.execute({ type: 'PostDebit', walletId: 'alice', chargeId, amount, providerWalletId: 'provider', ...links, containerId, taskId });
     }
     // Credited at once: the book group-commits them into one UsageCredited.
-    await Promise.all(charges.map(([chargeId, containerId, taskId, amount]) => book.credit('provider', 'GRC', { chargeId, amount, userWalletId: 'alice', functionId: 'f1', containerId, taskId })));
+    await Promise.all(
+      charges.map(([chargeId, containerId, taskId, amount]) =>
+        book.credit('provider', 'GRC', { chargeId, amount, userWalletId: 'alice', functionId: 'f1', containerId, taskId }),
+      ),
+    );
     await book.execute({ type: 'Withdraw', walletId: 'alice', amount: 1_000_000n, reference: 'w1' });
     sync();
-    expect(queries.taskCost('t2')).toMatchObject({ walletId: 'alice', total: '0.0000005', charges: 2, containers: [{ containerId: 'c1', total: '0.0000002' }, { containerId: 'c2', total: '0.0000003' }] });
+    expect(queries.taskCost('t2')).toMatchObject({
+      walletId: 'alice',
+      total: '0.0000005',
+      charges: 2,
+      containers: [
+        { containerId: 'c1', total: '0.0000002' },
+        { containerId: 'c2', total: '0.0000003' },
+      ],
+    });
     expect(queries.taskCost('unknown')).toMatchObject({ total: '0', charges: 0, containers: [] });
-    expect(queries.containerCost('c1')).toMatchObject({ functionId: 'f1', total: '0.0000003', tasks: [{ taskId: 't1', total: '0.0000001' }, { taskId: 't2', total: '0.0000002' }] });
+    expect(queries.containerCost('c1')).toMatchObject({
+      functionId: 'f1',
+      total: '0.0000003',
+      tasks: [
+        { taskId: 't1', total: '0.0000001' },
+        { taskId: 't2', total: '0.0000002' },
+      ],
+    });
     const credits = (await queries.statement('provider', 10)).lines.filter((l) => l.cause.kind === 'usage-credit');
     expect(credits.map((l) => [l.amount, l.cause.charges!.map((c) => c.chargeId)])).toEqual([['0.0000006', ['ch-1', 'ch-2', 'ch-3']]]);
-    expect(credits[0].cause.charges![2]).toEqual({ chargeId: 'ch-3', amount: '0.0000003', counterpartyWalletId: 'alice', containerId: 'c2', taskId: 't2', functionId: 'f1' });
+    expect(credits[0].cause.charges![2]).toEqual({
+      chargeId: 'ch-3',
+      amount: '0.0000003',
+      counterpartyWalletId: 'alice',
+      containerId: 'c2',
+      taskId: 't2',
+      functionId: 'f1',
+    });
     expect(queries.providerEarnings()).toMatchObject({ providers: [{ walletId: 'provider', earned: '0.0000006', charges: 3, balance: '0.0000006' }] });
     expect(() => queries.providerEarnings('alice')).toThrow(/not a provider wallet/);
-    expect(queries.totals()).toMatchObject({ wallets: 2, userWallets: 1, providerWallets: 1, deposited: '1', withdrawn: '0.01', debited: '0.0000006', credited: '0.0000006', userBalances: '0.9899994', providerBalances: '0.0000006', debt: '0' });
+    expect(queries.totals()).toMatchObject({
+      wallets: 2,
+      userWallets: 1,
+      providerWallets: 1,
+      deposited: '1',
+      withdrawn: '0.01',
+      debited: '0.0000006',
+      credited: '0.0000006',
+      userBalances: '0.9899994',
+      providerBalances: '0.0000006',
+      debt: '0',
+    });
   });
 
   it('keeps a statement answer within STATEMENT_BYTES_MAX, newest lines first or oldest when paging, and says so', async () => {
     const { book, queries, sync } = await ledger();
     // 30 full credits of 200 charges each: ~40 KiB per line, more than 512 KiB in all.
     for (let batch = 0; batch < 30; batch++) {
-      const charges = Array.from({ length: CREDIT_BATCH_MAX }, (_, i) => ({ chargeId: `ch-${batch}-${i}-${'x'.repeat(60)}`, amount: 1n, userWalletId: 'alice', containerId: `c-${'y'.repeat(60)}`, functionId: 'f1', taskId: `t-${'z'.repeat(60)}` }));
+      const charges = Array.from({ length: CREDIT_BATCH_MAX }, (_, i) => ({
+        chargeId: `ch-${batch}-${i}-${'x'.repeat(60)}`,
+        amount: 1n,
+        userWalletId: 'alice',
+        containerId: `c-${'y'.repeat(60)}`,
+        functionId: 'f1',
+        taskId: `t-${'z'.repeat(60)}`,
+      }));
       await book.execute({ type: 'PostCredits', walletId: 'provider', currency: 'GRC', charges });
     }
     sync();

@@ -1,7 +1,5 @@
 import { DomainError, GRC, currencyOf, formatAmount, streamName, type ReplyData, type StatementLine } from '@mesh/contracts';
-import type {
-  balanceRequest, containerCostRequest, providerEarningsRequest, statementRequest, taskCostRequest, totalsRequest,
-} from '@mesh/contracts';
+import type { balanceRequest, containerCostRequest, providerEarningsRequest, statementRequest, taskCostRequest, totalsRequest } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore/port';
 import { toStatementLine, type LedgerProjection } from './ledger-projection';
 
@@ -29,12 +27,17 @@ export class LedgerQueries {
     const w = this.projection.wallet(walletId);
     const c = currencyOf(w.currency);
     return {
-      walletId, kind: w.kind, currency: w.currency,
+      walletId,
+      kind: w.kind,
+      currency: w.currency,
       balance: formatAmount(w.balance, c),
       available: formatAmount(w.balance > 0n ? w.balance : 0n, c),
       debt: formatAmount(w.balance < 0n ? -w.balance : 0n, c),
-      maxDebt: formatAmount(w.maxDebt, c), minBalance: formatAmount(w.minBalance, c), policy: w.policy,
-      revision: w.revision, position: this.projection.position.toString(),
+      maxDebt: formatAmount(w.maxDebt, c),
+      minBalance: formatAmount(w.minBalance, c),
+      policy: w.policy,
+      revision: w.revision,
+      position: this.projection.position.toString(),
     };
   }
 
@@ -57,7 +60,15 @@ export class LedgerQueries {
       }
     }
     const fitted = withinBytes(lines, STATEMENT_BYTES_MAX, afterRevision === undefined ? 'newest' : 'oldest');
-    return { walletId, currency: w.currency, balance: formatAmount(w.balance, currencyOf(w.currency)), total, lines: fitted, truncated: fitted.length < lines.length, position };
+    return {
+      walletId,
+      currency: w.currency,
+      balance: formatAmount(w.balance, currencyOf(w.currency)),
+      total,
+      lines: fitted,
+      truncated: fitted.length < lines.length,
+      position,
+    };
   }
 
   taskCost(taskId: string): ReplyData<typeof taskCostRequest> {
@@ -84,7 +95,9 @@ export class LedgerQueries {
       currency: currency.code,
       total: formatAmount(view?.total ?? 0n, currency),
       charges: view?.charges ?? 0,
-      tasks: [...(view?.parts ?? new Map())].filter(([taskId]) => taskId !== '(no task)').map(([taskId, p]) => ({ taskId, total: formatAmount(p.total, currency) })),
+      tasks: [...(view?.parts ?? new Map())]
+        .filter(([taskId]) => taskId !== '(no task)')
+        .map(([taskId, p]) => ({ taskId, total: formatAmount(p.total, currency) })),
       position: this.projection.position.toString(),
     };
   }
@@ -120,11 +133,19 @@ export class LedgerQueries {
     }
     return {
       currency: GRC.code,
-      wallets: p.wallets.size, userWallets, providerWallets: p.wallets.size - userWallets,
-      deposited: formatAmount(p.totals.deposited), withdrawn: formatAmount(p.totals.withdrawn), adjusted: formatAmount(p.totals.adjusted),
-      debited: formatAmount(p.totals.debited), credited: formatAmount(p.totals.credited),
-      userBalances: formatAmount(user), providerBalances: formatAmount(provider), debt: formatAmount(debt),
-      walletEvents: p.walletEvents, position: p.position.toString(),
+      wallets: p.wallets.size,
+      userWallets,
+      providerWallets: p.wallets.size - userWallets,
+      deposited: formatAmount(p.totals.deposited),
+      withdrawn: formatAmount(p.totals.withdrawn),
+      adjusted: formatAmount(p.totals.adjusted),
+      debited: formatAmount(p.totals.debited),
+      credited: formatAmount(p.totals.credited),
+      userBalances: formatAmount(user),
+      providerBalances: formatAmount(provider),
+      debt: formatAmount(debt),
+      walletEvents: p.walletEvents,
+      position: p.position.toString(),
     };
   }
 }

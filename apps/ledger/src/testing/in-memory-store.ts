@@ -26,9 +26,16 @@ export class InMemoryEventStore implements EventStore {
     }
     for (const e of events) {
       const recorded: RecordedEvent = {
-        id: e.id, type: e.type, stream, data: JSON.parse(JSON.stringify(e.data)), occurredAt: e.occurredAt ?? new Date().toISOString(),
-        schemaVersion: 1, correlationId: e.correlationId ?? e.id, causationId: e.causationId ?? e.id,
-        revision: existing.length, position: BigInt(this.log.length + 1),
+        id: e.id,
+        type: e.type,
+        stream,
+        data: JSON.parse(JSON.stringify(e.data)),
+        occurredAt: e.occurredAt ?? new Date().toISOString(),
+        schemaVersion: 1,
+        correlationId: e.correlationId ?? e.id,
+        causationId: e.causationId ?? e.id,
+        revision: existing.length,
+        position: BigInt(this.log.length + 1),
       };
       existing.push(recorded);
       this.log.push(recorded);

@@ -26,9 +26,18 @@ describe('scaling decider: CPU', () => {
       .then((events) => {
         // Saturated: 250 m above the threshold x gain 4 = +1000 m.
         expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
-          decisionId: 'scale-c1-1', containerId: 'c1', nodeId: 'n1', walletId: 'w1', functionId: 'f1',
-          fromCpuMillis: 1000, toCpuMillis: 2000, fromMemoryBytes: 512 * MiB, toMemoryBytes: 512 * MiB,
-          reason: 'scale-up', basedOnSampleSeqs: [1, 2], decidedAtMs: afterSample(2),
+          decisionId: 'scale-c1-1',
+          containerId: 'c1',
+          nodeId: 'n1',
+          walletId: 'w1',
+          functionId: 'f1',
+          fromCpuMillis: 1000,
+          toCpuMillis: 2000,
+          fromMemoryBytes: 512 * MiB,
+          toMemoryBytes: 512 * MiB,
+          reason: 'scale-up',
+          basedOnSampleSeqs: [1, 2],
+          decidedAtMs: afterSample(2),
         });
         expect((events[0].data as { throttleCapMillis?: number }).throttleCapMillis).toBeUndefined();
       });
@@ -74,9 +83,14 @@ describe('scaling decider: CPU', () => {
     spec(decider)
       .given([started({ cpuMillis: 2000 }), ...samples(1, 5, 600, 2000)])
       .when({ observe: sample({ seq: 6, usageCpuMillis: 700, cpuLimitMillis: 2000 }), nowMs: afterSample(6) })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
-        fromCpuMillis: 2000, toCpuMillis: 700 + 1.5 * B, reason: 'scale-down', basedOnSampleSeqs: [1, 2, 3, 4, 5, 6],
-      }));
+      .then((events) =>
+        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
+          fromCpuMillis: 2000,
+          toCpuMillis: 700 + 1.5 * B,
+          reason: 'scale-down',
+          basedOnSampleSeqs: [1, 2, 3, 4, 5, 6],
+        }),
+      );
     spec(decider)
       .given([started({ cpuMillis: 2000 }), ...samples(1, 4, 600, 2000)])
       .when({ observe: sample({ seq: 5, usageCpuMillis: 600, cpuLimitMillis: 2000 }), nowMs: afterSample(5) })
@@ -103,7 +117,10 @@ describe('scaling decider: CPU', () => {
 
   it('decides nothing while the previous decision is not applied, then again after the timeout', () => {
     const given = [started(), ...samples(1, 2, 1000)];
-    const first = decider.decide({ observe: sample({ seq: 3, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(3) }, given.reduce(decider.evolve, decider.initialState()));
+    const first = decider.decide(
+      { observe: sample({ seq: 3, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(3) },
+      given.reduce(decider.evolve, decider.initialState()),
+    );
     const pending = decidedOf(first as ScalingDecidedEvent[]);
     spec(decider)
       .given([...given, sample({ seq: 3, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), ...first])
@@ -119,9 +136,23 @@ describe('scaling decider: CPU', () => {
   });
 
   it('after the resize, waits for samples under the new limit', () => {
-    const decision: ScalingDecidedEvent = { type: 'ScalingDecided', data: {
-      decisionId: 'scale-c1-1', containerId: 'c1', nodeId: 'n1', walletId: 'w1', functionId: 'f1', fromCpuMillis: 1000, toCpuMillis: 2000,
-      fromMemoryBytes: 512 * MiB, toMemoryBytes: 512 * MiB, reason: 'scale-up', basedOnSampleSeqs: [1, 2], decidedAtMs: afterSample(2) } };
+    const decision: ScalingDecidedEvent = {
+      type: 'ScalingDecided',
+      data: {
+        decisionId: 'scale-c1-1',
+        containerId: 'c1',
+        nodeId: 'n1',
+        walletId: 'w1',
+        functionId: 'f1',
+        fromCpuMillis: 1000,
+        toCpuMillis: 2000,
+        fromMemoryBytes: 512 * MiB,
+        toMemoryBytes: 512 * MiB,
+        reason: 'scale-up',
+        basedOnSampleSeqs: [1, 2],
+        decidedAtMs: afterSample(2),
+      },
+    };
     spec(decider)
       .given([started(), ...samples(1, 2, 1000), decision, resizedFor(decision), sample({ seq: 3, usageCpuMillis: 1000, cpuLimitMillis: 1000 })])
       .when({ observe: sample({ seq: 4, usageCpuMillis: 1900, cpuLimitMillis: 2000 }), nowMs: afterSample(4) })
@@ -130,46 +161,98 @@ describe('scaling decider: CPU', () => {
 
   it('does not decide twice for a redelivered sample, nor for old or final samples', () => {
     const given = [started(), ...samples(1, 2, 1000)];
-    spec(decider).given(given).when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2) }).thenNothing();
+    spec(decider)
+      .given(given)
+      .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2) })
+      .thenNothing();
     // Replay: the same samples much later decide nothing.
-    spec(decider).given(given.slice(0, 2)).when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2) + policy.sampleMaxAgeMs + 1000 }).thenNothing();
+    spec(decider)
+      .given(given.slice(0, 2))
+      .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2) + policy.sampleMaxAgeMs + 1000 })
+      .thenNothing();
     // An older sample arriving after a newer one: folded, not acted on.
-    spec(decider).given([started(), ...samples(2, 2, 1000)]).when({ observe: sample({ seq: 1, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(3) }).thenNothing();
-    spec(decider).given(given.slice(0, 2)).when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000, final: true }), nowMs: afterSample(2) }).thenNothing();
+    spec(decider)
+      .given([started(), ...samples(2, 2, 1000)])
+      .when({ observe: sample({ seq: 1, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(3) })
+      .thenNothing();
+    spec(decider)
+      .given(given.slice(0, 2))
+      .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000, final: true }), nowMs: afterSample(2) })
+      .thenNothing();
   });
 
   it('decides nothing for unknown or stopped containers', () => {
-    spec(decider).given(samples(1, 1, 1000)).when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2) }).thenNothing();
-    const stopped: ScalingEvent = { type: 'ContainerStopped', data: { containerId: 'c1', nodeId: 'n1', walletId: 'w1', functionId: 'f1', reason: 'idle', stoppedAtMs: afterSample(1) } };
-    spec(decider).given([started(), ...samples(1, 1, 1000), stopped]).when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2) }).thenNothing();
+    spec(decider)
+      .given(samples(1, 1, 1000))
+      .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2) })
+      .thenNothing();
+    const stopped: ScalingEvent = {
+      type: 'ContainerStopped',
+      data: { containerId: 'c1', nodeId: 'n1', walletId: 'w1', functionId: 'f1', reason: 'idle', stoppedAtMs: afterSample(1) },
+    };
+    spec(decider)
+      .given([started(), ...samples(1, 1, 1000), stopped])
+      .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2) })
+      .thenNothing();
   });
 });
 
 describe('scaling decider: throttle cap', () => {
   it('overdrawn: decides down to the cap at once, even with a decision pending', () => {
-    const pending: ScalingDecidedEvent = { type: 'ScalingDecided', data: {
-      decisionId: 'scale-c1-1', containerId: 'c1', nodeId: 'n1', walletId: 'w1', functionId: 'f1', fromCpuMillis: 1000, toCpuMillis: 2000,
-      fromMemoryBytes: 512 * MiB, toMemoryBytes: 512 * MiB, reason: 'scale-up', basedOnSampleSeqs: [1, 2], decidedAtMs: afterSample(2) } };
+    const pending: ScalingDecidedEvent = {
+      type: 'ScalingDecided',
+      data: {
+        decisionId: 'scale-c1-1',
+        containerId: 'c1',
+        nodeId: 'n1',
+        walletId: 'w1',
+        functionId: 'f1',
+        fromCpuMillis: 1000,
+        toCpuMillis: 2000,
+        fromMemoryBytes: 512 * MiB,
+        toMemoryBytes: 512 * MiB,
+        reason: 'scale-up',
+        basedOnSampleSeqs: [1, 2],
+        decidedAtMs: afterSample(2),
+      },
+    };
     spec(decider)
       .given([started(), ...samples(1, 2, 1000), pending])
       .when({ observe: standing('overdrawn'), nowMs: afterSample(2) + 100 })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
-        decisionId: 'scale-c1-2', fromCpuMillis: 1000, toCpuMillis: 500, reason: 'throttle', throttleCapMillis: 500, basedOnSampleSeqs: [2],
-      }));
+      .then((events) =>
+        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
+          decisionId: 'scale-c1-2',
+          fromCpuMillis: 1000,
+          toCpuMillis: 500,
+          reason: 'throttle',
+          throttleCapMillis: 500,
+          basedOnSampleSeqs: [2],
+        }),
+      );
   });
 
   it('suspended caps too; low and normal do not', () => {
-    spec(decider).given([started()]).when({ observe: standing('suspended'), nowMs: afterSample(1) })
+    spec(decider)
+      .given([started()])
+      .when({ observe: standing('suspended'), nowMs: afterSample(1) })
       .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ toCpuMillis: 500, reason: 'throttle' }));
-    spec(decider).given([started()]).when({ observe: standing('low'), nowMs: afterSample(1) }).thenNothing();
+    spec(decider)
+      .given([started()])
+      .when({ observe: standing('low'), nowMs: afterSample(1) })
+      .thenNothing();
   });
 
   it('already under the cap: no decision, but autoscaling stays under the cap', () => {
-    spec(decider).given([started({ cpuMillis: 300 })]).when({ observe: standing('overdrawn'), nowMs: afterSample(1) }).thenNothing();
+    spec(decider)
+      .given([started({ cpuMillis: 300 })])
+      .when({ observe: standing('overdrawn'), nowMs: afterSample(1) })
+      .thenNothing();
     spec(decider)
       .given([started({ cpuMillis: 300 }), standing('overdrawn'), sample({ seq: 1, usageCpuMillis: 300, cpuLimitMillis: 300 })])
       .when({ observe: sample({ seq: 2, usageCpuMillis: 300, cpuLimitMillis: 300 }), nowMs: afterSample(2) })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ fromCpuMillis: 300, toCpuMillis: 500, reason: 'scale-up', throttleCapMillis: 500 }));
+      .then((events) =>
+        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ fromCpuMillis: 300, toCpuMillis: 500, reason: 'scale-up', throttleCapMillis: 500 }),
+      );
     spec(decider)
       .given([started({ cpuMillis: 500 }), standing('overdrawn'), sample({ seq: 1, usageCpuMillis: 500, cpuLimitMillis: 500 })])
       .when({ observe: sample({ seq: 2, usageCpuMillis: 500, cpuLimitMillis: 500 }), nowMs: afterSample(2) })
@@ -194,19 +277,38 @@ describe('scaling decider: throttle cap', () => {
   });
 
   it('recovery: unthrottles back to what it had when the usage is saturated at the cap', () => {
-    const throttle = decider.decide({ observe: standing('overdrawn'), nowMs: afterSample(2) }, [started({ cpuMillis: 2000 }), ...samples(1, 2, 1900, 2000)].reduce(decider.evolve, decider.initialState()));
-    const given = [started({ cpuMillis: 2000 }), ...samples(1, 2, 1900, 2000), standing('overdrawn'), ...throttle, resizedFor(throttle[0] as ScalingDecidedEvent), ...samples(3, 3, 500, 500)];
+    const throttle = decider.decide(
+      { observe: standing('overdrawn'), nowMs: afterSample(2) },
+      [started({ cpuMillis: 2000 }), ...samples(1, 2, 1900, 2000)].reduce(decider.evolve, decider.initialState()),
+    );
+    const given = [
+      started({ cpuMillis: 2000 }),
+      ...samples(1, 2, 1900, 2000),
+      standing('overdrawn'),
+      ...throttle,
+      resizedFor(throttle[0] as ScalingDecidedEvent),
+      ...samples(3, 3, 500, 500),
+    ];
     spec(decider)
       .given(given)
       .when({ observe: standing('normal'), nowMs: afterSample(5) + 10 })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ fromCpuMillis: 500, toCpuMillis: 2000, reason: 'unthrottle', basedOnSampleSeqs: [5] }));
+      .then((events) =>
+        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
+          fromCpuMillis: 500,
+          toCpuMillis: 2000,
+          reason: 'unthrottle',
+          basedOnSampleSeqs: [5],
+        }),
+      );
   });
 
   it('recovery: unthrottles to usage + 1.5 x boundary when the task uses little', () => {
     spec(decider)
       .given([started({ cpuMillis: 500 }), standing('overdrawn'), ...samples(1, 3, 100, 500)])
       .when({ observe: standing('normal'), nowMs: afterSample(3) + 10 })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ fromCpuMillis: 500, toCpuMillis: 100 + Math.ceil(1.5 * B), reason: 'unthrottle' }));
+      .then((events) =>
+        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ fromCpuMillis: 500, toCpuMillis: 100 + Math.ceil(1.5 * B), reason: 'unthrottle' }),
+      );
   });
 
   it('a throttle followed by recovery and normal samples scales up again from the cap', () => {
@@ -232,15 +334,26 @@ describe('scaling decider: memory', () => {
     spec(decider)
       .given([started()])
       .when({ observe: sample({ seq: 1, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 470 * MiB }), nowMs: afterSample(1) })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
-        fromCpuMillis: 1000, toCpuMillis: 1000, fromMemoryBytes: 512 * MiB, toMemoryBytes: Math.ceil((470 * 100) / 70) * MiB, reason: 'memory-up', basedOnSampleSeqs: [1],
-      }));
+      .then((events) =>
+        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
+          fromCpuMillis: 1000,
+          toCpuMillis: 1000,
+          fromMemoryBytes: 512 * MiB,
+          toMemoryBytes: Math.ceil((470 * 100) / 70) * MiB,
+          reason: 'memory-up',
+          basedOnSampleSeqs: [1],
+        }),
+      );
   });
 
   it('memory-up is bounded by MEMORY_MAX_BYTES and the node headroom', () => {
     spec(decider)
       .given([started()])
-      .when({ observe: sample({ seq: 1, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 500 * MiB }), nowMs: afterSample(1), headroom: { memoryBytes: 10 * MiB } })
+      .when({
+        observe: sample({ seq: 1, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 500 * MiB }),
+        nowMs: afterSample(1),
+        headroom: { memoryBytes: 10 * MiB },
+      })
       .then((events) => expect(decidedOf(events as ScalingDecidedEvent[]).toMemoryBytes).toBe(522 * MiB));
   });
 
@@ -250,16 +363,23 @@ describe('scaling decider: memory', () => {
     spec(decider)
       .given([started(), ...low])
       .when({ observe: sample({ seq: n, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 100 * MiB }), nowMs: afterSample(n) })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ toMemoryBytes: 512 * MiB - Math.floor(512 * MiB * 0.1), reason: 'memory-down' }));
+      .then((events) =>
+        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ toMemoryBytes: 512 * MiB - Math.floor(512 * MiB * 0.1), reason: 'memory-down' }),
+      );
     spec(decider)
       .given([started(), ...low.slice(1)])
       .when({ observe: sample({ seq: n, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 100 * MiB }), nowMs: afterSample(n) })
       .thenNothing();
     // Never under MEMORY_MIN_BYTES.
-    const tiny = Array.from({ length: n - 1 }, (_, i) => sample({ seq: i + 1, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 10 * MiB, memoryLimitBytes: 70 * MiB }));
+    const tiny = Array.from({ length: n - 1 }, (_, i) =>
+      sample({ seq: i + 1, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 10 * MiB, memoryLimitBytes: 70 * MiB }),
+    );
     spec(decider)
       .given([started({ memoryBytes: 70 * MiB }), ...tiny])
-      .when({ observe: sample({ seq: n, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 10 * MiB, memoryLimitBytes: 70 * MiB }), nowMs: afterSample(n) })
+      .when({
+        observe: sample({ seq: n, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 10 * MiB, memoryLimitBytes: 70 * MiB }),
+        nowMs: afterSample(n),
+      })
       .then((events) => expect(decidedOf(events as ScalingDecidedEvent[]).toMemoryBytes).toBe(policy.memoryMinBytes));
   });
 
@@ -267,7 +387,13 @@ describe('scaling decider: memory', () => {
     spec(decider)
       .given([started(), sample({ seq: 1, usageCpuMillis: 1000, cpuLimitMillis: 1000 })])
       .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000, memoryBytesMax: 500 * MiB }), nowMs: afterSample(2) })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ reason: 'scale-up', toCpuMillis: 2000, toMemoryBytes: Math.ceil((500 * 100) / 70) * MiB }));
+      .then((events) =>
+        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
+          reason: 'scale-up',
+          toCpuMillis: 2000,
+          toMemoryBytes: Math.ceil((500 * 100) / 70) * MiB,
+        }),
+      );
   });
 });
 
@@ -334,43 +460,63 @@ describe('scaling decider: invariants under random demand, standing and apply de
     const step = fc.record({
       demandCpuMillis: fc.integer({ min: 0, max: 6000 }),
       memoryMiB: fc.integer({ min: 1, max: 2000 }),
-      standing: fc.constantFrom<undefined | 'normal' | 'low' | 'overdrawn' | 'suspended'>(undefined, undefined, undefined, 'normal', 'low', 'overdrawn', 'suspended'),
+      standing: fc.constantFrom<undefined | 'normal' | 'low' | 'overdrawn' | 'suspended'>(
+        undefined,
+        undefined,
+        undefined,
+        'normal',
+        'low',
+        'overdrawn',
+        'suspended',
+      ),
       applied: fc.boolean(),
     });
-    fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 120 }), fc.integer({ min: 250, max: 2000 }), (steps, cpuMinMillis) => {
-      const cpuMaxMillis = 4000;
-      let state = decider.evolve(decider.initialState(), started({ cpuMinMillis, cpuMaxMillis, cpuMillis: 1000 }));
-      let unapplied: ScalingDecidedEvent | undefined;
-      steps.forEach((s, i) => {
-        const seq = i + 1;
-        const nowMs = afterSample(seq);
-        if (unapplied && s.applied) {
-          state = decider.evolve(state, resizedFor(unapplied));
-          unapplied = undefined;
-        }
-        const commands = [
-          ...(s.standing ? [{ observe: standing(s.standing), nowMs }] : []),
-          { observe: sample({ seq, usageCpuMillis: Math.min(s.demandCpuMillis, state.cpuMillis), cpuLimitMillis: state.cpuMillis, memoryBytesMax: Math.min(s.memoryMiB * MiB, state.memoryBytes), memoryLimitBytes: state.memoryBytes }), nowMs },
-        ];
-        for (const command of commands) {
-          const before = state;
-          const result = applyCommand(decider, state, command);
-          state = result.state;
-          for (const d of result.decisions) {
-            const data = d.data;
-            expect(data.toCpuMillis !== data.fromCpuMillis || data.toMemoryBytes !== data.fromMemoryBytes).toBe(true);
-            expect(data.toCpuMillis).toBeLessThanOrEqual(cpuMaxMillis);
-            if (state.throttled) expect(data.toCpuMillis).toBeLessThanOrEqual(policy.throttleCapMillis);
-            else expect(data.toCpuMillis).toBeGreaterThanOrEqual(cpuMinMillis);
-            expect(data.toMemoryBytes).toBeLessThanOrEqual(Math.max(policy.memoryMaxBytes, data.fromMemoryBytes));
-            expect(data.decisionId).toBe(`scale-c1-${before.decisions + 1}`);
-            const pendingActive = before.pending && command.nowMs - before.pending.decidedAtMs < policy.decisionTimeoutMs;
-            if (pendingActive) expect(['throttle', 'unthrottle']).toContain(data.reason);
-            unapplied = d;
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 120 }), fc.integer({ min: 250, max: 2000 }), (steps, cpuMinMillis) => {
+        const cpuMaxMillis = 4000;
+        let state = decider.evolve(decider.initialState(), started({ cpuMinMillis, cpuMaxMillis, cpuMillis: 1000 }));
+        let unapplied: ScalingDecidedEvent | undefined;
+        steps.forEach((s, i) => {
+          const seq = i + 1;
+          const nowMs = afterSample(seq);
+          if (unapplied && s.applied) {
+            state = decider.evolve(state, resizedFor(unapplied));
+            unapplied = undefined;
           }
-          expect(result.decisions.length).toBeLessThanOrEqual(1);
-        }
-      });
-    }), { numRuns: 300 });
+          const commands = [
+            ...(s.standing ? [{ observe: standing(s.standing), nowMs }] : []),
+            {
+              observe: sample({
+                seq,
+                usageCpuMillis: Math.min(s.demandCpuMillis, state.cpuMillis),
+                cpuLimitMillis: state.cpuMillis,
+                memoryBytesMax: Math.min(s.memoryMiB * MiB, state.memoryBytes),
+                memoryLimitBytes: state.memoryBytes,
+              }),
+              nowMs,
+            },
+          ];
+          for (const command of commands) {
+            const before = state;
+            const result = applyCommand(decider, state, command);
+            state = result.state;
+            for (const d of result.decisions) {
+              const data = d.data;
+              expect(data.toCpuMillis !== data.fromCpuMillis || data.toMemoryBytes !== data.fromMemoryBytes).toBe(true);
+              expect(data.toCpuMillis).toBeLessThanOrEqual(cpuMaxMillis);
+              if (state.throttled) expect(data.toCpuMillis).toBeLessThanOrEqual(policy.throttleCapMillis);
+              else expect(data.toCpuMillis).toBeGreaterThanOrEqual(cpuMinMillis);
+              expect(data.toMemoryBytes).toBeLessThanOrEqual(Math.max(policy.memoryMaxBytes, data.fromMemoryBytes));
+              expect(data.decisionId).toBe(`scale-c1-${before.decisions + 1}`);
+              const pendingActive = before.pending && command.nowMs - before.pending.decidedAtMs < policy.decisionTimeoutMs;
+              if (pendingActive) expect(['throttle', 'unthrottle']).toContain(data.reason);
+              unapplied = d;
+            }
+            expect(result.decisions.length).toBeLessThanOrEqual(1);
+          }
+        });
+      }),
+      { numRuns: 300 },
+    );
   });
 });

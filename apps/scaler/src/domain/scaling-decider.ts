@@ -117,9 +117,19 @@ export function usageCpuMillisOf(sample: Pick<SampleData, 'cpuNanos' | 'windowSt
 
 export function initialScalingState(): ContainerScalingState {
   return {
-    status: 'unknown', containerId: '', nodeId: '', walletId: '', functionId: '',
-    cpuMinMillis: 1, cpuMaxMillis: 1, cpuMillis: 0, memoryBytes: 0,
-    window: [], throttled: false, decisions: 0, recentDecisions: [],
+    status: 'unknown',
+    containerId: '',
+    nodeId: '',
+    walletId: '',
+    functionId: '',
+    cpuMinMillis: 1,
+    cpuMaxMillis: 1,
+    cpuMillis: 0,
+    memoryBytes: 0,
+    window: [],
+    throttled: false,
+    decisions: 0,
+    recentDecisions: [],
     memoryLow: { count: 0, lastSeq: 0, peakBytes: 0 },
   };
 }
@@ -141,15 +151,25 @@ export function scalingDecider(policy: ScalingPolicy): Decider<ContainerScalingS
         if (state.status !== 'unknown') return state; // started once; a replay changes nothing
         const d = event.data;
         return {
-          ...state, status: 'running', containerId: d.containerId, nodeId: d.nodeId, walletId: d.walletId, functionId: d.functionId,
-          cpuMinMillis: d.cpuMinMillis, cpuMaxMillis: Math.max(d.cpuMaxMillis, d.cpuMinMillis), cpuMillis: d.cpuMillis, memoryBytes: d.memoryBytes,
+          ...state,
+          status: 'running',
+          containerId: d.containerId,
+          nodeId: d.nodeId,
+          walletId: d.walletId,
+          functionId: d.functionId,
+          cpuMinMillis: d.cpuMinMillis,
+          cpuMaxMillis: Math.max(d.cpuMaxMillis, d.cpuMinMillis),
+          cpuMillis: d.cpuMillis,
+          memoryBytes: d.memoryBytes,
         };
       }
       case 'ContainerResized': {
         const d = event.data;
         const memoryChanged = d.toMemoryBytes !== state.memoryBytes;
         return {
-          ...state, cpuMillis: d.toCpuMillis, memoryBytes: d.toMemoryBytes,
+          ...state,
+          cpuMillis: d.toCpuMillis,
+          memoryBytes: d.toMemoryBytes,
           pending: state.pending?.decisionId === d.decisionId ? undefined : state.pending,
           memoryLow: memoryChanged ? { count: 0, lastSeq: 0, peakBytes: 0 } : state.memoryLow,
         };
@@ -161,12 +181,23 @@ export function scalingDecider(policy: ScalingPolicy): Decider<ContainerScalingS
         const usageCpuMillis = usageCpuMillisOf(d);
         if (usageCpuMillis === undefined || isKnownSample(state, d.seq, policy.windowSamples)) return state;
         const sample: WindowSample = {
-          seq: d.seq, usageCpuMillis, cpuLimitMillis: d.cpuLimitMillis, memoryBytesMax: d.memoryBytesMax,
-          memoryLimitBytes: d.memoryLimitBytes, windowEndMs: d.windowEndMs, final: d.final,
+          seq: d.seq,
+          usageCpuMillis,
+          cpuLimitMillis: d.cpuLimitMillis,
+          memoryBytesMax: d.memoryBytesMax,
+          memoryLimitBytes: d.memoryLimitBytes,
+          windowEndMs: d.windowEndMs,
+          final: d.final,
         };
         const window = [...state.window, sample].sort((a, b) => a.seq - b.seq).slice(-policy.windowSamples);
         const isNewest = newestOf({ ...state, window }) === sample;
-        const base = { ...state, containerId: state.containerId || d.containerId, nodeId: state.nodeId || d.nodeId, walletId: state.walletId || d.walletId, functionId: state.functionId || d.functionId };
+        const base = {
+          ...state,
+          containerId: state.containerId || d.containerId,
+          nodeId: state.nodeId || d.nodeId,
+          walletId: state.walletId || d.walletId,
+          functionId: state.functionId || d.functionId,
+        };
         return { ...base, window, memoryLow: isNewest ? nextMemoryLow(state, sample) : state.memoryLow };
       }
       case 'StandingObserved': {
@@ -179,8 +210,14 @@ export function scalingDecider(policy: ScalingPolicy): Decider<ContainerScalingS
       case 'ScalingDecided': {
         const d = event.data;
         const summary: DecisionSummary = {
-          decisionId: d.decisionId, reason: d.reason, fromCpuMillis: d.fromCpuMillis, toCpuMillis: d.toCpuMillis,
-          fromMemoryBytes: d.fromMemoryBytes, toMemoryBytes: d.toMemoryBytes, basedOnSampleSeqs: d.basedOnSampleSeqs, decidedAtMs: d.decidedAtMs,
+          decisionId: d.decisionId,
+          reason: d.reason,
+          fromCpuMillis: d.fromCpuMillis,
+          toCpuMillis: d.toCpuMillis,
+          fromMemoryBytes: d.fromMemoryBytes,
+          toMemoryBytes: d.toMemoryBytes,
+          basedOnSampleSeqs: d.basedOnSampleSeqs,
+          decidedAtMs: d.decidedAtMs,
         };
         return {
           ...state,
@@ -290,19 +327,26 @@ export function scalingDecider(policy: ScalingPolicy): Decider<ContainerScalingS
     if (target.cpuMillis === state.cpuMillis && target.memoryBytes === state.memoryBytes) return [];
     const reason = target.cpuMillis !== state.cpuMillis ? target.cpuReason : target.memoryReason;
     if (!reason) throw new Error(`scaling target without a reason for ${state.containerId}`); // invariant
-    return [{
-      type: 'ScalingDecided',
-      data: {
-        decisionId: decisionIdOf(state.containerId, state.decisions + 1),
-        containerId: state.containerId, nodeId: state.nodeId, walletId: state.walletId, functionId: state.functionId,
-        fromCpuMillis: state.cpuMillis, toCpuMillis: target.cpuMillis,
-        fromMemoryBytes: state.memoryBytes, toMemoryBytes: target.memoryBytes,
-        reason,
-        basedOnSampleSeqs: [...new Set(target.basedOn)].sort((a, b) => a - b).slice(-64),
-        ...(state.throttled ? { throttleCapMillis: policy.throttleCapMillis } : {}),
-        decidedAtMs: nowMs,
+    return [
+      {
+        type: 'ScalingDecided',
+        data: {
+          decisionId: decisionIdOf(state.containerId, state.decisions + 1),
+          containerId: state.containerId,
+          nodeId: state.nodeId,
+          walletId: state.walletId,
+          functionId: state.functionId,
+          fromCpuMillis: state.cpuMillis,
+          toCpuMillis: target.cpuMillis,
+          fromMemoryBytes: state.memoryBytes,
+          toMemoryBytes: target.memoryBytes,
+          reason,
+          basedOnSampleSeqs: [...new Set(target.basedOn)].sort((a, b) => a - b).slice(-64),
+          ...(state.throttled ? { throttleCapMillis: policy.throttleCapMillis } : {}),
+          decidedAtMs: nowMs,
+        },
       },
-    }];
+    ];
   }
 
   function onSample(before: ContainerScalingState, state: ContainerScalingState, command: ScalingCommand): ScalingDecidedEvent[] {
@@ -332,7 +376,11 @@ export function scalingDecider(policy: ScalingPolicy): Decider<ContainerScalingS
       const fresh = newest && newest.cpuLimitMillis === state.cpuMillis && command.nowMs - newest.windowEndMs <= policy.sampleMaxAgeMs;
       // Under the cap the usage hides the demand when saturated: give back what it had before.
       const saturated = fresh && newest.usageCpuMillis > state.cpuMillis - b;
-      const wanted = !fresh ? restored : saturated ? Math.max(restored, newest.usageCpuMillis + Math.ceil(1.5 * b)) : newest.usageCpuMillis + Math.ceil(1.5 * b);
+      const wanted = !fresh
+        ? restored
+        : saturated
+          ? Math.max(restored, newest.usageCpuMillis + Math.ceil(1.5 * b))
+          : newest.usageCpuMillis + Math.ceil(1.5 * b);
       const cpuMillis = clamp(wanted, floor, Math.max(upper, floor));
       return decision(state, { cpuMillis, memoryBytes: state.memoryBytes, cpuReason: 'unthrottle', basedOn }, command.nowMs);
     }

@@ -10,8 +10,18 @@ export function started(overrides: Partial<StartedData> = {}): ScalingFact {
   return {
     type: 'ContainerStarted',
     data: {
-      containerId: 'c1', nodeId: 'n1', walletId: 'w1', functionId: 'f1', dockerId: 'd1', image: 'mesh/task-base:latest',
-      cpuMillis: 1000, memoryBytes: 512 * MiB, cpuMinMillis: 250, cpuMaxMillis: 4000, coldStartMs: 300, startedAtMs: T0_MS,
+      containerId: 'c1',
+      nodeId: 'n1',
+      walletId: 'w1',
+      functionId: 'f1',
+      dockerId: 'd1',
+      image: 'mesh/task-base:latest',
+      cpuMillis: 1000,
+      memoryBytes: 512 * MiB,
+      cpuMinMillis: 250,
+      cpuMaxMillis: 4000,
+      coldStartMs: 300,
+      startedAtMs: T0_MS,
       ...overrides,
     },
   };
@@ -32,11 +42,20 @@ export function sample(spec: SampleSpec): ScalingFact {
   const containerId = spec.containerId ?? 'c1';
   const windowEndMs = T0_MS + spec.seq * SAMPLE_INTERVAL_MS;
   const data: SampleData = {
-    sampleId: `${containerId}-${spec.seq}`, containerId, nodeId: 'n1', walletId: 'w1', functionId: 'f1', seq: spec.seq,
-    windowStartMs: windowEndMs - SAMPLE_INTERVAL_MS, windowEndMs,
+    sampleId: `${containerId}-${spec.seq}`,
+    containerId,
+    nodeId: 'n1',
+    walletId: 'w1',
+    functionId: 'f1',
+    seq: spec.seq,
+    windowStartMs: windowEndMs - SAMPLE_INTERVAL_MS,
+    windowEndMs,
     cpuNanos: spec.usageCpuMillis * 1_000_000, // millicores x 1 s = millicore-s = 1e6 ns
-    memoryBytesAvg: spec.memoryBytesMax ?? 100 * MiB, memoryBytesMax: spec.memoryBytesMax ?? 100 * MiB,
-    cpuLimitMillis: spec.cpuLimitMillis, memoryLimitBytes: spec.memoryLimitBytes ?? 512 * MiB, final: spec.final ?? false,
+    memoryBytesAvg: spec.memoryBytesMax ?? 100 * MiB,
+    memoryBytesMax: spec.memoryBytesMax ?? 100 * MiB,
+    cpuLimitMillis: spec.cpuLimitMillis,
+    memoryLimitBytes: spec.memoryLimitBytes ?? 512 * MiB,
+    final: spec.final ?? false,
   };
   return { type: 'ResourceSampled', data };
 }
@@ -52,9 +71,17 @@ export function standing(to: Standing): ScalingFact {
 export function resizedFor(decision: ScalingDecidedEvent): ScalingFact {
   const d = decision.data;
   const data: ResizedData = {
-    containerId: d.containerId, nodeId: d.nodeId, walletId: d.walletId, functionId: d.functionId, decisionId: d.decisionId,
-    fromCpuMillis: d.fromCpuMillis, toCpuMillis: d.toCpuMillis, fromMemoryBytes: d.fromMemoryBytes, toMemoryBytes: d.toMemoryBytes,
-    applyMs: 5, appliedAtMs: d.decidedAtMs + 5,
+    containerId: d.containerId,
+    nodeId: d.nodeId,
+    walletId: d.walletId,
+    functionId: d.functionId,
+    decisionId: d.decisionId,
+    fromCpuMillis: d.fromCpuMillis,
+    toCpuMillis: d.toCpuMillis,
+    fromMemoryBytes: d.fromMemoryBytes,
+    toMemoryBytes: d.toMemoryBytes,
+    applyMs: 5,
+    appliedAtMs: d.decidedAtMs + 5,
   };
   return { type: 'ContainerResized', data };
 }

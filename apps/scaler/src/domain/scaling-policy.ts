@@ -43,21 +43,38 @@ export const DEFAULT_POLICY: ScalingPolicy = {
 /** Returns the policy or throws a ConfigError naming each variable and the rule it breaks. */
 export function checkPolicy(policy: ScalingPolicy): ScalingPolicy {
   const problems: { variable: string; rule: string }[] = [];
-  if (policy.scaleUpSamples > policy.windowSamples) problems.push({ variable: 'SCALE_UP_SAMPLES', rule: `must be <= WINDOW_SAMPLES (${policy.windowSamples})` });
-  if (policy.scaleDownSamples > policy.windowSamples) problems.push({ variable: 'SCALE_DOWN_SAMPLES', rule: `must be <= WINDOW_SAMPLES (${policy.windowSamples})` });
+  if (policy.scaleUpSamples > policy.windowSamples)
+    problems.push({ variable: 'SCALE_UP_SAMPLES', rule: `must be <= WINDOW_SAMPLES (${policy.windowSamples})` });
+  if (policy.scaleDownSamples > policy.windowSamples)
+    problems.push({ variable: 'SCALE_DOWN_SAMPLES', rule: `must be <= WINDOW_SAMPLES (${policy.windowSamples})` });
   // A memory limit set at TARGET% must not be "high" at once, nor "low".
-  if (policy.memoryTargetPct >= policy.memoryHighWatermarkPct) problems.push({ variable: 'MEMORY_TARGET_PCT', rule: `must be < MEMORY_HIGH_WATERMARK_PCT (${policy.memoryHighWatermarkPct})` });
-  if (policy.memoryLowWatermarkPct >= policy.memoryTargetPct) problems.push({ variable: 'MEMORY_LOW_WATERMARK_PCT', rule: `must be < MEMORY_TARGET_PCT (${policy.memoryTargetPct})` });
-  if (policy.memoryMinBytes > policy.memoryMaxBytes) problems.push({ variable: 'MEMORY_MIN_BYTES', rule: `must be <= MEMORY_MAX_BYTES (${policy.memoryMaxBytes})` });
+  if (policy.memoryTargetPct >= policy.memoryHighWatermarkPct)
+    problems.push({ variable: 'MEMORY_TARGET_PCT', rule: `must be < MEMORY_HIGH_WATERMARK_PCT (${policy.memoryHighWatermarkPct})` });
+  if (policy.memoryLowWatermarkPct >= policy.memoryTargetPct)
+    problems.push({ variable: 'MEMORY_LOW_WATERMARK_PCT', rule: `must be < MEMORY_TARGET_PCT (${policy.memoryTargetPct})` });
+  if (policy.memoryMinBytes > policy.memoryMaxBytes)
+    problems.push({ variable: 'MEMORY_MIN_BYTES', rule: `must be <= MEMORY_MAX_BYTES (${policy.memoryMaxBytes})` });
   if (problems.length) throw new ConfigError(problems);
   return policy;
 }
 
 /** The policy from the scaler's validated config variables. */
 export function policyFromConfig(config: {
-  THROTTLE_CAP_MILLIS: number; SCALE_BOUNDARY_MILLIS: number; SCALE_UP_SAMPLES: number; SCALE_DOWN_SAMPLES: number; SCALE_UP_GAIN: number;
-  WINDOW_SAMPLES: number; SAMPLE_MAX_AGE_MS: number; DECISION_TIMEOUT_MS: number; MEMORY_HIGH_WATERMARK_PCT: number; MEMORY_TARGET_PCT: number;
-  MEMORY_LOW_WATERMARK_PCT: number; MEMORY_DOWN_SAMPLES: number; MEMORY_DOWN_STEP_PCT: number; MEMORY_MIN_BYTES: number; MEMORY_MAX_BYTES: number;
+  THROTTLE_CAP_MILLIS: number;
+  SCALE_BOUNDARY_MILLIS: number;
+  SCALE_UP_SAMPLES: number;
+  SCALE_DOWN_SAMPLES: number;
+  SCALE_UP_GAIN: number;
+  WINDOW_SAMPLES: number;
+  SAMPLE_MAX_AGE_MS: number;
+  DECISION_TIMEOUT_MS: number;
+  MEMORY_HIGH_WATERMARK_PCT: number;
+  MEMORY_TARGET_PCT: number;
+  MEMORY_LOW_WATERMARK_PCT: number;
+  MEMORY_DOWN_SAMPLES: number;
+  MEMORY_DOWN_STEP_PCT: number;
+  MEMORY_MIN_BYTES: number;
+  MEMORY_MAX_BYTES: number;
 }): ScalingPolicy {
   return checkPolicy({
     throttleCapMillis: config.THROTTLE_CAP_MILLIS,

@@ -28,9 +28,14 @@ export interface SimulationOptions {
  */
 export function simulate(policy: ScalingPolicy, demandAt: (seq: number) => number, samples: number, options: SimulationOptions = {}): SimulatedSample[] {
   const decider = scalingDecider(policy);
-  let state: ContainerScalingState = decider.evolve(decider.initialState(), started({
-    cpuMillis: options.initialCpuMillis ?? 1000, cpuMinMillis: options.cpuMinMillis ?? 250, cpuMaxMillis: options.cpuMaxMillis ?? 4000,
-  }));
+  let state: ContainerScalingState = decider.evolve(
+    decider.initialState(),
+    started({
+      cpuMillis: options.initialCpuMillis ?? 1000,
+      cpuMinMillis: options.cpuMinMillis ?? 250,
+      cpuMaxMillis: options.cpuMaxMillis ?? 4000,
+    }),
+  );
   const delay = options.applyDelaySamples ?? 0;
   const toApply: { atSeq: number; decision: ScalingDecidedEvent }[] = [];
   const trace: SimulatedSample[] = [];
@@ -39,7 +44,10 @@ export function simulate(policy: ScalingPolicy, demandAt: (seq: number) => numbe
     const demandCpuMillis = demandAt(seq);
     const allocationCpuMillis = state.cpuMillis;
     const usageCpuMillis = Math.min(demandCpuMillis, allocationCpuMillis);
-    const result = applyCommand(decider, state, { observe: sample({ seq, usageCpuMillis, cpuLimitMillis: allocationCpuMillis, memoryLimitBytes: state.memoryBytes }), nowMs: afterSample(seq) });
+    const result = applyCommand(decider, state, {
+      observe: sample({ seq, usageCpuMillis, cpuLimitMillis: allocationCpuMillis, memoryLimitBytes: state.memoryBytes }),
+      nowMs: afterSample(seq),
+    });
     state = result.state;
     const decision = result.decisions[0];
     if (decision) toApply.push({ atSeq: seq + 1 + delay, decision });
@@ -60,7 +68,13 @@ export function staircase(stepSamples: number): { demandAt: (seq: number) => num
  * sample not throttled by more than the boundary; for a fall, the first sample whose allocation is
  * within demand + 2 x boundary (the scale-down band). undefined if it never does.
  */
-export function reactionSamples(trace: SimulatedSample[], fromSeq: number, toSeqExclusive: number, rising: boolean, boundaryMillis: number): number | undefined {
+export function reactionSamples(
+  trace: SimulatedSample[],
+  fromSeq: number,
+  toSeqExclusive: number,
+  rising: boolean,
+  boundaryMillis: number,
+): number | undefined {
   for (const s of trace) {
     if (s.seq < fromSeq || s.seq >= toSeqExclusive) continue;
     const follows = rising ? s.throttledCpuMillis <= boundaryMillis : s.allocationCpuMillis <= s.demandCpuMillis + 2 * boundaryMillis;

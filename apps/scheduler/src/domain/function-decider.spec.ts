@@ -15,16 +15,28 @@ describe('function decider', () => {
   });
   it('deploys version 1, then version + 1 per change, nothing for the same spec', () => {
     const v1 = { type: 'FunctionDeployed' as const, data: { ...specFromRequest(body), version: 1 } };
-    spec(functionDecider).given([]).when({ kind: 'deploy', spec: specFromRequest(body) }).then([v1]);
-    spec(functionDecider).given([v1]).when({ kind: 'deploy', spec: specFromRequest(body) }).thenNothing();
-    spec(functionDecider).given([v1]).when({ kind: 'deploy', spec: specFromRequest({ ...body, script: 'echo v2' }) })
+    spec(functionDecider)
+      .given([])
+      .when({ kind: 'deploy', spec: specFromRequest(body) })
+      .then([v1]);
+    spec(functionDecider)
+      .given([v1])
+      .when({ kind: 'deploy', spec: specFromRequest(body) })
+      .thenNothing();
+    spec(functionDecider)
+      .given([v1])
+      .when({ kind: 'deploy', spec: specFromRequest({ ...body, script: 'echo v2' }) })
       .then((events) => expect(events.map((e) => [e.data.version, e.data.script])).toEqual([[2, 'echo v2']]));
     expect(toNewFunctionEvent(v1).id).toBe('fn-v1');
   });
   it('refuses min > max and an initial outside [min, max], naming the field', () => {
-    spec(functionDecider).given([]).when({ kind: 'deploy', spec: specFromRequest({ ...body, cpuMinMillis: 3000, cpuMaxMillis: 1000 }) })
+    spec(functionDecider)
+      .given([])
+      .when({ kind: 'deploy', spec: specFromRequest({ ...body, cpuMinMillis: 3000, cpuMaxMillis: 1000 }) })
       .thenThrows(ContractError, /cpuMinMillis: must be <= cpuMaxMillis/);
-    spec(functionDecider).given([]).when({ kind: 'deploy', spec: specFromRequest({ ...body, cpuMinMillis: 500, cpuMaxMillis: 1000, cpuInitialMillis: 2000 }) })
+    spec(functionDecider)
+      .given([])
+      .when({ kind: 'deploy', spec: specFromRequest({ ...body, cpuMinMillis: 500, cpuMaxMillis: 1000, cpuInitialMillis: 2000 }) })
       .thenThrows(ContractError, /cpuInitialMillis: must be <= cpuMaxMillis/);
   });
 });

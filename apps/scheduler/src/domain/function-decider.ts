@@ -1,4 +1,12 @@
-import { ContractError, FUNCTION_DEFAULTS, type ContractIssue, type FunctionSpec, type NewEvent, type RequestData, type deployFunctionRequest } from '@mesh/contracts';
+import {
+  ContractError,
+  FUNCTION_DEFAULTS,
+  type ContractIssue,
+  type FunctionSpec,
+  type NewEvent,
+  type RequestData,
+  type deployFunctionRequest,
+} from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
 
 /**
@@ -34,9 +42,12 @@ export function specFromRequest(body: RequestData<typeof deployFunctionRequest>)
 /** CPU bounds must be ordered: min <= initial <= max. */
 export function checkCpuRange(spec: Pick<FunctionSpec, 'cpuMinMillis' | 'cpuMaxMillis' | 'cpuInitialMillis'>): void {
   const issues: ContractIssue[] = [];
-  if (spec.cpuMinMillis > spec.cpuMaxMillis) issues.push({ field: 'cpuMinMillis', rule: `must be <= cpuMaxMillis (${spec.cpuMinMillis} > ${spec.cpuMaxMillis})` });
-  if (spec.cpuInitialMillis < spec.cpuMinMillis) issues.push({ field: 'cpuInitialMillis', rule: `must be >= cpuMinMillis (${spec.cpuInitialMillis} < ${spec.cpuMinMillis})` });
-  if (spec.cpuInitialMillis > spec.cpuMaxMillis) issues.push({ field: 'cpuInitialMillis', rule: `must be <= cpuMaxMillis (${spec.cpuInitialMillis} > ${spec.cpuMaxMillis})` });
+  if (spec.cpuMinMillis > spec.cpuMaxMillis)
+    issues.push({ field: 'cpuMinMillis', rule: `must be <= cpuMaxMillis (${spec.cpuMinMillis} > ${spec.cpuMaxMillis})` });
+  if (spec.cpuInitialMillis < spec.cpuMinMillis)
+    issues.push({ field: 'cpuInitialMillis', rule: `must be >= cpuMinMillis (${spec.cpuInitialMillis} < ${spec.cpuMinMillis})` });
+  if (spec.cpuInitialMillis > spec.cpuMaxMillis)
+    issues.push({ field: 'cpuInitialMillis', rule: `must be <= cpuMaxMillis (${spec.cpuInitialMillis} > ${spec.cpuMaxMillis})` });
   if (issues.length) throw new ContractError('mesh.api.scheduler.deploy-function', issues);
 }
 
@@ -56,4 +67,8 @@ export const functionDecider: Decider<FunctionState, DeployFunction, FunctionEve
   },
 };
 
-export const toNewFunctionEvent = (event: FunctionEvent): NewEvent => ({ id: `${event.data.functionId}-v${event.data.version}`, type: event.type, data: event.data });
+export const toNewFunctionEvent = (event: FunctionEvent): NewEvent => ({
+  id: `${event.data.functionId}-v${event.data.version}`,
+  type: event.type,
+  data: event.data,
+});

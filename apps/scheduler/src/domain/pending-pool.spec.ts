@@ -23,7 +23,7 @@ describe('pending pool', () => {
     pool.add({ taskId: 'd', walletId: 'w', priority: 5, seq: 4 });
     expect(drain(pool)).toEqual(['b', 'd', 'a', 'c']);
   });
-  it('is fair across wallets: a thousand tasks of one wallet do not starve another wallet\'s one', () => {
+  it("is fair across wallets: a thousand tasks of one wallet do not starve another wallet's one", () => {
     const pool = new PendingPool();
     for (let i = 0; i < 1000; i++) pool.add({ taskId: `big-${i}`, walletId: 'big', priority: 9, seq: i });
     pool.add({ taskId: 'small-0', walletId: 'small', priority: 0, seq: 5000 });
@@ -55,8 +55,10 @@ describe('pending pool', () => {
     for (let i = 0; i < 50; i++) pool.add({ taskId: `t${i}`, walletId: 'w', priority: i % 3, seq: i });
     for (let i = 0; i < 50; i += 7) pool.remove(`t${i}`);
     const order = drain(pool);
-    const expected = Array.from({ length: 50 }, (_, i) => i).filter((i) => i % 7 !== 0)
-      .sort((a, b) => (b % 3) - (a % 3) || a - b).map((i) => `t${i}`);
+    const expected = Array.from({ length: 50 }, (_, i) => i)
+      .filter((i) => i % 7 !== 0)
+      .sort((a, b) => (b % 3) - (a % 3) || a - b)
+      .map((i) => `t${i}`);
     expect(order).toEqual(expected);
   });
 });

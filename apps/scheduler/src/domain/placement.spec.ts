@@ -2,8 +2,16 @@ import { containerKey, place, reliabilityOf, type PlacementNode } from './placem
 
 const GiB = 1024 ** 3;
 const node = (nodeId: string, o: Partial<PlacementNode> = {}): PlacementNode => ({
-  nodeId, schedulable: true, cpuMillis: 4000, memoryBytes: 8 * GiB, reservedCpuMillis: 0, reservedMemoryBytes: 0,
-  idleKeys: new Set(), busyKeys: new Map(), reliability: 1, ...o,
+  nodeId,
+  schedulable: true,
+  cpuMillis: 4000,
+  memoryBytes: 8 * GiB,
+  reservedCpuMillis: 0,
+  reservedMemoryBytes: 0,
+  idleKeys: new Set(),
+  busyKeys: new Map(),
+  reliability: 1,
+  ...o,
 });
 const key = containerKey('w1', 'fn');
 const demand = { key, cpuMillis: 1000, memoryBytes: GiB };

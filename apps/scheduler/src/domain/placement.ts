@@ -43,8 +43,7 @@ export interface Demand {
 }
 
 export type Placement =
-  | { ok: true; nodeId: string; warm: boolean }
-  | { ok: false; reason: 'no-nodes' | 'container-busy' | 'no-capacity' | 'exceeds-node-capacity' };
+  { ok: true; nodeId: string; warm: boolean } | { ok: false; reason: 'no-nodes' | 'container-busy' | 'no-capacity' | 'exceeds-node-capacity' };
 
 export const containerKey = (walletId: string, functionId: string) => `${walletId}/${functionId}`;
 

@@ -10,14 +10,20 @@ const ev = (stream: string, type: string, data: object): FoldedEvent => {
   revisions.set(stream, revision);
   return { stream, type, revision, data };
 };
-const opened = (walletId: string, policy: 'greedy' | 'conservative' = 'greedy', kind = 'user') => ev(`wallet-${walletId}`, 'WalletOpened', { walletId, kind, policy });
+const opened = (walletId: string, policy: 'greedy' | 'conservative' = 'greedy', kind = 'user') =>
+  ev(`wallet-${walletId}`, 'WalletOpened', { walletId, kind, policy });
 const standing = (walletId: string, to: string) => ev(`standing-${walletId}`, 'StandingChanged', { walletId, to });
-const node = (nodeId: string, cpuMillis = 4000) => ev(`node-${nodeId}`, 'NodeRegistered', { nodeId, cpuMillis, memoryBytes: 8 * GiB, labels: {}, registeredAtMs: 0 });
+const node = (nodeId: string, cpuMillis = 4000) =>
+  ev(`node-${nodeId}`, 'NodeRegistered', { nodeId, cpuMillis, memoryBytes: 8 * GiB, labels: {}, registeredAtMs: 0 });
 const submit = (taskId: string, walletId: string, functionId = 'fn', priority = 0) =>
   ev(`task-${taskId}`, 'TaskSubmitted', { taskId, functionId, walletId, input: { inline: '' }, priority, maxAttempts: 3, submittedAtMs: 1 });
 /** The next event of a task stream the view already knows (its revision follows the view's). */
-const taskEvent = (view: SchedulerView, taskId: string, type: string, data: object): FoldedEvent =>
-  ({ stream: `task-${taskId}`, type, revision: view.tasks.get(taskId)!.revision + 1, data: { taskId, functionId: 'fn', walletId: 'w1', ...data } });
+const taskEvent = (view: SchedulerView, taskId: string, type: string, data: object): FoldedEvent => ({
+  stream: `task-${taskId}`,
+  type,
+  revision: view.tasks.get(taskId)!.revision + 1,
+  data: { taskId, functionId: 'fn', walletId: 'w1', ...data },
+});
 
 function viewOf(events: FoldedEvent[]): SchedulerView {
   const view = new SchedulerView(0);
@@ -47,8 +53,16 @@ describe('scheduler view: gating by standing', () => {
 });
 
 describe('scheduler view: capacity, containers, fairness', () => {
-  const base = () => [ev('function-fn', 'FunctionDeployed', fnSpec()), ev('function-g', 'FunctionDeployed', fnSpec({ functionId: 'g' })),
-    node('n1'), node('n2'), opened('w1'), standing('w1', 'normal'), opened('w2'), standing('w2', 'normal')];
+  const base = () => [
+    ev('function-fn', 'FunctionDeployed', fnSpec()),
+    ev('function-g', 'FunctionDeployed', fnSpec({ functionId: 'g' })),
+    node('n1'),
+    node('n2'),
+    opened('w1'),
+    standing('w1', 'normal'),
+    opened('w2'),
+    standing('w2', 'normal'),
+  ];
 
   it('reserves initial CPU and memory and releases them when the task ends', () => {
     const view = viewOf([...base(), submit('t1', 'w1')]);
@@ -92,8 +106,19 @@ describe('scheduler view: capacity, containers, fairness', () => {
     const view = viewOf([...base(), submit('t1', 'w1')]);
     view.expireNodes(20_000, 10_000);
     expect(dispatchInMemory(view, 10, 5)).toEqual([]);
-    const revived = view.heartbeat({ nodeId: 'n2', atMs: 1, cpuMillis: 4000, memoryBytes: 8 * GiB, usedCpuMillis: 0, usedMemoryBytes: 0, runningContainers: 1,
-      idleContainers: [{ walletId: 'w1', functionId: 'fn', containerId: 'c1' }] }, 21_000);
+    const revived = view.heartbeat(
+      {
+        nodeId: 'n2',
+        atMs: 1,
+        cpuMillis: 4000,
+        memoryBytes: 8 * GiB,
+        usedCpuMillis: 0,
+        usedMemoryBytes: 0,
+        runningContainers: 1,
+        idleContainers: [{ walletId: 'w1', functionId: 'fn', containerId: 'c1' }],
+      },
+      21_000,
+    );
     expect(revived).toBe(true);
     expect(dispatchInMemory(view, 10, 5)).toMatchObject([{ nodeId: 'n2', warm: true }]);
   });
@@ -102,7 +127,10 @@ describe('scheduler view: capacity, containers, fairness', () => {
     for (const e of [...base(), submit('t1', 'w1')]) view.apply(e);
     expect(dispatchInMemory(view, 10, 5)).toEqual([]);
     expect(view.expireNodes(55_000, 10_000)).toEqual([]); // not lost within the window either
-    view.heartbeat({ nodeId: 'n1', atMs: 1, cpuMillis: 4000, memoryBytes: 8 * GiB, usedCpuMillis: 0, usedMemoryBytes: 0, runningContainers: 0, idleContainers: [] }, 55_000);
+    view.heartbeat(
+      { nodeId: 'n1', atMs: 1, cpuMillis: 4000, memoryBytes: 8 * GiB, usedCpuMillis: 0, usedMemoryBytes: 0, runningContainers: 0, idleContainers: [] },
+      55_000,
+    );
     expect(dispatchInMemory(view, 10, 5)).toMatchObject([{ nodeId: 'n1' }]);
     expect(view.expireNodes(61_000, 10_000)).toEqual(['n2']);
   });
@@ -120,7 +148,22 @@ describe('scheduler view: capacity, containers, fairness', () => {
     const events = [...base(), submit('t1', 'w1')];
     const view = viewOf(events);
     const [c] = dispatchInMemory(view, 10, 5);
-    const echo: FoldedEvent = { type: 'TaskDispatched', stream: 'task-t1', revision: 1, data: { taskId: 't1', functionId: 'fn', walletId: 'w1', attempt: 1, executionId: 't1-1', nodeId: c.nodeId, function: fnSpec(), input: { inline: '' }, dispatchedAtMs: 5 } };
+    const echo: FoldedEvent = {
+      type: 'TaskDispatched',
+      stream: 'task-t1',
+      revision: 1,
+      data: {
+        taskId: 't1',
+        functionId: 'fn',
+        walletId: 'w1',
+        attempt: 1,
+        executionId: 't1-1',
+        nodeId: c.nodeId,
+        function: fnSpec(),
+        input: { inline: '' },
+        dispatchedAtMs: 5,
+      },
+    };
     view.apply(echo);
     for (const e of events) view.apply(e);
     expect([view.dispatched, view.pool.size, view.nodes.get(c.nodeId)!.reservedCpuMillis]).toEqual([1, 0, 1000]);
@@ -137,37 +180,48 @@ describe('scheduler view: invariants under random load (property)', () => {
   });
 
   it('never overcommits a node, never runs two tasks of one (wallet, function) on a node, never dispatches a gated wallet, keeps FIFO by priority per wallet', () => {
-    fc.assert(fc.property(scenario, (s) => {
-      revisions = new Map();
-      const events: FoldedEvent[] = [];
-      s.cpu.forEach((cpu, f) => events.push(ev(`function-f${f}`, 'FunctionDeployed', fnSpec({ functionId: `f${f}`, cpuInitialMillis: cpu, cpuMinMillis: 100, memoryBytes: 512 * 1024 * 1024 }))));
-      s.nodes.forEach((n, i) => events.push(ev(`node-n${i}`, 'NodeRegistered', { nodeId: `n${i}`, cpuMillis: n.cpuMillis, memoryBytes: n.memGiB * GiB, labels: {}, registeredAtMs: 0 })));
-      s.standings.forEach((standingTo, w) => {
-        events.push(opened(`w${w}`, s.policies[w] as 'greedy' | 'conservative'));
-        if (standingTo) events.push(standing(`w${w}`, standingTo));
-      });
-      s.tasks.forEach((t, i) => events.push(submit(`t${i}`, `w${t.wallet % s.standings.length}`, `f${t.fn}`, t.priority)));
-      const view = viewOf(events);
-      const placed = dispatchInMemory(view, 1000, 1);
-      for (const n of view.nodes.values()) {
-        expect(n.reservedCpuMillis).toBeLessThanOrEqual(n.cpuMillis);
-        expect(n.reservedMemoryBytes).toBeLessThanOrEqual(n.memoryBytes);
-        for (const count of n.busyKeys.values()) expect(count).toBe(1);
-      }
-      for (const c of placed) expect(isDispatchable(view.wallets.get(c.task.walletId))).toBe(true);
-      // within a wallet, dispatch order follows (priority desc, submission asc)
-      const byWallet = new Map<string, { priority: number; seq: number }[]>();
-      for (const c of placed) byWallet.set(c.task.walletId, [...(byWallet.get(c.task.walletId) ?? []), { priority: c.task.priority, seq: c.task.seq }]);
-      for (const order of byWallet.values()) {
-        for (let i = 1; i < order.length; i++) {
-          const [a, b] = [order[i - 1], order[i]];
-          expect(a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq)).toBe(true);
+    fc.assert(
+      fc.property(scenario, (s) => {
+        revisions = new Map();
+        const events: FoldedEvent[] = [];
+        s.cpu.forEach((cpu, f) =>
+          events.push(
+            ev(`function-f${f}`, 'FunctionDeployed', fnSpec({ functionId: `f${f}`, cpuInitialMillis: cpu, cpuMinMillis: 100, memoryBytes: 512 * 1024 * 1024 })),
+          ),
+        );
+        s.nodes.forEach((n, i) =>
+          events.push(
+            ev(`node-n${i}`, 'NodeRegistered', { nodeId: `n${i}`, cpuMillis: n.cpuMillis, memoryBytes: n.memGiB * GiB, labels: {}, registeredAtMs: 0 }),
+          ),
+        );
+        s.standings.forEach((standingTo, w) => {
+          events.push(opened(`w${w}`, s.policies[w] as 'greedy' | 'conservative'));
+          if (standingTo) events.push(standing(`w${w}`, standingTo));
+        });
+        s.tasks.forEach((t, i) => events.push(submit(`t${i}`, `w${t.wallet % s.standings.length}`, `f${t.fn}`, t.priority)));
+        const view = viewOf(events);
+        const placed = dispatchInMemory(view, 1000, 1);
+        for (const n of view.nodes.values()) {
+          expect(n.reservedCpuMillis).toBeLessThanOrEqual(n.cpuMillis);
+          expect(n.reservedMemoryBytes).toBeLessThanOrEqual(n.memoryBytes);
+          for (const count of n.busyKeys.values()) expect(count).toBe(1);
         }
-      }
-      // every task is in exactly one place: the pool or a node
-      const onNodes = [...view.nodes.values()].reduce((sum, n) => sum + n.tasks.size, 0);
-      expect(onNodes + view.pool.size).toBe(s.tasks.length);
-      expect(view.dispatched).toBe(placed.length);
-    }), { numRuns: 200 });
+        for (const c of placed) expect(isDispatchable(view.wallets.get(c.task.walletId))).toBe(true);
+        // within a wallet, dispatch order follows (priority desc, submission asc)
+        const byWallet = new Map<string, { priority: number; seq: number }[]>();
+        for (const c of placed) byWallet.set(c.task.walletId, [...(byWallet.get(c.task.walletId) ?? []), { priority: c.task.priority, seq: c.task.seq }]);
+        for (const order of byWallet.values()) {
+          for (let i = 1; i < order.length; i++) {
+            const [a, b] = [order[i - 1], order[i]];
+            expect(a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq)).toBe(true);
+          }
+        }
+        // every task is in exactly one place: the pool or a node
+        const onNodes = [...view.nodes.values()].reduce((sum, n) => sum + n.tasks.size, 0);
+        expect(onNodes + view.pool.size).toBe(s.tasks.length);
+        expect(view.dispatched).toBe(placed.length);
+      }),
+      { numRuns: 200 },
+    );
   });
 });

@@ -144,9 +144,23 @@ export class SchedulerView {
     let n = this.nodes.get(nodeId);
     if (!n) {
       n = {
-        nodeId, schedulable: false, registered: false, left: false, alive: false, heard: false, cpuMillis: 1, memoryBytes: 0,
-        reservedCpuMillis: 0, reservedMemoryBytes: 0, idleKeys: new Set(), busyKeys: new Map(), tasks: new Set(),
-        completed: 0, lost: 0, reliability: 1, lastSeenAtMs: this.startedAtMs,
+        nodeId,
+        schedulable: false,
+        registered: false,
+        left: false,
+        alive: false,
+        heard: false,
+        cpuMillis: 1,
+        memoryBytes: 0,
+        reservedCpuMillis: 0,
+        reservedMemoryBytes: 0,
+        idleKeys: new Set(),
+        busyKeys: new Map(),
+        tasks: new Set(),
+        completed: 0,
+        lost: 0,
+        reliability: 1,
+        lastSeenAtMs: this.startedAtMs,
       };
       this.nodes.set(nodeId, n);
     }
@@ -218,7 +232,8 @@ export class SchedulerView {
     for (const node of this.nodes.values()) {
       for (const taskId of node.tasks) {
         const task = this.tasks.get(taskId);
-        if (task?.state === 'dispatched' && task.dispatchedAtMs !== undefined && nowMs - Math.max(task.dispatchedAtMs, notBeforeMs) > timeoutMs) stale.push(task);
+        if (task?.state === 'dispatched' && task.dispatchedAtMs !== undefined && nowMs - Math.max(task.dispatchedAtMs, notBeforeMs) > timeoutMs)
+          stale.push(task);
       }
     }
     return stale;
@@ -234,9 +249,16 @@ export class SchedulerView {
     if (event.type === 'TaskSubmitted') {
       if (this.tasks.has(d.taskId)) return;
       const task: TaskSummary = {
-        taskId: d.taskId, functionId: d.functionId as string, walletId: d.walletId as string, priority: d.priority as number,
-        maxAttempts: d.maxAttempts as number, state: 'pending', attempt: 1, submittedAtMs: d.submittedAtMs as number,
-        revision: event.revision, seq: this.seq++,
+        taskId: d.taskId,
+        functionId: d.functionId as string,
+        walletId: d.walletId as string,
+        priority: d.priority as number,
+        maxAttempts: d.maxAttempts as number,
+        state: 'pending',
+        attempt: 1,
+        submittedAtMs: d.submittedAtMs as number,
+        revision: event.revision,
+        seq: this.seq++,
       };
       this.tasks.set(task.taskId, task);
       this.pool.add({ taskId: task.taskId, walletId: task.walletId, priority: task.priority, seq: task.seq });
@@ -378,7 +400,8 @@ export class SchedulerView {
         offered++;
         this.pool.served(walletId);
         yield { task, fn: placement.fn, nodeId: placement.nodeId, warm: placement.warm };
-        if (this.pool.has(task.taskId)) blocked.add(walletId); // not taken: do not offer it again now
+        if (this.pool.has(task.taskId))
+          blocked.add(walletId); // not taken: do not offer it again now
         else progress = true;
       }
       if (!progress) return;
@@ -414,8 +437,15 @@ export function dispatchInMemory(view: SchedulerView, budget: number, nowMs: num
       stream: `task-${task.taskId}`,
       revision: task.revision + 1,
       data: {
-        taskId: task.taskId, functionId: task.functionId, walletId: task.walletId, attempt: task.attempt,
-        executionId: `${task.taskId}-${task.attempt}`, nodeId, function: fn, input: { inline: '' }, dispatchedAtMs: nowMs,
+        taskId: task.taskId,
+        functionId: task.functionId,
+        walletId: task.walletId,
+        attempt: task.attempt,
+        executionId: `${task.taskId}-${task.attempt}`,
+        nodeId,
+        function: fn,
+        input: { inline: '' },
+        dispatchedAtMs: nowMs,
       },
     });
     done.push(candidate);

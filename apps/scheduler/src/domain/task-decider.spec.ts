@@ -14,33 +14,56 @@ describe('task decider: submit', () => {
   });
   it('is idempotent for the same content and refuses other content under the same id', () => {
     spec(taskDecider).given([submitted()]).when(submit).thenNothing();
-    spec(taskDecider).given([submitted()]).when({ ...submit, priority: 5 }).thenThrows(DomainError, /already exists/);
+    spec(taskDecider)
+      .given([submitted()])
+      .when({ ...submit, priority: 5 })
+      .thenThrows(DomainError, /already exists/);
   });
 });
 
 describe('task decider: dispatch', () => {
   it('dispatches the pending attempt with a self-contained event (spec and input, executionId = taskId-attempt)', () => {
-    spec(taskDecider).given([submitted()]).when(dispatch(1)).then([dispatched(1)]);
+    spec(taskDecider)
+      .given([submitted()])
+      .when(dispatch(1))
+      .then([dispatched(1)]);
   });
   it('never dispatches the same attempt twice, nor a stale attempt', () => {
-    spec(taskDecider).given([submitted(), dispatched(1)]).when(dispatch(1, 'n2')).thenNothing();
-    spec(taskDecider).given([submitted(), dispatched(1), requeued(1, 'aborted', 'wallet suspended')]).when(dispatch(1)).thenNothing();
-    spec(taskDecider).given([submitted(), dispatched(1), requeued(1, 'aborted', 'wallet suspended')]).when(dispatch(2)).then([dispatched(2)]);
+    spec(taskDecider)
+      .given([submitted(), dispatched(1)])
+      .when(dispatch(1, 'n2'))
+      .thenNothing();
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), requeued(1, 'aborted', 'wallet suspended')])
+      .when(dispatch(1))
+      .thenNothing();
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), requeued(1, 'aborted', 'wallet suspended')])
+      .when(dispatch(2))
+      .then([dispatched(2)]);
   });
   it('does not dispatch a cancelled task', () => {
-    spec(taskDecider).given([submitted(), { type: 'TaskCancelled', data: { ...ref, reason: 'x' } }]).when(dispatch(1)).thenNothing();
+    spec(taskDecider)
+      .given([submitted(), { type: 'TaskCancelled', data: { ...ref, reason: 'x' } }])
+      .when(dispatch(1))
+      .thenNothing();
   });
 });
 
 describe('task decider: execution results', () => {
   it('running, then succeeded', () => {
-    spec(taskDecider).given([submitted(), dispatched(1)]).when({ kind: 'execution-started', executionId: 't1-1', nodeId: 'n1', containerId: 'c1' }).then([running(1)]);
-    spec(taskDecider).given([submitted(), dispatched(1), running(1)])
+    spec(taskDecider)
+      .given([submitted(), dispatched(1)])
+      .when({ kind: 'execution-started', executionId: 't1-1', nodeId: 'n1', containerId: 'c1' })
+      .then([running(1)]);
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), running(1)])
       .when({ kind: 'execution-succeeded', executionId: 't1-1', outputRef, durationMs: 50 })
       .then([{ type: 'TaskSucceeded', data: { ...ref, attempt: 1, executionId: 't1-1', outputRef, durationMs: 50 } }]);
   });
   it('accepts a success that overtook its start (reordering after a nak)', () => {
-    spec(taskDecider).given([submitted(), dispatched(1)])
+    spec(taskDecider)
+      .given([submitted(), dispatched(1)])
       .when({ kind: 'execution-succeeded', executionId: 't1-1', outputRef, durationMs: 5 })
       .then((events) => expect(events.map((e) => e.type)).toEqual(['TaskSucceeded']));
   });
@@ -48,31 +71,40 @@ describe('task decider: execution results', () => {
     const history = [submitted(), dispatched(1), requeued(1, 'node-lost', 'n1 silent'), dispatched(2, 'n2')];
     spec(taskDecider).given(history).when({ kind: 'execution-succeeded', executionId: 't1-1', outputRef, durationMs: 5 }).thenNothing();
     spec(taskDecider).given(history).when({ kind: 'execution-started', executionId: 't1-1', nodeId: 'n1', containerId: 'c1' }).thenNothing();
-    spec(taskDecider).given([...history, running(2, 'n2')]).when({ kind: 'execution-started', executionId: 't1-2', nodeId: 'n2', containerId: 'c1' }).thenNothing();
+    spec(taskDecider)
+      .given([...history, running(2, 'n2')])
+      .when({ kind: 'execution-started', executionId: 't1-2', nodeId: 'n2', containerId: 'c1' })
+      .thenNothing();
   });
   it('a non-retryable failure fails the task with its reason and exit code', () => {
-    spec(taskDecider).given([submitted(), dispatched(1), running(1)])
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), running(1)])
       .when({ kind: 'execution-failed', executionId: 't1-1', reason: 'exit-code', exitCode: 3, retryable: false })
       .then([{ type: 'TaskFailed', data: { ...ref, attempt: 1, reason: 'exit-code', exitCode: 3 } }]);
   });
   it('a retryable failure requeues while attempts remain (agent-restart keeps its name)', () => {
-    spec(taskDecider).given([submitted(), dispatched(1), running(1)])
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), running(1)])
       .when({ kind: 'execution-failed', executionId: 't1-1', reason: 'agent-restart', retryable: true })
       .then([requeued(1, 'agent-restart', 'agent-restart')]);
-    spec(taskDecider).given([submitted(), dispatched(1)])
+    spec(taskDecider)
+      .given([submitted(), dispatched(1)])
       .when({ kind: 'execution-failed', executionId: 't1-1', reason: 'docker-error', retryable: true, detail: 'daemon down' })
       .then([requeued(1, 'infrastructure', 'docker-error: daemon down')]);
   });
   it('a timeout fails at once (not retried)', () => {
-    spec(taskDecider).given([submitted(), dispatched(1), running(1)])
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), running(1)])
       .when({ kind: 'execution-timed-out', executionId: 't1-1', timeoutMs: 60000 })
       .then([{ type: 'TaskFailed', data: { ...ref, attempt: 1, reason: 'timeout: ran past 60000 ms' } }]);
   });
   it('an abort for suspension requeues; an abort for cancellation changes nothing', () => {
-    spec(taskDecider).given([submitted(), dispatched(1), running(1)])
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), running(1)])
       .when({ kind: 'execution-aborted', executionId: 't1-1', reason: 'suspended' })
       .then([requeued(1, 'aborted', 'wallet suspended')]);
-    spec(taskDecider).given([submitted(), dispatched(1), running(1), { type: 'TaskCancelled', data: { ...ref, reason: 'x', executionId: 't1-1', nodeId: 'n1' } }])
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), running(1), { type: 'TaskCancelled', data: { ...ref, reason: 'x', executionId: 't1-1', nodeId: 'n1' } }])
       .when({ kind: 'execution-aborted', executionId: 't1-1', reason: 'cancelled' })
       .thenNothing();
   });
@@ -81,30 +113,57 @@ describe('task decider: execution results', () => {
 describe('task decider: requeue limits', () => {
   const lost = (nodeId: string): TaskCommand => ({ kind: 'node-lost', nodeId, reason: 'node-lost', detail: `node ${nodeId} silent` });
   it('a lost node requeues only the tasks on that node', () => {
-    spec(taskDecider).given([submitted(), dispatched(1)]).when(lost('n1')).then([requeued(1, 'node-lost', 'node n1 silent')]);
-    spec(taskDecider).given([submitted(), dispatched(1)]).when(lost('n2')).thenNothing();
+    spec(taskDecider)
+      .given([submitted(), dispatched(1)])
+      .when(lost('n1'))
+      .then([requeued(1, 'node-lost', 'node n1 silent')]);
+    spec(taskDecider)
+      .given([submitted(), dispatched(1)])
+      .when(lost('n2'))
+      .thenNothing();
     spec(taskDecider).given([submitted()]).when(lost('n1')).thenNothing();
   });
   it('a dispatch whose node never reported the start is requeued (infrastructure), only while it is still dispatched', () => {
     const timeout = (executionId = 't1-1'): TaskCommand => ({ kind: 'start-timeout', executionId, detail: 'not started within 120000 ms' });
-    spec(taskDecider).given([submitted(), dispatched(1)]).when(timeout()).then([requeued(1, 'infrastructure', 'not started within 120000 ms')]);
-    spec(taskDecider).given([submitted(), dispatched(1), running(1)]).when(timeout()).thenNothing();
-    spec(taskDecider).given([submitted(), dispatched(1), requeued(1, 'infrastructure', 'x'), dispatched(2)]).when(timeout('t1-1')).thenNothing();
-    spec(taskDecider).given([submitted(1), dispatched(1)]).when(timeout()).then((events) => expect(events[0]).toMatchObject({ type: 'TaskFailed', data: { reason: expect.stringMatching(/^infrastructure: attempt 1 of 1/) } }));
+    spec(taskDecider)
+      .given([submitted(), dispatched(1)])
+      .when(timeout())
+      .then([requeued(1, 'infrastructure', 'not started within 120000 ms')]);
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), running(1)])
+      .when(timeout())
+      .thenNothing();
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), requeued(1, 'infrastructure', 'x'), dispatched(2)])
+      .when(timeout('t1-1'))
+      .thenNothing();
+    spec(taskDecider)
+      .given([submitted(1), dispatched(1)])
+      .when(timeout())
+      .then((events) => expect(events[0]).toMatchObject({ type: 'TaskFailed', data: { reason: expect.stringMatching(/^infrastructure: attempt 1 of 1/) } }));
   });
   it('every requeue counts as an attempt: the last attempt fails the task naming the cause', () => {
     const history: TaskEvent[] = [
-      submitted(3), dispatched(1), requeued(1, 'aborted', 'wallet suspended'),
-      dispatched(2), requeued(2, 'node-lost', 'node n1 silent'), dispatched(3), running(3),
+      submitted(3),
+      dispatched(1),
+      requeued(1, 'aborted', 'wallet suspended'),
+      dispatched(2),
+      requeued(2, 'node-lost', 'node n1 silent'),
+      dispatched(3),
+      running(3),
     ];
-    spec(taskDecider).given(history).when(lost('n1')).then((events) => {
-      expect(events).toHaveLength(1);
-      expect(events[0].type).toBe('TaskFailed');
-      expect(events[0].data).toMatchObject({ attempt: 3, reason: expect.stringMatching(/^node-lost: attempt 3 of 3 ended .*no attempts left$/) });
-    });
+    spec(taskDecider)
+      .given(history)
+      .when(lost('n1'))
+      .then((events) => {
+        expect(events).toHaveLength(1);
+        expect(events[0].type).toBe('TaskFailed');
+        expect(events[0].data).toMatchObject({ attempt: 3, reason: expect.stringMatching(/^node-lost: attempt 3 of 3 ended .*no attempts left$/) });
+      });
   });
   it('maxAttempts 1: the first abort fails the task', () => {
-    spec(taskDecider).given([submitted(1), dispatched(1), running(1)])
+    spec(taskDecider)
+      .given([submitted(1), dispatched(1), running(1)])
       .when({ kind: 'execution-aborted', executionId: 't1-1', reason: 'suspended' })
       .then((events) => expect(events.map((e) => [e.type, (e.data as { reason: string }).reason.split(':')[0]])).toEqual([['TaskFailed', 'aborted']]));
   });
@@ -113,16 +172,30 @@ describe('task decider: requeue limits', () => {
 describe('task decider: cancel', () => {
   const cancel: TaskCommand = { kind: 'cancel', taskId: 't1', reason: 'no longer needed' };
   it('cancels a pending task', () => {
-    spec(taskDecider).given([submitted()]).when(cancel).then([{ type: 'TaskCancelled', data: { ...ref, reason: 'no longer needed' } }]);
+    spec(taskDecider)
+      .given([submitted()])
+      .when(cancel)
+      .then([{ type: 'TaskCancelled', data: { ...ref, reason: 'no longer needed' } }]);
   });
   it('cancels a running task naming its execution and node so the node kills it', () => {
-    spec(taskDecider).given([submitted(), dispatched(1), running(1)]).when(cancel)
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), running(1)])
+      .when(cancel)
       .then([{ type: 'TaskCancelled', data: { ...ref, reason: 'no longer needed', executionId: 't1-1', nodeId: 'n1' } }]);
   });
   it('refuses an unknown or finished task', () => {
-    spec(taskDecider).given([]).when(cancel).thenThrows(DomainError, /no task t1/);
-    spec(taskDecider).given([submitted(), { type: 'TaskCancelled', data: { ...ref, reason: 'x' } }]).when(cancel).thenThrows(DomainError, /already cancelled/);
-    spec(taskDecider).given([submitted(), dispatched(1), { type: 'TaskFailed', data: { ...ref, attempt: 1, reason: 'exit-code' } }]).when(cancel).thenThrows(DomainError, /already failed/);
+    spec(taskDecider)
+      .given([])
+      .when(cancel)
+      .thenThrows(DomainError, /no task t1/);
+    spec(taskDecider)
+      .given([submitted(), { type: 'TaskCancelled', data: { ...ref, reason: 'x' } }])
+      .when(cancel)
+      .thenThrows(DomainError, /already cancelled/);
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), { type: 'TaskFailed', data: { ...ref, attempt: 1, reason: 'exit-code' } }])
+      .when(cancel)
+      .thenThrows(DomainError, /already failed/);
   });
 });
 

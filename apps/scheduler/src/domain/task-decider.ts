@@ -1,13 +1,5 @@
 import { DomainError, type EventData, type FunctionSpec, type NewEvent, type TaskInput } from '@mesh/contracts';
-import type {
-  TaskCancelled,
-  TaskDispatched,
-  TaskFailed,
-  TaskRequeued,
-  TaskRunning,
-  TaskSubmitted,
-  TaskSucceeded,
-} from '@mesh/contracts';
+import type { TaskCancelled, TaskDispatched, TaskFailed, TaskRequeued, TaskRunning, TaskSubmitted, TaskSucceeded } from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
 import type { TaskStateName } from '@mesh/contracts';
 
@@ -74,14 +66,39 @@ export function evolveTask(state: TaskState, event: TaskEvent): TaskState {
   switch (event.type) {
     case 'TaskSubmitted': {
       const d = event.data;
-      return { status: 'pending', taskId: d.taskId, functionId: d.functionId, walletId: d.walletId, priority: d.priority, maxAttempts: d.maxAttempts, attempt: 1, input: d.input, submittedAtMs: d.submittedAtMs };
+      return {
+        status: 'pending',
+        taskId: d.taskId,
+        functionId: d.functionId,
+        walletId: d.walletId,
+        priority: d.priority,
+        maxAttempts: d.maxAttempts,
+        attempt: 1,
+        input: d.input,
+        submittedAtMs: d.submittedAtMs,
+      };
     }
     case 'TaskDispatched':
-      return { ...state, status: 'dispatched', attempt: event.data.attempt, nodeId: event.data.nodeId, executionId: event.data.executionId, containerId: undefined };
+      return {
+        ...state,
+        status: 'dispatched',
+        attempt: event.data.attempt,
+        nodeId: event.data.nodeId,
+        executionId: event.data.executionId,
+        containerId: undefined,
+      };
     case 'TaskRunning':
       return { ...state, status: 'running', containerId: event.data.containerId };
     case 'TaskRequeued':
-      return { ...state, status: 'pending', attempt: event.data.attempt + 1, nodeId: undefined, executionId: undefined, containerId: undefined, reason: event.data.reason };
+      return {
+        ...state,
+        status: 'pending',
+        attempt: event.data.attempt + 1,
+        nodeId: undefined,
+        executionId: undefined,
+        containerId: undefined,
+        reason: event.data.reason,
+      };
     case 'TaskSucceeded':
       return { ...state, status: 'succeeded', attempt: event.data.attempt };
     case 'TaskFailed':
@@ -98,10 +115,17 @@ const ref = (s: TaskState) => ({ taskId: s.taskId, functionId: s.functionId, wal
 /** The attempt on the node ended without a verdict: back to the pool, or failed when it was the last one. */
 function requeueOrFail(state: TaskState, reason: RequeueReason, detail: string, exitCode?: number): TaskEvent[] {
   if (state.attempt >= state.maxAttempts) {
-    return [{
-      type: 'TaskFailed',
-      data: { ...ref(state), attempt: state.attempt, reason: `${reason}: attempt ${state.attempt} of ${state.maxAttempts} ended (${detail}); no attempts left`.slice(0, 1024), ...(exitCode !== undefined ? { exitCode } : {}) },
-    }];
+    return [
+      {
+        type: 'TaskFailed',
+        data: {
+          ...ref(state),
+          attempt: state.attempt,
+          reason: `${reason}: attempt ${state.attempt} of ${state.maxAttempts} ended (${detail}); no attempts left`.slice(0, 1024),
+          ...(exitCode !== undefined ? { exitCode } : {}),
+        },
+      },
+    ];
   }
   return [{ type: 'TaskRequeued', data: { ...ref(state), attempt: state.attempt, reason, detail: detail.slice(0, 1024) } }];
 }
@@ -113,43 +137,75 @@ export function decideTask(command: TaskCommand, state: TaskState): TaskEvent[] 
   switch (command.kind) {
     case 'submit': {
       if (state.status !== 'none') {
-        const same = state.functionId === command.functionId && state.walletId === command.walletId && state.priority === command.priority
-          && JSON.stringify(state.input) === JSON.stringify(command.input);
+        const same =
+          state.functionId === command.functionId &&
+          state.walletId === command.walletId &&
+          state.priority === command.priority &&
+          JSON.stringify(state.input) === JSON.stringify(command.input);
         if (same) return [];
         throw new DomainError('task_exists', `task ${command.taskId} already exists with other content`);
       }
-      return [{
-        type: 'TaskSubmitted',
-        data: {
-          taskId: command.taskId, functionId: command.functionId, walletId: command.walletId, input: command.input,
-          priority: command.priority, maxAttempts: command.maxAttempts, submittedAtMs: command.nowMs,
+      return [
+        {
+          type: 'TaskSubmitted',
+          data: {
+            taskId: command.taskId,
+            functionId: command.functionId,
+            walletId: command.walletId,
+            input: command.input,
+            priority: command.priority,
+            maxAttempts: command.maxAttempts,
+            submittedAtMs: command.nowMs,
+          },
         },
-      }];
+      ];
     }
     case 'dispatch': {
       // A stale view (or a second scheduler) must never dispatch the same attempt twice.
       if (state.status !== 'pending' || state.attempt !== command.attempt || !state.input) return [];
-      return [{
-        type: 'TaskDispatched',
-        data: {
-          ...ref(state), attempt: state.attempt, executionId: executionIdOf(state.taskId, state.attempt), nodeId: command.nodeId,
-          function: command.function, input: state.input, dispatchedAtMs: command.nowMs,
+      return [
+        {
+          type: 'TaskDispatched',
+          data: {
+            ...ref(state),
+            attempt: state.attempt,
+            executionId: executionIdOf(state.taskId, state.attempt),
+            nodeId: command.nodeId,
+            function: command.function,
+            input: state.input,
+            dispatchedAtMs: command.nowMs,
+          },
         },
-      }];
+      ];
     }
     case 'execution-started':
       if (state.status !== 'dispatched' || state.executionId !== command.executionId) return [];
-      return [{ type: 'TaskRunning', data: { ...ref(state), attempt: state.attempt, executionId: command.executionId, nodeId: command.nodeId, containerId: command.containerId } }];
+      return [
+        {
+          type: 'TaskRunning',
+          data: { ...ref(state), attempt: state.attempt, executionId: command.executionId, nodeId: command.nodeId, containerId: command.containerId },
+        },
+      ];
     case 'execution-succeeded':
       if (!isCurrent(state, command.executionId)) return [];
-      return [{ type: 'TaskSucceeded', data: { ...ref(state), attempt: state.attempt, executionId: command.executionId, outputRef: command.outputRef, durationMs: command.durationMs } }];
+      return [
+        {
+          type: 'TaskSucceeded',
+          data: { ...ref(state), attempt: state.attempt, executionId: command.executionId, outputRef: command.outputRef, durationMs: command.durationMs },
+        },
+      ];
     case 'execution-failed': {
       if (!isCurrent(state, command.executionId)) return [];
       if (command.retryable) {
         const reason: RequeueReason = command.reason === 'agent-restart' ? 'agent-restart' : 'infrastructure';
         return requeueOrFail(state, reason, `${command.reason}${command.detail ? `: ${command.detail}` : ''}`, command.exitCode);
       }
-      return [{ type: 'TaskFailed', data: { ...ref(state), attempt: state.attempt, reason: command.reason, ...(command.exitCode !== undefined ? { exitCode: command.exitCode } : {}) } }];
+      return [
+        {
+          type: 'TaskFailed',
+          data: { ...ref(state), attempt: state.attempt, reason: command.reason, ...(command.exitCode !== undefined ? { exitCode: command.exitCode } : {}) },
+        },
+      ];
     }
     case 'execution-timed-out':
       // A timeout is the function's own verdict (it would time out again): not retried.
@@ -186,13 +242,20 @@ export const taskDecider: Decider<TaskState, TaskCommand, TaskEvent> = {
 export function taskEventId(event: TaskEvent): string {
   const d = event.data as { taskId: string; attempt?: number };
   switch (event.type) {
-    case 'TaskSubmitted': return `${d.taskId}-submitted`;
-    case 'TaskDispatched': return `${d.taskId}-dispatched-${d.attempt}`;
-    case 'TaskRunning': return `${d.taskId}-running-${d.attempt}`;
-    case 'TaskRequeued': return `${d.taskId}-requeued-${d.attempt}`;
-    case 'TaskSucceeded': return `${d.taskId}-succeeded`;
-    case 'TaskFailed': return `${d.taskId}-failed`;
-    case 'TaskCancelled': return `${d.taskId}-cancelled`;
+    case 'TaskSubmitted':
+      return `${d.taskId}-submitted`;
+    case 'TaskDispatched':
+      return `${d.taskId}-dispatched-${d.attempt}`;
+    case 'TaskRunning':
+      return `${d.taskId}-running-${d.attempt}`;
+    case 'TaskRequeued':
+      return `${d.taskId}-requeued-${d.attempt}`;
+    case 'TaskSucceeded':
+      return `${d.taskId}-succeeded`;
+    case 'TaskFailed':
+      return `${d.taskId}-failed`;
+    case 'TaskCancelled':
+      return `${d.taskId}-cancelled`;
   }
 }
 
@@ -201,5 +264,8 @@ export function taskEventId(event: TaskEvent): string {
  * (dispatch, execution, charges) can be followed from the submission.
  */
 export const toNewTaskEvent = (event: TaskEvent): NewEvent => ({
-  id: taskEventId(event), type: event.type, data: event.data, correlationId: `${event.data.taskId}-submitted`,
+  id: taskEventId(event),
+  type: event.type,
+  data: event.data,
+  correlationId: `${event.data.taskId}-submitted`,
 });

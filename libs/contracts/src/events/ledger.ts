@@ -25,30 +25,73 @@ const posting = {
   currency: z.string().min(3).max(8),
   balanceAfter: amountSchema,
   prevHash: z.string().regex(/^[0-9a-f]{64}$/),
-  hash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  hash: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 };
 
 // --- wallet category (stream wallet-<walletId>) ---------------------------------------------------
-export const WalletOpened = defineEvent('wallet', 'WalletOpened', z.object({
-  ...posting, kind: z.enum(['user', 'provider']), ...walletPolicySchema.shape, openedAtMs: z.int().min(0),
-}), 'A user or provider wallet was opened with its debt policy.');
+export const WalletOpened = defineEvent(
+  'wallet',
+  'WalletOpened',
+  z.object({
+    ...posting,
+    kind: z.enum(['user', 'provider']),
+    ...walletPolicySchema.shape,
+    openedAtMs: z.int().min(0),
+  }),
+  'A user or provider wallet was opened with its debt policy.',
+);
 
-export const FundsDeposited = defineEvent('wallet', 'FundsDeposited', z.object({
-  ...posting, amount: positiveAmountSchema, reference: idSchema,
-}), 'A deposit, idempotent by external reference; repays debt first since the balance is one number.');
+export const FundsDeposited = defineEvent(
+  'wallet',
+  'FundsDeposited',
+  z.object({
+    ...posting,
+    amount: positiveAmountSchema,
+    reference: idSchema,
+  }),
+  'A deposit, idempotent by external reference; repays debt first since the balance is one number.',
+);
 
-export const FundsWithdrawn = defineEvent('wallet', 'FundsWithdrawn', z.object({
-  ...posting, amount: positiveAmountSchema, reference: idSchema,
-}), 'A refund to the user; never takes the wallet below zero.');
+export const FundsWithdrawn = defineEvent(
+  'wallet',
+  'FundsWithdrawn',
+  z.object({
+    ...posting,
+    amount: positiveAmountSchema,
+    reference: idSchema,
+  }),
+  'A refund to the user; never takes the wallet below zero.',
+);
 
-export const BalanceAdjusted = defineEvent('wallet', 'BalanceAdjusted', z.object({
-  ...posting, amount: amountSchema, reason: z.string().min(1).max(1024), reference: idSchema,
-}), 'A manual correction with its reason; never takes a user wallet below zero.');
+export const BalanceAdjusted = defineEvent(
+  'wallet',
+  'BalanceAdjusted',
+  z.object({
+    ...posting,
+    amount: amountSchema,
+    reason: z.string().min(1).max(1024),
+    reference: idSchema,
+  }),
+  'A manual correction with its reason; never takes a user wallet below zero.',
+);
 
-export const UsageDebited = defineEvent('wallet', 'UsageDebited', z.object({
-  ...posting, amount: positiveAmountSchema, chargeId: idSchema, providerWalletId: idSchema,
-  containerId: idSchema, taskId: idSchema.optional(), functionId: idSchema,
-}), 'A usage charge taken from a user wallet (may go below zero: the usage already happened).');
+export const UsageDebited = defineEvent(
+  'wallet',
+  'UsageDebited',
+  z.object({
+    ...posting,
+    amount: positiveAmountSchema,
+    chargeId: idSchema,
+    providerWalletId: idSchema,
+    containerId: idSchema,
+    taskId: idSchema.optional(),
+    functionId: idSchema,
+  }),
+  'A usage charge taken from a user wallet (may go below zero: the usage already happened).',
+);
 
 /**
  * Charges one UsageCredited may name. The provider wallet is the hot stream of the ledger (every
@@ -58,8 +101,12 @@ export const UsageDebited = defineEvent('wallet', 'UsageDebited', z.object({
 export const CREDIT_BATCH_MAX = 200;
 
 export const creditedChargeSchema = z.object({
-  chargeId: idSchema, amount: positiveAmountSchema, userWalletId: idSchema,
-  containerId: idSchema, taskId: idSchema.optional(), functionId: idSchema,
+  chargeId: idSchema,
+  amount: positiveAmountSchema,
+  userWalletId: idSchema,
+  containerId: idSchema,
+  taskId: idSchema.optional(),
+  functionId: idSchema,
 });
 export type CreditedCharge = z.output<typeof creditedChargeSchema>;
 
@@ -68,15 +115,20 @@ export type CreditedCharge = z.output<typeof creditedChargeSchema>;
  * before hold the single-charge form (the charge's fields at the top level, no `charges`); readers
  * take both through `creditedChargesOf`.
  */
-export const UsageCredited = defineEvent('wallet', 'UsageCredited', z.union([
-  z.object({
-    ...posting,
-    /** The sum of the charges' amounts. */
-    amount: positiveAmountSchema,
-    charges: z.array(creditedChargeSchema).min(1).max(CREDIT_BATCH_MAX),
-  }),
-  z.object({ ...posting, ...creditedChargeSchema.shape }),
-]), 'The provider side of one or more usage charges: each names the user wallet debited the same amount for it, and `amount` is their sum (a single-charge form without `charges` is read too).');
+export const UsageCredited = defineEvent(
+  'wallet',
+  'UsageCredited',
+  z.union([
+    z.object({
+      ...posting,
+      /** The sum of the charges' amounts. */
+      amount: positiveAmountSchema,
+      charges: z.array(creditedChargeSchema).min(1).max(CREDIT_BATCH_MAX),
+    }),
+    z.object({ ...posting, ...creditedChargeSchema.shape }),
+  ]),
+  'The provider side of one or more usage charges: each names the user wallet debited the same amount for it, and `amount` is their sum (a single-charge form without `charges` is read too).',
+);
 
 /** The charges a UsageCredited credits, in either form. */
 export function creditedChargesOf(data: Record<string, unknown>): CreditedCharge[] {
@@ -85,8 +137,15 @@ export function creditedChargesOf(data: Record<string, unknown>): CreditedCharge
   return [{ chargeId, amount, userWalletId, containerId, functionId, ...(taskId !== undefined ? { taskId } : {}) }];
 }
 
-export const WalletPolicyChanged = defineEvent('wallet', 'WalletPolicyChanged', z.object({
-  ...posting, ...walletPolicySchema.shape,
-}), 'The debt policy of a wallet changed.');
+export const WalletPolicyChanged = defineEvent(
+  'wallet',
+  'WalletPolicyChanged',
+  z.object({
+    ...posting,
+    ...walletPolicySchema.shape,
+  }),
+  'The debt policy of a wallet changed.',
+);
 
-export const ledgerEvents = [WalletOpened, FundsDeposited, FundsWithdrawn, BalanceAdjusted, UsageDebited, UsageCredited, WalletPolicyChanged];
+export const walletEvents = [WalletOpened, FundsDeposited, FundsWithdrawn, BalanceAdjusted, UsageDebited, UsageCredited, WalletPolicyChanged] as const;
+export const ledgerEvents = walletEvents;

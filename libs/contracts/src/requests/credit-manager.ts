@@ -34,7 +34,10 @@ export const setPricePlanRequest = defineRequest(
     functionId: apiId.optional(),
     /** Epoch ms from which this version applies (default: now). Charges already made are not repriced. */
     effectiveFromMs: z.int({ error: 'must be epoch milliseconds' }).min(0, { error: 'must be >= 0' }).optional(),
-    currency: z.string().regex(/^[A-Z]{3,8}$/, { error: 'must be a currency code such as GRC' }).optional(),
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3,8}$/, { error: 'must be a currency code such as GRC' })
+      .optional(),
   }),
   z.object({ plan: pricePlanSchema, changed: z.boolean() }),
   'Sets a price plan (a new version from effectiveFromMs). Same prices again: no-op (changed false). Refused: zero/negative CPU price, unknown function.',
@@ -74,20 +77,34 @@ export const walletStandingQuery = defineRequest(
 );
 
 const chargeLine = z.object({
-  chargeId: idSchema, containerId: idSchema, walletId: idSchema, functionId: idSchema, taskId: idSchema.optional(),
-  sampleId: idSchema, sampleSeq: z.int(), windowStartMs: z.int(), windowEndMs: z.int(),
-  cpuNanos: z.int(), memoryByteMs: z.string(), planId: idSchema, planVersion: z.int(), amount: money, remainder: z.string(),
+  chargeId: idSchema,
+  containerId: idSchema,
+  walletId: idSchema,
+  functionId: idSchema,
+  taskId: idSchema.optional(),
+  sampleId: idSchema,
+  sampleSeq: z.int(),
+  windowStartMs: z.int(),
+  windowEndMs: z.int(),
+  cpuNanos: z.int(),
+  memoryByteMs: z.string(),
+  planId: idSchema,
+  planVersion: z.int(),
+  amount: money,
+  remainder: z.string(),
 });
 
 export const chargesQuery = defineRequest(
   'query',
   querySubject('credit-manager', 'charges'),
-  z.strictObject({
-    containerId: apiId.optional(),
-    taskId: apiId.optional(),
-    /** At most this many charge lines, newest last (default 100, at most 1000); the totals cover all. */
-    limit: z.int({ error: 'must be an integer' }).min(1, { error: 'must be >= 1' }).max(1000, { error: 'must be <= 1000' }).optional(),
-  }).refine((q) => (q.containerId === undefined) !== (q.taskId === undefined), { error: 'give exactly one of containerId or taskId', path: ['containerId'] }),
+  z
+    .strictObject({
+      containerId: apiId.optional(),
+      taskId: apiId.optional(),
+      /** At most this many charge lines, newest last (default 100, at most 1000); the totals cover all. */
+      limit: z.int({ error: 'must be an integer' }).min(1, { error: 'must be >= 1' }).max(1000, { error: 'must be <= 1000' }).optional(),
+    })
+    .refine((q) => (q.containerId === undefined) !== (q.taskId === undefined), { error: 'give exactly one of containerId or taskId', path: ['containerId'] }),
   z.object({
     containerId: idSchema.optional(),
     taskId: idSchema.optional(),

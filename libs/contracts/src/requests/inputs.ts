@@ -7,9 +7,7 @@ import { GRC, parseAmount, type ParseAmountOptions } from '../money';
  * such as `<taskId>-<attempt>` or `debit-<chargeId>` stay within the 128 of the id rule), and money
  * is a decimal string checked with parseAmount's rules so the error names the rule.
  */
-export const apiIdSchema = z
-  .string({ error: 'must be a string' })
-  .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must match [A-Za-z0-9_-]{1,64}' });
+export const apiIdSchema = z.string({ error: 'must be a string' }).regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'must match [A-Za-z0-9_-]{1,64}' });
 
 export function moneyInputSchema(options: ParseAmountOptions, example = '0.5') {
   return z

@@ -39,8 +39,16 @@ export const openWalletRequest = defineRequest(
     policy: policyName.optional(),
   }),
   z.object({
-    walletId: idSchema, kind: walletKind, currency: z.string(), balance: money, maxDebt: money, minBalance: money,
-    policy: policyName, eventId: idSchema, revision: z.int(), position,
+    walletId: idSchema,
+    kind: walletKind,
+    currency: z.string(),
+    balance: money,
+    maxDebt: money,
+    minBalance: money,
+    policy: policyName,
+    eventId: idSchema,
+    revision: z.int(),
+    position,
   }),
   'Opens a user (default) or provider wallet. Defaults: GRC, maxDebt "0.5", minBalance "0", policy greedy. An existing id is refused (wallet_exists).',
 );
@@ -100,12 +108,19 @@ export const balanceRequest = defineRequest(
   querySubject('ledger', 'balance'),
   z.strictObject({ walletId: ledgerIdSchema }),
   z.object({
-    walletId: idSchema, kind: walletKind, currency: z.string(), balance: money,
+    walletId: idSchema,
+    kind: walletKind,
+    currency: z.string(),
+    balance: money,
     /** max(balance, 0): what can be spent or withdrawn without going into debt. */
     available: money,
     /** max(-balance, 0). */
     debt: money,
-    maxDebt: money, minBalance: money, policy: policyName, revision: z.int(), position,
+    maxDebt: money,
+    minBalance: money,
+    policy: policyName,
+    revision: z.int(),
+    position,
   }),
   'Balance of one wallet from the projection, with available funds, debt and policy.',
 );
@@ -129,10 +144,18 @@ export const statementLineSchema = z.object({
     functionId: z.string().optional(),
     counterpartyWalletId: z.string().optional(),
     /** usage-credit: the charges this credit posts (one event may credit several). */
-    charges: z.array(z.object({
-      chargeId: z.string(), amount: money, counterpartyWalletId: z.string(),
-      containerId: z.string(), taskId: z.string().optional(), functionId: z.string(),
-    })).optional(),
+    charges: z
+      .array(
+        z.object({
+          chargeId: z.string(),
+          amount: money,
+          counterpartyWalletId: z.string(),
+          containerId: z.string(),
+          taskId: z.string().optional(),
+          functionId: z.string(),
+        }),
+      )
+      .optional(),
   }),
 });
 export type StatementLine = z.output<typeof statementLineSchema>;
@@ -148,7 +171,11 @@ export const statementRequest = defineRequest(
     afterRevision: z.int({ error: 'must be an integer' }).min(-1, { error: 'must be >= -1' }).optional(),
   }),
   z.object({
-    walletId: idSchema, currency: z.string(), balance: money, total: z.int(), lines: z.array(statementLineSchema),
+    walletId: idSchema,
+    currency: z.string(),
+    balance: money,
+    total: z.int(),
+    lines: z.array(statementLineSchema),
     /** Fewer lines than asked: the answer would have passed 512 KiB (page on with afterRevision). */
     truncated: z.boolean(),
     position,
@@ -161,8 +188,13 @@ export const taskCostRequest = defineRequest(
   querySubject('ledger', 'task-cost'),
   z.strictObject({ taskId: ledgerIdSchema }),
   z.object({
-    taskId: idSchema, walletId: idSchema.optional(), currency: z.string(), total: money, charges: z.int(),
-    containers: z.array(z.object({ containerId: idSchema, total: money, charges: z.int() })), position,
+    taskId: idSchema,
+    walletId: idSchema.optional(),
+    currency: z.string(),
+    total: money,
+    charges: z.int(),
+    containers: z.array(z.object({ containerId: idSchema, total: money, charges: z.int() })),
+    position,
   }),
   'What a task cost so far (sum of its usage debits), per container.',
 );
@@ -172,8 +204,14 @@ export const containerCostRequest = defineRequest(
   querySubject('ledger', 'container-cost'),
   z.strictObject({ containerId: ledgerIdSchema }),
   z.object({
-    containerId: idSchema, walletId: idSchema.optional(), functionId: idSchema.optional(), currency: z.string(), total: money, charges: z.int(),
-    tasks: z.array(z.object({ taskId: idSchema, total: money })), position,
+    containerId: idSchema,
+    walletId: idSchema.optional(),
+    functionId: idSchema.optional(),
+    currency: z.string(),
+    total: money,
+    charges: z.int(),
+    tasks: z.array(z.object({ taskId: idSchema, total: money })),
+    position,
   }),
   'What a container cost so far (sum of its usage debits), per task.',
 );
@@ -195,10 +233,19 @@ export const totalsRequest = defineRequest(
   z.strictObject({}),
   z.object({
     currency: z.string(),
-    wallets: z.int(), userWallets: z.int(), providerWallets: z.int(),
-    deposited: money, withdrawn: money, adjusted: money, debited: money, credited: money,
-    userBalances: money, providerBalances: money, debt: money,
-    walletEvents: z.int(), position,
+    wallets: z.int(),
+    userWallets: z.int(),
+    providerWallets: z.int(),
+    deposited: money,
+    withdrawn: money,
+    adjusted: money,
+    debited: money,
+    credited: money,
+    userBalances: money,
+    providerBalances: money,
+    debt: money,
+    walletEvents: z.int(),
+    position,
   }),
   'Totals over all wallets: flows in and out, usage debited and credited, balances and debt.',
 );
@@ -241,6 +288,16 @@ export const auditRequest = defineRequest(
 );
 
 export const ledgerRequests: RequestDefinition[] = [
-  openWalletRequest, depositRequest, withdrawRequest, adjustRequest, setPolicyRequest,
-  balanceRequest, statementRequest, taskCostRequest, containerCostRequest, providerEarningsRequest, totalsRequest, auditRequest,
+  openWalletRequest,
+  depositRequest,
+  withdrawRequest,
+  adjustRequest,
+  setPolicyRequest,
+  balanceRequest,
+  statementRequest,
+  taskCostRequest,
+  containerCostRequest,
+  providerEarningsRequest,
+  totalsRequest,
+  auditRequest,
 ];

@@ -46,24 +46,32 @@ export const scaledContainerDetail = defineRequest(
   z.object({ containerId: idSchema }),
   z.object({
     container: scaledContainerSchema,
-    window: z.array(z.object({
-      seq: z.int().min(1),
-      usageCpuMillis: millis,
-      cpuLimitMillis: millis,
-      memoryBytesMax: z.int().min(0),
-      memoryLimitBytes: z.int().min(0),
-      windowEndMs: z.int().min(0),
-    })).max(64),
-    recentDecisions: z.array(z.object({
-      decisionId: idSchema,
-      reason: z.enum(['scale-up', 'scale-down', 'throttle', 'unthrottle', 'memory-up', 'memory-down']),
-      fromCpuMillis: millis,
-      toCpuMillis: millis,
-      fromMemoryBytes: z.int().min(0),
-      toMemoryBytes: z.int().min(0),
-      basedOnSampleSeqs: z.array(z.int().min(1)).max(64),
-      decidedAtMs: z.int().min(0),
-    })).max(64),
+    window: z
+      .array(
+        z.object({
+          seq: z.int().min(1),
+          usageCpuMillis: millis,
+          cpuLimitMillis: millis,
+          memoryBytesMax: z.int().min(0),
+          memoryLimitBytes: z.int().min(0),
+          windowEndMs: z.int().min(0),
+        }),
+      )
+      .max(64),
+    recentDecisions: z
+      .array(
+        z.object({
+          decisionId: idSchema,
+          reason: z.enum(['scale-up', 'scale-down', 'throttle', 'unthrottle', 'memory-up', 'memory-down']),
+          fromCpuMillis: millis,
+          toCpuMillis: millis,
+          fromMemoryBytes: z.int().min(0),
+          toMemoryBytes: z.int().min(0),
+          basedOnSampleSeqs: z.array(z.int().min(1)).max(64),
+          decidedAtMs: z.int().min(0),
+        }),
+      )
+      .max(64),
   }),
   'One container: its sample window and recent scaling decisions (unknown_container if not tracked).',
 );

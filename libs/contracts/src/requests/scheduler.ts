@@ -53,7 +53,12 @@ export const submitInputSchema = z
       .max(INLINE_BASE64_MAX, { error: `inline input too large (at most ${LIMITS.inlineInputBytesMax} bytes): put it in the object store and pass objectRef` })
       .pipe(z.base64({ error: 'must be base64' }))
       .optional(),
-    objectRef: z.strictObject({ bucket: idSchema, key: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(512, { error: 'must be at most 512 characters' }) }).optional(),
+    objectRef: z
+      .strictObject({
+        bucket: idSchema,
+        key: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(512, { error: 'must be at most 512 characters' }),
+      })
+      .optional(),
   })
   .superRefine((input, ctx) => {
     if ((input.inline === undefined) === (input.objectRef === undefined)) {
@@ -67,7 +72,9 @@ export const deployFunctionRequest = defineRequest(
   apiSubject('scheduler', 'deploy-function'),
   z.strictObject({
     functionId: apiId,
-    image: z.string({ error: 'must be a string' }).regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,255}$/, { error: 'must be a Docker image reference such as mesh/task-base:latest' }),
+    image: z
+      .string({ error: 'must be a string' })
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,255}$/, { error: 'must be a Docker image reference such as mesh/task-base:latest' }),
     script: z
       .string({ error: 'must be a string' })
       .min(1, { error: 'must not be empty' })
@@ -80,10 +87,18 @@ export const deployFunctionRequest = defineRequest(
       .min(FUNCTION_MEMORY_BYTES_MIN, { error: `must be >= ${FUNCTION_MEMORY_BYTES_MIN} bytes (6 MiB, Docker's minimum)` })
       .max(LIMITS.memoryBytesMax, { error: `must be <= ${LIMITS.memoryBytesMax} bytes` })
       .optional(),
-    timeoutMs: z.int({ error: 'must be an integer number of milliseconds' }).min(1, { error: 'must be >= 1 ms' }).max(LIMITS.timeoutMsMax, { error: `must be <= ${LIMITS.timeoutMsMax} ms` }).optional(),
+    timeoutMs: z
+      .int({ error: 'must be an integer number of milliseconds' })
+      .min(1, { error: 'must be >= 1 ms' })
+      .max(LIMITS.timeoutMsMax, { error: `must be <= ${LIMITS.timeoutMsMax} ms` })
+      .optional(),
     pricePlanId: idSchema.optional(),
     network: z.boolean({ error: 'must be true or false' }).optional(),
-    maxAttempts: z.int({ error: 'must be an integer' }).min(1, { error: 'must be >= 1' }).max(LIMITS.maxAttemptsMax, { error: `must be <= ${LIMITS.maxAttemptsMax}` }).optional(),
+    maxAttempts: z
+      .int({ error: 'must be an integer' })
+      .min(1, { error: 'must be >= 1' })
+      .max(LIMITS.maxAttemptsMax, { error: `must be <= ${LIMITS.maxAttemptsMax}` })
+      .optional(),
   }),
   functionSpecSchema.extend({ changed: z.boolean() }),
   'Deploys a function or replaces it with a new version (every field; missing ones take the defaults). Defaults: cpu 250/4000/1000 m (min/max/initial; min and initial clamped into the given range), 256 MiB, 15 min timeout, no network, 3 attempts. Redeploying the same spec writes nothing (changed: false).',
@@ -100,7 +115,11 @@ export const submitTaskRequest = defineRequest(
     priority: z.int({ error: 'must be an integer' }).min(0, { error: 'must be >= 0' }).max(9, { error: 'must be <= 9' }).optional(),
   }),
   z.object({
-    taskId: idSchema, functionId: idSchema, walletId: idSchema, priority: z.int(), maxAttempts: z.int(),
+    taskId: idSchema,
+    functionId: idSchema,
+    walletId: idSchema,
+    priority: z.int(),
+    maxAttempts: z.int(),
     state: taskStateSchema,
     /** True when a task with this id and the same content was already submitted: nothing was written. */
     duplicate: z.boolean(),
@@ -168,8 +187,16 @@ export const taskRequest = defineRequest(
 export const TASKS_REPLY_MAX = 1000;
 
 export const taskSummarySchema = z.object({
-  taskId: idSchema, functionId: idSchema, walletId: idSchema, state: taskStateSchema, priority: z.int(),
-  attempt: z.int(), maxAttempts: z.int(), nodeId: idSchema.optional(), reason: z.string().optional(), submittedAtMs: z.int(),
+  taskId: idSchema,
+  functionId: idSchema,
+  walletId: idSchema,
+  state: taskStateSchema,
+  priority: z.int(),
+  attempt: z.int(),
+  maxAttempts: z.int(),
+  nodeId: idSchema.optional(),
+  reason: z.string().optional(),
+  submittedAtMs: z.int(),
 });
 
 export const tasksRequest = defineRequest(
@@ -178,7 +205,11 @@ export const tasksRequest = defineRequest(
   z.strictObject({
     walletId: apiId.optional(),
     state: taskStateSchema.optional(),
-    limit: z.int({ error: 'must be an integer' }).min(1, { error: 'must be >= 1' }).max(TASKS_REPLY_MAX, { error: `must be <= ${TASKS_REPLY_MAX}` }).optional(),
+    limit: z
+      .int({ error: 'must be an integer' })
+      .min(1, { error: 'must be >= 1' })
+      .max(TASKS_REPLY_MAX, { error: `must be <= ${TASKS_REPLY_MAX}` })
+      .optional(),
   }),
   z.object({ tasks: z.array(taskSummarySchema), total: z.int(), truncated: z.boolean() }),
   'Tasks from the in-memory view, newest first, optionally of one wallet and/or in one state (default limit 100).',
@@ -205,13 +236,21 @@ export const poolsRequest = defineRequest(
   querySubject('scheduler', 'pools'),
   z.strictObject({}),
   z.object({
-    pending: z.int(), dispatched: z.int(), running: z.int(),
-    wallets: z.array(z.object({
-      walletId: idSchema, pending: z.int(), dispatched: z.int(), running: z.int(),
-      standing: standingSchema.nullable(), policy: z.enum(['greedy', 'conservative']).nullable(),
-      /** New dispatches allowed for this wallet now (standing normal, or low under greedy). */
-      dispatchable: z.boolean(),
-    })),
+    pending: z.int(),
+    dispatched: z.int(),
+    running: z.int(),
+    wallets: z.array(
+      z.object({
+        walletId: idSchema,
+        pending: z.int(),
+        dispatched: z.int(),
+        running: z.int(),
+        standing: standingSchema.nullable(),
+        policy: z.enum(['greedy', 'conservative']).nullable(),
+        /** New dispatches allowed for this wallet now (standing normal, or low under greedy). */
+        dispatchable: z.boolean(),
+      }),
+    ),
   }),
   'Pool sizes: pending (per wallet, with its standing and whether it may dispatch), dispatched and running.',
 );
@@ -221,25 +260,42 @@ export const nodesRequest = defineRequest(
   querySubject('scheduler', 'nodes'),
   z.strictObject({}),
   z.object({
-    nodes: z.array(z.object({
-      nodeId: idSchema,
-      cpuMillis: z.int(), memoryBytes: z.int(),
-      /** Reserved by the tasks the scheduler dispatched there (function's initial CPU and memory). */
-      reservedCpuMillis: z.int(), reservedMemoryBytes: z.int(),
-      /** From the last heartbeat (null before the first one). */
-      usedCpuMillis: z.int().nullable(), usedMemoryBytes: z.int().nullable(),
-      freeCpuMillis: z.int(), freeMemoryBytes: z.int(),
-      tasks: z.int(), idleContainers: z.int(),
-      lastHeartbeatAtMs: z.int().nullable(),
-      alive: z.boolean(), left: z.boolean(),
-      /** (completed + 1) / (completed + lost + 1), from the log. */
-      reliability: z.number(), completed: z.int(), lost: z.int(),
-    })),
+    nodes: z.array(
+      z.object({
+        nodeId: idSchema,
+        cpuMillis: z.int(),
+        memoryBytes: z.int(),
+        /** Reserved by the tasks the scheduler dispatched there (function's initial CPU and memory). */
+        reservedCpuMillis: z.int(),
+        reservedMemoryBytes: z.int(),
+        /** From the last heartbeat (null before the first one). */
+        usedCpuMillis: z.int().nullable(),
+        usedMemoryBytes: z.int().nullable(),
+        freeCpuMillis: z.int(),
+        freeMemoryBytes: z.int(),
+        tasks: z.int(),
+        idleContainers: z.int(),
+        lastHeartbeatAtMs: z.int().nullable(),
+        alive: z.boolean(),
+        left: z.boolean(),
+        /** (completed + 1) / (completed + lost + 1), from the log. */
+        reliability: z.number(),
+        completed: z.int(),
+        lost: z.int(),
+      }),
+    ),
   }),
   'Registered nodes: capacity, reserved, used and free CPU and memory, last heartbeat, liveness and reliability.',
 );
 
 export const schedulerRequests: RequestDefinition[] = [
-  deployFunctionRequest, submitTaskRequest, cancelTaskRequest,
-  taskRequest, tasksRequest, functionsRequest, functionRequest, poolsRequest, nodesRequest,
+  deployFunctionRequest,
+  submitTaskRequest,
+  cancelTaskRequest,
+  taskRequest,
+  tasksRequest,
+  functionsRequest,
+  functionRequest,
+  poolsRequest,
+  nodesRequest,
 ];

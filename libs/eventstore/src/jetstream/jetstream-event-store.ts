@@ -16,10 +16,19 @@ import {
 /** The manager nats.js returns has the direct-get API; its public interface just doesn't list it. */
 type Manager = JetStreamManager & { direct: { getMessage(stream: string, query: { seq?: number; last_by_subj?: string }): Promise<StoredMsg> } };
 import { EVENTS_PREFIX, EVENTS_STREAM, streamForSubject, subjectForStream, type NewEvent, type RecordedEvent } from '@mesh/contracts';
-import { ended, producerSpan } from '@mesh/messaging/trace';
+import { ended, producerSpan } from '@mesh/runtime/trace';
 import { ConcurrencyError, DuplicateEventError } from '../errors';
 import { encodeEnvelope, prepareEnvelopes, type StoredEnvelope } from '../envelope';
-import { READ_BATCH_MAX, type AppendResult, type EventHandler, type EventStore, type ExpectedVersion, type ReadAllOptions, type Subscription, type SubscriptionOptions } from '../port';
+import {
+  READ_BATCH_MAX,
+  type AppendResult,
+  type EventHandler,
+  type EventStore,
+  type ExpectedVersion,
+  type ReadAllOptions,
+  type Subscription,
+  type SubscriptionOptions,
+} from '../port';
 
 export const REVISION_HEADER = 'Mesh-Revision';
 export const TYPE_HEADER = 'Mesh-Type';
@@ -135,7 +144,11 @@ export class JetStreamEventStore implements EventStore {
     h.set(REVISION_HEADER, String(revision));
     h.set(TYPE_HEADER, envelope.type);
     const { traceparent, span } = producerSpan(`publish ${envelope.type}`, () => ({
-      'messaging.system': 'nats', 'messaging.destination.name': subject, 'messaging.message.id': envelope.id, 'mesh.event.stream': envelope.stream, 'mesh.event.revision': revision,
+      'messaging.system': 'nats',
+      'messaging.destination.name': subject,
+      'messaging.message.id': envelope.id,
+      'mesh.event.stream': envelope.stream,
+      'mesh.event.revision': revision,
     }));
     h.set('traceparent', traceparent);
     const ack = await ended(span, () => this.js.publish(subject, payload, { headers: h }));
@@ -228,7 +241,9 @@ export class JetStreamEventStore implements EventStore {
           last = m;
         }
         if (last && last.seq !== fromSeq + events.length - 1) {
-          throw new Error(`event store read: the log is not dense (seq ${last.seq} at index ${events.length - 1} from ${fromSeq}); was a message deleted from ${this.stream}?`);
+          throw new Error(
+            `event store read: the log is not dense (seq ${last.seq} at index ${events.length - 1} from ${fromSeq}); was a message deleted from ${this.stream}?`,
+          );
         }
       }
       if (events.length === before) throw new Error(`event store read stalled at ${filter} seq >= ${fromSeq}: expected ${count} events, got ${before}`);

@@ -1,9 +1,29 @@
-import { KurrentDBClient, ANY, NO_STREAM, START, FORWARDS, WrongExpectedVersionError, StreamNotFoundError, jsonEvent, excludeSystemEvents, streamNameFilter } from '@kurrent/kurrentdb-client';
+import {
+  KurrentDBClient,
+  ANY,
+  NO_STREAM,
+  START,
+  FORWARDS,
+  WrongExpectedVersionError,
+  StreamNotFoundError,
+  jsonEvent,
+  excludeSystemEvents,
+  streamNameFilter,
+} from '@kurrent/kurrentdb-client';
 import type { NewEvent, RecordedEvent } from '@mesh/contracts';
-import { ended, producerSpan } from '@mesh/messaging/trace';
+import { ended, producerSpan } from '@mesh/runtime/trace';
 import { ConcurrencyError } from '../errors';
 import { prepareEnvelopes, encodeEnvelope } from '../envelope';
-import { READ_BATCH_MAX, type AppendResult, type EventHandler, type EventStore, type ExpectedVersion, type ReadAllOptions, type Subscription, type SubscriptionOptions } from '../port';
+import {
+  READ_BATCH_MAX,
+  type AppendResult,
+  type EventHandler,
+  type EventStore,
+  type ExpectedVersion,
+  type ReadAllOptions,
+  type Subscription,
+  type SubscriptionOptions,
+} from '../port';
 import { fromKurrentRecord, isMeshStream, toKurrentEvent, type KurrentRecord } from './mapping';
 
 /**
@@ -24,14 +44,20 @@ export class KurrentDbEventStore implements EventStore {
     const envelopes = prepareEnvelopes(stream, events);
     envelopes.forEach(encodeEnvelope); // size check, same limit as JetStream
     // One append call, one PRODUCER span (when tracing): every event of it carries the span's id.
-    const { traceparent, span } = producerSpan(`append ${stream}`, () => ({ 'db.system.name': 'kurrentdb', 'mesh.event.stream': stream, 'mesh.events': envelopes.length }));
+    const { traceparent, span } = producerSpan(`append ${stream}`, () => ({
+      'db.system.name': 'kurrentdb',
+      'mesh.event.stream': stream,
+      'mesh.events': envelopes.length,
+    }));
     const streamState = expectedVersion === 'any' ? ANY : expectedVersion === 'no_stream' || expectedVersion === -1 ? NO_STREAM : BigInt(expectedVersion);
     try {
-      const result = await ended(span, () => this.client.appendToStream(
-        stream,
-        envelopes.map((e) => jsonEvent(toKurrentEvent(e, traceparent) as never)),
-        { streamState },
-      ));
+      const result = await ended(span, () =>
+        this.client.appendToStream(
+          stream,
+          envelopes.map((e) => jsonEvent(toKurrentEvent(e, traceparent) as never)),
+          { streamState },
+        ),
+      );
       return { nextExpectedVersion: Number(result.nextExpectedRevision), position: result.position?.prepare ?? -1n };
     } catch (err) {
       if (err instanceof WrongExpectedVersionError) {
@@ -71,7 +97,12 @@ export class KurrentDbEventStore implements EventStore {
   }
 
   async headPosition(): Promise<bigint> {
-    for await (const resolved of this.client.readAll({ fromPosition: 'end' as never, direction: 'backwards' as never, maxCount: 1, filter: excludeSystemEvents() })) {
+    for await (const resolved of this.client.readAll({
+      fromPosition: 'end' as never,
+      direction: 'backwards' as never,
+      maxCount: 1,
+      filter: excludeSystemEvents(),
+    })) {
       return resolved.event?.position?.prepare ?? 0n;
     }
     return 0n;

@@ -43,7 +43,14 @@ export interface RunningService {
 export async function connectNats(url: string, name: string): Promise<NatsConnection> {
   // noAsyncTraces: nats.js otherwise captures a stack trace (new Error) on every request, which was
   // the largest CPU cost of an append in the benchmark; timeouts still say which subject failed.
-  return connect({ servers: url.split(',').map((u) => u.trim()), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 10_000, noAsyncTraces: true });
+  return connect({
+    servers: url.split(',').map((u) => u.trim()),
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    pingInterval: 10_000,
+    noAsyncTraces: true,
+  });
 }
 
 /** Starts one service: validated config, NATS, event store, Nest microservice on the mesh transport. */
@@ -52,7 +59,11 @@ export interface StartOptions {
   spanProcessors?: SpanProcessor[];
 }
 
-export async function startService<S extends EnvSpec>(definition: ServiceDefinition<S>, source: NodeJS.ProcessEnv = process.env, options: StartOptions = {}): Promise<RunningService> {
+export async function startService<S extends EnvSpec>(
+  definition: ServiceDefinition<S>,
+  source: NodeJS.ProcessEnv = process.env,
+  options: StartOptions = {},
+): Promise<RunningService> {
   const config = loadConfig({ ...commonEnv, ...definition.env }, source) as ConfigOf<S & typeof commonEnv>;
   const telemetry = startTelemetry(definition.service, (config as { OTEL_TRACES_EXPORTER: TracesExporter }).OTEL_TRACES_EXPORTER, options.spanProcessors);
   try {

@@ -1,6 +1,15 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context as otelContext, trace as otelTrace, type Attributes, type Span, type SpanContext } from '@opentelemetry/api';
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  context as otelContext,
+  trace as otelTrace,
+  type Attributes,
+  type Span,
+  type SpanContext,
+} from '@opentelemetry/api';
 
 /**
  * W3C trace context (https://www.w3.org/TR/trace-context/) carried in the `traceparent` NATS header
@@ -101,13 +110,21 @@ export function setTracing(on: boolean): void {
  * a new trace. Without tracing it just runs `fn`. Attributes are built only when tracing: this is
  * on the path of every message.
  */
-export function inHandlerSpan<T>(name: string, kind: 'server' | 'consumer', traceparent: string | undefined, attributes: () => Attributes, fn: () => Promise<T>): Promise<T> {
+export function inHandlerSpan<T>(
+  name: string,
+  kind: 'server' | 'consumer',
+  traceparent: string | undefined,
+  attributes: () => Attributes,
+  fn: () => Promise<T>,
+): Promise<T> {
   if (!tracingOn) return fn();
   const parent = parseTraceparent(traceparent);
   const parentContext = parent
     ? otelTrace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parseInt(parent.flags, 16), isRemote: true })
     : ROOT_CONTEXT;
-  const span = otelTrace.getTracer(TRACER).startSpan(name, { kind: kind === 'server' ? SpanKind.SERVER : SpanKind.CONSUMER, attributes: attributes() }, parentContext);
+  const span = otelTrace
+    .getTracer(TRACER)
+    .startSpan(name, { kind: kind === 'server' ? SpanKind.SERVER : SpanKind.CONSUMER, attributes: attributes() }, parentContext);
   return otelContext.with(otelTrace.setSpan(parentContext, span), () => ended(span, fn));
 }
 

@@ -16,7 +16,6 @@ export interface Telemetry {
   shutdown(): Promise<void>;
 }
 
-
 /** Starts the SDK for this process; undefined when tracing is off. One per process. */
 export function startTelemetry(service: string, exporter: TracesExporter, spanProcessors: SpanProcessor[] = []): Telemetry | undefined {
   if (exporter === 'none' && spanProcessors.length === 0) return undefined;
@@ -34,7 +33,10 @@ export function startTelemetry(service: string, exporter: TracesExporter, spanPr
   if (exporter === 'console') processors.push(new BatchSpanProcessor(new ConsoleSpanExporter()));
   /* eslint-enable @typescript-eslint/no-require-imports */
   if (tracingEnabled()) throw new Error('telemetry is already started in this process');
-  const provider = new NodeTracerProvider({ resource: resourceFromAttributes({ 'service.name': `mesh-${service}`, 'service.namespace': 'mesh' }), spanProcessors: processors });
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': `mesh-${service}`, 'service.namespace': 'mesh' }),
+    spanProcessors: processors,
+  });
   provider.register();
   setTracing(true);
   return {
@@ -46,4 +48,3 @@ export function startTelemetry(service: string, exporter: TracesExporter, spanPr
     },
   };
 }
-

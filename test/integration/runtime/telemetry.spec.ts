@@ -5,10 +5,26 @@ import { headers as natsHeaders, type NatsConnection } from 'nats';
 import { z } from 'zod';
 import { defineRequest, type RecordedEvent } from '@mesh/contracts';
 import { JetStreamEventStore, type EventStore } from '@mesh/eventstore';
-import { EVENT_STORE, MeshCoreModule, OnEvents, OnRequest, parseTraceparent, startService, tracingEnabled, type MeshCore, type RunningService } from '@mesh/messaging';
+import {
+  EVENT_STORE,
+  MeshCoreModule,
+  OnEvents,
+  OnRequest,
+  parseTraceparent,
+  startService,
+  tracingEnabled,
+  type MeshCore,
+  type RunningService,
+} from '@mesh/runtime';
 import { NatsServerProcess, eventually } from '@mesh/testing';
 
-const relay = defineRequest('command', 'mesh.api.scaler.test-trace-relay', z.object({ id: z.string() }), z.object({ position: z.string() }), 'appends an event');
+const relay = defineRequest(
+  'command',
+  'mesh.api.scaler.test-trace-relay',
+  z.object({ id: z.string() }),
+  z.object({ position: z.string() }),
+  'appends an event',
+);
 const consumed = new Map<string, RecordedEvent>();
 
 @Controller()
@@ -65,7 +81,7 @@ describe('OpenTelemetry tracing across a request, an append and a consumer', () 
   const spanNamed = (name: string, kind: SpanKind) => exporter.getFinishedSpans().find((s) => s.name === name && s.kind === kind);
   const idOf = (span: ReadableSpan) => span.spanContext().spanId;
 
-  it('links SERVER -> PRODUCER -> CONSUMER in the caller\'s trace, and the stored event carries its PRODUCER span', async () => {
+  it("links SERVER -> PRODUCER -> CONSUMER in the caller's trace, and the stored event carries its PRODUCER span", async () => {
     expect(tracingEnabled()).toBe(true);
     const traceId = '0af7651916cd43dd8448eb211c80319c';
     const callerSpanId = 'b7ad6b7169203331';
@@ -84,7 +100,11 @@ describe('OpenTelemetry tracing across a request, an append and a consumer', () 
     expect(producer.parentSpanContext?.spanId).toBe(idOf(serverSpan));
     expect(consumer.spanContext().traceId).toBe(traceId);
     expect(consumer.parentSpanContext?.spanId).toBe(idOf(producer));
-    expect(consumer.attributes).toMatchObject({ 'messaging.system': 'nats', 'messaging.message.id': 'traced-otel-1', 'mesh.event.stream': 'test-traced-otel-1' });
+    expect(consumer.attributes).toMatchObject({
+      'messaging.system': 'nats',
+      'messaging.message.id': 'traced-otel-1',
+      'mesh.event.stream': 'test-traced-otel-1',
+    });
     expect(serverSpan.resource.attributes['service.name']).toBe('mesh-scaler');
 
     const [stored] = await raw.read('test-traced-otel-1');

@@ -218,8 +218,14 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     try {
       const context = { traceparent: event.traceparent, correlationId: event.correlationId, causationId: event.id };
       const attributes = () => ({
-        'messaging.system': 'nats', 'messaging.destination.name': m.subject, 'messaging.consumer.group.name': durable, 'messaging.message.id': event.id,
-        'mesh.event.type': event.type, 'mesh.event.stream': event.stream, 'mesh.event.position': event.position.toString(), 'mesh.delivery': deliveries,
+        'messaging.system': 'nats',
+        'messaging.destination.name': m.subject,
+        'messaging.consumer.group.name': durable,
+        'messaging.message.id': event.id,
+        'mesh.event.type': event.type,
+        'mesh.event.stream': event.stream,
+        'mesh.event.position': event.position.toString(),
+        'mesh.delivery': deliveries,
       });
       await inHandlerSpan(`process ${event.type}`, 'consumer', event.traceparent, attributes, () =>
         runInMessageContext(context, async () =>
@@ -243,20 +249,26 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     const { service, store } = this.options;
     this.log.error(`${durable}: dead-lettering stream seq ${m.seq} after ${deliveries} deliveries: ${error.split('\n')[0]}`);
     try {
-      await store.append(`deadletter-${service}`, [{
-        id: `${durable}-${m.seq}`,
-        type: 'MessageDeadLettered',
-        data: {
-          service,
-          consumer: durable,
-          subject: m.subject,
-          eventId: m.headers?.get('Nats-Msg-Id') || undefined,
-          eventType: m.headers?.get('Mesh-Type') || undefined,
-          streamSequence: String(m.seq),
-          deliveries,
-          error: error.slice(0, 4096),
-        },
-      }], 'any');
+      await store.append(
+        `deadletter-${service}`,
+        [
+          {
+            id: `${durable}-${m.seq}`,
+            type: 'MessageDeadLettered',
+            data: {
+              service,
+              consumer: durable,
+              subject: m.subject,
+              eventId: m.headers?.get('Nats-Msg-Id') || undefined,
+              eventType: m.headers?.get('Mesh-Type') || undefined,
+              streamSequence: String(m.seq),
+              deliveries,
+              error: error.slice(0, 4096),
+            },
+          },
+        ],
+        'any',
+      );
       m.term();
     } catch (err) {
       // Could not record it: leave it to be redelivered rather than lose it.

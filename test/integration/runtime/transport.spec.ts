@@ -2,7 +2,18 @@ import { Controller, Inject, Module, type DynamicModule } from '@nestjs/common';
 import { z } from 'zod';
 import { DomainError, defineRequest, type RecordedEvent } from '@mesh/contracts';
 import { JetStreamEventStore, type EventStore } from '@mesh/eventstore';
-import { EVENT_STORE, MeshClient, MeshCoreModule, OnEvents, OnRequest, RequestError, parseTraceparent, startService, type MeshCore, type RunningService } from '@mesh/messaging';
+import {
+  EVENT_STORE,
+  MeshClient,
+  MeshCoreModule,
+  OnEvents,
+  OnRequest,
+  RequestError,
+  parseTraceparent,
+  startService,
+  type MeshCore,
+  type RunningService,
+} from '@mesh/runtime';
 import { NatsServerProcess, eventually } from '@mesh/testing';
 
 /** What the probe controller saw, per event id. */
@@ -10,7 +21,13 @@ const attempts = new Map<string, number>();
 const handled: RecordedEvent[] = [];
 const seenTraceparents = new Map<string, string | undefined>();
 
-const echo = defineRequest('command', 'mesh.api.scaler.test-echo', z.object({ name: z.string().min(2, { error: 'must have at least 2 characters' }), amount: z.string().regex(/^\d+$/, { error: 'must be digits' }) }), z.object({ hello: z.string() }), 'echo');
+const echo = defineRequest(
+  'command',
+  'mesh.api.scaler.test-echo',
+  z.object({ name: z.string().min(2, { error: 'must have at least 2 characters' }), amount: z.string().regex(/^\d+$/, { error: 'must be digits' }) }),
+  z.object({ hello: z.string() }),
+  'echo',
+);
 const refuse = defineRequest('command', 'mesh.api.scaler.test-refuse', z.object({}), z.object({}), 'always refused');
 const relay = defineRequest('command', 'mesh.api.scaler.test-relay', z.object({ id: z.string() }), z.object({ position: z.string() }), 'appends an event');
 
@@ -78,10 +95,14 @@ describe('mesh transport (NestJS over real NATS/JetStream)', () => {
     expect(attempts.get('ok-1')).toBe(1);
     const health = (await client.requestRaw('mesh.api.scaler.health', {})) as { positions: Record<string, string>; status: string };
     expect(health.status).toBe('ok');
-    await eventually(async () => {
-      const h = (await client.requestRaw('mesh.api.scaler.health', {})) as { positions: Record<string, string> };
-      return BigInt(h.positions.scaler_test ?? '0') >= position;
-    }, 10_000, 'position in health');
+    await eventually(
+      async () => {
+        const h = (await client.requestRaw('mesh.api.scaler.health', {})) as { positions: Record<string, string> };
+        return BigInt(h.positions.scaler_test ?? '0') >= position;
+      },
+      10_000,
+      'position in health',
+    );
   });
 
   it('naks a failing event with backoff and handles it on a later delivery', async () => {
@@ -93,10 +114,14 @@ describe('mesh transport (NestJS over real NATS/JetStream)', () => {
   it('dead-letters an event after the allowed deliveries and moves on', async () => {
     await raw.append('test-dead', [{ id: 'dead-1', type: 'TestEvent', data: { n: 3, note: 'always-fail' } }], 'any');
     await raw.append('test-dead', [{ id: 'after-dead', type: 'TestEvent', data: { n: 4 } }], 'any');
-    const letters = await eventually(async () => {
-      const events = await raw.read('deadletter-scaler');
-      return events.find((e) => (e.data as { eventId?: string }).eventId === 'dead-1');
-    }, 20_000, 'dead letter');
+    const letters = await eventually(
+      async () => {
+        const events = await raw.read('deadletter-scaler');
+        return events.find((e) => (e.data as { eventId?: string }).eventId === 'dead-1');
+      },
+      20_000,
+      'dead letter',
+    );
     expect(letters.data).toMatchObject({ consumer: 'scaler_test', deliveries: 3, eventType: 'TestEvent', error: expect.stringContaining('permanent failure') });
     expect(attempts.get('dead-1')).toBe(3);
     await eventually(() => handled.find((e) => e.id === 'after-dead'), 10_000, 'next event handled');
@@ -104,7 +129,11 @@ describe('mesh transport (NestJS over real NATS/JetStream)', () => {
 
   it('dead-letters an event that breaks its contract without calling the handler', async () => {
     await raw.append('test-bad', [{ id: 'bad-1', type: 'TestEvent', data: { n: 'not a number' } }], 'any');
-    await eventually(async () => (await raw.read('deadletter-scaler')).find((e) => (e.data as { eventId?: string }).eventId === 'bad-1'), 10_000, 'dead letter');
+    await eventually(
+      async () => (await raw.read('deadletter-scaler')).find((e) => (e.data as { eventId?: string }).eventId === 'bad-1'),
+      10_000,
+      'dead letter',
+    );
     expect(attempts.has('bad-1')).toBe(false);
   });
 

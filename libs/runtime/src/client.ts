@@ -25,7 +25,8 @@ export class MeshClient {
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === '503') throw new RequestError(subject, 'no_responders', `no service answers ${subject}: is it running?`);
-      if (code === 'TIMEOUT' || /timeout/i.test(String((err as Error).message))) throw new RequestError(subject, 'timeout', `${subject} did not answer within ${timeoutMs} ms`);
+      if (code === 'TIMEOUT' || /timeout/i.test(String((err as Error).message)))
+        throw new RequestError(subject, 'timeout', `${subject} did not answer within ${timeoutMs} ms`);
       throw err;
     }
     const reply = decodeJson(msg.data) as Reply<unknown>;

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Controller, Module, type DynamicModule } from '@nestjs/common';
 import { z } from 'zod';
 import { defineRequest, openWalletRequest } from '@mesh/contracts';
-import { MeshClient, MeshCoreModule, OnRequest, startService, tracingEnabled, type MeshCore } from '@mesh/messaging';
+import { MeshClient, MeshCoreModule, OnRequest, startService, tracingEnabled, type MeshCore } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
 import { ServiceProcess } from '@mesh/testing/service-process';
 
@@ -52,7 +52,10 @@ describe('OpenTelemetry export over OTLP/HTTP', () => {
   });
 
   it('starts no SDK by default', async () => {
-    const service = await startService({ service: 'scaler', env: {}, module: (core) => PingModule.forRoot(core) }, { NATS_URL: server.url, LOG_LEVEL: 'error' });
+    const service = await startService(
+      { service: 'scaler', env: {}, module: (core) => PingModule.forRoot(core) },
+      { NATS_URL: server.url, LOG_LEVEL: 'error' },
+    );
     try {
       expect(tracingEnabled()).toBe(false);
     } finally {
@@ -63,8 +66,11 @@ describe('OpenTelemetry export over OTLP/HTTP', () => {
   it('exports the spans of a service process to the collector, flushed when it stops', async () => {
     // A real service process: the exporter is what an operator runs (plain Node, not Jest's VM).
     const ledger = ServiceProcess.start('ledger', {
-      NATS_URL: server.url, LEDGER_HTTP_PORT: '0', LOG_LEVEL: 'warn',
-      OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`,
+      NATS_URL: server.url,
+      LEDGER_HTTP_PORT: '0',
+      LOG_LEVEL: 'warn',
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`,
     });
     const nc = await server.connect('otlp-test');
     try {
