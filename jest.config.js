@@ -9,6 +9,7 @@ module.exports = {
     '^@mesh/contracts(.*)$': '<rootDir>/libs/contracts/src$1',
     '^@mesh/eventstore(.*)$': '<rootDir>/libs/eventstore/src$1',
     '^@mesh/runtime(.*)$': '<rootDir>/libs/runtime/src$1',
+    '^@mesh/audit(.*)$': '<rootDir>/libs/audit/src$1',
     '^@mesh/common(.*)$': '<rootDir>/libs/common/src$1',
     '^@mesh/config(.*)$': '<rootDir>/libs/config/src$1',
     '^@mesh/testing(.*)$': '<rootDir>/test/support$1',

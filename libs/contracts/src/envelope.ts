@@ -14,7 +14,7 @@ export interface NewEvent<T extends string = string, D = unknown> {
   causationId?: string;
 }
 
-/** What readers get back: the DESIGN.md envelope plus where it sits in its stream and in the log. */
+/** What readers get back: the envelope (docs/architecture.md, "Events and the store") plus where it sits in its stream and in the log. */
 export interface RecordedEvent<T extends string = string, D = unknown> {
   id: string;
   type: T;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ContractError } from './errors';
 
-/** DESIGN.md: ids are [A-Za-z0-9_-]{1,128}. They are also NATS-subject-token safe (no '.', '*', '>'). */
+/** Ids are [A-Za-z0-9_-]{1,128}. They are also NATS-subject-token safe (no '.', '*', '>'). */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 export const ID_MAX_LENGTH = 128;
 
@@ -15,7 +15,7 @@ export function assertId(value: unknown, field: string): string {
 }
 
 /**
- * Every stream category and its single writer service (DESIGN.md). The eventstore refuses a
+ * Every stream category and its single writer service (docs/architecture.md). The eventstore refuses a
  * stream whose category is not listed here, so a typo can't silently create a new category.
  */
 export const CATEGORY_OWNERS = {

@@ -16,7 +16,7 @@ import { standingSchema } from '../events/credit-manager';
 /** User-given ids are at most 64 characters at the API so derived ids (`<taskId>-<attempt>`) stay within 128. */
 const apiId = apiIdSchema;
 
-/** Defaults of deploy-function (the reference system's values, DESIGN.md). */
+/** Defaults of deploy-function (the reference system's values; docs/scheduler.md). */
 export const FUNCTION_DEFAULTS = {
   cpuMinMillis: 250,
   cpuMaxMillis: 4000,
