@@ -123,11 +123,15 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
     this.heartbeat();
   }
 
-  /** Clean shutdown: running executions fail (agent-restart), every container is stopped (shutdown), then NodeLeft. */
+  /**
+   * Clean shutdown: running executions fail (agent-restart), every container is stopped (shutdown),
+   * the results of scripts that had just ended are recorded, then NodeLeft.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     runningEngines.delete(this);
     await Promise.all([...this.node.containers.values()].map((c) => this.pool.stop(c, 'shutdown', 'agent-restart')));
+    await this.runner.drained();
     const left = eventOf(NodeLeft, eventId('node', this.nodeId, 'left', Date.now()), { nodeId: this.nodeId, reason: 'shutdown', leftAtMs: Date.now() });
     await appendWithRetry(this.store, streamName('node', this.nodeId), [left], 'any');
   }

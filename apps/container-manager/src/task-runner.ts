@@ -32,6 +32,8 @@ export interface RunnerConfig {
  */
 export class TaskRunner {
   private readonly log: Logger;
+  /** Executions whose end is being collected and recorded in the background. */
+  private readonly finishing = new Set<Promise<void>>();
 
   constructor(
     private readonly node: NodeState,
@@ -120,7 +122,14 @@ export class TaskRunner {
       await this.containers.settled(c.containerId);
       e.stream = await this.executions.handle(e.ref.executionId, { kind: 'start', started: { ...e.ref, startedAtMs: e.startedAtMs, warm } }, e.stream);
     }
-    void this.finishExecution(c, e, run).catch((err) => fatal(`execution ${e.ref.executionId}: its end was not recorded`, err));
+    const finishing = this.finishExecution(c, e, run).catch((err) => fatal(`execution ${e.ref.executionId}: its end was not recorded`, err));
+    this.finishing.add(finishing);
+    void finishing.finally(() => this.finishing.delete(finishing));
+  }
+
+  /** Resolves once every execution whose script ended has its end recorded (shutdown waits for it before NodeLeft). */
+  async drained(): Promise<void> {
+    await Promise.all([...this.finishing]);
   }
 
   private async finishExecution(c: LiveContainer, e: LiveExecution, run: TaskRun): Promise<void> {

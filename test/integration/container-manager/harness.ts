@@ -35,8 +35,8 @@ export async function requireDocker(): Promise<Docker> {
   }
   try {
     await docker.getImage(BASE_IMAGE).inspect();
-  } catch {
-    throw new Error(`base image ${BASE_IMAGE} is missing. Run: bash infra/local/provision.sh docker`);
+  } catch (err) {
+    throw new Error(`base image ${BASE_IMAGE} is missing. Run: bash infra/local/provision.sh docker`, { cause: err });
   }
   return docker;
 }

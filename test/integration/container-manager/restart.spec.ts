@@ -79,4 +79,26 @@ describe('container-manager: killed and restarted', () => {
     const started = dataOf(await store.read(streamName('container', idle.containerId)), ContainerStarted);
     expect(started.nodeId).toBe(nodeId);
   }, 180_000);
+
+  it('on a clean shutdown fails the running execution (agent-restart), stops every container (shutdown), then leaves', async () => {
+    const other = randomId('cmstop');
+    const stopping = await startNode(server, other);
+    try {
+      const walletId = randomId('w');
+      const running = await dispatch(store, { nodeId: other, walletId, functionId: randomId('f'), script: 'sleep 60', timeoutMs: 60_000 });
+      const started = await startedOf(running.executionId);
+      await stopping.running.stop();
+      expect(dataOf(await waitForEnd(store, running.executionId), ExecutionFailed)).toMatchObject({
+        reason: 'agent-restart',
+        retryable: true,
+        stderrTail: 'the container-manager stopped while the task ran',
+      });
+      expect(dataOf(await store.read(streamName('container', started.containerId)), ContainerStopped)).toMatchObject({ reason: 'shutdown' });
+      expect((await samplesOf(store, started.containerId)).at(-1)?.final).toBe(true);
+      expect((await store.read(streamName('node', other))).map((e) => e.type)).toEqual(['NodeRegistered', 'NodeLeft']);
+    } finally {
+      await stopping.running.stop().catch(() => undefined);
+      await removeNodeContainers(docker, [other]);
+    }
+  }, 60_000);
 });
