@@ -6,14 +6,31 @@
  * - warm start: same, reusing the warm container, next to a raw `docker exec` (first output byte);
  * - abort: StandingChanged(suspended) appended -> container stopped (ContainerStopped.stoppedAtMs);
  * - resize: ScalingDecided appended -> limits applied (ContainerResized.appliedAtMs);
- * - sampling cost: process CPU time of the agent (process.cpuUsage) with 50 idle containers
+ * - sampling cost: process CPU time of the container-manager (process.cpuUsage) with 50 idle containers
  *   sampled at 1 Hz, as % of one core.
  * Goals: cold <= 1.3x raw run, warm <= 1.3x raw exec, abort < 1000 ms, sampling < 5% of a core.
  */
 import Docker from 'dockerode';
-import { PassThrough, type Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { messageOf } from '@mesh/common';
+import { PassThrough } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { eventOf, ScalingDecided, StandingChanged, streamName, TaskDispatched, type EventData, type RecordedEvent } from '@mesh/contracts';
+import {
+  ContainerResized,
+  ContainerStarted,
+  ContainerStopped,
+  eventOf,
+  ExecutionStarted,
+  isEvent,
+  ScalingDecided,
+  StandingChanged,
+  streamName,
+  TaskDispatched,
+  type EventData,
+  type EventDefinition,
+  type RecordedEvent,
+  type RecordedOf,
+} from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore/port';
 import { startService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
@@ -29,14 +46,13 @@ const MiB = 1024 * 1024;
 
 const rid = (p: string) => `${p}${randomBytes(5).toString('hex')}`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(store: EventStore, stream: string, type: string, timeoutMs = 30_000): Promise<RecordedEvent> {
+async function waitFor<D extends EventDefinition>(store: EventStore, stream: string, definition: D, timeoutMs = 30_000): Promise<RecordedOf<D>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const found = (await store.read(stream)).find((e) => e.type === type);
+    const found = (await store.read(stream)).find((e): e is RecordedOf<D> => isEvent(e, definition));
     if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no ${type} in ${stream} after ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`no ${definition.type} in ${stream} after ${timeoutMs} ms`);
     await sleep(5);
   }
 }
@@ -91,7 +107,7 @@ async function rawExec(docker: Docker, dockerId: string): Promise<number> {
   const container = docker.getContainer(dockerId);
   const t0 = performance.now();
   const exec = await container.exec({ Cmd: ['bash', '-c', 'printf R'], AttachStdout: true, AttachStderr: true, AttachStdin: true });
-  const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
+  const stream = await exec.start({ hijack: true, stdin: true });
   const out = new PassThrough();
   docker.modem.demuxStream(stream, out, new PassThrough());
   const first = firstByte(out);
@@ -135,15 +151,14 @@ function dispatchData(nodeId: string, walletId: string, functionId: string, scri
 async function timedDispatch(store: EventStore, d: Dispatch): Promise<{ ms: number; containerId: string }> {
   const t0 = Date.now();
   await store.append(streamName('task', d.taskId), [eventOf(TaskDispatched, `dispatch-${d.executionId}`, { ...d, dispatchedAtMs: t0 })], 'any');
-  const started = await waitFor(store, streamName('execution', d.executionId), 'ExecutionStarted');
-  const data = started.data as { startedAtMs: number; containerId: string };
+  const { data } = await waitFor(store, streamName('execution', d.executionId), ExecutionStarted);
   return { ms: data.startedAtMs - t0, containerId: data.containerId };
 }
 
 export async function run(log: (line: string) => void): Promise<BenchResult[]> {
   const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
-  await docker.ping().catch((err) => {
-    throw new Error(`Docker engine is not answering (${err.message}). Run: bash infra/local/provision.sh docker`);
+  await docker.ping().catch((err: unknown) => {
+    throw new Error(`Docker engine is not answering (${messageOf(err)}). Run: bash infra/local/provision.sh docker`, { cause: err });
   });
   const nodeId = rid('bench');
   const server = await NatsServerProcess.start();
@@ -178,7 +193,7 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
       if (w.containerId !== c.containerId) throw new Error('the warm dispatch did not reuse the container');
       warm.push(w.ms);
       await waitForTerminal(store, second.executionId);
-      const started = (await store.read(streamName('container', c.containerId)))[0].data as { dockerId: string };
+      const started = (await waitFor(store, streamName('container', c.containerId), ContainerStarted)).data;
       rawExecs.push(await rawExec(docker, started.dockerId));
     }
     log(`cold ${cold.map((x) => x.toFixed(0)).join(' ')} | raw run ${rawRuns.map((x) => x.toFixed(0)).join(' ')}`);
@@ -218,10 +233,10 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
         const deadline = Date.now() + 10_000;
         for (;;) {
           const r = (await store.read(streamName('container', containerId))).find(
-            (e) => e.type === 'ContainerResized' && (e.data as { decisionId: string }).decisionId === decisionId,
+            (e): e is RecordedOf<typeof ContainerResized> => isEvent(e, ContainerResized) && e.data.decisionId === decisionId,
           );
           if (r) {
-            const data = r.data as { appliedAtMs: number; applyMs: number };
+            const data = r.data;
             resize.push(data.appliedAtMs - t0);
             applyMs.push(data.applyMs);
             break;
@@ -258,8 +273,8 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
         ],
         'any',
       );
-      const stopped = await waitFor(store, streamName('container', containerId), 'ContainerStopped');
-      abort.push((stopped.data as { stoppedAtMs: number }).stoppedAtMs - t0);
+      const stopped = await waitFor(store, streamName('container', containerId), ContainerStopped);
+      abort.push(stopped.data.stoppedAtMs - t0);
     }
 
     log(`sampling cost: ${IDLE_CONTAINERS} idle containers at 1 Hz for ${SAMPLING_SECONDS} s`);

@@ -1,33 +1,31 @@
 import { Controller } from '@nestjs/common';
-import type { RecordedEvent } from '@mesh/contracts';
-import type { EventData, ScalingDecided, StandingChanged, TaskCancelled, TaskDispatched, TaskRequeued } from '@mesh/contracts';
+import { isEvent, ScalingDecided, StandingChanged, TaskCancelled, TaskDispatched, TaskFailed, TaskRequeued, type RecordedEvent } from '@mesh/contracts';
 import { OnEvents } from '@mesh/runtime';
-import { ContainerAgent } from './agent/container-agent';
+import { ContainerManagerEngine } from './container-manager.engine';
 
 /**
  * Thin event handlers; each node has its own durable consumers (consumerPrefix in main.ts) that
  * start at 'new': an old dispatch, decision or suspension is no command for a node that starts now.
- * Every handler is idempotent (the agent checks its memory and the execution stream first).
+ * Every handler is idempotent (the engine checks its memory and the execution stream first).
  */
 @Controller()
 export class ContainerManagerController {
-  constructor(private readonly agent: ContainerAgent) {}
+  constructor(private readonly engine: ContainerManagerEngine) {}
 
   @OnEvents('task', { deliver: 'new', maxAckPending: 16 })
   async onTask(event: RecordedEvent): Promise<void> {
-    if (event.type === 'TaskDispatched') await this.agent.dispatch(event.data as EventData<typeof TaskDispatched>);
-    else if (event.type === 'TaskCancelled') await this.agent.cancel(event.data as EventData<typeof TaskCancelled>);
-    else if (event.type === 'TaskRequeued' || event.type === 'TaskFailed')
-      await this.agent.superseded(event.data as EventData<typeof TaskRequeued>, event.type);
+    if (isEvent(event, TaskDispatched)) await this.engine.dispatch(event.data);
+    else if (isEvent(event, TaskCancelled)) await this.engine.cancel(event.data);
+    else if (isEvent(event, TaskRequeued) || isEvent(event, TaskFailed)) await this.engine.superseded(event.data, event.type);
   }
 
   @OnEvents('scaling', { deliver: 'new' })
   async onScaling(event: RecordedEvent): Promise<void> {
-    if (event.type === 'ScalingDecided') await this.agent.resize(event.data as EventData<typeof ScalingDecided>);
+    if (isEvent(event, ScalingDecided)) await this.engine.resize(event.data);
   }
 
   @OnEvents('standing', { deliver: 'new' })
   async onStanding(event: RecordedEvent): Promise<void> {
-    if (event.type === 'StandingChanged') await this.agent.standing(event.data as EventData<typeof StandingChanged>);
+    if (isEvent(event, StandingChanged)) await this.engine.standing(event.data);
   }
 }

@@ -1,6 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { MeshCoreModule, type MeshCore } from '@mesh/runtime';
-import { ContainerAgent } from './agent/container-agent';
+import { ContainerManagerEngine } from './container-manager.engine';
 import { ContainerManagerController } from './container-manager.controller';
 
 @Module({})
@@ -10,8 +10,8 @@ export class ContainerManagerModule {
       module: ContainerManagerModule,
       imports: [MeshCoreModule.forRoot(core)],
       controllers: [ContainerManagerController],
-      providers: [ContainerAgent],
-      exports: [ContainerAgent],
+      providers: [ContainerManagerEngine],
+      exports: [ContainerManagerEngine],
     };
   }
 }

@@ -1,7 +1,7 @@
 import { runService, type ServiceDefinition } from '@mesh/runtime';
 import { ContainerManagerEnv } from './config';
 import { ContainerManagerModule } from './container-manager.module';
-import { ContainerAgent } from './agent/container-agent';
+import { runningEngines } from './container-manager.engine';
 
 export { readExecutionOutput, type ExecutionOutput, type OutputManifest } from './storage/object-io';
 
@@ -9,7 +9,7 @@ export const ContainerManagerService: ServiceDefinition<typeof ContainerManagerE
   service: 'container-manager',
   env: ContainerManagerEnv,
   module: (core) => ContainerManagerModule.forRoot(core),
-  healthDetails: async () => (ContainerAgent.latest ? ContainerAgent.latest.health() : {}),
+  healthDetails: async () => [...runningEngines].at(-1)?.health() ?? {},
   // One container-manager per node: each node has its own durable consumers.
   consumerPrefix: (config) => `container-manager_${config.NODE_ID}`,
 };

@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import type { EventData, ExecutionFailed } from '@mesh/contracts';
+import { ExecutionFailed } from '@mesh/contracts';
 import { NatsServerProcess } from '@mesh/testing';
-import { dispatch, randomId, removeNodeContainers, requireDocker, startNode, terminalOf, waitForEnd, type NodeHandle } from './harness';
+import { dataOf, dispatch, randomId, removeNodeContainers, requireDocker, startNode, terminalOf, waitForEnd, type NodeHandle } from './harness';
 
 /**
  * The Docker engine going away and coming back, without touching the shared engine: the node
@@ -73,14 +73,14 @@ describe('container-manager: Docker engine down', () => {
     const walletId = randomId('w');
     const functionId = randomId('f');
     const down = await dispatch(node.running.store, { nodeId, walletId, functionId, script: 'echo hi' });
-    const failed = terminalOf(await waitForEnd(node.running.store, down.executionId)).data as EventData<typeof ExecutionFailed>;
+    const failed = dataOf(await waitForEnd(node.running.store, down.executionId), ExecutionFailed);
     expect(failed).toMatchObject({ reason: 'docker-error', retryable: true });
     expect(failed.stderrTail).toMatch(/Docker engine is not answering/);
-    expect(node.agent.status().dockerError).toMatch(/not answering/);
+    expect(node.engine.status().dockerError).toMatch(/not answering/);
 
     await proxy.open();
     const back = await dispatch(node.running.store, { nodeId, walletId, functionId, script: 'echo hi' });
     expect(terminalOf(await waitForEnd(node.running.store, back.executionId))).toMatchObject({ type: 'ExecutionSucceeded' });
-    expect(node.agent.status().dockerError).toBeUndefined();
+    expect(node.engine.status().dockerError).toBeUndefined();
   });
 });

@@ -1,12 +1,23 @@
 import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
-import { eventOf, streamName, TaskDispatched, type EventData, type RecordedEvent } from '@mesh/contracts';
+import { messageOf } from '@mesh/common';
+import {
+  eventOf,
+  isEvent,
+  ResourceSampled,
+  streamName,
+  TaskDispatched,
+  type EventData,
+  type EventDefinition,
+  type RecordedEvent,
+  type RecordedOf,
+} from '@mesh/contracts';
 import { startService, type RunningService } from '@mesh/runtime';
 import { eventually, NatsServerProcess } from '@mesh/testing';
 import type { EventStore } from '@mesh/eventstore/port';
 import { ContainerManagerService } from '../../../apps/container-manager/src/main';
-import { ContainerAgent } from '../../../apps/container-manager/src/agent/container-agent';
+import { ContainerManagerEngine } from '../../../apps/container-manager/src/container-manager.engine';
 import { LABEL } from '../../../apps/container-manager/src/docker/sandbox';
 
 export const BASE_IMAGE = process.env.MESH_BASE_IMAGE ?? 'mesh/task-base:latest';
@@ -20,12 +31,12 @@ export async function requireDocker(): Promise<Docker> {
   try {
     await docker.ping();
   } catch (err) {
-    throw new Error(`Docker engine is not answering (${(err as Error).message}). Run: bash infra/local/provision.sh docker`);
+    throw new Error(`Docker engine is not answering (${messageOf(err)}). Run: bash infra/local/provision.sh docker`, { cause: err });
   }
   try {
     await docker.getImage(BASE_IMAGE).inspect();
-  } catch {
-    throw new Error(`base image ${BASE_IMAGE} is missing. Run: bash infra/local/provision.sh docker`);
+  } catch (err) {
+    throw new Error(`base image ${BASE_IMAGE} is missing. Run: bash infra/local/provision.sh docker`, { cause: err });
   }
   return docker;
 }
@@ -51,7 +62,7 @@ export async function nodeContainers(docker: Docker, nodeId: string): Promise<Do
 export interface NodeHandle {
   nodeId: string;
   running: RunningService;
-  agent: ContainerAgent;
+  engine: ContainerManagerEngine;
 }
 
 export async function startNode(server: NatsServerProcess, nodeId: string, env: Record<string, string> = {}): Promise<NodeHandle> {
@@ -65,7 +76,7 @@ export async function startNode(server: NatsServerProcess, nodeId: string, env: 
     NODE_MEMORY_BYTES: String(4 * 1024 ** 3),
     ...env,
   });
-  return { nodeId, running, agent: running.app.get(ContainerAgent) };
+  return { nodeId, running, engine: running.app.get(ContainerManagerEngine) };
 }
 
 export type DispatchData = EventData<typeof TaskDispatched>;
@@ -137,8 +148,26 @@ export function terminalOf(events: RecordedEvent[]): RecordedEvent {
   return t;
 }
 
-export async function waitForEvent(store: EventStore, stream: string, type: string, timeoutMs = 30_000): Promise<RecordedEvent> {
-  return eventually(async () => (await store.read(stream)).find((e) => e.type === type), timeoutMs, `${type} in ${stream}`);
+/** Waits for the first event of `definition` in `stream`. */
+export async function waitForEvent<D extends EventDefinition>(store: EventStore, stream: string, definition: D, timeoutMs = 30_000): Promise<RecordedOf<D>> {
+  return eventually(async () => firstOf(await store.read(stream), definition), timeoutMs, `${definition.type} in ${stream}`);
+}
+
+/** The first event of `definition` among `events`, typed (undefined when there is none). */
+export function firstOf<D extends EventDefinition>(events: RecordedEvent[], definition: D): RecordedOf<D> | undefined {
+  return events.find((e): e is RecordedOf<D> => isEvent(e, definition));
+}
+
+/** The data of the first event of `definition` among `events`; fails when there is none. */
+export function dataOf<D extends EventDefinition>(events: RecordedEvent[], definition: D): EventData<D> {
+  const found = firstOf(events, definition);
+  if (!found) throw new Error(`no ${definition.type} among ${events.map((e) => e.type).join(', ')}`);
+  return found.data;
+}
+
+/** The samples of a container, in order. */
+export async function samplesOf(store: EventStore, containerId: string): Promise<EventData<typeof ResourceSampled>[]> {
+  return (await store.read(streamName('usage', containerId))).filter((e) => isEvent(e, ResourceSampled)).map((e) => e.data);
 }
 
 export type { NatsConnection };

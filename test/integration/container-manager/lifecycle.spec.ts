@@ -1,23 +1,16 @@
 import type Docker from 'dockerode';
-import {
-  OUTPUT_BUCKET,
-  streamName,
-  type EventData,
-  type ContainerStarted,
-  type ExecutionFailed,
-  type ExecutionStarted,
-  type ExecutionSucceeded,
-  type ResourceSampled,
-} from '@mesh/contracts';
+import { ContainerStarted, ContainerStopped, ExecutionFailed, ExecutionStarted, ExecutionSucceeded, OUTPUT_BUCKET, streamName } from '@mesh/contracts';
 import { eventually, NatsServerProcess } from '@mesh/testing';
 import { readExecutionOutput } from '../../../apps/container-manager/src/main';
 import { objectStore } from '../../../apps/container-manager/src/storage/object-io';
 import {
+  dataOf,
   dispatch,
   nodeContainers,
   randomId,
   removeNodeContainers,
   requireDocker,
+  samplesOf,
   startNode,
   terminalOf,
   waitForEnd,
@@ -54,11 +47,11 @@ describe('container-manager: task lifecycle in real containers', () => {
       'read -r x < "$1"; echo "hello $x"; echo "to stderr" >&2; echo "result of $x" > "$2/result.txt"; mkdir -p "$2/sub"; echo deep > "$2/sub/d.txt"';
     const first = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script, input: 'world\n' });
     const events = await waitForEnd(node.running.store, first.executionId);
-    const started = events.find((e) => e.type === 'ExecutionStarted')!.data as EventData<typeof ExecutionStarted>;
+    const started = dataOf(events, ExecutionStarted);
     expect(started.warm).toBe(false);
     const end = terminalOf(events);
     expect(end.type).toBe('ExecutionSucceeded');
-    const ok = end.data as EventData<typeof ExecutionSucceeded>;
+    const ok = dataOf(events, ExecutionSucceeded);
     expect(ok.outputRef).toEqual({ bucket: OUTPUT_BUCKET, key: first.executionId });
 
     const output = await readExecutionOutput(node.running.nc, ok.outputRef);
@@ -67,9 +60,7 @@ describe('container-manager: task lifecycle in real containers', () => {
     expect(output.files['result.txt'].toString()).toBe('result of world\n');
     expect(output.files['sub/d.txt'].toString()).toBe('deep\n');
 
-    const containerStarted = (await waitForEvent(node.running.store, streamName('container', started.containerId), 'ContainerStarted')).data as EventData<
-      typeof ContainerStarted
-    >;
+    const containerStarted = (await waitForEvent(node.running.store, streamName('container', started.containerId), ContainerStarted)).data;
     expect(containerStarted.coldStartMs).toBeGreaterThan(0);
     expect(containerStarted.containerId).toMatch(/^c[a-z0-9]{12}$/);
 
@@ -90,11 +81,11 @@ describe('container-manager: task lifecycle in real containers', () => {
 
     const second = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script, input: 'again\n' });
     const events2 = await waitForEnd(node.running.store, second.executionId);
-    const started2 = events2.find((e) => e.type === 'ExecutionStarted')!.data as EventData<typeof ExecutionStarted>;
+    const started2 = dataOf(events2, ExecutionStarted);
     expect(started2.warm).toBe(true);
     expect(started2.containerId).toBe(started.containerId);
     expect(terminalOf(events2).type).toBe('ExecutionSucceeded');
-    const output2 = await readExecutionOutput(node.running.nc, (terminalOf(events2).data as EventData<typeof ExecutionSucceeded>).outputRef);
+    const output2 = await readExecutionOutput(node.running.nc, dataOf(events2, ExecutionSucceeded).outputRef);
     // The previous run's files are gone: each run starts with a clean job folder.
     expect(Object.keys(output2.files).sort()).toEqual(['result.txt', 'sub/d.txt']);
     expect(output2.stdout.toString()).toBe('hello again\n');
@@ -111,9 +102,7 @@ describe('container-manager: task lifecycle in real containers', () => {
       script: 'cat "$1"',
       objectRef: { bucket: `mesh-input-${fn}`, key: 'item-1' },
     });
-    const end = terminalOf(await waitForEnd(node.running.store, d.executionId));
-    expect(end.type).toBe('ExecutionSucceeded');
-    const output = await readExecutionOutput(node.running.nc, (end.data as EventData<typeof ExecutionSucceeded>).outputRef);
+    const output = await readExecutionOutput(node.running.nc, dataOf(await waitForEnd(node.running.store, d.executionId), ExecutionSucceeded).outputRef);
     expect(output.stdout.toString()).toBe('from the object store');
 
     const missing = await dispatch(node.running.store, {
@@ -123,16 +112,15 @@ describe('container-manager: task lifecycle in real containers', () => {
       script: 'cat "$1"',
       objectRef: { bucket: `mesh-input-${fn}`, key: 'nope' },
     });
-    const failed = terminalOf(await waitForEnd(node.running.store, missing.executionId)).data as EventData<typeof ExecutionFailed>;
+    const failed = dataOf(await waitForEnd(node.running.store, missing.executionId), ExecutionFailed);
     expect(failed).toMatchObject({ reason: 'input-missing', retryable: false });
   });
 
   it('reports a failing script with its exit code and the tail of stderr', async () => {
     const d = await dispatch(node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'echo "something broke" >&2; exit 3' });
-    const end = terminalOf(await waitForEnd(node.running.store, d.executionId));
-    expect(end.type).toBe('ExecutionFailed');
-    expect(end.data).toMatchObject({ reason: 'exit-code', exitCode: 3, retryable: false });
-    expect((end.data as EventData<typeof ExecutionFailed>).stderrTail).toContain('something broke');
+    const failed = dataOf(await waitForEnd(node.running.store, d.executionId), ExecutionFailed);
+    expect(failed).toMatchObject({ reason: 'exit-code', exitCode: 3, retryable: false });
+    expect(failed.stderrTail).toContain('something broke');
   });
 
   it('fails a task whose image does not exist at once, without a retry, and creates no container', async () => {
@@ -140,8 +128,9 @@ describe('container-manager: task lifecycle in real containers', () => {
     const d = await dispatch(node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'true', image: 'mesh/does-not-exist:never' });
     const events = await waitForEnd(node.running.store, d.executionId);
     expect(events).toHaveLength(1);
-    expect(events[0].data).toMatchObject({ reason: 'image-missing', retryable: false });
-    expect((events[0].data as EventData<typeof ExecutionFailed>).stderrTail).toContain('mesh/does-not-exist:never');
+    const failed = dataOf(events, ExecutionFailed);
+    expect(failed).toMatchObject({ reason: 'image-missing', retryable: false });
+    expect(failed.stderrTail).toContain('mesh/does-not-exist:never');
     expect((await nodeContainers(docker, nodeId)).length).toBeLessThanOrEqual(before);
   });
 
@@ -160,9 +149,7 @@ describe('container-manager: task lifecycle in real containers', () => {
       functionId: randomId('f'),
       script: 'head -c 3000000 /dev/zero | tr "\\0" a; echo done >&2',
     });
-    const end = terminalOf(await waitForEnd(node.running.store, d.executionId));
-    expect(end.type).toBe('ExecutionSucceeded');
-    const output = await readExecutionOutput(node.running.nc, (end.data as EventData<typeof ExecutionSucceeded>).outputRef);
+    const output = await readExecutionOutput(node.running.nc, dataOf(await waitForEnd(node.running.store, d.executionId), ExecutionSucceeded).outputRef);
     expect(output.stdout.length).toBe(65536);
     expect(output.manifest).toMatchObject({ stdoutBytes: 3_000_000, stdoutTruncated: true, stderrTruncated: false });
   });
@@ -171,10 +158,10 @@ describe('container-manager: task lifecycle in real containers', () => {
     const fn = randomId('f');
     const d = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script: 'echo hi' });
     const events = await waitForEnd(node.running.store, d.executionId);
-    const { containerId } = events[0].data as EventData<typeof ExecutionStarted>;
-    const stopped = await waitForEvent(node.running.store, streamName('container', containerId), 'ContainerStopped', 20_000);
+    const { containerId } = dataOf(events, ExecutionStarted);
+    const stopped = await waitForEvent(node.running.store, streamName('container', containerId), ContainerStopped, 20_000);
     expect(stopped.data).toMatchObject({ reason: 'idle', containerId, nodeId });
-    const started = (await node.running.store.read(streamName('container', containerId)))[0].data as EventData<typeof ContainerStarted>;
+    const started = dataOf(await node.running.store.read(streamName('container', containerId)), ContainerStarted);
     await eventually(
       async () =>
         !(await docker
@@ -187,7 +174,7 @@ describe('container-manager: task lifecycle in real containers', () => {
       10_000,
       'container removed',
     );
-    const samples = (await node.running.store.read(streamName('usage', containerId))).map((e) => e.data as EventData<typeof ResourceSampled>);
+    const samples = await samplesOf(node.running.store, containerId);
     expect(samples.length).toBeGreaterThan(0);
     expect(samples.map((s) => s.seq)).toEqual(samples.map((_, i) => i + 1));
     expect(samples[samples.length - 1].final).toBe(true);

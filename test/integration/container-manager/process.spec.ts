@@ -1,7 +1,7 @@
-import { heartbeatSubject, nodeHeartbeatSchema, streamName, type EventData, type NodeRegistered } from '@mesh/contracts';
+import { heartbeatSubject, nodeHeartbeatSchema, NodeRegistered, streamName } from '@mesh/contracts';
 import { createEventStore } from '@mesh/eventstore/factory';
-import { eventually, NatsServerProcess, ServiceProcess } from '@mesh/testing';
-import { randomId, removeNodeContainers, requireDocker } from './harness';
+import { NatsServerProcess, ServiceProcess } from '@mesh/testing';
+import { randomId, removeNodeContainers, requireDocker, waitForEvent } from './harness';
 
 /** The container-manager as its own process: registers its node, beats, leaves cleanly on SIGTERM. */
 describe('container-manager process', () => {
@@ -37,12 +37,8 @@ describe('container-manager process', () => {
         const beat = nodeHeartbeatSchema.parse(JSON.parse(Buffer.from(m.data).toString()));
         expect(beat).toMatchObject({ nodeId, cpuMillis: 3000, runningContainers: 0 });
       }
-      const registered = await eventually(
-        async () => (await store.read(streamName('node', nodeId))).find((e) => e.type === 'NodeRegistered'),
-        10_000,
-        'NodeRegistered',
-      );
-      expect(registered.data as EventData<typeof NodeRegistered>).toMatchObject({ nodeId, cpuMillis: 3000, labels: { zone: 'a' } });
+      const registered = await waitForEvent(store, streamName('node', nodeId), NodeRegistered, 10_000);
+      expect(registered.data).toMatchObject({ nodeId, cpuMillis: 3000, labels: { zone: 'a' } });
       expect(await proc.stop('SIGTERM')).toBe(0);
       const events = await store.read(streamName('node', nodeId));
       expect(events.map((e) => e.type)).toEqual(['NodeRegistered', 'NodeLeft']);

@@ -1,18 +1,31 @@
 import type Docker from 'dockerode';
 import {
+  ContainerResized,
+  ContainerStarted,
+  ContainerStopped,
   eventOf,
+  ExecutionFailed,
+  ExecutionStarted,
+  isEvent,
   ScalingDecided,
   streamName,
-  type ContainerResized,
-  type ContainerStarted,
   type EventData,
-  type ExecutionFailed,
-  type ExecutionStarted,
-  type ResourceSampled,
 } from '@mesh/contracts';
 import { eventually, NatsServerProcess } from '@mesh/testing';
 import { findCgroupPaths, readCgroup, readCpuQuota, readMemoryLimit } from '../../../apps/container-manager/src/docker/cgroup';
-import { dispatch, randomId, removeNodeContainers, requireDocker, startNode, terminalOf, waitForEnd, waitForEvent, type NodeHandle } from './harness';
+import {
+  dataOf,
+  dispatch,
+  randomId,
+  removeNodeContainers,
+  requireDocker,
+  samplesOf,
+  startNode,
+  terminalOf,
+  waitForEnd,
+  waitForEvent,
+  type NodeHandle,
+} from './harness';
 
 const MiB = 1024 * 1024;
 
@@ -37,12 +50,8 @@ describe('container-manager: resources, limits and faults', () => {
   }, 60_000);
 
   async function containerOf(executionId: string): Promise<EventData<typeof ContainerStarted>> {
-    const started = (await waitForEvent(node.running.store, streamName('execution', executionId), 'ExecutionStarted')).data as EventData<
-      typeof ExecutionStarted
-    >;
-    return (await waitForEvent(node.running.store, streamName('container', started.containerId), 'ContainerStarted')).data as EventData<
-      typeof ContainerStarted
-    >;
+    const started = (await waitForEvent(node.running.store, streamName('execution', executionId), ExecutionStarted)).data;
+    return (await waitForEvent(node.running.store, streamName('container', started.containerId), ContainerStarted)).data;
   }
 
   it('samples CPU exactly: the sampled core-ns of a CPU-bound task sum to the container counter at stop', async () => {
@@ -61,8 +70,8 @@ describe('container-manager: resources, limits and faults', () => {
     const counterAfterTask = (await readCgroup(paths!))!.cpuNanosTotal;
     expect(counterAfterTask).toBeGreaterThan(200_000_000);
 
-    await waitForEvent(node.running.store, streamName('container', container.containerId), 'ContainerStopped', 20_000);
-    const samples = (await node.running.store.read(streamName('usage', container.containerId))).map((e) => e.data as EventData<typeof ResourceSampled>);
+    await waitForEvent(node.running.store, streamName('container', container.containerId), ContainerStopped, 20_000);
+    const samples = await samplesOf(node.running.store, container.containerId);
     expect(samples.map((s) => s.seq)).toEqual(samples.map((_, i) => i + 1));
     expect(samples[samples.length - 1].final).toBe(true);
     for (let i = 1; i < samples.length; i++) expect(samples[i].windowStartMs).toBe(samples[i - 1].windowEndMs);
@@ -107,9 +116,7 @@ describe('container-manager: resources, limits and faults', () => {
       ],
       'any',
     );
-    const resized = (await waitForEvent(node.running.store, streamName('container', container.containerId), 'ContainerResized')).data as EventData<
-      typeof ContainerResized
-    >;
+    const resized = (await waitForEvent(node.running.store, streamName('container', container.containerId), ContainerResized)).data;
     expect(resized).toMatchObject({ decisionId, fromCpuMillis: 1000, toCpuMillis: 350, fromMemoryBytes: 128 * MiB, toMemoryBytes: 96 * MiB });
     expect(resized.applyMs).toBeGreaterThanOrEqual(0);
     const inspect = await docker.getContainer(container.dockerId).inspect();
@@ -120,10 +127,7 @@ describe('container-manager: resources, limits and faults', () => {
     expect(await readMemoryLimit(container.dockerId)).toBe(96 * MiB);
     // Later samples carry the new limits; the task still succeeds.
     await eventually(
-      async () =>
-        (await node.running.store.read(streamName('usage', container.containerId))).some(
-          (e) => (e.data as EventData<typeof ResourceSampled>).cpuLimitMillis === 350,
-        ),
+      async () => (await samplesOf(node.running.store, container.containerId)).some((s) => s.cpuLimitMillis === 350),
       10_000,
       'a sample with the new limit',
     );
@@ -154,7 +158,8 @@ describe('container-manager: resources, limits and faults', () => {
     const partial = await eventually(
       async () =>
         (await node.running.store.read(streamName('container', container.containerId)))
-          .map((e) => e.data as EventData<typeof ContainerResized>)
+          .filter((e) => isEvent(e, ContainerResized))
+          .map((e) => e.data)
           .find((r) => r.decisionId === second),
       10_000,
       'the second ContainerResized',
@@ -170,7 +175,7 @@ describe('container-manager: resources, limits and faults', () => {
     const end = terminalOf(await waitForEnd(node.running.store, d.executionId));
     expect(end.type).toBe('ExecutionTimedOut');
     expect(end.data).toMatchObject({ timeoutMs: 1500 });
-    const stopped = await waitForEvent(node.running.store, streamName('container', container.containerId), 'ContainerStopped');
+    const stopped = await waitForEvent(node.running.store, streamName('container', container.containerId), ContainerStopped);
     expect(stopped.data).toMatchObject({ reason: 'timeout' });
     expect(
       await docker
@@ -192,9 +197,7 @@ describe('container-manager: resources, limits and faults', () => {
       memoryBytes: 24 * MiB,
       timeoutMs: 20_000,
     });
-    const end = terminalOf(await waitForEnd(node.running.store, d.executionId));
-    expect(end.type).toBe('ExecutionFailed');
-    const failed = end.data as EventData<typeof ExecutionFailed>;
+    const failed = dataOf(await waitForEnd(node.running.store, d.executionId), ExecutionFailed);
     expect(failed.reason).toBe('oom');
     expect(failed.stderrTail).toContain('out of memory');
   });
@@ -207,9 +210,9 @@ describe('container-manager: resources, limits and faults', () => {
       script: 'bomb() { bomb | bomb & }; bomb; sleep 5',
       timeoutMs: 2500,
     });
-    const end = terminalOf(await waitForEnd(node.running.store, d.executionId, 30_000));
-    expect(['ExecutionTimedOut', 'ExecutionFailed']).toContain(end.type);
-    const { containerId } = end.data as { containerId: string };
-    await waitForEvent(node.running.store, streamName('container', containerId), 'ContainerStopped', 20_000);
+    const events = await waitForEnd(node.running.store, d.executionId, 30_000);
+    expect(['ExecutionTimedOut', 'ExecutionFailed']).toContain(terminalOf(events).type);
+    const { containerId } = dataOf(events, ExecutionStarted);
+    await waitForEvent(node.running.store, streamName('container', containerId), ContainerStopped, 20_000);
   });
 });

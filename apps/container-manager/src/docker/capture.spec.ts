@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { CappedBuffer, EndNonceWatcher } from './docker-engine';
+import { CappedBuffer, EndNonceWatcher } from './capture';
 
 const NONCE = 'MESH-END-0123456789abcdef01234567';
 

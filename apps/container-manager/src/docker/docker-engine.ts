@@ -1,13 +1,15 @@
 import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { PassThrough, type Duplex } from 'node:stream';
+import { messageOf, retry, RetriesExhaustedError } from '@mesh/common';
+import { CappedBuffer, captureRun, type TaskOptions, type TaskRun } from './capture';
 import { containerCreateOptions, cpuQuotaFor, LABEL, memoryLimitsFor, type SandboxSpec } from './sandbox';
 import { findCgroupPaths, readCgroupSync, resetMemoryMaxSync, type CgroupPaths, type CgroupReading } from './cgroup';
 
 /** A Docker call failed because the engine did not answer (socket missing, refused, reset). */
 export class DockerUnavailableError extends Error {
-  constructor(cause: unknown) {
-    super(`Docker engine is not answering: ${(cause as Error)?.message ?? cause}`);
+  constructor(what: string, cause: unknown) {
+    super(`Docker engine is not answering: ${what}: ${messageOf(cause)}`, { cause });
     this.name = 'DockerUnavailableError';
   }
 }
@@ -19,18 +21,32 @@ export class ImageMissingError extends Error {
   }
 }
 
+/** A field of a thrown value, when it is an object (dockerode and node:net errors carry `code` / `statusCode`). */
+function fieldOf(err: unknown, name: 'code' | 'statusCode'): unknown {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const value: unknown = Reflect.get(err, name);
+  return value;
+}
+
 function isUnavailable(err: unknown): boolean {
-  const code = (err as { code?: string })?.code;
+  const code = fieldOf(err, 'code');
   return (
-    ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'EACCES', 'ETIMEDOUT'].includes(code ?? '') || /socket hang up/i.test(String((err as Error)?.message))
+    (typeof code === 'string' && ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'EACCES', 'ETIMEDOUT'].includes(code)) ||
+    /socket hang up/i.test(messageOf(err))
   );
 }
 
 function statusOf(err: unknown): number | undefined {
-  return (err as { statusCode?: number })?.statusCode;
+  const status = fieldOf(err, 'statusCode');
+  return typeof status === 'number' ? status : undefined;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function isImageMissing(err: unknown): boolean {
+  return statusOf(err) === 404 && /no such image/i.test(messageOf(err));
+}
+
+/** Delay before the second attempt of a Docker call; doubles each time. */
+const DOCKER_RETRY_BASE_MS = 200;
 
 /** A script run: what the wrapper script inside the container does before `bash <script>`. */
 const WRAPPER = [
@@ -65,104 +81,6 @@ const FIRST_RUNNER = [
 /** Collects the output folder as a tar on stdout and clears the marker: the container is clean again. */
 const COLLECT = 'cd /work/job/out 2>/dev/null && tar -c -f - . ; rm -rf /work/job /work/.mesh-exec';
 
-export interface TaskOptions {
-  executionId: string;
-  jobTar: Buffer;
-  capBytes: number;
-  env: string[];
-  user: string;
-}
-
-export interface TaskRunResult {
-  /** undefined when the exec could not be inspected (container gone). */
-  exitCode: number | undefined;
-  stdout: Buffer;
-  stderr: Buffer;
-  stdoutBytes: number;
-  stderrBytes: number;
-  stderrTail: string;
-  /** The wrapper printed its marker: the script itself ran. */
-  started: boolean;
-}
-
-export interface TaskRun {
-  /** Resolves when the script starts (true) or when the run ended before it could (false). */
-  started: Promise<boolean>;
-  done: Promise<TaskRunResult>;
-}
-
-/**
- * Passes a stream's bytes on until `<nonce>:<code>:<nonce>` shows up, which it strips and reads the
- * exit code from. The last bytes are held back until they cannot be the start of the nonce.
- * Without a nonce it passes everything on and `exitCode` stays undefined (the end is the stream's end).
- */
-export class EndNonceWatcher {
-  exitCode: number | undefined;
-  private pending = Buffer.alloc(0);
-  private readonly pattern?: RegExp;
-  private readonly holdBytes: number;
-
-  constructor(
-    nonce: string | undefined,
-    private readonly sink: (b: Buffer) => void,
-  ) {
-    this.pattern = nonce ? new RegExp(`${nonce}:(\\d+):${nonce}`) : undefined;
-    this.holdBytes = nonce ? nonce.length * 2 + 16 : 0;
-  }
-
-  push(chunk: Buffer): void {
-    if (this.exitCode !== undefined) return;
-    if (!this.pattern) return this.sink(chunk);
-    this.pending = Buffer.concat([this.pending, chunk]);
-    const match = this.pattern.exec(this.pending.toString('latin1'));
-    if (match) {
-      if (match.index > 0) this.sink(this.pending.subarray(0, match.index));
-      this.pending = Buffer.alloc(0);
-      this.exitCode = Number(match[1]);
-      return;
-    }
-    if (this.pending.length > this.holdBytes) {
-      this.sink(this.pending.subarray(0, this.pending.length - this.holdBytes));
-      this.pending = this.pending.subarray(this.pending.length - this.holdBytes);
-    }
-  }
-
-  flush(): void {
-    if (this.pending.length) this.sink(this.pending);
-    this.pending = Buffer.alloc(0);
-  }
-}
-
-/** Keeps the first `cap` bytes of a stream and counts the rest (a flood costs no memory). */
-export class CappedBuffer {
-  private chunks: Buffer[] = [];
-  private kept = 0;
-  total = 0;
-  private tail = Buffer.alloc(0);
-  constructor(
-    private readonly cap: number,
-    private readonly tailBytes = 0,
-  ) {}
-  push(chunk: Buffer): void {
-    this.total += chunk.length;
-    if (this.kept < this.cap) {
-      const part = chunk.subarray(0, this.cap - this.kept);
-      this.chunks.push(part);
-      this.kept += part.length;
-    }
-    if (this.tailBytes > 0) {
-      this.tail = Buffer.concat([this.tail, chunk]);
-      if (this.tail.length > this.tailBytes) this.tail = this.tail.subarray(this.tail.length - this.tailBytes);
-    }
-  }
-  get buffer(): Buffer {
-    return Buffer.concat(this.chunks);
-  }
-  get tailText(): string {
-    return this.tail.toString('utf8');
-  }
-}
-
 export interface OwnContainer {
   dockerId: string;
   containerId: string;
@@ -182,15 +100,13 @@ export class DockerEngine {
     this.docker = new Docker({ socketPath });
   }
 
+  /** A Docker call, retried while the engine does not answer; any other failure is rethrown at once. */
   async withRetries<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (!isUnavailable(err)) throw err;
-        if (attempt >= this.retries) throw new DockerUnavailableError(`${what}: ${(err as Error)?.message ?? err}`);
-        await sleep(200 * 2 ** (attempt - 1));
-      }
+    try {
+      return await retry(`docker ${what}`, fn, { attempts: this.retries, baseDelayMs: DOCKER_RETRY_BASE_MS, retryable: isUnavailable });
+    } catch (err) {
+      if (err instanceof RetriesExhaustedError) throw new DockerUnavailableError(what, err.cause);
+      throw err;
     }
   }
 
@@ -205,7 +121,7 @@ export class DockerEngine {
     try {
       container = await this.withRetries('create', () => this.docker.createContainer(options));
     } catch (err) {
-      if (statusOf(err) === 404 && /no such image/i.test(String((err as Error).message))) throw new ImageMissingError(spec.image);
+      if (isImageMissing(err)) throw new ImageMissingError(spec.image);
       throw err;
     }
     try {
@@ -231,8 +147,8 @@ export class DockerEngine {
         WorkingDir: '/work',
       }),
     );
-    const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
-    return this.captureRun(stream, opts, undefined, async () => {
+    const stream = await exec.start({ hijack: true, stdin: true });
+    return captureRun(this.docker.modem, stream, opts, undefined, async () => {
       try {
         return (await exec.inspect()).ExitCode ?? undefined;
       } catch {
@@ -265,82 +181,19 @@ export class DockerEngine {
     try {
       container = await this.withRetries('create', () => this.docker.createContainer(create));
     } catch (err) {
-      if (statusOf(err) === 404 && /no such image/i.test(String((err as Error).message))) throw new ImageMissingError(spec.image);
+      if (isImageMissing(err)) throw new ImageMissingError(spec.image);
       throw err;
     }
     try {
+      // dockerode types attach() as a NodeJS.ReadWriteStream; with `hijack: true` it is the raw socket, a Duplex.
       const stream = (await container.attach({ stream: true, hijack: true, stdin: true, stdout: true, stderr: true })) as unknown as Duplex;
-      const run = this.captureRun(stream, opts, nonce, async () => undefined);
+      const run = captureRun(this.docker.modem, stream, opts, nonce, async () => undefined);
       await this.withRetries('start', () => container.start());
       return { dockerId: container.id, run };
     } catch (err) {
       await container.remove({ force: true }).catch(() => undefined);
       throw err;
     }
-  }
-
-  /**
-   * Demultiplexes a run's stdout/stderr: strips the start byte, caps both, keeps the stderr tail
-   * and, for the first-task runner, watches stderr for the end nonce that carries the exit code.
-   */
-  private captureRun(stream: Duplex, opts: TaskOptions, nonce: string | undefined, exitCodeOf: () => Promise<number | undefined>): TaskRun {
-    const stdout = new CappedBuffer(opts.capBytes);
-    const stderr = new CappedBuffer(opts.capBytes, 4096);
-    const out = new PassThrough();
-    const err = new PassThrough();
-    let started = false;
-    let resolveStarted!: (v: boolean) => void;
-    const startedPromise = new Promise<boolean>((r) => (resolveStarted = r));
-    let resolveEnded!: () => void;
-    const ended = new Promise<void>((resolve) => (resolveEnded = resolve));
-    // stdout and stderr travel separately: the end nonce is written to both, and the run is over
-    // once each stream has delivered it (so no byte written before it is lost on either).
-    const outWatch = new EndNonceWatcher(nonce, (b) => stdout.push(b));
-    const errWatch = new EndNonceWatcher(nonce, (b) => stderr.push(b));
-    const checkEnd = () => {
-      if (outWatch.exitCode !== undefined && errWatch.exitCode !== undefined) resolveEnded();
-    };
-    let sawFirstByte = false;
-    out.on('data', (chunk: Buffer) => {
-      if (!sawFirstByte && chunk.length > 0) {
-        sawFirstByte = true;
-        // The runner prints R right before the script; anything else means it never got there.
-        if (chunk[0] === 0x52) {
-          started = true;
-          chunk = chunk.subarray(1);
-        }
-        resolveStarted(started);
-      }
-      if (chunk.length) outWatch.push(chunk);
-      checkEnd();
-    });
-    err.on('data', (chunk: Buffer) => {
-      errWatch.push(chunk);
-      checkEnd();
-    });
-    this.docker.modem.demuxStream(stream, out, err);
-    stream.once('end', resolveEnded);
-    stream.once('close', resolveEnded);
-    stream.once('error', () => resolveEnded());
-    stream.end(opts.jobTar);
-    const done = (async (): Promise<TaskRunResult> => {
-      await ended;
-      outWatch.flush();
-      errWatch.flush();
-      if (nonce) stream.destroy();
-      if (!started) resolveStarted(false);
-      const exitCode = errWatch.exitCode ?? outWatch.exitCode ?? (nonce ? undefined : await exitCodeOf());
-      return {
-        exitCode,
-        stdout: stdout.buffer,
-        stderr: stderr.buffer,
-        stdoutBytes: stdout.total,
-        stderrBytes: stderr.total,
-        stderrTail: stderr.tailText,
-        started,
-      };
-    })();
-    return { started: startedPromise, done };
   }
 
   /** The output folder of the last run as a tar (undefined when larger than maxBytes). */
@@ -360,7 +213,7 @@ export class DockerEngine {
   private async execCapture(dockerId: string, cmd: string[], user: string, cap: number): Promise<{ stdout: Buffer; total: number; exitCode?: number }> {
     const container = this.docker.getContainer(dockerId);
     const exec = await this.withRetries('exec', () => container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, User: user }));
-    const stream = (await exec.start({ hijack: true, stdin: false })) as Duplex;
+    const stream = await exec.start({ hijack: true, stdin: false });
     const out = new PassThrough();
     const err = new PassThrough();
     const stdout = new CappedBuffer(cap + 1);
@@ -428,6 +281,8 @@ export class DockerEngine {
       if (reading) return reading;
     }
     try {
+      // dockerode's typings lack the `one-shot` option, and make every stats field required although
+      // a stopped or cgroup-less container answers without them: both casts say what the API does.
       const stats = (await this.docker.getContainer(dockerId).stats({ stream: false, 'one-shot': true } as { stream: false })) as unknown as {
         cpu_stats?: { cpu_usage?: { total_usage?: number } };
         memory_stats?: { usage?: number; max_usage?: number };

@@ -1,4 +1,5 @@
 import type { NatsConnection, ObjectStore } from 'nats';
+import { LRUCache } from '@mesh/common';
 import { OUTPUT_BUCKET, type TaskInput } from '@mesh/contracts';
 import { packTar, unpackTar } from './tar';
 
@@ -38,17 +39,23 @@ export class InputMissingError extends Error {
   }
 }
 
-const stores = new WeakMap<NatsConnection, Map<string, Promise<ObjectStore>>>();
+/** Open buckets kept per connection (one input bucket per function, so bounded: least recently used go). */
+const OPEN_BUCKETS_MAX = 1024;
+const stores = new WeakMap<NatsConnection, LRUCache<string, Promise<ObjectStore>>>();
 
 /** Opens (creating when missing) a bucket once per connection. */
 export function objectStore(nc: NatsConnection, bucket: string): Promise<ObjectStore> {
   let byName = stores.get(nc);
-  if (!byName) stores.set(nc, (byName = new Map()));
-  let store = byName.get(bucket);
+  if (!byName) {
+    byName = new LRUCache<string, Promise<ObjectStore>>({ max: OPEN_BUCKETS_MAX });
+    stores.set(nc, byName);
+  }
+  const open = byName;
+  let store = open.get(bucket);
   if (!store) {
     store = nc.jetstream().views.os(bucket);
-    store.catch(() => byName!.delete(bucket));
-    byName.set(bucket, store);
+    store.catch(() => open.delete(bucket));
+    open.set(bucket, store);
   }
   return store;
 }

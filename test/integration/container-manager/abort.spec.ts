@@ -1,24 +1,13 @@
 import type Docker from 'dockerode';
-import {
-  eventOf,
-  StandingChanged,
-  streamName,
-  TaskCancelled,
-  TaskRequeued,
-  type ContainerStarted,
-  type EventData,
-  type ExecutionAborted,
-  type ExecutionFailed,
-  type ExecutionStarted,
-  type ResourceSampled,
-} from '@mesh/contracts';
-import { eventually, NatsServerProcess } from '@mesh/testing';
+import { ContainerStopped, eventOf, ExecutionStarted, StandingChanged, streamName, TaskCancelled, TaskRequeued, type EventData } from '@mesh/contracts';
+import { NatsServerProcess } from '@mesh/testing';
 import {
   dispatch,
   nodeContainers,
   randomId,
   removeNodeContainers,
   requireDocker,
+  samplesOf,
   startNode,
   terminalOf,
   waitForEnd,
@@ -26,8 +15,8 @@ import {
   type NodeHandle,
 } from './harness';
 
-/** Abort on suspension, cancel, two nodes side by side, and a crash/restart with adoption. */
-describe('container-manager: abort, cancel, several nodes, restart safety', () => {
+/** Abort on suspension, cancel, superseded attempts, two nodes side by side (restart safety: restart.spec.ts). */
+describe('container-manager: abort, cancel, several nodes', () => {
   let server: NatsServerProcess;
   let docker: Docker;
   const nodes: NodeHandle[] = [];
@@ -49,7 +38,7 @@ describe('container-manager: abort, cancel, several nodes, restart safety', () =
   const store = () => nodes[0].running.store;
 
   async function startedOf(executionId: string): Promise<EventData<typeof ExecutionStarted>> {
-    return (await waitForEvent(store(), streamName('execution', executionId), 'ExecutionStarted')).data as EventData<typeof ExecutionStarted>;
+    return (await waitForEvent(store(), streamName('execution', executionId), ExecutionStarted)).data;
   }
 
   function suspend(walletId: string) {
@@ -96,10 +85,10 @@ describe('container-manager: abort, cancel, several nodes, restart safety', () =
     for (const s of [a, b]) {
       const end = terminalOf(await waitForEnd(store(), s.executionId));
       expect(end.type).toBe('ExecutionAborted');
-      expect((end.data as EventData<typeof ExecutionAborted>).reason).toBe('suspended');
-      const stopped = await waitForEvent(store(), streamName('container', s.containerId), 'ContainerStopped');
+      expect(end.data).toMatchObject({ reason: 'suspended' });
+      const stopped = await waitForEvent(store(), streamName('container', s.containerId), ContainerStopped);
       expect(stopped.data).toMatchObject({ reason: 'suspended', walletId: wallet });
-      const samples = (await store().read(streamName('usage', s.containerId))).map((e) => e.data as EventData<typeof ResourceSampled>);
+      const samples = await samplesOf(store(), s.containerId);
       expect(samples[samples.length - 1].final).toBe(true);
     }
     expect((await nodeContainers(docker, nodeA)).map((x) => x.Labels['mesh.container'])).not.toContain(a.containerId);
@@ -127,7 +116,7 @@ describe('container-manager: abort, cancel, several nodes, restart safety', () =
     const end = terminalOf(await waitForEnd(store(), d.executionId));
     expect(end.type).toBe('ExecutionAborted');
     expect(end.data).toMatchObject({ reason: 'cancelled' });
-    expect((await waitForEvent(store(), streamName('container', started.containerId), 'ContainerStopped')).data).toMatchObject({ reason: 'cancelled' });
+    expect((await waitForEvent(store(), streamName('container', started.containerId), ContainerStopped)).data).toMatchObject({ reason: 'cancelled' });
   });
 
   it('kills an attempt the scheduler requeued (node declared lost), and never starts a superseded dispatch', async () => {
@@ -141,7 +130,7 @@ describe('container-manager: abort, cancel, several nodes, restart safety', () =
     );
     const end = terminalOf(await waitForEnd(store(), d.executionId));
     expect(end).toMatchObject({ type: 'ExecutionAborted', data: { reason: 'superseded', attempt: 1 } });
-    expect((await waitForEvent(store(), streamName('container', started.containerId), 'ContainerStopped')).data).toMatchObject({ reason: 'superseded' });
+    expect((await waitForEvent(store(), streamName('container', started.containerId), ContainerStopped)).data).toMatchObject({ reason: 'superseded' });
 
     // A dispatch delivered after its attempt was requeued (a node coming back) is skipped: no
     // execution stream, no container. The later, current dispatch of the same task does run, on
@@ -157,45 +146,5 @@ describe('container-manager: abort, cancel, several nodes, restart safety', () =
     const current = await dispatch(store(), { ...stale, script: 'echo current', attempt: 2 });
     expect(terminalOf(await waitForEnd(store(), current.executionId)).type).toBe('ExecutionSucceeded');
     expect(await store().read(streamName('execution', skipped.executionId))).toEqual([]);
-  });
-
-  it('after a crash, adopts idle containers (warm, sampling resumes without double counting) and fails interrupted executions', async () => {
-    const wallet = randomId('w');
-    const fnIdle = randomId('f');
-    const fnBusy = randomId('f');
-    const first = await dispatch(store(), { nodeId: nodeA, walletId: wallet, functionId: fnIdle, script: 'echo one' });
-    await waitForEnd(store(), first.executionId);
-    const idle = await startedOf(first.executionId);
-    const busy = await dispatch(store(), { nodeId: nodeA, walletId: wallet, functionId: fnBusy, script: 'sleep 60', timeoutMs: 60_000 });
-    const busyStarted = await startedOf(busy.executionId);
-    await eventually(async () => (await store().read(streamName('usage', idle.containerId))).length >= 2, 10_000, 'samples before the crash');
-
-    // Crash: the process stops without any cleanup; containers keep running.
-    const crashed = nodes.shift()!;
-    crashed.agent.simulateCrash();
-    await crashed.running.stop();
-    const seqBefore = (await nodes[0].running.store.read(streamName('usage', idle.containerId))).length;
-
-    nodes.unshift(await startNode(server, nodeA));
-    const end = terminalOf(await waitForEnd(store(), busy.executionId));
-    expect(end.type).toBe('ExecutionFailed');
-    expect(end.data as EventData<typeof ExecutionFailed>).toMatchObject({ reason: 'agent-restart', retryable: true });
-    expect((await waitForEvent(store(), streamName('container', busyStarted.containerId), 'ContainerStopped')).data).toMatchObject({ reason: 'orphan' });
-
-    // The idle one was adopted: the next task of that (wallet, function) runs warm in it.
-    const again = await dispatch(store(), { nodeId: nodeA, walletId: wallet, functionId: fnIdle, script: 'echo two' });
-    const againStarted = await startedOf(again.executionId);
-    expect(againStarted).toMatchObject({ warm: true, containerId: idle.containerId });
-    expect(terminalOf(await waitForEnd(store(), again.executionId)).type).toBe('ExecutionSucceeded');
-
-    await eventually(async () => (await store().read(streamName('usage', idle.containerId))).length > seqBefore + 1, 10_000, 'samples after the restart');
-    const samples = (await store().read(streamName('usage', idle.containerId))).map((e) => e.data as EventData<typeof ResourceSampled>);
-    expect(samples.map((s) => s.seq)).toEqual(samples.map((_, i) => i + 1));
-    for (let i = 1; i < samples.length; i++) {
-      expect(samples[i].windowStartMs).toBe(samples[i - 1].windowEndMs);
-      expect(samples[i].cpuNanosTotal! - samples[i - 1].cpuNanosTotal!).toBe(samples[i].cpuNanos);
-    }
-    const started = (await store().read(streamName('container', idle.containerId)))[0].data as EventData<typeof ContainerStarted>;
-    expect(started.nodeId).toBe(nodeA);
   });
 });
