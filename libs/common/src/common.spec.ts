@@ -80,6 +80,12 @@ describe('KeyedMutex', () => {
 
 describe('messageOf', () => {
   it('names the message of an Error, a string, or the JSON of anything else', () => {
-    expect([messageOf(new Error('x')), messageOf('y'), messageOf({ code: 1 }), messageOf(undefined), messageOf({ message: 'z', code: 'E' })]).toEqual(['x', 'y', '{"code":1}', 'undefined', 'z']);
+    expect([messageOf(new Error('x')), messageOf('y'), messageOf({ code: 1 }), messageOf(undefined), messageOf({ message: 'z', code: 'E' })]).toEqual([
+      'x',
+      'y',
+      '{"code":1}',
+      'undefined',
+      'z',
+    ]);
   });
 });
