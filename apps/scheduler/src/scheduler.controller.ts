@@ -14,6 +14,7 @@ import {
 } from '@mesh/contracts';
 import { OnEvents, OnRequest } from '@mesh/runtime';
 import { SchedulerEngine } from './scheduler.engine';
+import { TaskHandler } from './task.handler';
 
 /**
  * Thin adapters: commands and queries over NATS request/reply, and the durable consumer of
@@ -22,7 +23,10 @@ import { SchedulerEngine } from './scheduler.engine';
  */
 @Controller()
 export class SchedulerController {
-  constructor(private readonly engine: SchedulerEngine) {}
+  constructor(
+    private readonly engine: SchedulerEngine,
+    private readonly taskHandler: TaskHandler,
+  ) {}
 
   @OnEvents('execution')
   async onExecution(event: RecordedEvent): Promise<void> {
@@ -46,7 +50,7 @@ export class SchedulerController {
 
   @OnRequest(taskRequest)
   task(body: RequestData<typeof taskRequest>) {
-    return this.engine.taskDetail(body.taskId);
+    return this.taskHandler.detail(body.taskId);
   }
 
   @OnRequest(tasksRequest)
