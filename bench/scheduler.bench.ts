@@ -10,7 +10,17 @@
  *     event appended to the store and received on a subscription (one JetStream round trip).
  */
 import type { NatsConnection } from 'nats';
-import { FUNCTION_DEFAULTS, NodeRegistered, StandingChanged, WalletOpened, eventOf, heartbeatSubject, type RecordedEvent } from '@mesh/contracts';
+import {
+  FUNCTION_DEFAULTS,
+  NodeRegistered,
+  StandingChanged,
+  TaskDispatched,
+  WalletOpened,
+  eventOf,
+  heartbeatSubject,
+  isEvent,
+  type RecordedEvent,
+} from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
 import { MeshClient, encodeJson, startService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
@@ -111,7 +121,7 @@ async function dispatchLatency(log: (line: string) => void): Promise<BenchResult
   const beats = setInterval(beat, 500);
   const waiters = new Map<string, (atNs: bigint) => void>();
   const subscription = store.subscribe({ after: await store.headPosition(), categories: ['task', 'test'] }, (event: RecordedEvent) => {
-    const key = event.type === 'TaskDispatched' ? (event.data as { taskId: string }).taskId : event.type === 'TestEvent' ? event.id : undefined;
+    const key = isEvent(event, TaskDispatched) ? event.data.taskId : event.type === 'TestEvent' ? event.id : undefined;
     if (key) waiters.get(key)?.(process.hrtime.bigint());
   });
   const arrival = (key: string) => new Promise<bigint>((resolve) => waiters.set(key, resolve));

@@ -76,7 +76,7 @@ export class TaskHandler {
       durationMs: detail.durationMs,
       submittedAtMs: state.submittedAtMs,
       history,
-    }) as TaskDetail;
+    });
   }
 }
 
