@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Inject, Injectable } from '@nestjs/common';
-import { FunctionDeployed, isEvent, streamName, type FunctionEvent, type FunctionSpec } from '@mesh/contracts';
+import { FunctionDeployed, functionEvents, isEvent, streamName, type FunctionEvent, type FunctionSpec } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore/port';
 import { EVENT_STORE } from '@mesh/runtime';
 import { functionDecider, toNewFunctionEvent, type FunctionState } from './domain/function-decider';
@@ -15,7 +15,13 @@ export class FunctionHandler {
 
   /** Deploys a spec: a new version when it differs from the current one, nothing otherwise. */
   deploy(spec: Omit<FunctionSpec, 'version'>): Promise<FunctionResult> {
-    return handleTypedCommand(this.store, streamName('function', spec.functionId), functionDecider, { kind: 'deploy', spec }, { toNew: toNewFunctionEvent });
+    return handleTypedCommand(
+      this.store,
+      streamName('function', spec.functionId),
+      functionDecider,
+      { kind: 'deploy', spec },
+      { toNew: toNewFunctionEvent, events: functionEvents },
+    );
   }
 
   /** The latest spec from the stream, undefined when never deployed. */

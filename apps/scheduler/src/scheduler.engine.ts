@@ -94,7 +94,15 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     }
     this.heartbeats = this.nc.subscribe(`${HEARTBEAT_PREFIX}.*`, { callback: (err, msg) => !err && this.onHeartbeatMessage(msg.data, msg.subject) });
     this.timers.push(setInterval(() => this.kick(), this.config.DISPATCH_INTERVAL_MS));
-    this.timers.push(setInterval(() => void this.checkLiveness(), this.config.LIVENESS_CHECK_MS));
+    this.timers.push(
+      setInterval(
+        () =>
+          void this.checkLiveness().catch((err) =>
+            this.log.warn(`liveness check failed (the next check runs in ${this.config.LIVENESS_CHECK_MS} ms): ${messageOf(err)}`),
+          ),
+        this.config.LIVENESS_CHECK_MS,
+      ),
+    );
     this.ready = true;
     this.readyAtMs = Date.now();
     runningEngines.add(this);
@@ -110,7 +118,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     for (const t of this.timers) clearInterval(t);
     if (!this.nc.isClosed()) this.heartbeats?.unsubscribe();
     await this.passRunning;
-    await this.livenessRunning;
+    await this.livenessRunning?.catch(() => undefined); // its failure is logged where it is checked
     await this.subscription?.stop();
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Inject, Injectable } from '@nestjs/common';
-import { DomainError, isEventOf, streamName, taskEvents, type RecordedTaskEvent, type TaskDetail, type TaskEvent } from '@mesh/contracts';
+import { DomainError, isEventOf, streamName, taskEvents, type RecordedTaskEvent, type TaskDetail, type TaskEvent, type TaskStateName } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore/port';
 import { EVENT_STORE } from '@mesh/runtime';
 import { evolveTask, initialTaskState, taskDecider, toNewTaskEvent, type TaskCommand, type TaskState } from './domain/task-decider';
@@ -15,7 +15,7 @@ export class TaskHandler {
 
   /** Load -> decide -> append with the expected version, retried on conflict (`retries` times at most, default bounded). */
   handle(taskId: string, command: TaskCommand, retries?: number): Promise<TaskResult> {
-    return handleTypedCommand(this.store, streamName('task', taskId), taskDecider, command, { toNew: toNewTaskEvent, retries });
+    return handleTypedCommand(this.store, streamName('task', taskId), taskDecider, command, { toNew: toNewTaskEvent, retries, events: taskEvents });
   }
 
   /** The recorded events of a task (a task stream holds only task events: the store checks categories). */
@@ -47,7 +47,7 @@ export class TaskHandler {
           revision: event.revision,
           type: event.type,
           occurredAt: event.occurredAt,
-          state: state.status as TaskDetail['state'],
+          state: stateName(state),
           attempt: 'attempt' in d ? d.attempt : undefined,
           nodeId: 'nodeId' in d ? d.nodeId : undefined,
           executionId: 'executionId' in d ? d.executionId : undefined,
@@ -63,7 +63,7 @@ export class TaskHandler {
       taskId,
       functionId: state.functionId,
       walletId: state.walletId,
-      state: state.status as TaskDetail['state'],
+      state: stateName(state),
       priority: state.priority,
       attempt: state.attempt,
       maxAttempts: state.maxAttempts,
@@ -78,6 +78,12 @@ export class TaskHandler {
       history,
     });
   }
+}
+
+/** A task with events has left 'none' (its first event is TaskSubmitted). */
+function stateName(state: TaskState): TaskStateName {
+  assert(state.status !== 'none', `task ${state.taskId || '?'} has events but no state`);
+  return state.status;
 }
 
 export function dropUndefined<T extends object>(value: T): T {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { EventDefinition } from '@mesh/contracts';
 import { handleCommand, type CommandResult, type Decider, type HandleOptions } from '@mesh/eventstore/decider';
 import type { EventStore } from '@mesh/eventstore/port';
 
@@ -11,14 +12,15 @@ export interface TypedCommandResult<State, Event> extends CommandResult<State> {
 /**
  * handleCommand (load, decide, append with expected version, retry on conflict) keeping the decided
  * events typed: it decides once per attempt, and the last decision is the one appended (or the
- * no-op returned).
+ * no-op returned). `events` are the definitions of the stream's category, for a handleCommand that
+ * checks the recorded events against them before folding.
  */
 export async function handleTypedCommand<State, Command, Event extends { type: string; data: unknown }>(
   store: EventStore,
   stream: string,
   decider: Decider<State, Command, Event>,
   command: Command,
-  options: HandleOptions<Event>,
+  options: HandleOptions<Event> & { events: readonly EventDefinition[] },
 ): Promise<TypedCommandResult<State, Event>> {
   let decided: Event[] = [];
   const recording: Decider<State, Command, Event> = { ...decider, decide: (c, state) => (decided = decider.decide(c, state)) };
