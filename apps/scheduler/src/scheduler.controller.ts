@@ -1,6 +1,8 @@
 import { Controller } from '@nestjs/common';
 import {
   cancelTaskRequest,
+  executionEvents,
+  isEventOf,
   deployFunctionRequest,
   functionRequest,
   functionsRequest,
@@ -18,8 +20,8 @@ import { TaskHandler } from './task.handler';
 
 /**
  * Thin adapters: commands and queries over NATS request/reply, and the durable consumer of
- * execution results (at least once; idempotent through the task decider). Logic is in the engine
- * and the pure domain.
+ * execution results (at least once; idempotent through the task decider), narrowed to their
+ * typed events here. Logic is in the engine, the handlers and the pure domain.
  */
 @Controller()
 export class SchedulerController {
@@ -30,7 +32,7 @@ export class SchedulerController {
 
   @OnEvents('execution')
   async onExecution(event: RecordedEvent): Promise<void> {
-    await this.engine.onExecutionEvent(event);
+    if (isEventOf(event, executionEvents)) await this.engine.onExecutionEvent(event);
   }
 
   @OnRequest(deployFunctionRequest)

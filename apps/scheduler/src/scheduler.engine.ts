@@ -9,7 +9,6 @@ import {
   PricePlanSet,
   TaskCancelled,
   WalletOpened,
-  executionEvents,
   isEvent,
   isEventOf,
   nodeHeartbeatSchema,
@@ -275,8 +274,8 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   /** An execution result from a container-manager (durable consumer, at least once). */
-  async onExecutionEvent(event: RecordedEvent): Promise<void> {
-    if (isEventOf(event, executionEvents)) await this.onTask(event.data.taskId, executionCommandOf(event));
+  async onExecutionEvent(event: RecordedExecutionEvent): Promise<void> {
+    await this.onTask(event.data.taskId, executionCommandOf(event));
   }
 
   // --- API ---------------------------------------------------------------------------------------
