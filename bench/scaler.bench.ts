@@ -6,13 +6,14 @@
  *    ScalingDecided recorded in scaling-<containerId>, beside a raw JetStream publish -> durable
  *    consumer -> JetStream publish round trip measured in the same run.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AckPolicy, DeliverPolicy, headers as natsHeaders, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, listScaledContainers, type NewEvent } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
 import { MeshClient, startService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
 import { DEFAULT_POLICY } from '../apps/scaler/src/domain/scaling-policy';
-import { reactionSamples, simulate, staircase } from '../apps/scaler/src/domain/simulation';
+import { reactionSamples, simulate, staircase } from '../apps/scaler/test/simulation';
 import { ScalerService } from '../apps/scaler/src/main';
 import type { BenchResult } from './run';
 
@@ -52,7 +53,7 @@ async function settle(nc: NatsConnection, positions: Record<string, bigint>): Pr
   while (Date.now() < deadline) {
     const health = (await client.requestRaw('mesh.api.scaler.health', {})) as { positions: Record<string, string> };
     if (Object.entries(positions).every(([consumer, p]) => BigInt(health.positions[consumer] ?? '0') >= p)) return;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   throw new Error('timed out');
 }
@@ -229,7 +230,7 @@ async function throttleRoundTrips(nc: NatsConnection, store: JetStreamEventStore
       const { containers } = await client.request(listScaledContainers, { walletId: w });
       if (containers.some((x) => x.lastSampleSeq === 1)) break;
       if (polls > 500) throw new Error(`scaler never tracked ${c}`);
-      await new Promise((r) => setTimeout(r, 2));
+      await sleep(2);
     }
     const decided = firstMessage(nc, `mesh.events.scaling.${c}`);
     const start = process.hrtime.bigint();

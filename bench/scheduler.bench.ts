@@ -10,14 +10,24 @@
  *     event appended to the store and received on a subscription (one JetStream round trip).
  */
 import type { NatsConnection } from 'nats';
-import { FUNCTION_DEFAULTS, NodeRegistered, StandingChanged, WalletOpened, eventOf, heartbeatSubject, type RecordedEvent } from '@mesh/contracts';
+import {
+  FUNCTION_DEFAULTS,
+  NodeRegistered,
+  StandingChanged,
+  TaskDispatched,
+  WalletOpened,
+  eventOf,
+  heartbeatSubject,
+  isEvent,
+  type RecordedEvent,
+} from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
 import { MeshClient, encodeJson, startService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
 import { SchedulerService } from '../apps/scheduler/src/main';
-import { fnSpec } from '../apps/scheduler/src/domain/fixtures';
+import { fnSpec, folded, functionDeployed, nodeRegistered, standingChanged, taskSubmitted, walletOpened } from '../apps/scheduler/test/fixtures';
 import { containerKey, place, type PlacementNode } from '../apps/scheduler/src/domain/placement';
-import { SchedulerView, dispatchInMemory, type FoldedEvent } from '../apps/scheduler/src/domain/scheduler-view';
+import { SchedulerView, dispatchInMemory } from '../apps/scheduler/src/domain/scheduler-view';
 import type { BenchResult } from './run';
 
 const NODES = 100;
@@ -34,25 +44,16 @@ function percentile(sorted: number[], p: number): number {
 /** A view with NODES nodes, WALLETS wallets in good standing and TASKS pending tasks. */
 function loadedView(): SchedulerView {
   const view = new SchedulerView(0);
-  const apply = (stream: string, type: string, data: object, revision = 0) => view.apply({ stream, type, revision, data } as FoldedEvent);
   for (let f = 0; f < FUNCTIONS; f++)
-    apply(`function-f${f}`, 'FunctionDeployed', fnSpec({ functionId: `f${f}`, cpuInitialMillis: 250, memoryBytes: 64 * 1024 * 1024 }));
-  for (let n = 0; n < NODES; n++)
-    apply(`node-n${n}`, 'NodeRegistered', { nodeId: `n${n}`, cpuMillis: 32_000, memoryBytes: 16 * GiB, labels: {}, registeredAtMs: 0 });
+    view.apply(folded(`function-f${f}`, 0, functionDeployed(fnSpec({ functionId: `f${f}`, cpuInitialMillis: 250, memoryBytes: 64 * 1024 * 1024 }))));
+  for (let n = 0; n < NODES; n++) view.apply(folded(`node-n${n}`, 0, nodeRegistered(`n${n}`, 32_000, 16 * GiB)));
   for (let w = 0; w < WALLETS; w++) {
-    apply(`wallet-w${w}`, 'WalletOpened', { walletId: `w${w}`, kind: 'user', policy: 'greedy' });
-    apply(`standing-w${w}`, 'StandingChanged', { walletId: `w${w}`, to: 'normal' });
+    view.apply(folded(`wallet-w${w}`, 0, walletOpened(`w${w}`, 'greedy')));
+    view.apply(folded(`standing-w${w}`, 0, standingChanged(`w${w}`, 'normal')));
   }
   for (let t = 0; t < TASKS; t++) {
-    apply(`task-t${t}`, 'TaskSubmitted', {
-      taskId: `t${t}`,
-      functionId: `f${t % FUNCTIONS}`,
-      walletId: `w${Math.floor(t / FUNCTIONS) % WALLETS}`,
-      input: { inline: '' },
-      priority: t % 3,
-      maxAttempts: 3,
-      submittedAtMs: t,
-    });
+    const task = { taskId: `t${t}`, functionId: `f${t % FUNCTIONS}`, walletId: `w${Math.floor(t / FUNCTIONS) % WALLETS}`, priority: t % 3, submittedAtMs: t };
+    view.apply(folded(`task-t${t}`, 0, taskSubmitted(task)));
   }
   return view;
 }
@@ -120,7 +121,7 @@ async function dispatchLatency(log: (line: string) => void): Promise<BenchResult
   const beats = setInterval(beat, 500);
   const waiters = new Map<string, (atNs: bigint) => void>();
   const subscription = store.subscribe({ after: await store.headPosition(), categories: ['task', 'test'] }, (event: RecordedEvent) => {
-    const key = event.type === 'TaskDispatched' ? (event.data as { taskId: string }).taskId : event.type === 'TestEvent' ? event.id : undefined;
+    const key = isEvent(event, TaskDispatched) ? event.data.taskId : event.type === 'TestEvent' ? event.id : undefined;
     if (key) waiters.get(key)?.(process.hrtime.bigint());
   });
   const arrival = (key: string) => new Promise<bigint>((resolve) => waiters.set(key, resolve));

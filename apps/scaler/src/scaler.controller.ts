@@ -1,6 +1,20 @@
 import { Controller, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import type { NatsConnection, Subscription } from 'nats';
-import { HEARTBEAT_PREFIX, listScaledContainers, nodeHeartbeatSchema, scaledContainerDetail, type RecordedEvent, type RequestData } from '@mesh/contracts';
+import {
+  HEARTBEAT_PREFIX,
+  ResourceSampled,
+  StandingChanged,
+  containerEvents,
+  isEvent,
+  isEventOf,
+  listScaledContainers,
+  nodeEvents,
+  nodeHeartbeatSchema,
+  scaledContainerDetail,
+  type RecordedEvent,
+  type RequestData,
+} from '@mesh/contracts';
+import { messageOf } from '@mesh/common';
 import { NATS_CONNECTION, OnEvents, OnRequest, decodeJson } from '@mesh/runtime';
 import { ScalerEngine } from './scaler.engine';
 
@@ -14,22 +28,22 @@ export class ScalerController {
 
   @OnEvents('container')
   async onContainer(event: RecordedEvent): Promise<void> {
-    if (event.type === 'ContainerStarted' || event.type === 'ContainerResized' || event.type === 'ContainerStopped') await this.engine.onContainerEvent(event);
+    if (isEventOf(event, containerEvents)) await this.engine.onContainerEvent(event);
   }
 
   @OnEvents('usage')
   async onUsage(event: RecordedEvent): Promise<void> {
-    if (event.type === 'ResourceSampled') await this.engine.onSample(event);
+    if (isEvent(event, ResourceSampled)) await this.engine.onSample(event);
   }
 
   @OnEvents('standing')
   async onStanding(event: RecordedEvent): Promise<void> {
-    if (event.type === 'StandingChanged') await this.engine.onStanding(event);
+    if (isEvent(event, StandingChanged)) await this.engine.onStanding(event);
   }
 
   @OnEvents('node')
   async onNode(event: RecordedEvent): Promise<void> {
-    await this.engine.onNodeEvent(event);
+    if (isEventOf(event, nodeEvents)) await this.engine.onNodeEvent(event);
   }
 
   @OnRequest(listScaledContainers)
@@ -63,7 +77,7 @@ export class HeartbeatListener implements OnApplicationBootstrap, OnModuleDestro
           if (beat.success) this.engine.onHeartbeat(beat.data);
           else this.log.debug(`ignoring a malformed heartbeat on ${msg.subject}: ${beat.error.issues[0]?.message}`);
         } catch (parseErr) {
-          this.log.debug(`ignoring a heartbeat that is not JSON on ${msg.subject}: ${parseErr}`);
+          this.log.debug(`ignoring a heartbeat that is not JSON on ${msg.subject}: ${messageOf(parseErr)}`);
         }
       },
     });

@@ -1,27 +1,30 @@
+import assert from 'node:assert/strict';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
   DomainError,
   ScalingDecided,
+  StandingChanged,
+  containerEvents,
+  isEvent,
+  isEventOf,
+  nodeEvents,
   streamName,
   type NodeHeartbeat,
+  type RecordedContainerEvent,
   type RecordedEvent,
+  type RecordedNodeEvent,
+  type RecordedOf,
   type ReplyData,
+  type ResourceSampled,
   type ScaledContainer,
   type Standing,
   SCALED_CONTAINERS_REPLY_MAX,
   type scaledContainerDetail,
 } from '@mesh/contracts';
+import { KeyedMutex, LRUCache } from '@mesh/common';
 import { ConcurrencyError, type EventStore } from '@mesh/eventstore';
 import { EVENT_STORE } from '@mesh/runtime';
-import {
-  applyCommand,
-  scalingDecider,
-  type ContainerScalingState,
-  type NodeHeadroom,
-  type SampleData,
-  type ScalingCommand,
-  type ScalingFact,
-} from './domain/scaling-decider';
+import { applyCommand, scalingDecider, type ContainerScalingState, type NodeHeadroom, type ScalingCommand } from './domain/scaling-decider';
 import type { ScalingPolicy } from './domain/scaling-policy';
 
 export const SCALING_POLICY = Symbol('SCALING_POLICY');
@@ -59,10 +62,13 @@ export class ScalerEngine {
   private readonly log = new Logger('ScalerEngine');
   private readonly decider;
   private readonly entries = new Map<string, Entry>();
-  private readonly dead = new Map<string, true>();
-  private readonly standings = new Map<string, { standing: Standing; revision: number }>();
+  /** Stopped containers (late samples of them are ignored); the oldest are forgotten first. */
+  private readonly dead: LRUCache<string, true>;
+  /** Last standing per wallet; the wallets seen longest ago are forgotten first (reloaded from the log when needed). */
+  private readonly standings: LRUCache<string, { standing: Standing; revision: number }>;
   private readonly nodes = new Map<string, NodeView>();
-  private readonly locks = new Map<string, Promise<void>>();
+  /** Facts of one container never interleave. */
+  private readonly locks = new KeyedMutex();
   private full = false;
   /** Injected so the benchmark and tests could drive time; the service uses the wall clock. */
   now: () => number = () => Date.now();
@@ -73,13 +79,15 @@ export class ScalerEngine {
     @Inject(SCALER_LIMITS) private readonly limits: ScalerLimits,
   ) {
     this.decider = scalingDecider(policy);
+    this.dead = new LRUCache({ max: limits.containersMax * DEAD_FACTOR });
+    this.standings = new LRUCache({ max: limits.containersMax * DEAD_FACTOR });
   }
 
   // --- facts from the consumers -----------------------------------------------------------------
 
-  async onContainerEvent(event: RecordedEvent): Promise<void> {
-    const data = event.data as { containerId: string };
-    await this.withLock(data.containerId, async () => {
+  async onContainerEvent(event: RecordedContainerEvent): Promise<void> {
+    const data = event.data;
+    await this.locks.run(data.containerId, async () => {
       if (this.dead.has(data.containerId)) return;
       const entry = this.entries.get(data.containerId);
       if (event.type === 'ContainerStopped') return this.forget(data.containerId);
@@ -95,39 +103,39 @@ export class ScalerEngine {
         if (reloaded) reloaded.state = { ...reloaded.state, window: entry.state.window, memoryLow: entry.state.memoryLow };
         return;
       }
-      await this.run(entry, { observe: { type: event.type, data: event.data } as ScalingFact, nowMs: this.now() });
+      await this.run(entry, { observe: event, nowMs: this.now() });
       entry.containerRevision = event.revision;
     });
   }
 
-  async onSample(event: RecordedEvent): Promise<void> {
-    const sample = event.data as SampleData;
-    await this.withLock(sample.containerId, async () => {
+  async onSample(event: RecordedOf<typeof ResourceSampled>): Promise<void> {
+    const sample = event.data;
+    await this.locks.run(sample.containerId, async () => {
       if (this.dead.has(sample.containerId)) return;
       const entry = this.entries.get(sample.containerId) ?? (await this.load(sample.containerId));
       if (!entry) return;
       await this.syncStanding(entry);
-      await this.run(entry, { observe: { type: 'ResourceSampled', data: sample }, nowMs: this.now(), headroom: this.headroom(entry) });
+      await this.run(entry, { observe: { type: event.type, data: sample }, nowMs: this.now(), headroom: this.headroom(entry) });
     });
   }
 
-  async onStanding(event: RecordedEvent): Promise<void> {
-    const data = event.data as { walletId: string; to: Standing };
-    const known = this.standings.get(data.walletId);
+  async onStanding(event: RecordedOf<typeof StandingChanged>): Promise<void> {
+    const data = event.data;
+    const known = this.standings.peek(data.walletId);
     if (known && event.revision <= known.revision) return;
     this.rememberStanding(data.walletId, data.to, event.revision);
     const affected = [...this.entries.entries()].filter(([, e]) => e.state.walletId === data.walletId).map(([id]) => id);
     for (const containerId of affected) {
-      await this.withLock(containerId, async () => {
+      await this.locks.run(containerId, async () => {
         const entry = this.entries.get(containerId);
         if (entry) await this.syncStanding(entry);
       });
     }
   }
 
-  async onNodeEvent(event: RecordedEvent): Promise<void> {
+  async onNodeEvent(event: RecordedNodeEvent): Promise<void> {
     if (event.type !== 'NodeRegistered') return;
-    const data = event.data as { nodeId: string; cpuMillis: number; memoryBytes: number };
+    const data = event.data;
     const known = this.nodes.get(data.nodeId);
     if (known && event.revision <= known.revision) return;
     this.nodes.set(data.nodeId, { ...known, cpuMillis: data.cpuMillis, memoryBytes: data.memoryBytes, revision: event.revision });
@@ -152,7 +160,7 @@ export class ScalerEngine {
   }
 
   async detail(containerId: string): Promise<ReplyData<typeof scaledContainerDetail>> {
-    const entry = await this.withLock(containerId, async () =>
+    const entry = await this.locks.run(containerId, async () =>
       this.dead.has(containerId) ? undefined : (this.entries.get(containerId) ?? (await this.load(containerId))),
     );
     if (!entry) throw new DomainError('unknown_container', `the scaler tracks no running container ${containerId}`);
@@ -202,7 +210,7 @@ export class ScalerEngine {
       try {
         await this.store.append(
           streamName('scaling', containerId),
-          decisions.map((d) => ({ id: d.data.decisionId, type: ScalingDecided.type, data: d.data })),
+          decisions.map((d) => ({ id: d.data.decisionId, type: d.type, data: d.data })),
           expected,
         );
       } catch (err) {
@@ -223,7 +231,7 @@ export class ScalerEngine {
 
   /** Applies the wallet's known standing to a container whose view of it differs. */
   private async syncStanding(entry: Entry): Promise<void> {
-    const known = this.standings.get(entry.state.walletId);
+    const known = this.standings.peek(entry.state.walletId);
     if (!known) return;
     const throttled = known.standing === 'overdrawn' || known.standing === 'suspended';
     if (throttled === entry.state.throttled) return;
@@ -236,13 +244,13 @@ export class ScalerEngine {
 
   /** First sight of a container: its state from the log. undefined when not (or no longer) running. */
   private async load(containerId: string): Promise<Entry | undefined> {
-    const history = await this.store.read(streamName('container', containerId));
+    const history = await this.readStream(streamName('container', containerId), (e) => isEventOf(e, containerEvents));
     if (!history.some((e) => e.type === 'ContainerStarted')) return undefined; // its start is not in the log (yet)
     let state = this.decider.initialState();
     const applied = new Set<string>();
     for (const e of history) {
-      state = this.decider.evolve(state, { type: e.type, data: e.data } as ScalingFact);
-      if (e.type === 'ContainerResized') applied.add((e.data as { decisionId: string }).decisionId);
+      state = this.decider.evolve(state, e);
+      if (e.type === 'ContainerResized') applied.add(e.data.decisionId);
     }
     if (state.status !== 'running') {
       this.forget(containerId);
@@ -253,8 +261,8 @@ export class ScalerEngine {
       this.full = true;
       return undefined;
     }
-    for (const e of await this.store.read(streamName('scaling', containerId))) {
-      state = this.decider.evolve(state, { type: 'ScalingDecided', data: e.data as never });
+    for (const e of await this.readStream(streamName('scaling', containerId), (e) => isEvent(e, ScalingDecided))) {
+      state = this.decider.evolve(state, e);
     }
     if (state.pending && applied.has(state.pending.decisionId)) state = { ...state, pending: undefined };
     const standing = await this.standingOf(state.walletId);
@@ -266,22 +274,30 @@ export class ScalerEngine {
   }
 
   private async standingOf(walletId: string): Promise<Standing | undefined> {
-    const known = this.standings.get(walletId);
+    const known = this.standings.peek(walletId);
     if (known) return known.standing;
-    const history = await this.store.read(streamName('standing', walletId));
+    const history = await this.readStream(streamName('standing', walletId), (e) => isEvent(e, StandingChanged));
     const last = history[history.length - 1];
     if (!last) return undefined;
-    const standing = (last.data as { to: Standing }).to;
+    const standing = last.data.to;
     // The consumer may have moved on meanwhile: keep the newer one.
-    const now = this.standings.get(walletId);
+    const now = this.standings.peek(walletId);
     if (!now || now.revision < last.revision) this.rememberStanding(walletId, standing, last.revision);
-    return this.standings.get(walletId)?.standing ?? standing;
+    return this.standings.peek(walletId)?.standing ?? standing;
   }
 
   private async ensureNode(nodeId: string): Promise<void> {
     if (this.nodes.get(nodeId)?.cpuMillis !== undefined) return;
-    const history = await this.store.read(streamName('node', nodeId));
+    const history = await this.readStream(streamName('node', nodeId), (e) => isEventOf(e, nodeEvents));
     for (const e of history) await this.onNodeEvent(e);
+  }
+
+  /** A stream's events, each of the one category the stream holds (the store refuses any other). */
+  private async readStream<E extends RecordedEvent>(stream: string, holds: (event: RecordedEvent) => event is E): Promise<E[]> {
+    return (await this.store.read(stream)).map((event) => {
+      assert(holds(event), `${stream} holds a ${event.type}`);
+      return event;
+    });
   }
 
   /** What the node has left beyond this container's allocation: capacity - max(reported, our sum). */
@@ -306,31 +322,12 @@ export class ScalerEngine {
 
   /** Bounded: the wallets seen longest ago are forgotten first (reloaded from the log when needed). */
   private rememberStanding(walletId: string, standing: Standing, revision: number): void {
-    this.standings.delete(walletId); // re-insert: Map order = recency
     this.standings.set(walletId, { standing, revision });
-    if (this.standings.size > this.limits.containersMax * DEAD_FACTOR) this.standings.delete(this.standings.keys().next().value as string);
   }
 
   private forget(containerId: string): void {
     this.entries.delete(containerId);
     this.dead.set(containerId, true);
-    if (this.dead.size > this.limits.containersMax * DEAD_FACTOR) this.dead.delete(this.dead.keys().next().value as string);
     this.full = false;
-  }
-
-  /** Runs `fn` after every earlier call for the same container: facts of one container never interleave. */
-  private async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const tail = previous.then(() => mine);
-    this.locks.set(key, tail);
-    await previous;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.locks.get(key) === tail) this.locks.delete(key);
-    }
   }
 }

@@ -1,6 +1,8 @@
 import { Controller } from '@nestjs/common';
 import {
   cancelTaskRequest,
+  executionEvents,
+  isEventOf,
   deployFunctionRequest,
   functionRequest,
   functionsRequest,
@@ -14,19 +16,23 @@ import {
 } from '@mesh/contracts';
 import { OnEvents, OnRequest } from '@mesh/runtime';
 import { SchedulerEngine } from './scheduler.engine';
+import { TaskHandler } from './task.handler';
 
 /**
  * Thin adapters: commands and queries over NATS request/reply, and the durable consumer of
- * execution results (at least once; idempotent through the task decider). Logic is in the engine
- * and the pure domain.
+ * execution results (at least once; idempotent through the task decider), narrowed to their
+ * typed events here. Logic is in the engine, the handlers and the pure domain.
  */
 @Controller()
 export class SchedulerController {
-  constructor(private readonly engine: SchedulerEngine) {}
+  constructor(
+    private readonly engine: SchedulerEngine,
+    private readonly taskHandler: TaskHandler,
+  ) {}
 
   @OnEvents('execution')
   async onExecution(event: RecordedEvent): Promise<void> {
-    await this.engine.onExecutionEvent(event);
+    if (isEventOf(event, executionEvents)) await this.engine.onExecutionEvent(event);
   }
 
   @OnRequest(deployFunctionRequest)
@@ -46,7 +52,7 @@ export class SchedulerController {
 
   @OnRequest(taskRequest)
   task(body: RequestData<typeof taskRequest>) {
-    return this.engine.taskDetail(body.taskId);
+    return this.taskHandler.detail(body.taskId);
   }
 
   @OnRequest(tasksRequest)

@@ -1,17 +1,24 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import type { NatsConnection, Subscription as NatsSubscription } from 'nats';
 import {
   DomainError,
   HEARTBEAT_PREFIX,
+  PricePlanSet,
+  TaskCancelled,
+  WalletOpened,
+  isEvent,
+  isEventOf,
   nodeHeartbeatSchema,
   pricePlanStream,
   streamName,
   type FunctionSpec,
   type RecordedEvent,
+  type RecordedExecutionEvent,
   type ReplyData,
   type RequestData,
-  type TaskDetail,
   type TaskInput,
   type cancelTaskRequest,
   type deployFunctionRequest,
@@ -20,16 +27,19 @@ import {
   type submitTaskRequest,
   type tasksRequest,
 } from '@mesh/contracts';
-import { handleCommand, type CommandResult } from '@mesh/eventstore/decider';
 import type { EventStore, Subscription } from '@mesh/eventstore/port';
 import { ConcurrencyError } from '@mesh/eventstore/errors';
+import { messageOf } from '@mesh/common';
 import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG, decodeJson } from '@mesh/runtime';
 import type { ConfigOf } from '@mesh/config';
 import type { SchedulerEnv } from './config';
-import { functionDecider, specFromRequest, toNewFunctionEvent } from './domain/function-decider';
+import { specFromRequest } from './domain/function-decider';
 import { freeCpuMillis, freeMemoryBytes } from './domain/placement';
-import { SchedulerView, isDispatchable, type FoldedEvent } from './domain/scheduler-view';
-import { evolveTask, initialTaskState, taskDecider, toNewTaskEvent, type TaskCommand, type TaskEvent } from './domain/task-decider';
+import { SchedulerView, VIEW_EVENTS, isDispatchable, type FoldedEvent, type ViewEvent } from './domain/scheduler-view';
+import type { TaskCommand } from './domain/task-decider';
+import { FunctionHandler } from './function.handler';
+import { TaskHandler, dropUndefined, type TaskResult } from './task.handler';
+import type { TypedCommandResult } from './typed-command';
 
 type Config = ConfigOf<typeof SchedulerEnv>;
 
@@ -68,6 +78,8 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(NATS_CONNECTION) private readonly nc: NatsConnection,
     @Inject(SERVICE_CONFIG) private readonly config: Config,
+    private readonly taskHandler: TaskHandler,
+    private readonly functionHandler: FunctionHandler,
   ) {}
 
   // --- lifecycle ---------------------------------------------------------------------------------
@@ -81,7 +93,15 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     }
     this.heartbeats = this.nc.subscribe(`${HEARTBEAT_PREFIX}.*`, { callback: (err, msg) => !err && this.onHeartbeatMessage(msg.data, msg.subject) });
     this.timers.push(setInterval(() => this.kick(), this.config.DISPATCH_INTERVAL_MS));
-    this.timers.push(setInterval(() => void this.checkLiveness(), this.config.LIVENESS_CHECK_MS));
+    this.timers.push(
+      setInterval(
+        () =>
+          void this.checkLiveness().catch((err) =>
+            this.log.warn(`liveness check failed (the next check runs in ${this.config.LIVENESS_CHECK_MS} ms): ${messageOf(err)}`),
+          ),
+        this.config.LIVENESS_CHECK_MS,
+      ),
+    );
     this.ready = true;
     this.readyAtMs = Date.now();
     runningEngines.add(this);
@@ -97,35 +117,41 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     for (const t of this.timers) clearInterval(t);
     if (!this.nc.isClosed()) this.heartbeats?.unsubscribe();
     await this.passRunning;
-    await this.livenessRunning;
+    await this.livenessRunning?.catch(() => undefined); // its failure is logged where it is checked
     await this.subscription?.stop();
   }
 
   /** Live subscription of the view's categories; resubscribes after its position if it fails. */
   private follow(after: bigint): void {
-    const subscription = this.store.subscribe({ after, categories: VIEW_CATEGORIES }, (event) => this.fold(event));
+    const subscription = this.store.subscribe({ after, categories: VIEW_CATEGORIES }, (event) => this.onLogEvent(event));
     this.subscription = subscription;
     subscription.done.catch((err) => {
       if (this.stopping) return;
-      this.log.error(`view subscription failed at position ${subscription.position}: ${err}; resubscribing`);
+      this.log.error(`view subscription failed at position ${subscription.position}: ${messageOf(err)}; resubscribing`);
       setTimeout(() => !this.stopping && this.follow(subscription.position), 500);
     });
   }
 
-  private fold(event: RecordedEvent | FoldedEvent): void {
+  /** An event of the view's categories from the log (the store has checked it against its definition). */
+  private onLogEvent(event: RecordedEvent): void {
+    if (isEventOf(event, VIEW_EVENTS)) this.fold(event);
+    else this.log.warn(`the view does not fold ${event.type} of ${event.stream}`);
+  }
+
+  private fold(event: FoldedEvent): void {
     try {
       this.view.apply(event);
     } catch (err) {
-      // A malformed event must not stop the view: it was validated on write, so log loudly.
-      this.log.error(`cannot fold ${event.type} of ${event.stream}: ${(err as Error).stack ?? err}`);
+      // A bug in folding must not stop the view (every event was validated on write), so log loudly.
+      this.log.error(`cannot fold ${event.type} of ${event.stream}: ${messageOf(err)}`, err instanceof Error ? err.stack : undefined);
     }
     this.kick();
   }
 
   /** Folds what a command just wrote at once (read-your-writes); the log echo is skipped by revision. */
-  private applyLocal<S>(stream: string, result: CommandResult<S>): void {
-    const first = result.nextExpectedVersion - result.events.length + 1;
-    result.events.forEach((event, i) => this.fold({ type: event.type, stream, revision: first + i, data: event.data }));
+  private applyLocal(result: TypedCommandResult<unknown, ViewEvent>): void {
+    const first = result.nextExpectedVersion - result.decided.length + 1;
+    result.decided.forEach((event, i) => this.fold({ ...event, stream: result.stream, revision: first + i }));
   }
 
   // --- dispatch loop -----------------------------------------------------------------------------
@@ -149,7 +175,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     do {
       this.passAgain = false;
       const written = await this.dispatchPass().catch((err) => {
-        this.log.error(`dispatch pass failed: ${(err as Error).stack ?? err}`);
+        this.log.error(`dispatch pass failed: ${messageOf(err)}`, err instanceof Error ? err.stack : undefined);
         return 0;
       });
       if (written >= this.config.DISPATCH_BATCH_MAX) this.passAgain = true;
@@ -161,22 +187,14 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     let written = 0;
     for (const candidate of this.view.dispatchCandidates(this.config.DISPATCH_BATCH_MAX)) {
       if (this.stopping) break;
-      const stream = streamName('task', candidate.task.taskId);
       try {
-        const result = await handleCommand(
-          this.store,
-          stream,
-          taskDecider,
-          {
-            kind: 'dispatch',
-            attempt: candidate.task.attempt,
-            nodeId: candidate.nodeId,
-            function: candidate.fn,
-            nowMs: Date.now(),
-          },
-          { toNew: toNewTaskEvent, retries: 0 },
+        // No retry on a conflict: the view was behind, and the next pass proposes again from the corrected view.
+        const result = await this.taskHandler.handle(
+          candidate.task.taskId,
+          { kind: 'dispatch', attempt: candidate.task.attempt, nodeId: candidate.nodeId, function: candidate.fn, nowMs: Date.now() },
+          0,
         );
-        this.applyLocal(stream, result);
+        this.applyLocal(result);
         if (result.events.length > 0) {
           written++;
           this.dispatchedTotal++;
@@ -184,9 +202,10 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
         }
       } catch (err) {
         // A conflict means the view was behind (an execution result or a cancel landed meanwhile):
-        // the log echo corrects it and the next pass proposes again.
+        // the log echo corrects it and the next pass proposes again. Any other failure leaves the task
+        // pending in the view, so the next pass (at most DISPATCH_INTERVAL_MS later) proposes it again.
         if (err instanceof ConcurrencyError) this.log.debug(`dispatch of ${candidate.task.taskId} raced another write: ${err.message}`);
-        else this.log.warn(`dispatch of ${candidate.task.taskId} not written: ${(err as Error).message}`);
+        else this.log.warn(`dispatch of ${candidate.task.taskId} not written (proposed again next pass): ${messageOf(err)}`);
       }
     }
     return written;
@@ -221,20 +240,22 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
         for (const taskId of [...node.tasks]) {
           if (this.stopping) return;
           await this.onTask(taskId, { kind: 'node-lost', nodeId: node.nodeId, reason, detail }).catch((err) =>
-            this.log.warn(`requeue of ${taskId} from ${node.nodeId} failed (retried next check): ${(err as Error).message}`),
+            this.log.warn(`requeue of ${taskId} from ${node.nodeId} failed (retried next check): ${messageOf(err)}`),
           );
         }
       }
       const timeoutMs = this.config.DISPATCH_START_TIMEOUT_MS;
       for (const task of this.view.unstartedDispatches(Date.now(), timeoutMs, this.readyAtMs)) {
         if (this.stopping) return;
+        const { executionId } = task;
+        assert(executionId !== undefined, `dispatched task ${task.taskId} has no execution id`);
         // The execution consumer may simply not have reached this execution's events yet (e.g. a
         // backlog after a restart): the execution stream is the truth.
-        if ((await this.store.read(streamName('execution', task.executionId!))).length > 0) continue;
+        if ((await this.store.read(streamName('execution', executionId))).length > 0) continue;
         this.log.warn(`task ${task.taskId}: attempt ${task.attempt} not started on ${task.nodeId} within ${timeoutMs} ms; requeueing`);
-        const detail = `node ${task.nodeId} did not start execution ${task.executionId} within ${timeoutMs} ms`;
-        await this.onTask(task.taskId, { kind: 'start-timeout', executionId: task.executionId!, detail }).catch((err) =>
-          this.log.warn(`requeue of ${task.taskId} after the start timeout failed (retried next check): ${(err as Error).message}`),
+        const detail = `node ${task.nodeId} did not start execution ${executionId} within ${timeoutMs} ms`;
+        await this.onTask(task.taskId, { kind: 'start-timeout', executionId, detail }).catch((err) =>
+          this.log.warn(`requeue of ${task.taskId} after the start timeout failed (retried next check): ${messageOf(err)}`),
         );
       }
     })().finally(() => (this.livenessRunning = undefined));
@@ -242,48 +263,19 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   // --- task commands -------------------------------------------------------------------------------
-  /** Load -> decide -> append (expected version, retried on conflict) -> fold locally -> kick. */
-  async onTask(taskId: string, command: TaskCommand): Promise<CommandResult<ReturnType<typeof initialTaskState>>> {
-    const stream = streamName('task', taskId);
-    const result = await handleCommand(this.store, stream, taskDecider, command, { toNew: toNewTaskEvent });
-    this.applyLocal(stream, result);
+  /**
+   * Load -> decide -> append (expected version, retried on conflict) -> fold locally -> kick. A
+   * failure propagates to the caller: a consumer naks (redelivery), a request replies with the error.
+   */
+  async onTask(taskId: string, command: TaskCommand): Promise<TaskResult> {
+    const result = await this.taskHandler.handle(taskId, command);
+    this.applyLocal(result);
     return result;
   }
 
   /** An execution result from a container-manager (durable consumer, at least once). */
-  async onExecutionEvent(event: RecordedEvent): Promise<void> {
-    const d = event.data as Record<string, unknown> & { taskId: string; executionId: string };
-    let command: TaskCommand | undefined;
-    switch (event.type) {
-      case 'ExecutionStarted':
-        command = { kind: 'execution-started', executionId: d.executionId, nodeId: d.nodeId as string, containerId: d.containerId as string };
-        break;
-      case 'ExecutionSucceeded':
-        command = {
-          kind: 'execution-succeeded',
-          executionId: d.executionId,
-          outputRef: d.outputRef as { bucket: string; key: string },
-          durationMs: d.durationMs as number,
-        };
-        break;
-      case 'ExecutionFailed':
-        command = {
-          kind: 'execution-failed',
-          executionId: d.executionId,
-          reason: d.reason as string,
-          retryable: d.retryable as boolean,
-          ...(typeof d.exitCode === 'number' ? { exitCode: d.exitCode } : {}),
-          detail: lastLine(d.stderrTail as string | undefined),
-        };
-        break;
-      case 'ExecutionTimedOut':
-        command = { kind: 'execution-timed-out', executionId: d.executionId, timeoutMs: d.timeoutMs as number };
-        break;
-      case 'ExecutionAborted':
-        command = { kind: 'execution-aborted', executionId: d.executionId, reason: d.reason as 'suspended' | 'cancelled' | 'superseded' };
-        break;
-    }
-    if (command) await this.onTask(d.taskId, command);
+  async onExecutionEvent(event: RecordedExecutionEvent): Promise<void> {
+    await this.onTask(event.data.taskId, executionCommandOf(event));
   }
 
   // --- API ---------------------------------------------------------------------------------------
@@ -291,10 +283,11 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     const spec = specFromRequest(body);
     this.checkFitsSomeNode(spec);
     if (spec.pricePlanId !== undefined) await this.checkPricePlan(spec.pricePlanId);
-    const stream = streamName('function', body.functionId);
-    const result = await handleCommand(this.store, stream, functionDecider, { kind: 'deploy', spec }, { toNew: toNewFunctionEvent });
-    this.applyLocal(stream, result);
-    return { ...result.state.spec!, changed: result.events.length > 0 };
+    const result = await this.functionHandler.deploy(spec);
+    this.applyLocal(result);
+    const deployed = result.state.spec;
+    assert(deployed !== undefined, `function ${spec.functionId} has no spec after its deploy`);
+    return { ...deployed, changed: result.decided.length > 0 };
   }
 
   /**
@@ -304,7 +297,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
    */
   private async checkPricePlan(planId: string): Promise<void> {
     const versions = await this.store.read(pricePlanStream(planId));
-    if (!versions.some((e) => e.type === 'PricePlanSet')) {
+    if (!versions.some((e) => isEvent(e, PricePlanSet))) {
       throw new DomainError(
         'unknown_price_plan',
         `no price plan ${planId}: create it first: mesh plan set ${planId} --cpu <price> (or mesh.api.credit-manager.set-price-plan)`,
@@ -342,7 +335,8 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
 
   async cancelTask(body: RequestData<typeof cancelTaskRequest>): Promise<ReplyData<typeof cancelTaskRequest>> {
     const result = await this.onTask(body.taskId, { kind: 'cancel', taskId: body.taskId, reason: body.reason ?? 'cancelled by user' });
-    const cancelled = result.events[0] as { data: { executionId?: string; nodeId?: string } } | undefined;
+    const [first] = result.decided;
+    const cancelled = first && isEvent(first, TaskCancelled) ? first : undefined;
     return {
       taskId: body.taskId,
       state: 'cancelled',
@@ -352,19 +346,16 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
 
   /** The latest spec from the view, or from its stream when the view has not seen it yet. */
   async functionOf(functionId: string): Promise<FunctionSpec> {
-    const known = this.view.functions.get(functionId);
-    if (known) return known;
-    const events = await this.store.read(streamName('function', functionId));
-    const last = events[events.length - 1];
-    if (!last) throw new DomainError('unknown_function', `no function ${functionId}: deploy it first`);
-    return last.data as FunctionSpec;
+    const known = this.view.functions.get(functionId) ?? (await this.functionHandler.latest(functionId));
+    if (!known) throw new DomainError('unknown_function', `no function ${functionId}: deploy it first`);
+    return known;
   }
 
   private async checkWallet(walletId: string): Promise<void> {
     let kind = this.view.wallets.get(walletId)?.kind;
     if (!kind) {
       const opened = (await this.store.read(streamName('wallet', walletId)))[0];
-      if (opened?.type === 'WalletOpened') kind = (opened.data as { kind: 'user' | 'provider' }).kind;
+      if (opened && isEvent(opened, WalletOpened)) kind = opened.data.kind;
     }
     if (!kind) throw new DomainError('unknown_wallet', `no wallet ${walletId}: open it with the ledger first`);
     if (kind === 'provider') throw new DomainError('provider_wallet', `wallet ${walletId} is a provider wallet: it earns, it cannot submit tasks`);
@@ -384,57 +375,6 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   // --- queries -----------------------------------------------------------------------------------
-  async taskDetail(taskId: string): Promise<TaskDetail> {
-    const events = await this.store.read(streamName('task', taskId));
-    if (events.length === 0) throw new DomainError('unknown_task', `no task ${taskId}`);
-    let state = initialTaskState();
-    const detail: Partial<TaskDetail> = {};
-    const history: TaskDetail['history'] = [];
-    for (const event of events) {
-      state = evolveTask(state, event as unknown as TaskEvent);
-      const d = event.data as Record<string, unknown>;
-      if (event.type === 'TaskSucceeded') Object.assign(detail, { outputRef: d.outputRef, durationMs: d.durationMs });
-      if (event.type === 'TaskFailed' && typeof d.exitCode === 'number') detail.exitCode = d.exitCode;
-      if (event.type === 'TaskRunning') detail.containerId = d.containerId as string;
-      if (event.type === 'TaskDispatched' || event.type === 'TaskRequeued') detail.containerId = undefined;
-      history.push(
-        dropUndefined({
-          position: event.position.toString(),
-          revision: event.revision,
-          type: event.type,
-          occurredAt: event.occurredAt,
-          state: state.status as TaskDetail['state'],
-          attempt: d.attempt as number | undefined,
-          nodeId: d.nodeId as string | undefined,
-          executionId: d.executionId as string | undefined,
-          containerId: d.containerId as string | undefined,
-          reason: (d.reason as string | undefined) ?? (d.detail as string | undefined),
-          exitCode: d.exitCode as number | undefined,
-        }),
-      );
-    }
-    const active = state.status === 'dispatched' || state.status === 'running';
-    const last = history[history.length - 1];
-    return dropUndefined({
-      taskId,
-      functionId: state.functionId,
-      walletId: state.walletId,
-      state: state.status as TaskDetail['state'],
-      priority: state.priority,
-      attempt: state.attempt,
-      maxAttempts: state.maxAttempts,
-      nodeId: active ? state.nodeId : [...history].reverse().find((h) => h.nodeId)?.nodeId,
-      executionId: state.executionId,
-      containerId: detail.containerId,
-      reason: state.status === 'pending' && state.attempt === 1 ? undefined : (state.reason ?? (last.type === 'TaskRequeued' ? last.reason : undefined)),
-      exitCode: detail.exitCode,
-      outputRef: detail.outputRef,
-      durationMs: detail.durationMs,
-      submittedAtMs: state.submittedAtMs,
-      history,
-    }) as TaskDetail;
-  }
-
   tasks(body: RequestData<typeof tasksRequest>): ReplyData<typeof tasksRequest> {
     const limit = body.limit ?? 100;
     const { tasks, total } = this.view.listTasks({ walletId: body.walletId, state: body.state }, limit);
@@ -520,13 +460,25 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The task command an execution result stands for. */
+function executionCommandOf(event: RecordedExecutionEvent): TaskCommand {
+  switch (event.type) {
+    case 'ExecutionStarted':
+      return { kind: 'execution-started', executionId: event.data.executionId, nodeId: event.data.nodeId, containerId: event.data.containerId };
+    case 'ExecutionSucceeded':
+      return { kind: 'execution-succeeded', executionId: event.data.executionId, outputRef: event.data.outputRef, durationMs: event.data.durationMs };
+    case 'ExecutionFailed': {
+      const { executionId, reason, retryable, exitCode, stderrTail } = event.data;
+      return { kind: 'execution-failed', executionId, reason, retryable, ...(typeof exitCode === 'number' ? { exitCode } : {}), detail: lastLine(stderrTail) };
+    }
+    case 'ExecutionTimedOut':
+      return { kind: 'execution-timed-out', executionId: event.data.executionId, timeoutMs: event.data.timeoutMs };
+    case 'ExecutionAborted':
+      return { kind: 'execution-aborted', executionId: event.data.executionId, reason: event.data.reason };
+  }
+}
 
 function lastLine(text: string | undefined): string | undefined {
   const line = text?.trim().split('\n').pop()?.trim();
   return line ? line.slice(0, 512) : undefined;
-}
-
-function dropUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

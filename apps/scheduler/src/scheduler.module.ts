@@ -2,6 +2,8 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { MeshCoreModule, type MeshCore } from '@mesh/runtime';
 import { SchedulerController } from './scheduler.controller';
 import { SchedulerEngine } from './scheduler.engine';
+import { FunctionHandler } from './function.handler';
+import { TaskHandler } from './task.handler';
 
 @Module({})
 export class SchedulerModule {
@@ -10,7 +12,7 @@ export class SchedulerModule {
       module: SchedulerModule,
       imports: [MeshCoreModule.forRoot(core)],
       controllers: [SchedulerController],
-      providers: [SchedulerEngine],
+      providers: [TaskHandler, FunctionHandler, SchedulerEngine],
     };
   }
 }

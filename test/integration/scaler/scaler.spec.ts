@@ -1,4 +1,20 @@
-import { heartbeatSubject, listScaledContainers, scaledContainerDetail, type NewEvent, type NodeHeartbeat, type RecordedEvent } from '@mesh/contracts';
+import {
+  ContainerResized,
+  ContainerStarted,
+  ContainerStopped,
+  ResourceSampled,
+  ScalingDecided,
+  StandingChanged,
+  eventOf,
+  heartbeatSubject,
+  isEvent,
+  listScaledContainers,
+  scaledContainerDetail,
+  type NewEvent,
+  type NodeHeartbeat,
+  type RecordedEvent,
+  type Standing,
+} from '@mesh/contracts';
 import { JetStreamEventStore, type ExpectedVersion } from '@mesh/eventstore';
 import { MeshClient, RequestError, encodeJson, startService, type RunningService } from '@mesh/runtime';
 import { NatsServerProcess, eventually } from '@mesh/testing';
@@ -32,21 +48,17 @@ describe('scaler service (real NATS)', () => {
     await put(
       `container-${containerId}`,
       [
-        {
-          id: `started-${containerId}`,
-          type: 'ContainerStarted',
-          data: {
-            ...ref(containerId, opts.nodeId, opts.walletId),
-            dockerId: `d${containerId}`,
-            image: 'mesh/task-base:latest',
-            cpuMillis: opts.cpuMillis ?? 1000,
-            memoryBytes: opts.memoryBytes ?? 512 * MiB,
-            cpuMaxMillis: 4000,
-            cpuMinMillis: 250,
-            coldStartMs: 200,
-            startedAtMs: Date.now(),
-          },
-        },
+        eventOf(ContainerStarted, `started-${containerId}`, {
+          ...ref(containerId, opts.nodeId, opts.walletId),
+          dockerId: `d${containerId}`,
+          image: 'mesh/task-base:latest',
+          cpuMillis: opts.cpuMillis ?? 1000,
+          memoryBytes: opts.memoryBytes ?? 512 * MiB,
+          cpuMaxMillis: 4000,
+          cpuMinMillis: 250,
+          coldStartMs: 200,
+          startedAtMs: Date.now(),
+        }),
       ],
       'no_stream',
     );
@@ -65,23 +77,19 @@ describe('scaler service (real NATS)', () => {
     return put(
       `usage-${containerId}`,
       [
-        {
-          id: `${containerId}-${seq}`,
-          type: 'ResourceSampled',
-          data: {
-            sampleId: `${containerId}-${seq}`,
-            ...ref(containerId, opts.nodeId, opts.walletId),
-            seq,
-            windowStartMs: windowEndMs - 1000,
-            windowEndMs,
-            cpuNanos: usageCpuMillis * 1_000_000,
-            memoryBytesAvg: opts.memoryBytesMax ?? 100 * MiB,
-            memoryBytesMax: opts.memoryBytesMax ?? 100 * MiB,
-            cpuLimitMillis,
-            memoryLimitBytes: 512 * MiB,
-            final: false,
-          },
-        },
+        eventOf(ResourceSampled, `${containerId}-${seq}`, {
+          sampleId: `${containerId}-${seq}`,
+          ...ref(containerId, opts.nodeId, opts.walletId),
+          seq,
+          windowStartMs: windowEndMs - 1000,
+          windowEndMs,
+          cpuNanos: usageCpuMillis * 1_000_000,
+          memoryBytesAvg: opts.memoryBytesMax ?? 100 * MiB,
+          memoryBytesMax: opts.memoryBytesMax ?? 100 * MiB,
+          cpuLimitMillis,
+          memoryLimitBytes: 512 * MiB,
+          final: false,
+        }),
       ],
       seq - 2,
     );
@@ -90,76 +98,69 @@ describe('scaler service (real NATS)', () => {
   async function stop(containerId: string) {
     await put(
       `container-${containerId}`,
-      [{ id: `stopped-${containerId}`, type: 'ContainerStopped', data: { ...ref(containerId), reason: 'idle', stoppedAtMs: Date.now() } }],
+      [eventOf(ContainerStopped, `stopped-${containerId}`, { ...ref(containerId), reason: 'idle', stoppedAtMs: Date.now() })],
       'any',
     );
   }
 
   /** What the container-manager does with a decision. */
   async function apply(decision: RecordedEvent) {
-    const d = decision.data as {
-      decisionId: string;
-      containerId: string;
-      nodeId: string;
-      walletId: string;
-      functionId: string;
-      fromCpuMillis: number;
-      toCpuMillis: number;
-      fromMemoryBytes: number;
-      toMemoryBytes: number;
-    };
+    if (!isEvent(decision, ScalingDecided)) throw new Error(`expected a ScalingDecided, got ${decision.type}`);
+    const d = decision.data;
     await put(
       `container-${d.containerId}`,
       [
-        {
-          id: `resized-${d.decisionId}`,
-          type: 'ContainerResized',
-          data: {
-            containerId: d.containerId,
-            nodeId: d.nodeId,
-            walletId: d.walletId,
-            functionId: d.functionId,
-            decisionId: d.decisionId,
-            fromCpuMillis: d.fromCpuMillis,
-            toCpuMillis: d.toCpuMillis,
-            fromMemoryBytes: d.fromMemoryBytes,
-            toMemoryBytes: d.toMemoryBytes,
-            applyMs: 3,
-            appliedAtMs: Date.now(),
-          },
-        },
+        eventOf(ContainerResized, `resized-${d.decisionId}`, {
+          containerId: d.containerId,
+          nodeId: d.nodeId,
+          walletId: d.walletId,
+          functionId: d.functionId,
+          decisionId: d.decisionId,
+          fromCpuMillis: d.fromCpuMillis,
+          toCpuMillis: d.toCpuMillis,
+          fromMemoryBytes: d.fromMemoryBytes,
+          toMemoryBytes: d.toMemoryBytes,
+          applyMs: 3,
+          appliedAtMs: Date.now(),
+        }),
       ],
       'any',
     );
   }
 
-  async function standing(walletId: string, from: string | null, to: string, revision: number) {
+  async function standing(walletId: string, from: Standing | null, to: Standing, revision: number) {
     await put(
       `standing-${walletId}`,
       [
-        {
-          id: `standing-${walletId}-${revision}`,
-          type: 'StandingChanged',
-          data: {
-            walletId,
-            from,
-            to,
-            balance: to === 'overdrawn' ? '-0.1' : '5',
-            currency: 'GRC',
-            maxDebt: '0.5',
-            minBalance: '0',
-            policy: 'greedy',
-            causeEventId: `cause-${revision}`,
-            causeRevision: revision,
-            changedAtMs: Date.now(),
-          },
-        },
+        eventOf(StandingChanged, `standing-${walletId}-${revision}`, {
+          walletId,
+          from,
+          to,
+          balance: to === 'overdrawn' ? '-0.1' : '5',
+          currency: 'GRC',
+          maxDebt: '0.5',
+          minBalance: '0',
+          policy: 'greedy',
+          causeEventId: `cause-${revision}`,
+          causeRevision: revision,
+          changedAtMs: Date.now(),
+        }),
       ],
       revision - 1,
     );
   }
 
   const decisions = (containerId: string) => raw.read(`scaling-${containerId}`);
+  /** The RequestError a request was refused with (fails when it was answered). */
+  async function refusal(request: Promise<unknown>): Promise<RequestError> {
+    try {
+      await request;
+    } catch (err) {
+      if (err instanceof RequestError) return err;
+      throw err;
+    }
+    throw new Error('the request was answered, not refused');
+  }
   const decisionNumber = (containerId: string, n: number) =>
     eventually(async () => (await decisions(containerId))[n - 1], 10_000, `decision ${n} of ${containerId}`);
 
@@ -333,10 +334,9 @@ describe('scaler service (real NATS)', () => {
     await sampleOf('cstop', 1000, 1000);
     await settled();
     expect(await decisions('cstop')).toEqual([]);
-    const unknown = (await client.request(scaledContainerDetail, { containerId: 'cstop' }).catch((e) => e)) as RequestError;
-    expect(unknown).toBeInstanceOf(RequestError);
+    const unknown = await refusal(client.request(scaledContainerDetail, { containerId: 'cstop' }));
     expect(unknown.code).toBe('unknown_container');
-    const bad = (await client.requestRaw(scaledContainerDetail.subject, { containerId: 'not valid!' }).catch((e) => e)) as RequestError;
+    const bad = await refusal(client.requestRaw(scaledContainerDetail.subject, { containerId: 'not valid!' }));
     expect(bad.code).toBe('invalid_input');
     expect(bad.issues).toEqual([{ field: 'containerId', rule: 'must match [A-Za-z0-9_-]{1,128}' }]);
   });

@@ -24,6 +24,7 @@ import {
   type EventData,
   type EventDefinition,
   type RecordedEvent,
+  type TaskDetail,
 } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
 import { MeshClient, RequestError, encodeJson, startService, type RunningService } from '@mesh/runtime';
@@ -126,7 +127,7 @@ describe('scheduler on NATS', () => {
     });
   const submit = (body: Record<string, unknown>) =>
     client.requestRaw('mesh.api.scheduler.submit-task', { input: { inline: 'aGk=' }, ...body }) as Promise<{ taskId: string }>;
-  const task = (taskId: string) => client.requestRaw('mesh.query.scheduler.task', { taskId }) as Promise<Record<string, any>>;
+  const task = (taskId: string) => client.request(taskRequest, { taskId });
   const taskIn = (taskId: string, state: string, attempt?: number) =>
     eventually(
       async () => {
@@ -146,16 +147,12 @@ describe('scheduler on NATS', () => {
     throw new Error(`${subject} accepted ${JSON.stringify(body)}`);
   };
   /** Simulated container-manager: the execution events of the current attempt. */
-  const execution = (t: Record<string, any>, containerId = 'c-sim') => ({
-    executionId: t.executionId as string,
-    taskId: t.taskId as string,
-    attempt: t.attempt as number,
-    containerId,
-    nodeId: t.nodeId as string,
-    walletId: t.walletId as string,
-    functionId: t.functionId as string,
-  });
-  const started = (t: Record<string, any>) =>
+  const execution = (t: TaskDetail, containerId = 'c-sim') => {
+    const { executionId, nodeId } = t;
+    if (executionId === undefined || nodeId === undefined) throw new Error(`task ${t.taskId} has no attempt on a node`);
+    return { executionId, taskId: t.taskId, attempt: t.attempt, containerId, nodeId, walletId: t.walletId, functionId: t.functionId };
+  };
+  const started = (t: TaskDetail) =>
     append(`execution-${t.executionId}`, ExecutionStarted, `${t.executionId}-started`, { ...execution(t), startedAtMs: Date.now(), warm: false });
   const dispatchesOf = async (taskId: string) => (await store.read(`task-${taskId}`)).filter((e: RecordedEvent) => e.type === 'TaskDispatched');
 
@@ -206,15 +203,16 @@ describe('scheduler on NATS', () => {
     expect(dispatch.data).toMatchObject({ nodeId: t.nodeId, attempt: 1, function: { functionId: 'echo', version: 1 }, input: { inline: 'aGk=' } });
     await started(t);
     await taskIn(taskId, 'running');
-    await append(`execution-${t.executionId}`, ExecutionSucceeded, `${t.executionId}-succeeded`, {
-      ...execution(t),
-      outputRef: { bucket: 'mesh-output', key: t.executionId },
+    const run = execution(t);
+    await append(`execution-${run.executionId}`, ExecutionSucceeded, `${run.executionId}-succeeded`, {
+      ...run,
+      outputRef: { bucket: 'mesh-output', key: run.executionId },
       durationMs: 12,
     });
     const done = await taskIn(taskId, 'succeeded');
     expect(done).toMatchObject({ containerId: 'c-sim', outputRef: { bucket: 'mesh-output', key: 'life-1-1' }, durationMs: 12 });
-    expect(done.history.map((h: { type: string }) => h.type)).toEqual(['TaskSubmitted', 'TaskDispatched', 'TaskRunning', 'TaskSucceeded']);
-    expect(done.history.every((h: { position: string }) => /^\d+$/.test(h.position))).toBe(true);
+    expect(done.history.map((h) => h.type)).toEqual(['TaskSubmitted', 'TaskDispatched', 'TaskRunning', 'TaskSucceeded']);
+    expect(done.history.every((h) => /^\d+$/.test(h.position))).toBe(true);
     const stored = await store.read(`task-${taskId}`);
     expect(new Set(stored.map((e: RecordedEvent) => e.correlationId))).toEqual(new Set(['life-1-submitted']));
     const health = (await client.requestRaw('mesh.api.scheduler.health', {})) as { positions: Record<string, string>; details: Record<string, number> };
@@ -407,7 +405,7 @@ describe('scheduler on NATS', () => {
     beating.delete('node-c');
     const second = await taskIn(taskId, 'dispatched', 2);
     expect(['node-a', 'node-b']).toContain(second.nodeId);
-    expect(second.history.find((h: { type: string }) => h.type === 'TaskRequeued')).toMatchObject({ reason: 'node-lost', attempt: 1 });
+    expect(second.history.find((h) => h.type === 'TaskRequeued')).toMatchObject({ reason: 'node-lost', attempt: 1 });
     const nodes = (await client.requestRaw('mesh.query.scheduler.nodes', {})) as {
       nodes: { nodeId: string; alive: boolean; lost: number; reliability: number; tasks: number }[];
     };
@@ -443,7 +441,7 @@ describe('scheduler on NATS', () => {
     beating.delete('node-d');
     await append('node-node-d', NodeLeft, 'node-d-left', { nodeId: 'node-d', reason: 'shutdown', leftAtMs: Date.now() });
     const again = await taskIn(taskId, 'dispatched', 2);
-    expect(again.history.find((h: { type: string }) => h.type === 'TaskRequeued')).toMatchObject({ reason: 'infrastructure', attempt: 1 });
+    expect(again.history.find((h) => h.type === 'TaskRequeued')).toMatchObject({ reason: 'infrastructure', attempt: 1 });
     const nodes = (await client.requestRaw('mesh.query.scheduler.nodes', {})) as {
       nodes: { nodeId: string; alive: boolean; left: boolean; lost: number; reliability: number }[];
     };
@@ -472,12 +470,7 @@ describe('scheduler on NATS', () => {
     await append(`execution-${t.executionId}`, ExecutionAborted, `${t.executionId}-aborted`, { ...execution(t), reason: 'cancelled', abortedAtMs: Date.now() });
     expect((await taskIn(pending.taskId, 'cancelled')).reason).toBe('changed my mind');
     expect(await dispatchesOf(pending.taskId)).toHaveLength(0);
-    expect((await task(runningTask.taskId)).history.map((h: { type: string }) => h.type)).toEqual([
-      'TaskSubmitted',
-      'TaskDispatched',
-      'TaskRunning',
-      'TaskCancelled',
-    ]);
+    expect((await task(runningTask.taskId)).history.map((h) => h.type)).toEqual(['TaskSubmitted', 'TaskDispatched', 'TaskRunning', 'TaskCancelled']);
   });
 
   it('answers every command and query with a reply that matches its declared schema', async () => {

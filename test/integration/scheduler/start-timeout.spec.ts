@@ -1,11 +1,15 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from 'nats';
 import {
   ExecutionStarted,
   NodeRegistered,
   StandingChanged,
+  TaskRequeued,
   WalletOpened,
   eventOf,
   heartbeatSubject,
+  isEvent,
+  taskRequest,
   type EventData,
   type EventDefinition,
 } from '@mesh/contracts';
@@ -48,7 +52,7 @@ describe('scheduler: start timeout of a dispatched attempt', () => {
         idleContainers: [],
       }),
     );
-  const task = (taskId: string) => client.requestRaw('mesh.query.scheduler.task', { taskId }) as Promise<Record<string, any>>;
+  const task = (taskId: string) => client.request(taskRequest, { taskId });
 
   beforeAll(async () => {
     server = await NatsServerProcess.start();
@@ -132,29 +136,29 @@ describe('scheduler: start timeout of a dispatched attempt', () => {
       15_000,
       'attempt 2 dispatched',
     );
-    const history = second.history.map((h: { type: string }) => h.type);
+    const history = second.history.map((h) => h.type);
     expect(history).toEqual(['TaskSubmitted', 'TaskDispatched', 'TaskRequeued', 'TaskDispatched']);
     const requeue = (await store.read('task-stuck-1'))[2];
-    expect(requeue.data).toMatchObject({
-      attempt: 1,
-      reason: 'infrastructure',
-      detail: expect.stringMatching(/did not start execution stuck-1-1 within 1500 ms/),
-    });
+    if (!isEvent(requeue, TaskRequeued)) throw new Error(`expected TaskRequeued, got ${requeue.type}`);
+    expect(requeue.data).toMatchObject({ attempt: 1, reason: 'infrastructure' });
+    expect(requeue.data.detail).toMatch(/did not start execution stuck-1-1 within 1500 ms/);
 
     // Attempt 2 starts: it stays running past the timeout.
-    await append(`execution-${second.executionId}`, ExecutionStarted, `${second.executionId}-started`, {
-      executionId: second.executionId,
+    const { executionId, nodeId } = second;
+    if (executionId === undefined || nodeId === undefined) throw new Error('attempt 2 is on no node');
+    await append(`execution-${executionId}`, ExecutionStarted, `${executionId}-started`, {
+      executionId,
       taskId: 'stuck-1',
       attempt: 2,
       containerId: 'c1',
-      nodeId: second.nodeId,
+      nodeId,
       walletId: 'w1',
       functionId: 'f',
       startedAtMs: Date.now(),
       warm: false,
     });
     await eventually(async () => (await task('stuck-1')).state === 'running', 10_000, 'attempt 2 running');
-    await new Promise((r) => setTimeout(r, START_TIMEOUT_MS * 2));
+    await sleep(START_TIMEOUT_MS * 2);
     expect(await task('stuck-1')).toMatchObject({ state: 'running', attempt: 2 });
   });
 });

@@ -1,22 +1,39 @@
 import fc from 'fast-check';
+import { ContainerStopped, ScalingDecided, type ScalingEvent } from '@mesh/contracts';
 import { spec } from '@mesh/testing/decider-spec';
-import { applyCommand, scalingDecider, type ContainerScalingState, type ScalingDecidedEvent, type ScalingEvent } from './scaling-decider';
-import { MiB, afterSample, resizedFor, sample, standing, started } from './scaling-fixtures';
+import type { Decider } from '@mesh/eventstore/decider';
+import { applyCommand, scalingDecider, type ContainerScalingState, type ScalingCommand, type ScalingFoldedEvent } from './scaling-decider';
+import { MiB, afterSample, decided, decisionOf, resizedFor, sample, standing, started } from '../../test/scaling-fixtures';
 import { DEFAULT_POLICY, checkPolicy } from './scaling-policy';
-import { reactionSamples, simulate, staircase } from './simulation';
+import { reactionSamples, simulate, staircase } from '../../test/simulation';
 
 const policy = DEFAULT_POLICY;
-const decider = scalingDecider(policy);
+const scaling = scalingDecider(policy);
+/** The same decider, typed for given/when/then: given any folded event, then its decisions. */
+const decider: Decider<ContainerScalingState, ScalingCommand, ScalingFoldedEvent> = scaling;
 const B = policy.boundaryMillis;
 
 /** `n` samples from seq `from` at a constant usage and limit. */
 const samples = (from: number, n: number, usageCpuMillis: number, cpuLimitMillis = 1000, extra: { memoryBytesMax?: number } = {}) =>
   Array.from({ length: n }, (_, i) => sample({ seq: from + i, usageCpuMillis, cpuLimitMillis, ...extra }));
 
-const decidedOf = (events: ScalingDecidedEvent[]) => {
-  expect(events).toHaveLength(1);
-  return events[0].data;
-};
+const decidedOf = (events: readonly ScalingFoldedEvent[]) => decisionOf(events).data;
+/** The first decision of c1: 1000 -> 2000 m on samples 1 and 2. */
+const scaleUp = () =>
+  decided(ScalingDecided, {
+    decisionId: 'scale-c1-1',
+    containerId: 'c1',
+    nodeId: 'n1',
+    walletId: 'w1',
+    functionId: 'f1',
+    fromCpuMillis: 1000,
+    toCpuMillis: 2000,
+    fromMemoryBytes: 512 * MiB,
+    toMemoryBytes: 512 * MiB,
+    reason: 'scale-up',
+    basedOnSampleSeqs: [1, 2],
+    decidedAtMs: afterSample(2),
+  });
 
 describe('scaling decider: CPU', () => {
   it('scales up after SCALE_UP_SAMPLES samples above allocation - boundary, proportionally and at once', () => {
@@ -25,7 +42,7 @@ describe('scaling decider: CPU', () => {
       .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2) })
       .then((events) => {
         // Saturated: 250 m above the threshold x gain 4 = +1000 m.
-        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
+        expect(decidedOf(events)).toMatchObject({
           decisionId: 'scale-c1-1',
           containerId: 'c1',
           nodeId: 'n1',
@@ -39,7 +56,7 @@ describe('scaling decider: CPU', () => {
           basedOnSampleSeqs: [1, 2],
           decidedAtMs: afterSample(2),
         });
-        expect((events[0].data as { throttleCapMillis?: number }).throttleCapMillis).toBeUndefined();
+        expect(decidedOf(events).throttleCapMillis).toBeUndefined();
       });
   });
 
@@ -47,7 +64,7 @@ describe('scaling decider: CPU', () => {
     spec(decider)
       .given([started(), sample({ seq: 1, usageCpuMillis: 800, cpuLimitMillis: 1000 })])
       .when({ observe: sample({ seq: 2, usageCpuMillis: 800, cpuLimitMillis: 1000 }), nowMs: afterSample(2) })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[]).toCpuMillis).toBe(1200)); // max(1000 + 4 x 50, 800 + 375) = 1200
+      .then((events) => expect(decidedOf(events).toCpuMillis).toBe(1200)); // max(1000 + 4 x 50, 800 + 375) = 1200
   });
 
   it('does not scale up on a single high sample', () => {
@@ -68,11 +85,11 @@ describe('scaling decider: CPU', () => {
     spec(decider)
       .given([started({ cpuMillis: 3800 }), sample({ seq: 1, usageCpuMillis: 3800, cpuLimitMillis: 3800 })])
       .when({ observe: sample({ seq: 2, usageCpuMillis: 3800, cpuLimitMillis: 3800 }), nowMs: afterSample(2) })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[]).toCpuMillis).toBe(4000));
+      .then((events) => expect(decidedOf(events).toCpuMillis).toBe(4000));
     spec(decider)
       .given([started(), ...samples(1, 1, 1000)])
       .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2), headroom: { cpuMillis: 300 } })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[]).toCpuMillis).toBe(1300));
+      .then((events) => expect(decidedOf(events).toCpuMillis).toBe(1300));
     spec(decider)
       .given([started(), ...samples(1, 1, 1000)])
       .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2), headroom: { cpuMillis: -500 } })
@@ -84,7 +101,7 @@ describe('scaling decider: CPU', () => {
       .given([started({ cpuMillis: 2000 }), ...samples(1, 5, 600, 2000)])
       .when({ observe: sample({ seq: 6, usageCpuMillis: 700, cpuLimitMillis: 2000 }), nowMs: afterSample(6) })
       .then((events) =>
-        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
+        expect(decidedOf(events)).toMatchObject({
           fromCpuMillis: 2000,
           toCpuMillis: 700 + 1.5 * B,
           reason: 'scale-down',
@@ -101,7 +118,7 @@ describe('scaling decider: CPU', () => {
     spec(decider)
       .given([started({ cpuMillis: 1000, cpuMinMillis: 500 }), ...samples(1, 5, 0)])
       .when({ observe: sample({ seq: 6, usageCpuMillis: 0, cpuLimitMillis: 1000 }), nowMs: afterSample(6) })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[]).toCpuMillis).toBe(500));
+      .then((events) => expect(decidedOf(events).toCpuMillis).toBe(500));
     spec(decider)
       .given([started({ cpuMillis: 500, cpuMinMillis: 500 }), ...samples(1, 5, 0, 500)])
       .when({ observe: sample({ seq: 6, usageCpuMillis: 0, cpuLimitMillis: 500 }), nowMs: afterSample(6) })
@@ -121,7 +138,7 @@ describe('scaling decider: CPU', () => {
       { observe: sample({ seq: 3, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(3) },
       given.reduce(decider.evolve, decider.initialState()),
     );
-    const pending = decidedOf(first as ScalingDecidedEvent[]);
+    const pending = decidedOf(first);
     spec(decider)
       .given([...given, sample({ seq: 3, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), ...first])
       .when({ observe: sample({ seq: 4, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(4) })
@@ -132,27 +149,11 @@ describe('scaling decider: CPU', () => {
     spec(decider)
       .given([...given, sample({ seq: 3, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), ...first, ...samples(4, timeoutSeq - 4, 1000)])
       .when({ observe: sample({ seq: timeoutSeq, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(timeoutSeq) })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ decisionId: 'scale-c1-2', fromCpuMillis: 1000, toCpuMillis: 2000 }));
+      .then((events) => expect(decidedOf(events)).toMatchObject({ decisionId: 'scale-c1-2', fromCpuMillis: 1000, toCpuMillis: 2000 }));
   });
 
   it('after the resize, waits for samples under the new limit', () => {
-    const decision: ScalingDecidedEvent = {
-      type: 'ScalingDecided',
-      data: {
-        decisionId: 'scale-c1-1',
-        containerId: 'c1',
-        nodeId: 'n1',
-        walletId: 'w1',
-        functionId: 'f1',
-        fromCpuMillis: 1000,
-        toCpuMillis: 2000,
-        fromMemoryBytes: 512 * MiB,
-        toMemoryBytes: 512 * MiB,
-        reason: 'scale-up',
-        basedOnSampleSeqs: [1, 2],
-        decidedAtMs: afterSample(2),
-      },
-    };
+    const decision = scaleUp();
     spec(decider)
       .given([started(), ...samples(1, 2, 1000), decision, resizedFor(decision), sample({ seq: 3, usageCpuMillis: 1000, cpuLimitMillis: 1000 })])
       .when({ observe: sample({ seq: 4, usageCpuMillis: 1900, cpuLimitMillis: 2000 }), nowMs: afterSample(4) })
@@ -186,10 +187,14 @@ describe('scaling decider: CPU', () => {
       .given(samples(1, 1, 1000))
       .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2) })
       .thenNothing();
-    const stopped: ScalingEvent = {
-      type: 'ContainerStopped',
-      data: { containerId: 'c1', nodeId: 'n1', walletId: 'w1', functionId: 'f1', reason: 'idle', stoppedAtMs: afterSample(1) },
-    };
+    const stopped = decided(ContainerStopped, {
+      containerId: 'c1',
+      nodeId: 'n1',
+      walletId: 'w1',
+      functionId: 'f1',
+      reason: 'idle',
+      stoppedAtMs: afterSample(1),
+    });
     spec(decider)
       .given([started(), ...samples(1, 1, 1000), stopped])
       .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2) })
@@ -199,28 +204,12 @@ describe('scaling decider: CPU', () => {
 
 describe('scaling decider: throttle cap', () => {
   it('overdrawn: decides down to the cap at once, even with a decision pending', () => {
-    const pending: ScalingDecidedEvent = {
-      type: 'ScalingDecided',
-      data: {
-        decisionId: 'scale-c1-1',
-        containerId: 'c1',
-        nodeId: 'n1',
-        walletId: 'w1',
-        functionId: 'f1',
-        fromCpuMillis: 1000,
-        toCpuMillis: 2000,
-        fromMemoryBytes: 512 * MiB,
-        toMemoryBytes: 512 * MiB,
-        reason: 'scale-up',
-        basedOnSampleSeqs: [1, 2],
-        decidedAtMs: afterSample(2),
-      },
-    };
+    const pending = scaleUp();
     spec(decider)
       .given([started(), ...samples(1, 2, 1000), pending])
       .when({ observe: standing('overdrawn'), nowMs: afterSample(2) + 100 })
       .then((events) =>
-        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
+        expect(decidedOf(events)).toMatchObject({
           decisionId: 'scale-c1-2',
           fromCpuMillis: 1000,
           toCpuMillis: 500,
@@ -235,7 +224,7 @@ describe('scaling decider: throttle cap', () => {
     spec(decider)
       .given([started()])
       .when({ observe: standing('suspended'), nowMs: afterSample(1) })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ toCpuMillis: 500, reason: 'throttle' }));
+      .then((events) => expect(decidedOf(events)).toMatchObject({ toCpuMillis: 500, reason: 'throttle' }));
     spec(decider)
       .given([started()])
       .when({ observe: standing('low'), nowMs: afterSample(1) })
@@ -250,9 +239,7 @@ describe('scaling decider: throttle cap', () => {
     spec(decider)
       .given([started({ cpuMillis: 300 }), standing('overdrawn'), sample({ seq: 1, usageCpuMillis: 300, cpuLimitMillis: 300 })])
       .when({ observe: sample({ seq: 2, usageCpuMillis: 300, cpuLimitMillis: 300 }), nowMs: afterSample(2) })
-      .then((events) =>
-        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ fromCpuMillis: 300, toCpuMillis: 500, reason: 'scale-up', throttleCapMillis: 500 }),
-      );
+      .then((events) => expect(decidedOf(events)).toMatchObject({ fromCpuMillis: 300, toCpuMillis: 500, reason: 'scale-up', throttleCapMillis: 500 }));
     spec(decider)
       .given([started({ cpuMillis: 500 }), standing('overdrawn'), sample({ seq: 1, usageCpuMillis: 500, cpuLimitMillis: 500 })])
       .when({ observe: sample({ seq: 2, usageCpuMillis: 500, cpuLimitMillis: 500 }), nowMs: afterSample(2) })
@@ -261,19 +248,19 @@ describe('scaling decider: throttle cap', () => {
 
   it('keeps scaling down under the cap', () => {
     // With the default boundary nothing under 500 m is "low"; a 100 m boundary shows the rule.
-    const fine = scalingDecider({ ...policy, boundaryMillis: 100 });
+    const fine: Decider<ContainerScalingState, ScalingCommand, ScalingFoldedEvent> = scalingDecider({ ...policy, boundaryMillis: 100 });
     const cap = policy.throttleCapMillis;
     spec(fine)
       .given([started({ cpuMillis: cap, cpuMinMillis: 100 }), standing('overdrawn'), ...samples(1, 5, 50, cap)])
       .when({ observe: sample({ seq: 6, usageCpuMillis: 50, cpuLimitMillis: cap }), nowMs: afterSample(6) })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ toCpuMillis: 200, reason: 'scale-down', throttleCapMillis: cap }));
+      .then((events) => expect(decidedOf(events)).toMatchObject({ toCpuMillis: 200, reason: 'scale-down', throttleCapMillis: cap }));
   });
 
   it('re-enforces the cap from samples when the throttle decision was not applied in time', () => {
     spec(decider)
       .given([started(), standing('overdrawn'), sample({ seq: 1, usageCpuMillis: 900, cpuLimitMillis: 1000 })])
       .when({ observe: sample({ seq: 2, usageCpuMillis: 900, cpuLimitMillis: 1000 }), nowMs: afterSample(2) })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ toCpuMillis: 500, reason: 'throttle' }));
+      .then((events) => expect(decidedOf(events)).toMatchObject({ toCpuMillis: 500, reason: 'throttle' }));
   });
 
   it('recovery: unthrottles back to what it had when the usage is saturated at the cap', () => {
@@ -286,14 +273,14 @@ describe('scaling decider: throttle cap', () => {
       ...samples(1, 2, 1900, 2000),
       standing('overdrawn'),
       ...throttle,
-      resizedFor(throttle[0] as ScalingDecidedEvent),
+      resizedFor(decisionOf(throttle)),
       ...samples(3, 3, 500, 500),
     ];
     spec(decider)
       .given(given)
       .when({ observe: standing('normal'), nowMs: afterSample(5) + 10 })
       .then((events) =>
-        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
+        expect(decidedOf(events)).toMatchObject({
           fromCpuMillis: 500,
           toCpuMillis: 2000,
           reason: 'unthrottle',
@@ -306,16 +293,14 @@ describe('scaling decider: throttle cap', () => {
     spec(decider)
       .given([started({ cpuMillis: 500 }), standing('overdrawn'), ...samples(1, 3, 100, 500)])
       .when({ observe: standing('normal'), nowMs: afterSample(3) + 10 })
-      .then((events) =>
-        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ fromCpuMillis: 500, toCpuMillis: 100 + Math.ceil(1.5 * B), reason: 'unthrottle' }),
-      );
+      .then((events) => expect(decidedOf(events)).toMatchObject({ fromCpuMillis: 500, toCpuMillis: 100 + Math.ceil(1.5 * B), reason: 'unthrottle' }));
   });
 
   it('a throttle followed by recovery and normal samples scales up again from the cap', () => {
     const trace: ContainerScalingState[] = [];
     let state = [started({ cpuMillis: 2000 })].reduce(decider.evolve, decider.initialState());
     const step = (command: Parameters<typeof decider.decide>[0]) => {
-      const r = applyCommand(decider, state, command);
+      const r = applyCommand(scaling, state, command);
       state = r.state;
       for (const d of r.decisions) state = decider.evolve(state, resizedFor(d));
       trace.push(state);
@@ -335,7 +320,7 @@ describe('scaling decider: memory', () => {
       .given([started()])
       .when({ observe: sample({ seq: 1, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 470 * MiB }), nowMs: afterSample(1) })
       .then((events) =>
-        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
+        expect(decidedOf(events)).toMatchObject({
           fromCpuMillis: 1000,
           toCpuMillis: 1000,
           fromMemoryBytes: 512 * MiB,
@@ -354,7 +339,7 @@ describe('scaling decider: memory', () => {
         nowMs: afterSample(1),
         headroom: { memoryBytes: 10 * MiB },
       })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[]).toMemoryBytes).toBe(522 * MiB));
+      .then((events) => expect(decidedOf(events).toMemoryBytes).toBe(522 * MiB));
   });
 
   it('lowers memory slowly: after MEMORY_DOWN_SAMPLES low samples, by at most one step, never under the peak', () => {
@@ -363,9 +348,7 @@ describe('scaling decider: memory', () => {
     spec(decider)
       .given([started(), ...low])
       .when({ observe: sample({ seq: n, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 100 * MiB }), nowMs: afterSample(n) })
-      .then((events) =>
-        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({ toMemoryBytes: 512 * MiB - Math.floor(512 * MiB * 0.1), reason: 'memory-down' }),
-      );
+      .then((events) => expect(decidedOf(events)).toMatchObject({ toMemoryBytes: 512 * MiB - Math.floor(512 * MiB * 0.1), reason: 'memory-down' }));
     spec(decider)
       .given([started(), ...low.slice(1)])
       .when({ observe: sample({ seq: n, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 100 * MiB }), nowMs: afterSample(n) })
@@ -380,7 +363,7 @@ describe('scaling decider: memory', () => {
         observe: sample({ seq: n, usageCpuMillis: 600, cpuLimitMillis: 1000, memoryBytesMax: 10 * MiB, memoryLimitBytes: 70 * MiB }),
         nowMs: afterSample(n),
       })
-      .then((events) => expect(decidedOf(events as ScalingDecidedEvent[]).toMemoryBytes).toBe(policy.memoryMinBytes));
+      .then((events) => expect(decidedOf(events).toMemoryBytes).toBe(policy.memoryMinBytes));
   });
 
   it('a CPU and memory change in one decision carries the CPU reason', () => {
@@ -388,7 +371,7 @@ describe('scaling decider: memory', () => {
       .given([started(), sample({ seq: 1, usageCpuMillis: 1000, cpuLimitMillis: 1000 })])
       .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000, memoryBytesMax: 500 * MiB }), nowMs: afterSample(2) })
       .then((events) =>
-        expect(decidedOf(events as ScalingDecidedEvent[])).toMatchObject({
+        expect(decidedOf(events)).toMatchObject({
           reason: 'scale-up',
           toCpuMillis: 2000,
           toMemoryBytes: Math.ceil((500 * 100) / 70) * MiB,
@@ -414,8 +397,8 @@ describe('the stress staircase (usage 1 -> 2 -> 3 -> 2 -> 1 cores, usage = min(d
           if (i === 0) return;
           const rising = step.demandCpuMillis > steps[i - 1].demandCpuMillis;
           const reaction = reactionSamples(trace, step.fromSeq, step.fromSeq + STEP_SAMPLES, rising, B);
-          expect({ step: i, reaction }).toEqual({ step: i, reaction: expect.any(Number) });
-          expect(reaction!).toBeLessThanOrEqual((rising ? SETTLE_UP : SETTLE_DOWN) + applyDelaySamples);
+          if (reaction === undefined) throw new Error(`step ${i}: the allocation never follows the demand`);
+          expect(reaction).toBeLessThanOrEqual((rising ? SETTLE_UP : SETTLE_DOWN) + applyDelaySamples);
           // At the end of the step the allocation sits in the stable band just above the demand.
           const last = trace[step.fromSeq + STEP_SAMPLES - 2];
           expect(last.allocationCpuMillis).toBeGreaterThanOrEqual(step.demandCpuMillis);
@@ -428,7 +411,7 @@ describe('the stress staircase (usage 1 -> 2 -> 3 -> 2 -> 1 cores, usage = min(d
           const step = steps.filter((st) => st.fromSeq <= s.seq).pop()!;
           const sinceStep = s.seq - step.fromSeq;
           if (sinceStep < SETTLE_UP + applyDelaySamples) continue;
-          expect({ seq: s.seq, throttled: s.throttledCpuMillis }).toEqual({ seq: s.seq, throttled: expect.any(Number) });
+          expect({ seq: s.seq, overBoundary: s.throttledCpuMillis > B }).toEqual({ seq: s.seq, overBoundary: false });
           expect(s.throttledCpuMillis).toBeLessThanOrEqual(B);
         }
       });
@@ -475,7 +458,7 @@ describe('scaling decider: invariants under random demand, standing and apply de
       fc.property(fc.array(step, { minLength: 1, maxLength: 120 }), fc.integer({ min: 250, max: 2000 }), (steps, cpuMinMillis) => {
         const cpuMaxMillis = 4000;
         let state = decider.evolve(decider.initialState(), started({ cpuMinMillis, cpuMaxMillis, cpuMillis: 1000 }));
-        let unapplied: ScalingDecidedEvent | undefined;
+        let unapplied: ScalingEvent | undefined;
         steps.forEach((s, i) => {
           const seq = i + 1;
           const nowMs = afterSample(seq);
@@ -498,7 +481,7 @@ describe('scaling decider: invariants under random demand, standing and apply de
           ];
           for (const command of commands) {
             const before = state;
-            const result = applyCommand(decider, state, command);
+            const result = applyCommand(scaling, state, command);
             state = result.state;
             for (const d of result.decisions) {
               const data = d.data;

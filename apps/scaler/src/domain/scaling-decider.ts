@@ -1,4 +1,15 @@
-import type { ContainerResized, ContainerStarted, ContainerStopped, EventData, ResourceSampled, ScalingDecided, Standing } from '@mesh/contracts';
+import assert from 'node:assert/strict';
+import type {
+  ContainerEvent,
+  ContainerResized,
+  ContainerStarted,
+  EventData,
+  ResourceSampled,
+  ScalingDecided,
+  ScalingEvent,
+  Standing,
+  UsageEvent,
+} from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
 import type { ScalingPolicy } from './scaling-policy';
 
@@ -12,7 +23,6 @@ import type { ScalingPolicy } from './scaling-policy';
 
 export type StartedData = EventData<typeof ContainerStarted>;
 export type ResizedData = EventData<typeof ContainerResized>;
-export type StoppedData = EventData<typeof ContainerStopped>;
 export type SampleData = EventData<typeof ResourceSampled>;
 export type DecidedData = EventData<typeof ScalingDecided>;
 export type ScalingReason = DecidedData['reason'];
@@ -23,15 +33,19 @@ export interface StandingObservedData {
   standing: Standing;
 }
 
-export type ScalingFact =
-  | { type: 'ContainerStarted'; data: StartedData }
-  | { type: 'ContainerResized'; data: ResizedData }
-  | { type: 'ContainerStopped'; data: StoppedData }
-  | { type: 'ResourceSampled'; data: SampleData }
-  | { type: 'StandingObserved'; data: StandingObservedData };
+/** Not a stored event: what a container learns from its wallet's StandingChanged. */
+export type StandingObserved = { type: 'StandingObserved'; data: StandingObservedData };
 
-export type ScalingDecidedEvent = { type: 'ScalingDecided'; data: DecidedData };
-export type ScalingEvent = ScalingFact | ScalingDecidedEvent;
+/** What the scaler observes of a container: its lifecycle, its samples, its wallet's standing. */
+export type ScalingFact = ContainerEvent | UsageEvent | StandingObserved;
+
+/** What evolve folds: the facts and the scaler's own ScalingDecided. */
+export type ScalingFoldedEvent = ScalingFact | ScalingEvent;
+
+/** The scaling decider: its decisions are ScalingDecided only. */
+export interface ScalingDecider extends Decider<ContainerScalingState, ScalingCommand, ScalingFoldedEvent> {
+  decide: (command: ScalingCommand, state: ContainerScalingState) => ScalingEvent[];
+}
 
 /** Free capacity of the container's node beyond what this container already has (undefined: unknown). */
 export interface NodeHeadroom {
@@ -144,8 +158,8 @@ function isKnownSample(state: ContainerScalingState, seq: number, windowSamples:
   return state.window.length >= windowSamples && seq < state.window[0].seq;
 }
 
-export function scalingDecider(policy: ScalingPolicy): Decider<ContainerScalingState, ScalingCommand, ScalingEvent> {
-  const evolve = (state: ContainerScalingState, event: ScalingEvent): ContainerScalingState => {
+export function scalingDecider(policy: ScalingPolicy): ScalingDecider {
+  const evolve = (state: ContainerScalingState, event: ScalingFoldedEvent): ContainerScalingState => {
     switch (event.type) {
       case 'ContainerStarted': {
         if (state.status !== 'unknown') return state; // started once; a replay changes nothing
@@ -323,10 +337,10 @@ export function scalingDecider(policy: ScalingPolicy): Decider<ContainerScalingS
     return { memoryBytes: limit, basedOn: [] };
   }
 
-  function decision(state: ContainerScalingState, target: Target, nowMs: number): ScalingDecidedEvent[] {
+  function decision(state: ContainerScalingState, target: Target, nowMs: number): ScalingEvent[] {
     if (target.cpuMillis === state.cpuMillis && target.memoryBytes === state.memoryBytes) return [];
     const reason = target.cpuMillis !== state.cpuMillis ? target.cpuReason : target.memoryReason;
-    if (!reason) throw new Error(`scaling target without a reason for ${state.containerId}`); // invariant
+    assert(reason !== undefined, `scaling target without a reason for ${state.containerId}`);
     return [
       {
         type: 'ScalingDecided',
@@ -349,8 +363,7 @@ export function scalingDecider(policy: ScalingPolicy): Decider<ContainerScalingS
     ];
   }
 
-  function onSample(before: ContainerScalingState, state: ContainerScalingState, command: ScalingCommand): ScalingDecidedEvent[] {
-    const sample = command.observe.data as SampleData;
+  function onSample(before: ContainerScalingState, state: ContainerScalingState, command: ScalingCommand, sample: SampleData): ScalingEvent[] {
     const newest = newestOf(state);
     // Decide from the newest, fresh state only: an old or replayed sample is folded, never acted on.
     if (!newest || newest.seq !== sample.seq || sample.final) return [];
@@ -361,7 +374,7 @@ export function scalingDecider(policy: ScalingPolicy): Decider<ContainerScalingS
     return decision(state, { ...cpu, ...memory, basedOn: [...cpu.basedOn, ...memory.basedOn] }, command.nowMs);
   }
 
-  function onStanding(before: ContainerScalingState, state: ContainerScalingState, command: ScalingCommand): ScalingDecidedEvent[] {
+  function onStanding(before: ContainerScalingState, state: ContainerScalingState, command: ScalingCommand): ScalingEvent[] {
     const newest = newestOf(state);
     const basedOn = newest ? [newest.seq] : [];
     // The cap acts at once, whatever is pending: the wallet is paying for every millicore.
@@ -387,12 +400,12 @@ export function scalingDecider(policy: ScalingPolicy): Decider<ContainerScalingS
     return [];
   }
 
-  const decide = (command: ScalingCommand, before: ContainerScalingState): ScalingDecidedEvent[] => {
+  const decide = (command: ScalingCommand, before: ContainerScalingState): ScalingEvent[] => {
     const fact = command.observe;
     if (fact.type === 'ResourceSampled' && isKnownSample(before, fact.data.seq, policy.windowSamples)) return []; // redelivery
     const state = evolve(before, fact);
     if (state.status !== 'running') return [];
-    if (fact.type === 'ResourceSampled') return onSample(before, state, command);
+    if (fact.type === 'ResourceSampled') return onSample(before, state, command, fact.data);
     if (fact.type === 'StandingObserved') return onStanding(before, state, command);
     return [];
   };
@@ -402,11 +415,11 @@ export function scalingDecider(policy: ScalingPolicy): Decider<ContainerScalingS
 
 /** Folds the fact of a command and the decisions it produced: the state after the command. */
 export function applyCommand(
-  decider: Decider<ContainerScalingState, ScalingCommand, ScalingEvent>,
+  decider: ScalingDecider,
   state: ContainerScalingState,
   command: ScalingCommand,
-): { state: ContainerScalingState; decisions: ScalingDecidedEvent[] } {
-  const decisions = decider.decide(command, state) as ScalingDecidedEvent[];
+): { state: ContainerScalingState; decisions: ScalingEvent[] } {
+  const decisions = decider.decide(command, state);
   let next = decider.evolve(state, command.observe);
   for (const d of decisions) next = decider.evolve(next, d);
   return { state: next, decisions };

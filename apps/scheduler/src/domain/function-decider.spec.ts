@@ -1,4 +1,5 @@
-import { ContractError, FUNCTION_DEFAULTS } from '@mesh/contracts';
+import { ContractError, FUNCTION_DEFAULTS, FunctionDeployed } from '@mesh/contracts';
+import { decided } from '../../test/fixtures';
 import { spec } from '@mesh/testing/decider-spec';
 import { functionDecider, specFromRequest, toNewFunctionEvent } from './function-decider';
 
@@ -14,7 +15,7 @@ describe('function decider', () => {
     expect(specFromRequest({ ...body, cpuMaxMillis: 100 })).toMatchObject({ cpuMinMillis: 100, cpuInitialMillis: 100, cpuMaxMillis: 100 });
   });
   it('deploys version 1, then version + 1 per change, nothing for the same spec', () => {
-    const v1 = { type: 'FunctionDeployed' as const, data: { ...specFromRequest(body), version: 1 } };
+    const v1 = decided(FunctionDeployed, { ...specFromRequest(body), version: 1 });
     spec(functionDecider)
       .given([])
       .when({ kind: 'deploy', spec: specFromRequest(body) })

@@ -2,6 +2,7 @@ import {
   ContractError,
   FUNCTION_DEFAULTS,
   type ContractIssue,
+  type FunctionEvent,
   type FunctionSpec,
   type NewEvent,
   type RequestData,
@@ -13,7 +14,6 @@ import type { Decider } from '@mesh/eventstore/decider';
  * The function aggregate (stream `function-<functionId>`): each deploy is a full replacement of the
  * spec (missing fields take the defaults) and bumps the version; the same spec again is a no-op.
  */
-export type FunctionEvent = { type: 'FunctionDeployed'; data: FunctionSpec };
 export interface FunctionState {
   spec?: FunctionSpec;
 }
@@ -53,8 +53,9 @@ export function checkCpuRange(spec: Pick<FunctionSpec, 'cpuMinMillis' | 'cpuMaxM
 
 const sameSpec = (a: Omit<FunctionSpec, 'version'>, b: FunctionSpec) => {
   const { version: _v, ...rest } = b;
-  const keys = new Set([...Object.keys(a), ...Object.keys(rest)]);
-  return [...keys].every((k) => (a as Record<string, unknown>)[k] === (rest as Record<string, unknown>)[k]);
+  const left = new Map<string, unknown>(Object.entries(a));
+  const right = new Map<string, unknown>(Object.entries(rest));
+  return [...new Set([...left.keys(), ...right.keys()])].every((k) => left.get(k) === right.get(k));
 };
 
 export const functionDecider: Decider<FunctionState, DeployFunction, FunctionEvent> = {

@@ -1,29 +1,28 @@
 import fc from 'fast-check';
-import type { FoldedEvent } from './scheduler-view';
-import { SchedulerView, dispatchInMemory, isDispatchable } from './scheduler-view';
-import { fnSpec } from './fixtures';
+import { TaskDispatched, TaskRequeued, TaskRunning, TaskSucceeded, type Standing, type TaskEvent } from '@mesh/contracts';
+import { SchedulerView, dispatchInMemory, isDispatchable, type FoldedEvent, type ViewEvent } from './scheduler-view';
+import { decided, fnSpec, folded, functionDeployed, nodeRegistered, standingChanged, taskSubmitted, walletOpened } from '../../test/fixtures';
 
 const GiB = 1024 ** 3;
 let revisions = new Map<string, number>();
-const ev = (stream: string, type: string, data: object): FoldedEvent => {
+/** `event` appended to `stream`: the next revision of that stream. */
+const ev = (stream: string, event: ViewEvent): FoldedEvent => {
   const revision = (revisions.get(stream) ?? -1) + 1;
   revisions.set(stream, revision);
-  return { stream, type, revision, data };
+  return folded(stream, revision, event);
 };
-const opened = (walletId: string, policy: 'greedy' | 'conservative' = 'greedy', kind = 'user') =>
-  ev(`wallet-${walletId}`, 'WalletOpened', { walletId, kind, policy });
-const standing = (walletId: string, to: string) => ev(`standing-${walletId}`, 'StandingChanged', { walletId, to });
-const node = (nodeId: string, cpuMillis = 4000) =>
-  ev(`node-${nodeId}`, 'NodeRegistered', { nodeId, cpuMillis, memoryBytes: 8 * GiB, labels: {}, registeredAtMs: 0 });
+const deployed = (spec = fnSpec()) => ev(`function-${spec.functionId}`, functionDeployed(spec));
+const opened = (walletId: string, policy: 'greedy' | 'conservative' = 'greedy') => ev(`wallet-${walletId}`, walletOpened(walletId, policy));
+const standing = (walletId: string, to: Standing) => ev(`standing-${walletId}`, standingChanged(walletId, to));
+const node = (nodeId: string, cpuMillis = 4000, memoryBytes = 8 * GiB) => ev(`node-${nodeId}`, nodeRegistered(nodeId, cpuMillis, memoryBytes));
 const submit = (taskId: string, walletId: string, functionId = 'fn', priority = 0) =>
-  ev(`task-${taskId}`, 'TaskSubmitted', { taskId, functionId, walletId, input: { inline: '' }, priority, maxAttempts: 3, submittedAtMs: 1 });
+  ev(`task-${taskId}`, taskSubmitted({ taskId, walletId, functionId, priority }));
 /** The next event of a task stream the view already knows (its revision follows the view's). */
-const taskEvent = (view: SchedulerView, taskId: string, type: string, data: object): FoldedEvent => ({
-  stream: `task-${taskId}`,
-  type,
-  revision: view.tasks.get(taskId)!.revision + 1,
-  data: { taskId, functionId: 'fn', walletId: 'w1', ...data },
-});
+const taskEvent = (view: SchedulerView, event: TaskEvent): FoldedEvent =>
+  folded(`task-${event.data.taskId}`, view.tasks.get(event.data.taskId)!.revision + 1, event);
+const ref = (taskId: string) => ({ taskId, functionId: 'fn', walletId: 'w1' });
+const succeeded = (taskId: string) =>
+  decided(TaskSucceeded, { ...ref(taskId), attempt: 1, executionId: `${taskId}-1`, outputRef: { bucket: 'b', key: 'k' }, durationMs: 1 });
 
 function viewOf(events: FoldedEvent[]): SchedulerView {
   const view = new SchedulerView(0);
@@ -44,7 +43,7 @@ describe('scheduler view: gating by standing', () => {
     expect(isDispatchable({ walletId: 'w', kind: 'provider', policy: 'greedy', standing: 'normal' })).toBe(false);
   });
   it('holds the tasks of an overdrawn wallet and dispatches them once it recovers', () => {
-    const view = viewOf([ev('function-fn', 'FunctionDeployed', fnSpec()), node('n1'), opened('w1'), standing('w1', 'overdrawn'), submit('t1', 'w1')]);
+    const view = viewOf([deployed(), node('n1'), opened('w1'), standing('w1', 'overdrawn'), submit('t1', 'w1')]);
     expect(dispatchInMemory(view, 10, 5)).toEqual([]);
     view.apply(standing('w1', 'normal'));
     expect(dispatchInMemory(view, 10, 5).map((c) => c.task.taskId)).toEqual(['t1']);
@@ -54,8 +53,8 @@ describe('scheduler view: gating by standing', () => {
 
 describe('scheduler view: capacity, containers, fairness', () => {
   const base = () => [
-    ev('function-fn', 'FunctionDeployed', fnSpec()),
-    ev('function-g', 'FunctionDeployed', fnSpec({ functionId: 'g' })),
+    deployed(),
+    deployed(fnSpec({ functionId: 'g' })),
     node('n1'),
     node('n2'),
     opened('w1'),
@@ -69,7 +68,7 @@ describe('scheduler view: capacity, containers, fairness', () => {
     dispatchInMemory(view, 10, 5);
     const n = view.nodes.get(view.tasks.get('t1')!.nodeId!)!;
     expect([n.reservedCpuMillis, n.reservedMemoryBytes]).toEqual([1000, 256 * 1024 * 1024]);
-    view.apply(taskEvent(view, 't1', 'TaskSucceeded', { attempt: 1, executionId: 't1-1', outputRef: { bucket: 'b', key: 'k' }, durationMs: 1 }));
+    view.apply(taskEvent(view, succeeded('t1')));
     expect([n.reservedCpuMillis, n.reservedMemoryBytes, n.completed, view.dispatched]).toEqual([0, 0, 1, 0]);
   });
   it('one busy container per (wallet, function) per node: the third task of a pair waits for a free one', () => {
@@ -78,7 +77,7 @@ describe('scheduler view: capacity, containers, fairness', () => {
     // a and b go to different nodes; c (same pair) waits, and so does d behind it (FIFO per wallet)
     expect(placed.map((c) => c.task.taskId)).toEqual(['a', 'b']);
     expect(new Set(placed.map((c) => c.nodeId)).size).toBe(2);
-    view.apply(taskEvent(view, 'a', 'TaskSucceeded', { attempt: 1, executionId: 'a-1', outputRef: { bucket: 'b', key: 'k' }, durationMs: 1 }));
+    view.apply(taskEvent(view, succeeded('a')));
     expect(dispatchInMemory(view, 10, 5).map((c) => c.task.taskId)).toEqual(['c', 'd']);
   });
   it('alternates wallets (round-robin) and stops at the capacity of the nodes', () => {
@@ -97,7 +96,7 @@ describe('scheduler view: capacity, containers, fairness', () => {
     const nodeId = view.tasks.get('t1')!.nodeId!;
     expect(view.expireNodes(20_000, 10_000).sort()).toEqual(['n1', 'n2']);
     expect(view.deadNodesWithTasks().map((n) => n.nodeId)).toEqual([nodeId]);
-    view.apply(taskEvent(view, 't1', 'TaskRequeued', { attempt: 1, reason: 'node-lost', detail: 'silent' }));
+    view.apply(taskEvent(view, decided(TaskRequeued, { ...ref('t1'), attempt: 1, reason: 'node-lost', detail: 'silent' })));
     const n = view.nodes.get(nodeId)!;
     expect([n.tasks.size, n.lost, n.reliability, view.pool.size]).toEqual([0, 1, 0.5, 1]);
     expect(view.tasks.get('t1')).toMatchObject({ state: 'pending', attempt: 2 });
@@ -137,7 +136,9 @@ describe('scheduler view: capacity, containers, fairness', () => {
   it('lists dispatches not started within the timeout (running ones and fresh ones are not listed)', () => {
     const view = viewOf([...base(), submit('t1', 'w1'), submit('t2', 'w2')]);
     dispatchInMemory(view, 10, 1_000);
-    view.apply(taskEvent(view, 't2', 'TaskRunning', { attempt: 1, executionId: 't2-1', nodeId: view.tasks.get('t2')!.nodeId, containerId: 'c2' }));
+    view.apply(
+      taskEvent(view, decided(TaskRunning, { ...ref('t2'), attempt: 1, executionId: 't2-1', nodeId: view.tasks.get('t2')!.nodeId!, containerId: 'c2' })),
+    );
     expect(view.unstartedDispatches(100_000, 120_000)).toEqual([]);
     expect(view.unstartedDispatches(121_001, 120_000).map((t) => [t.taskId, t.executionId])).toEqual([['t1', 't1-1']]);
     // After a restart at 100 s, a dispatch from before gets the whole timeout from the restart.
@@ -148,22 +149,19 @@ describe('scheduler view: capacity, containers, fairness', () => {
     const events = [...base(), submit('t1', 'w1')];
     const view = viewOf(events);
     const [c] = dispatchInMemory(view, 10, 5);
-    const echo: FoldedEvent = {
-      type: 'TaskDispatched',
-      stream: 'task-t1',
-      revision: 1,
-      data: {
-        taskId: 't1',
-        functionId: 'fn',
-        walletId: 'w1',
+    const echo = folded(
+      'task-t1',
+      1,
+      decided(TaskDispatched, {
+        ...ref('t1'),
         attempt: 1,
         executionId: 't1-1',
         nodeId: c.nodeId,
         function: fnSpec(),
         input: { inline: '' },
         dispatchedAtMs: 5,
-      },
-    };
+      }),
+    );
     view.apply(echo);
     for (const e of events) view.apply(e);
     expect([view.dispatched, view.pool.size, view.nodes.get(c.nodeId)!.reservedCpuMillis]).toEqual([1, 0, 1000]);
@@ -185,17 +183,11 @@ describe('scheduler view: invariants under random load (property)', () => {
         revisions = new Map();
         const events: FoldedEvent[] = [];
         s.cpu.forEach((cpu, f) =>
-          events.push(
-            ev(`function-f${f}`, 'FunctionDeployed', fnSpec({ functionId: `f${f}`, cpuInitialMillis: cpu, cpuMinMillis: 100, memoryBytes: 512 * 1024 * 1024 })),
-          ),
+          events.push(deployed(fnSpec({ functionId: `f${f}`, cpuInitialMillis: cpu, cpuMinMillis: 100, memoryBytes: 512 * 1024 * 1024 }))),
         );
-        s.nodes.forEach((n, i) =>
-          events.push(
-            ev(`node-n${i}`, 'NodeRegistered', { nodeId: `n${i}`, cpuMillis: n.cpuMillis, memoryBytes: n.memGiB * GiB, labels: {}, registeredAtMs: 0 }),
-          ),
-        );
+        s.nodes.forEach((n, i) => events.push(node(`n${i}`, n.cpuMillis, n.memGiB * GiB)));
         s.standings.forEach((standingTo, w) => {
-          events.push(opened(`w${w}`, s.policies[w] as 'greedy' | 'conservative'));
+          events.push(opened(`w${w}`, s.policies[w]));
           if (standingTo) events.push(standing(`w${w}`, standingTo));
         });
         s.tasks.forEach((t, i) => events.push(submit(`t${i}`, `w${t.wallet % s.standings.length}`, `f${t.fn}`, t.priority)));

@@ -1,4 +1,20 @@
-import type { FunctionSpec, NodeHeartbeat, Standing, TaskStateName } from '@mesh/contracts';
+import assert from 'node:assert/strict';
+import {
+  functionEvents,
+  nodeEvents,
+  standingEvents,
+  taskEvents,
+  walletEvents,
+  type FunctionEvent,
+  type FunctionSpec,
+  type NodeEvent,
+  type NodeHeartbeat,
+  type Standing,
+  type StandingEvent,
+  type TaskEvent,
+  type TaskStateName,
+  type WalletEvent,
+} from '@mesh/contracts';
 import { PendingPool } from './pending-pool';
 import { containerKey, place, reliabilityOf, type Demand, type Placement, type PlacementNode } from './placement';
 
@@ -57,12 +73,12 @@ export interface NodeState extends PlacementNode {
   lost: number;
 }
 
-export interface FoldedEvent {
-  type: string;
-  stream: string;
-  revision: number;
-  data: unknown;
-}
+/** The definitions of the events the view folds: its categories' events (`VIEW_CATEGORIES` of the engine). */
+export const VIEW_EVENTS = [...functionEvents, ...taskEvents, ...walletEvents, ...standingEvents, ...nodeEvents] as const;
+export type ViewEvent = FunctionEvent | TaskEvent | WalletEvent | StandingEvent | NodeEvent;
+/** An event the view folds: recorded (from the log) or just written (read-your-writes), at its stream revision. */
+export type FoldedEvent = ViewEvent & { stream: string; revision: number };
+type FoldedTaskEvent = TaskEvent & { revision: number };
 
 /** Finished tasks kept in memory for the `tasks` query (the task query reads the stream instead). */
 export const FINISHED_TASKS_IN_MEMORY = 100_000;
@@ -96,30 +112,40 @@ export class SchedulerView {
   constructor(private readonly startedAtMs: number) {}
 
   apply(event: FoldedEvent): void {
-    const category = event.stream.slice(0, event.stream.indexOf('-'));
-    switch (category) {
-      case 'function':
-        if (event.type === 'FunctionDeployed') {
-          const spec = event.data as FunctionSpec;
-          const known = this.functions.get(spec.functionId);
-          if (!known || known.version < spec.version) this.functions.set(spec.functionId, spec);
-        }
+    switch (event.type) {
+      case 'FunctionDeployed': {
+        const spec = event.data;
+        const known = this.functions.get(spec.functionId);
+        if (!known || known.version < spec.version) this.functions.set(spec.functionId, spec);
         return;
-      case 'task':
+      }
+      case 'TaskSubmitted':
+      case 'TaskDispatched':
+      case 'TaskRunning':
+      case 'TaskRequeued':
+      case 'TaskSucceeded':
+      case 'TaskFailed':
+      case 'TaskCancelled':
         this.applyTask(event);
         return;
-      case 'wallet':
-        this.applyWallet(event);
+      case 'WalletOpened': {
+        const w = this.wallet(event.data.walletId);
+        w.kind = event.data.kind;
+        w.policy = event.data.policy;
         return;
-      case 'standing':
-        if (event.type === 'StandingChanged') {
-          const d = event.data as { walletId: string; to: Standing };
-          this.wallet(d.walletId).standing = d.to;
-        }
+      }
+      case 'WalletPolicyChanged':
+        this.wallet(event.data.walletId).policy = event.data.policy;
         return;
-      case 'node':
+      case 'StandingChanged':
+        this.wallet(event.data.walletId).standing = event.data.to;
+        return;
+      case 'NodeRegistered':
+      case 'NodeLeft':
         this.applyNode(event);
         return;
+      default:
+        return; // the other wallet events (money) do not matter here
     }
   }
 
@@ -127,17 +153,6 @@ export class SchedulerView {
     let w = this.wallets.get(walletId);
     if (!w) this.wallets.set(walletId, (w = { walletId, standing: null }));
     return w;
-  }
-
-  private applyWallet(event: FoldedEvent): void {
-    const d = event.data as { walletId: string; kind?: 'user' | 'provider'; policy?: 'greedy' | 'conservative' };
-    if (event.type === 'WalletOpened') {
-      const w = this.wallet(d.walletId);
-      w.kind = d.kind;
-      w.policy = d.policy;
-    } else if (event.type === 'WalletPolicyChanged') {
-      this.wallet(d.walletId).policy = d.policy;
-    }
   }
 
   node(nodeId: string): NodeState {
@@ -172,9 +187,9 @@ export class SchedulerView {
     n.reliability = reliabilityOf(n.completed, n.lost);
   }
 
-  private applyNode(event: FoldedEvent): void {
+  private applyNode(event: NodeEvent): void {
     if (event.type === 'NodeRegistered') {
-      const d = event.data as { nodeId: string; cpuMillis: number; memoryBytes: number; registeredAtMs: number };
+      const d = event.data;
       const n = this.node(d.nodeId);
       n.registered = true;
       n.left = false;
@@ -187,7 +202,7 @@ export class SchedulerView {
       n.alive = true;
       this.refresh(n);
     } else if (event.type === 'NodeLeft') {
-      const n = this.node((event.data as { nodeId: string }).nodeId);
+      const n = this.node(event.data.nodeId);
       n.left = true;
       n.alive = false;
       this.refresh(n);
@@ -244,19 +259,19 @@ export class SchedulerView {
     return [...this.nodes.values()].filter((n) => !n.alive && n.tasks.size > 0);
   }
 
-  private applyTask(event: FoldedEvent): void {
-    const d = event.data as Record<string, unknown> & { taskId: string };
+  private applyTask(event: FoldedTaskEvent): void {
     if (event.type === 'TaskSubmitted') {
+      const d = event.data;
       if (this.tasks.has(d.taskId)) return;
       const task: TaskSummary = {
         taskId: d.taskId,
-        functionId: d.functionId as string,
-        walletId: d.walletId as string,
-        priority: d.priority as number,
-        maxAttempts: d.maxAttempts as number,
+        functionId: d.functionId,
+        walletId: d.walletId,
+        priority: d.priority,
+        maxAttempts: d.maxAttempts,
         state: 'pending',
         attempt: 1,
-        submittedAtMs: d.submittedAtMs as number,
+        submittedAtMs: d.submittedAtMs,
         revision: event.revision,
         seq: this.seq++,
       };
@@ -264,19 +279,20 @@ export class SchedulerView {
       this.pool.add({ taskId: task.taskId, walletId: task.walletId, priority: task.priority, seq: task.seq });
       return;
     }
-    const task = this.tasks.get(d.taskId);
+    const task = this.tasks.get(event.data.taskId);
     if (!task || event.revision <= task.revision) return; // already folded (local apply, then the log echo)
     task.revision = event.revision;
     switch (event.type) {
       case 'TaskDispatched': {
-        const fn = d.function as FunctionSpec;
+        const d = event.data;
+        const fn = d.function;
         this.pool.remove(task.taskId);
         this.leaveNode(task);
         task.state = 'dispatched';
-        task.attempt = d.attempt as number;
-        task.nodeId = d.nodeId as string;
-        task.executionId = d.executionId as string;
-        task.dispatchedAtMs = d.dispatchedAtMs as number;
+        task.attempt = d.attempt;
+        task.nodeId = d.nodeId;
+        task.executionId = d.executionId;
+        task.dispatchedAtMs = d.dispatchedAtMs;
         task.cpuMillis = fn.cpuInitialMillis;
         task.memoryBytes = fn.memoryBytes;
         this.enterNode(task);
@@ -291,38 +307,46 @@ export class SchedulerView {
         task.state = 'running';
         return;
       case 'TaskRequeued': {
-        const reason = d.reason as string;
+        const reason = event.data.reason;
         if (reason === 'node-lost' && task.nodeId) this.node(task.nodeId).lost++;
         this.leaveNode(task);
         task.state = 'pending';
         task.nodeId = undefined;
         task.executionId = undefined;
-        task.attempt = (d.attempt as number) + 1;
+        task.attempt = event.data.attempt + 1;
         task.reason = reason;
         this.pool.add({ taskId: task.taskId, walletId: task.walletId, priority: task.priority, seq: task.seq });
         return;
       }
       case 'TaskSucceeded':
-      case 'TaskFailed':
-      case 'TaskCancelled': {
-        const reason = d.reason as string | undefined;
-        if (task.nodeId && event.type !== 'TaskCancelled') {
-          const n = this.node(task.nodeId);
-          if (reason?.startsWith('node-lost')) n.lost++;
-          else n.completed++;
-        }
-        this.pool.remove(task.taskId);
-        this.leaveNode(task);
-        task.state = event.type === 'TaskSucceeded' ? 'succeeded' : event.type === 'TaskFailed' ? 'failed' : 'cancelled';
-        task.reason = reason;
-        this.rememberFinished(task.taskId);
+        this.finish(task, 'succeeded', undefined);
         return;
-      }
+      case 'TaskFailed':
+        this.finish(task, 'failed', event.data.reason);
+        return;
+      case 'TaskCancelled':
+        this.finish(task, 'cancelled', event.data.reason);
+        return;
     }
   }
 
+  /** A terminal task event: the node's outcome counts (not for a cancel), the task leaves pool and node. */
+  private finish(task: TaskSummary, state: 'succeeded' | 'failed' | 'cancelled', reason: string | undefined): void {
+    if (task.nodeId && state !== 'cancelled') {
+      const n = this.node(task.nodeId);
+      if (reason?.startsWith('node-lost')) n.lost++;
+      else n.completed++;
+    }
+    this.pool.remove(task.taskId);
+    this.leaveNode(task);
+    task.state = state;
+    task.reason = reason;
+    this.rememberFinished(task.taskId);
+  }
+
   private enterNode(task: TaskSummary): void {
-    const n = this.node(task.nodeId!);
+    assert(task.nodeId !== undefined, `task ${task.taskId} enters no node`);
+    const n = this.node(task.nodeId);
     n.tasks.add(task.taskId);
     n.reservedCpuMillis += task.cpuMillis ?? 0;
     n.reservedMemoryBytes += task.memoryBytes ?? 0;

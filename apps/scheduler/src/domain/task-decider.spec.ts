@@ -1,7 +1,7 @@
-import { DomainError } from '@mesh/contracts';
+import { DomainError, TaskCancelled, TaskFailed, TaskSucceeded, isEvent, type TaskEvent } from '@mesh/contracts';
 import { spec } from '@mesh/testing/decider-spec';
-import { dispatched, fnSpec, requeued, running, submitted } from './fixtures';
-import { taskDecider, taskEventId, type TaskCommand, type TaskEvent } from './task-decider';
+import { decided, dispatched, fnSpec, requeued, running, submitted } from '../../test/fixtures';
+import { taskDecider, taskEventId, type TaskCommand } from './task-decider';
 
 const ref = { taskId: 't1', functionId: 'fn', walletId: 'w1' };
 const submit: TaskCommand = { kind: 'submit', ...ref, input: { inline: 'aGk=' }, priority: 0, maxAttempts: 3, nowMs: 1000 };
@@ -44,7 +44,7 @@ describe('task decider: dispatch', () => {
   });
   it('does not dispatch a cancelled task', () => {
     spec(taskDecider)
-      .given([submitted(), { type: 'TaskCancelled', data: { ...ref, reason: 'x' } }])
+      .given([submitted(), decided(TaskCancelled, { ...ref, reason: 'x' })])
       .when(dispatch(1))
       .thenNothing();
   });
@@ -59,7 +59,7 @@ describe('task decider: execution results', () => {
     spec(taskDecider)
       .given([submitted(), dispatched(1), running(1)])
       .when({ kind: 'execution-succeeded', executionId: 't1-1', outputRef, durationMs: 50 })
-      .then([{ type: 'TaskSucceeded', data: { ...ref, attempt: 1, executionId: 't1-1', outputRef, durationMs: 50 } }]);
+      .then([decided(TaskSucceeded, { ...ref, attempt: 1, executionId: 't1-1', outputRef, durationMs: 50 })]);
   });
   it('accepts a success that overtook its start (reordering after a nak)', () => {
     spec(taskDecider)
@@ -80,7 +80,7 @@ describe('task decider: execution results', () => {
     spec(taskDecider)
       .given([submitted(), dispatched(1), running(1)])
       .when({ kind: 'execution-failed', executionId: 't1-1', reason: 'exit-code', exitCode: 3, retryable: false })
-      .then([{ type: 'TaskFailed', data: { ...ref, attempt: 1, reason: 'exit-code', exitCode: 3 } }]);
+      .then([decided(TaskFailed, { ...ref, attempt: 1, reason: 'exit-code', exitCode: 3 })]);
   });
   it('a retryable failure requeues while attempts remain (agent-restart keeps its name)', () => {
     spec(taskDecider)
@@ -96,7 +96,7 @@ describe('task decider: execution results', () => {
     spec(taskDecider)
       .given([submitted(), dispatched(1), running(1)])
       .when({ kind: 'execution-timed-out', executionId: 't1-1', timeoutMs: 60000 })
-      .then([{ type: 'TaskFailed', data: { ...ref, attempt: 1, reason: 'timeout: ran past 60000 ms' } }]);
+      .then([decided(TaskFailed, { ...ref, attempt: 1, reason: 'timeout: ran past 60000 ms' })]);
   });
   it('an abort for suspension requeues; an abort for cancellation changes nothing', () => {
     spec(taskDecider)
@@ -104,7 +104,7 @@ describe('task decider: execution results', () => {
       .when({ kind: 'execution-aborted', executionId: 't1-1', reason: 'suspended' })
       .then([requeued(1, 'aborted', 'wallet suspended')]);
     spec(taskDecider)
-      .given([submitted(), dispatched(1), running(1), { type: 'TaskCancelled', data: { ...ref, reason: 'x', executionId: 't1-1', nodeId: 'n1' } }])
+      .given([submitted(), dispatched(1), running(1), decided(TaskCancelled, { ...ref, reason: 'x', executionId: 't1-1', nodeId: 'n1' })])
       .when({ kind: 'execution-aborted', executionId: 't1-1', reason: 'cancelled' })
       .thenNothing();
   });
@@ -140,7 +140,11 @@ describe('task decider: requeue limits', () => {
     spec(taskDecider)
       .given([submitted(1), dispatched(1)])
       .when(timeout())
-      .then((events) => expect(events[0]).toMatchObject({ type: 'TaskFailed', data: { reason: expect.stringMatching(/^infrastructure: attempt 1 of 1/) } }));
+      .then((events) => {
+        const [failed] = events;
+        if (!isEvent(failed, TaskFailed)) throw new Error(`expected TaskFailed, got ${failed?.type}`);
+        expect(failed.data.reason).toMatch(/^infrastructure: attempt 1 of 1/);
+      });
   });
   it('every requeue counts as an attempt: the last attempt fails the task naming the cause', () => {
     const history: TaskEvent[] = [
@@ -157,15 +161,19 @@ describe('task decider: requeue limits', () => {
       .when(lost('n1'))
       .then((events) => {
         expect(events).toHaveLength(1);
-        expect(events[0].type).toBe('TaskFailed');
-        expect(events[0].data).toMatchObject({ attempt: 3, reason: expect.stringMatching(/^node-lost: attempt 3 of 3 ended .*no attempts left$/) });
+        const [failed] = events;
+        if (!isEvent(failed, TaskFailed)) throw new Error(`expected TaskFailed, got ${failed.type}`);
+        expect(failed.data.attempt).toBe(3);
+        expect(failed.data.reason).toMatch(/^node-lost: attempt 3 of 3 ended .*no attempts left$/);
       });
   });
   it('maxAttempts 1: the first abort fails the task', () => {
     spec(taskDecider)
       .given([submitted(1), dispatched(1), running(1)])
       .when({ kind: 'execution-aborted', executionId: 't1-1', reason: 'suspended' })
-      .then((events) => expect(events.map((e) => [e.type, (e.data as { reason: string }).reason.split(':')[0]])).toEqual([['TaskFailed', 'aborted']]));
+      .then((events) =>
+        expect(events.map((e) => [e.type, isEvent(e, TaskFailed) ? e.data.reason.split(':')[0] : undefined])).toEqual([['TaskFailed', 'aborted']]),
+      );
   });
 });
 
@@ -175,13 +183,13 @@ describe('task decider: cancel', () => {
     spec(taskDecider)
       .given([submitted()])
       .when(cancel)
-      .then([{ type: 'TaskCancelled', data: { ...ref, reason: 'no longer needed' } }]);
+      .then([decided(TaskCancelled, { ...ref, reason: 'no longer needed' })]);
   });
   it('cancels a running task naming its execution and node so the node kills it', () => {
     spec(taskDecider)
       .given([submitted(), dispatched(1), running(1)])
       .when(cancel)
-      .then([{ type: 'TaskCancelled', data: { ...ref, reason: 'no longer needed', executionId: 't1-1', nodeId: 'n1' } }]);
+      .then([decided(TaskCancelled, { ...ref, reason: 'no longer needed', executionId: 't1-1', nodeId: 'n1' })]);
   });
   it('refuses an unknown or finished task', () => {
     spec(taskDecider)
@@ -189,11 +197,11 @@ describe('task decider: cancel', () => {
       .when(cancel)
       .thenThrows(DomainError, /no task t1/);
     spec(taskDecider)
-      .given([submitted(), { type: 'TaskCancelled', data: { ...ref, reason: 'x' } }])
+      .given([submitted(), decided(TaskCancelled, { ...ref, reason: 'x' })])
       .when(cancel)
       .thenThrows(DomainError, /already cancelled/);
     spec(taskDecider)
-      .given([submitted(), dispatched(1), { type: 'TaskFailed', data: { ...ref, attempt: 1, reason: 'exit-code' } }])
+      .given([submitted(), dispatched(1), decided(TaskFailed, { ...ref, attempt: 1, reason: 'exit-code' })])
       .when(cancel)
       .thenThrows(DomainError, /already failed/);
   });

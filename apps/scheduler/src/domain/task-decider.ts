@@ -1,7 +1,14 @@
-import { DomainError, type EventData, type FunctionSpec, type NewEvent, type TaskInput } from '@mesh/contracts';
-import type { TaskCancelled, TaskDispatched, TaskFailed, TaskRequeued, TaskRunning, TaskSubmitted, TaskSucceeded } from '@mesh/contracts';
+import {
+  DomainError,
+  type EventData,
+  type FunctionSpec,
+  type NewEvent,
+  type TaskEvent,
+  type TaskInput,
+  type TaskRequeued,
+  type TaskStateName,
+} from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
-import type { TaskStateName } from '@mesh/contracts';
 
 /**
  * The task aggregate (stream `task-<taskId>`). Lifecycle:
@@ -12,15 +19,6 @@ import type { TaskStateName } from '@mesh/contracts';
  * (attempt >= maxAttempts) the task fails instead, naming the cause, so nothing is requeued forever.
  * Execution results for another attempt than the current one are ignored (idempotent, no stale effects).
  */
-export type TaskEvent =
-  | { type: 'TaskSubmitted'; data: EventData<typeof TaskSubmitted> }
-  | { type: 'TaskDispatched'; data: EventData<typeof TaskDispatched> }
-  | { type: 'TaskRunning'; data: EventData<typeof TaskRunning> }
-  | { type: 'TaskRequeued'; data: EventData<typeof TaskRequeued> }
-  | { type: 'TaskSucceeded'; data: EventData<typeof TaskSucceeded> }
-  | { type: 'TaskFailed'; data: EventData<typeof TaskFailed> }
-  | { type: 'TaskCancelled'; data: EventData<typeof TaskCancelled> };
-
 export type RequeueReason = EventData<typeof TaskRequeued>['reason'];
 
 export interface TaskState {
@@ -240,22 +238,21 @@ export const taskDecider: Decider<TaskState, TaskCommand, TaskEvent> = {
 
 /** Deterministic event ids from the cause, so a retried append is harmless (dedup by id). */
 export function taskEventId(event: TaskEvent): string {
-  const d = event.data as { taskId: string; attempt?: number };
   switch (event.type) {
     case 'TaskSubmitted':
-      return `${d.taskId}-submitted`;
+      return `${event.data.taskId}-submitted`;
     case 'TaskDispatched':
-      return `${d.taskId}-dispatched-${d.attempt}`;
+      return `${event.data.taskId}-dispatched-${event.data.attempt}`;
     case 'TaskRunning':
-      return `${d.taskId}-running-${d.attempt}`;
+      return `${event.data.taskId}-running-${event.data.attempt}`;
     case 'TaskRequeued':
-      return `${d.taskId}-requeued-${d.attempt}`;
+      return `${event.data.taskId}-requeued-${event.data.attempt}`;
     case 'TaskSucceeded':
-      return `${d.taskId}-succeeded`;
+      return `${event.data.taskId}-succeeded`;
     case 'TaskFailed':
-      return `${d.taskId}-failed`;
+      return `${event.data.taskId}-failed`;
     case 'TaskCancelled':
-      return `${d.taskId}-cancelled`;
+      return `${event.data.taskId}-cancelled`;
   }
 }
 

@@ -1,6 +1,7 @@
-import { applyCommand, scalingDecider, type ContainerScalingState, type ScalingDecidedEvent } from './scaling-decider';
+import type { ScalingEvent } from '@mesh/contracts';
+import { applyCommand, scalingDecider, type ContainerScalingState } from '../src/domain/scaling-decider';
+import type { ScalingPolicy } from '../src/domain/scaling-policy';
 import { afterSample, resizedFor, sample, started } from './scaling-fixtures';
-import type { ScalingPolicy } from './scaling-policy';
 
 export interface SimulatedSample {
   seq: number;
@@ -11,7 +12,7 @@ export interface SimulatedSample {
   usageCpuMillis: number;
   /** Demand the limit denied the task (demand - usage). */
   throttledCpuMillis: number;
-  decision?: ScalingDecidedEvent;
+  decision?: ScalingEvent;
 }
 
 export interface SimulationOptions {
@@ -37,7 +38,7 @@ export function simulate(policy: ScalingPolicy, demandAt: (seq: number) => numbe
     }),
   );
   const delay = options.applyDelaySamples ?? 0;
-  const toApply: { atSeq: number; decision: ScalingDecidedEvent }[] = [];
+  const toApply: { atSeq: number; decision: ScalingEvent }[] = [];
   const trace: SimulatedSample[] = [];
   for (let seq = 1; seq <= samples; seq++) {
     while (toApply.length && toApply[0].atSeq <= seq) state = decider.evolve(state, resizedFor(toApply.shift()!.decision));

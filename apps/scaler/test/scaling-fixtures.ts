@@ -1,30 +1,45 @@
-import type { Standing } from '@mesh/contracts';
-import type { ResizedData, SampleData, ScalingDecidedEvent, ScalingFact, StartedData } from './scaling-decider';
+import {
+  ContainerResized,
+  ContainerStarted,
+  ResourceSampled,
+  ScalingDecided,
+  eventOf,
+  isEvent,
+  type EventData,
+  type EventDefinition,
+  type EventOf,
+  type ScalingEvent,
+  type Standing,
+} from '@mesh/contracts';
+import type { SampleData, ScalingFact, StandingObserved, StartedData } from '../src/domain/scaling-decider';
 
 /** Builders of the facts the scaler observes, for specs and the benchmark. */
 export const SAMPLE_INTERVAL_MS = 1000;
 export const T0_MS = 1_700_000_000_000;
 export const MiB = 1024 * 1024;
 
+/** A decided event of `definition`, its data checked against the schema (eventOf). */
+export function decided<D extends EventDefinition>(definition: D, data: EventData<D>): EventOf<D> {
+  const { type, data: checked } = eventOf(definition, 'fixture', data);
+  return { type, data: checked };
+}
+
 export function started(overrides: Partial<StartedData> = {}): ScalingFact {
-  return {
-    type: 'ContainerStarted',
-    data: {
-      containerId: 'c1',
-      nodeId: 'n1',
-      walletId: 'w1',
-      functionId: 'f1',
-      dockerId: 'd1',
-      image: 'mesh/task-base:latest',
-      cpuMillis: 1000,
-      memoryBytes: 512 * MiB,
-      cpuMinMillis: 250,
-      cpuMaxMillis: 4000,
-      coldStartMs: 300,
-      startedAtMs: T0_MS,
-      ...overrides,
-    },
-  };
+  return decided(ContainerStarted, {
+    containerId: 'c1',
+    nodeId: 'n1',
+    walletId: 'w1',
+    functionId: 'f1',
+    dockerId: 'd1',
+    image: 'mesh/task-base:latest',
+    cpuMillis: 1000,
+    memoryBytes: 512 * MiB,
+    cpuMinMillis: 250,
+    cpuMaxMillis: 4000,
+    coldStartMs: 300,
+    startedAtMs: T0_MS,
+    ...overrides,
+  });
 }
 
 export interface SampleSpec {
@@ -57,20 +72,20 @@ export function sample(spec: SampleSpec): ScalingFact {
     memoryLimitBytes: spec.memoryLimitBytes ?? 512 * MiB,
     final: spec.final ?? false,
   };
-  return { type: 'ResourceSampled', data };
+  return decided(ResourceSampled, data);
 }
 
 /** The time right after sample `seq` was taken. */
 export const afterSample = (seq: number) => T0_MS + seq * SAMPLE_INTERVAL_MS + 50;
 
-export function standing(to: Standing): ScalingFact {
+export function standing(to: Standing): StandingObserved {
   return { type: 'StandingObserved', data: { walletId: 'w1', standing: to } };
 }
 
 /** The ContainerResized a container-manager records after applying `decision`. */
-export function resizedFor(decision: ScalingDecidedEvent): ScalingFact {
+export function resizedFor(decision: ScalingEvent): ScalingFact {
   const d = decision.data;
-  const data: ResizedData = {
+  return decided(ContainerResized, {
     containerId: d.containerId,
     nodeId: d.nodeId,
     walletId: d.walletId,
@@ -82,6 +97,12 @@ export function resizedFor(decision: ScalingDecidedEvent): ScalingFact {
     toMemoryBytes: d.toMemoryBytes,
     applyMs: 5,
     appliedAtMs: d.decidedAtMs + 5,
-  };
-  return { type: 'ContainerResized', data };
+  });
+}
+
+/** The one ScalingDecided among `events` (fails the test otherwise). */
+export function decisionOf(events: readonly { type: string; data: unknown }[]): ScalingEvent {
+  const [decision] = events;
+  if (events.length !== 1 || !isEvent(decision, ScalingDecided)) throw new Error(`expected one ScalingDecided, got [${events.map((e) => e.type).join(', ')}]`);
+  return decision;
 }

@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { Inject, Injectable } from '@nestjs/common';
+import { FunctionDeployed, functionEvents, isEvent, streamName, type FunctionEvent, type FunctionSpec } from '@mesh/contracts';
+import type { EventStore } from '@mesh/eventstore/port';
+import { EVENT_STORE } from '@mesh/runtime';
+import { functionDecider, toNewFunctionEvent, type FunctionState } from './domain/function-decider';
+import { handleTypedCommand, type TypedCommandResult } from './typed-command';
+
+export type FunctionResult = TypedCommandResult<FunctionState, FunctionEvent>;
+
+/** The function aggregate (stream `function-<functionId>`) against the store. */
+@Injectable()
+export class FunctionHandler {
+  constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
+
+  /** Deploys a spec: a new version when it differs from the current one, nothing otherwise. */
+  deploy(spec: Omit<FunctionSpec, 'version'>): Promise<FunctionResult> {
+    return handleTypedCommand(
+      this.store,
+      streamName('function', spec.functionId),
+      functionDecider,
+      { kind: 'deploy', spec },
+      { toNew: toNewFunctionEvent, events: functionEvents },
+    );
+  }
+
+  /** The latest spec from the stream, undefined when never deployed. */
+  async latest(functionId: string): Promise<FunctionSpec | undefined> {
+    const stream = streamName('function', functionId);
+    const last = (await this.store.read(stream)).at(-1);
+    if (!last) return undefined;
+    assert(isEvent(last, FunctionDeployed), `${stream} holds a ${last.type}`);
+    return last.data;
+  }
+}
