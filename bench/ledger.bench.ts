@@ -16,7 +16,7 @@ import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
 import { MeshClient, startService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
 import { LedgerService } from '../apps/ledger/src/main';
-import { verifyAudit } from '../apps/ledger/src/audit/verify';
+import { verifyAudit } from '@mesh/audit';
 import { ChargeProducer, chargeData } from './ledger-charge-producer';
 import type { BenchResult } from './run';
 
