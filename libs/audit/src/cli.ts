@@ -4,6 +4,7 @@
  * Replays the whole log, prints the report and exits 0 when every invariant holds, 1 when one
  * fails, 2 when the audit could not run (bad configuration, NATS unreachable).
  */
+import { messageOf } from '@mesh/common';
 import { commonEnv, loadConfig } from '@mesh/config';
 import { createEventStore } from '@mesh/eventstore/factory';
 import { connectNats } from '@mesh/runtime/bootstrap';
@@ -27,7 +28,7 @@ if (require.main === module) {
   main().then(
     (code) => process.exit(code),
     (err) => {
-      process.stderr.write(`audit: ${(err as Error)?.message ?? err}\n`);
+      process.stderr.write(`audit: ${messageOf(err)}\n`);
       process.exit(2);
     },
   );

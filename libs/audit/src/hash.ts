@@ -27,7 +27,7 @@ export function canonicalJson(value: unknown): string {
  * the event data without its `hash` and `prevHash` members. Envelope fields (id, occurredAt...) are
  * not hashed: the chain protects the money facts, and ids are checked by the audit separately.
  */
-export function walletEventHash(type: string, data: Record<string, unknown>, prevHash: unknown): string {
+export function walletEventHash(type: unknown, data: Record<string, unknown>, prevHash: unknown): string {
   // Same bytes as canonicalJson({ data: data minus hash/prevHash, prevHash, type }), built without
   // copying the data: this runs once per wallet event on every append, load and audit replay.
   const keys = hashedKeys(data);

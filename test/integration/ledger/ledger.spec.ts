@@ -12,8 +12,12 @@ import {
   statementRequest,
   taskCostRequest,
   totalsRequest,
+  UsageCredited,
   UsageDebited,
+  creditedChargesOf,
   isEvent,
+  isEventOf,
+  walletEvents,
   withdrawRequest,
   type RequestDefinition,
 } from '@mesh/contracts';
@@ -242,9 +246,9 @@ describe('ledger service', () => {
     expect((await raw.read('wallet-bob')).map((e) => e.id)).toEqual(['open-bob', 'deposit-bob-tx-bob-1', 'debit-ch-c1-1', `debit-${big.chargeId}`]);
     const provider = await raw.read('wallet-provider');
     // Credits are group-committed: the two charges may share one UsageCredited or have one each.
-    const credited = provider.slice(1).flatMap((e) => (e.data as { charges: Array<{ chargeId: string }> }).charges);
+    const credited = provider.slice(1).flatMap((e) => (isEvent(e, UsageCredited) ? creditedChargesOf(e.data) : []));
     expect(provider[0].id).toBe('open-provider');
-    expect(provider.slice(1).every((e) => e.type === 'UsageCredited' && e.id === `credit-${(e.data as { hash: string }).hash}`)).toBe(true);
+    expect(provider.slice(1).every((e) => isEvent(e, UsageCredited) && e.id === `credit-${e.data.hash}`)).toBe(true);
     expect(credited.map((c) => c.chargeId)).toEqual(['ch-c1-1', big.chargeId]);
     expect(credited[1]).toEqual({ chargeId: big.chargeId, amount: '0.1', userWalletId: 'bob', containerId: 'c1', taskId: 't1', functionId: 'f1' });
 
@@ -339,12 +343,14 @@ describe('ledger service', () => {
   it('audit fails on a forged event (first broken link) and on a debit without its credit', async () => {
     const bob = await raw.read('wallet-bob');
     const last = bob[bob.length - 1];
+    const lastHash = isEventOf(last, walletEvents) ? last.data.hash : undefined;
+    if (!lastHash) throw new Error(`wallet-bob@${last.revision} carries no hash`);
     // A debit appended straight to the store, correctly chained but with no credit and no charge.
     const data = {
       walletId: 'bob',
       currency: 'GRC',
       balanceAfter: '-0.05',
-      prevHash: (last.data as { hash: string }).hash,
+      prevHash: lastHash,
       amount: '0.01',
       chargeId: 'ch-forged-1',
       providerWalletId: 'provider',

@@ -77,7 +77,8 @@ describe('meter decider: pricing', () => {
       .when(command(sample(1)))
       .then((events) => {
         expect(events).toHaveLength(1);
-        const charge = events[0] as ChargeEvent;
+        const charge = events[0];
+        if (charge.type !== 'UsageCharged') throw new Error(`expected UsageCharged, got ${charge.type}`);
         expect(charge.data).toMatchObject({
           chargeId: 'ch-c1-1',
           amount: '0.00000166',

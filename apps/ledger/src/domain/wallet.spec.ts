@@ -13,10 +13,11 @@ import {
   type IdentifiedWalletEvent,
   type WalletState,
 } from './wallet';
+import { InvariantError } from './invariant';
 
 const g = (major: string) => parseAmount(major, undefined, { allowNegative: true, allowZero: true });
 
-/** Runs commands through decide/evolve like the book does, returning every event written. */
+/** Runs commands through decide/evolve like the wallet handler does, returning every event written. */
 function history(commands: WalletCommand[], state: WalletState = initialWalletState()): IdentifiedWalletEvent[] {
   const events: IdentifiedWalletEvent[] = [];
   for (const command of commands) {
@@ -433,27 +434,31 @@ describe('wallet decider', () => {
         expect(hash).toBe(expected);
       }
     });
-    it('hashes exactly canonicalJson for tampered shapes too: ambiguous key lists, non-string prevHash or type', () => {
-      const canonical = (type: unknown, data: Record<string, unknown>, prevHash: unknown) => {
-        const { hash: _h, prevHash: _p, ...rest } = data;
-        return createHash('sha256')
-          .update(canonicalJson({ type, data: rest, prevHash }))
-          .digest('hex');
-      };
-      const plain = { a: '1', b: '2', c: '3' };
-      const comma = { a: '1', 'b,c': '9' }; // joins to the same "a,b,c" as plain
-      for (const data of [plain, comma, plain, comma]) expect(walletEventHash('T', data, GENESIS_HASH)).toBe(canonical('T', data, GENESIS_HASH));
-      for (const prev of [null, 123, undefined, { x: 1 }]) {
-        expect(walletEventHash('T', plain, prev)).toBe(canonical('T', plain, prev));
-      }
-      expect(walletEventHash(7 as unknown as string, plain, GENESIS_HASH)).toBe(canonical(7, plain, GENESIS_HASH));
-    });
     it('folds a recorded event without a stored hash by computing it', () => {
       const [o] = history([open()]);
       if (o.type !== 'WalletOpened') throw new Error(`expected WalletOpened, got ${o.type}`);
       const { hash, ...withoutHash } = o.data;
       const state = evolveWallet(initialWalletState(), { ...o, data: withoutHash });
       expect(state.lastHash).toBe(hash);
+    });
+  });
+
+  describe('invariants', () => {
+    it('refuses to fold an event whose balanceAfter is not the balance before plus its amount', () => {
+      const [opening, deposited] = history([open(), deposit('1')]);
+      if (deposited.type !== 'FundsDeposited') throw new Error(`expected FundsDeposited, got ${deposited.type}`);
+      const state = evolveWallet(initialWalletState(), opening);
+      expect(() => evolveWallet(state, { ...deposited, data: { ...deposited.data, balanceAfter: '2' } })).toThrow(InvariantError);
+      expect(() => evolveWallet(state, { ...deposited, data: { ...deposited.data, balanceAfter: '2' } })).toThrow(
+        /FundsDeposited deposit-alice-tx1 has balanceAfter 2, but the balance before it plus its amount is 1/,
+      );
+      expect(evolveWallet(state, deposited).balance).toBe(g('1'));
+    });
+    it('refuses a policy change that moves the balance', () => {
+      const [opening, changed] = history([open(), { type: 'ChangePolicy', walletId: 'alice', maxDebt: g('1') }]);
+      if (changed.type !== 'WalletPolicyChanged') throw new Error(`expected WalletPolicyChanged, got ${changed.type}`);
+      const state = evolveWallet(initialWalletState(), opening);
+      expect(() => evolveWallet(state, { ...changed, data: { ...changed.data, balanceAfter: '0.1' } })).toThrow(InvariantError);
     });
   });
 
