@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { WalletEvent } from '@mesh/contracts';
 import { balanceDelta } from './balance';
 import { GENESIS_HASH, canonicalJson, walletEventHash } from './hash';
 
@@ -35,13 +36,14 @@ describe('wallet hash', () => {
 
 describe('balanceDelta', () => {
   const posting = { walletId: 'w', currency: 'GRC', balanceAfter: '0', prevHash: GENESIS_HASH };
+  const delta = (event: WalletEvent) => balanceDelta(event);
   it('is the signed amount of a posting and zero for opening and policy events', () => {
-    expect(balanceDelta({ type: 'FundsDeposited', data: { ...posting, amount: '1.5', reference: 'r' } })).toBe(150_000_000n);
-    expect(balanceDelta({ type: 'FundsWithdrawn', data: { ...posting, amount: '0.5', reference: 'r' } })).toBe(-50_000_000n);
-    expect(balanceDelta({ type: 'BalanceAdjusted', data: { ...posting, amount: '-0.00000001', reason: 'x', reference: 'r' } })).toBe(-1n);
-    expect(
-      balanceDelta({ type: 'UsageDebited', data: { ...posting, amount: '0.1', chargeId: 'c', providerWalletId: 'p', containerId: 'k', functionId: 'f' } }),
-    ).toBe(-10_000_000n);
-    expect(balanceDelta({ type: 'WalletPolicyChanged', data: { ...posting, maxDebt: '1', minBalance: '0', policy: 'greedy' } })).toBe(0n);
+    expect(delta({ type: 'FundsDeposited', data: { ...posting, amount: '1.5', reference: 'r' } })).toBe(150_000_000n);
+    expect(delta({ type: 'FundsWithdrawn', data: { ...posting, amount: '0.5', reference: 'r' } })).toBe(-50_000_000n);
+    expect(delta({ type: 'BalanceAdjusted', data: { ...posting, amount: '-0.00000001', reason: 'x', reference: 'r' } })).toBe(-1n);
+    expect(delta({ type: 'UsageDebited', data: { ...posting, amount: '0.1', chargeId: 'c', providerWalletId: 'p', containerId: 'k', functionId: 'f' } })).toBe(
+      -10_000_000n,
+    );
+    expect(delta({ type: 'WalletPolicyChanged', data: { ...posting, maxDebt: '1', minBalance: '0', policy: 'greedy' } })).toBe(0n);
   });
 });
