@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { DomainError, catalog, formatAmount, type NewEvent } from '@mesh/contracts';
+import { DomainError, UsageDebited, catalog, formatAmount, isEvent, type NewEvent } from '@mesh/contracts';
 import { formatAuditReport, verifyAudit, walletEventHash } from '@mesh/audit';
 import { LedgerEngine, type LedgerConfig } from './ledger.engine';
 import { LedgerProjection } from './projection/ledger-projection';
@@ -178,8 +178,9 @@ describe('audit verify', () => {
 
   it('reports the first broken link when an event was altered', async () => {
     const { store } = await smallLedger();
-    const altered = store.log.find((e) => e.id === 'debit-ch-a')!;
-    (altered.data as Record<string, string>).amount = '0.1'; // someone rewrites history
+    const altered = store.log.find((e) => e.id === 'debit-ch-a');
+    if (!altered || !isEvent(altered, UsageDebited)) throw new Error('expected the debit of ch-a');
+    altered.data.amount = '0.1'; // someone rewrites history
     const report = await verifyAudit(store);
     expect(report.pass).toBe(false);
     expect(report.firstBrokenLink).toMatchObject({ stream: 'wallet-u0', eventId: 'debit-ch-a' });
@@ -189,8 +190,9 @@ describe('audit verify', () => {
 
   it('reports an event whose data breaks its schema, and still follows the hash chain past it', async () => {
     const { store } = await smallLedger();
-    const altered = store.log.find((e) => e.id === 'debit-ch-a')!;
-    (altered.data as Record<string, unknown>).amount = 12; // not a decimal string: the audit parses, it does not cast
+    const altered = store.log.find((e) => e.id === 'debit-ch-a');
+    if (!altered || !isEvent(altered, UsageDebited)) throw new Error('expected the debit of ch-a');
+    Object.assign(altered.data, { amount: 12 }); // not a decimal string: the audit parses, it does not cast
     const report = await verifyAudit(store);
     const byName = Object.fromEntries(report.invariants.map((i) => [i.name, i]));
     expect(byName['events-valid']).toMatchObject({ pass: false, violations: 1 });

@@ -1,3 +1,4 @@
+import { FundsDeposited, isEvent } from '@mesh/contracts';
 import { InvariantError } from './domain/invariant';
 import { InMemoryEventStore } from './testing/in-memory-store';
 import { WalletHandler } from './wallet.handler';
@@ -29,7 +30,9 @@ describe('WalletHandler', () => {
 
   it('refuses to load a stream whose balances do not add up', async () => {
     const { store, wallets } = await opened();
-    store.log[1].data = { ...(store.log[1].data as object), balanceAfter: '0.5' }; // tampered with
+    const deposit = store.log[1];
+    if (!isEvent(deposit, FundsDeposited)) throw new Error(`expected FundsDeposited, got ${deposit.type}`);
+    deposit.data.balanceAfter = '0.5'; // tampered with
     wallets.forget();
     await expect(wallets.state('alice')).rejects.toThrow(InvariantError);
   });

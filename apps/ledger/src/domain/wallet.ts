@@ -1,4 +1,6 @@
-import { balanceDelta, GENESIS_HASH, walletEventHash } from '@mesh/audit';
+// The pure parts of the audit lib (no store): the hash chain and the balance change of an event.
+import { balanceDelta } from '@mesh/audit/balance';
+import { GENESIS_HASH, walletEventHash } from '@mesh/audit/hash';
 import {
   CREDIT_BATCH_MAX,
   ContractError,
@@ -159,6 +161,10 @@ export function evolveWallet(state: WalletState, event: IdentifiedWalletEvent): 
     case 'UsageCredited':
       for (const charge of creditedChargesOf(event.data)) next.charges.add(charge.chargeId);
       break;
+    default: {
+      const unknown: never = event;
+      throw new InvariantError(`wallet ${state.walletId}: cannot fold ${JSON.stringify(unknown)}, not a wallet event`);
+    }
   }
   return next;
 }
