@@ -12,6 +12,7 @@
  *    BURST_INTERVAL_MS without waiting (10x the production rate), counting the samples already
  *    appended when the suspension was recorded (they are charged too).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AckPolicy, DeliverPolicy, headers as natsHeaders, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, depositRequest, openWalletRequest, parseAmount, type NewEvent } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
@@ -40,7 +41,6 @@ function percentile(values: number[], p: number): number {
 }
 
 const msSince = (startNs: bigint) => Number(process.hrtime.bigint() - startNs) / 1e6;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Raw JetStream: publish on hop 0, a durable consumer per hop republishes to the next; latency to the last. */
 async function rawChain(nc: NatsConnection, hops: number, count: number): Promise<number[]> {

@@ -9,6 +9,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { connect, headers as natsHeaders } from 'nats';
+import { messageOf } from '@mesh/common';
 
 /** Charges appended concurrently (the input side must not be the bottleneck). */
 const INPUT_CONCURRENCY = 64;
@@ -130,7 +131,7 @@ async function main(natsUrl: string, charges: number, users: number): Promise<vo
     }
     produce(m.offset ?? 0).then(
       (seconds) => send({ kind: 'done', seconds }),
-      (err) => send({ kind: 'error', message: String((err as Error)?.stack ?? err) }),
+      (err) => send({ kind: 'error', message: err instanceof Error && err.stack ? err.stack : messageOf(err) }),
     );
   });
   process.on('disconnect', () => void nc.close().finally(() => process.exit(0)));

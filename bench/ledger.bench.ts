@@ -10,13 +10,14 @@
  *    same log and parsing each message.
  * Goals (issue 3): posting >= 50% of the raw append rate, replay >= 50% of the raw read rate.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { headers as natsHeaders, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, depositRequest, formatAmount, openWalletRequest, parseAmount, totalsRequest } from '@mesh/contracts';
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
 import { MeshClient, startService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
 import { LedgerService } from '../apps/ledger/src/main';
-import { verifyAudit } from '../apps/ledger/src/audit/verify';
+import { verifyAudit } from '@mesh/audit';
 import { ChargeProducer, chargeData } from './ledger-charge-producer';
 import type { BenchResult } from './run';
 
@@ -107,7 +108,7 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
           }
           if (seconds(start) * 1000 > POSTING_TIMEOUT_MS)
             throw new Error(`posting stalled: debited ${totals.debited}, credited ${totals.credited}, expected ${expectedTotal}`);
-          await new Promise((r) => setTimeout(r, 10));
+          await sleep(10);
         }
         const postingSeconds = seconds(start);
         if (round > 0) {

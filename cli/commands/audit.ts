@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { RequestError } from '@mesh/runtime';
 import { auditRequest } from '@mesh/contracts';
-import { formatAuditReport, verifyAudit, type AuditReport } from '../../apps/ledger/src/audit';
+import { formatAuditReport, verifyAudit, type AuditReport } from '@mesh/audit';
 import { withClient } from '../connection';
 import { emit, progress } from '../output';
 

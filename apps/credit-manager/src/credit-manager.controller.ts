@@ -1,7 +1,18 @@
 import { Controller } from '@nestjs/common';
-import { chargesQuery, pricePlansQuery, setPricePlanRequest, walletStandingQuery, type RecordedEvent, type RequestData } from '@mesh/contracts';
+import {
+  chargesQuery,
+  isEvent,
+  isEventOf,
+  pricePlansQuery,
+  ResourceSampled,
+  setPricePlanRequest,
+  walletEvents,
+  walletStandingQuery,
+  type RecordedEvent,
+  type RequestData,
+} from '@mesh/contracts';
 import { OnEvents, OnRequest } from '@mesh/runtime';
-import { CreditManagerCore } from './credit-manager.core';
+import { CreditManagerEngine } from './credit-manager.engine';
 
 /**
  * Thin NATS adapters. Two durable consumers feed the reaction path directly (no batching):
@@ -9,35 +20,36 @@ import { CreditManagerCore } from './credit-manager.core';
  */
 @Controller()
 export class CreditManagerController {
-  constructor(private readonly core: CreditManagerCore) {}
+  constructor(private readonly engine: CreditManagerEngine) {}
 
   @OnEvents('usage')
   async onUsage(event: RecordedEvent): Promise<void> {
-    if (event.type === 'ResourceSampled') await this.core.meter.onSample(event);
+    if (isEvent(event, ResourceSampled)) await this.engine.meter.onSample(event);
   }
 
+  /** Every event of the category is a wallet event (the store validates each append against the catalog). */
   @OnEvents('wallet')
   async onWallet(event: RecordedEvent): Promise<void> {
-    await this.core.standing.onWalletEvent(event);
+    if (isEventOf(event, walletEvents)) await this.engine.standing.onWalletEvent(event);
   }
 
   @OnRequest(setPricePlanRequest)
   setPricePlan(body: RequestData<typeof setPricePlanRequest>) {
-    return this.core.setPricePlan(body);
+    return this.engine.setPricePlan(body);
   }
 
   @OnRequest(pricePlansQuery)
   pricePlans(body: RequestData<typeof pricePlansQuery>) {
-    return this.core.pricePlans(body.planId);
+    return this.engine.pricePlans(body.planId);
   }
 
   @OnRequest(walletStandingQuery)
   standing(body: RequestData<typeof walletStandingQuery>) {
-    return this.core.walletStanding(body);
+    return this.engine.walletStanding(body);
   }
 
   @OnRequest(chargesQuery)
   charges(body: RequestData<typeof chargesQuery>) {
-    return this.core.charges(body);
+    return this.engine.charges(body);
   }
 }

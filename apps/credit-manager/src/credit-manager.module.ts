@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { MeshCoreModule, type MeshCore } from '@mesh/runtime';
 import { CreditManagerController } from './credit-manager.controller';
-import { CreditManagerCore } from './credit-manager.core';
+import { CreditManagerEngine } from './credit-manager.engine';
 
 @Module({})
 export class CreditManagerModule {
@@ -10,7 +10,7 @@ export class CreditManagerModule {
       module: CreditManagerModule,
       imports: [MeshCoreModule.forRoot(core)],
       controllers: [CreditManagerController],
-      providers: [CreditManagerCore],
+      providers: [CreditManagerEngine],
     };
   }
 }

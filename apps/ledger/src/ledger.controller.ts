@@ -21,26 +21,26 @@ import {
   type RequestData,
 } from '@mesh/contracts';
 import { OnEvents, OnRequest } from '@mesh/runtime';
-import { LedgerCore } from './ledger.core';
-import type { WalletResult } from './domain/wallet-book';
+import { LedgerEngine } from './ledger.engine';
+import type { WalletResult } from './wallet.handler';
 
 type Referenced = RequestData<typeof depositRequest>;
 
 /**
  * Thin NATS handlers: requests arrive validated against their schemas (transport), amounts become
- * bigint in the wallet's currency, the wallet book decides and appends, the reply says what was
+ * bigint in the wallet's currency, the wallet handler decides and appends, the reply says what was
  * written. Refusals throw ContractError/DomainError and write nothing.
  */
 @Controller()
 export class LedgerController {
-  constructor(private readonly core: LedgerCore) {}
+  constructor(private readonly engine: LedgerEngine) {}
 
   // --- charges -------------------------------------------------------------------------------------
-  // Charges are independent and the wallet book serialises per wallet, so 32 may be in flight:
+  // Charges are independent and the wallet handler serialises per wallet, so 32 may be in flight:
   // charges of different users overlap while each wallet still sees its postings in order.
   @OnEvents('meter', { concurrency: 64 })
   onMeter(event: RecordedEvent): Promise<void> {
-    return this.core.onMeterEvent(event);
+    return this.engine.onMeterEvent(event);
   }
 
   // --- commands ------------------------------------------------------------------------------------
@@ -48,9 +48,9 @@ export class LedgerController {
   async openWallet(body: RequestData<typeof openWalletRequest>): Promise<ReplyData<typeof openWalletRequest>> {
     const currency = currencyOf(body.currency ?? GRC.code);
     const kind = body.kind ?? 'user';
-    const config = this.core.config;
+    const config = this.engine.config;
     const money = (value: string | undefined, fallback: string, field: string) => parseAmount(value ?? fallback, currency, { allowZero: true, field });
-    const result = await this.core.book.execute({
+    const result = await this.engine.wallets.execute({
       type: 'OpenWallet',
       walletId: body.walletId,
       kind,
@@ -92,10 +92,10 @@ export class LedgerController {
 
   @OnRequest(setPolicyRequest)
   async setPolicy(body: RequestData<typeof setPolicyRequest>): Promise<ReplyData<typeof setPolicyRequest>> {
-    const state = await this.core.book.state(body.walletId);
+    const state = await this.engine.wallets.state(body.walletId);
     const currency = currencyOf(state.opened ? state.currency : GRC.code);
     const money = (value: string | undefined, field: string) => (value === undefined ? undefined : parseAmount(value, currency, { allowZero: true, field }));
-    const result = await this.core.book.execute({
+    const result = await this.engine.wallets.execute({
       type: 'ChangePolicy',
       walletId: body.walletId,
       maxDebt: money(body.maxDebt, 'maxDebt'),
@@ -115,14 +115,14 @@ export class LedgerController {
 
   private async referenced(type: 'Deposit' | 'Withdraw' | 'Adjust', kind: 'deposit' | 'withdrawal' | 'adjustment', body: Referenced, reason?: string) {
     // The amount is parsed in the wallet's currency (its exponent); the schema already checked GRC's rules.
-    const state = await this.core.book.state(body.walletId);
+    const state = await this.engine.wallets.state(body.walletId);
     const currency = currencyOf(state.opened ? state.currency : GRC.code);
     const amount = parseAmount(body.amount, currency, { allowNegative: type === 'Adjust' });
     const command =
       type === 'Adjust'
         ? { type, walletId: body.walletId, amount, reference: body.reference, currency: body.currency, reason: reason! }
         : { type, walletId: body.walletId, amount, reference: body.reference, currency: body.currency };
-    const result: WalletResult = await this.core.book.execute(command);
+    const result: WalletResult = await this.engine.wallets.execute(command);
     if (result.events.length > 0) {
       const s = result.state;
       return {
@@ -149,36 +149,36 @@ export class LedgerController {
   // --- queries -------------------------------------------------------------------------------------
   @OnRequest(balanceRequest)
   balance(body: RequestData<typeof balanceRequest>) {
-    return this.core.queries.balance(body.walletId);
+    return this.engine.queries.balance(body.walletId);
   }
 
   @OnRequest(statementRequest)
   statement(body: RequestData<typeof statementRequest>) {
-    return this.core.queries.statement(body.walletId, body.limit, body.afterRevision);
+    return this.engine.queries.statement(body.walletId, body.limit, body.afterRevision);
   }
 
   @OnRequest(taskCostRequest)
   taskCost(body: RequestData<typeof taskCostRequest>) {
-    return this.core.queries.taskCost(body.taskId);
+    return this.engine.queries.taskCost(body.taskId);
   }
 
   @OnRequest(containerCostRequest)
   containerCost(body: RequestData<typeof containerCostRequest>) {
-    return this.core.queries.containerCost(body.containerId);
+    return this.engine.queries.containerCost(body.containerId);
   }
 
   @OnRequest(providerEarningsRequest)
   providerEarnings(body: RequestData<typeof providerEarningsRequest>) {
-    return this.core.queries.providerEarnings(body.walletId);
+    return this.engine.queries.providerEarnings(body.walletId);
   }
 
   @OnRequest(totalsRequest)
   totals() {
-    return this.core.queries.totals();
+    return this.engine.queries.totals();
   }
 
   @OnRequest(auditRequest)
   audit() {
-    return this.core.audit();
+    return this.engine.audit();
   }
 }

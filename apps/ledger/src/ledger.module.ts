@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { MeshCoreModule, type MeshCore } from '@mesh/runtime';
 import { LedgerController } from './ledger.controller';
-import { LedgerCore } from './ledger.core';
+import { LedgerEngine } from './ledger.engine';
 
 @Module({})
 export class LedgerModule {
@@ -10,7 +10,7 @@ export class LedgerModule {
       module: LedgerModule,
       imports: [MeshCoreModule.forRoot(core)],
       controllers: [LedgerController],
-      providers: [LedgerCore],
+      providers: [LedgerEngine],
     };
   }
 }

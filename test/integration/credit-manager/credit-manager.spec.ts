@@ -8,10 +8,13 @@ import {
   pricePlansQuery,
   setPolicyRequest,
   walletStandingQuery,
-  type EventData,
-  type NewEvent,
-  type RecordedEvent,
-  type UsageCharged,
+  isEvent,
+  MessageDeadLettered,
+  StandingChanged,
+  UsageAnomalyRecorded,
+  UsageCharged,
+  type NewEventOf,
+  type ResourceSampled,
 } from '@mesh/contracts';
 import { headers } from 'nats';
 import { JetStreamEventStore } from '@mesh/eventstore';
@@ -65,7 +68,13 @@ describe('credit-manager service (real NATS, real ledger)', () => {
     );
   }
 
-  function sampleEvent(containerId: string, walletId: string, seq: number, cpuNanos: number, opts: { taskId?: string; functionId?: string } = {}): NewEvent {
+  function sampleEvent(
+    containerId: string,
+    walletId: string,
+    seq: number,
+    cpuNanos: number,
+    opts: { taskId?: string; functionId?: string } = {},
+  ): NewEventOf<typeof ResourceSampled> {
     const windowStartMs = 1_700_000_000_000 + seq * 1000;
     return {
       id: `${containerId}-${seq}`,
@@ -93,12 +102,10 @@ describe('credit-manager service (real NATS, real ledger)', () => {
   const sample = (containerId: string, walletId: string, seq: number, cpuNanos: number, opts: { taskId?: string; functionId?: string } = {}) =>
     raw.append(`usage-${containerId}`, [sampleEvent(containerId, walletId, seq, cpuNanos, opts)], seq === 1 ? 'no_stream' : seq - 2);
 
-  const charges = async (containerId: string) =>
-    (await raw.read(`meter-${containerId}`)).filter((e) => e.type === 'UsageCharged').map((e) => e.data as EventData<typeof UsageCharged>);
+  const charges = async (containerId: string) => (await raw.read(`meter-${containerId}`)).filter((e) => isEvent(e, UsageCharged)).map((e) => e.data);
   const chargedCount = (containerId: string, n: number) =>
     eventually(async () => ((await charges(containerId)).length >= n ? true : undefined), 15_000, `${n} charges of ${containerId}`);
-  const standings = async (walletId: string) =>
-    (await raw.read(`standing-${walletId}`)).map((e: RecordedEvent) => e.data as { from: string | null; to: string; balance: string; causeRevision: number });
+  const standings = async (walletId: string) => (await raw.read(`standing-${walletId}`)).filter((e) => isEvent(e, StandingChanged)).map((e) => e.data);
   const standingIs = (walletId: string, to: string) =>
     eventually(async () => ((await standings(walletId)).at(-1)?.to === to ? true : undefined), 15_000, `${walletId} ${to}`);
 
@@ -225,7 +232,7 @@ describe('credit-manager service (real NATS, real ledger)', () => {
     await sample('ghost', 'bob', 1, 3_000_000_000);
     await eventually(async () => (await raw.read('meter-ghost')).length > 0 || undefined, 15_000, 'anomaly');
     const meter = await raw.read('meter-ghost');
-    expect(meter.map((e) => [e.type, (e.data as { reason: string }).reason])).toEqual([['UsageAnomalyRecorded', 'unknown-container']]);
+    expect(meter.map((e) => [e.type, isEvent(e, UsageAnomalyRecorded) ? e.data.reason : undefined])).toEqual([['UsageAnomalyRecorded', 'unknown-container']]);
     expect((await client.request(balanceRequest, { walletId: 'bob' })).balance).toBe('1');
   });
 
@@ -259,14 +266,15 @@ describe('credit-manager service (real NATS, real ledger)', () => {
         schemaVersion: 1,
         correlationId: 'x',
         causationId: 'x',
-        data: { ...(sampleEvent('cbad', 'bob', b.seq, 1).data as object), ...b },
+        data: { ...sampleEvent('cbad', 'bob', b.seq, 1).data, ...b },
       };
       await js.publish('mesh.events.usage.cbad', Buffer.from(JSON.stringify(envelope)), { headers: hd });
     }
     const dead = await eventually(
       async () => {
         const letters = (await raw.read('deadletter-credit-manager'))
-          .map((e) => e.data as { eventId?: string; error: string })
+          .filter((e) => isEvent(e, MessageDeadLettered))
+          .map((e) => e.data)
           .filter((d) => d.eventId?.startsWith('cbad-'));
         return letters.length === 2 ? letters : undefined;
       },

@@ -1,4 +1,13 @@
-import { currencyOf, DomainError, formatAmount, parseAmount, type EventData, type UsageAnomalyRecorded, type UsageCharged } from '@mesh/contracts';
+import {
+  currencyOf,
+  DomainError,
+  formatAmount,
+  parseAmount,
+  type EventOf,
+  type MeterEvent,
+  type UsageAnomalyRecorded,
+  type UsageCharged,
+} from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
 import { chargeIdOf } from './event-ids';
 import { exactAmount, usageOf, type PlanPrices, type Sample } from './pricing';
@@ -22,9 +31,10 @@ export const MISSING_SEQS_MAX = 1_000;
 /** Tasks remembered per container for the per-invocation price. */
 export const INVOICED_TASKS_MAX = 1_000;
 
-export type ChargeEvent = { type: 'UsageCharged'; data: EventData<typeof UsageCharged> };
-export type AnomalyEvent = { type: 'UsageAnomalyRecorded'; data: EventData<typeof UsageAnomalyRecorded> };
-export type MeterEvent = ChargeEvent | AnomalyEvent;
+export type ChargeEvent = EventOf<typeof UsageCharged>;
+export type AnomalyEvent = EventOf<typeof UsageAnomalyRecorded>;
+/** What the meter of a container decides (its stream never holds the category's third type, PricePlanSet). */
+export type MeterDecision = ChargeEvent | AnomalyEvent;
 
 export interface MeterState {
   /** Highest seq charged (0 before the first). */
@@ -88,7 +98,7 @@ function invalidSample(sample: Sample): string | undefined {
   return undefined;
 }
 
-export function decideMeter(command: ChargeSample, state: MeterState): MeterEvent[] {
+export function decideMeter(command: ChargeSample, state: MeterState): MeterDecision[] {
   const { sample } = command;
   const recorded = (reason: string) => state.anomalies.has(`${reason}:${sample.sampleId}`);
   if (!command.containerKnown) {
@@ -103,7 +113,7 @@ export function decideMeter(command: ChargeSample, state: MeterState): MeterEven
   if (late && !state.missingSeqs.includes(sample.seq)) return []; // already charged: a redelivery or duplicate
   if (!command.plan) throw new DomainError('no_price_plan', `no price plan in effect for function ${sample.functionId} at ${sample.windowStartMs}`);
 
-  const events: MeterEvent[] = [];
+  const events: MeterDecision[] = [];
   if (late && !recorded('out-of-order')) {
     events.push(anomaly(sample, 'out-of-order', `seq ${sample.seq} arrived after seq ${state.lastSeq}; charged now`));
   }
@@ -158,6 +168,8 @@ function charge(command: ChargeSample, plan: PlanPrices, state: MeterState, late
 }
 
 export function evolveMeter(state: MeterState, event: MeterEvent): MeterState {
+  // Plan versions live in their own streams (`meter-plan_<planId>`), never in a container's meter.
+  if (event.type === 'PricePlanSet') return state;
   if (event.type === 'UsageAnomalyRecorded') {
     const d = event.data;
     const anomalies = new Set(state.anomalies).add(`${d.reason}:${d.sampleId}`);

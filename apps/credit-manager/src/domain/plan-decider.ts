@@ -1,4 +1,4 @@
-import { ContractError, currencyOf, DomainError, formatAmount, type PricePlan } from '@mesh/contracts';
+import { ContractError, currencyOf, DomainError, formatAmount, type EventOf, type PricePlan, type PricePlanSet } from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
 
 /**
@@ -7,7 +7,8 @@ import type { Decider } from '@mesh/eventstore/decider';
  * command writes nothing. Samples already charged are never repriced.
  */
 
-export type PlanEvent = { type: 'PricePlanSet'; data: PricePlan };
+/** A plan stream holds only PricePlanSet (the meter category's other types live in container meters). */
+export type PlanEvent = EventOf<typeof PricePlanSet>;
 
 export interface PlanState {
   versions: PricePlan[];

@@ -1,6 +1,6 @@
-import { parseAmount, type Standing } from '@mesh/contracts';
+import { parseAmount, type Standing, type StandingEvent } from '@mesh/contracts';
 import { spec } from '@mesh/testing/decider-spec';
-import { standingDecider, standingOf, type ObserveBalance, type StandingEvent } from './standing-decider';
+import { standingDecider, standingOf, type ObserveBalance } from './standing-decider';
 
 const GRC = (v: string) => parseAmount(v, undefined, { allowNegative: true, allowZero: true });
 const policy = { maxDebtMinor: GRC('0.5'), minBalanceMinor: GRC('1'), policy: 'conservative' as const };
@@ -121,7 +121,7 @@ describe('standing decider: every transition', () => {
       .given([changed(null, 'normal', '2', 30)])
       .when(observe('2', { minBalanceMinor: GRC('3') }))
       .then((events) => {
-        expect(events).toEqual([{ type: 'StandingChanged', data: expect.objectContaining({ from: 'normal', to: 'low', minBalance: '3', causeRevision: 31 }) }]);
+        expect(events).toMatchObject([{ type: 'StandingChanged', data: { from: 'normal', to: 'low', minBalance: '3', causeRevision: 31 } }]);
       });
   });
 });

@@ -1,4 +1,4 @@
-import { currencyOf, formatAmount, type EventData, type Standing, type StandingChanged } from '@mesh/contracts';
+import { currencyOf, formatAmount, type Standing, type StandingEvent } from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
 
 /**
@@ -11,8 +11,6 @@ import type { Decider } from '@mesh/eventstore/decider';
  * A change is recorded with the ledger event that caused it; only a wallet event with a higher
  * revision than the last cause can change it, so a stale or redelivered balance never moves it back.
  */
-
-export type StandingEvent = { type: 'StandingChanged'; data: EventData<typeof StandingChanged> };
 
 export interface WalletPolicyMinor {
   maxDebtMinor: bigint;

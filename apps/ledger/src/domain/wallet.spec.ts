@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { CREDIT_BATCH_MAX, ContractError, DomainError, catalog, parseAmount } from '@mesh/contracts';
 import { spec } from '@mesh/testing/decider-spec';
-import { GENESIS_HASH, canonicalJson, derivedEventId, walletEventHash } from './hash';
+import { GENESIS_HASH, canonicalJson, walletEventHash } from '@mesh/audit';
+import { derivedEventId } from './event-ids';
 import {
   decideWallet,
   evolveWallet,
@@ -9,15 +10,16 @@ import {
   walletDecider,
   type CreditCharge,
   type WalletCommand,
-  type WalletEvent,
+  type IdentifiedWalletEvent,
   type WalletState,
 } from './wallet';
+import { InvariantError } from './invariant';
 
 const g = (major: string) => parseAmount(major, undefined, { allowNegative: true, allowZero: true });
 
-/** Runs commands through decide/evolve like the book does, returning every event written. */
-function history(commands: WalletCommand[], state: WalletState = initialWalletState()): WalletEvent[] {
-  const events: WalletEvent[] = [];
+/** Runs commands through decide/evolve like the wallet handler does, returning every event written. */
+function history(commands: WalletCommand[], state: WalletState = initialWalletState()): IdentifiedWalletEvent[] {
+  const events: IdentifiedWalletEvent[] = [];
   for (const command of commands) {
     for (const event of decideWallet(command, state)) {
       state = evolveWallet(state, event);
@@ -72,7 +74,7 @@ const opened = () => history([open()]);
 const funded = (amount = '1') => history([open(), deposit(amount)]);
 const providerOpened = () => history([open('provider', { kind: 'provider', maxDebt: 0n })]);
 const providerState = () => providerOpened().reduce(evolveWallet, initialWalletState());
-const one = (events: WalletEvent[]) => {
+const one = (events: IdentifiedWalletEvent[]) => {
   expect(events).toHaveLength(1);
   return events[0];
 };
@@ -107,7 +109,7 @@ describe('wallet decider', () => {
       spec(walletDecider)
         .given([])
         .when(open('provider', { kind: 'provider' }))
-        .then((events) => expect(one(events).data.kind).toBe('provider'));
+        .then((events) => expect(one(events).data).toMatchObject({ kind: 'provider' }));
     });
     it('refuses a duplicate wallet id', () => {
       spec(walletDecider)
@@ -319,6 +321,7 @@ describe('wallet decider', () => {
         .then((events) => {
           const e = one(events);
           expect(e.data).toMatchObject({ amount: '0.35000001', balanceAfter: '0.35000001' });
+          if (e.type !== 'UsageCredited' || !('charges' in e.data)) throw new Error(`expected a UsageCredited naming its charges, got ${e.type}`);
           expect(e.data.charges).toEqual([
             { chargeId: 'ch-1', amount: '0.1', userWalletId: 'alice', containerId: 'c1', functionId: 'f1' },
             { chargeId: 'ch-2', amount: '0.25', userWalletId: 'bob', containerId: 'c1', functionId: 'f1' },
@@ -359,11 +362,11 @@ describe('wallet decider', () => {
     it('refuses a debit of a provider wallet and a credit of a user wallet', () => {
       spec(walletDecider)
         .given(providerOpened())
-        .when({ ...debit('ch-1', '0.1'), walletId: 'provider' } as WalletCommand)
+        .when({ ...debit('ch-1', '0.1'), walletId: 'provider' })
         .thenThrows(DomainError, /needs a user wallet/);
       spec(walletDecider)
         .given(funded())
-        .when({ ...credit('ch-1', '0.1'), walletId: 'alice' } as WalletCommand)
+        .when({ ...credit('ch-1', '0.1'), walletId: 'alice' })
         .thenThrows(DomainError, /needs a provider wallet/);
     });
     it('refuses a charge to an unknown wallet', () => {
@@ -431,26 +434,31 @@ describe('wallet decider', () => {
         expect(hash).toBe(expected);
       }
     });
-    it('hashes exactly canonicalJson for tampered shapes too: ambiguous key lists, non-string prevHash or type', () => {
-      const canonical = (type: unknown, data: Record<string, unknown>, prevHash: unknown) => {
-        const { hash: _h, prevHash: _p, ...rest } = data;
-        return createHash('sha256')
-          .update(canonicalJson({ type, data: rest, prevHash }))
-          .digest('hex');
-      };
-      const plain = { a: '1', b: '2', c: '3' };
-      const comma = { a: '1', 'b,c': '9' }; // joins to the same "a,b,c" as plain
-      for (const data of [plain, comma, plain, comma]) expect(walletEventHash('T', data, GENESIS_HASH)).toBe(canonical('T', data, GENESIS_HASH));
-      for (const prev of [null, 123, undefined, { x: 1 }]) {
-        expect(walletEventHash('T', plain, prev as unknown as string)).toBe(canonical('T', plain, prev));
-      }
-      expect(walletEventHash(7 as unknown as string, plain, GENESIS_HASH)).toBe(canonical(7, plain, GENESIS_HASH));
-    });
     it('folds a recorded event without a stored hash by computing it', () => {
       const [o] = history([open()]);
+      if (o.type !== 'WalletOpened') throw new Error(`expected WalletOpened, got ${o.type}`);
       const { hash, ...withoutHash } = o.data;
       const state = evolveWallet(initialWalletState(), { ...o, data: withoutHash });
       expect(state.lastHash).toBe(hash);
+    });
+  });
+
+  describe('invariants', () => {
+    it('refuses to fold an event whose balanceAfter is not the balance before plus its amount', () => {
+      const [opening, deposited] = history([open(), deposit('1')]);
+      if (deposited.type !== 'FundsDeposited') throw new Error(`expected FundsDeposited, got ${deposited.type}`);
+      const state = evolveWallet(initialWalletState(), opening);
+      expect(() => evolveWallet(state, { ...deposited, data: { ...deposited.data, balanceAfter: '2' } })).toThrow(InvariantError);
+      expect(() => evolveWallet(state, { ...deposited, data: { ...deposited.data, balanceAfter: '2' } })).toThrow(
+        /FundsDeposited deposit-alice-tx1 has balanceAfter 2, but the balance before it plus its amount is 1/,
+      );
+      expect(evolveWallet(state, deposited).balance).toBe(g('1'));
+    });
+    it('refuses a policy change that moves the balance', () => {
+      const [opening, changed] = history([open(), { type: 'ChangePolicy', walletId: 'alice', maxDebt: g('1') }]);
+      if (changed.type !== 'WalletPolicyChanged') throw new Error(`expected WalletPolicyChanged, got ${changed.type}`);
+      const state = evolveWallet(initialWalletState(), opening);
+      expect(() => evolveWallet(state, { ...changed, data: { ...changed.data, balanceAfter: '0.1' } })).toThrow(InvariantError);
     });
   });
 

@@ -1,3 +1,6 @@
+// The pure parts of the audit lib (no store): the hash chain and the balance change of an event.
+import { balanceDelta } from '@mesh/audit/balance';
+import { GENESIS_HASH, walletEventHash } from '@mesh/audit/hash';
 import {
   CREDIT_BATCH_MAX,
   ContractError,
@@ -7,17 +10,23 @@ import {
   currencyOf,
   formatAmount,
   parseAmount,
+  type CreditedCharge,
   type Currency,
+  type EventData,
+  type WalletEvent,
+  type WalletOpened,
+  type WalletPolicy,
 } from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
-import { GENESIS_HASH, derivedEventId, walletEventHash } from './hash';
+import { derivedEventId } from './event-ids';
+import { InvariantError } from './invariant';
 
 /**
  * The wallet aggregate (stream `wallet-<walletId>`): pure decide/evolve, no I/O. Money is bigint
  * minor units of the wallet's currency here and a decimal string of the major unit in events.
  */
-export type WalletKind = 'user' | 'provider';
-export type PolicyName = 'greedy' | 'conservative';
+export type WalletKind = EventData<typeof WalletOpened>['kind'];
+export type PolicyName = WalletPolicy['policy'];
 export type ReferenceKind = 'deposit' | 'withdrawal' | 'adjustment';
 
 export interface PostedReference {
@@ -106,22 +115,11 @@ export interface CreditCharge {
   functionId: string;
 }
 
-/** A wallet event as decided (id, type, data) and as read back (RecordedEvent has the same members). */
-export interface WalletEvent {
-  id: string;
-  type: string;
-  data: Record<string, unknown> & { walletId: string; currency: string; balanceAfter: string; prevHash: string; hash?: string };
-}
-
-export const WALLET_EVENT_TYPES = [
-  'WalletOpened',
-  'FundsDeposited',
-  'FundsWithdrawn',
-  'BalanceAdjusted',
-  'UsageDebited',
-  'UsageCredited',
-  'WalletPolicyChanged',
-] as const;
+/**
+ * A wallet event with its id: as decided (the id is derived from its cause) and as read back (a
+ * RecordedWalletEvent has the same members).
+ */
+export type IdentifiedWalletEvent = WalletEvent & { id: string };
 
 /** Balances beyond this are refused: the event schema holds at most 15 whole digits. */
 function balanceLimit(currency: Currency): bigint {
@@ -129,51 +127,73 @@ function balanceLimit(currency: Currency): bigint {
 }
 
 // --- evolve ----------------------------------------------------------------------------------------
-export function evolveWallet(state: WalletState, event: { id: string; type: string; data: unknown }): WalletState {
-  const data = event.data as WalletEvent['data'];
-  const currency = currencyOf(data.currency);
-  const balance = parseAmount(data.balanceAfter, currency, { allowNegative: true, allowZero: true, field: 'balanceAfter' });
+export function evolveWallet(state: WalletState, event: IdentifiedWalletEvent): WalletState {
+  const data = event.data;
+  const balance = checkedBalanceAfter(state, event);
   const next: WalletState = {
     ...state,
     balance,
     revision: state.revision + 1,
     lastHash: data.hash ?? walletEventHash(event.type, data, data.prevHash),
   };
-  const amount = () => parseAmount(data.amount, currency, { allowNegative: true, allowZero: true });
   switch (event.type) {
     case 'WalletOpened':
+      next.opened = true;
+      next.walletId = event.data.walletId;
+      next.kind = event.data.kind;
+      next.currency = event.data.currency;
+      withPolicy(next, event.data);
+      break;
     case 'WalletPolicyChanged':
-      if (event.type === 'WalletOpened') {
-        next.opened = true;
-        next.walletId = data.walletId;
-        next.kind = data.kind as WalletKind;
-        next.currency = data.currency;
-      }
-      next.maxDebt = parseAmount(data.maxDebt, currency, { allowZero: true, field: 'maxDebt' });
-      next.minBalance = parseAmount(data.minBalance, currency, { allowZero: true, field: 'minBalance' });
-      next.policy = data.policy as PolicyName;
+      withPolicy(next, event.data);
       break;
     case 'FundsDeposited':
     case 'FundsWithdrawn':
     case 'BalanceAdjusted': {
       const kind: ReferenceKind = event.type === 'FundsDeposited' ? 'deposit' : event.type === 'FundsWithdrawn' ? 'withdrawal' : 'adjustment';
-      next.references.set(`${kind}:${data.reference as string}`, { kind, amount: amount(), eventId: event.id, balanceAfter: balance, revision: next.revision });
+      const amount = parseAmount(event.data.amount, currencyOf(event.data.currency), { allowNegative: true, allowZero: true });
+      next.references.set(`${kind}:${event.data.reference}`, { kind, amount, eventId: event.id, balanceAfter: balance, revision: next.revision });
       break;
     }
     case 'UsageDebited':
-      next.charges.add(data.chargeId as string);
+      next.charges.add(event.data.chargeId);
       break;
     case 'UsageCredited':
-      for (const charge of creditedChargesOf(data)) next.charges.add(charge.chargeId);
+      for (const charge of creditedChargesOf(event.data)) next.charges.add(charge.chargeId);
       break;
-    default:
-      throw new Error(`wallet ${data.walletId}: unknown event type ${event.type}`);
+    default: {
+      const unknown: never = event;
+      throw new InvariantError(`wallet ${state.walletId}: cannot fold ${JSON.stringify(unknown)}, not a wallet event`);
+    }
   }
   return next;
 }
 
+function withPolicy(state: WalletState, data: { currency: string } & WalletPolicy): void {
+  const currency = currencyOf(data.currency);
+  state.maxDebt = parseAmount(data.maxDebt, currency, { allowZero: true, field: 'maxDebt' });
+  state.minBalance = parseAmount(data.minBalance, currency, { allowZero: true, field: 'minBalance' });
+  state.policy = data.policy;
+}
+
+/**
+ * The pair assertion of every wallet event, checked where it is decided and where it is folded:
+ * balanceAfter == the balance before + the event's signed amount. Returns balanceAfter (minor units).
+ */
+function checkedBalanceAfter(state: WalletState, event: IdentifiedWalletEvent): bigint {
+  const currency = currencyOf(event.data.currency);
+  const balanceAfter = parseAmount(event.data.balanceAfter, currency, { allowNegative: true, allowZero: true, field: 'balanceAfter' });
+  const expected = state.balance + balanceDelta(event);
+  if (balanceAfter !== expected) {
+    throw new InvariantError(
+      `wallet ${event.data.walletId}: ${event.type} ${event.id} has balanceAfter ${event.data.balanceAfter}, but the balance before it plus its amount is ${formatAmount(expected, currency)}`,
+    );
+  }
+  return balanceAfter;
+}
+
 // --- decide ----------------------------------------------------------------------------------------
-export function decideWallet(command: WalletCommand, state: WalletState): WalletEvent[] {
+export function decideWallet(command: WalletCommand, state: WalletState): IdentifiedWalletEvent[] {
   if (command.type === 'OpenWallet') return decideOpen(command, state);
   if (!state.opened) throw new DomainError('unknown_wallet', `wallet ${command.walletId} does not exist`);
   const currency = currencyOf(state.currency);
@@ -194,7 +214,7 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
   }
 }
 
-function decideOpen(command: Extract<WalletCommand, { type: 'OpenWallet' }>, state: WalletState): WalletEvent[] {
+function decideOpen(command: Extract<WalletCommand, { type: 'OpenWallet' }>, state: WalletState): IdentifiedWalletEvent[] {
   if (state.opened) {
     if (command.ifMissing) return [];
     throw new DomainError('wallet_exists', `wallet ${command.walletId} already exists`);
@@ -203,23 +223,30 @@ function decideOpen(command: Extract<WalletCommand, { type: 'OpenWallet' }>, sta
   if (command.maxDebt < 0n) throw ContractError.single('open-wallet', 'maxDebt', 'must not be negative');
   if (command.minBalance < 0n) throw ContractError.single('open-wallet', 'minBalance', 'must not be negative');
   return [
-    sealed(state, derivedEventId('open', command.walletId), 'WalletOpened', {
-      walletId: command.walletId,
-      currency: currency.code,
-      balanceAfter: '0',
-      kind: command.kind,
-      maxDebt: formatAmount(command.maxDebt, currency),
-      minBalance: formatAmount(command.minBalance, currency),
-      policy: command.policy,
-      openedAtMs: command.atMs,
+    sealed(state, derivedEventId('open', command.walletId), {
+      type: 'WalletOpened',
+      data: {
+        walletId: command.walletId,
+        currency: currency.code,
+        balanceAfter: '0',
+        kind: command.kind,
+        maxDebt: formatAmount(command.maxDebt, currency),
+        minBalance: formatAmount(command.minBalance, currency),
+        policy: command.policy,
+        openedAtMs: command.atMs,
+        prevHash: state.lastHash,
+      },
     }),
   ];
 }
 
 const REFERENCE_KIND = { Deposit: 'deposit', Withdraw: 'withdrawal', Adjust: 'adjustment' } as const;
-const REFERENCE_EVENT = { Deposit: 'FundsDeposited', Withdraw: 'FundsWithdrawn', Adjust: 'BalanceAdjusted' } as const;
 
-function decideReferenced(command: Extract<WalletCommand, { type: 'Deposit' | 'Withdraw' | 'Adjust' }>, state: WalletState, currency: Currency): WalletEvent[] {
+function decideReferenced(
+  command: Extract<WalletCommand, { type: 'Deposit' | 'Withdraw' | 'Adjust' }>,
+  state: WalletState,
+  currency: Currency,
+): IdentifiedWalletEvent[] {
   const kind = REFERENCE_KIND[command.type];
   const where = kind === 'deposit' ? 'deposit' : kind === 'withdrawal' ? 'withdraw' : 'adjust';
   if (command.type === 'Adjust' ? command.amount === 0n : command.amount <= 0n) {
@@ -242,18 +269,25 @@ function decideReferenced(command: Extract<WalletCommand, { type: 'Deposit' | 'W
     );
   }
   checkLimit(balanceAfter, state, currency);
-  const data: Record<string, unknown> = {
+  const id = derivedEventId(kind, state.walletId, command.reference);
+  const posting = {
     walletId: state.walletId,
     currency: currency.code,
     balanceAfter: formatAmount(balanceAfter, currency),
     amount: formatAmount(command.amount, currency),
     reference: command.reference,
   };
-  if (command.type === 'Adjust') data.reason = command.reason;
-  return [sealed(state, derivedEventId(kind, state.walletId, command.reference), REFERENCE_EVENT[command.type], data)];
+  switch (command.type) {
+    case 'Deposit':
+      return [sealed(state, id, { type: 'FundsDeposited', data: { ...posting, prevHash: state.lastHash } })];
+    case 'Withdraw':
+      return [sealed(state, id, { type: 'FundsWithdrawn', data: { ...posting, prevHash: state.lastHash } })];
+    case 'Adjust':
+      return [sealed(state, id, { type: 'BalanceAdjusted', data: { ...posting, reason: command.reason, prevHash: state.lastHash } })];
+  }
 }
 
-function decidePolicy(command: Extract<WalletCommand, { type: 'ChangePolicy' }>, state: WalletState, currency: Currency): WalletEvent[] {
+function decidePolicy(command: Extract<WalletCommand, { type: 'ChangePolicy' }>, state: WalletState, currency: Currency): IdentifiedWalletEvent[] {
   const maxDebt = command.maxDebt ?? state.maxDebt;
   const minBalance = command.minBalance ?? state.minBalance;
   const policy = command.policy ?? state.policy;
@@ -261,18 +295,22 @@ function decidePolicy(command: Extract<WalletCommand, { type: 'ChangePolicy' }>,
   if (minBalance < 0n) throw ContractError.single('set-policy', 'minBalance', 'must not be negative');
   if (maxDebt === state.maxDebt && minBalance === state.minBalance && policy === state.policy) return [];
   return [
-    sealed(state, derivedEventId('policy', state.walletId, String(state.revision + 1)), 'WalletPolicyChanged', {
-      walletId: state.walletId,
-      currency: currency.code,
-      balanceAfter: formatAmount(state.balance, currency),
-      maxDebt: formatAmount(maxDebt, currency),
-      minBalance: formatAmount(minBalance, currency),
-      policy,
+    sealed(state, derivedEventId('policy', state.walletId, String(state.revision + 1)), {
+      type: 'WalletPolicyChanged',
+      data: {
+        walletId: state.walletId,
+        currency: currency.code,
+        balanceAfter: formatAmount(state.balance, currency),
+        maxDebt: formatAmount(maxDebt, currency),
+        minBalance: formatAmount(minBalance, currency),
+        policy,
+        prevHash: state.lastHash,
+      },
     }),
   ];
 }
 
-function decideDebit(command: Extract<WalletCommand, { type: 'PostDebit' }>, state: WalletState, currency: Currency): WalletEvent[] {
+function decideDebit(command: Extract<WalletCommand, { type: 'PostDebit' }>, state: WalletState, currency: Currency): IdentifiedWalletEvent[] {
   requireKind(state, 'user', command.chargeId, 'debit');
   if (command.amount < 0n) throw ContractError.single('charge', 'amount', 'must not be negative');
   // Already posted (any time ago) or nothing to move: nothing to write.
@@ -280,19 +318,23 @@ function decideDebit(command: Extract<WalletCommand, { type: 'PostDebit' }>, sta
   // A debit may take the wallet below zero and past maxDebt: the usage already happened.
   const balanceAfter = state.balance - command.amount;
   checkLimit(balanceAfter, state, currency);
-  const data: Record<string, unknown> = {
-    walletId: state.walletId,
-    currency: currency.code,
-    balanceAfter: formatAmount(balanceAfter, currency),
-    amount: formatAmount(command.amount, currency),
-    chargeId: command.chargeId,
-    providerWalletId: command.providerWalletId,
-    containerId: command.containerId,
-    taskId: command.taskId,
-    functionId: command.functionId,
-  };
-  if (data.taskId === undefined) delete data.taskId;
-  return [sealed(state, `debit-${command.chargeId}`, 'UsageDebited', data)];
+  return [
+    sealed(state, `debit-${command.chargeId}`, {
+      type: 'UsageDebited',
+      data: {
+        walletId: state.walletId,
+        currency: currency.code,
+        balanceAfter: formatAmount(balanceAfter, currency),
+        amount: formatAmount(command.amount, currency),
+        chargeId: command.chargeId,
+        providerWalletId: command.providerWalletId,
+        containerId: command.containerId,
+        ...(command.taskId !== undefined ? { taskId: command.taskId } : {}),
+        functionId: command.functionId,
+        prevHash: state.lastHash,
+      },
+    }),
+  ];
 }
 
 /**
@@ -302,28 +344,27 @@ function decideDebit(command: Extract<WalletCommand, { type: 'PostDebit' }>, sta
  * a retried append of the same event is a no-op in the store, and a different batch at the same
  * place in the chain can never be mistaken for it.
  */
-function decideCredits(command: Extract<WalletCommand, { type: 'PostCredits' }>, state: WalletState, currency: Currency): WalletEvent[] {
+function decideCredits(command: Extract<WalletCommand, { type: 'PostCredits' }>, state: WalletState, currency: Currency): IdentifiedWalletEvent[] {
   if (command.charges.length === 0 || command.charges.length > CREDIT_BATCH_MAX) {
     throw ContractError.single('credit', 'charges', `must hold 1 to ${CREDIT_BATCH_MAX} charges, got ${command.charges.length}`);
   }
   requireKind(state, 'provider', command.charges[0].chargeId, 'credit');
   const seen = new Set<string>();
-  const credited: Record<string, unknown>[] = [];
+  const credited: CreditedCharge[] = [];
   let total = 0n;
   for (const charge of command.charges) {
     if (charge.amount < 0n) throw ContractError.single('charge', 'amount', `must not be negative (charge ${charge.chargeId})`);
     if (charge.amount === 0n || state.charges.has(charge.chargeId) || seen.has(charge.chargeId)) continue;
     seen.add(charge.chargeId);
     total += charge.amount;
-    const entry: Record<string, unknown> = {
+    credited.push({
       chargeId: charge.chargeId,
       amount: formatAmount(charge.amount, currency),
       userWalletId: charge.userWalletId,
       containerId: charge.containerId,
       functionId: charge.functionId,
-    };
-    if (charge.taskId !== undefined) entry.taskId = charge.taskId;
-    credited.push(entry);
+      ...(charge.taskId !== undefined ? { taskId: charge.taskId } : {}),
+    });
   }
   if (credited.length === 0) return [];
   const balanceAfter = state.balance + total;
@@ -334,8 +375,9 @@ function decideCredits(command: Extract<WalletCommand, { type: 'PostCredits' }>,
     balanceAfter: formatAmount(balanceAfter, currency),
     amount: formatAmount(total, currency),
     charges: credited,
+    prevHash: state.lastHash,
   };
-  return [sealed(state, (hash) => `credit-${hash}`, 'UsageCredited', data)];
+  return [sealed(state, (hash) => `credit-${hash}`, { type: 'UsageCredited', data })];
 }
 
 function requireKind(state: WalletState, wanted: WalletKind, chargeId: string, side: 'debit' | 'credit'): void {
@@ -357,14 +399,19 @@ function checkLimit(balanceAfter: bigint, state: WalletState, currency: Currency
   }
 }
 
-/** Links the event to the chain: prevHash = the wallet's last hash, hash = this event's hash. */
-function sealed(state: WalletState, id: string | ((hash: string) => string), type: string, data: Record<string, unknown>): WalletEvent {
-  const prevHash = state.lastHash;
-  const hash = walletEventHash(type, data, prevHash);
-  return { id: typeof id === 'string' ? id : id(hash), type, data: { ...data, prevHash, hash } as WalletEvent['data'] };
+/**
+ * Seals a decided event (its data already linked to the chain by prevHash = the wallet's last hash):
+ * adds its own hash and its id, and checks its balanceAfter against the balance it follows.
+ */
+function sealed<E extends WalletEvent>(state: WalletState, id: string | ((hash: string) => string), event: E): E & { id: string } {
+  if (event.data.prevHash !== state.lastHash) throw new InvariantError(`wallet ${state.walletId}: ${event.type} is not linked to the wallet's last hash`);
+  const hash = walletEventHash(event.type, event.data, event.data.prevHash);
+  const sealedEvent = { ...event, id: typeof id === 'string' ? id : id(hash), data: { ...event.data, hash } };
+  checkedBalanceAfter(state, sealedEvent);
+  return sealedEvent;
 }
 
-export const walletDecider: Decider<WalletState, WalletCommand, WalletEvent> = {
+export const walletDecider: Decider<WalletState, WalletCommand, IdentifiedWalletEvent> = {
   initialState: initialWalletState,
   evolve: evolveWallet,
   decide: decideWallet,

@@ -17,7 +17,7 @@ export interface LedgerHttpServer {
   close(): Promise<void>;
 }
 
-type Route = (params: string[], query: URLSearchParams) => unknown | Promise<unknown>;
+type Route = (params: string[], query: URLSearchParams) => unknown;
 
 /**
  * A small read-only JSON server over the ledger projections, for curl and dashboards. GET only;

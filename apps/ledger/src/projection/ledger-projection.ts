@@ -1,4 +1,16 @@
-import { DomainError, currencyOf, formatAmount, parseAmount, creditedChargesOf, type RecordedEvent, type StatementLine } from '@mesh/contracts';
+import { balanceDelta } from '@mesh/audit';
+import {
+  DomainError,
+  currencyOf,
+  formatAmount,
+  isEventOf,
+  parseAmount,
+  creditedChargesOf,
+  walletEvents,
+  type RecordedEvent,
+  type RecordedWalletEvent,
+  type StatementLine,
+} from '@mesh/contracts';
 import type { PolicyName, WalletKind } from '../domain/wallet';
 
 /** Statement lines kept in memory per wallet; older ones are read back from the wallet's stream. */
@@ -38,40 +50,31 @@ export interface Totals {
   credited: bigint;
 }
 
-type Data = Record<string, string | undefined> & { walletId: string; currency: string; balanceAfter: string };
-
-/** The signed change an event makes to its wallet's balance (minor units). */
-export function balanceDelta(type: string, data: Data): bigint {
-  if (type === 'WalletOpened' || type === 'WalletPolicyChanged') return 0n;
-  const amount = parseAmount(data.amount, currencyOf(data.currency), { allowNegative: true, allowZero: true });
-  return type === 'FundsWithdrawn' || type === 'UsageDebited' ? -amount : amount;
-}
-
 /** One wallet event as a statement line: signed amount, running balance, cause and links. */
-export function toStatementLine(event: RecordedEvent): StatementLine {
-  const data = event.data as Data;
-  const currency = currencyOf(data.currency);
+export function toStatementLine(event: RecordedWalletEvent): StatementLine {
+  const currency = currencyOf(event.data.currency);
   const line: StatementLine = {
     revision: event.revision,
     position: event.position.toString(),
     eventId: event.id,
     type: event.type,
     occurredAt: event.occurredAt,
-    amount: formatAmount(balanceDelta(event.type, data), currency),
-    balanceAfter: data.balanceAfter,
+    amount: formatAmount(balanceDelta(event), currency),
+    balanceAfter: event.data.balanceAfter,
     cause: { kind: 'open' },
   };
   switch (event.type) {
     case 'FundsDeposited':
-      line.cause = { kind: 'deposit', reference: data.reference };
+      line.cause = { kind: 'deposit', reference: event.data.reference };
       break;
     case 'FundsWithdrawn':
-      line.cause = { kind: 'withdrawal', reference: data.reference };
+      line.cause = { kind: 'withdrawal', reference: event.data.reference };
       break;
     case 'BalanceAdjusted':
-      line.cause = { kind: 'adjustment', reference: data.reference, reason: data.reason };
+      line.cause = { kind: 'adjustment', reference: event.data.reference, reason: event.data.reason };
       break;
-    case 'UsageDebited':
+    case 'UsageDebited': {
+      const data = event.data;
       line.cause = {
         kind: 'usage-debit',
         chargeId: data.chargeId,
@@ -81,10 +84,11 @@ export function toStatementLine(event: RecordedEvent): StatementLine {
       };
       if (data.taskId) line.cause.taskId = data.taskId;
       break;
+    }
     case 'UsageCredited':
       line.cause = {
         kind: 'usage-credit',
-        charges: creditedChargesOf(data).map((c) => ({
+        charges: creditedChargesOf(event.data).map((c) => ({
           chargeId: c.chargeId,
           amount: c.amount,
           counterpartyWalletId: c.userWalletId,
@@ -120,15 +124,17 @@ export class LedgerProjection {
     this.position = event.position;
     if (typeof event.stream !== 'string' || !event.stream.startsWith('wallet-')) return;
     this.walletEvents++;
-    const data = event.data as Data;
+    // The category holds only wallet events (the store validates every append against the catalog).
+    if (!isEventOf(event, walletEvents)) return;
+    const data = event.data;
     const currency = currencyOf(data.currency);
-    const delta = balanceDelta(event.type, data);
+    const delta = balanceDelta(event);
     let wallet = this.wallets.get(data.walletId);
     if (event.type === 'WalletOpened' || !wallet) {
       // A posting before its WalletOpened can only come from a tampered log; the audit reports it.
       wallet = {
         walletId: data.walletId,
-        kind: (data.kind as WalletKind) ?? 'user',
+        kind: event.type === 'WalletOpened' ? event.data.kind : 'user',
         currency: currency.code,
         balance: 0n,
         maxDebt: 0n,
@@ -143,9 +149,11 @@ export class LedgerProjection {
     }
     wallet.balance = parseAmount(data.balanceAfter, currency, { allowNegative: true, allowZero: true });
     wallet.revision = event.revision;
-    if (data.maxDebt !== undefined) wallet.maxDebt = parseAmount(data.maxDebt, currency, { allowZero: true });
-    if (data.minBalance !== undefined) wallet.minBalance = parseAmount(data.minBalance, currency, { allowZero: true });
-    if (data.policy !== undefined) wallet.policy = data.policy as PolicyName;
+    if (event.type === 'WalletOpened' || event.type === 'WalletPolicyChanged') {
+      wallet.maxDebt = parseAmount(event.data.maxDebt, currency, { allowZero: true });
+      wallet.minBalance = parseAmount(event.data.minBalance, currency, { allowZero: true });
+      wallet.policy = event.data.policy;
+    }
     wallet.lines.push(toStatementLine(event));
     if (wallet.lines.length > STATEMENT_LINES_IN_MEMORY) wallet.lines.splice(0, wallet.lines.length - STATEMENT_LINES_IN_MEMORY);
 
@@ -161,16 +169,15 @@ export class LedgerProjection {
         break;
       case 'UsageDebited': {
         this.totals.debited += -delta;
-        const containerId = data.containerId as string;
-        const taskId = data.taskId;
-        addCost(this.containers, containerId, taskId ?? '(no task)', -delta, data.walletId, data.functionId, currency.code);
-        if (taskId) addCost(this.tasks, taskId, containerId, -delta, data.walletId, data.functionId, currency.code);
+        const { containerId, taskId, walletId, functionId } = event.data;
+        addCost(this.containers, containerId, taskId ?? '(no task)', -delta, walletId, functionId, currency.code);
+        if (taskId) addCost(this.tasks, taskId, containerId, -delta, walletId, functionId, currency.code);
         break;
       }
       case 'UsageCredited':
         this.totals.credited += delta;
         wallet.earned += delta;
-        wallet.credits += creditedChargesOf(data).length;
+        wallet.credits += creditedChargesOf(event.data).length;
         break;
     }
   }

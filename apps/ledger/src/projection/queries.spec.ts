@@ -1,12 +1,12 @@
 import { CREDIT_BATCH_MAX, DomainError, formatAmount } from '@mesh/contracts';
-import { WalletBook } from '../domain/wallet-book';
+import { WalletHandler } from '../wallet.handler';
 import { InMemoryEventStore } from '../testing/in-memory-store';
 import { LedgerProjection, STATEMENT_LINES_IN_MEMORY } from './ledger-projection';
 import { LedgerQueries, STATEMENT_BYTES_MAX } from './queries';
 
 async function ledger() {
   const store = new InMemoryEventStore();
-  const book = new WalletBook(store, 10);
+  const book = new WalletHandler(store, 10);
   await book.execute({ type: 'OpenWallet', walletId: 'alice', kind: 'user', currency: 'GRC', maxDebt: 50_000_000n, minBalance: 0n, policy: 'greedy', atMs: 1 });
   await book.execute({ type: 'OpenWallet', walletId: 'provider', kind: 'provider', currency: 'GRC', maxDebt: 0n, minBalance: 0n, policy: 'greedy', atMs: 1 });
   const projection = new LedgerProjection();

@@ -1,4 +1,4 @@
-import { DomainError, GRC, currencyOf, formatAmount, streamName, type ReplyData, type StatementLine } from '@mesh/contracts';
+import { DomainError, GRC, currencyOf, formatAmount, isEventOf, streamName, walletEvents, type ReplyData, type StatementLine } from '@mesh/contracts';
 import type { balanceRequest, containerCostRequest, providerEarningsRequest, statementRequest, taskCostRequest, totalsRequest } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore/port';
 import { toStatementLine, type LedgerProjection } from './ledger-projection';
@@ -56,7 +56,7 @@ export class LedgerQueries {
       } else {
         // Older than the in-memory window: read them back from the wallet's stream.
         const events = await this.store.read(streamName('wallet', walletId), from);
-        lines = events.filter((e) => e.revision < to).map(toStatementLine);
+        lines = events.filter((e) => e.revision < to).flatMap((e) => (isEventOf(e, walletEvents) ? [toStatementLine(e)] : []));
       }
     }
     const fitted = withinBytes(lines, STATEMENT_BYTES_MAX, afterRevision === undefined ? 'newest' : 'oldest');
@@ -80,7 +80,7 @@ export class LedgerQueries {
       currency: currency.code,
       total: formatAmount(view?.total ?? 0n, currency),
       charges: view?.charges ?? 0,
-      containers: [...(view?.parts ?? new Map())].map(([containerId, p]) => ({ containerId, total: formatAmount(p.total, currency), charges: p.charges })),
+      containers: [...(view?.parts ?? [])].map(([containerId, p]) => ({ containerId, total: formatAmount(p.total, currency), charges: p.charges })),
       position: this.projection.position.toString(),
     };
   }
@@ -95,9 +95,7 @@ export class LedgerQueries {
       currency: currency.code,
       total: formatAmount(view?.total ?? 0n, currency),
       charges: view?.charges ?? 0,
-      tasks: [...(view?.parts ?? new Map())]
-        .filter(([taskId]) => taskId !== '(no task)')
-        .map(([taskId, p]) => ({ taskId, total: formatAmount(p.total, currency) })),
+      tasks: [...(view?.parts ?? [])].filter(([taskId]) => taskId !== '(no task)').map(([taskId, p]) => ({ taskId, total: formatAmount(p.total, currency) })),
       position: this.projection.position.toString(),
     };
   }

@@ -27,7 +27,7 @@ export function canonicalJson(value: unknown): string {
  * the event data without its `hash` and `prevHash` members. Envelope fields (id, occurredAt...) are
  * not hashed: the chain protects the money facts, and ids are checked by the audit separately.
  */
-export function walletEventHash(type: string, data: Record<string, unknown>, prevHash: string): string {
+export function walletEventHash(type: unknown, data: Record<string, unknown>, prevHash: unknown): string {
   // Same bytes as canonicalJson({ data: data minus hash/prevHash, prevHash, type }), built without
   // copying the data: this runs once per wallet event on every append, load and audit replay.
   const keys = hashedKeys(data);
@@ -72,15 +72,4 @@ function hashedKeys(data: Record<string, unknown>): string[] {
 const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
 function sha256Hex(body: string): string {
   return oneShot ? oneShot('sha256', body, 'hex') : createHash('sha256').update(body).digest('hex');
-}
-
-/**
- * A readable deterministic event id from its cause (`deposit-alice-tx1`), or, when that would break
- * the id rule (longer than 128), the prefix and 40 hex of its sha256. Deterministic ids make a
- * retried append a no-op in the event store.
- */
-export function derivedEventId(prefix: string, ...parts: string[]): string {
-  const plain = [prefix, ...parts].join('-');
-  if (plain.length <= 128) return plain;
-  return `${prefix}-${createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 40)}`;
 }

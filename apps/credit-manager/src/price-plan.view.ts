@@ -1,9 +1,13 @@
 import { Logger } from '@nestjs/common';
+import { LRUCache } from '@mesh/common';
 import {
+  FunctionDeployed,
   GRC,
+  isEvent,
   PRICE_PLAN_STREAM_PREFIX,
   parseAmount,
   parseStreamName,
+  PricePlanSet,
   pricePlanStream,
   streamName,
   type FunctionSpec,
@@ -16,13 +20,8 @@ import { planEventIdOf } from './domain/event-ids';
 import { DEFAULT_PLAN_ID, planDecider, versionAt, type SetPricePlan } from './domain/plan-decider';
 import { pricesOf, type PlanPrices } from './domain/pricing';
 
-/** Negative lookups remembered; beyond this the set starts over (a miss only costs one read). */
+/** Negative lookups remembered; beyond this the least recently used is forgotten (a miss only costs one read). */
 const MISSING_MAX = 10_000;
-
-function remember(set: Set<string>, key: string): void {
-  if (set.size >= MISSING_MAX) set.clear();
-  set.add(key);
-}
 
 /** Plan streams are `meter-plan_<planId>` (the meter category is the credit-manager's). */
 
@@ -37,21 +36,21 @@ export function isPlanStream(stream: string): boolean {
  * read through from the log on a miss (a function or plan created since). Which plan prices a
  * sample: the function's own `pricePlanId`, else the latest plan naming the function, else `default`.
  */
-export class PlanBook {
-  private readonly log = new Logger('PlanBook');
+export class PricePlanView {
+  private readonly log = new Logger('PricePlanView');
   private readonly plans = new Map<string, PricePlan[]>();
   private readonly functions = new Map<string, FunctionSpec>();
   /** Functions / plans looked up in the log and not found, so a sample doesn't read the log every time. */
-  private readonly missingFunctions = new Set<string>();
-  private readonly missingPlans = new Set<string>();
+  private readonly missingFunctions = new LRUCache<string, true>({ max: MISSING_MAX });
+  private readonly missingPlans = new LRUCache<string, true>({ max: MISSING_MAX });
 
   constructor(private readonly store: EventStore) {}
 
   /** Folds one event of the log (PricePlanSet of a plan stream, FunctionDeployed); ignores the rest. */
   apply(event: RecordedEvent): void {
-    if (event.type === 'PricePlanSet') this.addVersion(event.data as PricePlan);
-    else if (event.type === 'FunctionDeployed') {
-      const spec = event.data as FunctionSpec;
+    if (isEvent(event, PricePlanSet)) this.addVersion(event.data);
+    else if (isEvent(event, FunctionDeployed)) {
+      const spec = event.data;
       this.missingFunctions.delete(spec.functionId);
       const known = this.functions.get(spec.functionId);
       if (!known || known.version <= spec.version) this.functions.set(spec.functionId, spec);
@@ -121,7 +120,7 @@ export class PlanBook {
   private async functionOf(functionId: string): Promise<FunctionSpec | undefined> {
     if (!this.functions.has(functionId) && !this.missingFunctions.has(functionId)) {
       for (const e of await this.store.read(streamName('function', functionId))) this.apply(e);
-      if (!this.functions.has(functionId)) remember(this.missingFunctions, functionId);
+      if (!this.functions.has(functionId)) this.missingFunctions.set(functionId, true);
     }
     return this.functions.get(functionId);
   }
@@ -129,7 +128,7 @@ export class PlanBook {
   private async loadPlan(planId: string): Promise<PricePlan[] | undefined> {
     if (!this.plans.has(planId) && !this.missingPlans.has(planId)) {
       for (const e of await this.store.read(pricePlanStream(planId))) this.apply(e);
-      if (!this.plans.has(planId)) remember(this.missingPlans, planId);
+      if (!this.plans.has(planId)) this.missingPlans.set(planId, true);
     }
     return this.plans.get(planId);
   }

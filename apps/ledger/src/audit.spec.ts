@@ -1,24 +1,32 @@
 import fc from 'fast-check';
-import { DomainError, catalog, formatAmount, type NewEvent } from '@mesh/contracts';
-import { walletEventHash } from '../domain/hash';
-import { LedgerCore, type LedgerConfig } from '../ledger.core';
-import { LedgerProjection } from '../projection/ledger-projection';
-import { InMemoryEventStore } from '../testing/in-memory-store';
-import { verifyAudit, formatAuditReport } from './verify';
+import { DomainError, UsageDebited, catalog, formatAmount, isEvent, type NewEvent } from '@mesh/contracts';
+import { formatAuditReport, verifyAudit, walletEventHash } from '@mesh/audit';
+import { LedgerEngine, type LedgerConfig } from './ledger.engine';
+import { LedgerProjection } from './projection/ledger-projection';
+import { InMemoryEventStore } from './testing/in-memory-store';
 
 const USERS = ['u0', 'u1', 'u2'];
 const PROVIDERS = ['provider', 'p1'];
 
-function ledgerOn(store: InMemoryEventStore): LedgerCore {
+function ledgerOn(store: InMemoryEventStore): LedgerEngine {
   const config = { DEFAULT_PROVIDER_WALLET: 'provider', LEDGER_WALLET_CACHE_MAX: 100, LEDGER_HTTP_PORT: 0 } as unknown as LedgerConfig;
-  return new LedgerCore(store, config);
+  return new LedgerEngine(store, config);
 }
 
-async function openAll(core: LedgerCore): Promise<void> {
+async function openAll(core: LedgerEngine): Promise<void> {
   for (const walletId of USERS)
-    await core.book.execute({ type: 'OpenWallet', walletId, kind: 'user', currency: 'GRC', maxDebt: 50_000_000n, minBalance: 0n, policy: 'greedy', atMs: 1 });
+    await core.wallets.execute({
+      type: 'OpenWallet',
+      walletId,
+      kind: 'user',
+      currency: 'GRC',
+      maxDebt: 50_000_000n,
+      minBalance: 0n,
+      policy: 'greedy',
+      atMs: 1,
+    });
   for (const walletId of PROVIDERS)
-    await core.book.execute({ type: 'OpenWallet', walletId, kind: 'provider', currency: 'GRC', maxDebt: 0n, minBalance: 0n, policy: 'greedy', atMs: 1 });
+    await core.wallets.execute({ type: 'OpenWallet', walletId, kind: 'provider', currency: 'GRC', maxDebt: 0n, minBalance: 0n, policy: 'greedy', atMs: 1 });
 }
 
 let chargeSeq = 0;
@@ -108,7 +116,7 @@ describe('audit verify', () => {
           const expectRefusal = refs.has(key) ? refs.get(key) !== op.amount : op.kind !== 'deposit' && delta < 0n && before + delta < 0n;
           const type = op.kind === 'deposit' ? 'Deposit' : op.kind === 'withdraw' ? 'Withdraw' : 'Adjust';
           try {
-            await core.book.execute({ type, walletId, amount: op.amount, reference: `r${op.ref}`, reason: 'property' } as never);
+            await core.wallets.execute({ type, walletId, amount: op.amount, reference: `r${op.ref}`, reason: 'property' } as never);
             expect(expectRefusal).toBe(false);
             if (!refs.has(key)) {
               refs.set(key, op.amount);
@@ -120,7 +128,7 @@ describe('audit verify', () => {
           }
         }
         // The book agrees with the model.
-        for (const [walletId, balance] of model) expect((await core.book.state(walletId)).balance).toBe(balance);
+        for (const [walletId, balance] of model) expect((await core.wallets.state(walletId)).balance).toBe(balance);
         // A projection rebuilt from the log agrees too, and the audit passes against it.
         const projection = new LedgerProjection();
         for (const e of store.log) projection.apply(e);
@@ -138,7 +146,7 @@ describe('audit verify', () => {
     const store = new InMemoryEventStore();
     const core = ledgerOn(store);
     await openAll(core);
-    await core.book.execute({ type: 'Deposit', walletId: 'u0', amount: 100_000_000n, reference: 'tx1' });
+    await core.wallets.execute({ type: 'Deposit', walletId: 'u0', amount: 100_000_000n, reference: 'tx1' });
     await core.postCharge(await charge(store, 'u0', 'provider', 30_000_000n, 'ch-a'));
     await core.postCharge(await charge(store, 'u0', 'provider', 20_000_000n, 'ch-b'));
     return { store, core };
@@ -156,6 +164,7 @@ describe('audit verify', () => {
       totals: { debited: '0.5', credited: '0.5', deposited: '1', balances: '1' },
     });
     expect(report.invariants.map((i) => i.name)).toEqual([
+      'events-valid',
       'books-balance',
       'charges-paired',
       'no-double-posting',
@@ -164,13 +173,14 @@ describe('audit verify', () => {
       'hash-chain',
       'money-conserved',
     ]);
-    expect(formatAuditReport(report)).toMatch(/audit PASSED[\s\S]*PASS  books-balance/);
+    expect(formatAuditReport(report)).toMatch(/audit PASSED[\s\S]*PASS {2}books-balance/);
   });
 
   it('reports the first broken link when an event was altered', async () => {
     const { store } = await smallLedger();
-    const altered = store.log.find((e) => e.id === 'debit-ch-a')!;
-    (altered.data as Record<string, string>).amount = '0.1'; // someone rewrites history
+    const altered = store.log.find((e) => e.id === 'debit-ch-a');
+    if (!altered || !isEvent(altered, UsageDebited)) throw new Error('expected the debit of ch-a');
+    altered.data.amount = '0.1'; // someone rewrites history
     const report = await verifyAudit(store);
     expect(report.pass).toBe(false);
     expect(report.firstBrokenLink).toMatchObject({ stream: 'wallet-u0', eventId: 'debit-ch-a' });
@@ -178,11 +188,24 @@ describe('audit verify', () => {
     expect(failed).toEqual(expect.arrayContaining(['hash-chain', 'balances-derive', 'books-balance', 'charges-paired']));
   });
 
+  it('reports an event whose data breaks its schema, and still follows the hash chain past it', async () => {
+    const { store } = await smallLedger();
+    const altered = store.log.find((e) => e.id === 'debit-ch-a');
+    if (!altered || !isEvent(altered, UsageDebited)) throw new Error('expected the debit of ch-a');
+    Object.assign(altered.data, { amount: 12 }); // not a decimal string: the audit parses, it does not cast
+    const report = await verifyAudit(store);
+    const byName = Object.fromEntries(report.invariants.map((i) => [i.name, i]));
+    expect(byName['events-valid']).toMatchObject({ pass: false, violations: 1 });
+    expect(byName['events-valid'].examples[0]).toContain('wallet-u0@');
+    expect(byName['events-valid'].examples[0]).toContain('UsageDebited: amount');
+    expect(report.firstBrokenLink).toMatchObject({ stream: 'wallet-u0', eventId: 'debit-ch-a' });
+  });
+
   it('tells a debit whose credit is missing from a balanced book', async () => {
     const { store, core } = await smallLedger();
     const data = await charge(store, 'u1', 'provider', 10_000_000n, 'ch-half');
-    await core.book.execute({ type: 'Deposit', walletId: 'u1', amount: 100_000_000n, reference: 'tx1' });
-    await core.book.execute({
+    await core.wallets.execute({ type: 'Deposit', walletId: 'u1', amount: 100_000_000n, reference: 'tx1' });
+    await core.wallets.execute({
       type: 'PostDebit',
       walletId: 'u1',
       chargeId: data.chargeId,
@@ -206,7 +229,7 @@ describe('audit verify', () => {
   it('reads the single-charge UsageCredited of logs written before group commit', async () => {
     const { store, core } = await smallLedger();
     const data = await charge(store, 'u0', 'provider', 5_000_000n, 'ch-legacy');
-    await core.book.execute({
+    await core.wallets.execute({
       type: 'PostDebit',
       walletId: 'u0',
       chargeId: data.chargeId,
@@ -218,7 +241,7 @@ describe('audit verify', () => {
       taskId: 't1',
     });
     // The old form, as the ledger wrote it before: the charge's fields at the top level.
-    const provider = await core.book.state('provider');
+    const provider = await core.wallets.state('provider');
     const legacy: Record<string, unknown> = {
       walletId: 'provider',
       currency: 'GRC',
@@ -241,13 +264,13 @@ describe('audit verify', () => {
     expect(report).toMatchObject({ debits: 3, credits: 3 });
     expect(projection.wallet('provider').credits).toBe(3);
     // Loaded again from its stream, the wallet knows the charge: a redelivery is a no-op.
-    core.book.forget();
+    core.wallets.forget();
     expect(await core.postCharge(data)).toEqual({ debited: false, credited: false });
   });
 
   it('flags a posting without its charge and a projection that disagrees with the log', async () => {
     const { store, core } = await smallLedger();
-    await core.book.credit('provider', 'GRC', { chargeId: 'ch-ghost', amount: 1n, userWalletId: 'u0', containerId: 'c1', functionId: 'f1' });
+    await core.wallets.credit('provider', 'GRC', { chargeId: 'ch-ghost', amount: 1n, userWalletId: 'u0', containerId: 'c1', functionId: 'f1' });
     const projection = new LedgerProjection();
     for (const e of store.log) projection.apply(e);
     projection.wallets.get('u0')!.balance += 1n;

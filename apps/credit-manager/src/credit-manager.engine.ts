@@ -1,43 +1,47 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { messageOf } from '@mesh/common';
 import {
   currencyOf,
   formatAmount,
+  FunctionDeployed,
   GRC,
+  isEvent,
   parseAmount,
+  PricePlanSet,
+  StandingChanged,
   streamName,
+  UsageAnomalyRecorded,
+  UsageCharged,
   type EventData,
   type ReplyData,
   type RequestData,
   type chargesQuery,
   type setPricePlanRequest,
-  type StandingChanged,
-  type UsageAnomalyRecorded,
-  type UsageCharged,
   type walletStandingQuery,
 } from '@mesh/contracts';
 import type { commonEnv, ConfigOf } from '@mesh/config';
 import { readAllPaged, type EventStore, type Subscription } from '@mesh/eventstore/port';
 import { EVENT_STORE, SERVICE_CONFIG } from '@mesh/runtime';
 import type { CreditManagerEnv } from './config';
-import { MeterEngine } from './meter.engine';
-import { isPlanStream, PlanBook } from './plan-book';
-import { StandingEngine } from './standing.engine';
+import { MeterHandler } from './meter.handler';
+import { isPlanStream, PricePlanView } from './price-plan.view';
+import { StandingHandler } from './standing.handler';
 
 export type CreditManagerConfig = ConfigOf<typeof CreditManagerEnv & typeof commonEnv>;
 
 const DEFAULT_LIMIT = 100;
 
 /**
- * The credit-manager's state and lifecycle: the plan book (filled from the log at start, then
- * following `function` events live), the meter engine (samples -> charges) and the standing engine
+ * The credit-manager's state and lifecycle: the price plan view (filled from the log at start, then
+ * following `function` events live), the meter handler (samples -> charges) and the standing handler
  * (ledger balances -> standing). Controllers stay thin and call in here.
  */
 @Injectable()
-export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
+export class CreditManagerEngine implements OnModuleInit, OnModuleDestroy {
   private readonly log = new Logger('CreditManager');
-  readonly plans: PlanBook;
-  readonly meter: MeterEngine;
-  readonly standing: StandingEngine;
+  readonly plans: PricePlanView;
+  readonly meter: MeterHandler;
+  readonly standing: StandingHandler;
   private functionSubscription?: Subscription;
   private refreshTimer?: NodeJS.Timeout;
   private refreshing?: Promise<void>;
@@ -46,12 +50,12 @@ export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
     @Inject(EVENT_STORE) readonly store: EventStore,
     @Inject(SERVICE_CONFIG) readonly config: CreditManagerConfig,
   ) {
-    this.plans = new PlanBook(store);
-    this.meter = new MeterEngine(store, this.plans, config.DEFAULT_PROVIDER_WALLET, {
+    this.plans = new PricePlanView(store);
+    this.meter = new MeterHandler(store, this.plans, config.DEFAULT_PROVIDER_WALLET, {
       metersMax: config.CREDIT_METER_CACHE_MAX,
       tasksMax: config.CREDIT_TASK_INDEX_MAX,
     });
-    this.standing = new StandingEngine(store, config.CREDIT_WALLET_CACHE_MAX);
+    this.standing = new StandingHandler(store, config.CREDIT_WALLET_CACHE_MAX);
   }
 
   async onModuleInit(): Promise<void> {
@@ -59,14 +63,11 @@ export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
     let position = 0n;
     for await (const event of readAllPaged(this.store, 1n, 5000)) {
       position = event.position;
-      if (event.type === 'FunctionDeployed' || (event.type === 'PricePlanSet' && isPlanStream(event.stream))) this.plans.apply(event);
-      else if (event.type === 'UsageCharged') {
-        const charge = event.data as EventData<typeof UsageCharged>;
-        this.meter.indexTask(charge.taskId, charge.containerId);
-      }
+      if (isEvent(event, FunctionDeployed) || (isEvent(event, PricePlanSet) && isPlanStream(event.stream))) this.plans.apply(event);
+      else if (isEvent(event, UsageCharged)) this.meter.indexTask(event.data.taskId, event.data.containerId);
     }
     this.functionSubscription = this.store.subscribe({ after: position, categories: ['function'] }, (event) => this.plans.apply(event));
-    this.functionSubscription.done.catch((err) => this.log.error(`function subscription stopped: ${err}`));
+    this.functionSubscription.done.catch((err) => this.log.error(`function subscription stopped: ${messageOf(err)}`));
     await this.plans.ensureDefault({
       cpuPerCoreHour: this.config.DEFAULT_CPU_PRICE_PER_CORE_HOUR,
       memoryPerGibHour: this.config.DEFAULT_MEMORY_PRICE_PER_GIB_HOUR,
@@ -88,7 +89,7 @@ export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
       if (this.refreshing) return;
       this.refreshing = this.plans
         .refresh()
-        .catch((err) => this.log.warn(`plan refresh failed: ${(err as Error)?.message ?? err}`))
+        .catch((err) => this.log.warn(`plan refresh failed: ${messageOf(err)}`))
         .finally(() => (this.refreshing = undefined));
     }, this.config.CREDIT_PLAN_REFRESH_MS);
     this.refreshTimer.unref();
@@ -119,11 +120,9 @@ export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
   }
 
   async walletStanding(body: RequestData<typeof walletStandingQuery>): Promise<ReplyData<typeof walletStandingQuery>> {
-    const events = (await this.store.read(streamName('standing', body.walletId))).filter((e) => e.type === 'StandingChanged');
-    const last = events[events.length - 1]?.data as EventData<typeof StandingChanged> | undefined;
-    const history = events
-      .slice(-(body.limit ?? DEFAULT_LIMIT))
-      .map((e) => ({ ...(e.data as EventData<typeof StandingChanged>), revision: e.revision, eventId: e.id }));
+    const events = (await this.store.read(streamName('standing', body.walletId))).filter((e) => isEvent(e, StandingChanged));
+    const last = events.at(-1)?.data;
+    const history = events.slice(-(body.limit ?? DEFAULT_LIMIT)).map((e) => ({ ...e.data, revision: e.revision, eventId: e.id }));
     return { walletId: body.walletId, standing: last?.to ?? null, balance: last?.balance ?? null, changes: events.length, history };
   }
 
@@ -133,8 +132,8 @@ export class CreditManagerCore implements OnModuleInit, OnModuleDestroy {
     const anomalies: EventData<typeof UsageAnomalyRecorded>[] = [];
     for (const containerId of containers) {
       for (const e of await this.store.read(streamName('meter', containerId))) {
-        if (e.type === 'UsageCharged') charges.push(e.data as EventData<typeof UsageCharged>);
-        else if (e.type === 'UsageAnomalyRecorded') anomalies.push(e.data as EventData<typeof UsageAnomalyRecorded>);
+        if (isEvent(e, UsageCharged)) charges.push(e.data);
+        else if (isEvent(e, UsageAnomalyRecorded)) anomalies.push(e.data);
       }
     }
     const mine = body.taskId ? charges.filter((c) => c.taskId === body.taskId) : charges;

@@ -1,7 +1,23 @@
-import { creditedChargesOf, currencyOf, formatAmount, parseAmount, type AuditInvariant, type AuditReport } from '@mesh/contracts';
+import {
+  BalanceAdjusted,
+  creditedChargesOf,
+  currencyOf,
+  formatAmount,
+  FundsDeposited,
+  FundsWithdrawn,
+  parseAmount,
+  UsageCharged,
+  UsageCredited,
+  UsageDebited,
+  WalletOpened,
+  WalletPolicyChanged,
+  type AuditInvariant,
+  type AuditReport,
+} from '@mesh/contracts';
+import { z } from 'zod';
 import { readAllPaged, type EventStore } from '@mesh/eventstore/port';
-import { GENESIS_HASH, walletEventHash } from '../domain/hash';
-import { balanceDelta } from '../projection/ledger-projection';
+import { balanceDelta } from './balance';
+import { GENESIS_HASH, walletEventHash } from './hash';
 
 export type { AuditReport };
 
@@ -22,7 +38,6 @@ interface Chain {
   revision: number;
   lastHash: string;
   balance: bigint;
-  currency: string;
 }
 
 interface Posting {
@@ -34,6 +49,7 @@ interface Posting {
 
 /** The invariants in report order, with the sentence each one checks. */
 const INVARIANTS = {
+  'events-valid': 'every field the audit reads of a wallet event or UsageCharged matches its schema (the log is data it does not trust)',
   'books-balance': 'sum of all usage debits == sum of all usage credits',
   'charges-paired': 'every charge posted as a debit has its credit (same amount, matching wallets) and vice versa',
   'no-double-posting': 'no charge is debited or credited more than once',
@@ -80,8 +96,15 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
     lastPosition = event.position;
     // Foreign messages on the events subjects (no envelope) are counted, not audited.
     if (typeof event.stream !== 'string') continue;
-    if (event.type === 'UsageCharged' && event.stream.startsWith('meter-')) {
-      const d = event.data as Record<string, string>;
+    // Built only when a violation is reported (this loop runs once per event of the whole log).
+    const at = () => `${event.stream}@${event.revision} (${event.id}, position ${event.position})`;
+    if (event.type === UsageCharged.type && event.stream.startsWith('meter-')) {
+      const parsed = parsedAs(event.type, auditedSchemas.UsageCharged, event.data);
+      if (typeof parsed === 'string') {
+        violate('events-valid', `${at()}: ${parsed}`);
+        continue;
+      }
+      const d = parsed.data;
       if (!charges.has(d.chargeId)) {
         charges.set(d.chargeId, {
           amount: parseAmount(d.amount, currencyOf(d.currency), { allowZero: true }),
@@ -93,40 +116,45 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
     }
     if (!event.stream.startsWith('wallet-')) continue;
     walletEvents++;
-    const data = event.data as Record<string, string> & { walletId: string; currency: string; balanceAfter: string; prevHash: string; hash?: string };
-    // Built only when a violation is reported (this loop runs once per event of the whole log).
-    const at = () => `${event.stream}@${event.revision} (${event.id}, position ${event.position})`;
     let chain = chains.get(event.stream);
     if (!chain) {
-      chain = { opened: false, revision: -1, lastHash: GENESIS_HASH, balance: 0n, currency: data.currency };
+      chain = { opened: false, revision: -1, lastHash: GENESIS_HASH, balance: 0n };
       chains.set(event.stream, chain);
     }
 
-    // Hash chain: the link to the previous event, then the event's own stored hash.
-    const computed = walletEventHash(event.type, data, data.prevHash);
-    const linkBroken = data.prevHash !== chain.lastHash;
-    const contentAltered = data.hash !== undefined && data.hash !== computed;
+    // Hash chain over the data as stored (whatever it holds): the link to the previous event, then the event's own stored hash.
+    const raw = isRecord(event.data) ? event.data : {};
+    const computed = walletEventHash(event.type, raw, raw.prevHash);
+    const linkBroken = raw.prevHash !== chain.lastHash;
+    const contentAltered = raw.hash !== undefined && raw.hash !== computed;
     if (linkBroken || contentAltered) {
       const detail = linkBroken
-        ? `prevHash ${data.prevHash.slice(0, 12)}... but the previous event hashes to ${chain.lastHash.slice(0, 12)}...`
-        : `stored hash ${data.hash!.slice(0, 12)}... but the content hashes to ${computed.slice(0, 12)}...`;
+        ? `prevHash ${String(raw.prevHash).slice(0, 12)}... but the previous event hashes to ${chain.lastHash.slice(0, 12)}...`
+        : `stored hash ${String(raw.hash).slice(0, 12)}... but the content hashes to ${computed.slice(0, 12)}...`;
       violate('hash-chain', `${at()}: ${detail}`);
       firstBrokenLink ??= { stream: event.stream, revision: event.revision, eventId: event.id, position: event.position.toString(), detail };
     }
     chain.lastHash = computed;
+    if (event.revision !== chain.revision + 1) violate('balances-derive', `${at()}: revision ${event.revision} follows ${chain.revision}`);
+    chain.revision = event.revision;
+
+    // Everything else reads the data as its schema parses it; an event that does not parse is reported, not guessed at.
+    const typed = parseWalletEvent(event.type, event.data);
+    if (typeof typed === 'string') {
+      violate('events-valid', `${at()}: ${typed}`);
+      continue;
+    }
+    const data = typed.data;
 
     // Causes and balances.
-    if (event.type === 'WalletOpened') {
+    if (typed.type === 'WalletOpened') {
       if (chain.opened) violate('postings-have-causes', `${at()}: wallet opened twice`);
       chain.opened = true;
-      chain.currency = data.currency;
     } else if (!chain.opened) {
       violate('postings-have-causes', `${at()}: ${event.type} before the wallet was opened`);
     }
-    if (event.revision !== chain.revision + 1) violate('balances-derive', `${at()}: revision ${event.revision} follows ${chain.revision}`);
-    chain.revision = event.revision;
     const currency = currencyOf(data.currency);
-    const delta = balanceDelta(event.type, data);
+    const delta = balanceDelta(typed);
     const derived = chain.balance + delta;
     const recorded = parseAmount(data.balanceAfter, currency, { allowNegative: true, allowZero: true });
     if (recorded !== derived)
@@ -136,7 +164,7 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
       );
     chain.balance = derived;
 
-    switch (event.type) {
+    switch (typed.type) {
       case 'FundsDeposited':
         totals.deposited += delta;
         break;
@@ -145,25 +173,26 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
         break;
       case 'BalanceAdjusted':
         totals.adjusted += delta;
-        if (!data.reason) violate('postings-have-causes', `${at()}: adjustment without a reason`);
+        if (!typed.data.reason) violate('postings-have-causes', `${at()}: adjustment without a reason`);
         break;
       case 'UsageDebited': {
         const amount = -delta;
         totals.debited += amount;
-        if (debits.has(data.chargeId))
-          violate('no-double-posting', `${at()}: charge ${data.chargeId} debited again (first at position ${debits.get(data.chargeId)!.position})`);
-        else debits.set(data.chargeId, { amount, walletId: data.walletId, counterparty: data.providerWalletId, position: event.position });
+        const { chargeId, walletId, providerWalletId } = typed.data;
+        const first = debits.get(chargeId);
+        if (first) violate('no-double-posting', `${at()}: charge ${chargeId} debited again (first at position ${first.position})`);
+        else debits.set(chargeId, { amount, walletId, counterparty: providerWalletId, position: event.position });
         break;
       }
       case 'UsageCredited': {
         totals.credited += delta;
         // One credit may name several charges: each is paired on its own, and they must add up.
         let sum = 0n;
-        for (const charge of creditedChargesOf(data)) {
+        for (const charge of creditedChargesOf(typed.data)) {
           const amount = parseAmount(charge.amount, currency, { allowZero: true });
           sum += amount;
-          if (credits.has(charge.chargeId))
-            violate('no-double-posting', `${at()}: charge ${charge.chargeId} credited again (first at position ${credits.get(charge.chargeId)!.position})`);
+          const first = credits.get(charge.chargeId);
+          if (first) violate('no-double-posting', `${at()}: charge ${charge.chargeId} credited again (first at position ${first.position})`);
           else credits.set(charge.chargeId, { amount, walletId: data.walletId, counterparty: charge.userWalletId, position: event.position });
         }
         if (sum !== delta)
@@ -267,6 +296,61 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
     durationMs: Math.round(durationMs),
     eventsPerSecond: durationMs > 0 ? Math.round((events / durationMs) * 1000) : 0,
   };
+}
+
+/**
+ * What the audit reads of each event, parsed with the fields' own schemas from the event
+ * definitions (picked, so the replay does not pay for fields it never reads): everything the checks
+ * use is validated, nothing is cast. UsageCredited is parsed whole (its entries are all read).
+ */
+const READ = { walletId: true, currency: true, balanceAfter: true } as const;
+const POSTING = { ...READ, amount: true } as const;
+const auditedSchemas = {
+  UsageCharged: UsageCharged.schema.pick({ chargeId: true, amount: true, currency: true, walletId: true, providerWalletId: true }),
+  WalletOpened: WalletOpened.schema.pick(READ),
+  WalletPolicyChanged: WalletPolicyChanged.schema.pick(READ),
+  FundsDeposited: FundsDeposited.schema.pick(POSTING),
+  FundsWithdrawn: FundsWithdrawn.schema.pick(POSTING),
+  BalanceAdjusted: BalanceAdjusted.schema.pick({ ...POSTING, reason: true }),
+  UsageDebited: UsageDebited.schema.pick({ ...POSTING, chargeId: true, providerWalletId: true }),
+  UsageCredited: UsageCredited.schema,
+};
+type Audited<T extends keyof typeof auditedSchemas> = { type: T; data: z.output<(typeof auditedSchemas)[T]> };
+type AuditedWalletEvent = { [T in Exclude<keyof typeof auditedSchemas, 'UsageCharged'>]: Audited<T> }[Exclude<keyof typeof auditedSchemas, 'UsageCharged'>];
+
+/** The wallet event as the audit reads it, or what is wrong with it. */
+function parseWalletEvent(type: string, data: unknown): AuditedWalletEvent | string {
+  switch (type) {
+    case 'WalletOpened':
+      return parsedAs(type, auditedSchemas.WalletOpened, data);
+    case 'WalletPolicyChanged':
+      return parsedAs(type, auditedSchemas.WalletPolicyChanged, data);
+    case 'FundsDeposited':
+      return parsedAs(type, auditedSchemas.FundsDeposited, data);
+    case 'FundsWithdrawn':
+      return parsedAs(type, auditedSchemas.FundsWithdrawn, data);
+    case 'BalanceAdjusted':
+      return parsedAs(type, auditedSchemas.BalanceAdjusted, data);
+    case 'UsageDebited':
+      return parsedAs(type, auditedSchemas.UsageDebited, data);
+    case 'UsageCredited':
+      return parsedAs(type, auditedSchemas.UsageCredited, data);
+    default:
+      return `${type} is not a wallet event type`;
+  }
+}
+
+function parsedAs<T extends string, S extends z.ZodType>(type: T, schema: S, data: unknown): { type: T; data: z.output<S> } | string {
+  const parsed = z.safeParse(schema, data);
+  return parsed.success ? { type, data: parsed.data } : `${type}: ${issuesOf(parsed.error.issues)}`;
+}
+
+function issuesOf(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
+  return issues.map((issue) => `${issue.path.map(String).join('.') || '(data)'}: ${issue.message}`).join('; ');
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The short human report printed by the CLI: counts, then PASS/FAIL per invariant. */

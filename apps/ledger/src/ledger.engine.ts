@@ -1,39 +1,44 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { ContractError, currencyOf, formatAmount, parseAmount, type AuditReport, type RecordedEvent } from '@mesh/contracts';
+import { verifyAudit } from '@mesh/audit';
+import { messageOf } from '@mesh/common';
+import {
+  ContractError,
+  currencyOf,
+  formatAmount,
+  isEvent,
+  parseAmount,
+  UsageCharged,
+  type AuditReport,
+  type EventData,
+  type RecordedEvent,
+} from '@mesh/contracts';
 import type { commonEnv, ConfigOf } from '@mesh/config';
 import { readAllPaged, type EventStore, type Subscription } from '@mesh/eventstore/port';
 import { EVENT_STORE, SERVICE_CONFIG } from '@mesh/runtime';
-import { verifyAudit } from './audit/verify';
 import type { LedgerEnv } from './config';
-import { WalletBook } from './domain/wallet-book';
 import type { WalletState } from './domain/wallet';
 import { startLedgerHttpServer, type LedgerHttpServer } from './http/http-server';
 import { LedgerProjection } from './projection/ledger-projection';
 import { LedgerQueries } from './projection/queries';
+import { WalletHandler } from './wallet.handler';
 
 export type LedgerConfig = ConfigOf<typeof LedgerEnv & typeof commonEnv>;
 
 /** The fields of a UsageCharged the ledger posts. */
-interface Charge {
-  chargeId: string;
-  walletId: string;
-  providerWalletId: string;
-  containerId: string;
-  functionId: string;
-  taskId?: string;
-  currency: string;
-  amount: string;
-}
+export type Charge = Pick<
+  EventData<typeof UsageCharged>,
+  'chargeId' | 'walletId' | 'providerWalletId' | 'containerId' | 'functionId' | 'taskId' | 'currency' | 'amount'
+>;
 
 /**
- * The ledger's state and lifecycle: the wallet book (write side), the projection rebuilt from the
+ * The ledger's state and lifecycle: the wallet handler (write side), the projection rebuilt from the
  * log at start and kept current by a subscription (read side), the default provider wallet, and
  * the HTTP server. Controllers stay thin and call in here.
  */
 @Injectable()
-export class LedgerCore implements OnModuleInit, OnModuleDestroy {
+export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
   private readonly log = new Logger('Ledger');
-  readonly book: WalletBook;
+  readonly wallets: WalletHandler;
   readonly projection = new LedgerProjection();
   readonly queries: LedgerQueries;
   private subscription?: Subscription;
@@ -43,7 +48,7 @@ export class LedgerCore implements OnModuleInit, OnModuleDestroy {
     @Inject(EVENT_STORE) readonly store: EventStore,
     @Inject(SERVICE_CONFIG) readonly config: LedgerConfig,
   ) {
-    this.book = new WalletBook(store, config.LEDGER_WALLET_CACHE_MAX);
+    this.wallets = new WalletHandler(store, config.LEDGER_WALLET_CACHE_MAX);
     this.queries = new LedgerQueries(this.projection, store);
   }
 
@@ -51,8 +56,8 @@ export class LedgerCore implements OnModuleInit, OnModuleDestroy {
     // Rebuild from the whole log, then follow wallet events live from where the rebuild ended.
     for await (const event of readAllPaged(this.store, 1n, 10_000)) this.projection.apply(event);
     this.subscription = this.store.subscribe({ after: this.projection.position, categories: ['wallet'] }, (event) => this.projection.apply(event));
-    this.subscription.done.catch((err) => this.log.error(`projection subscription stopped: ${err}`));
-    await this.book.execute({
+    this.subscription.done.catch((err) => this.log.error(`projection subscription stopped: ${messageOf(err)}`));
+    await this.wallets.execute({
       type: 'OpenWallet',
       walletId: this.config.DEFAULT_PROVIDER_WALLET,
       kind: 'provider',
@@ -82,7 +87,7 @@ export class LedgerCore implements OnModuleInit, OnModuleDestroy {
    * Posts one charge on both sides: debit the user, credit the provider. Both wallets are checked
    * first so a charge that can't be posted writes neither side; then the two appends run at the
    * same time (different streams). The credit joins the provider's next group-committed
-   * UsageCredited (WalletBook.credit). Each side is idempotent by the charge ids in the wallet's
+   * UsageCredited (WalletHandler.credit). Each side is idempotent by the charge ids in the wallet's
    * state (and the debit also by its event id), so a crash between them heals when the charge is
    * delivered again.
    */
@@ -91,12 +96,12 @@ export class LedgerCore implements OnModuleInit, OnModuleDestroy {
     const amount = parseAmount(charge.amount, currency, { allowZero: true, field: 'amount' });
     if (amount === 0n) return { debited: false, credited: false };
     if (charge.walletId === charge.providerWalletId) throw ContractError.single('UsageCharged', 'providerWalletId', 'must differ from walletId');
-    const [user, provider] = await Promise.all([this.book.state(charge.walletId), this.book.state(charge.providerWalletId)]);
+    const [user, provider] = await Promise.all([this.wallets.state(charge.walletId), this.wallets.state(charge.providerWalletId)]);
     checkSide(user, charge.walletId, 'user', charge);
     checkSide(provider, charge.providerWalletId, 'provider', charge);
     const links = { containerId: charge.containerId, functionId: charge.functionId, ...(charge.taskId ? { taskId: charge.taskId } : {}) };
     const [debit, credited] = await Promise.all([
-      this.book.execute({
+      this.wallets.execute({
         type: 'PostDebit',
         walletId: charge.walletId,
         chargeId: charge.chargeId,
@@ -105,15 +110,15 @@ export class LedgerCore implements OnModuleInit, OnModuleDestroy {
         providerWalletId: charge.providerWalletId,
         ...links,
       }),
-      this.book.credit(charge.providerWalletId, currency.code, { chargeId: charge.chargeId, amount, userWalletId: charge.walletId, ...links }),
+      this.wallets.credit(charge.providerWalletId, currency.code, { chargeId: charge.chargeId, amount, userWalletId: charge.walletId, ...links }),
     ]);
     return { debited: debit.events.length > 0, credited };
   }
 
   /** Handles one meter event: UsageCharged is posted, every other meter event type is ignored. */
   async onMeterEvent(event: RecordedEvent): Promise<void> {
-    if (event.type !== 'UsageCharged') return;
-    await this.postCharge(event.data as Charge);
+    if (!isEvent(event, UsageCharged)) return;
+    await this.postCharge(event.data);
   }
 
   formatMoney(amount: bigint, currency: string): string {

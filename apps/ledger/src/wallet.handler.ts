@@ -1,7 +1,17 @@
-import { CREDIT_BATCH_MAX, creditedChargesOf, streamName, type NewEvent } from '@mesh/contracts';
+import { KeyedMutex, LRUCache, retry } from '@mesh/common';
+import { CREDIT_BATCH_MAX, creditedChargesOf, isEventOf, streamName, walletEvents, type NewEvent } from '@mesh/contracts';
 import { ConcurrencyError } from '@mesh/eventstore/errors';
 import type { EventStore } from '@mesh/eventstore/port';
-import { evolveWallet, decideWallet, initialWalletState, type CreditCharge, type WalletCommand, type WalletEvent, type WalletState } from './wallet';
+import { InvariantError } from './domain/invariant';
+import {
+  evolveWallet,
+  decideWallet,
+  initialWalletState,
+  type CreditCharge,
+  type IdentifiedWalletEvent,
+  type WalletCommand,
+  type WalletState,
+} from './domain/wallet';
 
 /** Beyond this many conflicts in a row a command fails instead of spinning. */
 const CONFLICT_RETRIES_MAX = 10;
@@ -9,7 +19,7 @@ const CONFLICT_RETRIES_MAX = 10;
 export interface WalletResult {
   state: WalletState;
   /** Events this command wrote; empty for an idempotent no-op. */
-  events: WalletEvent[];
+  events: IdentifiedWalletEvent[];
   position?: bigint;
 }
 
@@ -28,7 +38,7 @@ interface CreditBatch {
  * append with the expected revision, fold the result in. The ledger is the single writer of the
  * `wallet` category, so the cached state is normally current; a ConcurrencyError (another writer,
  * e.g. a second ledger replica during a rollout) drops it and the command runs again on a reload.
- * Commands on one wallet run one at a time (a promise chain per wallet) so they never race each
+ * Commands on one wallet run one at a time (a KeyedMutex per wallet) so they never race each
  * other in this process. The cache is bounded: the least recently used wallet is dropped (and
  * reloaded from its stream when needed again).
  *
@@ -38,19 +48,21 @@ interface CreditBatch {
  * UsageCredited (at most CREDIT_BATCH_MAX each), so the provider stream costs one round trip per
  * batch instead of one per charge.
  */
-export class WalletBook {
-  private readonly cache = new Map<string, Cached>();
-  private readonly queues = new Map<string, Promise<unknown>>();
+export class WalletHandler {
+  private readonly cache: LRUCache<string, Cached>;
+  private readonly mutex = new KeyedMutex();
   /** The batch still open for more credits, per provider wallet. */
   private readonly openCredits = new Map<string, CreditBatch>();
 
   constructor(
     private readonly store: EventStore,
-    private readonly cacheMax = 10_000,
-  ) {}
+    cacheMax = 10_000,
+  ) {
+    this.cache = new LRUCache({ max: cacheMax });
+  }
 
   execute(command: WalletCommand): Promise<WalletResult> {
-    return this.serialized(command.walletId, () => this.run(command));
+    return this.mutex.run(command.walletId, () => this.run(command));
   }
 
   /**
@@ -66,8 +78,9 @@ export class WalletBook {
         const opened: CreditBatch = { currency, items: [] };
         batch = opened;
         this.openCredits.set(walletId, opened);
-        // Runs after whatever is queued on this wallet now: the batch fills until then.
-        void this.serialized(walletId, () => this.flushCredits(walletId, opened)).catch(() => undefined);
+        // Runs after whatever is queued on this wallet now: the batch fills until then. flushCredits
+        // never throws: a failure rejects every charge of the batch (each caller naks its own).
+        void this.mutex.run(walletId, () => this.flushCredits(walletId, opened));
       }
       batch.items.push({ charge, resolve, reject });
     });
@@ -89,7 +102,7 @@ export class WalletBook {
 
   /** Current state (from memory or the stream), for replies; undefined state.opened means unknown. */
   state(walletId: string): Promise<WalletState> {
-    return this.serialized(walletId, async () => (await this.load(walletId)).state);
+    return this.mutex.run(walletId, async () => (await this.load(walletId)).state);
   }
 
   forget(walletId?: string): void {
@@ -101,60 +114,57 @@ export class WalletBook {
     return this.cache.size;
   }
 
-  private async run(command: WalletCommand): Promise<WalletResult> {
+  /**
+   * Decides on the cached state and appends with its revision. A ConcurrencyError (another writer)
+   * drops the cached state and the command runs again on a reload, at most CONFLICT_RETRIES_MAX
+   * times; any other failure is rethrown as it is.
+   */
+  private run(command: WalletCommand): Promise<WalletResult> {
     const stream = streamName('wallet', command.walletId);
-    for (let attempt = 0; ; attempt++) {
-      const cached = await this.load(command.walletId);
-      const events = decideWallet(command, cached.state);
-      if (events.length === 0) return { state: cached.state, events };
-      try {
-        const result = await this.store.append(stream, events.map(toNew), cached.state.revision < 0 ? 'no_stream' : cached.state.revision);
-        let state = cached.state;
-        for (const event of events) state = evolveWallet(state, event);
-        if (result.nextExpectedVersion !== state.revision) {
-          // The store found these events already written further on (an earlier, interrupted
-          // attempt): our view is stale, reload before the next command.
+    return retry(
+      `${stream} ${command.type}`,
+      async () => {
+        const cached = await this.load(command.walletId);
+        const events = decideWallet(command, cached.state);
+        if (events.length === 0) return { state: cached.state, events };
+        try {
+          const result = await this.store.append(stream, events.map(toNew), cached.state.revision < 0 ? 'no_stream' : cached.state.revision);
+          let state = cached.state;
+          for (const event of events) state = evolveWallet(state, event);
+          if (result.nextExpectedVersion !== state.revision) {
+            // The store found these events already written further on (an earlier, interrupted
+            // attempt): our view is stale, reload before the next command.
+            this.cache.delete(command.walletId);
+          } else {
+            cached.state = state;
+          }
+          return { state, events, position: result.position };
+        } catch (err) {
           this.cache.delete(command.walletId);
-        } else {
-          cached.state = state;
+          throw err;
         }
-        return { state, events, position: result.position };
-      } catch (err) {
-        this.cache.delete(command.walletId);
-        if (!(err instanceof ConcurrencyError) || attempt >= CONFLICT_RETRIES_MAX) throw err;
-      }
-    }
+      },
+      { attempts: CONFLICT_RETRIES_MAX + 1, baseDelayMs: 1, maxDelayMs: 100, retryable: (err) => err instanceof ConcurrencyError },
+    );
   }
 
+  /** The wallet's state from memory, or folded from its stream (revisions checked to be contiguous). */
   private async load(walletId: string): Promise<Cached> {
     const hit = this.cache.get(walletId);
-    if (hit) {
-      // Refresh its place in the LRU order.
-      this.cache.delete(walletId);
-      this.cache.set(walletId, hit);
-      return hit;
-    }
-    const history = await this.store.read(streamName('wallet', walletId));
+    if (hit) return hit;
+    const stream = streamName('wallet', walletId);
     let state = initialWalletState();
-    for (const event of history) state = evolveWallet(state, event);
+    for (const event of await this.store.read(stream)) {
+      if (event.revision !== state.revision + 1) throw new InvariantError(`${stream}: revision ${event.revision} follows ${state.revision}`);
+      if (!isEventOf(event, walletEvents)) throw new InvariantError(`${stream}@${event.revision}: ${event.type} is not a wallet event`);
+      state = evolveWallet(state, event);
+    }
     const cached = { state };
-    if (this.cache.size >= this.cacheMax) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(walletId, cached);
     return cached;
   }
-
-  private serialized<T>(walletId: string, job: () => Promise<T>): Promise<T> {
-    const previous = this.queues.get(walletId) ?? Promise.resolve();
-    const next = previous.then(job, job);
-    const tail = next.catch(() => undefined);
-    this.queues.set(walletId, tail);
-    void tail.then(() => {
-      if (this.queues.get(walletId) === tail) this.queues.delete(walletId);
-    });
-    return next;
-  }
 }
 
-function toNew(event: WalletEvent): NewEvent {
+function toNew(event: IdentifiedWalletEvent): NewEvent {
   return { id: event.id, type: event.type, data: event.data };
 }
