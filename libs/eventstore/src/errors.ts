@@ -5,8 +5,9 @@ export class ConcurrencyError extends Error {
     readonly stream: string,
     readonly expected: number | string,
     readonly actual: number,
+    options?: { cause?: unknown },
   ) {
-    super(`stream ${stream}: expected version ${expected}, actual ${actual}`);
+    super(`stream ${stream}: expected version ${expected}, actual ${actual}`, options);
     this.name = 'ConcurrencyError';
   }
 }
