@@ -70,7 +70,8 @@ export async function startService<S extends EnvSpec>(
     const logLevel = (config as { LOG_LEVEL: LogLevel }).LOG_LEVEL;
     const nc = await connectNats((config as { NATS_URL: string }).NATS_URL, definition.service);
     const inner = await createEventStore(config as never, nc);
-    const store = new ValidatingEventStore(inner);
+    // Knows which service writes, so it refuses appends to categories another service owns.
+    const store = new ValidatingEventStore(inner, definition.service);
     // KurrentDB mode: JetStream stays the bus; one process republishes the log there (relay.ts).
     const relay = (config as { KURRENTDB_RELAY: string }).KURRENTDB_RELAY === 'true' && inner.name === 'kurrentdb' ? new KurrentRelay(inner, nc) : undefined;
     await relay?.start();

@@ -12,7 +12,7 @@ import {
 } from '@kurrent/kurrentdb-client';
 import type { NewEvent, RecordedEvent } from '@mesh/contracts';
 import { ended, producerSpan } from '@mesh/runtime/trace';
-import { ConcurrencyError } from '../errors';
+import { assertContiguousRevisions, ConcurrencyError } from '../errors';
 import { prepareEnvelopes, encodeEnvelope } from '../envelope';
 import {
   READ_BATCH_MAX,
@@ -62,7 +62,7 @@ export class KurrentDbEventStore implements EventStore {
     } catch (err) {
       if (err instanceof WrongExpectedVersionError) {
         const actual = typeof err.actualState === 'bigint' ? Number(err.actualState) : -1;
-        throw new ConcurrencyError(stream, expectedVersion, actual);
+        throw new ConcurrencyError(stream, expectedVersion, actual, { cause: err });
       }
       throw err;
     }
@@ -78,6 +78,7 @@ export class KurrentDbEventStore implements EventStore {
       if (err instanceof StreamNotFoundError) return [];
       throw err;
     }
+    assertContiguousRevisions(stream, events, fromRevision);
     return events;
   }
 

@@ -71,7 +71,6 @@ export class InMemoryEventStore implements EventStore {
   }
 
   // Nothing below awaits between the checks and the writes, so an append is atomic like a server's.
-  // eslint-disable-next-line @typescript-eslint/require-await -- async so that every refusal is a rejected promise, as with the other adapters
   async append(stream: string, events: NewEvent[], expectedVersion: ExpectedVersion): Promise<AppendResult> {
     const envelopes = prepareEnvelopes(stream, events);
     const payloads = envelopes.map(encodeEnvelope);
@@ -109,14 +108,12 @@ export class InMemoryEventStore implements EventStore {
     return { nextExpectedVersion: last.revision, position: last.position };
   }
 
-  // eslint-disable-next-line @typescript-eslint/require-await -- the port is asynchronous
   async read(stream: string, fromRevision = 0): Promise<RecordedEvent[]> {
     const events = (this.memory.streams.get(stream) ?? []).slice(Math.max(0, fromRevision)).map(copy);
     assertContiguousRevisions(stream, events, Math.max(0, fromRevision));
     return events;
   }
 
-  // eslint-disable-next-line @typescript-eslint/require-await -- the port is asynchronous
   async readAll(options: ReadAllOptions): Promise<RecordedEvent[]> {
     const limit = Math.min(options.limit ?? READ_BATCH_MAX, READ_BATCH_MAX);
     if (limit <= 0) return [];
@@ -124,7 +121,6 @@ export class InMemoryEventStore implements EventStore {
     return this.memory.events.slice(from - 1, from - 1 + limit).map(({ traceparent: _traceparent, ...event }) => copy(event));
   }
 
-  // eslint-disable-next-line @typescript-eslint/require-await -- the port is asynchronous
   async headPosition(): Promise<bigint> {
     return BigInt(this.memory.events.length);
   }
