@@ -106,7 +106,7 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
   for (;;) {
     try {
       const value = await check();
-      if (value) return value as T;
+      if (value) return value;
     } catch (err) {
       lastError = err;
     }

@@ -3,6 +3,7 @@ import { Catch, Logger, type DynamicModule, type INestMicroservice, type LogLeve
 import { NestFactory } from '@nestjs/core';
 import { connect, type NatsConnection } from 'nats';
 import { throwError, type Observable } from 'rxjs';
+import { messageOf } from '@mesh/common';
 import type { ServiceName } from '@mesh/contracts';
 import { ConfigError, commonEnv, loadConfig, type ConfigOf, type EnvSpec } from '@mesh/config';
 import { createEventStore } from '@mesh/eventstore/factory';
@@ -120,7 +121,7 @@ export async function runService<S extends EnvSpec>(definition: ServiceDefinitio
       process.stderr.write(`${definition.service}: ${err.message}\n`);
       process.exit(1);
     }
-    process.stderr.write(`${definition.service}: failed to start: ${(err as Error)?.stack ?? err}\n`);
+    process.stderr.write(`${definition.service}: failed to start: ${(err instanceof Error ? err.stack : undefined) ?? messageOf(err)}\n`);
     process.exit(1);
   }
   log.log(`${definition.service} ready (pid ${process.pid})`);
@@ -131,7 +132,7 @@ export async function runService<S extends EnvSpec>(definition: ServiceDefinitio
     running.stop().then(
       () => process.exit(0),
       (err) => {
-        log.error(`shutdown failed: ${err}`);
+        log.error(`shutdown failed: ${messageOf(err)}`);
         process.exit(1);
       },
     );

@@ -11,7 +11,13 @@ describe('ValidatingEventStore', () => {
     const refuse = () => store.append('wallet-alice', [opened], 'no_stream');
     expect(refuse).toThrow(CategoryOwnershipError);
     expect(refuse).toThrow('scaler may not append to wallet-alice: category wallet is written only by ledger');
-    expect(refuse).toThrow(expect.objectContaining({ code: 'category_not_owned', service: 'scaler', stream: 'wallet-alice', owner: 'ledger' }));
+    let refusal: unknown;
+    try {
+      await refuse();
+    } catch (err) {
+      refusal = err;
+    }
+    expect(refusal).toMatchObject({ code: 'category_not_owned', service: 'scaler', stream: 'wallet-alice', owner: 'ledger' });
     expect(await inner.headPosition()).toBe(0n);
   });
 

@@ -2,6 +2,7 @@ import {
   headers as natsHeaders,
   nanos,
   DiscardPolicy,
+  NatsError,
   RetentionPolicy,
   StorageType,
   type JetStreamClient,
@@ -258,7 +259,8 @@ export class JetStreamEventStore implements EventStore {
           );
         }
       }
-      if (events.length === before) throw new EventStoreInvariantError(`event store read stalled at ${filter} seq >= ${fromSeq}: expected ${count} events, got ${before}`);
+      if (events.length === before)
+        throw new EventStoreInvariantError(`event store read stalled at ${filter} seq >= ${fromSeq}: expected ${count} events, got ${before}`);
     }
     return events;
   }
@@ -274,7 +276,7 @@ export class JetStreamEventStore implements EventStore {
     const run = async () => {
       const consumer = await this.js.consumers.get(this.stream, { ...(filter ? { filterSubjects: filter } : {}), opt_start_seq: Number(options.after) + 1 });
       if (stopped) return;
-      messages = await consumer.consume({ max_messages: 512, idle_heartbeat: 2000 } as never);
+      messages = await consumer.consume({ max_messages: 512, idle_heartbeat: 2000 });
       for await (const m of messages) {
         const event = decode(m);
         if (!wanted || wanted.has(event.stream.slice(0, event.stream.indexOf('-')))) await handler(event);
@@ -325,11 +327,11 @@ export function decode(m: { data: Uint8Array; seq: number; headers?: MsgHdrs }, 
 }
 
 function isWrongLastSequence(err: unknown): boolean {
-  const e = err as { api_error?: { err_code?: number }; message?: string };
-  return e?.api_error?.err_code === WRONG_LAST_SEQUENCE || /wrong last sequence/i.test(String(e?.message));
+  if (err instanceof NatsError && err.api_error?.err_code === WRONG_LAST_SEQUENCE) return true;
+  return /wrong last sequence/i.test(messageOf(err));
 }
 
 function isNotFound(err: unknown): boolean {
-  const e = err as { code?: string | number; message?: string; api_error?: { code?: number } };
-  return e?.code === '404' || e?.code === 404 || e?.api_error?.code === 404 || /not found|no message found/i.test(String(e?.message));
+  if (err instanceof NatsError && (err.code === '404' || err.api_error?.code === 404)) return true;
+  return /not found|no message found/i.test(messageOf(err));
 }

@@ -72,7 +72,7 @@ export class KurrentDbEventStore implements EventStore {
     const events: RecordedEvent[] = [];
     try {
       for await (const resolved of this.client.readStream(stream, { fromRevision: BigInt(fromRevision), direction: FORWARDS })) {
-        if (resolved.event) events.push(fromKurrentRecord(resolved.event as unknown as KurrentRecord));
+        if (resolved.event) events.push(fromKurrentRecord(resolved.event));
       }
     } catch (err) {
       if (err instanceof StreamNotFoundError) return [];
