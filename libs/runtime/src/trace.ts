@@ -4,7 +4,6 @@ import {
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
-  TraceFlags,
   context as otelContext,
   defaultTextMapGetter,
   defaultTextMapSetter,
@@ -19,7 +18,9 @@ import { messageOf } from '@mesh/common';
 
 /**
  * W3C trace context (https://www.w3.org/TR/trace-context/) carried in the `traceparent` NATS header
- * on every publish, request and event, read and written by OpenTelemetry's W3C propagator. An
+ * on every publish, request and event, parsed by OpenTelemetry's W3C propagator, which also writes
+ * it for span contexts (the per-event child without the SDK is written directly, see
+ * outgoingTraceparent). An
  * active OpenTelemetry span wins when an SDK is set up; otherwise the context of the message being
  * handled (AsyncLocalStorage) is continued, so a chain request -> event -> event shares one trace
  * id across services without any SDK.
@@ -34,7 +35,9 @@ export interface MessageContext {
 }
 /** The message context with its traceparent parsed once (outgoingTraceparent runs per event appended). */
 interface StoredContext extends MessageContext {
-  parent?: SpanContext;
+  /** `00-<trace id>-` of the parent, and `-<flags>`: what every child traceparent starts and ends with. */
+  childPrefix?: string;
+  childSuffix?: string;
 }
 const storage = new AsyncLocalStorage<StoredContext>();
 
@@ -97,22 +100,25 @@ function activeOtelTraceparent(): string | undefined {
 export function outgoingTraceparent(): string {
   const active = tracingOn ? activeOtelTraceparent() : undefined;
   if (active) return active;
-  const parent = storage.getStore()?.parent;
-  return traceparentOf({
-    traceId: parent?.traceId ?? randomHex(16),
-    spanId: randomHex(8),
-    traceFlags: parent?.traceFlags ?? TraceFlags.SAMPLED,
-  });
+  // Without the SDK this runs once per event appended, so the child is written directly from the
+  // parent the propagator parsed: going through propagator.inject (a span and a context per call)
+  // cost ~3-4 us of CPU per append in the event store benchmark (about 10%), measured.
+  const stored = storage.getStore();
+  if (stored?.childPrefix) return `${stored.childPrefix}${randomHex(8)}${stored.childSuffix}`;
+  return `00-${randomHex(16)}-${randomHex(8)}-01`;
 }
 
 /** Runs `fn` inside the context of an incoming message (trace, correlation and causation ids). */
 export function runInMessageContext<T>(context: MessageContext, fn: () => T): T {
   const parent = spanContextOf(context.traceparent);
-  return storage.run({ ...context, traceparent: parent ? context.traceparent : undefined, parent }, fn);
+  if (!parent) return storage.run({ ...context, traceparent: undefined }, fn);
+  const childPrefix = `00-${parent.traceId}-`;
+  const childSuffix = `-${parent.traceFlags.toString(16).padStart(2, '0')}`;
+  return storage.run({ ...context, traceparent: context.traceparent, childPrefix, childSuffix }, fn);
 }
 
 export function currentMessageContext(): MessageContext | undefined {
-  return storage.getStore(); // as stored (with its parsed parent): this runs per event appended
+  return storage.getStore(); // as stored (with the child prefix and suffix): this runs per event appended
 }
 
 // --- OpenTelemetry spans (no-ops unless telemetry.ts started the SDK) ---------------------------

@@ -137,8 +137,14 @@ export class JetStreamEventStore implements EventStore {
       return { nextExpectedVersion: tail.revision, position: BigInt(tail.seq) };
     };
     try {
+      // The first attempt directly (the hot path: one publish round trip); a lost race goes to retry.
+      return await attempt();
+    } catch (err) {
+      if (!isWrongLastSequence(err)) throw err;
+    }
+    try {
       // No backoff: the tail was just re-read, so the next attempt is conditioned on the current state.
-      return await retry(`append to ${stream}`, attempt, { attempts: APPEND_ATTEMPTS_MAX, baseDelayMs: 0, retryable: isWrongLastSequence });
+      return await retry(`append to ${stream}`, attempt, { attempts: APPEND_ATTEMPTS_MAX - 1, baseDelayMs: 0, retryable: isWrongLastSequence });
     } catch (err) {
       if (err instanceof RetriesExhaustedError) throw new ConcurrencyError(stream, expectedVersion, tail.revision, { cause: err });
       throw err;
