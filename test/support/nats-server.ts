@@ -35,7 +35,7 @@ export class NatsServerProcess {
     let stderr = '';
     child.stderr?.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
     const failed = new Promise<never>((_, reject) => {
-      child.once('error', (err) => reject(new Error(`cannot start ${bin}: ${err.message}. Run: bash infra/local/provision.sh install`)));
+      child.once('error', (err) => reject(new Error(`cannot start ${bin}: ${err.message}. Run: bash infra/local/provision.sh install`, { cause: err })));
       child.once('exit', (code) => reject(new Error(`nats-server exited with ${code}: ${stderr}`)));
     });
     await Promise.race([waitForPort(this.port, 10_000), failed]);
