@@ -87,7 +87,7 @@ export class KurrentDbEventStore implements EventStore {
     const from = options.from <= 1n ? START : { commit: options.from, prepare: options.from };
     const events: RecordedEvent[] = [];
     for await (const resolved of this.client.readAll({ fromPosition: from, direction: FORWARDS, maxCount: limit * 2, filter: excludeSystemEvents() })) {
-      const record = resolved.event as unknown as KurrentRecord | undefined;
+      const record: KurrentRecord | undefined = resolved.event;
       if (!record || !isMeshStream(record.streamId)) continue;
       const event = fromKurrentRecord(record);
       if (event.position < options.from) continue;
@@ -118,7 +118,7 @@ export class KurrentDbEventStore implements EventStore {
     let position = options.after;
     const done = (async () => {
       for await (const resolved of subscription) {
-        const record = resolved.event as unknown as KurrentRecord | undefined;
+        const record: KurrentRecord | undefined = resolved.event;
         if (!record || !isMeshStream(record.streamId)) continue;
         const event = fromKurrentRecord(record);
         if (event.position <= options.after) continue;
