@@ -15,7 +15,5 @@ module.exports = {
     '^@mesh/testing(.*)$': '<rootDir>/test/support$1',
   },
   testTimeout: 60000,
-  // Integration specs start real nats-server / Docker; a leak must not hang CI.
-  forceExit: true,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
 };

@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from 'nats';
+import { messageOf } from '@mesh/common';
 
 /**
  * A real `nats-server -js` on a free loopback port with a temp store, for integration tests.
@@ -33,7 +35,7 @@ export class NatsServerProcess {
     let stderr = '';
     child.stderr?.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
     const failed = new Promise<never>((_, reject) => {
-      child.once('error', (err) => reject(new Error(`cannot start ${bin}: ${err.message}. Run: bash infra/local/provision.sh install`)));
+      child.once('error', (err) => reject(new Error(`cannot start ${bin}: ${err.message}. Run: bash infra/local/provision.sh install`, { cause: err })));
       child.once('exit', (code) => reject(new Error(`nats-server exited with ${code}: ${stderr}`)));
     });
     await Promise.race([waitForPort(this.port, 10_000), failed]);
@@ -46,11 +48,19 @@ export class NatsServerProcess {
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-    });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    // SIGKILL if it has not exited within 5 s; the timer is cancelled as soon as it has.
+    const killTimer = new AbortController();
+    await Promise.race([
+      exited,
+      sleep(5000, undefined, { signal: killTimer.signal, ref: false }).then(
+        () => child.kill('SIGKILL'),
+        () => undefined,
+      ),
+    ]);
+    killTimer.abort();
+    await exited;
   }
 
   async restart(): Promise<void> {
@@ -83,8 +93,8 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
       await nc.close();
       return;
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms: ${(err as Error).message}`);
-      await new Promise((r) => setTimeout(r, 50));
+      if (Date.now() > deadline) throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms: ${messageOf(err)}`, { cause: err });
+      await sleep(50);
     }
   }
 }
@@ -96,11 +106,13 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
   for (;;) {
     try {
       const value = await check();
-      if (value) return value as T;
+      if (value) return value;
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 25));
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${messageOf(lastError)}` : ''}`, { cause: lastError });
+    }
+    await sleep(25);
   }
 }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'nats';
 import type { ServiceName } from '@mesh/contracts';
 import { eventually } from './nats-server';
@@ -57,8 +58,20 @@ export class ServiceProcess {
     }
   }
 
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    return this.exited;
+  /** Sends `signal` and waits for the exit; a process still running after `killAfterMs` gets SIGKILL (a test must not hang on it). */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', killAfterMs = 15_000): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited;
+    this.child.kill(signal);
+    const killTimer = new AbortController();
+    const kill = sleep(killAfterMs, undefined, { signal: killTimer.signal, ref: false }).then(
+      () => this.child.kill('SIGKILL'),
+      () => undefined,
+    );
+    try {
+      return await this.exited;
+    } finally {
+      killTimer.abort();
+      await kill;
+    }
   }
 }

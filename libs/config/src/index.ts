@@ -38,7 +38,7 @@ export const env = {
     default: String(defaultValue),
   }),
   oneOf: <T extends string>(description: string, values: readonly [T, ...T[]], defaultValue: T): EnvVar<T> => ({
-    schema: z.enum(values, { error: `must be one of ${values.join('|')}` }) as unknown as z.ZodType<T>,
+    schema: z.enum(values, { error: `must be one of ${values.join('|')}` }),
     description,
     default: defaultValue,
   }),

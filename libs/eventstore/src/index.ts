@@ -5,4 +5,5 @@ export * from './decider';
 export * from './jetstream/jetstream-event-store';
 export * from './kurrentdb/kurrentdb-event-store';
 export * from './kurrentdb/relay';
+export * from './memory/in-memory-event-store';
 export * from './factory';

@@ -77,7 +77,7 @@ export function eventStoreContract(name: string, harness: () => ContractHarness)
       for (let version = -1; version < 9; version++) {
         const outcomes = await Promise.allSettled(writers.map((w, i) => w.append(stream, [ev(`v${version + 1}w${i}${uid()}`, i)], version)));
         const won = outcomes.filter((o) => o.status === 'fulfilled');
-        const lost = outcomes.filter((o) => o.status === 'rejected') as PromiseRejectedResult[];
+        const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
         expect(won).toHaveLength(1);
         for (const l of lost) expect(l.reason).toBeInstanceOf(ConcurrencyError);
       }

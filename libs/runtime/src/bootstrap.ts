@@ -3,6 +3,7 @@ import { Catch, Logger, type DynamicModule, type INestMicroservice, type LogLeve
 import { NestFactory } from '@nestjs/core';
 import { connect, type NatsConnection } from 'nats';
 import { throwError, type Observable } from 'rxjs';
+import { messageOf } from '@mesh/common';
 import type { ServiceName } from '@mesh/contracts';
 import { ConfigError, commonEnv, loadConfig, type ConfigOf, type EnvSpec } from '@mesh/config';
 import { createEventStore } from '@mesh/eventstore/factory';
@@ -70,7 +71,8 @@ export async function startService<S extends EnvSpec>(
     const logLevel = (config as { LOG_LEVEL: LogLevel }).LOG_LEVEL;
     const nc = await connectNats((config as { NATS_URL: string }).NATS_URL, definition.service);
     const inner = await createEventStore(config as never, nc);
-    const store = new ValidatingEventStore(inner);
+    // Knows which service writes, so it refuses appends to categories another service owns.
+    const store = new ValidatingEventStore(inner, definition.service);
     // KurrentDB mode: JetStream stays the bus; one process republishes the log there (relay.ts).
     const relay = (config as { KURRENTDB_RELAY: string }).KURRENTDB_RELAY === 'true' && inner.name === 'kurrentdb' ? new KurrentRelay(inner, nc) : undefined;
     await relay?.start();
@@ -119,7 +121,7 @@ export async function runService<S extends EnvSpec>(definition: ServiceDefinitio
       process.stderr.write(`${definition.service}: ${err.message}\n`);
       process.exit(1);
     }
-    process.stderr.write(`${definition.service}: failed to start: ${(err as Error)?.stack ?? err}\n`);
+    process.stderr.write(`${definition.service}: failed to start: ${(err instanceof Error ? err.stack : undefined) ?? messageOf(err)}\n`);
     process.exit(1);
   }
   log.log(`${definition.service} ready (pid ${process.pid})`);
@@ -130,7 +132,7 @@ export async function runService<S extends EnvSpec>(definition: ServiceDefinitio
     running.stop().then(
       () => process.exit(0),
       (err) => {
-        log.error(`shutdown failed: ${err}`);
+        log.error(`shutdown failed: ${messageOf(err)}`);
         process.exit(1);
       },
     );

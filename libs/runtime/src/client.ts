@@ -1,4 +1,5 @@
-import type { NatsConnection } from 'nats';
+import { NatsError, type NatsConnection } from 'nats';
+import { messageOf } from '@mesh/common';
 import { parseOrThrow, type ReplyData, type RequestData, type RequestDefinition } from '@mesh/contracts';
 import { decodeJson, encodeJson } from './json';
 import { RequestError, type Reply } from './replies';
@@ -23,10 +24,10 @@ export class MeshClient {
     try {
       msg = await this.nc.request(subject, encodeJson(body), { timeout: timeoutMs, headers: outgoingHeaders() });
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === '503') throw new RequestError(subject, 'no_responders', `no service answers ${subject}: is it running?`);
-      if (code === 'TIMEOUT' || /timeout/i.test(String((err as Error).message)))
-        throw new RequestError(subject, 'timeout', `${subject} did not answer within ${timeoutMs} ms`);
+      const code = err instanceof NatsError ? err.code : undefined;
+      if (code === '503') throw new RequestError(subject, 'no_responders', `no service answers ${subject}: is it running?`, undefined, { cause: err });
+      if (code === 'TIMEOUT' || /timeout/i.test(messageOf(err)))
+        throw new RequestError(subject, 'timeout', `${subject} did not answer within ${timeoutMs} ms`, undefined, { cause: err });
       throw err;
     }
     const reply = decodeJson(msg.data) as Reply<unknown>;

@@ -26,8 +26,9 @@ export class RequestError extends Error {
     readonly code: string,
     message: string,
     readonly issues?: ContractIssue[],
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'RequestError';
   }
 }

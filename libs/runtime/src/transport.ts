@@ -13,6 +13,7 @@ import {
   type Subscription as NatsSubscription,
 } from 'nats';
 import { EVENTS_STREAM, catalog, healthSubject, parseOrThrow, parseStreamName, type RecordedEvent, type ServiceName, type HealthReply } from '@mesh/contracts';
+import { messageOf } from '@mesh/common';
 import { decode } from '@mesh/eventstore/jetstream/jetstream-event-store';
 import type { EventStore } from '@mesh/eventstore/port';
 import { requestRegistry, type EventConsumerExtras } from './decorators';
@@ -116,22 +117,25 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
   private subscribeHealth(): void {
     const { service, nc } = this.options;
     const sub = nc.subscribe(healthSubject(service), {
-      callback: async (_err, msg) => {
-        type Extra = Awaited<ReturnType<NonNullable<MeshTransportOptions['healthDetails']>>>;
-        const extra: Extra = (await this.options.healthDetails?.().catch((err): Extra => ({ status: 'degraded', details: { error: String(err) } }))) ?? {};
-        const reply: HealthReply = {
-          service,
-          status: extra.status ?? 'ok',
-          version: this.options.version ?? '0.1.0',
-          pid: process.pid,
-          uptimeMs: Date.now() - this.startedAt,
-          positions: { ...this.consumerPositions(), ...(extra.positions ?? {}) },
-          ...(extra.details ? { details: extra.details } : {}),
-        };
-        msg.respond(encodeJson({ ok: true, data: reply }));
-      },
+      callback: (_err, msg) => void this.answerHealth(msg),
     });
     this.subscriptions.push(sub);
+  }
+
+  private async answerHealth(msg: Msg): Promise<void> {
+    const { service } = this.options;
+    type Extra = Awaited<ReturnType<NonNullable<MeshTransportOptions['healthDetails']>>>;
+    const extra: Extra = (await this.options.healthDetails?.().catch((err): Extra => ({ status: 'degraded', details: { error: messageOf(err) } }))) ?? {};
+    const reply: HealthReply = {
+      service,
+      status: extra.status ?? 'ok',
+      version: this.options.version ?? '0.1.0',
+      pid: process.pid,
+      uptimeMs: Date.now() - this.startedAt,
+      positions: { ...this.consumerPositions(), ...(extra.positions ?? {}) },
+      ...(extra.details ? { details: extra.details } : {}),
+    };
+    msg.respond(encodeJson({ ok: true, data: reply }));
   }
 
   private subscribeRequests(subject: string, handler: MessageHandler): void {
@@ -150,14 +154,15 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       const context = { traceparent: msg.headers?.get('traceparent') || undefined };
       const attributes = () => ({ 'messaging.system': 'nats', 'messaging.destination.name': subject, 'mesh.service': this.options.service });
       const result = await inHandlerSpan(subject, 'server', context.traceparent, attributes, () =>
-        runInMessageContext(context, async () =>
-          lastValueFrom(this.transformToObservable(await handler(data, new NatsRequestContext([msg]))), { defaultValue: undefined }),
-        ),
+        runInMessageContext(context, async () => {
+          const output: unknown = await handler(data, new NatsRequestContext([msg]));
+          return lastValueFrom(this.transformToObservable<unknown>(output), { defaultValue: undefined });
+        }),
       );
       msg.respond(encodeJson({ ok: true, data: result ?? null }));
     } catch (err) {
       const error = toErrorBody(err);
-      if (error.code === 'internal') this.log.error(`${subject}: ${(err as Error)?.stack ?? String(err)}`);
+      if (error.code === 'internal') this.log.error(`${subject}: ${stackOf(err)}`);
       msg.respond(encodeJson({ ok: false, error }));
     }
   }
@@ -181,7 +186,7 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     try {
       await jsm.consumers.add(EVENTS_STREAM, config);
     } catch (err) {
-      if (!/already exists|already in use/i.test(String((err as Error).message))) throw err;
+      if (!/already exists|already in use/i.test(messageOf(err))) throw err;
       const { deliver_policy: _deliver, filter_subject: _filter, ...mutable } = config;
       await jsm.consumers.update(EVENTS_STREAM, durable, mutable);
     }
@@ -199,7 +204,7 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
           if (this.closing) break;
         }
         await Promise.allSettled(inFlight);
-      })().catch((err) => this.log.error(`consumer ${durable} stopped: ${err}`)),
+      })().catch((err) => this.log.error(`consumer ${durable} stopped: ${messageOf(err)}`)),
     );
   }
 
@@ -212,7 +217,7 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       event = { ...event, data: catalog.validate(event.type, category, event.data) };
     } catch (err) {
       // An event that doesn't match its contract will never become valid: dead-letter at once.
-      await this.deadLetter(durable, m, deliveries, `invalid event: ${(err as Error).message}`);
+      await this.deadLetter(durable, m, deliveries, `invalid event: ${messageOf(err)}`);
       return;
     }
     try {
@@ -228,18 +233,19 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
         'mesh.delivery': deliveries,
       });
       await inHandlerSpan(`process ${event.type}`, 'consumer', event.traceparent, attributes, () =>
-        runInMessageContext(context, async () =>
-          lastValueFrom(this.transformToObservable(await handler(event, new JetStreamContext([m, deliveries]))), { defaultValue: undefined }),
-        ),
+        runInMessageContext(context, async () => {
+          const output: unknown = await handler(event, new JetStreamContext([m, deliveries]));
+          return lastValueFrom(this.transformToObservable<unknown>(output), { defaultValue: undefined });
+        }),
       );
       m.ack();
       // With concurrency > 1 deliveries finish out of order: report the highest position handled.
       if (event.position > (this.positions.get(durable) ?? 0n)) this.positions.set(durable, event.position);
     } catch (err) {
       if (deliveries >= maxDeliveries) {
-        await this.deadLetter(durable, m, deliveries, (err as Error)?.stack ?? String(err));
+        await this.deadLetter(durable, m, deliveries, stackOf(err));
       } else {
-        this.log.warn(`${durable}: ${event.type} ${event.id} failed (delivery ${deliveries}/${maxDeliveries}): ${(err as Error)?.message ?? err}`);
+        this.log.warn(`${durable}: ${event.type} ${event.id} failed (delivery ${deliveries}/${maxDeliveries}): ${messageOf(err)}`);
         m.nak(redeliveryDelayMs(deliveries));
       }
     }
@@ -272,10 +278,15 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       m.term();
     } catch (err) {
       // Could not record it: leave it to be redelivered rather than lose it.
-      this.log.error(`${durable}: dead-letter write failed: ${err}`);
+      this.log.error(`${durable}: dead-letter write failed: ${messageOf(err)}`);
       m.nak(redeliveryDelayMs(deliveries));
     }
   }
+}
+
+/** An error's stack (its message when it has none), for logs and dead letters. */
+function stackOf(err: unknown): string {
+  return (err instanceof Error ? err.stack : undefined) ?? messageOf(err);
 }
 
 /** Headers for an outgoing request or publish: a child traceparent of the current context. */

@@ -1,14 +1,28 @@
-import { catalog, parseStreamName, type NewEvent } from '@mesh/contracts';
+import { CATEGORY_OWNERS, ContractError, catalog, parseStreamName, type NewEvent, type ServiceName } from '@mesh/contracts';
+import { CategoryOwnershipError } from '@mesh/eventstore/errors';
 import type { AppendResult, EventHandler, EventStore, ExpectedVersion, ReadAllOptions, Subscription, SubscriptionOptions } from '@mesh/eventstore/port';
 import { currentMessageContext } from './trace';
 
+/** Who may write where: a service, or `*` (tools and tests that may write any category). */
+export type Writer = ServiceName | '*';
+
 /**
- * The store every service writes through: each event is checked against the catalog (type,
- * category, data) before anything is written, and inherits the correlation id of the message being
- * handled with that message as its cause, so every charge can be followed back to its sample.
+ * The store every service writes through. Before anything is written it refuses an append by a
+ * service to a category it does not own (CATEGORY_OWNERS: one writer per category; the `'*'`
+ * categories, deadletter and test, are open) and events that name another stream, then checks each
+ * event against the catalog (type, category, data). Each event inherits the correlation id of the
+ * message being handled, with that message as its cause, so every charge can be followed back to
+ * its sample.
  */
 export class ValidatingEventStore implements EventStore {
-  constructor(private readonly inner: EventStore) {}
+  /**
+   * @param service the service writing (startService passes the service being started); `'*'`
+   *   skips the ownership check, for tools that are no service.
+   */
+  constructor(
+    private readonly inner: EventStore,
+    readonly service: Writer,
+  ) {}
 
   get name(): string {
     return this.inner.name;
@@ -16,13 +30,21 @@ export class ValidatingEventStore implements EventStore {
 
   append(stream: string, events: NewEvent[], expectedVersion: ExpectedVersion): Promise<AppendResult> {
     const { category } = parseStreamName(stream);
+    const owner: string = CATEGORY_OWNERS[category];
+    if (owner !== '*' && this.service !== '*' && owner !== this.service) throw new CategoryOwnershipError(this.service, stream, owner);
     const context = currentMessageContext();
-    const checked = events.map((event) => ({
-      ...event,
-      data: catalog.validate(event.type, category, event.data),
-      correlationId: event.correlationId ?? context?.correlationId,
-      causationId: event.causationId ?? context?.causationId,
-    }));
+    const checked = events.map((event, index) => {
+      // A recorded event handed back to append (or any event naming its stream) must name this one.
+      if ('stream' in event && event.stream !== stream) {
+        throw ContractError.single('append', `events.${index}.stream`, `is ${String(event.stream)}, not the stream appended to (${stream})`);
+      }
+      return {
+        ...event,
+        data: catalog.validate(event.type, category, event.data),
+        correlationId: event.correlationId ?? context?.correlationId,
+        causationId: event.causationId ?? context?.causationId,
+      };
+    });
     return this.inner.append(stream, checked, expectedVersion);
   }
 

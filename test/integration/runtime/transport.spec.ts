@@ -122,7 +122,8 @@ describe('mesh transport (NestJS over real NATS/JetStream)', () => {
       20_000,
       'dead letter',
     );
-    expect(letters.data).toMatchObject({ consumer: 'scaler_test', deliveries: 3, eventType: 'TestEvent', error: expect.stringContaining('permanent failure') });
+    expect(letters.data).toMatchObject({ consumer: 'scaler_test', deliveries: 3, eventType: 'TestEvent' });
+    expect((letters.data as { error: string }).error).toContain('permanent failure');
     expect(attempts.get('dead-1')).toBe(3);
     await eventually(() => handled.find((e) => e.id === 'after-dead'), 10_000, 'next event handled');
   });
@@ -139,7 +140,7 @@ describe('mesh transport (NestJS over real NATS/JetStream)', () => {
 
   it('validates requests and names the field and the rule', async () => {
     await expect(client.request(echo, { name: 'mesh', amount: '5' })).resolves.toEqual({ hello: 'mesh' });
-    const err = (await client.requestRaw(echo.subject, { name: 'x', amount: '1.5' }).catch((e) => e)) as RequestError;
+    const err = (await client.requestRaw(echo.subject, { name: 'x', amount: '1.5' }).catch((e: unknown) => e)) as RequestError;
     expect(err).toBeInstanceOf(RequestError);
     expect(err.code).toBe('invalid_input');
     expect(err.issues).toEqual([

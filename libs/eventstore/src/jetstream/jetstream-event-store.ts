@@ -2,6 +2,7 @@ import {
   headers as natsHeaders,
   nanos,
   DiscardPolicy,
+  NatsError,
   RetentionPolicy,
   StorageType,
   type JetStreamClient,
@@ -13,11 +14,10 @@ import {
   type StoredMsg,
 } from 'nats';
 
-/** The manager nats.js returns has the direct-get API; its public interface just doesn't list it. */
-type Manager = JetStreamManager & { direct: { getMessage(stream: string, query: { seq?: number; last_by_subj?: string }): Promise<StoredMsg> } };
+import { messageOf, RetriesExhaustedError, retry } from '@mesh/common';
 import { EVENTS_PREFIX, EVENTS_STREAM, streamForSubject, subjectForStream, type NewEvent, type RecordedEvent } from '@mesh/contracts';
 import { ended, producerSpan } from '@mesh/runtime/trace';
-import { ConcurrencyError, DuplicateEventError } from '../errors';
+import { assertContiguousRevisions, ConcurrencyError, DuplicateEventError, EventStoreInvariantError } from '../errors';
 import { encodeEnvelope, prepareEnvelopes, type StoredEnvelope } from '../envelope';
 import {
   READ_BATCH_MAX,
@@ -30,12 +30,15 @@ import {
   type SubscriptionOptions,
 } from '../port';
 
+/** The manager nats.js returns has the direct-get API; its public interface just doesn't list it. */
+type Manager = JetStreamManager & { direct: { getMessage(stream: string, query: { seq?: number; last_by_subj?: string }): Promise<StoredMsg> } };
+
 export const REVISION_HEADER = 'Mesh-Revision';
 export const TYPE_HEADER = 'Mesh-Type';
 /** JSStreamWrongLastSequenceErrF: the expected-last-subject-sequence check failed. */
 const WRONG_LAST_SEQUENCE = 10071;
-/** Bounded retries for `any` appends that race other writers. */
-const ANY_RETRIES_MAX = 50;
+/** Bounded attempts of one append racing other writers (`any` appends; a lost expected version fails at the first re-check). */
+const APPEND_ATTEMPTS_MAX = 51;
 /** Known stream tails; bounded so a writer touching millions of streams doesn't grow without limit. */
 const TAIL_CACHE_MAX = 50_000;
 /** A fetch normally completes as soon as its messages arrive; this only bounds a stalled one. */
@@ -92,7 +95,7 @@ export class JetStreamEventStore implements EventStore {
         await jsm.streams.add(config);
       } catch (addErr) {
         // Another service created it at the same moment: fine.
-        if (!String((addErr as Error).message).includes('already in use')) throw addErr;
+        if (!messageOf(addErr).includes('already in use')) throw addErr;
       }
     }
     return new JetStreamEventStore(nc, nc.jetstream(), jsm as Manager, stream);
@@ -110,7 +113,7 @@ export class JetStreamEventStore implements EventStore {
     }
     let tail = this.cachedTail(subject, expected) ?? (await this.readTail(subject));
     let written = 0; // events of this batch already in the stream (an earlier, interrupted attempt)
-    for (let attempt = 0; ; attempt++) {
+    const attempt = async (): Promise<AppendResult> => {
       if (expected !== 'any' && tail.revision !== expected + written) {
         written = await this.countAlreadyAppended(stream, expected, envelopes);
         if (written === envelopes.length) return { nextExpectedVersion: expected + written, position: BigInt(tail.seq) };
@@ -121,15 +124,30 @@ export class JetStreamEventStore implements EventStore {
           tail = await this.publishOne(subject, envelopes[i], payloads[i], tail);
           written = i + 1;
         }
-        this.remember(subject, tail);
-        return { nextExpectedVersion: tail.revision, position: BigInt(tail.seq) };
       } catch (err) {
-        if (!isWrongLastSequence(err)) throw err;
-        this.tails.delete(subject);
-        tail = await this.readTail(subject);
-        // 'any': keep what this batch already wrote and go on after the new tail, a bounded number of times.
-        if (expected === 'any' && attempt >= ANY_RETRIES_MAX) throw new ConcurrencyError(stream, 'any', tail.revision);
+        if (isWrongLastSequence(err)) {
+          // Another writer moved the stream: forget the cached tail and retry from the real one
+          // ('any' keeps what this batch already wrote and goes on after the new tail).
+          this.tails.delete(subject);
+          tail = await this.readTail(subject);
+        }
+        throw err;
       }
+      this.remember(subject, tail);
+      return { nextExpectedVersion: tail.revision, position: BigInt(tail.seq) };
+    };
+    try {
+      // The first attempt directly (the hot path: one publish round trip); a lost race goes to retry.
+      return await attempt();
+    } catch (err) {
+      if (!isWrongLastSequence(err)) throw err;
+    }
+    try {
+      // No backoff: the tail was just re-read, so the next attempt is conditioned on the current state.
+      return await retry(`append to ${stream}`, attempt, { attempts: APPEND_ATTEMPTS_MAX - 1, baseDelayMs: 0, retryable: isWrongLastSequence });
+    } catch (err) {
+      if (err instanceof RetriesExhaustedError) throw new ConcurrencyError(stream, expectedVersion, tail.revision, { cause: err });
+      throw err;
     }
   }
 
@@ -196,6 +214,7 @@ export class JetStreamEventStore implements EventStore {
     if (tail.revision < fromRevision) return [];
     // Revisions are dense (0..tail.revision), so the subject holds exactly tail.revision + 1 messages.
     const all = await this.fetchRange(subject, 1, tail.revision + 1);
+    assertContiguousRevisions(stream, all, 0);
     return fromRevision > 0 ? all.filter((e) => e.revision >= fromRevision) : all;
   }
 
@@ -241,12 +260,13 @@ export class JetStreamEventStore implements EventStore {
           last = m;
         }
         if (last && last.seq !== fromSeq + events.length - 1) {
-          throw new Error(
+          throw new EventStoreInvariantError(
             `event store read: the log is not dense (seq ${last.seq} at index ${events.length - 1} from ${fromSeq}); was a message deleted from ${this.stream}?`,
           );
         }
       }
-      if (events.length === before) throw new Error(`event store read stalled at ${filter} seq >= ${fromSeq}: expected ${count} events, got ${before}`);
+      if (events.length === before)
+        throw new EventStoreInvariantError(`event store read stalled at ${filter} seq >= ${fromSeq}: expected ${count} events, got ${before}`);
     }
     return events;
   }
@@ -262,7 +282,7 @@ export class JetStreamEventStore implements EventStore {
     const run = async () => {
       const consumer = await this.js.consumers.get(this.stream, { ...(filter ? { filterSubjects: filter } : {}), opt_start_seq: Number(options.after) + 1 });
       if (stopped) return;
-      messages = await consumer.consume({ max_messages: 512, idle_heartbeat: 2000 } as never);
+      messages = await consumer.consume({ max_messages: 512, idle_heartbeat: 2000 });
       for await (const m of messages) {
         const event = decode(m);
         if (!wanted || wanted.has(event.stream.slice(0, event.stream.indexOf('-')))) await handler(event);
@@ -313,11 +333,11 @@ export function decode(m: { data: Uint8Array; seq: number; headers?: MsgHdrs }, 
 }
 
 function isWrongLastSequence(err: unknown): boolean {
-  const e = err as { api_error?: { err_code?: number }; message?: string };
-  return e?.api_error?.err_code === WRONG_LAST_SEQUENCE || /wrong last sequence/i.test(String(e?.message));
+  if (err instanceof NatsError && err.api_error?.err_code === WRONG_LAST_SEQUENCE) return true;
+  return /wrong last sequence/i.test(messageOf(err));
 }
 
 function isNotFound(err: unknown): boolean {
-  const e = err as { code?: string | number; message?: string; api_error?: { code?: number } };
-  return e?.code === '404' || e?.code === 404 || e?.api_error?.code === 404 || /not found|no message found/i.test(String(e?.message));
+  if (err instanceof NatsError && (err.code === '404' || err.api_error?.code === 404)) return true;
+  return /not found|no message found/i.test(messageOf(err));
 }

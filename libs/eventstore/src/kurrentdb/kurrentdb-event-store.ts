@@ -12,7 +12,7 @@ import {
 } from '@kurrent/kurrentdb-client';
 import type { NewEvent, RecordedEvent } from '@mesh/contracts';
 import { ended, producerSpan } from '@mesh/runtime/trace';
-import { ConcurrencyError } from '../errors';
+import { assertContiguousRevisions, ConcurrencyError } from '../errors';
 import { prepareEnvelopes, encodeEnvelope } from '../envelope';
 import {
   READ_BATCH_MAX,
@@ -62,7 +62,7 @@ export class KurrentDbEventStore implements EventStore {
     } catch (err) {
       if (err instanceof WrongExpectedVersionError) {
         const actual = typeof err.actualState === 'bigint' ? Number(err.actualState) : -1;
-        throw new ConcurrencyError(stream, expectedVersion, actual);
+        throw new ConcurrencyError(stream, expectedVersion, actual, { cause: err });
       }
       throw err;
     }
@@ -72,12 +72,13 @@ export class KurrentDbEventStore implements EventStore {
     const events: RecordedEvent[] = [];
     try {
       for await (const resolved of this.client.readStream(stream, { fromRevision: BigInt(fromRevision), direction: FORWARDS })) {
-        if (resolved.event) events.push(fromKurrentRecord(resolved.event as unknown as KurrentRecord));
+        if (resolved.event) events.push(fromKurrentRecord(resolved.event));
       }
     } catch (err) {
       if (err instanceof StreamNotFoundError) return [];
       throw err;
     }
+    assertContiguousRevisions(stream, events, fromRevision);
     return events;
   }
 
@@ -86,7 +87,7 @@ export class KurrentDbEventStore implements EventStore {
     const from = options.from <= 1n ? START : { commit: options.from, prepare: options.from };
     const events: RecordedEvent[] = [];
     for await (const resolved of this.client.readAll({ fromPosition: from, direction: FORWARDS, maxCount: limit * 2, filter: excludeSystemEvents() })) {
-      const record = resolved.event as unknown as KurrentRecord | undefined;
+      const record: KurrentRecord | undefined = resolved.event;
       if (!record || !isMeshStream(record.streamId)) continue;
       const event = fromKurrentRecord(record);
       if (event.position < options.from) continue;
@@ -117,7 +118,7 @@ export class KurrentDbEventStore implements EventStore {
     let position = options.after;
     const done = (async () => {
       for await (const resolved of subscription) {
-        const record = resolved.event as unknown as KurrentRecord | undefined;
+        const record: KurrentRecord | undefined = resolved.event;
         if (!record || !isMeshStream(record.streamId)) continue;
         const event = fromKurrentRecord(record);
         if (event.position <= options.after) continue;
