@@ -105,6 +105,7 @@ export class PricePlanView {
   async set(command: SetPricePlan): Promise<{ plan: PricePlan; changed: boolean }> {
     const result = await handleCommand(this.store, pricePlanStream(command.planId), planDecider, command, {
       toNew: (event) => ({ id: planEventIdOf(event.data.planId, event.data.version), type: event.type, data: event.data }),
+      events: [PricePlanSet],
     });
     for (const v of result.state.versions) this.addVersion(v);
     const versions = result.state.versions;

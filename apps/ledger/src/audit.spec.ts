@@ -3,7 +3,7 @@ import { DomainError, UsageDebited, catalog, formatAmount, isEvent, type NewEven
 import { formatAuditReport, verifyAudit, walletEventHash } from '@mesh/audit';
 import { LedgerEngine, type LedgerConfig } from './ledger.engine';
 import { LedgerProjection } from './projection/ledger-projection';
-import { InMemoryEventStore } from './testing/in-memory-store';
+import { InMemoryEventStore } from '@mesh/eventstore';
 
 const USERS = ['u0', 'u1', 'u2'];
 const PROVIDERS = ['provider', 'p1'];

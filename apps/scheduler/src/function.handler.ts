@@ -4,9 +4,9 @@ import { FunctionDeployed, functionEvents, isEvent, streamName, type FunctionEve
 import type { EventStore } from '@mesh/eventstore/port';
 import { EVENT_STORE } from '@mesh/runtime';
 import { functionDecider, toNewFunctionEvent, type FunctionState } from './domain/function-decider';
-import { handleTypedCommand, type TypedCommandResult } from './typed-command';
+import { handleCommand, type CommandResult } from '@mesh/eventstore/decider';
 
-export type FunctionResult = TypedCommandResult<FunctionState, FunctionEvent>;
+export type FunctionResult = CommandResult<FunctionState, FunctionEvent>;
 
 /** The function aggregate (stream `function-<functionId>`) against the store. */
 @Injectable()
@@ -15,7 +15,7 @@ export class FunctionHandler {
 
   /** Deploys a spec: a new version when it differs from the current one, nothing otherwise. */
   deploy(spec: Omit<FunctionSpec, 'version'>): Promise<FunctionResult> {
-    return handleTypedCommand(
+    return handleCommand(
       this.store,
       streamName('function', spec.functionId),
       functionDecider,

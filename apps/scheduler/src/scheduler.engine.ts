@@ -39,7 +39,7 @@ import { SchedulerView, VIEW_EVENTS, isDispatchable, type FoldedEvent, type View
 import type { TaskCommand } from './domain/task-decider';
 import { FunctionHandler } from './function.handler';
 import { TaskHandler, dropUndefined, type TaskResult } from './task.handler';
-import type { TypedCommandResult } from './typed-command';
+import type { CommandResult } from '@mesh/eventstore/decider';
 
 type Config = ConfigOf<typeof SchedulerEnv>;
 
@@ -149,7 +149,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   /** Folds what a command just wrote at once (read-your-writes); the log echo is skipped by revision. */
-  private applyLocal(result: TypedCommandResult<unknown, ViewEvent>): void {
+  private applyLocal(result: CommandResult<unknown, ViewEvent>): void {
     const first = result.nextExpectedVersion - result.decided.length + 1;
     result.decided.forEach((event, i) => this.fold({ ...event, stream: result.stream, revision: first + i }));
   }

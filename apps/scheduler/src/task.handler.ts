@@ -4,9 +4,9 @@ import { DomainError, isEventOf, streamName, taskEvents, type RecordedTaskEvent,
 import type { EventStore } from '@mesh/eventstore/port';
 import { EVENT_STORE } from '@mesh/runtime';
 import { evolveTask, initialTaskState, taskDecider, toNewTaskEvent, type TaskCommand, type TaskState } from './domain/task-decider';
-import { handleTypedCommand, type TypedCommandResult } from './typed-command';
+import { handleCommand, type CommandResult } from '@mesh/eventstore/decider';
 
-export type TaskResult = TypedCommandResult<TaskState, TaskEvent>;
+export type TaskResult = CommandResult<TaskState, TaskEvent>;
 
 /** The task aggregate (stream `task-<taskId>`) against the store: commands through the task decider, and the task query. */
 @Injectable()
@@ -15,7 +15,7 @@ export class TaskHandler {
 
   /** Load -> decide -> append with the expected version, retried on conflict (`retries` times at most, default bounded). */
   handle(taskId: string, command: TaskCommand, retries?: number): Promise<TaskResult> {
-    return handleTypedCommand(this.store, streamName('task', taskId), taskDecider, command, { toNew: toNewTaskEvent, retries, events: taskEvents });
+    return handleCommand(this.store, streamName('task', taskId), taskDecider, command, { toNew: toNewTaskEvent, retries, events: taskEvents });
   }
 
   /** The recorded events of a task (a task stream holds only task events: the store checks categories). */

@@ -1,4 +1,4 @@
-import { TestEvent, type EventUnion, type NewEvent } from '@mesh/contracts';
+import { isEvent, TestEvent, type EventUnion, type NewEvent } from '@mesh/contracts';
 import { COMMAND_RETRIES_MAX, handleCommand, type DeciderOf } from './decider';
 import { ConcurrencyError, EventStoreInvariantError } from './errors';
 import { InMemoryEventStore } from './memory/in-memory-event-store';
@@ -33,7 +33,8 @@ describe('handleCommand on the in-memory store', () => {
   it('given an empty stream, when a command decides an event, then it is appended with no_stream and folded into the state', async () => {
     const store = new InMemoryEventStore();
     const result = await handleCommand(store, 'test-c1', counter, { add: 5 }, { toNew, events: testEvents });
-    expect(result).toMatchObject({ state: { total: 5, events: 1 }, nextExpectedVersion: 0, position: 1n });
+    expect(result).toMatchObject({ stream: 'test-c1', state: { total: 5, events: 1 }, nextExpectedVersion: 0, position: 1n });
+    expect(result.decided).toEqual([{ type: 'TestEvent', data: { n: 5 } }]);
     expect((await store.read('test-c1')).map((e) => e.data)).toEqual([{ n: 5 }]);
   });
 
@@ -42,7 +43,7 @@ describe('handleCommand on the in-memory store', () => {
     await handleCommand(store, 'test-c2', counter, { add: 2 }, { toNew, events: testEvents });
     await handleCommand(store, 'test-c2', counter, { add: 3 }, { toNew, events: testEvents });
     const result = await handleCommand(store, 'test-c2', counter, { add: 0 }, { toNew, events: testEvents });
-    expect(result).toEqual({ state: { total: 5, events: 2 }, events: [], nextExpectedVersion: 1 });
+    expect(result).toEqual({ stream: 'test-c2', state: { total: 5, events: 2 }, events: [], decided: [], nextExpectedVersion: 1 });
     expect(result.position).toBeUndefined();
     expect(await store.headPosition()).toBe(2n);
   });
@@ -53,7 +54,7 @@ describe('handleCommand on the in-memory store', () => {
     const result = await handleCommand(store, 'test-c3', counter, { add: 1 }, { toNew, events: testEvents });
     expect(reads()).toBe(3);
     expect(result.state).toEqual({ total: 201, events: 3 });
-    expect((await base.read('test-c3')).map((e) => (e.data as { n: number }).n)).toEqual([100, 100, 1]);
+    expect((await base.read('test-c3')).map((e) => (isEvent(e, TestEvent) ? e.data.n : undefined))).toEqual([100, 100, 1]);
   });
 
   it('given conflicts beyond the retry bound, then the last ConcurrencyError is thrown after retries + 1 attempts', async () => {
@@ -61,13 +62,15 @@ describe('handleCommand on the in-memory store', () => {
     await expect(handleCommand(store, 'test-c4', counter, { add: 1 }, { toNew, events: testEvents, retries: 3 })).rejects.toBeInstanceOf(ConcurrencyError);
     expect(reads()).toBe(4);
     const unbounded = racing(new InMemoryEventStore(), 1000);
-    await expect(handleCommand(unbounded.store, 'test-c5', counter, { add: 1 }, { toNew })).rejects.toBeInstanceOf(ConcurrencyError);
+    await expect(handleCommand(unbounded.store, 'test-c5', counter, { add: 1 }, { toNew, events: testEvents })).rejects.toBeInstanceOf(ConcurrencyError);
     expect(unbounded.reads()).toBe(COMMAND_RETRIES_MAX + 1);
   });
 
   it('given retries: 0, then a single conflict is thrown at once', async () => {
     const { store, reads } = racing(new InMemoryEventStore(), 1);
-    await expect(handleCommand(store, 'test-c6', counter, { add: 1 }, { toNew, retries: 0 })).rejects.toMatchObject({ code: 'wrong_expected_version' });
+    await expect(handleCommand(store, 'test-c6', counter, { add: 1 }, { toNew, events: testEvents, retries: 0 })).rejects.toMatchObject({
+      code: 'wrong_expected_version',
+    });
     expect(reads()).toBe(1);
   });
 
@@ -88,7 +91,7 @@ describe('handleCommand on the in-memory store', () => {
         return Promise.reject(new Error('disk on fire'));
       },
     });
-    await expect(handleCommand(failing, 'test-c8', counter, { add: 1 }, { toNew })).rejects.toThrow('disk on fire');
+    await expect(handleCommand(failing, 'test-c8', counter, { add: 1 }, { toNew, events: testEvents })).rejects.toThrow('disk on fire');
     expect(reads).toBe(1);
   });
 });

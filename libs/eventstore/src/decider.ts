@@ -22,10 +22,14 @@ export interface Decider<State, Command, Event extends DecidedEvent> {
 /** A decider over the events of a list of definitions (a category's, e.g. `taskEvents`). */
 export type DeciderOf<State, Command, Defs extends readonly EventDefinition[]> = Decider<State, Command, EventUnion<Defs>>;
 
-export interface CommandResult<State> {
+export interface CommandResult<State, Event = DecidedEvent> {
+  /** The stream the command was handled on. */
+  stream: string;
   state: State;
   /** Events this command wrote (empty for an idempotent no-op). */
   events: NewEvent[];
+  /** The same events as the decider decided them (typed), e.g. for a view's read-your-writes fold. */
+  decided: Event[];
   nextExpectedVersion: number;
   /** Log position of the last event written; undefined for a no-op. */
   position?: bigint;
@@ -63,24 +67,14 @@ export function handleCommand<State, Command, Event extends DecidedEvent, const 
   decider: Decider<State, Command, Event>,
   command: Command,
   options: HandleOptions<Event> & { events: EventsOf<Defs, Event> },
-): Promise<CommandResult<State>>;
-/**
- * @deprecated Pass `events` (the category's definitions, e.g. `taskEvents`) so the recorded events
- * are checked before the decider folds them; without them they are folded unchecked, as before.
- */
-export function handleCommand<State, Command, Event extends DecidedEvent>(
-  store: EventStore,
-  stream: string,
-  decider: Decider<State, Command, Event>,
-  command: Command,
-  options: HandleOptions<Event>,
-): Promise<CommandResult<State>>;
+): Promise<CommandResult<State, Event>>;
+// The implementation works on plain decided events; the signature above is what keeps callers typed.
 export async function handleCommand<State, Command>(
   store: EventStore,
   stream: string,
   decider: Decider<State, Command, DecidedEvent>,
   command: Command,
-  options: HandleOptions<DecidedEvent> & { events?: readonly EventDefinition[] },
+  options: HandleOptions<DecidedEvent> & { events: readonly EventDefinition[] },
 ): Promise<CommandResult<State>> {
   const retries = options.retries ?? COMMAND_RETRIES_MAX;
   const definitions = options.events;
@@ -88,16 +82,16 @@ export async function handleCommand<State, Command>(
     const history = await store.read(stream);
     let state = decider.initialState();
     for (const recorded of history) {
-      if (definitions && !isEventOf(recorded, definitions)) throw notOneOf(stream, recorded, definitions);
+      if (!isEventOf(recorded, definitions)) throw notOneOf(stream, recorded, definitions);
       state = decider.evolve(state, recorded);
     }
     const version: ExpectedVersion = history.length === 0 ? 'no_stream' : history[history.length - 1].revision;
     const decided = decider.decide(command, state);
-    if (decided.length === 0) return { state, events: [], nextExpectedVersion: history.length - 1 };
+    if (decided.length === 0) return { stream, state, events: [], decided, nextExpectedVersion: history.length - 1 };
     const events = decided.map(options.toNew);
     const result = await store.append(stream, events, version);
     for (const event of decided) state = decider.evolve(state, event);
-    return { state, events, nextExpectedVersion: result.nextExpectedVersion, position: result.position };
+    return { stream, state, events, decided, nextExpectedVersion: result.nextExpectedVersion, position: result.position };
   };
   try {
     // No backoff worth the name: a conflict means the stream moved, and the reload is the wait.

@@ -1,3 +1,4 @@
+import { RetriesExhaustedError } from '@mesh/common';
 import { ContractError, DomainError, type ContractIssue } from '@mesh/contracts';
 import { ConcurrencyError } from '@mesh/eventstore/errors';
 
@@ -11,6 +12,8 @@ export interface ErrorBody {
 }
 
 export function toErrorBody(err: unknown): ErrorBody {
+  // Retries that ran out answer with what made them fail the last time (e.g. the conflict).
+  if (err instanceof RetriesExhaustedError && err.cause !== undefined) return toErrorBody(err.cause);
   if (err instanceof ContractError) return { code: err.code, message: err.message, issues: err.issues };
   if (err instanceof DomainError) return { code: err.code, message: err.message };
   if (err instanceof ConcurrencyError) return { code: err.code, message: err.message };

@@ -1,6 +1,6 @@
 import { CREDIT_BATCH_MAX, DomainError, formatAmount } from '@mesh/contracts';
 import { WalletHandler } from '../wallet.handler';
-import { InMemoryEventStore } from '../testing/in-memory-store';
+import { InMemoryEventStore } from '@mesh/eventstore';
 import { LedgerProjection, STATEMENT_LINES_IN_MEMORY } from './ledger-projection';
 import { LedgerQueries, STATEMENT_BYTES_MAX } from './queries';
 
