@@ -1,5 +1,17 @@
 import { execSync } from 'node:child_process';
-import { parseAmount, type RecordedEvent } from '@mesh/contracts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ContainerStopped,
+  ExecutionAborted,
+  isEvent,
+  parseAmount,
+  ScalingDecided,
+  StandingChanged,
+  UsageCharged,
+  walletEvents,
+  isEventOf,
+  type RecordedEvent,
+} from '@mesh/contracts';
 import { prepare, runScenario, type ScenarioSummary } from '../../cli/demo/scenarios';
 import { eventually } from '@mesh/testing';
 import { E2EStack } from './stack';
@@ -13,7 +25,9 @@ import { E2EStack } from './stack';
 // duration (3 busy loops get 2 cores), and reaction latencies do not shrink with the speed.
 const SPEED = Number(process.env.E2E_SPEED ?? 20);
 const stack = new E2EStack(SPEED);
-const ofWallet = (walletId: string) => (e: RecordedEvent) => (e.data as { walletId?: string }).walletId === walletId;
+/** Every event whose data names the wallet (the events of many categories carry `walletId`). */
+const ofWallet = (walletId: string) => (e: RecordedEvent) =>
+  typeof e.data === 'object' && e.data !== null && 'walletId' in e.data && e.data.walletId === walletId;
 
 async function balance(walletId: string): Promise<bigint> {
   const b = (await stack.client.requestRaw('mesh.query.ledger.balance', { walletId })) as { balance: string };
@@ -47,16 +61,18 @@ describe(`reference scenarios end to end (speed ${SPEED})`, () => {
     expect(parseAmount(s.minBalance, undefined, { allowZero: true })).toBeGreaterThanOrEqual(0n);
     const events = await stack.events(ofWallet(s.walletId));
     // Changes only: a wallet's first standing (from null, at balance 0 before its deposit) is not one.
-    const changes = events.filter((e) => e.type === 'StandingChanged' && (e.data as { from: string | null }).from !== null);
-    expect(changes.map((e) => (e.data as { to: string }).to)).not.toContain('overdrawn');
-    expect(events.some((e) => e.type === 'ContainerStopped' && (e.data as { reason: string }).reason === 'idle')).toBe(true);
+    const changes = events.filter((e) => isEvent(e, StandingChanged) && e.data.from !== null);
+    expect(changes.map((e) => isEvent(e, StandingChanged) && e.data.to)).not.toContain('overdrawn');
+    expect(events.some((e) => isEvent(e, ContainerStopped) && e.data.reason === 'idle')).toBe(true);
     expect(events.some((e) => e.type === 'ScalingDecided')).toBe(true);
     // The ledger's projection says what the wallet stream says (the idle warm container is still
     // billed for its few CPU nanoseconds until it stops, so compare at one moment, not with the summary).
     await eventually(
       async () => {
         const stream = await stack.store.read(`wallet-${s.walletId}`);
-        const last = (stream[stream.length - 1].data as { balanceAfter: string }).balanceAfter;
+        const head = stream[stream.length - 1];
+        if (!isEventOf(head, walletEvents)) throw new Error(`wallet-${s.walletId} holds a ${head.type}`);
+        const last = head.data.balanceAfter;
         return (await balance(s.walletId)) === parseAmount(last, undefined, { allowZero: true, allowNegative: true });
       },
       30_000,
@@ -71,13 +87,9 @@ describe(`reference scenarios end to end (speed ${SPEED})`, () => {
     expect(s.tasksSucceeded).toBe(9);
     expect(s.aborts).toBe(0);
     const events = await stack.events(ofWallet(s.walletId));
-    const overdrawn = events.find(
-      (e) => e.type === 'StandingChanged' && (e.data as { from: string | null; to: string }).from !== null && (e.data as { to: string }).to === 'overdrawn',
-    )!;
+    const overdrawn = events.find((e) => isEvent(e, StandingChanged) && e.data.from !== null && e.data.to === 'overdrawn')!;
     expect(overdrawn).toBeDefined();
-    expect(events.some((e) => e.type === 'ScalingDecided' && (e.data as { reason: string }).reason === 'throttle' && e.position > overdrawn.position)).toBe(
-      true,
-    );
+    expect(events.some((e) => isEvent(e, ScalingDecided) && e.data.reason === 'throttle' && e.position > overdrawn.position)).toBe(true);
     // The 2 GRC deposit that repays the debt: the first deposit after the wallet went overdrawn.
     const repay = events.find((e) => e.type === 'FundsDeposited' && e.position > overdrawn.position)!;
     expect(repay).toBeDefined();
@@ -94,8 +106,8 @@ describe(`reference scenarios end to end (speed ${SPEED})`, () => {
     expect(s.requeues).toBeGreaterThanOrEqual(1);
     expect(s.tasksSucceeded).toBe(1);
     const events = await stack.events(ofWallet(s.walletId));
-    expect(events.some((e) => e.type === 'ExecutionAborted' && (e.data as { reason: string }).reason === 'suspended')).toBe(true);
-    expect(events.some((e) => e.type === 'ContainerStopped' && (e.data as { reason: string }).reason === 'suspended')).toBe(true);
+    expect(events.some((e) => isEvent(e, ExecutionAborted) && e.data.reason === 'suspended')).toBe(true);
+    expect(events.some((e) => isEvent(e, ContainerStopped) && e.data.reason === 'suspended')).toBe(true);
     expect(events.some((e) => e.type === 'TaskRequeued')).toBe(true);
     // funds consumed before the abort stay consumed: the debt was repaid by the deposit
     expect(parseAmount(s.minBalance, undefined, { allowNegative: true })).toBeLessThanOrEqual(-parseAmount('0.5'));
@@ -107,14 +119,14 @@ describe(`reference scenarios end to end (speed ${SPEED})`, () => {
     const firstCharge = async () => (await stack.events((e) => e.type === 'UsageCharged')).length;
     const before = await firstCharge();
     const deadline = Date.now() + 120_000;
-    while ((await firstCharge()) < before + 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    while ((await firstCharge()) < before + 10 && Date.now() < deadline) await sleep(500);
     await stack.kill('credit-manager');
     await stack.kill('ledger');
     const s = await running;
     expectOk(s);
     expect(s.tasksSucceeded).toBe(9);
     const charges = await stack.events((e) => e.type === 'UsageCharged');
-    const sampleIds = charges.map((e) => (e.data as { sampleId: string }).sampleId);
+    const sampleIds = charges.map((e) => (isEvent(e, UsageCharged) ? e.data.sampleId : e.id));
     expect(new Set(sampleIds).size).toBe(sampleIds.length);
     await expectAuditPasses();
   }, 900_000);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ContractError, type NewEvent, type RecordedEvent } from '@mesh/contracts';
+import { ContractError, isEvent, TestEvent, type NewEvent, type RecordedEvent } from '@mesh/contracts';
 import { eventually } from '@mesh/testing';
 import { ConcurrencyError } from '../src/errors';
 import type { EventStore } from '../src/port';
@@ -43,7 +43,7 @@ export function eventStoreContract(name: string, harness: () => ContractHarness)
       const result = await store.append(stream, [ev(`a${uid()}`, 1), ev(`b${uid()}`, 2)], 'no_stream');
       expect(result.nextExpectedVersion).toBe(1);
       const events = await store.read(stream);
-      expect(events.map((e) => [e.revision, (e.data as { n: number }).n, e.stream, e.type])).toEqual([
+      expect(events.map((e) => [e.revision, nOf(e), e.stream, e.type])).toEqual([
         [0, 1, stream, 'TestEvent'],
         [1, 2, stream, 'TestEvent'],
       ]);
@@ -153,7 +153,7 @@ export function eventStoreContract(name: string, harness: () => ContractHarness)
       });
       await eventually(() => seen.length >= 8, 10_000, 'all eight events');
       await sub2.stop();
-      expect(seen.map((e) => (e.data as { n: number }).n)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      expect(seen.map((e) => nOf(e))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     });
 
     it('keeps a subscription going across a server restart without losing events', async () => {
@@ -164,7 +164,7 @@ export function eventStoreContract(name: string, harness: () => ContractHarness)
       const stream = `test-${uid()}`;
       const seen: number[] = [];
       const sub = store.subscribe({ after: await store.headPosition(), categories: ['test'] }, (e) => {
-        if (e.stream === stream) seen.push((e.data as { n: number }).n);
+        if (e.stream === stream) seen.push(nOf(e));
       });
       await store.append(stream, [ev(`x0${uid()}`, 0)], 'any');
       await eventually(() => seen.length === 1, 10_000, 'event before restart');
@@ -183,4 +183,10 @@ export function eventStoreContract(name: string, harness: () => ContractHarness)
       expect(seen).toEqual([0, 1, 2]);
     });
   });
+}
+
+/** The `n` of a TestEvent (the only type these cases write). */
+function nOf(event: RecordedEvent): number {
+  if (!isEvent(event, TestEvent)) throw new Error(`expected a TestEvent, got ${event.type}`);
+  return event.data.n;
 }

@@ -1,6 +1,6 @@
 import { Controller, Inject, Module, type DynamicModule } from '@nestjs/common';
 import { z } from 'zod';
-import { DomainError, defineRequest, type RecordedEvent } from '@mesh/contracts';
+import { DomainError, defineRequest, isEvent, MessageDeadLettered, TestEvent, type RecordedEvent } from '@mesh/contracts';
 import { JetStreamEventStore, type EventStore } from '@mesh/eventstore';
 import {
   EVENT_STORE,
@@ -39,7 +39,8 @@ class ProbeController {
   async onTest(event: RecordedEvent) {
     const n = (attempts.get(event.id) ?? 0) + 1;
     attempts.set(event.id, n);
-    const data = event.data as { n: number; note?: string };
+    if (!isEvent(event, TestEvent)) throw new Error(`unexpected ${event.type}`);
+    const data = event.data;
     if (data.note === 'fail-twice' && n <= 2) throw new Error(`transient failure ${n}`);
     if (data.note === 'always-fail') throw new Error('permanent failure');
     seenTraceparents.set(event.id, event.traceparent);
@@ -117,13 +118,13 @@ describe('mesh transport (NestJS over real NATS/JetStream)', () => {
     const letters = await eventually(
       async () => {
         const events = await raw.read('deadletter-scaler');
-        return events.find((e) => (e.data as { eventId?: string }).eventId === 'dead-1');
+        return events.find((e) => isEvent(e, MessageDeadLettered) && e.data.eventId === 'dead-1');
       },
       20_000,
       'dead letter',
     );
     expect(letters.data).toMatchObject({ consumer: 'scaler_test', deliveries: 3, eventType: 'TestEvent' });
-    expect((letters.data as { error: string }).error).toContain('permanent failure');
+    expect(isEvent(letters, MessageDeadLettered) && letters.data.error).toContain('permanent failure');
     expect(attempts.get('dead-1')).toBe(3);
     await eventually(() => handled.find((e) => e.id === 'after-dead'), 10_000, 'next event handled');
   });
@@ -131,7 +132,7 @@ describe('mesh transport (NestJS over real NATS/JetStream)', () => {
   it('dead-letters an event that breaks its contract without calling the handler', async () => {
     await raw.append('test-bad', [{ id: 'bad-1', type: 'TestEvent', data: { n: 'not a number' } }], 'any');
     await eventually(
-      async () => (await raw.read('deadletter-scaler')).find((e) => (e.data as { eventId?: string }).eventId === 'bad-1'),
+      async () => (await raw.read('deadletter-scaler')).find((e) => isEvent(e, MessageDeadLettered) && e.data.eventId === 'bad-1'),
       10_000,
       'dead letter',
     );
