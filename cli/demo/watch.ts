@@ -40,7 +40,8 @@ export class ScenarioWatch {
     await this.subscription?.stop();
   }
 
-  private apply(e: RecordedEvent): void {
+  /** Folds one event of the log (events of other wallets are ignored). */
+  apply(e: RecordedEvent): void {
     if (!concerns(e, this.walletId)) return;
     const task = (taskId: string, state: TaskView['state']) => {
       const t = this.tasks.get(taskId) ?? { taskId, state, requeues: 0 };

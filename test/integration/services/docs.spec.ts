@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { commonEnv } from '@mesh/config';
 import { SERVICES, type ServiceName } from '@mesh/contracts';
+import { configReference } from '../../../scripts/config-reference';
 import { ContainerManagerEnv } from '../../../apps/container-manager/src/config';
 import { CreditManagerEnv } from '../../../apps/credit-manager/src/config';
 import { LedgerEnv } from '../../../apps/ledger/src/config';
@@ -24,5 +25,12 @@ describe('README configuration reference', () => {
 
   it.each(variables)('documents %s (run `npm run docs` after adding a variable)', (variable) => {
     expect(readme).toContain(`| \`${variable}\` |`);
+  });
+
+  it('is what `npm run config:reference` prints (run `npm run docs` to refresh it), but for the defaults read from the machine', () => {
+    // NODE_CPU_MILLIS and NODE_MEMORY_BYTES default to this machine's cores and memory.
+    const machineFree = (table: string) => table.replace(/^(\| `NODE_(?:CPU_MILLIS|MEMORY_BYTES)` \| [^|]+ \| )`\d+`/gm, '$1`<this machine>`');
+    const table = /<!-- config:begin -->\n([\s\S]*)\n<!-- config:end -->/.exec(readme)?.[1] ?? '(no config:begin/config:end markers in README.md)';
+    expect(machineFree(table)).toBe(machineFree(configReference()));
   });
 });
