@@ -14,6 +14,14 @@ import { NatsServerProcess, ServiceProcess, eventually } from '@mesh/testing';
  * JavaScript snippets with node as ES modules, JSON payloads through the zod definitions the
  * services validate with. A block that is not classified, or a classification that matches no
  * block, fails the spec: a new or edited example has to be run here or skipped with a reason.
+ *
+ *   shell        README's command blocks: each line in order, state carried over (`hello.sh`, the
+ *                `<taskId>` submit printed); `mesh events tail` live until a new event shows, then Ctrl-C
+ *   js           the NATS client snippets (README, docs/credit-manager.md), with NATS_URL set
+ *   transcript   docs/ledger.md's audit command: run, its output checked
+ *   payload      request bodies and event data (docs/<service>.md) parsed by their zod definitions
+ *   illustration diagrams, figures and elided shapes, each with its reason
+ * Lines that cannot run here are in NOT_RUN with the reason or the test that covers them. About 40 s.
  */
 const ROOT = join(__dirname, '..', '..');
 const MESH = join(ROOT, 'bin', 'mesh.js');
@@ -142,7 +150,7 @@ interface Block {
 }
 
 /** The fenced blocks of a markdown file, with the line of their opening fence. */
-export function fencedBlocks(file: string, markdown: string): Block[] {
+function fencedBlocks(file: string, markdown: string): Block[] {
   const blocks: Block[] = [];
   let open: { line: number; lang: string; lines: string[] } | undefined;
   markdown.split('\n').forEach((l, i) => {
@@ -185,6 +193,13 @@ describe('docs: every example of README.md and docs/*.md', () => {
       ...Object.keys(NOT_RUN)
         .filter((skipped) => !handled.some((h) => h.handling?.kind === 'shell' && shellLines(h.block.text).some((l) => l.startsWith(skipped))))
         .map((skipped) => `NOT_RUN line appears in no shell block: ${skipped}`),
+      ...handled.flatMap(({ block, handling }) =>
+        handling?.kind === 'shell'
+          ? Object.keys(handling.expect ?? {})
+              .filter((prefix) => !shellLines(block.text).some((l) => l.startsWith(prefix)))
+              .map((prefix) => `${block.file}:${block.line}: the output check of "${prefix}" matches no line of the block`)
+          : [],
+      ),
       // JavaScript and shell must run: a js/bash block may not be waved through as an illustration.
       ...handled
         .filter((h) => h.handling?.kind === 'illustration' && /^(js|javascript|ts|bash|sh|shell)$/.test(h.block.lang))
