@@ -1,4 +1,6 @@
 import { connect, type NatsConnection } from 'nats';
+import { messageOf } from '@mesh/common';
+import { parseOrThrow, type ReplyData, type RequestDefinition } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
 import { MeshClient, RequestError } from '@mesh/runtime';
 import { CliError } from './output';
@@ -11,7 +13,7 @@ export async function withNats<T>(fn: (nc: NatsConnection) => Promise<T>): Promi
   try {
     nc = await connect({ servers: natsUrl(), name: 'mesh-cli', timeout: 3000, noAsyncTraces: true, maxReconnectAttempts: 3 });
   } catch (err) {
-    throw new CliError(`cannot reach NATS at ${natsUrl()}: ${(err as Error).message}`, 'start the local stack with `mesh up --detach` (or set NATS_URL)');
+    throw new CliError(`cannot reach NATS at ${natsUrl()}: ${messageOf(err)}`, 'start the local stack with `mesh up --detach` (or set NATS_URL)');
   }
   try {
     return await fn(nc);
@@ -25,13 +27,31 @@ export const withClient = <T>(fn: (client: MeshClient, nc: NatsConnection) => Pr
 export const withStore = <T>(fn: (store: JetStreamEventStore, nc: NatsConnection) => Promise<T>) =>
   withNats(async (nc) => fn(await JetStreamEventStore.connect(nc), nc));
 
-/** Calls a command/query subject and turns refusals into CLI errors with what to do. */
-export async function call(client: MeshClient, subject: string, body: unknown, timeoutMs?: number): Promise<any> {
+/** What a service answered: `data` checked against the definition's reply schema, `json` exactly as it came (what --json prints). */
+export interface Answer<D extends RequestDefinition> {
+  data: ReplyData<D>;
+  json: unknown;
+}
+
+/**
+ * Calls a command or query and turns refusals into CLI errors with what to do. The body goes as
+ * given (the service validates it and names each field and rule); the reply is checked against the
+ * definition's schema.
+ */
+export async function call<D extends RequestDefinition>(client: MeshClient, definition: D, body: unknown, timeoutMs?: number): Promise<Answer<D>> {
+  let json: unknown;
   try {
-    return await client.requestRaw(subject, body, timeoutMs);
+    json = await client.requestRaw(definition.subject, body, timeoutMs);
   } catch (err) {
     return rethrow(err);
   }
+  const data: ReplyData<D> = parseOrThrow<D['reply']>(definition.reply, json, `${definition.subject} reply`);
+  return { data, json };
+}
+
+/** `body` without its undefined fields (options not given are not sent). */
+export function definedOnly(body: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
 }
 
 /** A request refusal as a CLI error: the service's message and what to do about it. */

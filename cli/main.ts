@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { messageOf } from '@mesh/common';
 import { ContractError } from '@mesh/contracts';
 import { registerAudit } from './commands/audit';
 import { registerDemo } from './commands/demo';
@@ -51,11 +52,12 @@ function fail(err: unknown): number {
     return EXIT_USAGE; // commander already printed the message
   }
   const usage = err instanceof UsageError;
-  const message = (err as Error)?.message ?? String(err);
-  const hint = err instanceof CliError ? err.hint : err instanceof ContractError ? undefined : undefined;
+  const message = messageOf(err);
+  const hint = err instanceof CliError ? err.hint : undefined;
   if (isJson()) process.stdout.write(`${JSON.stringify({ ok: false, error: { message, hint } })}\n`);
   process.stderr.write(`mesh: ${message}\n${hint ? `  ${hint.split('\n').join('\n  ')}\n` : ''}`);
-  if (!(err instanceof CliError) && !usage && !(err instanceof ContractError) && process.env.MESH_DEBUG) process.stderr.write(`${(err as Error)?.stack}\n`);
+  if (!(err instanceof CliError) && !usage && !(err instanceof ContractError) && process.env.MESH_DEBUG)
+    process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
   return usage ? EXIT_USAGE : EXIT_FAILED;
 }
 
@@ -72,5 +74,5 @@ if (require.main === module || /mesh(\.js)?$/.test(process.argv[1] ?? '')) {
   // Commands that keep running (foreground `mesh up`, `events tail`) simply never resolve.
   // Exit only once stdout has drained: a pipe takes 64 KiB at a time, and exiting earlier cuts long
   // --json output short.
-  main().then((code) => process.stdout.write('', () => process.exit(code)));
+  void main().then((code) => process.stdout.write('', () => process.exit(code)));
 }

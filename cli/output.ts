@@ -26,13 +26,31 @@ export function emit(value: unknown, human: () => void): void {
   else human();
 }
 
+/** A value as tables and key-values show it: objects as JSON, anything else as its string form. */
+function shown(v: unknown): string {
+  switch (typeof v) {
+    case 'string':
+      return v;
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+    case 'symbol':
+    case 'function':
+      return v.toString();
+    case 'undefined':
+      return 'undefined';
+    default:
+      return v === null ? 'null' : JSON.stringify(v, replacer);
+  }
+}
+
 export function table(rows: Record<string, unknown>[], columns?: string[]): void {
   if (rows.length === 0) {
     console.log('(none)');
     return;
   }
   const cols = columns ?? Object.keys(rows[0]);
-  const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v, replacer) : String(v));
+  const cell = (v: unknown) => (v === undefined || v === null ? '' : shown(v));
   const widths = cols.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
   console.log(cols.map((c, i) => c.toUpperCase().padEnd(widths[i])).join('  '));
   for (const r of rows) console.log(cols.map((c, i) => cell(r[c]).slice(0, 60).padEnd(widths[i])).join('  '));
@@ -40,7 +58,7 @@ export function table(rows: Record<string, unknown>[], columns?: string[]): void
 
 export function keyValues(obj: Record<string, unknown>): void {
   const width = Math.max(...Object.keys(obj).map((k) => k.length));
-  for (const [k, v] of Object.entries(obj)) console.log(`${k.padEnd(width)}  ${typeof v === 'object' && v !== null ? JSON.stringify(v, replacer) : String(v)}`);
+  for (const [k, v] of Object.entries(obj)) console.log(`${k.padEnd(width)}  ${shown(v)}`);
 }
 
 /** Progress lines go to stderr so stdout stays clean for --json and pipes. */

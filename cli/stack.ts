@@ -1,9 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'nats';
-import { SERVICES, type ServiceName } from '@mesh/contracts';
+import { z } from 'zod';
+import { SERVICES, healthReplySchema, type ServiceName } from '@mesh/contracts';
 import { natsUrl } from './connection';
 import { CliError, progress } from './output';
 
@@ -15,8 +18,8 @@ function findRoot(from: string): string {
   }
 }
 export const ROOT = findRoot(__dirname);
-/** bin/runtime.js: whether to run compiled or from source (plain JS, shared with bin/mesh.js). */
-const runtime = require(join(ROOT, 'bin', 'runtime.js')) as { DIST: string; compiledIsFresh(): boolean };
+/** bin/runtime.js: whether to run compiled or from source. Plain JS shared with bin/mesh.js (it runs before anything is compiled), so loaded by path. */
+const runtime = createRequire(__filename)(join(ROOT, 'bin', 'runtime.js')) as { DIST: string; compiledIsFresh(): boolean };
 export const DATA_DIR = process.env.MESH_DATA_DIR ?? join(ROOT, '.data');
 const RUN_DIR = join(DATA_DIR, 'run');
 export const LOG_DIR = join(DATA_DIR, 'logs');
@@ -33,6 +36,9 @@ export interface ServiceStatus {
   positions?: Record<string, string>;
   log: string;
 }
+
+/** A health reply, as far as the status needs it. */
+const healthAnswerSchema = z.object({ ok: z.literal(true), data: healthReplySchema.pick({ status: true, uptimeMs: true, positions: true }) });
 
 const pidFile = (s: ServiceName) => join(RUN_DIR, `${s}.pid`);
 export const logFile = (s: ServiceName) => join(LOG_DIR, `${s}.log`);
@@ -111,14 +117,11 @@ export async function status(timeoutMs = 1000): Promise<ServiceStatus[]> {
         const s: ServiceStatus = { service, pid, running: alive(pid), healthy: false, log: logFile(service) };
         if (!nc) return s;
         const reply = await nc.request(`mesh.api.${service}.health`, new Uint8Array(), { timeout: timeoutMs }).catch(() => undefined);
-        if (reply) {
-          const body = JSON.parse(Buffer.from(reply.data).toString()) as {
-            ok: boolean;
-            data: { status: string; uptimeMs: number; positions: Record<string, string> };
-          };
-          s.healthy = body.ok && body.data.status === 'ok';
-          s.uptimeMs = body.data.uptimeMs;
-          s.positions = body.data.positions;
+        const answer = reply ? healthAnswerSchema.safeParse(JSON.parse(reply.string())) : undefined;
+        if (answer?.success) {
+          s.healthy = answer.data.data.status === 'ok';
+          s.uptimeMs = answer.data.data.uptimeMs;
+          s.positions = answer.data.data.positions;
         }
         return s;
       }),
@@ -148,7 +151,7 @@ export async function waitHealthy(timeoutMs = HEALTH_TIMEOUT_MS): Promise<Servic
       const late = all.filter((s) => !s.healthy).map((s) => s.service);
       throw new CliError(`not healthy after ${timeoutMs / 1000} s: ${late.join(', ')}`, `see the logs in ${LOG_DIR}`);
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
   }
 }
 
@@ -168,7 +171,7 @@ export async function stopServices(): Promise<void> {
     process.kill(pid!, 'SIGTERM');
   }
   const deadline = Date.now() + STOP_TIMEOUT_MS;
-  while (pids.some(([, pid]) => alive(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  while (pids.some(([, pid]) => alive(pid)) && Date.now() < deadline) await sleep(100);
   for (const [service, pid] of pids) {
     if (alive(pid)) {
       progress(`  ${service}: did not stop in ${STOP_TIMEOUT_MS / 1000} s, killing`);

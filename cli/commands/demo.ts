@@ -49,7 +49,8 @@ core-seconds (its cost is the reference's). Starts the stack (mesh up) when it i
     .action(async (o: { scenario: string; speed: string; image: string; out: string }) => {
       if (!/^[1-9]\d{0,3}$/.test(o.speed)) throw new UsageError('--speed must be a whole number from 1 to 9999');
       const speed = Number(o.speed);
-      const chosen: ScenarioName[] = o.scenario === 'all' ? SCENARIOS : (SCENARIOS as string[]).includes(o.scenario) ? [o.scenario as ScenarioName] : [];
+      const one = SCENARIOS.find((s) => s === o.scenario);
+      const chosen: ScenarioName[] = o.scenario === 'all' ? SCENARIOS : one ? [one] : [];
       if (chosen.length === 0) throw new UsageError(`--scenario must be one of ${[...SCENARIOS, 'all'].join('|')}`);
       const env = demoEnv(speed);
       if (!(await status()).every((s) => s.healthy)) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DeliverPolicy } from 'nats';
-import { EVENTS_STREAM, categorySubject, CATEGORIES } from '@mesh/contracts';
+import { EVENTS_STREAM, categorySubject, CATEGORIES, type RecordedEvent } from '@mesh/contracts';
 import { decode } from '@mesh/eventstore';
 import { withNats } from '../connection';
 import { UsageError, isJson } from '../output';
@@ -9,19 +9,21 @@ import { UsageError, isJson } from '../output';
 export function subjectFilter(filter?: string): string | undefined {
   if (!filter || filter === '>' || filter === 'mesh.events.>') return undefined;
   if (filter.startsWith('mesh.events.')) return filter;
-  if ((CATEGORIES as string[]).includes(filter)) return categorySubject(filter);
+  const category = CATEGORIES.find((c) => c === filter);
+  if (category) return categorySubject(category);
   const dash = filter.indexOf('-');
-  if (dash > 0 && (CATEGORIES as string[]).includes(filter.slice(0, dash))) return `mesh.events.${filter.slice(0, dash)}.${filter.slice(dash + 1)}`;
+  if (dash > 0 && CATEGORIES.some((c) => c === filter.slice(0, dash))) return `mesh.events.${filter.slice(0, dash)}.${filter.slice(dash + 1)}`;
   throw new UsageError(`unknown filter "${filter}": use a category (${CATEGORIES.join(', ')}), a stream (wallet-alice) or a subject (mesh.events.usage.*)`);
 }
 
-/** One line per event: time, position, stream, type and the data's most telling fields. */
-export function eventLine(e: ReturnType<typeof decode>): string {
-  const d = e.data as Record<string, unknown>;
-  const keys = ['amount', 'balanceAfter', 'to', 'state', 'reason', 'taskId', 'attempt', 'nodeId', 'cpuNanos', 'fromCpuMillis', 'toCpuMillis', 'exitCode'];
-  const detail = keys
-    .filter((k) => d?.[k] !== undefined)
-    .map((k) => `${k}=${d[k]}`)
+/** Fields of event data worth a glance, in the order they are shown. */
+const DETAIL_KEYS = ['amount', 'balanceAfter', 'to', 'state', 'reason', 'taskId', 'attempt', 'nodeId', 'cpuNanos', 'fromCpuMillis', 'toCpuMillis', 'exitCode'];
+
+/** One line per event: time, position, stream, type and the data's most telling fields (of any event type). */
+export function eventLine(e: RecordedEvent): string {
+  const data = new Map(typeof e.data === 'object' && e.data !== null ? Object.entries(e.data) : []);
+  const detail = DETAIL_KEYS.filter((k) => data.get(k) !== undefined)
+    .map((k) => `${k}=${String(data.get(k))}`)
     .join(' ');
   return `${e.occurredAt.slice(11, 23)}  #${e.position}  ${e.stream.padEnd(28)} ${e.type.padEnd(20)} ${detail}`;
 }

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { call, withClient } from '../connection';
+import { messageOf } from '@mesh/common';
+import { deployFunctionRequest, functionsRequest } from '@mesh/contracts';
+import { call, definedOnly, withClient } from '../connection';
 import { UsageError, emit, table } from '../output';
 
 const int = (name: string) => (v: string) => {
@@ -13,6 +15,19 @@ export function parseBytes(v: string): number {
   const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(v);
   if (!m) throw new UsageError(`--memory must be bytes or a number with Ki/Mi/Gi, got "${v}"`);
   return Number(m[1]) * { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, '': 1 }[m[2] ?? '']!;
+}
+
+interface DeployOptions {
+  image: string;
+  script: string;
+  cpuMin?: number;
+  cpuMax?: number;
+  cpu?: number;
+  memory?: number;
+  timeout?: number;
+  maxAttempts?: number;
+  network?: boolean;
+  pricePlan?: string;
 }
 
 export function registerFn(program: Command) {
@@ -30,13 +45,13 @@ export function registerFn(program: Command) {
     .option('--max-attempts <n>', 'attempts before a task fails', int('max-attempts'))
     .option('--network', 'give the container a network (default none)')
     .option('--price-plan <id>', 'price plan id; it must exist (mesh plan set). Default: the plan set for this function, else the default plan')
-    .action((name: string, o: Record<string, unknown>) =>
+    .action((name: string, o: DeployOptions) =>
       withClient(async (client) => {
         let script: string;
         try {
-          script = readFileSync(o.script as string, 'utf8');
+          script = readFileSync(o.script, 'utf8');
         } catch (err) {
-          throw new UsageError(`--script: cannot read ${o.script}: ${(err as Error).message}`);
+          throw new UsageError(`--script: cannot read ${o.script}: ${messageOf(err)}`);
         }
         const body = {
           functionId: name,
@@ -51,8 +66,8 @@ export function registerFn(program: Command) {
           network: o.network ? true : undefined,
           pricePlanId: o.pricePlan,
         };
-        const result = await call(client, 'mesh.api.scheduler.deploy-function', JSON.parse(JSON.stringify(body)));
-        emit(result, () => console.log(`function ${name} deployed${result?.version ? ` (version ${result.version})` : ''}`));
+        const { data, json } = await call(client, deployFunctionRequest, definedOnly(body));
+        emit(json, () => console.log(`function ${name} deployed (version ${data.version})`));
       }),
     );
 
@@ -60,11 +75,10 @@ export function registerFn(program: Command) {
     .description('list deployed functions')
     .action(() =>
       withClient(async (client) => {
-        const result = await call(client, 'mesh.query.scheduler.functions', {});
-        const rows = (Array.isArray(result) ? result : (result?.functions ?? [])) as Record<string, unknown>[];
-        emit(result, () =>
+        const { data, json } = await call(client, functionsRequest, {});
+        emit(json, () =>
           table(
-            rows.map((f) => ({
+            data.functions.map((f) => ({
               function: f.functionId,
               version: f.version,
               image: f.image,

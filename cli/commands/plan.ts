@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { call, withClient } from '../connection';
+import { pricePlansQuery, setPricePlanRequest } from '@mesh/contracts';
+import { call, definedOnly, withClient } from '../connection';
 import { UsageError, emit, table } from '../output';
 
 /** An ISO date or epoch milliseconds -> epoch milliseconds. */
@@ -8,18 +9,6 @@ export function parseWhen(v: string): number {
   const ms = Date.parse(v);
   if (Number.isNaN(ms)) throw new UsageError(`--from must be epoch milliseconds or an ISO date such as 2026-12-01T00:00:00Z, got "${v}"`);
   return ms;
-}
-
-interface PlanVersion {
-  planId: string;
-  version: number;
-  currency: string;
-  cpuPerCoreHour: string;
-  memoryPerGibHour: string;
-  perInvocation: string;
-  billing: string;
-  functionId?: string;
-  effectiveFromMs: number;
 }
 
 export function registerPlan(program: Command) {
@@ -47,14 +36,11 @@ export function registerPlan(program: Command) {
           functionId: o.function,
           effectiveFromMs: o.from,
         };
-        const result = (await call(client, 'mesh.api.credit-manager.set-price-plan', JSON.parse(JSON.stringify(body)))) as {
-          plan: PlanVersion;
-          changed: boolean;
-        };
-        emit(result, () => {
-          const p = result.plan;
+        const { data, json } = await call(client, setPricePlanRequest, definedOnly(body));
+        emit(json, () => {
+          const p = data.plan;
           console.log(
-            result.changed
+            data.changed
               ? `price plan ${p.planId} version ${p.version}: ${p.cpuPerCoreHour} ${p.currency}/core-hour, ${p.memoryPerGibHour}/GiB-hour, ${p.perInvocation}/invocation, billing ${p.billing}, from ${new Date(p.effectiveFromMs).toISOString()}`
               : `price plan ${p.planId} unchanged (version ${p.version} has these prices)`,
           );
@@ -67,13 +53,10 @@ export function registerPlan(program: Command) {
     .description('every price plan (or one) with the version in effect now, and the plan each known function is priced with')
     .action((planId: string | undefined) =>
       withClient(async (client) => {
-        const result = (await call(client, 'mesh.query.credit-manager.price-plans', planId ? { planId } : {})) as {
-          plans: { planId: string; current: PlanVersion | null; versions: PlanVersion[] }[];
-          functions: { functionId: string; planId: string; planVersion: number }[];
-        };
-        emit(result, () => {
+        const { data, json } = await call(client, pricePlansQuery, planId ? { planId } : {});
+        emit(json, () => {
           table(
-            result.plans.map((p) => ({
+            data.plans.map((p) => ({
               plan: p.planId,
               versions: p.versions.length,
               current: p.current ? `v${p.current.version}` : '(none yet)',
@@ -83,9 +66,9 @@ export function registerPlan(program: Command) {
               billing: p.current?.billing ?? '',
             })),
           );
-          if (result.functions.length > 0) {
+          if (data.functions.length > 0) {
             console.log('');
-            table(result.functions.map((f) => ({ function: f.functionId, plan: f.planId, version: f.planVersion })));
+            table(data.functions.map((f) => ({ function: f.functionId, plan: f.planId, version: f.planVersion })));
           }
         });
       }),

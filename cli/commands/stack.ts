@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { emit, progress, table } from '../output';
 import { LOG_DIR, provision, startServices, status, stopServices, waitHealthy } from '../stack';
@@ -78,6 +79,6 @@ async function watch(): Promise<void> {
       if (all.some((s) => !s.running)) console.log(`  (a service stopped: see ${LOG_DIR})`);
       last = line;
     }
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
   }
 }

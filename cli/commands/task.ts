@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import type { NatsConnection } from 'nats';
-import { LIMITS, inputBucket } from '@mesh/contracts';
-import { call, withClient } from '../connection';
+import { messageOf } from '@mesh/common';
+import { LIMITS, cancelTaskRequest, inputBucket, submitTaskRequest, taskRequest, tasksRequest } from '@mesh/contracts';
+import { call, definedOnly, withClient } from '../connection';
 import { CliError, UsageError, emit, isJson, keyValues, progress, table } from '../output';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
@@ -39,7 +42,7 @@ export function registerTask(program: Command) {
         try {
           bytes = o.input ? readFileSync(o.input) : Buffer.from(o.inputText ?? '');
         } catch (err) {
-          throw new UsageError(`--input: cannot read ${o.input}: ${(err as Error).message}`);
+          throw new UsageError(`--input: cannot read ${o.input}: ${messageOf(err)}`);
         }
         const body = {
           functionId: fn,
@@ -48,28 +51,28 @@ export function registerTask(program: Command) {
           priority: Number(o.priority),
           ...(o.id ? { taskId: o.id } : {}),
         };
-        const submitted = await call(client, 'mesh.api.scheduler.submit-task', body);
-        const taskId = submitted.taskId as string;
+        const submitted = await call(client, submitTaskRequest, body);
+        const taskId = submitted.data.taskId;
         if (!o.wait) {
-          emit(submitted, () => console.log(taskId));
+          emit(submitted.json, () => console.log(taskId));
           return;
         }
         progress(`task ${taskId} submitted; waiting`);
         const deadline = Date.now() + WAIT_MAX_MS;
         let lastState = '';
         for (;;) {
-          const t = await call(client, 'mesh.query.scheduler.task', { taskId });
+          const { data: t, json } = await call(client, taskRequest, { taskId });
           if (t.state !== lastState) {
             progress(`  ${new Date().toISOString().slice(11, 19)} ${t.state}${t.nodeId ? ` on ${t.nodeId}` : ''}${t.attempt ? ` (attempt ${t.attempt})` : ''}`);
             lastState = t.state;
           }
           if (TERMINAL.has(t.state)) {
-            emit(t, () => keyValues({ taskId, state: t.state, attempts: t.attempt, reason: t.reason ?? '' }));
+            emit(json, () => keyValues({ taskId, state: t.state, attempts: t.attempt, reason: t.reason ?? '' }));
             if (t.state !== 'succeeded') process.exitCode = 1;
             return;
           }
           if (Date.now() > deadline) throw new CliError(`task ${taskId} still ${t.state} after waiting`, `follow it with \`mesh task get ${taskId}\``);
-          await new Promise((r) => setTimeout(r, 500));
+          await sleep(500);
         }
       }),
     );
@@ -79,13 +82,13 @@ export function registerTask(program: Command) {
     .description('state, attempts, node, container and every transition of a task')
     .action((taskId: string) =>
       withClient(async (client) => {
-        const t = await call(client, 'mesh.query.scheduler.task', { taskId });
-        emit(t, () => {
-          const { history, ...rest } = t as { history?: Record<string, unknown>[] };
+        const { data: t, json } = await call(client, taskRequest, { taskId });
+        emit(json, () => {
+          const { history, ...rest } = t;
           keyValues(rest);
-          if (history?.length) {
+          if (history.length) {
             console.log('');
-            table(history.map((h) => ({ position: h.position, type: h.type, at: h.occurredAt ?? h.at, detail: h.reason ?? h.nodeId ?? '' })));
+            table(history.map((h) => ({ position: h.position, type: h.type, at: h.occurredAt, detail: h.reason ?? h.nodeId ?? '' })));
           }
         });
       }),
@@ -99,14 +102,11 @@ export function registerTask(program: Command) {
     .option('--limit <n>', 'at most this many', '100')
     .action((o: { wallet?: string; state?: string; limit: string }) =>
       withClient(async (client) => {
-        const result = await call(
-          client,
-          'mesh.query.scheduler.tasks',
-          JSON.parse(JSON.stringify({ walletId: o.wallet, state: o.state, limit: Number(o.limit) })),
-        );
-        const rows = (Array.isArray(result) ? result : (result?.tasks ?? [])) as Record<string, unknown>[];
-        emit(result, () =>
-          table(rows.map((t) => ({ task: t.taskId, function: t.functionId, wallet: t.walletId, state: t.state, attempt: t.attempt, node: t.nodeId ?? '' }))),
+        const { data, json } = await call(client, tasksRequest, definedOnly({ walletId: o.wallet, state: o.state, limit: Number(o.limit) }));
+        emit(json, () =>
+          table(
+            data.tasks.map((t) => ({ task: t.taskId, function: t.functionId, wallet: t.walletId, state: t.state, attempt: t.attempt, node: t.nodeId ?? '' })),
+          ),
         );
       }),
     );
@@ -117,18 +117,16 @@ export function registerTask(program: Command) {
     .option('--out <dir>', 'write the output files into this folder')
     .action((taskId: string, o: { out?: string }) =>
       withClient(async (client, nc) => {
-        const t = await call(client, 'mesh.query.scheduler.task', { taskId });
+        const { data: t } = await call(client, taskRequest, { taskId });
         if (!t.outputRef)
           throw new CliError(`task ${taskId} has no output (state ${t.state})`, t.state === 'succeeded' ? undefined : 'only finished tasks have output');
         const { readExecutionOutput } = await import('../../apps/container-manager/src/storage/object-io');
         const output = await readExecutionOutput(nc, t.outputRef);
         if (o.out) {
-          const { mkdirSync, writeFileSync } = await import('node:fs');
-          const { join, dirname } = await import('node:path');
           for (const [path, content] of Object.entries(output.files)) {
             const target = join(o.out, path);
             mkdirSync(dirname(target), { recursive: true });
-            writeFileSync(target, content as Buffer);
+            writeFileSync(target, content);
           }
         }
         emit({ taskId, files: Object.keys(output.files), stdout: output.stdout.toString(), stderr: output.stderr.toString() }, () => {
@@ -149,8 +147,8 @@ export function registerTask(program: Command) {
     .option('--reason <text>', 'why', 'cancelled by user')
     .action((taskId: string, o: { reason: string }) =>
       withClient(async (client) => {
-        const result = await call(client, 'mesh.api.scheduler.cancel-task', { taskId, reason: o.reason });
-        emit(result, () => console.log(`task ${taskId} cancelled`));
+        const { json } = await call(client, cancelTaskRequest, { taskId, reason: o.reason });
+        emit(json, () => console.log(`task ${taskId} cancelled`));
       }),
     );
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { statementRequest } from '@mesh/contracts';
+import { balanceRequest, depositRequest, openWalletRequest, statementRequest, withdrawRequest } from '@mesh/contracts';
 import { call, rethrow, withClient } from '../connection';
 import { emit, keyValues, table } from '../output';
 
@@ -15,14 +15,14 @@ export function registerWallet(program: Command) {
     .option('--provider', 'open a provider wallet (earns from usage) instead of a user wallet')
     .action((id: string, o: { maxDebt: string; minBalance: string; policy: string; provider?: boolean }) =>
       withClient(async (client) => {
-        const result = await call(client, 'mesh.api.ledger.open-wallet', {
+        const { json } = await call(client, openWalletRequest, {
           walletId: id,
           kind: o.provider ? 'provider' : 'user',
           maxDebt: o.maxDebt,
           minBalance: o.minBalance,
           policy: o.policy,
         });
-        emit(result, () => console.log(`wallet ${id} opened`));
+        emit(json, () => console.log(`wallet ${id} opened`));
       }),
     );
 
@@ -33,10 +33,8 @@ export function registerWallet(program: Command) {
     .action((id: string, amount: string, o: { ref?: string }) =>
       withClient(async (client) => {
         const reference = o.ref ?? `cli-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-        const result = await call(client, 'mesh.api.ledger.deposit', { walletId: id, amount, reference });
-        emit(result, () =>
-          console.log(`deposited ${amount} into ${id} (ref ${reference})${result?.balance !== undefined ? `; balance ${result.balance}` : ''}`),
-        );
+        const { data, json } = await call(client, depositRequest, { walletId: id, amount, reference });
+        emit(json, () => console.log(`deposited ${amount} into ${id} (ref ${reference}); balance ${data.balance}`));
       }),
     );
 
@@ -47,8 +45,8 @@ export function registerWallet(program: Command) {
     .action((id: string, amount: string, o: { ref?: string }) =>
       withClient(async (client) => {
         const reference = o.ref ?? `cli-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-        const result = await call(client, 'mesh.api.ledger.withdraw', { walletId: id, amount, reference });
-        emit(result, () => console.log(`withdrew ${amount} from ${id} (ref ${reference})`));
+        const { json } = await call(client, withdrawRequest, { walletId: id, amount, reference });
+        emit(json, () => console.log(`withdrew ${amount} from ${id} (ref ${reference})`));
       }),
     );
 
@@ -57,8 +55,8 @@ export function registerWallet(program: Command) {
     .description('balance, available funds and debt of a wallet')
     .action((id: string) =>
       withClient(async (client) => {
-        const result = await call(client, 'mesh.query.ledger.balance', { walletId: id });
-        emit(result, () => keyValues(result));
+        const { data, json } = await call(client, balanceRequest, { walletId: id });
+        emit(json, () => keyValues(data));
       }),
     );
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatAmount, parseAmount } from '@mesh/contracts';
+import { messageOf } from '@mesh/common';
+import { depositRequest, deployFunctionRequest, formatAmount, openWalletRequest, parseAmount, setPricePlanRequest, submitTaskRequest } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore';
 import type { MeshClient } from '@mesh/runtime';
 import { call } from '../connection';
@@ -73,8 +74,8 @@ export async function prepare(client: MeshClient, options: DemoOptions): Promise
   options.log(`price plan ${planId(options.speed)}: ${cpuPerCoreHour} GRC per core-hour (6 x speed ${options.speed})`);
   if (options.nodeCores < 3)
     options.log(`this node gives a container ${options.nodeCores} cores: tasks asking more run longer to do the reference's core-seconds`);
-  await call(client, 'mesh.api.credit-manager.set-price-plan', { planId: planId(options.speed), cpuPerCoreHour, memoryPerGibHour: '0', billing: 'used' });
-  await call(client, 'mesh.api.scheduler.deploy-function', {
+  await call(client, setPricePlanRequest, { planId: planId(options.speed), cpuPerCoreHour, memoryPerGibHour: '0', billing: 'used' });
+  await call(client, deployFunctionRequest, {
     functionId: STRESS_FUNCTION,
     image: options.image,
     script: readFileSync(join(ROOT, 'cli', 'demo', 'stress.sh'), 'utf8'),
@@ -99,12 +100,12 @@ export async function runScenario(name: ScenarioName, client: MeshClient, store:
   const slack = 60_000 + options.idleTimeoutMs * 3;
   const submit = async (tasks: Stress[]) => {
     for (const t of tasks) {
-      const { taskId } = await call(client, 'mesh.api.scheduler.submit-task', { functionId: STRESS_FUNCTION, walletId, input: { inline: input(t, options) } });
-      log(`  submitted ${t[0]}-${t[1]} as ${taskId}`);
+      const { data } = await call(client, submitTaskRequest, { functionId: STRESS_FUNCTION, walletId, input: { inline: input(t, options) } });
+      log(`  submitted ${t[0]}-${t[1]} as ${data.taskId}`);
     }
   };
   const deposit = async (amount: string) => {
-    await call(client, 'mesh.api.ledger.deposit', { walletId, amount, reference: `${walletId}-${watch.balances.length}` });
+    await call(client, depositRequest, { walletId, amount, reference: `${walletId}-${watch.balances.length}` });
     log(`  deposited ${amount} GRC`);
   };
   const waitIdleStop = async () => {
@@ -118,7 +119,7 @@ export async function runScenario(name: ScenarioName, client: MeshClient, store:
   };
   try {
     log(`scenario ${name}: wallet ${walletId}`);
-    await call(client, 'mesh.api.ledger.open-wallet', { walletId, kind: 'user', maxDebt: '0.5', minBalance: '0', policy: 'greedy' });
+    await call(client, openWalletRequest, { walletId, kind: 'user', maxDebt: '0.5', minBalance: '0', policy: 'greedy' });
     if (name === 'normal' || name === 'debt') {
       await deposit(name === 'normal' ? '4' : '1');
       await watch.until(() => watch.standing === 'normal', 30_000, 'the wallet to be in good standing');
@@ -165,7 +166,7 @@ export async function runScenario(name: ScenarioName, client: MeshClient, store:
     }
     return summarise(name, walletId, watch, true);
   } catch (err) {
-    return summarise(name, walletId, watch, false, (err as Error).message);
+    return summarise(name, walletId, watch, false, messageOf(err));
   } finally {
     await watch.stop();
   }

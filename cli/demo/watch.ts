@@ -1,5 +1,12 @@
-import type { RecordedEvent } from '@mesh/contracts';
+import { ContainerStopped, ExecutionAborted, StandingChanged, isEvent, isEventOf, taskEvents, walletEvents, type RecordedEvent } from '@mesh/contracts';
 import type { EventStore, Subscription } from '@mesh/eventstore';
+
+/** Whether an event concerns the wallet: its `walletId`, or the user wallet a provider credit names (`userWalletId`). */
+function concerns(e: RecordedEvent, walletId: string): boolean {
+  if (typeof e.data !== 'object' || e.data === null) return false;
+  const data = new Map(Object.entries(e.data));
+  return data.get('walletId') === walletId || data.get('userWalletId') === walletId;
+}
 
 export interface TaskView {
   taskId: string;
@@ -33,53 +40,50 @@ export class ScenarioWatch {
     await this.subscription?.stop();
   }
 
-  private apply(e: RecordedEvent): void {
-    const d = e.data as Record<string, any>;
-    if (d.walletId !== this.walletId && d.userWalletId !== this.walletId) return;
-    const task = (state: TaskView['state']) => {
-      const t = this.tasks.get(d.taskId) ?? { taskId: d.taskId, state, requeues: 0 };
+  /** Folds one event of the log (events of other wallets are ignored). */
+  apply(e: RecordedEvent): void {
+    if (!concerns(e, this.walletId)) return;
+    const task = (taskId: string, state: TaskView['state']) => {
+      const t = this.tasks.get(taskId) ?? { taskId, state, requeues: 0 };
       t.state = state;
-      this.tasks.set(d.taskId, t);
+      this.tasks.set(taskId, t);
       return t;
     };
-    switch (e.type) {
-      case 'TaskSubmitted':
-        task('pending');
-        break;
-      case 'TaskDispatched':
-      case 'TaskRunning':
-        task('running');
-        break;
-      case 'TaskRequeued':
-        task('pending').requeues++;
-        break;
-      case 'TaskSucceeded':
-        task('succeeded');
-        break;
-      case 'TaskFailed':
-        task('failed');
-        break;
-      case 'TaskCancelled':
-        task('cancelled');
-        break;
-      case 'ExecutionAborted':
-        this.aborts.push(d.taskId);
-        break;
-      case 'StandingChanged':
-        // The first standing of a wallet (from null) is its state at opening, not a change.
-        if (d.from !== null) this.standings.push({ to: d.to, atMs: d.changedAtMs, balance: d.balance });
-        else this.initialStanding = d.to;
-        break;
-      case 'ContainerStopped':
-        this.containerStops.push({ reason: d.reason, atMs: d.stoppedAtMs });
-        break;
-      default:
-        if (e.stream === `wallet-${this.walletId}` && typeof d.balanceAfter === 'string')
-          this.balances.push({ atMs: Date.parse(e.occurredAt), balance: d.balanceAfter });
+    if (isEventOf(e, taskEvents)) {
+      switch (e.type) {
+        case 'TaskSubmitted':
+          task(e.data.taskId, 'pending');
+          break;
+        case 'TaskDispatched':
+        case 'TaskRunning':
+          task(e.data.taskId, 'running');
+          break;
+        case 'TaskRequeued':
+          task(e.data.taskId, 'pending').requeues++;
+          break;
+        case 'TaskSucceeded':
+          task(e.data.taskId, 'succeeded');
+          break;
+        case 'TaskFailed':
+          task(e.data.taskId, 'failed');
+          break;
+        case 'TaskCancelled':
+          task(e.data.taskId, 'cancelled');
+          break;
+      }
+    } else if (isEvent(e, ExecutionAborted)) {
+      this.aborts.push(e.data.taskId);
+    } else if (isEvent(e, StandingChanged)) {
+      // The first standing of a wallet (from null) is its state at opening, not a change.
+      if (e.data.from !== null) this.standings.push({ to: e.data.to, atMs: e.data.changedAtMs, balance: e.data.balance });
+      else this.initialStanding = e.data.to;
+    } else if (isEvent(e, ContainerStopped)) {
+      this.containerStops.push({ reason: e.data.reason, atMs: e.data.stoppedAtMs });
+    } else if (e.stream === `wallet-${this.walletId}` && isEventOf(e, walletEvents)) {
+      this.balances.push({ atMs: Date.parse(e.occurredAt), balance: e.data.balanceAfter });
     }
     for (const w of this.waiters.splice(0)) w();
   }
-
   private initialStanding?: string;
 
   get standing(): string | undefined {

@@ -1,5 +1,6 @@
 import type { RecordedEvent } from '@mesh/contracts';
 import { renderReport } from './html';
+import { workSeconds } from '../demo/scenarios';
 import { buildReportModel } from './model';
 import { ticks } from './svg';
 
@@ -67,7 +68,6 @@ describe('report model (folded from events)', () => {
 
 describe('demo stress tasks', () => {
   it('do the reference core-seconds on a node with fewer cores than they ask', () => {
-    const { workSeconds } = require('../demo/scenarios') as typeof import('../demo/scenarios');
     expect(workSeconds([3, 1000], 2)).toBe(1500);
     expect(workSeconds([2, 100], 2)).toBe(100);
     expect(workSeconds([1, 150], 2)).toBe(150);

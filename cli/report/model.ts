@@ -1,4 +1,17 @@
-import type { RecordedEvent } from '@mesh/contracts';
+import {
+  ContainerResized,
+  ContainerStarted,
+  ContainerStopped,
+  ResourceSampled,
+  ScalingDecided,
+  StandingChanged,
+  WalletOpened,
+  isEvent,
+  isEventOf,
+  taskEvents,
+  walletEvents,
+  type RecordedEvent,
+} from '@mesh/contracts';
 
 /** Everything the report draws, folded from the event log in one pass. */
 export interface Point {
@@ -37,13 +50,13 @@ export interface ReportModel {
 
 const at = (e: RecordedEvent) => Date.parse(e.occurredAt);
 /** Decimal string -> number for drawing only. */
-const toNumber = (amount: unknown) => Number(amount);
+const toNumber = (amount: string) => Number(amount);
 
 export function buildReportModel(events: Iterable<RecordedEvent>): ReportModel {
   const containers = new Map<string, ContainerSeries>();
   const wallets = new Map<string, WalletSeries>();
   const taskState = new Map<string, 'pending' | 'running' | 'done'>();
-  const tasks = { pending: [] as Point[], running: [] as Point[] };
+  const tasks: ReportModel['tasks'] = { pending: [], running: [] };
   const outcomes: Record<string, number> = {};
   let pending = 0;
   let running = 0;
@@ -51,7 +64,8 @@ export function buildReportModel(events: Iterable<RecordedEvent>): ReportModel {
   let to = 0;
   let count = 0;
 
-  const container = (d: Record<string, any>) => {
+  /** The series of the container an event names (created at its first event). */
+  const container = (d: { containerId: string; walletId: string; functionId: string; cpuMaxMillis?: number }) => {
     let c = containers.get(d.containerId);
     if (!c) {
       c = { containerId: d.containerId, walletId: d.walletId, functionId: d.functionId, usedMillis: [], allocatedMillis: [], maxMillis: d.cpuMaxMillis ?? 0 };
@@ -73,77 +87,68 @@ export function buildReportModel(events: Iterable<RecordedEvent>): ReportModel {
 
   for (const e of events) {
     const t = at(e);
-    const d = e.data as Record<string, any>;
     count++;
     from = Math.min(from, t);
     to = Math.max(to, t);
-    switch (e.type) {
-      case 'ContainerStarted': {
-        const c = container(d);
-        c.maxMillis = d.cpuMaxMillis;
-        c.allocatedMillis.push({ t: d.startedAtMs ?? t, v: d.cpuMillis });
-        break;
+    if (isEvent(e, ContainerStarted)) {
+      const c = container(e.data);
+      c.maxMillis = e.data.cpuMaxMillis;
+      c.allocatedMillis.push({ t: e.data.startedAtMs ?? t, v: e.data.cpuMillis });
+    } else if (isEvent(e, ContainerResized)) {
+      container(e.data).allocatedMillis.push({ t: e.data.appliedAtMs ?? t, v: e.data.toCpuMillis });
+    } else if (isEvent(e, ContainerStopped)) {
+      container(e.data).allocatedMillis.push({ t: e.data.stoppedAtMs ?? t, v: 0 });
+    } else if (isEvent(e, ScalingDecided)) {
+      if (e.data.throttleCapMillis) container(e.data).throttleCapMillis = e.data.throttleCapMillis;
+    } else if (isEvent(e, ResourceSampled)) {
+      const d = e.data;
+      const windowMs = Math.max(1, d.windowEndMs - d.windowStartMs);
+      container(d).usedMillis.push({ t: d.windowEndMs, v: d.cpuNanos / windowMs / 1000 });
+    } else if (isEvent(e, WalletOpened)) {
+      const d = e.data;
+      if (d.kind === 'user')
+        wallets.set(d.walletId, {
+          walletId: d.walletId,
+          currency: d.currency,
+          balance: [{ t, v: toNumber(d.balanceAfter) }],
+          maxDebt: toNumber(d.maxDebt),
+          markers: [],
+        });
+    } else if (isEventOf(e, walletEvents)) {
+      // Every other wallet event but the provider's credits moves a user wallet's balance. A report
+      // that starts mid-log meets wallets opened before it: draw them without the max-debt line until
+      // a policy event says it (UsageDebited only ever hits user wallets).
+      if (e.type === 'UsageCredited') continue;
+      const d = e.data;
+      if (!wallets.has(d.walletId) && e.type === 'UsageDebited') {
+        wallets.set(d.walletId, { walletId: d.walletId, currency: d.currency, balance: [], maxDebt: Number.NaN, markers: [] });
       }
-      case 'ContainerResized':
-        container(d).allocatedMillis.push({ t: d.appliedAtMs ?? t, v: d.toCpuMillis });
-        break;
-      case 'ContainerStopped':
-        container(d).allocatedMillis.push({ t: d.stoppedAtMs ?? t, v: 0 });
-        break;
-      case 'ScalingDecided':
-        if (d.throttleCapMillis) container(d).throttleCapMillis = d.throttleCapMillis;
-        break;
-      case 'ResourceSampled': {
-        const windowMs = Math.max(1, d.windowEndMs - d.windowStartMs);
-        container(d).usedMillis.push({ t: d.windowEndMs, v: d.cpuNanos / windowMs / 1000 });
-        break;
+      const w = wallets.get(d.walletId);
+      if (!w) continue;
+      w.balance.push({ t, v: toNumber(d.balanceAfter) });
+      if (e.type === 'WalletPolicyChanged') w.maxDebt = toNumber(e.data.maxDebt);
+    } else if (isEvent(e, StandingChanged)) {
+      const d = e.data;
+      const w = wallets.get(d.walletId);
+      if (!w || d.from === null) continue;
+      const kind = d.to === 'overdrawn' ? 'throttle' : d.to === 'suspended' ? 'suspend' : 'recover';
+      w.markers.push({ t: d.changedAtMs ?? t, label: d.to, kind });
+    } else if (isEventOf(e, taskEvents)) {
+      switch (e.type) {
+        case 'TaskSubmitted':
+        case 'TaskRequeued':
+          moveTask(e.data.taskId, 'pending', t);
+          break;
+        case 'TaskDispatched':
+          moveTask(e.data.taskId, 'running', t);
+          break;
+        case 'TaskSucceeded':
+        case 'TaskFailed':
+        case 'TaskCancelled':
+          outcomes[e.type] = (outcomes[e.type] ?? 0) + 1;
+          moveTask(e.data.taskId, 'done', t);
+          break;
       }
-      case 'WalletOpened':
-        if (d.kind === 'user')
-          wallets.set(d.walletId, {
-            walletId: d.walletId,
-            currency: d.currency,
-            balance: [{ t, v: toNumber(d.balanceAfter) }],
-            maxDebt: toNumber(d.maxDebt),
-            markers: [],
-          });
-        break;
-      case 'WalletPolicyChanged':
-      case 'FundsDeposited':
-      case 'FundsWithdrawn':
-      case 'BalanceAdjusted':
-      case 'UsageDebited': {
-        // A report that starts mid-log meets wallets opened before it: draw them without the
-        // max-debt line until a policy event says it (UsageDebited only ever hits user wallets).
-        if (!wallets.has(d.walletId) && e.type === 'UsageDebited') {
-          wallets.set(d.walletId, { walletId: d.walletId, currency: d.currency, balance: [], maxDebt: Number.NaN, markers: [] });
-        }
-        const w = wallets.get(d.walletId);
-        if (!w) break;
-        w.balance.push({ t, v: toNumber(d.balanceAfter) });
-        if (e.type === 'WalletPolicyChanged') w.maxDebt = toNumber(d.maxDebt);
-        break;
-      }
-      case 'StandingChanged': {
-        const w = wallets.get(d.walletId);
-        if (!w || d.from === null) break;
-        const kind = d.to === 'overdrawn' ? 'throttle' : d.to === 'suspended' ? 'suspend' : 'recover';
-        w.markers.push({ t: d.changedAtMs ?? t, label: d.to, kind });
-        break;
-      }
-      case 'TaskSubmitted':
-      case 'TaskRequeued':
-        moveTask(d.taskId, 'pending', t);
-        break;
-      case 'TaskDispatched':
-        moveTask(d.taskId, 'running', t);
-        break;
-      case 'TaskSucceeded':
-      case 'TaskFailed':
-      case 'TaskCancelled':
-        outcomes[e.type] = (outcomes[e.type] ?? 0) + 1;
-        moveTask(d.taskId, 'done', t);
-        break;
     }
   }
   return {
