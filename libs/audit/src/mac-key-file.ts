@@ -99,5 +99,6 @@ export function keyFileText(ring: MacKeyRing): string {
 }
 
 function isErrno(err: unknown, code: string): boolean {
-  return err instanceof Error && 'code' in err && err.code === code;
+  // Not `instanceof Error`: errors from node's fs may come from another realm (a vm context, Jest).
+  return typeof err === 'object' && err !== null && 'code' in err && err.code === code;
 }
