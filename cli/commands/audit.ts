@@ -13,7 +13,10 @@ export function registerAudit(program: Command) {
   audit
     .command('verify')
     .description('replay the whole log, re-derive every balance and check the invariants; exit 1 if any fails')
-    .option('--mac-key <file>', 'MAC key file of the ledger, for a replay here (default: LEDGER_MAC_KEY_FILE, else <data dir>/secrets/ledger-mac.key if it exists)')
+    .option(
+      '--mac-key <file>',
+      'MAC key file of the ledger, for a replay here (default: LEDGER_MAC_KEY_FILE, else <data dir>/secrets/ledger-mac.key if it exists)',
+    )
     .addHelpText(
       'after',
       '\nAsks the running ledger (which also compares its projection and checks the MACs with its own key); without one, replays the log here.',

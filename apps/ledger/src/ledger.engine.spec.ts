@@ -52,17 +52,37 @@ describe('LedgerEngine: debits without their credit at start', () => {
     remainder: '0/1',
     providerWalletId: 'provider',
   });
-  const creditedIds = (store: InMemoryEventStore) => store.log.flatMap((e) => (isEvent(e, UsageCredited) ? creditedChargesOf(e.data).map((c) => c.chargeId) : []));
+  const creditedIds = (store: InMemoryEventStore) =>
+    store.log.flatMap((e) => (isEvent(e, UsageCredited) ? creditedChargesOf(e.data).map((c) => c.chargeId) : []));
 
   it('given a debit stored and the ledger gone before its credit, when the ledger starts, then the credit is written and the audit passes', async () => {
     const store = new InMemoryEventStore();
     const first = await startOn(store);
-    await first.wallets.execute({ type: 'OpenWallet', walletId: 'alice', kind: 'user', currency: 'GRC', maxDebt: 0n, minBalance: 0n, policy: 'greedy', atMs: 1 });
+    await first.wallets.execute({
+      type: 'OpenWallet',
+      walletId: 'alice',
+      kind: 'user',
+      currency: 'GRC',
+      maxDebt: 0n,
+      minBalance: 0n,
+      policy: 'greedy',
+      atMs: 1,
+    });
     await first.wallets.execute({ type: 'Deposit', walletId: 'alice', amount: 100_000_000n, reference: 'tx1' });
     for (const id of ['ch-1', 'ch-2']) await store.append('meter-c1', [{ id: `charged-${id}`, type: 'UsageCharged', data: charge(id) }], 'any');
     // What a crash right after the debits leaves: the debits, no credit.
     for (const id of ['ch-1', 'ch-2'])
-      await first.wallets.execute({ type: 'PostDebit', walletId: 'alice', chargeId: id, amount: 25_000_000n, currency: 'GRC', providerWalletId: 'provider', containerId: 'c1', functionId: 'f1', taskId: 't1' });
+      await first.wallets.execute({
+        type: 'PostDebit',
+        walletId: 'alice',
+        chargeId: id,
+        amount: 25_000_000n,
+        currency: 'GRC',
+        providerWalletId: 'provider',
+        containerId: 'c1',
+        functionId: 'f1',
+        taskId: 't1',
+      });
     await first.onModuleDestroy();
     engines.splice(0);
     expect(creditedIds(store)).toEqual([]);
@@ -85,7 +105,16 @@ describe('LedgerEngine: debits without their credit at start', () => {
   it('never credits a forged debit (correct hash chain, no MAC): its wallet is refused and the provider is not credited', async () => {
     const store = new InMemoryEventStore();
     const first = await startOn(store);
-    await first.wallets.execute({ type: 'OpenWallet', walletId: 'alice', kind: 'user', currency: 'GRC', maxDebt: 0n, minBalance: 0n, policy: 'greedy', atMs: 1 });
+    await first.wallets.execute({
+      type: 'OpenWallet',
+      walletId: 'alice',
+      kind: 'user',
+      currency: 'GRC',
+      maxDebt: 0n,
+      minBalance: 0n,
+      policy: 'greedy',
+      atMs: 1,
+    });
     await store.append('meter-c1', [{ id: 'charged-ch-f', type: 'UsageCharged', data: charge('ch-f') }], 'any');
     const [opened] = await store.read('wallet-alice');
     if (!isEvent(opened, WalletOpened) || !opened.data.hash) throw new Error(`expected a hashed WalletOpened, got ${opened.type}`);
@@ -101,7 +130,11 @@ describe('LedgerEngine: debits without their credit at start', () => {
       containerId: 'c1',
       functionId: 'f1',
     };
-    await store.append('wallet-alice', [{ id: 'debit-ch-f', type: 'UsageDebited', data: { ...data, hash: walletEventHash('UsageDebited', data, prevHash) } }], 0);
+    await store.append(
+      'wallet-alice',
+      [{ id: 'debit-ch-f', type: 'UsageDebited', data: { ...data, hash: walletEventHash('UsageDebited', data, prevHash) } }],
+      0,
+    );
     await first.onModuleDestroy();
     engines.splice(0);
 

@@ -57,7 +57,11 @@ describe('WalletHandler with MAC keys', () => {
   const forgeDeposit = async (store: InMemoryEventStore, extra: Record<string, string> = {}) => {
     const last = lastOf(store);
     const data = { walletId: 'alice', currency: 'GRC', balanceAfter: '10.00000100', prevHash: last.data.hash!, amount: '10', reference: 'forged', ...extra };
-    await store.append('wallet-alice', [{ id: 'deposit-alice-forged', type: 'FundsDeposited', data: { ...data, hash: walletEventHash('FundsDeposited', data, data.prevHash) } }], last.revision);
+    await store.append(
+      'wallet-alice',
+      [{ id: 'deposit-alice-forged', type: 'FundsDeposited', data: { ...data, hash: walletEventHash('FundsDeposited', data, data.prevHash) } }],
+      last.revision,
+    );
   };
 
   it('seals every event it writes with the MAC of the active key', async () => {

@@ -18,7 +18,11 @@ import { formatAuditReport, verifyAudit } from './verify';
  * The MAC keys for an audit: the file named by `flag` or `LEDGER_MAC_KEY_FILE` must exist; the
  * default file is used only if it exists (undefined then means: skip the MAC check).
  */
-export async function macKeysForAudit(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, fallback = DEFAULT_MAC_KEY_FILE): Promise<MacKeyRing | undefined> {
+export async function macKeysForAudit(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  fallback = DEFAULT_MAC_KEY_FILE,
+): Promise<MacKeyRing | undefined> {
   const named = flag ?? env.LEDGER_MAC_KEY_FILE;
   if (named === undefined || named === '') return readMacKeyRing(fallback);
   const ring = await readMacKeyRing(named);

@@ -24,7 +24,9 @@ describe('wallet event MAC', () => {
     const trail = () => ({ macSeen: false });
     const signed = { ...deposit, ...ring.sign(bodyOf(deposit)) };
     expect(walletMacProblem(ring, trail(), bodyOf(signed), signed, 101n)).toBeUndefined();
-    expect(walletMacProblem(ring, trail(), bodyOf(deposit), deposit, 101n)).toMatch(/carries no MAC, and was written at position 101, after MACs began \(position 100\)/);
+    expect(walletMacProblem(ring, trail(), bodyOf(deposit), deposit, 101n)).toMatch(
+      /carries no MAC, and was written at position 101, after MACs began \(position 100\)/,
+    );
     const altered = { ...signed, amount: '1000', balanceAfter: '1000' };
     expect(walletMacProblem(ring, trail(), bodyOf(altered), altered, 101n)).toMatch(/MAC does not match its content/);
     const foreign = { ...deposit, ...MacKeyRing.generate(0n).sign(bodyOf(deposit)) };

@@ -376,7 +376,9 @@ export function formatAuditReport(report: AuditReport): string {
     for (const example of inv.examples) lines.push(`          - ${example}`);
   }
   if (!report.invariants.some((i) => i.name === 'wallet-mac')) {
-    lines.push(`  SKIP  ${'wallet-mac'.padEnd(22)} no MAC key given (LEDGER_MAC_KEY_FILE or --mac-key): forged events with a correct hash chain are not detected`);
+    lines.push(
+      `  SKIP  ${'wallet-mac'.padEnd(22)} no MAC key given (LEDGER_MAC_KEY_FILE or --mac-key): forged events with a correct hash chain are not detected`,
+    );
   }
   if (report.firstBrokenLink) {
     const b = report.firstBrokenLink;

@@ -436,7 +436,9 @@ describe('ledger service', () => {
     expect(report.invariants.find((i) => i.name === 'hash-chain')?.examples.join('\n') ?? '').not.toMatch(/wallet-carol/);
     const mac = report.invariants.find((i) => i.name === 'wallet-mac');
     expect(mac?.pass).toBe(false);
-    expect(mac?.examples).toContainEqual(expect.stringMatching(new RegExp(`^wallet-carol@${revision} \\(deposit-carol-forged-1, position \\d+\\): carries no MAC`)));
+    expect(mac?.examples).toContainEqual(
+      expect.stringMatching(new RegExp(`^wallet-carol@${revision} \\(deposit-carol-forged-1, position \\d+\\): carries no MAC`)),
+    );
     const cli = await runAuditCli();
     expect(cli.code).toBe(1);
     expect(cli.stdout).toMatch(new RegExp(`FAIL {2}wallet-mac[\\s\\S]*- wallet-carol@${revision} \\(deposit-carol-forged-1`));
