@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { verifyAudit, walletEventHash } from '@mesh/audit';
+import { formatAuditReport, verifyAudit, walletEventHash } from '@mesh/audit';
 import { creditedChargesOf, isEvent, UsageCredited, WalletOpened } from '@mesh/contracts';
 import { InMemoryEventStore } from '@mesh/eventstore';
 import { LedgerEngine, type LedgerConfig } from './ledger.engine';
@@ -93,6 +93,10 @@ describe('LedgerEngine: debits without their credit at start', () => {
     const report = await verifyAudit(store, undefined, { macKeys: second.macKeys });
     expect(report.invariants.filter((i) => !i.pass)).toEqual([]);
     expect(report.invariants.map((i) => i.name)).toContain('wallet-mac');
+    // Without the keys the MAC check is skipped, and the printed report says so.
+    const keyless = await verifyAudit(store);
+    expect(keyless.invariants.map((i) => i.name)).not.toContain('wallet-mac');
+    expect(formatAuditReport(keyless)).toMatch(/SKIP {2}wallet-mac {13}no MAC key given/);
 
     // Started once more: nothing is owed, nothing is written.
     const written = store.log.length;
