@@ -99,7 +99,15 @@ export function startServices(env: Record<string, string> = {}): void {
       cwd: ROOT,
       detached: true,
       stdio: ['ignore', out, out],
-      env: { ...process.env, NATS_URL: natsUrl(), NODE_ID: localNodeId(), TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'), ...env },
+      env: {
+        ...process.env,
+        NATS_URL: natsUrl(),
+        NODE_ID: localNodeId(),
+        TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
+        // The ledger's MAC keys live with the rest of the stack's data (the audit looks there too).
+        LEDGER_MAC_KEY_FILE: process.env.LEDGER_MAC_KEY_FILE ?? join(DATA_DIR, 'secrets', 'ledger-mac.key'),
+        ...env,
+      },
     });
     closeSync(out);
     child.unref();

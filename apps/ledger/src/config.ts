@@ -1,3 +1,4 @@
+import { DEFAULT_MAC_KEY_FILE } from '@mesh/audit/mac-key-file';
 import { env } from '@mesh/config';
 
 /** Variables of the ledger service (in addition to the common ones in libs/config). */
@@ -8,5 +9,9 @@ export const LedgerEnv = {
   LEDGER_HTTP_HOST: env.string('Address the ledger HTTP server binds to', '127.0.0.1'),
   LEDGER_DEFAULT_MAX_DEBT: env.amount('maxDebt of a user wallet opened without one (major unit)', '0.5'),
   LEDGER_DEFAULT_MIN_BALANCE: env.amount('minBalance of a user wallet opened without one (major unit)', '0'),
+  LEDGER_MAC_KEY_FILE: env.string(
+    'File of the secret keys the ledger MACs wallet events with (JSON, mode 0600; relative to the working directory); created with a new key on first start when missing',
+    DEFAULT_MAC_KEY_FILE,
+  ),
   LEDGER_WALLET_CACHE_MAX: env.int('Wallet aggregates kept in memory (least recently used dropped beyond it)', 10000, 10, 10000000),
 };

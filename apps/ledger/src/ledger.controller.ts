@@ -36,9 +36,11 @@ export class LedgerController {
   constructor(private readonly engine: LedgerEngine) {}
 
   // --- charges -------------------------------------------------------------------------------------
-  // Charges are independent and the wallet handler serialises per wallet, so 32 may be in flight:
-  // charges of different users overlap while each wallet still sees its postings in order.
-  @OnEvents('meter', { concurrency: 64 })
+  // Charges are independent and the wallet handler serialises per wallet, so 128 may be in flight:
+  // charges of different users overlap while each wallet still sees its postings in order. Each
+  // charge takes two round trips one after the other (the debit, then the credit derived from it),
+  // so twice as many are kept in hand as when both sides were written at once.
+  @OnEvents('meter', { concurrency: 128 })
   onMeter(event: RecordedEvent): Promise<void> {
     return this.engine.onMeterEvent(event);
   }

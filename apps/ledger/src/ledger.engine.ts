@@ -1,5 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { verifyAudit } from '@mesh/audit';
+import type { MacKeyRing } from '@mesh/audit/mac';
+import { ensureMacKeyRing } from '@mesh/audit/mac-key-file';
 import { messageOf } from '@mesh/common';
 import {
   ContractError,
@@ -16,6 +18,7 @@ import type { commonEnv, ConfigOf } from '@mesh/config';
 import { readAllPaged, type EventStore, type Subscription } from '@mesh/eventstore/port';
 import { EVENT_STORE, SERVICE_CONFIG } from '@mesh/runtime';
 import type { LedgerEnv } from './config';
+import { UncreditedDebits, type OwedCredit } from './domain/uncredited-debits';
 import type { WalletState } from './domain/wallet';
 import { startLedgerHttpServer, type LedgerHttpServer } from './http/http-server';
 import { LedgerProjection } from './projection/ledger-projection';
@@ -43,6 +46,8 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
   readonly queries: LedgerQueries;
   private subscription?: Subscription;
   private http?: LedgerHttpServer;
+  /** The MAC keys (loaded or created at start): every wallet event written is MAC'd, every wallet loaded is checked. */
+  macKeys?: MacKeyRing;
 
   constructor(
     @Inject(EVENT_STORE) readonly store: EventStore,
@@ -53,8 +58,15 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleInit(): Promise<void> {
-    // Rebuild from the whole log, then follow wallet events live from where the rebuild ended.
-    for await (const event of readAllPaged(this.store, 1n, 10_000)) this.projection.apply(event);
+    // The key first: nothing is written before every write can be MAC'd.
+    await this.loadMacKeys();
+    // Rebuild from the whole log, then follow wallet events live from where the rebuild ended. The
+    // same pass finds the debits whose credit was never written (a crash between the two).
+    const uncredited = new UncreditedDebits();
+    for await (const event of readAllPaged(this.store, 1n, 10_000)) {
+      this.projection.apply(event);
+      uncredited.observe(event);
+    }
     this.subscription = this.store.subscribe({ after: this.projection.position, categories: ['wallet'] }, (event) => this.projection.apply(event));
     this.subscription.done.catch((err) => this.log.error(`projection subscription stopped: ${messageOf(err)}`));
     await this.wallets.execute({
@@ -68,6 +80,7 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
       atMs: Date.now(),
       ifMissing: true,
     });
+    await this.creditOwed(uncredited.list());
     if (this.config.LEDGER_HTTP_PORT > 0) {
       this.http = await startLedgerHttpServer(this.queries, () => this.audit(), { host: this.config.LEDGER_HTTP_HOST, port: this.config.LEDGER_HTTP_PORT });
       this.log.log(`HTTP projections on http://${this.config.LEDGER_HTTP_HOST}:${this.http.port}`);
@@ -80,16 +93,57 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
   }
 
   audit(): Promise<AuditReport> {
-    return verifyAudit(this.store, this.projection);
+    return verifyAudit(this.store, this.projection, { macKeys: this.macKeys });
+  }
+
+  /** Loads the MAC key file (LEDGER_MAC_KEY_FILE), creating it with a new key when missing. Logs key ids only, never a secret. */
+  private async loadMacKeys(): Promise<void> {
+    const path = this.config.LEDGER_MAC_KEY_FILE;
+    const { ring, created } = await ensureMacKeyRing(path, () => this.store.headPosition());
+    this.macKeys = ring;
+    this.wallets.useMacKeys(ring);
+    if (created) this.log.log(`MAC key ${ring.activeKeyId} created in ${path} (wallet events after log position ${ring.macRequiredAfter} must carry a MAC)`);
+    else this.log.log(`MAC keys from ${path}: active ${ring.activeKeyId}, ${ring.list().length} in all`);
   }
 
   /**
-   * Posts one charge on both sides: debit the user, credit the provider. Both wallets are checked
-   * first so a charge that can't be posted writes neither side; then the two appends run at the
-   * same time (different streams). The credit joins the provider's next group-committed
-   * UsageCredited (WalletHandler.credit). Each side is idempotent by the charge ids in the wallet's
-   * state (and the debit also by its event id), so a crash between them heals when the charge is
-   * delivered again.
+   * Writes the credit of each debit found without one (a crash or a dead-lettered charge between
+   * the debit and its credit). The user wallet is loaded first, which checks its seals: a forged
+   * debit (no valid MAC) is never credited. Crediting is idempotent (a charge already credited is
+   * left out), so a charge redelivered meanwhile cannot be credited twice. A failure is logged and
+   * left for the next start or the charge's redelivery; it does not stop the ledger.
+   */
+  async creditOwed(owed: OwedCredit[]): Promise<number> {
+    if (owed.length === 0) return 0;
+    const results = await Promise.allSettled(owed.map((debit) => this.creditDebit(debit)));
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${owed[i].stream}@${owed[i].revision}: ${messageOf(r.reason)}`] : []));
+    const credited = results.filter((r) => r.status === 'fulfilled' && r.value).length;
+    this.log.log(`${owed.length} debit(s) found without their credit at start: ${credited} credited now`);
+    if (failed.length > 0) this.log.error(`${failed.length} debit(s) still without their credit: ${failed.slice(0, 5).join('; ')}`);
+    return credited;
+  }
+
+  private async creditDebit(debit: OwedCredit): Promise<boolean> {
+    const user = await this.wallets.state(debit.userWalletId); // checks the stream's seals (a forged debit fails here)
+    if (!user.charges.has(debit.chargeId)) throw new Error(`charge ${debit.chargeId}: its debit is not in wallet ${debit.userWalletId} as loaded`);
+    const currency = currencyOf(debit.currency);
+    const links = { containerId: debit.containerId, functionId: debit.functionId, ...(debit.taskId ? { taskId: debit.taskId } : {}) };
+    return this.wallets.credit(debit.providerWalletId, currency.code, {
+      chargeId: debit.chargeId,
+      amount: parseAmount(debit.amount, currency, { field: 'amount' }),
+      userWalletId: debit.userWalletId,
+      ...links,
+    });
+  }
+
+  /**
+   * Posts one charge on both sides, debit first: both wallets are checked (a charge that can't be
+   * posted writes neither side), the user is debited, and only once the debit is stored is the
+   * provider credited (joining the provider's next group-committed UsageCredited,
+   * WalletHandler.credit). So the log never holds a credit without its debit, and a debit without
+   * its credit (a crash or a failure between the two) is completed by the charge's redelivery (the
+   * debit is then a no-op) or by the scan at the next start (creditOwed). Both sides are idempotent
+   * by the charge ids in the wallet's state (and the debit also by its event id).
    */
   async postCharge(charge: Charge): Promise<{ debited: boolean; credited: boolean }> {
     const currency = currencyOf(charge.currency);
@@ -100,18 +154,21 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
     checkSide(user, charge.walletId, 'user', charge);
     checkSide(provider, charge.providerWalletId, 'provider', charge);
     const links = { containerId: charge.containerId, functionId: charge.functionId, ...(charge.taskId ? { taskId: charge.taskId } : {}) };
-    const [debit, credited] = await Promise.all([
-      this.wallets.execute({
-        type: 'PostDebit',
-        walletId: charge.walletId,
-        chargeId: charge.chargeId,
-        amount,
-        currency: currency.code,
-        providerWalletId: charge.providerWalletId,
-        ...links,
-      }),
-      this.wallets.credit(charge.providerWalletId, currency.code, { chargeId: charge.chargeId, amount, userWalletId: charge.walletId, ...links }),
-    ]);
+    const debit = await this.wallets.execute({
+      type: 'PostDebit',
+      walletId: charge.walletId,
+      chargeId: charge.chargeId,
+      amount,
+      currency: currency.code,
+      providerWalletId: charge.providerWalletId,
+      ...links,
+    });
+    const credited = await this.wallets.credit(charge.providerWalletId, currency.code, {
+      chargeId: charge.chargeId,
+      amount,
+      userWalletId: charge.walletId,
+      ...links,
+    });
     return { debited: debit.events.length > 0, credited };
   }
 

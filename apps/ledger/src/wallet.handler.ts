@@ -1,8 +1,10 @@
+import { hashOfWalletEventBody, walletEventBody } from '@mesh/audit/hash';
+import { walletMacProblem, type MacKeyRing, type MacTrail } from '@mesh/audit/mac';
 import { KeyedMutex, LRUCache, retry } from '@mesh/common';
 import { CREDIT_BATCH_MAX, creditedChargesOf, isEventOf, streamName, walletEvents, type NewEvent } from '@mesh/contracts';
 import { ConcurrencyError } from '@mesh/eventstore/errors';
 import type { EventStore } from '@mesh/eventstore/port';
-import { InvariantError } from './domain/invariant';
+import { InvariantError, WalletIntegrityError } from './domain/invariant';
 import {
   evolveWallet,
   decideWallet,
@@ -57,8 +59,19 @@ export class WalletHandler {
   constructor(
     private readonly store: EventStore,
     cacheMax = 10_000,
+    private macKeys?: MacKeyRing,
   ) {
     this.cache = new LRUCache({ max: cacheMax });
+  }
+
+  /**
+   * From now on every event written carries the MAC of the ring's active key, and every stream
+   * loaded must pass the MAC rule (walletMacProblem). Wallets already cached were loaded without
+   * the check: they are dropped, so each is checked when next used.
+   */
+  useMacKeys(ring: MacKeyRing): void {
+    this.macKeys = ring;
+    this.cache.clear();
   }
 
   execute(command: WalletCommand): Promise<WalletResult> {
@@ -127,6 +140,7 @@ export class WalletHandler {
         const cached = await this.load(command.walletId);
         const events = decideWallet(command, cached.state);
         if (events.length === 0) return { state: cached.state, events };
+        if (this.macKeys) for (const event of events) this.seal(event, this.macKeys);
         try {
           const result = await this.store.append(stream, events.map(toNew), cached.state.revision < 0 ? 'no_stream' : cached.state.revision);
           let state = cached.state;
@@ -148,21 +162,54 @@ export class WalletHandler {
     );
   }
 
-  /** The wallet's state from memory, or folded from its stream (revisions checked to be contiguous). */
+  /** Adds the MAC of a decided event (a fresh object of this command) under the active key. */
+  private seal(event: IdentifiedWalletEvent, ring: MacKeyRing): void {
+    const { mac, macKeyId } = ring.sign(walletEventBody(event.type, event.data, event.data.prevHash));
+    event.data.mac = mac;
+    event.data.macKeyId = macKeyId;
+  }
+
+  /**
+   * The wallet's state from memory, or folded from its stream. Each event read is checked before it
+   * is applied: revisions contiguous, seals intact (checkSeals); the first that fails stops the
+   * load with an error naming it, so a forged event is never applied.
+   */
   private async load(walletId: string): Promise<Cached> {
     const hit = this.cache.get(walletId);
     if (hit) return hit;
     const stream = streamName('wallet', walletId);
     let state = initialWalletState();
+    const trail: MacTrail = { macSeen: false };
     for (const event of await this.store.read(stream)) {
       if (event.revision !== state.revision + 1) throw new InvariantError(`${stream}: revision ${event.revision} follows ${state.revision}`);
       if (!isEventOf(event, walletEvents)) throw new InvariantError(`${stream}@${event.revision}: ${event.type} is not a wallet event`);
+      checkSealsOf(this.macKeys, stream, event, state.lastHash, trail);
       state = evolveWallet(state, event);
     }
     const cached = { state };
     this.cache.set(walletId, cached);
     return cached;
   }
+}
+
+/**
+ * The seals of one stored wallet event: its prevHash links to the previous event, its stored hash
+ * matches its content, and (with a key ring) its MAC passes the rule of walletMacProblem.
+ */
+function checkSealsOf(
+  ring: MacKeyRing | undefined,
+  stream: string,
+  event: IdentifiedWalletEvent & { revision: number; position: bigint },
+  lastHash: string,
+  trail: MacTrail,
+): void {
+  const fail = (problem: string) => new WalletIntegrityError(stream, event.revision, event.id, problem);
+  if (event.data.prevHash !== lastHash) throw fail('does not link to the previous event (prevHash differs from its hash)');
+  const body = walletEventBody(event.type, event.data, event.data.prevHash);
+  if (event.data.hash !== undefined && event.data.hash !== hashOfWalletEventBody(body)) throw fail('has a stored hash that does not match its content');
+  if (!ring) return;
+  const problem = walletMacProblem(ring, trail, body, event.data, event.position);
+  if (problem) throw fail(problem);
 }
 
 function toNew(event: IdentifiedWalletEvent): NewEvent {

@@ -23,13 +23,33 @@ export function canonicalJson(value: unknown): string {
 }
 
 /**
- * The hash of one wallet event: sha256 hex of canonicalJson({ type, data, prevHash }) where data is
- * the event data without its `hash` and `prevHash` members. Envelope fields (id, occurredAt...) are
- * not hashed: the chain protects the money facts, and ids are checked by the audit separately.
+ * The hash of one wallet event: sha256 hex of its sealed body (`walletEventBody`). Envelope fields
+ * (id, occurredAt...) are not hashed: the chain protects the money facts, and ids are checked by
+ * the audit separately.
  */
 export function walletEventHash(type: unknown, data: Record<string, unknown>, prevHash: unknown): string {
-  // Same bytes as canonicalJson({ data: data minus hash/prevHash, prevHash, type }), built without
-  // copying the data: this runs once per wallet event on every append, load and audit replay.
+  return sha256Hex(walletEventBody(type, data, prevHash));
+}
+
+/** The hash of a body already built with walletEventBody (which the MAC needs too: built once, used twice). */
+export function hashOfWalletEventBody(body: string): string {
+  return sha256Hex(body);
+}
+
+/**
+ * Members of a wallet event's data that seal it rather than state a fact: they are left out of the
+ * body that is hashed and MAC'd (a seal cannot cover itself). `mac`/`macKeyId` are left out so the
+ * hash chain is the same with and without a key (the audit checks it without one).
+ */
+export const SEAL_MEMBERS: ReadonlySet<string> = new Set(['hash', 'prevHash', 'mac', 'macKeyId']);
+
+/**
+ * The canonical body both the hash and the MAC of a wallet event cover: canonicalJson({ type, data,
+ * prevHash }) where data is the event data without its seal members (SEAL_MEMBERS).
+ */
+export function walletEventBody(type: unknown, data: Record<string, unknown>, prevHash: unknown): string {
+  // Same bytes as canonicalJson({ data: data minus seals, prevHash, type }), built without copying
+  // the data: this runs once per wallet event on every append, load and audit replay.
   const keys = hashedKeys(data);
   let body = '{"data":{';
   let first = true;
@@ -41,7 +61,7 @@ export function walletEventHash(type: unknown, data: Record<string, unknown>, pr
   }
   // Members whose value is undefined are dropped, as canonicalJson does (a tampered event may lack them).
   body += `}${prevHash === undefined ? '' : `,"prevHash":${jsonValue(prevHash)}`}${type === undefined ? '' : `,"type":${jsonValue(type)}`}}`;
-  return sha256Hex(body);
+  return body;
 }
 
 /** Characters JSON.stringify never escapes in a string: such strings need no escaping pass. */
@@ -63,7 +83,7 @@ function hashedKeys(data: Record<string, unknown>): string[] {
   const hit = keyOrders.get(signature);
   // The joined signature is ambiguous (a key may hold a comma): a hit counts only if every key matches.
   if (hit && hit.own.length === own.length && hit.own.every((k, i) => k === own[i])) return hit.sorted;
-  const sorted = own.filter((k) => k !== 'hash' && k !== 'prevHash').sort();
+  const sorted = own.filter((k) => !SEAL_MEMBERS.has(k)).sort();
   if (!hit && keyOrders.size < KEY_ORDERS_MAX) keyOrders.set(signature, { own, sorted });
   return sorted;
 }

@@ -17,7 +17,8 @@ import {
 import { z } from 'zod';
 import { readAllPaged, type EventStore } from '@mesh/eventstore/port';
 import { balanceDelta } from './balance';
-import { GENESIS_HASH, walletEventHash } from './hash';
+import { GENESIS_HASH, hashOfWalletEventBody, walletEventBody } from './hash';
+import { walletMacProblem, type MacKeyRing, type MacTrail } from './mac';
 
 export type { AuditReport };
 
@@ -31,9 +32,11 @@ export interface VerifyOptions {
   pageSize?: number;
   /** Violations quoted per invariant (the count is always complete). */
   examplesMax?: number;
+  /** The ledger's MAC keys: with them `wallet-mac` is checked, without them it is skipped (and said so). */
+  macKeys?: MacKeyRing;
 }
 
-interface Chain {
+interface Chain extends MacTrail {
   opened: boolean;
   revision: number;
   lastHash: string;
@@ -56,6 +59,7 @@ const INVARIANTS = {
   'postings-have-causes': 'every usage posting has its UsageCharged (same amount and wallets); every posting follows its WalletOpened',
   'balances-derive': "every event's balanceAfter == previous balance + its amount, revisions dense",
   'hash-chain': "every wallet event's prevHash is the hash of the previous event, and its stored hash matches its content",
+  'wallet-mac': "every wallet event written since MACs began carries the ledger's valid MAC (a forged event names itself here)",
   'money-conserved': 'sum of all balances == deposits - withdrawals + adjustments',
   'projection-matches': "every balance re-derived from the log equals the projection's",
 } as const;
@@ -118,13 +122,14 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
     walletEvents++;
     let chain = chains.get(event.stream);
     if (!chain) {
-      chain = { opened: false, revision: -1, lastHash: GENESIS_HASH, balance: 0n };
+      chain = { opened: false, revision: -1, lastHash: GENESIS_HASH, balance: 0n, macSeen: false };
       chains.set(event.stream, chain);
     }
 
     // Hash chain over the data as stored (whatever it holds): the link to the previous event, then the event's own stored hash.
     const raw = isRecord(event.data) ? event.data : {};
-    const computed = walletEventHash(event.type, raw, raw.prevHash);
+    const body = walletEventBody(event.type, raw, raw.prevHash);
+    const computed = hashOfWalletEventBody(body);
     const linkBroken = raw.prevHash !== chain.lastHash;
     const contentAltered = raw.hash !== undefined && raw.hash !== computed;
     if (linkBroken || contentAltered) {
@@ -135,6 +140,10 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
       firstBrokenLink ??= { stream: event.stream, revision: event.revision, eventId: event.id, position: event.position.toString(), detail };
     }
     chain.lastHash = computed;
+    if (options.macKeys) {
+      const problem = walletMacProblem(options.macKeys, chain, body, raw, event.position);
+      if (problem) violate('wallet-mac', `${at()}: ${problem}`);
+    }
     if (event.revision !== chain.revision + 1) violate('balances-derive', `${at()}: revision ${event.revision} follows ${chain.revision}`);
     chain.revision = event.revision;
 
@@ -267,7 +276,7 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
   }
 
   const invariants: AuditInvariant[] = (Object.keys(INVARIANTS) as InvariantName[])
-    .filter((name) => name !== 'projection-matches' || snapshot)
+    .filter((name) => (name !== 'projection-matches' || snapshot) && (name !== 'wallet-mac' || options.macKeys))
     .map((name) => {
       const v = violations.get(name)!;
       return { name, description: INVARIANTS[name], pass: v.count === 0, violations: v.count, examples: v.examples };
@@ -365,6 +374,11 @@ export function formatAuditReport(report: AuditReport): string {
       `  ${inv.pass ? 'PASS' : 'FAIL'}  ${inv.name.padEnd(22)} ${inv.description}${inv.pass ? '' : ` (${inv.violations} violation${inv.violations === 1 ? '' : 's'})`}`,
     );
     for (const example of inv.examples) lines.push(`          - ${example}`);
+  }
+  if (!report.invariants.some((i) => i.name === 'wallet-mac')) {
+    lines.push(
+      `  SKIP  ${'wallet-mac'.padEnd(22)} no MAC key given (LEDGER_MAC_KEY_FILE or --mac-key): forged events with a correct hash chain are not detected`,
+    );
   }
   if (report.firstBrokenLink) {
     const b = report.firstBrokenLink;

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   EVENTS_STREAM,
@@ -12,6 +14,7 @@ import {
   statementRequest,
   taskCostRequest,
   totalsRequest,
+  FundsDeposited,
   UsageCredited,
   UsageDebited,
   creditedChargesOf,
@@ -42,9 +45,16 @@ describe('ledger service', () => {
   let client: MeshClient;
   let ledger: RunningService | undefined;
   let httpPort: number;
+  let secrets: string;
+  let keyFile: string;
 
   const start = async () => {
-    ledger = await startService(LedgerService, { NATS_URL: server.url, LEDGER_HTTP_PORT: String(httpPort), LOG_LEVEL: 'error' });
+    ledger = await startService(LedgerService, {
+      NATS_URL: server.url,
+      LEDGER_HTTP_PORT: String(httpPort),
+      LOG_LEVEL: 'error',
+      LEDGER_MAC_KEY_FILE: keyFile,
+    });
   };
   const http = async (path: string) => {
     const res = await fetch(`http://127.0.0.1:${httpPort}${path}`);
@@ -110,9 +120,9 @@ describe('ledger service', () => {
   };
 
   /** `libs/audit/src/cli.ts` as its own process, the way an operator runs it. */
-  const runAuditCli = () =>
+  const runAuditCli = (args: string[] = ['--mac-key', keyFile]) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', 'libs/audit/src/cli.ts'], {
+      const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', 'libs/audit/src/cli.ts', ...args], {
         cwd: join(__dirname, '../../..'),
         env: { ...process.env, NATS_URL: server.url },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -131,12 +141,15 @@ describe('ledger service', () => {
     raw = await JetStreamEventStore.connect(nc);
     client = new MeshClient(nc);
     httpPort = await freePort();
+    secrets = mkdtempSync(join(tmpdir(), 'mesh-ledger-secrets-'));
+    keyFile = join(secrets, 'ledger', 'ledger-mac.key'); // created by the ledger at its first start
     await start();
   });
   afterAll(async () => {
     await ledger?.stop();
     await nc?.close();
     await server?.dispose();
+    rmSync(secrets, { recursive: true, force: true });
   });
 
   it('opens wallets, deposits idempotently by reference, withdraws and adjusts', async () => {
@@ -386,5 +399,57 @@ describe('ledger service', () => {
     const cli = await runAuditCli();
     expect(cli.code).toBe(1);
     expect(cli.stdout).toMatch(/audit FAILED[\s\S]*FAIL {2}hash-chain[\s\S]*first broken link: wallet-bob revision \d+ \(event forged-deposit/);
+  });
+  it('a forged deposit with a correct hash chain, published straight on the wallet subject: the audit names it, the ledger refuses the wallet', async () => {
+    await client.request(openWalletRequest, { walletId: 'carol' });
+    await client.request(depositRequest, { walletId: 'carol', amount: '1', reference: 'tx-carol-1' });
+    const carol = await raw.read('wallet-carol');
+    const last = carol[carol.length - 1];
+    if (!isEvent(last, FundsDeposited) || !last.data.hash) throw new Error(`wallet-carol@${last.revision}: expected a hashed FundsDeposited`);
+    expect(last.data.macKeyId).toMatch(/^k\d{8}-[0-9a-f]{8}$/);
+    // Everything the ledger would write, except the MAC (which needs the ledger's key).
+    const data = { walletId: 'carol', currency: 'GRC', balanceAfter: '1001', amount: '1000', reference: 'forged-1', prevHash: last.data.hash };
+    const revision = last.revision + 1;
+    const envelope = {
+      id: 'deposit-carol-forged-1',
+      type: 'FundsDeposited',
+      stream: 'wallet-carol',
+      occurredAt: new Date().toISOString(),
+      schemaVersion: 1,
+      correlationId: 'deposit-carol-forged-1',
+      causationId: 'deposit-carol-forged-1',
+      data: { ...data, hash: walletEventHash('FundsDeposited', data, data.prevHash) },
+      revision,
+    };
+    const jsm = await nc.jetstreamManager();
+    const tail = await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: 'mesh.events.wallet.carol' });
+    const h = natsHeaders();
+    h.set('Nats-Msg-Id', envelope.id);
+    h.set('Nats-Expected-Last-Subject-Sequence', String(tail.seq));
+    h.set('Mesh-Revision', String(revision));
+    h.set('Mesh-Type', envelope.type);
+    await nc.jetstream().publish('mesh.events.wallet.carol', Buffer.from(JSON.stringify(envelope)), { headers: h });
+    expect((await raw.read('wallet-carol')).map((e) => e.id)).toContain('deposit-carol-forged-1');
+
+    // The audit (the ledger's, with its key) passes the hash chain but fails wallet-mac, naming the event.
+    const report = await client.request(auditRequest, {}, 30_000);
+    expect(report.invariants.find((i) => i.name === 'hash-chain')?.examples.join('\n') ?? '').not.toMatch(/wallet-carol/);
+    const mac = report.invariants.find((i) => i.name === 'wallet-mac');
+    expect(mac?.pass).toBe(false);
+    expect(mac?.examples).toContainEqual(
+      expect.stringMatching(new RegExp(`^wallet-carol@${revision} \\(deposit-carol-forged-1, position \\d+\\): carries no MAC`)),
+    );
+    const cli = await runAuditCli();
+    expect(cli.code).toBe(1);
+    expect(cli.stdout).toMatch(new RegExp(`FAIL {2}wallet-mac[\\s\\S]*- wallet-carol@${revision} \\(deposit-carol-forged-1`));
+
+    // The wallet's next command is refused with the event named, and nothing is written.
+    const head = await raw.headPosition();
+    const err = await refusal(client.request(depositRequest, { walletId: 'carol', amount: '1', reference: 'tx-carol-2' }));
+    expect(err.code).toBe('wallet_integrity');
+    expect(err.message).toMatch(new RegExp(`^wallet-carol revision ${revision} \\(event deposit-carol-forged-1\\) carries no MAC`));
+    expect(await raw.headPosition()).toBe(head);
+    // Other wallets carry on.
+    expect(await client.request(depositRequest, { walletId: 'alice', amount: '1', reference: 'tx-after-forgery' })).toMatchObject({ duplicate: false });
   });
 });

@@ -18,7 +18,10 @@ export const GENESIS_HASH = '0'.repeat(64);
  * money) and a hash chain link: prevHash is the hash of the previous event of the same wallet
  * (GENESIS_HASH for the first). `hash` is this event's own hash, stored so a reader can check one
  * event without its successor: sha256 of the canonical JSON (keys sorted, undefined dropped) of
- * `{ type, data: data without hash and prevHash, prevHash }` (docs/ledger.md).
+ * `{ type, data: data without hash, prevHash, mac and macKeyId, prevHash }` (docs/ledger.md).
+ * `mac` is the ledger's HMAC-SHA-256 of the same body under its secret key `macKeyId`: the chain can
+ * be recomputed by anyone, the MAC only by the ledger, so a forged event is told apart. Events
+ * written before MACs existed lack both (the rule for them is in docs/ledger.md, "Event MAC").
  */
 const posting = {
   walletId: idSchema,
@@ -28,6 +31,14 @@ const posting = {
   hash: z
     .string()
     .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+  mac: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+  macKeyId: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/)
     .optional(),
 };
 
