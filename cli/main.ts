@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ContractError } from '@mesh/contracts';
 import { registerAudit } from './commands/audit';
+import { registerDeadletter } from './commands/deadletter';
 import { registerDemo } from './commands/demo';
 import { registerEvents } from './commands/events';
 import { registerFn } from './commands/fn';
@@ -35,6 +36,7 @@ Start here: mesh up --detach && mesh demo`,
   registerEvents(program);
   registerAudit(program);
   registerReport(program);
+  registerDeadletter(program);
   registerDemo(program);
   // Every command: usage errors exit 2 (not commander's default 1), help on the error.
   const configure = (cmd: Command) => {
