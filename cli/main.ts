@@ -74,5 +74,6 @@ if (require.main === module || /mesh(\.js)?$/.test(process.argv[1] ?? '')) {
   // Commands that keep running (foreground `mesh up`, `events tail`) simply never resolve.
   // Exit only once stdout has drained: a pipe takes 64 KiB at a time, and exiting earlier cuts long
   // --json output short.
-  main().then((code) => process.stdout.write('', () => process.exit(code)));
+  // main() never rejects: it turns every failure into an exit code.
+  void main().then((code) => process.stdout.write('', () => process.exit(code)));
 }

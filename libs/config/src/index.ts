@@ -84,7 +84,13 @@ export const commonEnv = {
     86_400_000,
     ' ms',
   ),
-  CONSUMER_RETRY_BACKOFF_MAX_MS: env.int('Longest wait between two deliveries of a failing event (the backoff starts at 200 ms and doubles)', 30_000, 200, 600_000, ' ms'),
+  CONSUMER_RETRY_BACKOFF_MAX_MS: env.int(
+    'Longest wait between two deliveries of a failing event (the backoff starts at 200 ms and doubles)',
+    30_000,
+    200,
+    600_000,
+    ' ms',
+  ),
   CONSUMER_MAX_DELIVERIES: env.int(
     'Hard bound on the deliveries of one failing event within the retry window (a handler that hangs until the ack wait also counts); reaching it parks the event early',
     100,

@@ -101,7 +101,9 @@ describe('dead letters: parked, listed, replayed', () => {
     const early = await mesh('deadletter', 'replay', letter.id);
     expect(early.code).toBe(1);
     expect(early.out).toContain(`${letter.id}: failed`);
-    expect(await listed()).toMatchObject([{ id: letter.id, replays: 1, lastReplayError: expect.stringContaining('dependency down') }]);
+    const afterEarly = await listed();
+    expect(afterEarly).toMatchObject([{ id: letter.id, replays: 1 }]);
+    expect(afterEarly[0].lastReplayError).toContain('dependency down');
     expect(applied.get('sample-1')).toBeUndefined();
 
     dependencyUp = true;
@@ -115,7 +117,8 @@ describe('dead letters: parked, listed, replayed', () => {
     // Again: resolved, so nothing runs (from the CLI, and from the service when asked directly).
     const callsBefore = calls.get('sample-1');
     const again = await mesh('deadletter', 'replay', letter.id);
-    expect(again).toMatchObject({ code: 0, out: expect.stringContaining('already resolved') });
+    expect(again.code).toBe(0);
+    expect(again.out).toContain('already resolved');
     const client = new MeshClient(raw.connection);
     await expect(client.requestRaw(deadLetterReplaySubject('scaler', 'scaler_test'), { id: letter.id })).resolves.toEqual({
       id: letter.id,
@@ -140,7 +143,9 @@ describe('dead letters: parked, listed, replayed', () => {
     expect([applied.get('sample-2'), applied.get('sample-3')]).toEqual([1, 1]);
     expect(await listed()).toEqual([]);
 
-    expect(await mesh('deadletter', 'replay', 'no-such-letter')).toMatchObject({ code: 1, err: expect.stringContaining('no dead letter no-such-letter') });
+    const unknown = await mesh('deadletter', 'replay', 'no-such-letter');
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toContain('no dead letter no-such-letter');
     expect((await mesh('deadletter', 'replay')).code).toBe(2);
     expect((await mesh('deadletter', 'list', '--service', 'nobody')).code).toBe(2);
   });

@@ -83,11 +83,14 @@ describe('mesh transport (NestJS over real NATS/JetStream)', () => {
 
   beforeAll(async () => {
     server = await NatsServerProcess.start();
-    service = await startService({ service: 'scaler', env: {}, module: (core) => ProbeModule.forRoot(core) }, {
-      NATS_URL: server.url,
-      LOG_LEVEL: 'error',
-      CONSUMER_RETRY_WINDOW_MS: String(RETRY_WINDOW_MS),
-    });
+    service = await startService(
+      { service: 'scaler', env: {}, module: (core) => ProbeModule.forRoot(core) },
+      {
+        NATS_URL: server.url,
+        LOG_LEVEL: 'error',
+        CONSUMER_RETRY_WINDOW_MS: String(RETRY_WINDOW_MS),
+      },
+    );
     const nc = await server.connect();
     raw = await JetStreamEventStore.connect(nc);
     client = new MeshClient(nc);

@@ -153,7 +153,17 @@ describe('scheduler view: capacity, containers, fairness', () => {
     view.apply(taskEvent(view, decided(TaskRunning, { ...ref('t1'), attempt: 1, executionId: 't1-1', nodeId: t1.nodeId!, containerId: 'c1' })));
     const beat = (nodeId: string, atMs: number, runningExecutions?: { taskId: string; executionId: string }[]) =>
       view.heartbeat(
-        { nodeId, atMs, cpuMillis: 4000, memoryBytes: 8 * GiB, usedCpuMillis: 0, usedMemoryBytes: 0, runningContainers: 0, idleContainers: [], runningExecutions },
+        {
+          nodeId,
+          atMs,
+          cpuMillis: 4000,
+          memoryBytes: 8 * GiB,
+          usedCpuMillis: 0,
+          usedMemoryBytes: 0,
+          runningContainers: 0,
+          idleContainers: [],
+          runningExecutions,
+        },
         atMs,
       );
     // Nodes that do not list their executions (older versions) are never suspected.

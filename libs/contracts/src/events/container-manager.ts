@@ -189,6 +189,9 @@ export const nodeHeartbeatSchema = z.object({
    * believes running on a live node that has stopped listing it (its Execution* events were lost).
    * Optional: a node of an older version does not send it, and is then never suspected.
    */
-  runningExecutions: z.array(z.object({ taskId: idSchema, executionId: idSchema })).max(NODE_RUNNING_EXECUTIONS_MAX).optional(),
+  runningExecutions: z
+    .array(z.object({ taskId: idSchema, executionId: idSchema }))
+    .max(NODE_RUNNING_EXECUTIONS_MAX)
+    .optional(),
 });
 export type NodeHeartbeat = z.output<typeof nodeHeartbeatSchema>;
