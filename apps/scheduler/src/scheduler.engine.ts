@@ -253,9 +253,16 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
         if (this.stopping) return;
         const { executionId } = task;
         assert(executionId !== undefined, `dispatched task ${task.taskId} has no execution id`);
-        // The execution consumer may simply not have reached this execution's events yet (e.g. a
-        // backlog after a restart): the execution stream is the truth.
-        if ((await this.store.read(streamName('execution', executionId))).length > 0) continue;
+        // The execution stream is the truth: events there were not applied yet, because the execution
+        // consumer has not reached them (a backlog after a restart) or never will (parked as dead
+        // letters). Applying them now is harmless either way: the decider ignores what it applied.
+        const recorded = await this.recordedExecution(executionId);
+        if (recorded.length > 0) {
+          await this.applyRecorded(recorded).catch((err) =>
+            this.log.warn(`applying the recorded execution ${executionId} of ${task.taskId} failed (retried next check): ${messageOf(err)}`),
+          );
+          continue;
+        }
         this.log.warn(`task ${task.taskId}: attempt ${task.attempt} not started on ${task.nodeId} within ${timeoutMs} ms; requeueing`);
         const detail = `node ${task.nodeId} did not start execution ${executionId} within ${timeoutMs} ms`;
         await this.onTask(task.taskId, { kind: 'start-timeout', executionId, detail }).catch((err) =>
@@ -281,10 +288,10 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
       const { taskId, executionId, nodeId } = task;
       assert(executionId !== undefined, `task ${taskId} on a node has no execution id`);
       try {
-        const recorded = (await this.store.read(streamName('execution', executionId))).filter((e) => isEventOf(e, executionEvents));
+        const recorded = await this.recordedExecution(executionId);
         if (recorded.some((e) => !isEvent(e, ExecutionStarted))) {
           this.log.warn(`task ${taskId}: execution ${executionId} ended on ${nodeId} but its result had not reached the scheduler; applying it`);
-          for (const event of recorded) await this.onExecutionEvent(event);
+          await this.applyRecorded(recorded);
           continue;
         }
         this.log.warn(`task ${taskId}: execution ${executionId} lost (node ${nodeId} alive but not running it for ${lostAfterMs} ms); requeueing`);
@@ -294,6 +301,16 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
         this.log.warn(`resolving the lost execution ${executionId} of ${taskId} failed (retried next check): ${messageOf(err)}`);
       }
     }
+  }
+
+  /** The events of one execution stream (written by a container-manager: execution events only). */
+  private async recordedExecution(executionId: string): Promise<RecordedExecutionEvent[]> {
+    return (await this.store.read(streamName('execution', executionId))).filter((e) => isEventOf(e, executionEvents));
+  }
+
+  /** Applies recorded execution events in order, as the execution consumer would have. */
+  private async applyRecorded(events: RecordedExecutionEvent[]): Promise<void> {
+    for (const event of events) await this.onExecutionEvent(event);
   }
 
   // --- task commands -------------------------------------------------------------------------------
