@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { messageOf } from '@mesh/common';
 import { ContractError } from '@mesh/contracts';
 import { registerAudit } from './commands/audit';
+import { registerDeadletter } from './commands/deadletter';
 import { registerDemo } from './commands/demo';
 import { registerEvents } from './commands/events';
 import { registerFn } from './commands/fn';
@@ -36,6 +37,7 @@ Start here: mesh up --detach && mesh demo`,
   registerEvents(program);
   registerAudit(program);
   registerReport(program);
+  registerDeadletter(program);
   registerDemo(program);
   // Every command: usage errors exit 2 (not commander's default 1), help on the error.
   const configure = (cmd: Command) => {
@@ -74,5 +76,6 @@ if (require.main === module || /mesh(\.js)?$/.test(process.argv[1] ?? '')) {
   // Commands that keep running (foreground `mesh up`, `events tail`) simply never resolve.
   // Exit only once stdout has drained: a pipe takes 64 KiB at a time, and exiting earlier cuts long
   // --json output short.
+  // main() never rejects: it turns every failure into an exit code.
   void main().then((code) => process.stdout.write('', () => process.exit(code)));
 }

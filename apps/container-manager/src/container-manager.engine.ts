@@ -7,6 +7,7 @@ import {
   NodeLeft,
   NodeRegistered,
   nodeHeartbeatSchema,
+  NODE_RUNNING_EXECUTIONS_MAX,
   streamName,
   type EventData,
   type NodeHeartbeat,
@@ -176,6 +177,11 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
         .filter((c) => c.status === 'idle')
         .slice(0, 10_000)
         .map((c) => ({ walletId: c.walletId, functionId: c.functionId, containerId: c.containerId })),
+      // Every execution this node holds (from the dispatch taken up to its end): the scheduler
+      // requeues a task it believes running here that this list has stopped naming.
+      runningExecutions: [...this.node.executions.values()]
+        .slice(0, NODE_RUNNING_EXECUTIONS_MAX)
+        .map((e) => ({ taskId: e.ref.taskId, executionId: e.ref.executionId })),
     };
     try {
       this.nc.publish(heartbeatSubject(this.nodeId), JSON.stringify(nodeHeartbeatSchema.parse(beat)));

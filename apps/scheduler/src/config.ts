@@ -19,5 +19,12 @@ export const SchedulerEnv = {
     3_600_000,
     ' ms',
   ),
+  EXECUTION_LOST_AFTER_MS: env.int(
+    'A task running (or dispatched and taken up) on a live node whose heartbeats have not listed its execution for this long is resolved: its recorded result is applied, or it is requeued (reason infrastructure, "execution lost"); keep it several NODE_HEARTBEAT_MS',
+    30_000,
+    200,
+    3_600_000,
+    ' ms',
+  ),
   LIVENESS_CHECK_MS: env.int('How often node liveness is checked', 500, 50, 60_000, ' ms'),
 };

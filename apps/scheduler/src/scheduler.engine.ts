@@ -5,10 +5,12 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleD
 import type { NatsConnection, Subscription as NatsSubscription } from 'nats';
 import {
   DomainError,
+  ExecutionStarted,
   HEARTBEAT_PREFIX,
   PricePlanSet,
   TaskCancelled,
   WalletOpened,
+  executionEvents,
   isEvent,
   isEventOf,
   nodeHeartbeatSchema,
@@ -49,6 +51,8 @@ export const VIEW_CATEGORIES = ['function', 'task', 'wallet', 'standing', 'node'
 export const runningEngines = new Set<SchedulerEngine>();
 /** Longest wait for the view to catch up with the log at start-up before giving up. */
 const CATCH_UP_TIMEOUT_MS = 120_000;
+/** Lost executions resolved per liveness check (each reads a stream and writes); the rest wait for the next check. */
+const LOST_EXECUTIONS_PER_CHECK = 256;
 
 /**
  * The scheduler's moving parts around the pure domain: the view (folded from a live subscription of
@@ -249,17 +253,64 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
         if (this.stopping) return;
         const { executionId } = task;
         assert(executionId !== undefined, `dispatched task ${task.taskId} has no execution id`);
-        // The execution consumer may simply not have reached this execution's events yet (e.g. a
-        // backlog after a restart): the execution stream is the truth.
-        if ((await this.store.read(streamName('execution', executionId))).length > 0) continue;
+        // The execution stream is the truth: events there were not applied yet, because the execution
+        // consumer has not reached them (a backlog after a restart) or never will (parked as dead
+        // letters). Applying them now is harmless either way: the decider ignores what it applied.
+        const recorded = await this.recordedExecution(executionId);
+        if (recorded.length > 0) {
+          await this.applyRecorded(recorded).catch((err) =>
+            this.log.warn(`applying the recorded execution ${executionId} of ${task.taskId} failed (retried next check): ${messageOf(err)}`),
+          );
+          continue;
+        }
         this.log.warn(`task ${task.taskId}: attempt ${task.attempt} not started on ${task.nodeId} within ${timeoutMs} ms; requeueing`);
         const detail = `node ${task.nodeId} did not start execution ${executionId} within ${timeoutMs} ms`;
         await this.onTask(task.taskId, { kind: 'start-timeout', executionId, detail }).catch((err) =>
           this.log.warn(`requeue of ${task.taskId} after the start timeout failed (retried next check): ${messageOf(err)}`),
         );
       }
+      await this.resolveLostExecutions();
     })().finally(() => (this.livenessRunning = undefined));
     return this.livenessRunning;
+  }
+
+  /**
+   * Executions a live node has stopped listing in its heartbeats while we still believe them on it:
+   * their Execution* events never reached us (e.g. parked as dead letters). The execution stream is
+   * the truth: what it recorded is applied (so a legitimately finished execution ends as it ended);
+   * with no result there, the attempt is requeued (or the task fails when it was the last one). Both
+   * go through the task decider, which ignores a stale attempt, so nothing is dispatched twice.
+   */
+  private async resolveLostExecutions(): Promise<void> {
+    const lostAfterMs = this.config.EXECUTION_LOST_AFTER_MS;
+    for (const task of this.view.lostExecutions(Date.now(), lostAfterMs, this.readyAtMs).slice(0, LOST_EXECUTIONS_PER_CHECK)) {
+      if (this.stopping) return;
+      const { taskId, executionId, nodeId } = task;
+      assert(executionId !== undefined, `task ${taskId} on a node has no execution id`);
+      try {
+        const recorded = await this.recordedExecution(executionId);
+        if (recorded.some((e) => !isEvent(e, ExecutionStarted))) {
+          this.log.warn(`task ${taskId}: execution ${executionId} ended on ${nodeId} but its result had not reached the scheduler; applying it`);
+          await this.applyRecorded(recorded);
+          continue;
+        }
+        this.log.warn(`task ${taskId}: execution ${executionId} lost (node ${nodeId} alive but not running it for ${lostAfterMs} ms); requeueing`);
+        const detail = `execution lost: node ${nodeId} has not listed execution ${executionId} for ${lostAfterMs} ms and recorded no result`;
+        await this.onTask(taskId, { kind: 'execution-lost', executionId, detail });
+      } catch (err) {
+        this.log.warn(`resolving the lost execution ${executionId} of ${taskId} failed (retried next check): ${messageOf(err)}`);
+      }
+    }
+  }
+
+  /** The events of one execution stream (written by a container-manager: execution events only). */
+  private async recordedExecution(executionId: string): Promise<RecordedExecutionEvent[]> {
+    return (await this.store.read(streamName('execution', executionId))).filter((e) => isEventOf(e, executionEvents));
+  }
+
+  /** Applies recorded execution events in order, as the execution consumer would have. */
+  private async applyRecorded(events: RecordedExecutionEvent[]): Promise<void> {
+    for (const event of events) await this.onExecutionEvent(event);
   }
 
   // --- task commands -------------------------------------------------------------------------------

@@ -77,7 +77,26 @@ export const commonEnv = {
   KURRENTDB_RELAY: env.oneOf('Run the KurrentDB -> JetStream relay in this process (exactly one replica in the cluster)', ['true', 'false'] as const, 'false'),
   EVENT_REPLICAS: env.int('Replicas of the JetStream event stream (3 in a NATS cluster)', 1, 1, 5),
   LOG_LEVEL: env.oneOf('Log verbosity', ['error', 'warn', 'log', 'debug', 'verbose'] as const, 'log'),
-  CONSUMER_MAX_DELIVERIES: env.int('Deliveries of one event before it is dead-lettered', 5, 1, 100),
+  CONSUMER_RETRY_WINDOW_MS: env.int(
+    'A failing event is redelivered (capped exponential backoff) for this long after its first failure, then parked as a dead letter (mesh deadletter list/replay); long enough to ride out a NATS or service restart',
+    600_000,
+    100,
+    86_400_000,
+    ' ms',
+  ),
+  CONSUMER_RETRY_BACKOFF_MAX_MS: env.int(
+    'Longest wait between two deliveries of a failing event (the backoff starts at 200 ms and doubles)',
+    30_000,
+    200,
+    600_000,
+    ' ms',
+  ),
+  CONSUMER_MAX_DELIVERIES: env.int(
+    'Hard bound on the deliveries of one failing event within the retry window (a handler that hangs until the ack wait also counts); reaching it parks the event early',
+    100,
+    1,
+    10_000,
+  ),
   OTEL_TRACES_EXPORTER: env.oneOf(
     'OpenTelemetry traces: none, otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318) or console',
     ['none', 'otlp', 'console'] as const,

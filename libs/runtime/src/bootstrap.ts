@@ -82,6 +82,8 @@ export async function startService<S extends EnvSpec>(
       nc,
       store,
       maxDeliveries: (config as { CONSUMER_MAX_DELIVERIES: number }).CONSUMER_MAX_DELIVERIES,
+      retryWindowMs: (config as { CONSUMER_RETRY_WINDOW_MS: number }).CONSUMER_RETRY_WINDOW_MS,
+      retryBackoffMaxMs: (config as { CONSUMER_RETRY_BACKOFF_MAX_MS: number }).CONSUMER_RETRY_BACKOFF_MAX_MS,
       healthDetails: definition.healthDetails,
       consumerPrefix: definition.consumerPrefix?.(config),
     });

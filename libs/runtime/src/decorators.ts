@@ -14,7 +14,7 @@ export function OnRequest(definition: RequestDefinition): MethodDecorator {
 export interface EventConsumerOptions {
   /** Distinguishes two consumers of one category in the same service. */
   name?: string;
-  /** Deliveries before the event is dead-lettered (default CONSUMER_MAX_DELIVERIES). */
+  /** Hard bound on deliveries of a failing event within the retry window, then it is parked (default CONSUMER_MAX_DELIVERIES). */
   maxDeliveries?: number;
   /** Events handed out by the server before the first ack (default 256). */
   maxAckPending?: number;
@@ -37,8 +37,9 @@ export interface EventConsumerExtras extends EventConsumerOptions {
 
 /**
  * A durable JetStream consumer of one category (`mesh.events.<category>.*`). The handler gets the
- * validated RecordedEvent; it is acked when the handler resolves and nak'd with backoff when it
- * throws, until `maxDeliveries`, after which it is dead-lettered and skipped.
+ * validated RecordedEvent; it is acked when the handler resolves and nak'd with capped backoff when
+ * it throws, for CONSUMER_RETRY_WINDOW_MS (or until `maxDeliveries`), after which it is parked as a
+ * dead letter and skipped; `mesh deadletter replay` runs this handler on it again (docs/deadletters.md).
  */
 export function OnEvents(category: Category, options: EventConsumerOptions = {}): MethodDecorator {
   const extras: EventConsumerExtras = { category, ...options };

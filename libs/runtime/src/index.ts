@@ -8,3 +8,4 @@ export * from './validating-store';
 export * from './core.module';
 export * from './bootstrap';
 export * from './telemetry';
+export * from './deadletters';

@@ -12,23 +12,66 @@ import {
   type NatsConnection,
   type Subscription as NatsSubscription,
 } from 'nats';
-import { EVENTS_STREAM, catalog, healthSubject, parseOrThrow, parseStreamName, type RecordedEvent, type ServiceName, type HealthReply } from '@mesh/contracts';
-import { messageOf } from '@mesh/common';
+import {
+  DomainError,
+  EVENTS_STREAM,
+  MessageDeadLettered,
+  MessageReplayed,
+  catalog,
+  deadLetterReplayRequest,
+  deadLetterReplaySubject,
+  eventOf,
+  healthSubject,
+  parseOrThrow,
+  parseStreamName,
+  streamForSubject,
+  type DeadLetterReplayReply,
+  type EventData,
+  type HealthReply,
+  type RecordedEvent,
+  type ServiceName,
+} from '@mesh/contracts';
+import { LRUCache, messageOf } from '@mesh/common';
+import { ConcurrencyError } from '@mesh/eventstore/errors';
 import { decode } from '@mesh/eventstore/jetstream/jetstream-event-store';
 import type { EventStore } from '@mesh/eventstore/port';
 import { requestRegistry, type EventConsumerExtras } from './decorators';
 import { decodeJson, encodeJson } from './json';
 import { toErrorBody } from './replies';
 import { inHandlerSpan, outgoingTraceparent, runInMessageContext } from './trace';
+import { deadLetterId, deadLetterStream, foldDeadLetters, replayEventId, type DeadLetter } from './deadletters';
 
-/** Backoff between redeliveries of a failing event: 200 ms doubling to at most 10 s. */
-export function redeliveryDelayMs(deliveries: number): number {
-  return Math.min(200 * 2 ** Math.max(0, deliveries - 1), 10_000);
+/** Backoff between redeliveries of a failing event: 200 ms doubling to at most `maxMs`. */
+export function redeliveryDelayMs(deliveries: number, maxMs = 30_000): number {
+  return Math.min(200 * 2 ** Math.min(30, Math.max(0, deliveries - 1)), maxMs);
 }
 
-/** What a handler receives as its Nest context: the raw JetStream message and delivery count. */
-export class JetStreamContext extends BaseRpcContext<[JsMsg, number]> {
-  get message(): JsMsg {
+/**
+ * What to do with a delivery that failed: redeliver after `delayMs`, or park it (retry window over,
+ * or the delivery bound reached). The last wait is cut to the window's end, so the final delivery
+ * happens right when the window closes. Pure.
+ */
+export function failureVerdict(
+  deliveries: number,
+  elapsedMs: number,
+  limits: { maxDeliveries: number; retryWindowMs: number; backoffMaxMs: number },
+): { park: true } | { park: false; delayMs: number } {
+  const remainingMs = limits.retryWindowMs - elapsedMs;
+  if (deliveries >= limits.maxDeliveries || remainingMs <= 0) return { park: true };
+  return { park: false, delayMs: Math.max(1, Math.min(redeliveryDelayMs(deliveries, limits.backoffMaxMs), remainingMs)) };
+}
+
+/** First failures remembered per (consumer, sequence): more than messages in flight, fewer than memory. */
+const FAILURES_REMEMBERED = 100_000;
+/** Appends of one replay record retried on a concurrent write to the deadletter stream. */
+const REPLAY_RECORD_ATTEMPTS = 5;
+
+/**
+ * What a handler receives as its Nest context: the raw JetStream message (none when an operator
+ * replays a dead letter: the event was read by sequence) and the delivery count.
+ */
+export class JetStreamContext extends BaseRpcContext<[JsMsg | undefined, number]> {
+  get message(): JsMsg | undefined {
     return this.args[0];
   }
   get deliveries(): number {
@@ -46,7 +89,12 @@ export interface MeshTransportOptions {
   service: ServiceName;
   nc: NatsConnection;
   store: EventStore;
+  /** Hard bound on the deliveries of a failing event (CONSUMER_MAX_DELIVERIES). */
   maxDeliveries: number;
+  /** How long after its first failure an event is redelivered before it is parked (CONSUMER_RETRY_WINDOW_MS). */
+  retryWindowMs: number;
+  /** Longest wait between two deliveries (CONSUMER_RETRY_BACKOFF_MAX_MS). */
+  retryBackoffMaxMs: number;
   /**
    * Prefix of durable consumer names (default: the service name). Services that run one instance
    * per node (container-manager) use a per-node prefix so each instance sees every event; replicas
@@ -69,6 +117,15 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
   private readonly consumers: ConsumerMessages[] = [];
   private readonly loops: Promise<void>[] = [];
   private readonly positions = new Map<string, bigint>();
+  /** Handler and in-flight deliveries of each durable consumer (replays run the same handler). */
+  private readonly handlers = new Map<string, { handler: MessageHandler; inFlight: Set<Promise<void>> }>();
+  /** A replay in progress per consumer: new deliveries of that consumer wait for it (one at a time stays true). */
+  private readonly replayGates = new Map<string, Promise<unknown>>();
+  /**
+   * When each failing message first failed, by `<durable>:<seq>`. In memory: after a restart (or an
+   * eviction) the window starts again, which only retries longer; CONSUMER_MAX_DELIVERIES still bounds it.
+   */
+  private readonly firstFailures = new LRUCache<string, number>({ max: FAILURES_REMEMBERED });
   private readonly startedAt = Date.now();
   private closing = false;
 
@@ -178,7 +235,7 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       filter_subject: pattern.split('#')[0],
       ack_policy: AckPolicy.Explicit,
       deliver_policy: extras.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
-      // One more than ours: the server stops redelivering only if we crash before dead-lettering.
+      // One more than ours: the server stops redelivering only if we crash before parking it.
       max_deliver: maxDeliveries + 1,
       ack_wait: nanos(30_000),
       max_ack_pending: extras.maxAckPending ?? 256,
@@ -194,10 +251,14 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     const messages = await consumer.consume({ max_messages: Math.min(config.max_ack_pending, 256) });
     this.consumers.push(messages);
     const concurrency = Math.max(1, Math.min(extras.concurrency ?? 1, config.max_ack_pending));
+    const inFlight = new Set<Promise<void>>();
+    this.handlers.set(durable, { handler, inFlight });
+    this.subscribeReplays(durable);
     this.loops.push(
       (async () => {
-        const inFlight = new Set<Promise<void>>();
         for await (const m of messages) {
+          // An operator's replay of this consumer's dead letter runs alone (see replay()).
+          for (let gate = this.replayGates.get(durable); gate; gate = this.replayGates.get(durable)) await gate.catch(() => undefined);
           const delivery = this.deliver(durable, m, handler, maxDeliveries).finally(() => inFlight.delete(delivery));
           inFlight.add(delivery);
           if (inFlight.size >= concurrency) await Promise.race(inFlight);
@@ -210,77 +271,220 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
 
   private async deliver(durable: string, m: JsMsg, handler: MessageHandler, maxDeliveries: number): Promise<void> {
     const deliveries = m.info.redeliveryCount;
+    const failureKey = `${durable}:${m.seq}`;
     let event: RecordedEvent;
     try {
-      event = decode(m);
-      const { category } = parseStreamName(event.stream);
-      event = { ...event, data: catalog.validate(event.type, category, event.data) };
+      event = validated(decode(m));
     } catch (err) {
-      // An event that doesn't match its contract will never become valid: dead-letter at once.
-      await this.deadLetter(durable, m, deliveries, `invalid event: ${messageOf(err)}`);
+      // An event that doesn't match its contract will never become valid: park it at once.
+      const now = new Date().toISOString();
+      await this.park(durable, m, deliveries, `invalid event: ${messageOf(err)}`, { cause: 'contract', firstFailedAt: now, lastFailedAt: now });
       return;
     }
     try {
-      const context = { traceparent: event.traceparent, correlationId: event.correlationId, causationId: event.id };
-      const attributes = () => ({
-        'messaging.system': 'nats',
-        'messaging.destination.name': m.subject,
-        'messaging.consumer.group.name': durable,
-        'messaging.message.id': event.id,
-        'mesh.event.type': event.type,
-        'mesh.event.stream': event.stream,
-        'mesh.event.position': event.position.toString(),
-        'mesh.delivery': deliveries,
-      });
-      await inHandlerSpan(`process ${event.type}`, 'consumer', event.traceparent, attributes, () =>
-        runInMessageContext(context, async () => {
-          const output: unknown = await handler(event, new JetStreamContext([m, deliveries]));
-          return lastValueFrom(this.transformToObservable<unknown>(output), { defaultValue: undefined });
-        }),
-      );
+      await this.runHandler(durable, m.subject, event, handler, m, deliveries);
       m.ack();
+      if (deliveries > 1) this.firstFailures.delete(failureKey);
       // With concurrency > 1 deliveries finish out of order: report the highest position handled.
       if (event.position > (this.positions.get(durable) ?? 0n)) this.positions.set(durable, event.position);
     } catch (err) {
-      if (deliveries >= maxDeliveries) {
-        await this.deadLetter(durable, m, deliveries, stackOf(err));
+      const nowMs = Date.now();
+      const firstMs = this.firstFailures.get(failureKey) ?? nowMs;
+      const { retryWindowMs, retryBackoffMaxMs } = this.options;
+      const verdict = failureVerdict(deliveries, nowMs - firstMs, { maxDeliveries, retryWindowMs, backoffMaxMs: retryBackoffMaxMs });
+      if (verdict.park) {
+        this.firstFailures.delete(failureKey);
+        await this.park(durable, m, deliveries, stackOf(err), {
+          cause: 'exhausted',
+          stream: event.stream,
+          firstFailedAt: new Date(firstMs).toISOString(),
+          lastFailedAt: new Date(nowMs).toISOString(),
+        });
       } else {
-        this.log.warn(`${durable}: ${event.type} ${event.id} failed (delivery ${deliveries}/${maxDeliveries}): ${messageOf(err)}`);
-        m.nak(redeliveryDelayMs(deliveries));
+        this.firstFailures.set(failureKey, firstMs);
+        const left = Math.max(0, retryWindowMs - (nowMs - firstMs));
+        this.log.warn(
+          `${durable}: ${event.type} ${event.id} failed (delivery ${deliveries}/${maxDeliveries}, retried for ${left} ms more, next in ${verdict.delayMs} ms): ${messageOf(err)}`,
+        );
+        m.nak(verdict.delayMs);
       }
     }
   }
 
-  private async deadLetter(durable: string, m: JsMsg, deliveries: number, error: string): Promise<void> {
+  /** Runs a consumer's handler on one validated event, in the event's trace and correlation context. */
+  private async runHandler(durable: string, subject: string, event: RecordedEvent, handler: MessageHandler, m: JsMsg | undefined, deliveries: number) {
+    const context = { traceparent: event.traceparent, correlationId: event.correlationId, causationId: event.id };
+    const attributes = () => ({
+      'messaging.system': 'nats',
+      'messaging.destination.name': subject,
+      'messaging.consumer.group.name': durable,
+      'messaging.message.id': event.id,
+      'mesh.event.type': event.type,
+      'mesh.event.stream': event.stream,
+      'mesh.event.position': event.position.toString(),
+      'mesh.delivery': deliveries,
+      'mesh.replay': m === undefined,
+    });
+    await inHandlerSpan(`process ${event.type}`, 'consumer', event.traceparent, attributes, () =>
+      runInMessageContext(context, async () => {
+        const output: unknown = await handler(event, new JetStreamContext([m, deliveries]));
+        return lastValueFrom(this.transformToObservable<unknown>(output), { defaultValue: undefined });
+      }),
+    );
+  }
+
+  /**
+   * Parks a message: records everything needed to replay it (consumer, stream sequence, subject,
+   * event id, error, deliveries, first/last failure) as MessageDeadLettered in `deadletter-<service>`,
+   * then terminates it so the consumer moves on.
+   */
+  private async park(
+    durable: string,
+    m: JsMsg,
+    deliveries: number,
+    error: string,
+    extra: Pick<EventData<typeof MessageDeadLettered>, 'cause' | 'stream' | 'firstFailedAt' | 'lastFailedAt'>,
+  ): Promise<void> {
     const { service, store } = this.options;
-    this.log.error(`${durable}: dead-lettering stream seq ${m.seq} after ${deliveries} deliveries: ${error.split('\n')[0]}`);
+    this.log.error(`${durable}: parking stream seq ${m.seq} after ${deliveries} deliveries (${extra.cause}): ${error.split('\n')[0]}`);
     try {
-      await store.append(
-        `deadletter-${service}`,
-        [
-          {
-            id: `${durable}-${m.seq}`,
-            type: 'MessageDeadLettered',
-            data: {
-              service,
-              consumer: durable,
-              subject: m.subject,
-              eventId: m.headers?.get('Nats-Msg-Id') || undefined,
-              eventType: m.headers?.get('Mesh-Type') || undefined,
-              streamSequence: String(m.seq),
-              deliveries,
-              error: error.slice(0, 4096),
-            },
-          },
-        ],
-        'any',
-      );
+      const eventStream = extra.stream ?? streamOfSubject(m.subject);
+      const letter = eventOf(MessageDeadLettered, deadLetterId(durable, m.seq), {
+        service,
+        consumer: durable,
+        subject: m.subject.slice(0, 512),
+        eventId: m.headers?.get('Nats-Msg-Id')?.slice(0, 128) || undefined,
+        eventType: m.headers?.get('Mesh-Type')?.slice(0, 64) || undefined,
+        streamSequence: String(m.seq),
+        deliveries,
+        error: error.slice(0, 4096),
+        cause: extra.cause,
+        ...(extra.firstFailedAt ? { firstFailedAt: extra.firstFailedAt, lastFailedAt: extra.lastFailedAt } : {}),
+        ...(eventStream ? { stream: eventStream.slice(0, 256) } : {}),
+      });
+      await store.append(deadLetterStream(service), [letter], 'any');
       m.term();
     } catch (err) {
       // Could not record it: leave it to be redelivered rather than lose it.
       this.log.error(`${durable}: dead-letter write failed: ${messageOf(err)}`);
-      m.nak(redeliveryDelayMs(deliveries));
+      m.nak(redeliveryDelayMs(deliveries, this.options.retryBackoffMaxMs));
     }
+  }
+
+  // --- replay of dead letters ---------------------------------------------------------------------
+  private subscribeReplays(durable: string): void {
+    const { service, nc } = this.options;
+    const subject = deadLetterReplaySubject(service, durable);
+    const definition = deadLetterReplayRequest(service);
+    const sub = nc.subscribe(subject, {
+      // Replicas sharing this durable share the queue group; a per-node durable is replayed by its node.
+      queue: `mesh-${service}`,
+      callback: (_err, msg) => void this.answerReplay(msg, durable, definition.schema, subject),
+    });
+    this.subscriptions.push(sub);
+  }
+
+  private async answerReplay(msg: Msg, durable: string, schema: ReturnType<typeof deadLetterReplayRequest>['schema'], subject: string): Promise<void> {
+    try {
+      const body = parseOrThrow(schema, decodeJson(msg.data), subject);
+      const reply = await this.replay(durable, body.id);
+      msg.respond(encodeJson({ ok: true, data: reply }));
+    } catch (err) {
+      const error = toErrorBody(err);
+      if (error.code === 'internal') this.log.error(`${subject}: ${stackOf(err)}`);
+      msg.respond(encodeJson({ ok: false, error }));
+    }
+  }
+
+  /**
+   * Re-delivers one parked message to its consumer's handler: loads the letter from
+   * `deadletter-<service>`, reads the original event by sequence from MESH_EVENTS, runs the same
+   * handler (alone: the consumer's deliveries wait) and records the outcome as MessageReplayed, so a
+   * resolved letter is no longer listed and a second replay is a no-op. Handlers are idempotent
+   * (deterministic event ids), so replaying something already applied is harmless.
+   */
+  async replay(durable: string, id: string): Promise<DeadLetterReplayReply> {
+    const consumer = this.handlers.get(durable);
+    if (!consumer) throw new DomainError('unknown_consumer', `consumer: ${durable} is not a consumer of this ${this.options.service} instance`);
+    const stream = deadLetterStream(this.options.service);
+    const letter = foldDeadLetters(await this.options.store.read(stream)).letters.get(id);
+    if (!letter) throw new DomainError('unknown_dead_letter', `id: no dead letter ${id} in ${stream}`);
+    if (letter.consumer !== durable) throw new DomainError('wrong_consumer', `id: dead letter ${id} belongs to consumer ${letter.consumer}, not ${durable}`);
+    if (letter.status === 'resolved') return { id, outcome: 'already-resolved' };
+    const original = await this.readOriginal(letter);
+    const previous = this.replayGates.get(durable);
+    const run = (async () => {
+      await previous?.catch(() => undefined);
+      await Promise.allSettled([...consumer.inFlight]);
+      try {
+        await this.runHandler(durable, letter.subject, validated(original), consumer.handler, undefined, letter.deliveries + 1);
+        return undefined;
+      } catch (err) {
+        return stackOf(err);
+      }
+    })();
+    this.replayGates.set(durable, run);
+    const error = await run.finally(() => this.replayGates.get(durable) === run && this.replayGates.delete(durable));
+    return this.recordReplay(letter, error);
+  }
+
+  /** The original message of a letter, by sequence from MESH_EVENTS (with its traceparent). */
+  private async readOriginal(letter: DeadLetter): Promise<RecordedEvent> {
+    const jsm = await this.options.nc.jetstreamManager();
+    try {
+      const stored = await jsm.streams.getMessage(EVENTS_STREAM, { seq: Number(letter.streamSequence) });
+      return decode({ data: stored.data, seq: stored.seq, headers: stored.header });
+    } catch (err) {
+      throw new DomainError(
+        'original_missing',
+        `streamSequence: message ${letter.streamSequence} of dead letter ${letter.id} cannot be read from ${EVENTS_STREAM}: ${messageOf(err)}`,
+      );
+    }
+  }
+
+  /** Appends the replay's outcome with the stream's expected version; a concurrent write re-reads (bounded). */
+  private async recordReplay(letter: DeadLetter, error: string | undefined): Promise<DeadLetterReplayReply> {
+    const { service, store } = this.options;
+    const stream = deadLetterStream(service);
+    for (let attempt = 1; ; attempt++) {
+      const { letters, revision } = foldDeadLetters(await store.read(stream));
+      const current = letters.get(letter.id);
+      // Another replay (another replica) resolved it meanwhile: ours changed nothing more.
+      if (!current || current.status === 'resolved') return { id: letter.id, outcome: 'already-resolved' };
+      const record = eventOf(MessageReplayed, replayEventId(letter.id, current.replays + 1), {
+        deadLetterId: letter.id,
+        service,
+        consumer: letter.consumer,
+        streamSequence: letter.streamSequence,
+        ...(letter.eventId ? { eventId: letter.eventId } : {}),
+        outcome: error === undefined ? 'applied' : 'failed',
+        ...(error !== undefined ? { error: error.slice(0, 4096) } : {}),
+        replayedAt: new Date().toISOString(),
+      });
+      try {
+        await store.append(stream, [record], revision);
+        if (error !== undefined) this.log.warn(`${letter.consumer}: replay of ${letter.id} failed again: ${error.split('\n')[0]}`);
+        else this.log.log(`${letter.consumer}: replayed ${letter.id} (stream seq ${letter.streamSequence})`);
+        return { id: letter.id, outcome: record.data.outcome, ...(error !== undefined ? { error: error.slice(0, 4096) } : {}) };
+      } catch (err) {
+        if (!(err instanceof ConcurrencyError) || attempt >= REPLAY_RECORD_ATTEMPTS) throw err;
+      }
+    }
+  }
+}
+
+/** The event checked against its contract (data parsed by its definition); throws ContractError. */
+function validated(event: RecordedEvent): RecordedEvent {
+  const { category } = parseStreamName(event.stream);
+  return { ...event, data: catalog.validate(event.type, category, event.data) };
+}
+
+/** `mesh.events.usage.c1` -> `usage-c1`, or undefined for a subject that is not an event subject. */
+function streamOfSubject(subject: string): string | undefined {
+  try {
+    return streamForSubject(subject);
+  } catch {
+    return undefined;
   }
 }
 

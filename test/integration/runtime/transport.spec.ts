@@ -35,7 +35,8 @@ const relay = defineRequest('command', 'mesh.api.scaler.test-relay', z.object({ 
 class ProbeController {
   constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
 
-  @OnEvents('test', { maxDeliveries: 3 })
+  // The retry window (RETRY_WINDOW_MS below) parks a failing event, well before this bound.
+  @OnEvents('test', { maxDeliveries: 50 })
   async onTest(event: RecordedEvent) {
     const n = (attempts.get(event.id) ?? 0) + 1;
     attempts.set(event.id, n);
@@ -71,6 +72,9 @@ class ProbeModule {
   }
 }
 
+/** Short, so a failing event is parked quickly; in production it is minutes (CONSUMER_RETRY_WINDOW_MS). */
+const RETRY_WINDOW_MS = 1500;
+
 describe('mesh transport (NestJS over real NATS/JetStream)', () => {
   let server: NatsServerProcess;
   let service: RunningService;
@@ -79,7 +83,14 @@ describe('mesh transport (NestJS over real NATS/JetStream)', () => {
 
   beforeAll(async () => {
     server = await NatsServerProcess.start();
-    service = await startService({ service: 'scaler', env: {}, module: (core) => ProbeModule.forRoot(core) }, { NATS_URL: server.url, LOG_LEVEL: 'error' });
+    service = await startService(
+      { service: 'scaler', env: {}, module: (core) => ProbeModule.forRoot(core) },
+      {
+        NATS_URL: server.url,
+        LOG_LEVEL: 'error',
+        CONSUMER_RETRY_WINDOW_MS: String(RETRY_WINDOW_MS),
+      },
+    );
     const nc = await server.connect();
     raw = await JetStreamEventStore.connect(nc);
     client = new MeshClient(nc);
@@ -112,10 +123,10 @@ describe('mesh transport (NestJS over real NATS/JetStream)', () => {
     expect(attempts.get('retry-1')).toBe(3);
   });
 
-  it('dead-letters an event after the allowed deliveries and moves on', async () => {
-    await raw.append('test-dead', [{ id: 'dead-1', type: 'TestEvent', data: { n: 3, note: 'always-fail' } }], 'any');
+  it('retries a failing event for the retry window, then parks it with what a replay needs, and moves on', async () => {
+    const { position } = await raw.append('test-dead', [{ id: 'dead-1', type: 'TestEvent', data: { n: 3, note: 'always-fail' } }], 'any');
     await raw.append('test-dead', [{ id: 'after-dead', type: 'TestEvent', data: { n: 4 } }], 'any');
-    const letters = await eventually(
+    const letter = await eventually(
       async () => {
         const events = await raw.read('deadletter-scaler');
         return events.find((e) => isEvent(e, MessageDeadLettered) && e.data.eventId === 'dead-1');
@@ -123,19 +134,32 @@ describe('mesh transport (NestJS over real NATS/JetStream)', () => {
       20_000,
       'dead letter',
     );
-    expect(letters.data).toMatchObject({ consumer: 'scaler_test', deliveries: 3, eventType: 'TestEvent' });
-    expect(isEvent(letters, MessageDeadLettered) && letters.data.error).toContain('permanent failure');
-    expect(attempts.get('dead-1')).toBe(3);
+    if (!isEvent(letter, MessageDeadLettered)) throw new Error(`expected MessageDeadLettered, got ${letter.type}`);
+    expect(letter.id).toBe(`scaler_test-${position}`);
+    expect(letter.data).toMatchObject({
+      consumer: 'scaler_test',
+      eventType: 'TestEvent',
+      subject: 'mesh.events.test.dead',
+      stream: 'test-dead',
+      streamSequence: position.toString(),
+      cause: 'exhausted',
+      deliveries: attempts.get('dead-1'),
+    });
+    expect(letter.data.error).toContain('permanent failure');
+    // Parked only once the window had passed since the first failure (not after a fixed count).
+    expect(Date.parse(letter.data.lastFailedAt ?? '') - Date.parse(letter.data.firstFailedAt ?? '')).toBeGreaterThanOrEqual(RETRY_WINDOW_MS);
+    expect(attempts.get('dead-1')).toBeGreaterThan(1);
     await eventually(() => handled.find((e) => e.id === 'after-dead'), 10_000, 'next event handled');
   });
 
-  it('dead-letters an event that breaks its contract without calling the handler', async () => {
+  it('parks an event that breaks its contract at once, without calling the handler', async () => {
     await raw.append('test-bad', [{ id: 'bad-1', type: 'TestEvent', data: { n: 'not a number' } }], 'any');
-    await eventually(
+    const letter = await eventually(
       async () => (await raw.read('deadletter-scaler')).find((e) => isEvent(e, MessageDeadLettered) && e.data.eventId === 'bad-1'),
       10_000,
       'dead letter',
     );
+    expect(isEvent(letter, MessageDeadLettered) && letter.data).toMatchObject({ cause: 'contract', deliveries: 1, stream: 'test-bad' });
     expect(attempts.has('bad-1')).toBe(false);
   });
 

@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from 'nats';
 import {
+  EVENTS_STREAM,
   ExecutionStarted,
+  ExecutionSucceeded,
   NodeRegistered,
   StandingChanged,
   TaskRequeued,
@@ -160,5 +162,33 @@ describe('scheduler: start timeout of a dispatched attempt', () => {
     await eventually(async () => (await task('stuck-1')).state === 'running', 10_000, 'attempt 2 running');
     await sleep(START_TIMEOUT_MS * 2);
     expect(await task('stuck-1')).toMatchObject({ state: 'running', attempt: 2 });
+  });
+
+  it('applies what the execution stream recorded when those events never reached the scheduler (no requeue)', async () => {
+    await client.requestRaw('mesh.api.scheduler.submit-task', { functionId: 'f', walletId: 'w1', taskId: 'quick-1', input: { inline: '' } });
+    const dispatched = await eventually(
+      async () => {
+        const t = await task('quick-1');
+        return t.state === 'dispatched' && t;
+      },
+      10_000,
+      'dispatched',
+    );
+    const nodeId = dispatched.nodeId ?? '';
+    // The node runs it start to end between two heartbeats, and the scheduler's execution consumer is gone (its events are lost).
+    await (await nc.jetstreamManager()).consumers.delete(EVENTS_STREAM, 'scheduler_execution');
+    const ref = { executionId: 'quick-1-1', taskId: 'quick-1', attempt: 1, containerId: 'cq', nodeId, walletId: 'w1', functionId: 'f' };
+    await append('execution-quick-1-1', ExecutionStarted, 'quick-1-1-started', { ...ref, startedAtMs: Date.now(), warm: false });
+    await append('execution-quick-1-1', ExecutionSucceeded, 'quick-1-1-succeeded', { ...ref, outputRef: { bucket: 'mesh-output', key: 'q' }, durationMs: 1 });
+
+    const done = await eventually(
+      async () => {
+        const t = await task('quick-1');
+        return t.state === 'succeeded' && t;
+      },
+      15_000,
+      'succeeded from the recorded result',
+    );
+    expect(done.history.map((h) => h.type)).toEqual(['TaskSubmitted', 'TaskDispatched', 'TaskRunning', 'TaskSucceeded']);
   });
 });

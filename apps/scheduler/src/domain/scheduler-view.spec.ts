@@ -145,6 +145,44 @@ describe('scheduler view: capacity, containers, fairness', () => {
     expect(view.unstartedDispatches(121_001, 120_000, 100_000)).toEqual([]);
     expect(view.unstartedDispatches(220_001, 120_000, 100_000).map((t) => t.taskId)).toEqual(['t1']);
   });
+  it('lists executions a live node has stopped listing for longer than the window, counted from its last listing', () => {
+    const view = viewOf([...base(), submit('t1', 'w1'), submit('t2', 'w2')]);
+    dispatchInMemory(view, 10, 1_000);
+    const t1 = view.tasks.get('t1')!;
+    const t2 = view.tasks.get('t2')!;
+    view.apply(taskEvent(view, decided(TaskRunning, { ...ref('t1'), attempt: 1, executionId: 't1-1', nodeId: t1.nodeId!, containerId: 'c1' })));
+    const beat = (nodeId: string, atMs: number, runningExecutions?: { taskId: string; executionId: string }[]) =>
+      view.heartbeat(
+        {
+          nodeId,
+          atMs,
+          cpuMillis: 4000,
+          memoryBytes: 8 * GiB,
+          usedCpuMillis: 0,
+          usedMemoryBytes: 0,
+          runningContainers: 0,
+          idleContainers: [],
+          runningExecutions,
+        },
+        atMs,
+      );
+    // Nodes that do not list their executions (older versions) are never suspected.
+    for (const n of ['n1', 'n2']) beat(n, 2_000);
+    expect(view.lostExecutions(1_000_000, 30_000)).toEqual([]);
+    // Both nodes list: t1 (running) is listed at 3 s, then no more; t2 (dispatched) is never listed: the start timeout's case.
+    beat(t1.nodeId!, 3_000, [{ taskId: 't1', executionId: 't1-1' }]);
+    if (t2.nodeId !== t1.nodeId) beat(t2.nodeId!, 3_000, []);
+    beat(t1.nodeId!, 4_000, []);
+    expect(view.lostExecutions(33_000, 30_000)).toEqual([]);
+    expect(view.lostExecutions(33_001, 30_000).map((t) => t.taskId)).toEqual(['t1']);
+    // After a scheduler restart at 20 s the whole window counts from there.
+    expect(view.lostExecutions(50_000, 30_000, 20_000)).toEqual([]);
+    // Listed again: not lost; a dead node's tasks are the liveness check's, not this one's.
+    beat(t1.nodeId!, 40_000, [{ taskId: 't1', executionId: 't1-1' }]);
+    expect(view.lostExecutions(60_000, 30_000)).toEqual([]);
+    view.expireNodes(200_000, 10_000);
+    expect(view.lostExecutions(200_000, 30_000)).toEqual([]);
+  });
   it('folding the same event twice changes nothing (local apply, then the log echo)', () => {
     const events = [...base(), submit('t1', 'w1')];
     const view = viewOf(events);

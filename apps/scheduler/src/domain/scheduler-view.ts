@@ -41,6 +41,8 @@ export interface TaskSummary {
   executionId?: string;
   /** When the current attempt was dispatched (state dispatched). */
   dispatchedAtMs?: number;
+  /** Last time a heartbeat of its node listed the current execution (undefined: not since its dispatch or our start). */
+  listedAtMs?: number;
   /** Resources reserved on nodeId while dispatched/running. */
   cpuMillis?: number;
   memoryBytes?: number;
@@ -69,6 +71,11 @@ export interface NodeState extends PlacementNode {
   idleKeys: Set<string>;
   busyKeys: Map<string, number>;
   tasks: Set<string>;
+  /**
+   * Since when the node's heartbeats list its running executions without a break (undefined: its
+   * latest beat did not, e.g. an older container-manager; such a node's executions are never suspected).
+   */
+  listsExecutionsSinceMs?: number;
   completed: number;
   lost: number;
 }
@@ -220,8 +227,39 @@ export class SchedulerView {
     n.usedMemoryBytes = beat.usedMemoryBytes;
     n.idleKeys = new Set(beat.idleContainers.map((c) => containerKey(c.walletId, c.functionId)));
     if (!n.left) n.alive = true;
+    if (beat.runningExecutions) {
+      n.listsExecutionsSinceMs ??= nowMs;
+      for (const { taskId, executionId } of beat.runningExecutions) {
+        const task = this.tasks.get(taskId);
+        if (task?.executionId === executionId && task.nodeId === beat.nodeId) task.listedAtMs = nowMs;
+      }
+    } else {
+      n.listsExecutionsSinceMs = undefined;
+    }
     this.refresh(n);
     return revived;
+  }
+
+  /**
+   * Tasks whose execution was lost: on a live node whose heartbeats list its executions, a task
+   * believed running (or dispatched, once the node had listed it: it took the dispatch up) that the
+   * heartbeats have not listed for longer than `lostAfterMs`. Silence is counted from the latest of:
+   * its last listing, the node's first listing beat, and `notBeforeMs` (the scheduler's start), so a
+   * restart or an upgraded node gets the whole window. A dispatch never taken up is the start
+   * timeout's case (`unstartedDispatches`), a silent node the liveness check's.
+   */
+  lostExecutions(nowMs: number, lostAfterMs: number, notBeforeMs = 0): TaskSummary[] {
+    const lost: TaskSummary[] = [];
+    for (const node of this.nodes.values()) {
+      if (!node.alive || node.left || node.listsExecutionsSinceMs === undefined) continue;
+      for (const taskId of node.tasks) {
+        const task = this.tasks.get(taskId);
+        if (!task || !(task.state === 'running' || (task.state === 'dispatched' && task.listedAtMs !== undefined))) continue;
+        const silentSinceMs = Math.max(task.listedAtMs ?? 0, node.listsExecutionsSinceMs, notBeforeMs);
+        if (nowMs - silentSinceMs > lostAfterMs) lost.push(task);
+      }
+    }
+    return lost;
   }
 
   /** Marks nodes silent for longer than `lostAfterMs` as not alive; returns the ones newly lost. */
@@ -293,6 +331,7 @@ export class SchedulerView {
         task.nodeId = d.nodeId;
         task.executionId = d.executionId;
         task.dispatchedAtMs = d.dispatchedAtMs;
+        task.listedAtMs = undefined;
         task.cpuMillis = fn.cpuInitialMillis;
         task.memoryBytes = fn.memoryBytes;
         this.enterNode(task);
@@ -313,6 +352,7 @@ export class SchedulerView {
         task.state = 'pending';
         task.nodeId = undefined;
         task.executionId = undefined;
+        task.listedAtMs = undefined;
         task.attempt = event.data.attempt + 1;
         task.reason = reason;
         this.pool.add({ taskId: task.taskId, walletId: task.walletId, priority: task.priority, seq: task.seq });

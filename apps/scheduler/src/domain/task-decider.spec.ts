@@ -123,6 +123,30 @@ describe('task decider: requeue limits', () => {
       .thenNothing();
     spec(taskDecider).given([submitted()]).when(lost('n1')).thenNothing();
   });
+  it('an execution its live node no longer runs (its result lost) is requeued (infrastructure), only for the current attempt', () => {
+    const lostCmd = (executionId = 't1-1'): TaskCommand => ({ kind: 'execution-lost', executionId, detail: 'execution lost: node n1 has not listed t1-1' });
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), running(1)])
+      .when(lostCmd())
+      .then([requeued(1, 'infrastructure', 'execution lost: node n1 has not listed t1-1')]);
+    spec(taskDecider)
+      .given([submitted(), dispatched(1)])
+      .when(lostCmd())
+      .then([requeued(1, 'infrastructure', 'execution lost: node n1 has not listed t1-1')]);
+    // A stale detection (the attempt was already requeued and dispatched again) changes nothing: no double dispatch.
+    spec(taskDecider)
+      .given([submitted(), dispatched(1), requeued(1, 'infrastructure', 'x'), dispatched(2)])
+      .when(lostCmd('t1-1'))
+      .thenNothing();
+    spec(taskDecider)
+      .given([submitted(1), dispatched(1), running(1)])
+      .when(lostCmd())
+      .then((events) => {
+        const [failed] = events;
+        if (!isEvent(failed, TaskFailed)) throw new Error(`expected TaskFailed, got ${failed?.type}`);
+        expect(failed.data.reason).toMatch(/^infrastructure: attempt 1 of 1 ended \(execution lost/);
+      });
+  });
   it('a dispatch whose node never reported the start is requeued (infrastructure), only while it is still dispatched', () => {
     const timeout = (executionId = 't1-1'): TaskCommand => ({ kind: 'start-timeout', executionId, detail: 'not started within 120000 ms' });
     spec(taskDecider)

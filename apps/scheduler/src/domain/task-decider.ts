@@ -48,6 +48,7 @@ export type TaskCommand =
   | { kind: 'execution-aborted'; executionId: string; reason: 'suspended' | 'cancelled' | 'superseded' }
   | { kind: 'node-lost'; nodeId: string; reason: 'node-lost' | 'infrastructure'; detail: string }
   | { kind: 'start-timeout'; executionId: string; detail: string }
+  | { kind: 'execution-lost'; executionId: string; detail: string }
   | { kind: 'cancel'; taskId: string; reason: string };
 
 export const executionIdOf = (taskId: string, attempt: number) => `${taskId}-${attempt}`;
@@ -217,6 +218,12 @@ export function decideTask(command: TaskCommand, state: TaskState): TaskEvent[] 
       // Dispatched, but the node never reported the start: give the attempt up. The node skips a
       // superseded dispatch it has not started yet and kills one it has (container-manager).
       if (state.status !== 'dispatched' || state.executionId !== command.executionId) return [];
+      return requeueOrFail(state, 'infrastructure', command.detail);
+    case 'execution-lost':
+      // The node is alive but no longer runs this attempt and its result never reached us (its
+      // Execution* events were lost): give the attempt up like an infrastructure failure. The caller
+      // has checked the execution stream holds no result (that would be applied instead).
+      if (!isCurrent(state, command.executionId)) return [];
       return requeueOrFail(state, 'infrastructure', command.detail);
     case 'node-lost':
       if (!isActive(state.status) || state.nodeId !== command.nodeId) return [];

@@ -171,6 +171,9 @@ export const executionEvents = [ExecutionStarted, ExecutionSucceeded, ExecutionF
 export const usageEvents = [ResourceSampled] as const;
 export const containerManagerEvents = [...nodeEvents, ...containerEvents, ...executionEvents, ...usageEvents] as const;
 
+/** Bound of `runningExecutions` in a heartbeat (a node runs far fewer at once: each holds CPU and memory). */
+export const NODE_RUNNING_EXECUTIONS_MAX = 10_000;
+
 /** Core NATS (not persisted) liveness beat on `mesh.heartbeat.node.<nodeId>`. */
 export const nodeHeartbeatSchema = z.object({
   nodeId: idSchema,
@@ -181,5 +184,14 @@ export const nodeHeartbeatSchema = z.object({
   usedMemoryBytes: z.int().min(0),
   runningContainers: z.int().min(0),
   idleContainers: z.array(z.object({ walletId: idSchema, functionId: idSchema, containerId: idSchema })).max(10000),
+  /**
+   * Executions the node is running now (started, not finished). The scheduler requeues a task it
+   * believes running on a live node that has stopped listing it (its Execution* events were lost).
+   * Optional: a node of an older version does not send it, and is then never suspected.
+   */
+  runningExecutions: z
+    .array(z.object({ taskId: idSchema, executionId: idSchema }))
+    .max(NODE_RUNNING_EXECUTIONS_MAX)
+    .optional(),
 });
 export type NodeHeartbeat = z.output<typeof nodeHeartbeatSchema>;

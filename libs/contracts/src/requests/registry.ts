@@ -1,6 +1,7 @@
 import type { RequestDefinition } from '../define';
 import { SERVICES } from '../ids';
 import { healthRequest } from './health';
+import { deadLetterReplayRequest } from './deadletter';
 import { schedulerRequests } from './scheduler';
 import { containerManagerRequests } from './container-manager';
 import { creditManagerRequests } from './credit-manager';
@@ -11,6 +12,7 @@ import { ledgerRequests } from './ledger';
 export function allRequestDefinitions(): RequestDefinition[] {
   return [
     ...SERVICES.map((s) => healthRequest(s)),
+    ...SERVICES.map((s) => deadLetterReplayRequest(s)),
     ...schedulerRequests,
     ...containerManagerRequests,
     ...creditManagerRequests,
@@ -18,3 +20,6 @@ export function allRequestDefinitions(): RequestDefinition[] {
     ...ledgerRequests,
   ];
 }
+
+// Re-exported here because the package index exports this module (requests/deadletter.ts is new).
+export * from './deadletter';
