@@ -184,7 +184,7 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
 }
 
 function checkSide(state: WalletState, walletId: string, kind: 'user' | 'provider', charge: Charge): void {
-  // Thrown errors nak the charge; after CONSUMER_MAX_DELIVERIES it is dead-lettered (and visible).
+  // Thrown errors nak the charge; after the retry window it is parked as a dead letter (visible, replayable).
   if (!state.opened) throw new Error(`charge ${charge.chargeId}: ${kind} wallet ${walletId} does not exist`);
   if (state.kind !== kind) throw new Error(`charge ${charge.chargeId}: wallet ${walletId} is a ${state.kind} wallet, not a ${kind} wallet`);
   if (state.currency !== charge.currency)
