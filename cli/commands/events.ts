@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { DeliverPolicy } from 'nats';
 import { EVENTS_STREAM, categorySubject, CATEGORIES } from '@mesh/contracts';
-import { decode } from '@mesh/eventstore';
+import type { RecordedEvent } from '@mesh/contracts';
+import { decodeMessage, PoisonMessage } from '@mesh/eventstore';
 import { withNats } from '../connection';
 import { UsageError, isJson } from '../output';
 
@@ -16,14 +17,20 @@ export function subjectFilter(filter?: string): string | undefined {
 }
 
 /** One line per event: time, position, stream, type and the data's most telling fields. */
-export function eventLine(e: ReturnType<typeof decode>): string {
-  const d = e.data as Record<string, unknown>;
+export function eventLine(e: RecordedEvent): string {
+  const data: unknown = e.data;
+  const d = new Map<string, unknown>(typeof data === 'object' && data !== null ? Object.entries(data) : []);
   const keys = ['amount', 'balanceAfter', 'to', 'state', 'reason', 'taskId', 'attempt', 'nodeId', 'cpuNanos', 'fromCpuMillis', 'toCpuMillis', 'exitCode'];
   const detail = keys
-    .filter((k) => d?.[k] !== undefined)
-    .map((k) => `${k}=${d[k]}`)
+    .filter((k) => d.get(k) !== undefined)
+    .map((k) => `${k}=${String(d.get(k))}`)
     .join(' ');
   return `${e.occurredAt.slice(11, 23)}  #${e.position}  ${e.stream.padEnd(28)} ${e.type.padEnd(20)} ${detail}`;
+}
+
+/** The warning line for a message that is no valid event: where it sits and why it is skipped. */
+export function poisonLine(p: PoisonMessage): string {
+  return `warning: skipped poison #${p.seq} on ${p.subject}: ${p.reason}`;
 }
 
 export function registerEvents(program: Command) {
@@ -45,8 +52,10 @@ export function registerEvents(program: Command) {
         let seen = 0;
         process.once('SIGINT', () => void messages.close());
         for await (const m of messages) {
-          const e = decode(m);
-          console.log(isJson() ? JSON.stringify({ ...e, position: e.position.toString() }) : eventLine(e));
+          const e = decodeMessage(m);
+          // The tail only reads: poison is reported on stderr (the services' stores record it) and skipped.
+          if (e instanceof PoisonMessage) console.error(poisonLine(e));
+          else console.log(isJson() ? JSON.stringify({ ...e, position: e.position.toString() }) : eventLine(e));
           if (++seen >= limit) break;
         }
         await messages.close().catch(() => undefined);

@@ -1,4 +1,4 @@
-import { catalog, CATEGORY_OWNERS, EVENTS_PREFIX, ID_PATTERN, type RecordedEvent } from '@mesh/contracts';
+import { catalog, CATEGORY_OWNERS, EVENTS_PREFIX, type RecordedEvent } from '@mesh/contracts';
 import type { MsgHdrs } from 'nats';
 import { envelopeProblem } from './envelope';
 

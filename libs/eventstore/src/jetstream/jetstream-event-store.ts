@@ -28,7 +28,7 @@ import {
 import { ended, producerSpan } from '@mesh/runtime/trace';
 import { ConcurrencyError, DuplicateEventError, EventStoreInvariantError } from '../errors';
 import { encodeEnvelope, prepareEnvelopes, type StoredEnvelope } from '../envelope';
-import { decodeMessage, PoisonMessage, QUARANTINE_STREAM_PREFIX, REVISION_HEADER, type StoredMessage } from '../poison';
+import { decodeMessage, PoisonMessage, QUARANTINE_STREAM_PREFIX, REVISION_HEADER } from '../poison';
 import {
   READ_BATCH_MAX,
   type AppendResult,
@@ -255,7 +255,8 @@ export class JetStreamEventStore implements EventStore {
       throw err;
     }
     const decoded = decodeMessage({ data: last.data, seq: last.seq, subject: last.subject, headers: last.header }, false);
-    if (!(decoded instanceof PoisonMessage) && last.header?.get(REVISION_HEADER) === String(decoded.revision)) return { revision: decoded.revision, seq: last.seq };
+    if (!(decoded instanceof PoisonMessage) && last.header?.get(REVISION_HEADER) === String(decoded.revision))
+      return { revision: decoded.revision, seq: last.seq };
     const { events, lastSeq } = await this.readStream(stream, 'append', {});
     return { revision: events.length > 0 ? events[events.length - 1].revision : -1, seq: lastSeq };
   }
@@ -374,7 +375,14 @@ export class JetStreamEventStore implements EventStore {
    * whole-log read passes no filter at all: nats-server 2.9 takes up to seconds to create a consumer
    * filtered on `mesh.events.>` that starts mid-stream, and none without a filter (measured).
    */
-  private async fetchRange(filter: string | undefined, fromSeq: number, count: number, withTrace: boolean, log?: LogState, lastChance = true): Promise<Fetched> {
+  private async fetchRange(
+    filter: string | undefined,
+    fromSeq: number,
+    count: number,
+    withTrace: boolean,
+    log?: LogState,
+    lastChance = true,
+  ): Promise<Fetched> {
     const fetched: Fetched = { events: [], poison: [], lastSeq: 0 };
     if (count <= 0) return fetched;
     const consumer = await this.js.consumers.get(this.stream, { ...(filter ? { filterSubjects: filter } : {}), opt_start_seq: fromSeq });
@@ -444,7 +452,12 @@ export class JetStreamEventStore implements EventStore {
     try {
       const tail = await this.readTail(poison.quarantineStream, subjectForStream(poison.quarantineStream));
       if (tail.revision < 0) {
-        const data = { subject: poison.subject.slice(0, 512), streamSequence: String(poison.seq), reason: poison.reason, reader: `${reader} ${this.reader}`.slice(0, 128) };
+        const data = {
+          subject: poison.subject.slice(0, 512),
+          streamSequence: String(poison.seq),
+          reason: poison.reason,
+          reader: `${reader} ${this.reader}`.slice(0, 128),
+        };
         await this.append(poison.quarantineStream, [eventOf(MessageQuarantined, `quarantine-${poison.seq}`, data)], 'no_stream');
         this.report(`quarantined ${poison.toString()} (record in ${poison.quarantineStream})`);
       }
