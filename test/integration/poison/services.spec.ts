@@ -121,6 +121,15 @@ describe('services with poison in the log', () => {
     );
 
     // Each poison message recorded exactly once, though three services (and the ledger twice) met it.
+    // The services record behind their reads: wait until every poison message has its record, then count them.
+    await eventually(
+      async () => {
+        const recorded = await quarantineRecords();
+        return [...poison, copy].every((seq) => recorded.has(String(seq)));
+      },
+      10_000,
+      'every poison message to be recorded',
+    );
     const records = await quarantineRecords();
     for (const seq of [...poison, copy]) {
       expect(records.get(String(seq))?.map((e) => e.stream)).toEqual([`deadletter-quarantine-${seq}`]);

@@ -108,6 +108,8 @@ describe('poison messages in the JetStream event store', () => {
     ]);
     await expect(other.append(stream, [ev('good-3')], 1)).resolves.toMatchObject({ nextExpectedVersion: 2 });
 
+    // Recording runs behind the reads; both readers queued every poison message.
+    await Promise.all([store.flushQuarantine(), other.flushQuarantine()]);
     const records = await quarantineRecords(store);
     for (const [seq, reason] of poison) {
       expect(records.get(String(seq))).toEqual([expect.objectContaining({ stream: `deadletter-quarantine-${seq}`, id: `quarantine-${seq}` })]);
@@ -154,6 +156,7 @@ describe('poison messages in the JetStream event store', () => {
       expect(got).toEqual(['s-1', 's-2']);
       expect(reported).toEqual([bad]);
       expect(sub.position).toBeGreaterThan(BigInt(bad));
+      await store.flushQuarantine();
       expect((await quarantineRecords(store)).get(String(bad))).toHaveLength(1);
     } finally {
       await sub.stop();

@@ -58,6 +58,8 @@ const FETCH_EXPIRES_MS = 10_000;
 const RECORDED_QUARANTINE_MAX = 10_000;
 /** Quarantine records written at once (a page full of garbage is recorded in parallel, bounded). */
 const QUARANTINE_CONCURRENCY = 16;
+/** Quarantine records waiting to be written; beyond it a poison message is left for a later read to record. */
+const QUARANTINE_QUEUE_MAX = 10_000;
 /** Poison warnings printed in full before they are only counted. */
 const POISON_WARNINGS_IN_FULL = 100;
 const QUARANTINE_SUBJECT_PREFIX = subjectForStream(`${QUARANTINE_STREAM_PREFIX}0`).slice(0, -1);
@@ -105,6 +107,8 @@ export class JetStreamEventStore implements EventStore {
   private readonly recorded = new LRUCache<number, true>({ max: RECORDED_QUARANTINE_MAX });
   private readonly reader = `${hostname()}/${process.pid}`;
   private reported = 0;
+  private readonly queued = new Map<number, { poison: PoisonMessage; reader: string }>();
+  private recording?: Promise<void>;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -288,7 +292,7 @@ export class JetStreamEventStore implements EventStore {
     }
     // Records from inside a record's own append would recurse: poison on a quarantine stream is only reported.
     const record = poisonOptions.quarantine !== 'report' && !stream.startsWith(QUARANTINE_STREAM_PREFIX);
-    await this.handlePoison(poison, reader, { ...poisonOptions, quarantine: record ? 'record' : 'report' });
+    this.handlePoison(poison, reader, { ...poisonOptions, quarantine: record ? 'record' : 'report' });
     await this.assertExplainedGaps(stream, events, poison);
     if (events.length > 0) this.remember(subject, { revision: events[events.length - 1].revision, seq: fetched.lastSeq });
     return { events, lastSeq: fetched.lastSeq };
@@ -348,7 +352,7 @@ export class JetStreamEventStore implements EventStore {
       if (count > 0) {
         const fetched = await this.fetchRange(undefined, from, count, false, state, lastChance);
         for (const event of fetched.events) events.push(event);
-        await this.handlePoison(fetched.poison, 'readAll', options);
+        this.handlePoison(fetched.poison, 'readAll', options);
       }
       from = end + 1;
     }
@@ -425,13 +429,36 @@ export class JetStreamEventStore implements EventStore {
     return fetched;
   }
 
-  /** Tells `onPoison` of each poison message, then records them (unless only reporting), a few at a time; never throws. */
-  private async handlePoison(poison: readonly PoisonMessage[], reader: string, options: PoisonOptions): Promise<void> {
-    for (const p of poison) options.onPoison?.(p);
-    if (options.quarantine === 'report') return;
-    for (let i = 0; i < poison.length; i += QUARANTINE_CONCURRENCY) {
-      await Promise.all(poison.slice(i, i + QUARANTINE_CONCURRENCY).map((p) => this.recordQuarantine(p, reader)));
+  /**
+   * Tells `onPoison` of each poison message, then queues its quarantine record (unless only
+   * reporting). Recording runs in the background, a few at a time: a read is never slowed down by
+   * the garbage it skips, and a flood of it is bounded by the queue (what does not fit is recorded by
+   * a later read that meets it). `flushQuarantine()` waits for the queue.
+   */
+  private handlePoison(poison: readonly PoisonMessage[], reader: string, options: PoisonOptions): void {
+    for (const p of poison) {
+      options.onPoison?.(p);
+      if (options.quarantine === 'report' || this.recorded.has(p.seq) || this.queued.has(p.seq)) continue;
+      if (this.queued.size >= QUARANTINE_QUEUE_MAX) {
+        this.report(`skipped ${p.toString()}; not recorded now (${QUARANTINE_QUEUE_MAX} records already queued), a later read records it`);
+        continue;
+      }
+      this.queued.set(p.seq, { poison: p, reader });
     }
+    if (this.queued.size > 0) this.recording ??= this.drainQuarantine().finally(() => (this.recording = undefined));
+  }
+
+  private async drainQuarantine(): Promise<void> {
+    while (this.queued.size > 0) {
+      const batch = [...this.queued.values()].slice(0, QUARANTINE_CONCURRENCY);
+      await Promise.all(batch.map(({ poison, reader }) => this.recordQuarantine(poison, reader)));
+      for (const { poison } of batch) this.queued.delete(poison.seq);
+    }
+  }
+
+  /** Resolves when every quarantine record queued so far has been written (or has failed and been reported). */
+  async flushQuarantine(): Promise<void> {
+    while (this.recording) await this.recording;
   }
 
   /**
@@ -489,7 +516,7 @@ export class JetStreamEventStore implements EventStore {
       for await (const m of messages) {
         const decoded = decodeMessage(m);
         if (decoded instanceof PoisonMessage) {
-          await this.handlePoison([decoded], 'subscribe', options);
+          this.handlePoison([decoded], 'subscribe', options);
           position = BigInt(decoded.seq);
         } else {
           if (!wanted || wanted.has(decoded.stream.slice(0, decoded.stream.indexOf('-')))) await handler(decoded);
@@ -514,6 +541,7 @@ export class JetStreamEventStore implements EventStore {
   }
 
   async close(): Promise<void> {
+    await this.flushQuarantine();
     this.tails.clear();
   }
 
