@@ -189,7 +189,22 @@ describe('poison messages in the JetStream event store', () => {
     expect(all.filter((e) => e.stream === stream).map((e) => e.id)).toEqual(['d-0', 'd-3']);
     expect(new Set(all.map((e) => e.position)).size).toBe(all.length);
     // The next append follows the last revision, not the count.
-    await expect((await open()).append(stream, [ev('d-4')], 3)).resolves.toMatchObject({ nextExpectedVersion: 4 });
+    const fresh = await open();
+    const appended = await fresh.append(stream, [ev('d-4')], 3);
+    expect(appended).toMatchObject({ nextExpectedVersion: 4 });
+
+    // The last message of the log deleted: the head is the last message left, so a reader waiting for it gets there.
+    const before = await fresh.append(stream, [ev('d-5')], 4);
+    const last = await fresh.append(stream, [ev('d-6')], 5);
+    await jsm.streams.deleteMessage(EVENTS_STREAM, Number(last.position));
+    expect(await store.headPosition()).toBe(before.position);
+    const sub = store.subscribe({ after: 0n }, () => undefined);
+    try {
+      await eventually(async () => sub.position >= (await store.headPosition()), 10_000, 'the subscription to reach the head');
+    } finally {
+      await sub.stop();
+    }
+    expect((await store.read(stream)).map((e) => e.id)).toEqual(['d-0', 'd-3', 'd-4', 'd-5']);
 
     // A message that skips revisions with nothing deleted or quarantined between: still an error.
     const gap = `test-g${++n}`;

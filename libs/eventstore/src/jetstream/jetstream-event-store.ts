@@ -359,9 +359,17 @@ export class JetStreamEventStore implements EventStore {
     return events;
   }
 
+  /**
+   * The last sequence that still holds a message: JetStream keeps `last_seq` when the last message
+   * is deleted, and a reader waiting to reach the head (the scheduler's catch-up) would never get there.
+   */
   async headPosition(): Promise<bigint> {
-    const info = await this.jsm.streams.info(this.stream);
-    return BigInt(info.state.last_seq);
+    const { state } = await this.jsm.streams.info(this.stream);
+    if (state.num_deleted === 0) return BigInt(state.last_seq);
+    const log = await this.logState(true);
+    let head = log.last;
+    for (let d = log.deleted.length - 1; d >= 0 && log.deleted[d] >= head && head >= log.first; d--) if (log.deleted[d] === head) head--;
+    return BigInt(Math.max(head, 0));
   }
 
   /** The log's first and last sequence; the deleted ones only when there are some (a second request) or when `deleted` insists. */
