@@ -1,6 +1,14 @@
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, isEvent, MessageQuarantined, subjectForStream, TestEvent, type RecordedEvent } from '@mesh/contracts';
-import { EventStoreInvariantError, JetStreamEventStore, PoisonMessage, readAllPaged, REVISION_HEADER, type EventStore } from '@mesh/eventstore';
+import {
+  DuplicateEventError,
+  EventStoreInvariantError,
+  JetStreamEventStore,
+  PoisonMessage,
+  readAllPaged,
+  REVISION_HEADER,
+  type EventStore,
+} from '@mesh/eventstore';
 import { eventually, NatsServerProcess } from '@mesh/testing';
 
 /**
@@ -138,6 +146,17 @@ describe('poison messages in the JetStream event store', () => {
       ['h-2', 2],
       ['h-3', 3],
     ]);
+  });
+
+  it('given poison published with the Nats-Msg-Id of an event not yet appended, when that event is appended, then it is refused as a duplicate, never taken for revision 0', async () => {
+    const stream = `test-i${++n}`;
+    const h = natsHeaders();
+    h.set('Nats-Msg-Id', `squatted-${n}`);
+    await publish(subjectForStream(stream), 'garbage', h);
+    const appending = store.append(stream, [{ id: `squatted-${n}`, type: TestEvent.type, data: { n } }], 'no_stream');
+    await expect(appending).rejects.toBeInstanceOf(DuplicateEventError);
+    await expect(appending).rejects.toThrow(/the id is taken at position \d+ by a message that is not this event/);
+    expect(await store.read(stream)).toEqual([]);
   });
 
   it('given poison on a subscribed category, when a subscription passes it, then the handler gets the good events after it and its position moves past the poison', async () => {

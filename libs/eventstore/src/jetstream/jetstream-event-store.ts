@@ -222,7 +222,13 @@ export class JetStreamEventStore implements EventStore {
     if (original.subject !== subject) {
       throw new DuplicateEventError(envelope.id, `already appended to ${streamForSubject(original.subject)}`);
     }
-    return { revision: Number(original.header.get(REVISION_HEADER)), seq: ack.seq };
+    // Its id may also have been taken by a message that is no event (poison published with that
+    // Nats-Msg-Id): its revision is then unknown, never "0" from a missing header.
+    const decoded = decodeMessage({ data: original.data, seq: original.seq, subject: original.subject, headers: original.header }, false);
+    if (decoded instanceof PoisonMessage || decoded.id !== envelope.id) {
+      throw new DuplicateEventError(envelope.id, `the id is taken at position ${original.seq} by a message that is not this event`);
+    }
+    return { revision: decoded.revision, seq: ack.seq };
   }
 
   /** How many of `envelopes` already follow revision `expected` in the stream, by event id. */
