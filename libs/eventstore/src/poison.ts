@@ -16,12 +16,17 @@ export const QUARANTINE_STREAM_PREFIX = 'deadletter-quarantine-';
  * write, reports it (ReadAllOptions.onPoison).
  */
 export class PoisonMessage {
+  /** Why it is poison, at most POISON_REASON_MAX characters (what the quarantine record holds). */
+  readonly reason: string;
+
   constructor(
     /** Stream sequence (log position) of the message. */
     readonly seq: number,
     readonly subject: string,
-    readonly reason: string,
-  ) {}
+    reason: string,
+  ) {
+    this.reason = clip(reason, POISON_REASON_MAX);
+  }
 
   /** The stream its quarantine record is written to. */
   get quarantineStream(): string {
@@ -101,16 +106,19 @@ export function decodeMessage(m: StoredMessage, withTrace = true, seq?: number):
     return new PoisonMessage(position, subject, typeof stream === 'string' ? `subject ${subject} is no event subject` : stream.reason);
   }
   const dot = subject.indexOf('.', SUBJECT_START.length);
-  let body: unknown;
+  // The one cast of the decode boundary, as unchecked as JSON.parse's `any`: every field is checked
+  // through `body` (unknown) below before `event` (the same object) is returned.
+  let event: RecordedEvent;
   try {
-    body = JSON.parse(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).toString('utf8'));
+    event = JSON.parse(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).toString('utf8')) as RecordedEvent;
   } catch (err) {
     return new PoisonMessage(position, subject, `not JSON (${err instanceof Error ? err.message : String(err)})`);
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+  const body: unknown = event;
+  if (!isRecord(body)) {
     return new PoisonMessage(position, subject, `not an envelope: the body is ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}`);
   }
-  const envelope = body as Record<string, unknown>;
+  const envelope = body;
   const problem = envelopeProblem(envelope);
   if (problem) return new PoisonMessage(position, subject, `not an envelope: ${problem.field} ${problem.rule}`);
   if (!isStreamOf(envelope.stream, subject, dot)) {
@@ -125,7 +133,7 @@ export function decodeMessage(m: StoredMessage, withTrace = true, seq?: number):
   if (typeof revision !== 'number' || !Number.isSafeInteger(revision) || revision < 0) {
     return new PoisonMessage(position, subject, `no valid revision: needs a non-negative integer revision in the body or a ${REVISION_HEADER} header`);
   }
-  const type = envelope.type as string;
+  const type = String(envelope.type); // a string already (envelopeProblem)
   const definition = catalog.get(type);
   if (!definition) return new PoisonMessage(position, subject, `${type} is not a known event type`);
   if (dot - SUBJECT_START.length !== definition.category.length || !subject.startsWith(definition.category, SUBJECT_START.length)) {
@@ -134,10 +142,9 @@ export function decodeMessage(m: StoredMessage, withTrace = true, seq?: number):
   const parsed = definition.schema.safeParse(envelope.data);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((issue) => `${issue.path.map(String).join('.') || '(data)'}: ${issue.message}`).join('; ');
-    return new PoisonMessage(position, subject, clip(`${type} data breaks its schema: ${issues}`, POISON_REASON_MAX));
+    return new PoisonMessage(position, subject, `${type} data breaks its schema: ${issues}`);
   }
-  // Filled in place (no spread): this runs once per event on every read and replay.
-  const event = body as RecordedEvent;
+  // Filled in place (no copy): this runs once per event on every read and replay.
   event.revision = revision;
   event.position = BigInt(position);
   if (withTrace) {
@@ -155,6 +162,10 @@ export function decode(m: StoredMessage, withTrace = true, seq?: number): Record
   const decoded = decodeMessage(m, withTrace, seq);
   if (decoded instanceof PoisonMessage) throw new PoisonMessageError(decoded);
   return decoded;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function clip(text: string, max: number): string {
