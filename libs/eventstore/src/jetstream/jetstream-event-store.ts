@@ -320,7 +320,7 @@ export class JetStreamEventStore implements EventStore {
         const missing = event.revision - expected;
         let explained = poison.filter((p) => p.seq > after && p.seq < position).length;
         if (explained < missing) {
-          state ??= await this.logState(true);
+          state ??= await this.logState();
           explained += countDeleted(state, after, position);
         }
         if (explained < missing) {
@@ -349,7 +349,7 @@ export class JetStreamEventStore implements EventStore {
   }
 
   private async readAllOnce(options: ReadAllOptions, limit: number, lastChance: boolean): Promise<RecordedEvent[]> {
-    const state = await this.logState(false);
+    const state = await this.logState();
     let from = Math.max(Number(options.from < 1n ? 1n : options.from), state.first);
     const events: RecordedEvent[] = [];
     // Poison and deleted messages are skipped, so a page is refilled until it holds `limit` events or reaches the head.
@@ -372,18 +372,17 @@ export class JetStreamEventStore implements EventStore {
   async headPosition(): Promise<bigint> {
     const { state } = await this.jsm.streams.info(this.stream);
     if (state.num_deleted === 0) return BigInt(state.last_seq);
-    const log = await this.logState(true);
+    const log = await this.logState();
     let head = log.last;
     for (let d = log.deleted.length - 1; d >= 0 && log.deleted[d] >= head && head >= log.first; d--) if (log.deleted[d] === head) head--;
     return BigInt(Math.max(head, 0));
   }
 
-  /** The log's first and last sequence; the deleted ones only when there are some (a second request) or when `deleted` insists. */
-  private async logState(deleted: boolean): Promise<LogState> {
-    let { state } = await this.jsm.streams.info(this.stream);
-    if (state.num_deleted > 0 || deleted) ({ state } = await this.jsm.streams.info(this.stream, { deleted_details: true }));
-    const list = state.num_deleted > 0 ? [...(state.deleted ?? [])].sort((a, b) => a - b) : [];
-    return { first: state.first_seq, last: state.last_seq, deleted: list };
+  /** The log's first and last sequence and its deleted sequences, sorted (one request: with no deletions the details cost nothing). */
+  private async logState(): Promise<LogState> {
+    const { state } = await this.jsm.streams.info(this.stream, { deleted_details: true });
+    const deleted = state.num_deleted > 0 ? [...(state.deleted ?? [])].sort((a, b) => a - b) : [];
+    return { first: state.first_seq, last: state.last_seq, deleted };
   }
 
   /**
@@ -437,8 +436,11 @@ export class JetStreamEventStore implements EventStore {
           );
         }
       }
-      if (received === before)
+      if (received === before) {
+        // Whole log: a message deleted after the deleted list was read leaves the fetch short; read the list again once.
+        if (!filter && !lastChance) throw new StaleLogState();
         throw new EventStoreInvariantError(`event store read stalled at ${filter ?? 'the log'} seq >= ${fromSeq}: expected ${count} messages, got ${before}`);
+      }
     }
     return fetched;
   }
