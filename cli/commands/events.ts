@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { DeliverPolicy } from 'nats';
 import { EVENTS_STREAM, categorySubject, CATEGORIES, type RecordedEvent } from '@mesh/contracts';
-import { decode } from '@mesh/eventstore';
+import { decodeMessage, PoisonMessage } from '@mesh/eventstore';
 import { withNats } from '../connection';
 import { UsageError, isJson } from '../output';
 
@@ -28,6 +28,11 @@ export function eventLine(e: RecordedEvent): string {
   return `${e.occurredAt.slice(11, 23)}  #${e.position}  ${e.stream.padEnd(28)} ${e.type.padEnd(20)} ${detail}`;
 }
 
+/** The warning line for a message that is no valid event: where it sits and why it is skipped. */
+export function poisonLine(p: PoisonMessage): string {
+  return `warning: skipped poison #${p.seq} on ${p.subject}: ${p.reason}`;
+}
+
 export function registerEvents(program: Command) {
   const events = program.command('events').description('follow the event log');
   events
@@ -47,8 +52,10 @@ export function registerEvents(program: Command) {
         let seen = 0;
         process.once('SIGINT', () => void messages.close());
         for await (const m of messages) {
-          const e = decode(m);
-          console.log(isJson() ? JSON.stringify({ ...e, position: e.position.toString() }) : eventLine(e));
+          const e = decodeMessage(m);
+          // The tail only reads: poison is reported on stderr (the services' stores record it) and skipped.
+          if (e instanceof PoisonMessage) console.error(poisonLine(e));
+          else console.log(isJson() ? JSON.stringify({ ...e, position: e.position.toString() }) : eventLine(e));
           if (++seen >= limit) break;
         }
         await messages.close().catch(() => undefined);

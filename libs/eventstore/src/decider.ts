@@ -87,7 +87,8 @@ export async function handleCommand<State, Command>(
     }
     const version: ExpectedVersion = history.length === 0 ? 'no_stream' : history[history.length - 1].revision;
     const decided = decider.decide(command, state);
-    if (decided.length === 0) return { stream, state, events: [], decided, nextExpectedVersion: history.length - 1 };
+    // The last revision, not the count: revisions may skip where a deleted or quarantined message was.
+    if (decided.length === 0) return { stream, state, events: [], decided, nextExpectedVersion: typeof version === 'number' ? version : -1 };
     const events = decided.map(options.toNew);
     const result = await store.append(stream, events, version);
     for (const event of decided) state = decider.evolve(state, event);

@@ -33,20 +33,26 @@ const TYPE_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
 const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
 
 /**
- * The rules of envelopeSchema, hand-written because this runs on every append (the zod schema
- * stays the documented contract and is what subscribers get as JSON Schema).
+ * The rules of envelopeSchema, hand-written because this runs on every append and every read (the
+ * zod schema stays the documented contract and is what subscribers get as JSON Schema).
  */
 function checkEnvelope(e: StoredEnvelope, index: number): void {
-  const fail = (field: string, rule: string): never => {
-    throw ContractError.single(`events.${index}`, field, rule);
-  };
-  if (typeof e.id !== 'string' || !ID_PATTERN.test(e.id)) fail('id', 'must match [A-Za-z0-9_-]{1,128}');
-  if (typeof e.type !== 'string' || !TYPE_PATTERN.test(e.type)) fail('type', 'must be PascalCase, at most 64 characters');
-  if (typeof e.occurredAt !== 'string' || !ISO_UTC.test(e.occurredAt)) fail('occurredAt', 'must be an ISO-8601 UTC timestamp');
-  if (!Number.isInteger(e.schemaVersion) || e.schemaVersion < 1 || e.schemaVersion > 1000) fail('schemaVersion', 'must be an integer from 1 to 1000');
-  if (typeof e.correlationId !== 'string' || !ID_PATTERN.test(e.correlationId)) fail('correlationId', 'must match [A-Za-z0-9_-]{1,128}');
-  if (typeof e.causationId !== 'string' || !ID_PATTERN.test(e.causationId)) fail('causationId', 'must match [A-Za-z0-9_-]{1,128}');
-  if (e.data === undefined) fail('data', 'is required');
+  const problem = envelopeProblem(e);
+  if (problem) throw ContractError.single(`events.${index}`, problem.field, problem.rule);
+}
+
+/** The first envelope field of `e` that breaks its rule, or undefined when the envelope is well-formed (`stream` is checked by the caller). */
+export function envelopeProblem(e: Readonly<Record<string, unknown>>): { field: string; rule: string } | undefined {
+  if (typeof e.id !== 'string' || !ID_PATTERN.test(e.id)) return { field: 'id', rule: 'must match [A-Za-z0-9_-]{1,128}' };
+  if (typeof e.type !== 'string' || !TYPE_PATTERN.test(e.type)) return { field: 'type', rule: 'must be PascalCase, at most 64 characters' };
+  if (typeof e.occurredAt !== 'string' || !ISO_UTC.test(e.occurredAt)) return { field: 'occurredAt', rule: 'must be an ISO-8601 UTC timestamp' };
+  if (typeof e.schemaVersion !== 'number' || !Number.isInteger(e.schemaVersion) || e.schemaVersion < 1 || e.schemaVersion > 1000) {
+    return { field: 'schemaVersion', rule: 'must be an integer from 1 to 1000' };
+  }
+  if (typeof e.correlationId !== 'string' || !ID_PATTERN.test(e.correlationId)) return { field: 'correlationId', rule: 'must match [A-Za-z0-9_-]{1,128}' };
+  if (typeof e.causationId !== 'string' || !ID_PATTERN.test(e.causationId)) return { field: 'causationId', rule: 'must match [A-Za-z0-9_-]{1,128}' };
+  if (e.data === undefined) return { field: 'data', rule: 'is required' };
+  return undefined;
 }
 
 /** The envelope as JSON, refused when larger than one event may be (larger payloads go to the object store). */

@@ -1,6 +1,7 @@
 export * from './port';
 export * from './errors';
 export * from './envelope';
+export * from './poison';
 export * from './decider';
 export * from './jetstream/jetstream-event-store';
 export * from './kurrentdb/kurrentdb-event-store';

@@ -1,4 +1,5 @@
 import type { NewEvent, RecordedEvent } from '@mesh/contracts';
+import type { PoisonMessage } from './poison';
 
 /**
  * The revision the writer expects the stream to be at (0-based index of its last event):
@@ -13,7 +14,19 @@ export interface AppendResult {
   position: bigint;
 }
 
-export interface SubscriptionOptions {
+/**
+ * What a reader does with a poison message (docs/architecture.md, "Events and the store"): it is
+ * always skipped; by default the store records it once (MessageQuarantined in
+ * `deadletter-quarantine-<sequence>`), and `onPoison` hears of each one either way.
+ */
+export interface PoisonOptions {
+  /** 'record' (default): write the quarantine record; 'report': only call onPoison (readers that must not write, e.g. the audit). */
+  quarantine?: 'record' | 'report';
+  /** Called once per poison message this read skips, before the read goes on. */
+  onPoison?: (poison: PoisonMessage) => void;
+}
+
+export interface SubscriptionOptions extends PoisonOptions {
   /** Deliver events with position strictly greater than this checkpoint (0n = from the start). */
   after: bigint;
   /** Only events of these categories; undefined = all. */
@@ -21,7 +34,7 @@ export interface SubscriptionOptions {
 }
 
 export interface Subscription {
-  /** Position of the last event the handler finished. */
+  /** Position of the last event the handler finished (or of the last poison message skipped after it). */
   readonly position: bigint;
   stop(): Promise<void>;
   /** Resolves when the subscription stops; rejects if it stopped because of an error. */
@@ -33,7 +46,7 @@ export type EventHandler = (event: RecordedEvent) => Promise<void> | void;
 /** Upper bound on one read so a reader can't pull an unbounded log into memory in one call. */
 export const READ_BATCH_MAX = 10_000;
 
-export interface ReadAllOptions {
+export interface ReadAllOptions extends PoisonOptions {
   /** First position to return (inclusive). Positions start at 1. */
   from: bigint;
   /** At most this many events (default and ceiling READ_BATCH_MAX). */
@@ -47,9 +60,16 @@ export interface ReadAllOptions {
 export interface EventStore {
   readonly name: string;
   append(stream: string, events: NewEvent[], expectedVersion: ExpectedVersion): Promise<AppendResult>;
-  /** Events of one stream from `fromRevision` (inclusive); [] for a stream that doesn't exist. */
+  /**
+   * Events of one stream from `fromRevision` (inclusive); [] for a stream that doesn't exist.
+   * Revisions increase; a gap is allowed only where explained (a deleted or quarantined message).
+   */
   read(stream: string, fromRevision?: number): Promise<RecordedEvent[]>;
-  /** Events of the whole log in position order (without `traceparent`: replays don't need it). */
+  /**
+   * Events of the whole log in position order (without `traceparent`: replays don't need it), at
+   * most `limit`; poison and deleted messages are skipped, so positions may have explained gaps, and
+   * [] means nothing valid is left up to the head.
+   */
   readAll(options: ReadAllOptions): Promise<RecordedEvent[]>;
   /** Position of the last event in the log (0n when empty). */
   headPosition(): Promise<bigint>;
@@ -63,11 +83,11 @@ export interface EventStore {
  * page is requested while the caller works through the current one, so the server's reading and
  * the caller's work overlap; at most two pages are held at once.
  */
-export async function* readAllPaged(store: EventStore, from = 1n, pageSize = 1000): AsyncGenerator<RecordedEvent> {
+export async function* readAllPaged(store: EventStore, from = 1n, pageSize = 1000, poison: PoisonOptions = {}): AsyncGenerator<RecordedEvent> {
   const head = await store.headPosition();
   const fetchFrom = (position: bigint) => {
     if (position > head) return undefined;
-    const page = store.readAll({ from: position, limit: pageSize });
+    const page = store.readAll({ ...poison, from: position, limit: pageSize });
     page.catch(() => undefined); // a caller that stops early never awaits it; errors surface below otherwise
     return page;
   };

@@ -433,7 +433,7 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     const jsm = await this.options.nc.jetstreamManager();
     try {
       const stored = await jsm.streams.getMessage(EVENTS_STREAM, { seq: Number(letter.streamSequence) });
-      return decode({ data: stored.data, seq: stored.seq, headers: stored.header });
+      return decode({ data: stored.data, seq: stored.seq, headers: stored.header, subject: stored.subject });
     } catch (err) {
       throw new DomainError(
         'original_missing',

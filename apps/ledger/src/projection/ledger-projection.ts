@@ -13,6 +13,8 @@ import {
 } from '@mesh/contracts';
 import type { PolicyName, WalletKind } from '../domain/wallet';
 
+const WALLET_PREFIX = 'wallet-';
+
 /** Statement lines kept in memory per wallet; older ones are read back from the wallet's stream. */
 export const STATEMENT_LINES_IN_MEMORY = 2_000;
 
@@ -122,14 +124,19 @@ export class LedgerProjection {
   apply(event: RecordedEvent): void {
     if (event.position <= this.position) return;
     this.position = event.position;
-    if (typeof event.stream !== 'string' || !event.stream.startsWith('wallet-')) return;
+    if (!event.stream.startsWith(WALLET_PREFIX)) return;
     this.walletEvents++;
     // The category holds only wallet events (the store validates every append against the catalog).
     if (!isEventOf(event, walletEvents)) return;
     const data = event.data;
+    let wallet = this.wallets.get(data.walletId);
+    // A wallet's revisions only increase, and its events name their own wallet: a message that
+    // breaks either is a forged copy (the store quarantines it on the wallet's next load, the audit
+    // reports it) and must not reset or move the balance shown.
+    if (event.stream.length !== WALLET_PREFIX.length + data.walletId.length || !event.stream.endsWith(data.walletId)) return;
+    if (wallet && event.revision <= wallet.revision) return;
     const currency = currencyOf(data.currency);
     const delta = balanceDelta(event);
-    let wallet = this.wallets.get(data.walletId);
     if (event.type === 'WalletOpened' || !wallet) {
       // A posting before its WalletOpened can only come from a tampered log; the audit reports it.
       wallet = {

@@ -47,6 +47,20 @@ export const MessageReplayed = defineEvent(
   'An operator replayed a parked message: the owning service ran its handler on the original event again.',
 );
 
+// --- quarantine records (stream deadletter-quarantine-<sequence>, one per quarantined message) ------
+export const MessageQuarantined = defineEvent(
+  'deadletter',
+  'MessageQuarantined',
+  z.object({
+    subject: z.string().max(512),
+    streamSequence: z.string().regex(/^\d+$/),
+    reason: z.string().max(1024),
+    /** Which read met it first (read, readAll, subscribe) and in which process; later readers find the record already there. */
+    reader: z.string().max(128),
+  }),
+  'A message on an event subject that is no valid event (not JSON, not an envelope, unknown type, data breaking its schema, stream not its subject, no revision); readers skip it. Written once per stream sequence, by the first reader that met it.',
+);
+
 // --- test category: only the event store's own contract tests write it --------------------------
 export const TestEvent = defineEvent(
   'test',
@@ -55,5 +69,5 @@ export const TestEvent = defineEvent(
   'Contract-test fixture.',
 );
 
-export const infrastructureEvents = [MessageDeadLettered, MessageReplayed, TestEvent];
+export const infrastructureEvents = [MessageDeadLettered, MessageReplayed, MessageQuarantined, TestEvent];
 export { idSchema };

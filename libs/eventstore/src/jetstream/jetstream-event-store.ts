@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import {
   headers as natsHeaders,
   nanos,
@@ -8,23 +9,33 @@ import {
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
-  type MsgHdrs,
   type NatsConnection,
   type ConsumerMessages,
   type StoredMsg,
 } from 'nats';
 
-import { messageOf, RetriesExhaustedError, retry } from '@mesh/common';
-import { EVENTS_PREFIX, EVENTS_STREAM, streamForSubject, subjectForStream, type NewEvent, type RecordedEvent } from '@mesh/contracts';
+import { LRUCache, messageOf, RetriesExhaustedError, retry } from '@mesh/common';
+import {
+  EVENTS_PREFIX,
+  EVENTS_STREAM,
+  eventOf,
+  MessageQuarantined,
+  streamForSubject,
+  subjectForStream,
+  type NewEvent,
+  type RecordedEvent,
+} from '@mesh/contracts';
 import { ended, producerSpan } from '@mesh/runtime/trace';
-import { assertContiguousRevisions, ConcurrencyError, DuplicateEventError, EventStoreInvariantError } from '../errors';
+import { ConcurrencyError, DuplicateEventError, EventStoreInvariantError } from '../errors';
 import { encodeEnvelope, prepareEnvelopes, type StoredEnvelope } from '../envelope';
+import { decodeMessage, PoisonMessage, QUARANTINE_STREAM_PREFIX, REVISION_HEADER } from '../poison';
 import {
   READ_BATCH_MAX,
   type AppendResult,
   type EventHandler,
   type EventStore,
   type ExpectedVersion,
+  type PoisonOptions,
   type ReadAllOptions,
   type Subscription,
   type SubscriptionOptions,
@@ -33,7 +44,7 @@ import {
 /** The manager nats.js returns has the direct-get API; its public interface just doesn't list it. */
 type Manager = JetStreamManager & { direct: { getMessage(stream: string, query: { seq?: number; last_by_subj?: string }): Promise<StoredMsg> } };
 
-export const REVISION_HEADER = 'Mesh-Revision';
+export { decode, REVISION_HEADER } from '../poison';
 export const TYPE_HEADER = 'Mesh-Type';
 /** JSStreamWrongLastSequenceErrF: the expected-last-subject-sequence check failed. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -43,6 +54,15 @@ const APPEND_ATTEMPTS_MAX = 51;
 const TAIL_CACHE_MAX = 50_000;
 /** A fetch normally completes as soon as its messages arrive; this only bounds a stalled one. */
 const FETCH_EXPIRES_MS = 10_000;
+/** Quarantine records this process knows are written (so it tries each at most once); older ones are found in the log again. */
+const RECORDED_QUARANTINE_MAX = 10_000;
+/** Quarantine records written at once (a page full of garbage is recorded in parallel, bounded). */
+const QUARANTINE_CONCURRENCY = 16;
+/** Quarantine records waiting to be written; beyond it a poison message is left for a later read to record. */
+const QUARANTINE_QUEUE_MAX = 10_000;
+/** Poison warnings printed in full before they are only counted. */
+const POISON_WARNINGS_IN_FULL = 100;
+const QUARANTINE_SUBJECT_PREFIX = subjectForStream(`${QUARANTINE_STREAM_PREFIX}0`).slice(0, -1);
 
 export interface JetStreamEventStoreOptions {
   streamName?: string;
@@ -50,7 +70,26 @@ export interface JetStreamEventStoreOptions {
   replicas?: number;
   /** JetStream dedup window for Nats-Msg-Id; beyond it, idempotency comes from the revision check. */
   duplicateWindowMs?: number;
+  /** Where the store reports what it quarantined or could not record (default: console.warn). */
+  warn?: (line: string) => void;
 }
+
+/** What one ordered-consumer fetch brought: the events, the poison among them, the last sequence seen. */
+interface Fetched {
+  events: RecordedEvent[];
+  poison: PoisonMessage[];
+  lastSeq: number;
+}
+
+/** The whole log's bounds and its deleted sequences (sorted), to tell an explained gap from a damaged log. */
+interface LogState {
+  first: number;
+  last: number;
+  deleted: number[];
+}
+
+/** The log had a gap its deleted list did not explain; thrown once to read again with a fresh list. */
+class StaleLogState extends Error {}
 
 interface Tail {
   revision: number; // -1 when the stream has no events
@@ -65,12 +104,18 @@ interface Tail {
 export class JetStreamEventStore implements EventStore {
   readonly name = 'jetstream';
   private readonly tails = new Map<string, Tail>();
+  private readonly recorded = new LRUCache<number, true>({ max: RECORDED_QUARANTINE_MAX });
+  private readonly reader = `${hostname()}/${process.pid}`;
+  private reported = 0;
+  private readonly queued = new Map<number, { poison: PoisonMessage; reader: string }>();
+  private recording?: Promise<void>;
 
   private constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly jsm: Manager,
     private readonly stream: string,
+    private readonly warn: (line: string) => void,
   ) {}
 
   static async connect(nc: NatsConnection, options: JetStreamEventStoreOptions = {}): Promise<JetStreamEventStore> {
@@ -98,7 +143,7 @@ export class JetStreamEventStore implements EventStore {
         if (!messageOf(addErr).includes('already in use')) throw addErr;
       }
     }
-    return new JetStreamEventStore(nc, nc.jetstream(), jsm as Manager, stream);
+    return new JetStreamEventStore(nc, nc.jetstream(), jsm as Manager, stream, options.warn ?? ((line) => console.warn(line)));
   }
 
   async append(stream: string, events: NewEvent[], expectedVersion: ExpectedVersion): Promise<AppendResult> {
@@ -111,7 +156,7 @@ export class JetStreamEventStore implements EventStore {
     if (expected !== 'any' && (!Number.isInteger(expected) || expected < -1)) {
       throw new TypeError(`expectedVersion must be an integer >= -1, 'no_stream' or 'any', got ${String(expectedVersion)}`);
     }
-    let tail = this.cachedTail(subject, expected) ?? (await this.readTail(subject));
+    let tail = this.cachedTail(subject, expected) ?? (await this.readTail(stream, subject));
     let written = 0; // events of this batch already in the stream (an earlier, interrupted attempt)
     const attempt = async (): Promise<AppendResult> => {
       if (expected !== 'any' && tail.revision !== expected + written) {
@@ -129,7 +174,7 @@ export class JetStreamEventStore implements EventStore {
           // Another writer moved the stream: forget the cached tail and retry from the real one
           // ('any' keeps what this batch already wrote and goes on after the new tail).
           this.tails.delete(subject);
-          tail = await this.readTail(subject);
+          tail = await this.readTail(stream, subject);
         }
         throw err;
       }
@@ -177,7 +222,13 @@ export class JetStreamEventStore implements EventStore {
     if (original.subject !== subject) {
       throw new DuplicateEventError(envelope.id, `already appended to ${streamForSubject(original.subject)}`);
     }
-    return { revision: Number(original.header.get(REVISION_HEADER)), seq: ack.seq };
+    // Its id may also have been taken by a message that is no event (poison published with that
+    // Nats-Msg-Id): its revision is then unknown, never "0" from a missing header.
+    const decoded = decodeMessage({ data: original.data, seq: original.seq, subject: original.subject, headers: original.header }, false);
+    if (decoded instanceof PoisonMessage || decoded.id !== envelope.id) {
+      throw new DuplicateEventError(envelope.id, `the id is taken at position ${original.seq} by a message that is not this event`);
+    }
+    return { revision: decoded.revision, seq: ack.seq };
   }
 
   /** How many of `envelopes` already follow revision `expected` in the stream, by event id. */
@@ -198,39 +249,140 @@ export class JetStreamEventStore implements EventStore {
     this.tails.set(subject, tail);
   }
 
-  private async readTail(subject: string): Promise<Tail> {
+  /**
+   * The stream's last event (revision) and the subject's last message (sequence: what the next
+   * append is conditioned on). One direct get when the last message is an event as this store
+   * writes it (body revision == Mesh-Revision header); otherwise (poison, a forged or header-less
+   * message) the whole stream is read and the tail is its last valid event: a stray message is
+   * never read as "revision 0", which would make the next load see a reset stream.
+   */
+  private async readTail(stream: string, subject: string): Promise<Tail> {
+    let last: StoredMsg;
     try {
-      const last = await this.jsm.direct.getMessage(this.stream, { last_by_subj: subject });
-      return { revision: Number(last.header.get(REVISION_HEADER)), seq: last.seq };
+      last = await this.jsm.direct.getMessage(this.stream, { last_by_subj: subject });
     } catch (err) {
       if (isNotFound(err)) return { revision: -1, seq: 0 };
       throw err;
     }
+    const decoded = decodeMessage({ data: last.data, seq: last.seq, subject: last.subject, headers: last.header }, false);
+    if (!(decoded instanceof PoisonMessage) && last.header?.get(REVISION_HEADER) === String(decoded.revision))
+      return { revision: decoded.revision, seq: last.seq };
+    const { events, lastSeq } = await this.readStream(stream, 'append', {});
+    return { revision: events.length > 0 ? events[events.length - 1].revision : -1, seq: lastSeq };
   }
 
   async read(stream: string, fromRevision = 0): Promise<RecordedEvent[]> {
+    const { events } = await this.readStream(stream, 'read', {});
+    return fromRevision > 0 ? events.filter((e) => e.revision >= fromRevision) : events;
+  }
+
+  /**
+   * Every message of the stream's subject (the count comes from the server, so the fetch ends with
+   * the last one), poison skipped and quarantined, revisions checked: increasing (a message that
+   * does not follow its predecessor's revision is quarantined too: only a forged copy can do that),
+   * gaps only where deleted or quarantined messages explain them. The tail seen is remembered for
+   * the next append (a handler reads, then appends at the last revision).
+   */
+  private async readStream(stream: string, reader: string, poisonOptions: PoisonOptions): Promise<{ events: RecordedEvent[]; lastSeq: number }> {
     const subject = subjectForStream(stream);
-    const tail = await this.readTail(subject);
-    if (tail.revision < fromRevision) return [];
-    // Revisions are dense (0..tail.revision), so the subject holds exactly tail.revision + 1 messages.
-    const all = await this.fetchRange(subject, 1, tail.revision + 1);
-    assertContiguousRevisions(stream, all, 0);
-    return fromRevision > 0 ? all.filter((e) => e.revision >= fromRevision) : all;
+    const info = await this.jsm.streams.info(this.stream, { subjects_filter: subject });
+    const count = info.state.subjects?.[subject] ?? 0;
+    if (count === 0) return { events: [], lastSeq: 0 };
+    const fetched = await this.fetchRange(subject, 1, count, true);
+    const events: RecordedEvent[] = [];
+    const poison = fetched.poison;
+    for (const event of fetched.events) {
+      const previous = events.length > 0 ? events[events.length - 1].revision : -1;
+      if (event.revision > previous) events.push(event);
+      else poison.push(new PoisonMessage(Number(event.position), subject, `revision ${event.revision} of ${stream} does not follow revision ${previous}`));
+    }
+    // Records from inside a record's own append would recurse: poison on a quarantine stream is only reported.
+    const record = poisonOptions.quarantine !== 'report' && !stream.startsWith(QUARANTINE_STREAM_PREFIX);
+    this.handlePoison(poison, reader, { ...poisonOptions, quarantine: record ? 'record' : 'report' });
+    await this.assertExplainedGaps(stream, events, poison);
+    if (events.length > 0) this.remember(subject, { revision: events[events.length - 1].revision, seq: fetched.lastSeq });
+    return { events, lastSeq: fetched.lastSeq };
+  }
+
+  /**
+   * Throws EventStoreInvariantError when the revisions of `events` (one stream, increasing) skip
+   * more revisions between two events than there are quarantined messages of the stream and deleted
+   * log sequences between them: a gap nothing explains means a damaged log or a writer that bypassed
+   * the store. The deleted sequences are asked for only when a gap needs them.
+   */
+  private async assertExplainedGaps(stream: string, events: readonly RecordedEvent[], poison: readonly PoisonMessage[]): Promise<void> {
+    let state: LogState | undefined;
+    let expected = 0;
+    let after = 0;
+    for (const event of events) {
+      const position = Number(event.position);
+      if (event.revision > expected) {
+        const missing = event.revision - expected;
+        let explained = poison.filter((p) => p.seq > after && p.seq < position).length;
+        if (explained < missing) {
+          state ??= await this.logState();
+          explained += countDeleted(state, after, position);
+        }
+        if (explained < missing) {
+          throw new EventStoreInvariantError(
+            `stream ${stream}: revision ${expected} expected, found ${event.revision} at position ${position}; ${missing} revision(s) missing but only ${explained} deleted or quarantined message(s) lie between (an unexplained gap)`,
+            stream,
+            expected,
+          );
+        }
+      }
+      expected = event.revision + 1;
+      after = position;
+    }
   }
 
   async readAll(options: ReadAllOptions): Promise<RecordedEvent[]> {
     const limit = Math.min(options.limit ?? READ_BATCH_MAX, READ_BATCH_MAX);
-    const from = options.from < 1n ? 1n : options.from;
-    const head = await this.headPosition();
-    if (from > head || limit <= 0) return [];
-    // Stream sequences are dense too: nothing is ever deleted from the event stream.
-    const count = Math.min(limit, Number(head - from) + 1);
-    return this.fetchRange(undefined, Number(from), count, false);
+    if (limit <= 0) return [];
+    try {
+      return await this.readAllOnce(options, limit, false);
+    } catch (err) {
+      // A message deleted while it was being read: read once more with the fresh list of deleted sequences.
+      if (!(err instanceof StaleLogState)) throw err;
+      return this.readAllOnce(options, limit, true);
+    }
   }
 
+  private async readAllOnce(options: ReadAllOptions, limit: number, lastChance: boolean): Promise<RecordedEvent[]> {
+    const state = await this.logState();
+    let from = Math.max(Number(options.from < 1n ? 1n : options.from), state.first);
+    const events: RecordedEvent[] = [];
+    // Poison and deleted messages are skipped, so a page is refilled until it holds `limit` events or reaches the head.
+    while (events.length < limit && from <= state.last) {
+      const { count, end } = presentRange(state, from, limit - events.length);
+      if (count > 0) {
+        const fetched = await this.fetchRange(undefined, from, count, false, state, lastChance);
+        for (const event of fetched.events) events.push(event);
+        this.handlePoison(fetched.poison, 'readAll', options);
+      }
+      from = end + 1;
+    }
+    return events;
+  }
+
+  /**
+   * The last sequence that still holds a message: JetStream keeps `last_seq` when the last message
+   * is deleted, and a reader waiting to reach the head (the scheduler's catch-up) would never get there.
+   */
   async headPosition(): Promise<bigint> {
-    const info = await this.jsm.streams.info(this.stream);
-    return BigInt(info.state.last_seq);
+    const { state } = await this.jsm.streams.info(this.stream);
+    if (state.num_deleted === 0) return BigInt(state.last_seq);
+    const log = await this.logState();
+    let head = log.last;
+    for (let d = log.deleted.length - 1; d >= 0 && log.deleted[d] >= head && head >= log.first; d--) if (log.deleted[d] === head) head--;
+    return BigInt(Math.max(head, 0));
+  }
+
+  /** The log's first and last sequence and its deleted sequences, sorted (one request: with no deletions the details cost nothing). */
+  private async logState(): Promise<LogState> {
+    const { state } = await this.jsm.streams.info(this.stream, { deleted_details: true });
+    const deleted = state.num_deleted > 0 ? [...(state.deleted ?? [])].sort((a, b) => a - b) : [];
+    return { first: state.first_seq, last: state.last_seq, deleted };
   }
 
   /**
@@ -240,35 +392,129 @@ export class JetStreamEventStore implements EventStore {
    * whole-log read passes no filter at all: nats-server 2.9 takes up to seconds to create a consumer
    * filtered on `mesh.events.>` that starts mid-stream, and none without a filter (measured).
    */
-  private async fetchRange(filter: string | undefined, fromSeq: number, count: number, withTrace = true): Promise<RecordedEvent[]> {
-    const events: RecordedEvent[] = [];
-    if (count <= 0) return events;
+  private async fetchRange(
+    filter: string | undefined,
+    fromSeq: number,
+    count: number,
+    withTrace: boolean,
+    log?: LogState,
+    lastChance = true,
+  ): Promise<Fetched> {
+    const fetched: Fetched = { events: [], poison: [], lastSeq: 0 };
+    if (count <= 0) return fetched;
     const consumer = await this.js.consumers.get(this.stream, { ...(filter ? { filterSubjects: filter } : {}), opt_start_seq: fromSeq });
-    while (events.length < count) {
-      const batch = Math.min(count - events.length, READ_BATCH_MAX);
-      const before = events.length;
+    // Whole log: the position of each message is known without parsing its reply subject (a third
+    // of the cost of a replay, measured): the next sequence not deleted. Checked per batch below.
+    const deleted = log?.deleted ?? [];
+    let d = lowerBound(deleted, fromSeq);
+    let seq = fromSeq;
+    let received = 0;
+    while (received < count) {
+      const batch = Math.min(count - received, READ_BATCH_MAX);
+      const before = received;
       const messages = await consumer.fetch({ max_messages: batch, expires: FETCH_EXPIRES_MS });
-      if (filter) {
-        for await (const m of messages) events.push(decode(m, withTrace));
-      } else {
-        // The whole log is dense (nothing is ever deleted from the event stream), so the position
-        // of each message is known without parsing its reply subject (a third of the cost of a
-        // replay, measured). The last message's real sequence is checked below.
-        let last: JsMsg | undefined;
-        for await (const m of messages) {
-          events.push(decode(m, withTrace, fromSeq + events.length));
-          last = m;
+      let last: JsMsg | undefined;
+      for await (const m of messages) {
+        let decoded: RecordedEvent | PoisonMessage;
+        if (filter) {
+          decoded = decodeMessage(m, withTrace);
+        } else {
+          while (d < deleted.length && deleted[d] <= seq) if (deleted[d++] === seq) seq++;
+          decoded = decodeMessage(m, withTrace, seq++);
         }
-        if (last && last.seq !== fromSeq + events.length - 1) {
+        if (decoded instanceof PoisonMessage) fetched.poison.push(decoded);
+        else fetched.events.push(decoded);
+        received++;
+        last = m;
+      }
+      if (last) {
+        fetched.lastSeq = last.seq;
+        if (!filter && last.seq !== seq - 1) {
+          if (!lastChance) throw new StaleLogState();
           throw new EventStoreInvariantError(
-            `event store read: the log is not dense (seq ${last.seq} at index ${events.length - 1} from ${fromSeq}); was a message deleted from ${this.stream}?`,
+            `event store read: seq ${last.seq} arrived where ${seq - 1} was due (read from ${fromSeq}): a gap in ${this.stream} that no deleted message explains`,
           );
         }
       }
-      if (events.length === before)
-        throw new EventStoreInvariantError(`event store read stalled at ${filter} seq >= ${fromSeq}: expected ${count} events, got ${before}`);
+      if (received === before) {
+        // Whole log: a message deleted after the deleted list was read leaves the fetch short; read the list again once.
+        if (!filter && !lastChance) throw new StaleLogState();
+        throw new EventStoreInvariantError(`event store read stalled at ${filter ?? 'the log'} seq >= ${fromSeq}: expected ${count} messages, got ${before}`);
+      }
     }
-    return events;
+    return fetched;
+  }
+
+  /**
+   * Tells `onPoison` of each poison message, then queues its quarantine record (unless only
+   * reporting). Recording runs in the background, a few at a time: a read is never slowed down by
+   * the garbage it skips, and a flood of it is bounded by the queue (what does not fit is recorded by
+   * a later read that meets it). `flushQuarantine()` waits for the queue.
+   */
+  private handlePoison(poison: readonly PoisonMessage[], reader: string, options: PoisonOptions): void {
+    for (const p of poison) {
+      options.onPoison?.(p);
+      if (options.quarantine === 'report' || this.recorded.has(p.seq) || this.queued.has(p.seq)) continue;
+      if (this.queued.size >= QUARANTINE_QUEUE_MAX) {
+        this.report(`skipped ${p.toString()}; not recorded now (${QUARANTINE_QUEUE_MAX} records already queued), a later read records it`);
+        continue;
+      }
+      this.queued.set(p.seq, { poison: p, reader });
+    }
+    if (this.queued.size > 0) this.recording ??= this.drainQuarantine().finally(() => (this.recording = undefined));
+  }
+
+  private async drainQuarantine(): Promise<void> {
+    while (this.queued.size > 0) {
+      const batch = [...this.queued.values()].slice(0, QUARANTINE_CONCURRENCY);
+      await Promise.all(batch.map(({ poison, reader }) => this.recordQuarantine(poison, reader)));
+      for (const { poison } of batch) this.queued.delete(poison.seq);
+    }
+  }
+
+  /** Resolves when every quarantine record queued so far has been written (or has failed and been reported). */
+  async flushQuarantine(): Promise<void> {
+    while (this.recording) await this.recording;
+  }
+
+  /**
+   * Writes MessageQuarantined once per poison message: its own stream `deadletter-quarantine-<seq>`
+   * appended with 'no_stream' and an id derived from the sequence, so every later attempt (this
+   * reader, another service, a restart years later, beyond JetStream's dedup window) finds the same
+   * event already there and succeeds without writing; a record already there is found with one
+   * direct get. A failure is reported and the message still skipped: the next read that meets it
+   * records it.
+   */
+  private async recordQuarantine(poison: PoisonMessage, reader: string): Promise<void> {
+    if (this.recorded.has(poison.seq)) return;
+    if (poison.subject.startsWith(QUARANTINE_SUBJECT_PREFIX)) {
+      this.report(`skipped ${poison.toString()} (poison on a quarantine stream is not recorded again)`);
+      this.recorded.set(poison.seq, true);
+      return;
+    }
+    try {
+      const tail = await this.readTail(poison.quarantineStream, subjectForStream(poison.quarantineStream));
+      if (tail.revision < 0) {
+        const data = {
+          subject: poison.subject.slice(0, 512),
+          streamSequence: String(poison.seq),
+          reason: poison.reason,
+          reader: `${reader} ${this.reader}`.slice(0, 128),
+        };
+        await this.append(poison.quarantineStream, [eventOf(MessageQuarantined, `quarantine-${poison.seq}`, data)], 'no_stream');
+        this.report(`quarantined ${poison.toString()} (record in ${poison.quarantineStream})`);
+      }
+      this.recorded.set(poison.seq, true);
+    } catch (err) {
+      this.report(`skipped ${poison.toString()}; recording it failed (the next read that meets it retries): ${messageOf(err)}`);
+    }
+  }
+
+  /** Warnings about poison, bounded: the first few in full, then one line per thousand (a flood of garbage must not flood the log too). */
+  private report(line: string): void {
+    this.reported++;
+    if (this.reported <= POISON_WARNINGS_IN_FULL) this.warn(`event store: ${line}`);
+    else if (this.reported % 1000 === 0) this.warn(`event store: ${this.reported} poison messages reported so far; latest: ${line}`);
   }
 
   subscribe(options: SubscriptionOptions, handler: EventHandler): Subscription {
@@ -284,9 +530,14 @@ export class JetStreamEventStore implements EventStore {
       if (stopped) return;
       messages = await consumer.consume({ max_messages: 512, idle_heartbeat: 2000 });
       for await (const m of messages) {
-        const event = decode(m);
-        if (!wanted || wanted.has(event.stream.slice(0, event.stream.indexOf('-')))) await handler(event);
-        position = event.position;
+        const decoded = decodeMessage(m);
+        if (decoded instanceof PoisonMessage) {
+          this.handlePoison([decoded], 'subscribe', options);
+          position = BigInt(decoded.seq);
+        } else {
+          if (!wanted || wanted.has(decoded.stream.slice(0, decoded.stream.indexOf('-')))) await handler(decoded);
+          position = decoded.position;
+        }
         if (stopped) break;
       }
     };
@@ -306,6 +557,7 @@ export class JetStreamEventStore implements EventStore {
   }
 
   async close(): Promise<void> {
+    await this.flushQuarantine();
     this.tails.clear();
   }
 
@@ -315,21 +567,42 @@ export class JetStreamEventStore implements EventStore {
   }
 }
 
-/**
- * A stored message as a RecordedEvent. `withTrace: false` skips the headers entirely when the body
- * carries the revision (every event appended since the body did): whole-log reads don't need the
- * trace context and header decoding costs about twice the JSON parse (measured).
- */
-export function decode(m: { data: Uint8Array; seq: number; headers?: MsgHdrs }, withTrace = true, seq?: number): RecordedEvent {
-  // Filled in place (no spread): this runs once per event on every read and replay.
-  const event = JSON.parse(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).toString('utf8')) as RecordedEvent;
-  event.position = BigInt(seq ?? m.seq);
-  if (typeof event.revision !== 'number') event.revision = Number(m.headers?.get(REVISION_HEADER));
-  if (withTrace) {
-    const traceparent = m.headers?.get('traceparent');
-    if (traceparent) event.traceparent = traceparent;
+/** Index of the first element of `sorted` that is >= value. */
+function lowerBound(sorted: readonly number[], value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < value) lo = mid + 1;
+    else hi = mid;
   }
-  return event;
+  return lo;
+}
+
+/** Deleted (or discarded: before the first) sequences strictly between `after` and `before`. */
+function countDeleted(state: LogState, after: number, before: number): number {
+  const discarded = Math.max(0, Math.min(state.first, before) - after - 1);
+  return discarded + lowerBound(state.deleted, before) - lowerBound(state.deleted, Math.max(after + 1, state.first));
+}
+
+/** From `from`, the sequences to fetch to get `want` messages that exist (not deleted), up to the log's last: their count and the last sequence covered. */
+function presentRange(state: LogState, from: number, want: number): { count: number; end: number } {
+  let d = lowerBound(state.deleted, from);
+  let end = from - 1;
+  let count = 0;
+  while (count < want && end < state.last) {
+    const nextDeleted = d < state.deleted.length ? state.deleted[d] : Infinity;
+    const runEnd = Math.min(nextDeleted - 1, state.last, end + (want - count));
+    if (runEnd > end) {
+      count += runEnd - end;
+      end = runEnd;
+    }
+    if (count < want && end + 1 === nextDeleted) {
+      end = nextDeleted;
+      d++;
+    }
+  }
+  return { count, end };
 }
 
 function isWrongLastSequence(err: unknown): boolean {
