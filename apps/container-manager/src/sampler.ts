@@ -61,7 +61,9 @@ export class Sampler {
         if (final) c.finalTaken = true;
         else this.docker.resetMemoryMax(c.cgroup);
         this.unacknowledged.add(c.containerId);
-        void this.appends.run(c.containerId, () => this.record(c, reading, readAtMs, final));
+        void this.appends
+          .run(c.containerId, () => this.record(c, reading, readAtMs, final))
+          .catch((err) => fatal(`a sample of ${c.containerId} not recorded`, err));
       })
       .catch((err) => this.log.error(`sampling ${c.containerId}: ${messageOf(err)}`));
   }
