@@ -19,6 +19,35 @@ export function appendWithRetry(store: EventStore, stream: string, events: NewEv
   });
 }
 
+/** Backoff of the long usage-append retry: starts at 100 ms, doubles, capped so a store that comes back is noticed within this. */
+const LONG_RETRY_MAX_DELAY_MS = 2000;
+
+/**
+ * One append retried (same events, so the same event ids: a retry of an append that was in fact
+ * stored is answered by JetStream's dedup window or the adapter's idempotent-retry check) while the
+ * store does not answer, for up to `retryMs` from the first attempt: long enough to ride out a NATS
+ * restart or pause. A conflict or a contract violation is thrown at once; past the bound the last
+ * failure is thrown (the caller decides whether that is fatal).
+ */
+export function appendWithLongRetry(
+  store: EventStore,
+  stream: string,
+  events: NewEvent[],
+  expected: ExpectedVersion,
+  retryMs: number,
+  onRetry?: (err: unknown, attempt: number) => void,
+): Promise<AppendResult> {
+  const deadlineMs = Date.now() + retryMs;
+  return retry(`append to ${stream}`, () => store.append(stream, events, expected), {
+    // The time bound is what stops it; the attempt bound only keeps the loop finite whatever the clock does.
+    attempts: Math.ceil(retryMs / APPEND_RETRY_BASE_MS) + APPEND_ATTEMPTS,
+    baseDelayMs: APPEND_RETRY_BASE_MS,
+    maxDelayMs: LONG_RETRY_MAX_DELAY_MS,
+    retryable: (err) => !(err instanceof ConcurrencyError) && !(err instanceof ContractError) && Date.now() < deadlineMs,
+    onRetry: (err, attempt) => onRetry?.(err, attempt),
+  });
+}
+
 /** What this node knows of one of its streams: the folded state and the revision of the last event (-1: no stream). */
 export interface Known<S> {
   state: S;

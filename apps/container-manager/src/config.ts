@@ -15,6 +15,13 @@ export const ContainerManagerEnv = {
   NODE_MEMORY_BYTES: env.int('Memory this node offers, in bytes', totalmem(), 1, 4 * 1024 ** 4, ' bytes'),
   NODE_LABELS: env.optionalString('Labels of this node as k=v pairs separated by commas, e.g. "zone=a,disk=ssd"'),
   SAMPLE_INTERVAL_MS: env.int('Resource sampling interval of every container', 1000, 250, 60_000, ' ms'),
+  USAGE_APPEND_RETRY_MS: env.int(
+    'How long a resource sample that the event store does not acknowledge is retried (same event id) before the process exits to reconcile',
+    300_000,
+    1000,
+    3_600_000,
+    ' ms',
+  ),
   IDLE_TIMEOUT_MS: env.int('A container with no task for this long is stopped and removed', 60_000, 100, 86_400_000, ' ms'),
   NODE_HEARTBEAT_MS: env.int('Interval of the core NATS liveness heartbeat', 1000, 100, 60_000, ' ms'),
   OUTPUT_CAP_BYTES: env.int('stdout and stderr of a task are each kept up to this size', 1024 * 1024, 1024, 64 * 1024 * 1024, ' bytes'),

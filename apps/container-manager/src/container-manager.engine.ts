@@ -76,7 +76,7 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
     this.node = new NodeState(config.NODE_ID);
     this.executions = new ExecutionHandler(store);
     const containers = new ContainerHandler(store);
-    this.sampler = new Sampler(store, this.docker, this.node);
+    this.sampler = new Sampler(store, this.docker, this.node, config.USAGE_APPEND_RETRY_MS);
     this.pool = new ContainerPool(this.node, this.docker, containers, this.executions, this.sampler, {
       idleTimeoutMs: config.IDLE_TIMEOUT_MS,
       pidsLimit: config.PIDS_LIMIT,

@@ -5,6 +5,7 @@ import type { EventData, TaskDispatched } from '@mesh/contracts';
 import type { TaskOptions, TaskRun } from './docker/capture';
 import { DockerUnavailableError, ImageMissingError, type DockerEngine } from './docker/docker-engine';
 import type { TerminalExecutionEvent } from './domain/execution-decider';
+import { classifyScriptEnd } from './domain/script-end';
 import type { ContainerHandler } from './container.handler';
 import type { ContainerPool } from './container-pool';
 import { NEW_EXECUTION, type ExecutionHandler } from './execution.handler';
@@ -138,16 +139,20 @@ export class TaskRunner {
     if (e.ending !== undefined) return;
     e.ending = 'script';
     const durationMs = Math.max(0, Date.now() - e.startedAtMs);
-    if (result.exitCode === undefined) {
-      const stderrTail = 'the container went away while the script ran';
+    const counters = result.exitCode === 0 ? undefined : await this.docker.readCounters(c.dockerId, c.cgroup, true);
+    let oom = counters?.oomKills !== undefined && e.oomKillsBefore !== undefined && counters.oomKills > e.oomKillsBefore;
+    const after = result.exitCode === 0 ? undefined : await this.docker.containerAfterRun(c.dockerId);
+    if (!oom && result.exitCode === 137) oom = after?.oomKilled === true;
+    const verdict = classifyScriptEnd({ exitCode: result.exitCode, container: after?.state ?? 'running', oomKilled: oom });
+    if (verdict.by === 'platform') {
+      // Not the user's failure: retryable, no exit code (the scheduler requeues it as an infrastructure fault).
+      const stderrTail = `killed by the platform, not by the script: ${verdict.detail}`;
+      this.log.warn(`execution ${e.ref.executionId}: ${stderrTail}`);
       await this.end(e, { type: 'ExecutionFailed', data: { ...e.ref, reason: 'docker-error', retryable: true, stderrTail, durationMs } });
       this.node.executions.delete(e.ref.executionId);
       await this.pool.stop(c, 'error');
       return;
     }
-    const counters = await this.docker.readCounters(c.dockerId, c.cgroup, true);
-    let oom = result.exitCode !== 0 && counters?.oomKills !== undefined && e.oomKillsBefore !== undefined && counters.oomKills > e.oomKillsBefore;
-    if (!oom && result.exitCode === 137) oom = (await this.docker.inspect(c.dockerId).catch(() => undefined))?.State?.OOMKilled === true;
 
     let files: Record<string, Buffer> = {};
     let filesTruncated = false;
@@ -163,7 +168,7 @@ export class TaskRunner {
       manifest: {
         format: 1,
         executionId: e.ref.executionId,
-        exitCode: result.exitCode,
+        exitCode: verdict.outcome === 'failed' ? verdict.exitCode : 0,
         stdoutBytes: result.stdoutBytes,
         stderrBytes: result.stderrBytes,
         stdoutTruncated: result.stdoutBytes > result.stdout.length,
@@ -181,13 +186,14 @@ export class TaskRunner {
       c.status = 'idle';
       this.pool.scheduleIdleStop(c);
     }
-    if (result.exitCode === 0 && result.started) {
+    if (verdict.outcome === 'succeeded' && result.started) {
       await this.end(e, { type: 'ExecutionSucceeded', data: { ...e.ref, outputRef, durationMs } });
     } else {
+      const exitCode = verdict.outcome === 'failed' ? verdict.exitCode : 0;
       const stderrTail = (oom ? `killed by the kernel: out of memory (limit ${c.memoryBytes} bytes)\n` : '') + result.stderrTail.slice(-STDERR_TAIL_MAX + 100);
       await this.end(e, {
         type: 'ExecutionFailed',
-        data: { ...e.ref, exitCode: result.exitCode, reason: oom ? 'oom' : 'exit-code', retryable: false, stderrTail, durationMs, outputRef },
+        data: { ...e.ref, exitCode, reason: oom ? 'oom' : 'exit-code', retryable: false, stderrTail, durationMs, outputRef },
       });
     }
   }

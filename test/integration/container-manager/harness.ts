@@ -13,7 +13,8 @@ import {
   type RecordedEvent,
   type RecordedOf,
 } from '@mesh/contracts';
-import { startService, type RunningService } from '@mesh/runtime';
+import { createEventStore } from '@mesh/eventstore/factory';
+import { startService, ValidatingEventStore, type RunningService } from '@mesh/runtime';
 import { eventually, NatsServerProcess } from '@mesh/testing';
 import type { EventStore } from '@mesh/eventstore/port';
 import { ContainerManagerService } from '../../../apps/container-manager/src/main';
@@ -76,7 +77,11 @@ export async function startNode(server: NatsServerProcess, nodeId: string, env: 
     NODE_MEMORY_BYTES: String(4 * 1024 ** 3),
     ...env,
   });
-  return { nodeId, running, engine: running.app.get(ContainerManagerEngine) };
+  // The service's own store may only write the container-manager's categories; the tests also play
+  // the scheduler, scaler and credit-manager (TaskDispatched, ScalingDecided, StandingChanged), so
+  // they write through a store for any category (still checked against the catalog).
+  const store = new ValidatingEventStore(await createEventStore({ EVENT_STORE: 'jetstream', EVENT_REPLICAS: 1 } as never, running.nc), '*');
+  return { nodeId, running: { app: running.app, nc: running.nc, store, stop: () => running.stop() }, engine: running.app.get(ContainerManagerEngine) };
 }
 
 export type DispatchData = EventData<typeof TaskDispatched>;

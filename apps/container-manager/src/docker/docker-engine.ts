@@ -4,6 +4,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import { messageOf, retry, RetriesExhaustedError } from '@mesh/common';
 import { CappedBuffer, captureRun, type TaskOptions, type TaskRun } from './capture';
 import { containerCreateOptions, cpuQuotaFor, LABEL, memoryLimitsFor, type SandboxSpec } from './sandbox';
+import type { ContainerAfterRun } from '../domain/script-end';
 import { findCgroupPaths, readCgroupSync, resetMemoryMaxSync, type CgroupPaths, type CgroupReading } from './cgroup';
 
 /** A Docker call failed because the engine did not answer (socket missing, refused, reset). */
@@ -48,18 +49,26 @@ function isImageMissing(err: unknown): boolean {
 /** Delay before the second attempt of a Docker call; doubles each time. */
 const DOCKER_RETRY_BASE_MS = 200;
 
-/** A script run: what the wrapper script inside the container does before `bash <script>`. */
+/**
+ * A warm run (`docker exec`): like FIRST_RUNNER without the idle part. The wrapper outlives the
+ * script and prints its exit code behind the one-time nonce ($2) on stdout and stderr, so an exec
+ * killed from outside (the engine stopping or restarting kills the whole container, wrapper
+ * included) ends WITHOUT a reported code and is never mistaken for the script's own exit 137.
+ */
 const WRAPPER = [
-  'set -e',
-  'cd /work',
+  'cd /work || exit 1',
   // The previous run's folder is removed when its output is collected; this is the rare fallback.
   'if [ -e job ]; then rm -rf job; fi',
   // The job tar holds job/script, job/input and job/out/: one process unpacks everything.
-  'tar -x -f -',
+  'tar -x -f - || { code=$?; printf "%s:%d:%s" "$2" "$code" "$2"; printf "%s:%d:%s" "$2" "$code" "$2" >&2; exit "$code"; }',
   'printf "%s" "$1" > /work/.mesh-exec',
   // One byte on stdout says "the script starts now"; the agent strips it.
   'printf R',
-  'exec bash /work/job/script /work/job/input /work/job/out </dev/null',
+  'bash /work/job/script /work/job/input /work/job/out </dev/null',
+  'code=$?',
+  'printf "%s:%d:%s" "$2" "$code" "$2"',
+  'printf "%s:%d:%s" "$2" "$code" "$2" >&2',
+  'exit "$code"',
 ].join('\n');
 
 /**
@@ -133,12 +142,13 @@ export class DockerEngine {
     return container.id;
   }
 
-  /** Runs the task script with the job tar (script + input) on stdin; stdout/stderr captured and capped. */
+  /** Runs the task script with the job tar (script + input) on stdin; stdout/stderr captured and capped; the exit code as the wrapper reported it. */
   async startTask(dockerId: string, opts: TaskOptions): Promise<TaskRun> {
     const container = this.docker.getContainer(dockerId);
+    const nonce = `MESH-END-${randomBytes(12).toString('hex')}`;
     const exec = await this.withRetries('exec', () =>
       container.exec({
-        Cmd: ['bash', '-c', WRAPPER, 'mesh-task', opts.executionId],
+        Cmd: ['bash', '-c', WRAPPER, 'mesh-task', opts.executionId, nonce],
         AttachStdin: true,
         AttachStdout: true,
         AttachStderr: true,
@@ -148,13 +158,8 @@ export class DockerEngine {
       }),
     );
     const stream = await exec.start({ hijack: true, stdin: true });
-    return captureRun(this.docker.modem, stream, opts, undefined, async () => {
-      try {
-        return (await exec.inspect()).ExitCode ?? undefined;
-      } catch {
-        return undefined;
-      }
-    });
+    // The exit code comes from the nonce only: the exec's own ExitCode (137 when the engine killed the container) would blame the script.
+    return captureRun(this.docker.modem, stream, opts, nonce, async () => undefined);
   }
 
   /**
@@ -249,6 +254,19 @@ export class DockerEngine {
       if (statusOf(err) === 404) return;
       throw err;
     });
+  }
+
+  /** After a run ended: is its container still running (a script's own end leaves it running), stopped, gone, or is the engine not answering. */
+  async containerAfterRun(dockerId: string): Promise<{ state: ContainerAfterRun; oomKilled: boolean }> {
+    let info: Docker.ContainerInspectInfo | undefined;
+    try {
+      info = await this.inspect(dockerId);
+    } catch {
+      return { state: 'engine-down', oomKilled: false };
+    }
+    if (!info) return { state: 'missing', oomKilled: false };
+    const running = info.State?.Running === true && info.State.Restarting !== true;
+    return { state: running ? 'running' : 'stopped', oomKilled: info.State?.OOMKilled === true };
   }
 
   async inspect(dockerId: string): Promise<Docker.ContainerInspectInfo | undefined> {
