@@ -20,6 +20,7 @@ class DockerSocketProxy {
   ) {}
 
   async open(): Promise<void> {
+    if (this.server) return; // already open: a second server would leak the first (and keep Jest alive)
     rmSync(this.path, { force: true });
     this.server = createServer({ allowHalfOpen: true }, (client) => {
       const upstream = connect({ path: this.target, allowHalfOpen: true });
