@@ -77,7 +77,8 @@ async function openBucket(nc: NatsConnection, bucket: string, ttlMs: number | un
   const { config } = (await os.status()).streamInfo;
   if (config.max_age !== maxAge) {
     const jsm = await nc.jetstreamManager();
-    await jsm.streams.update(config.name, { max_age: maxAge });
+    // JetStream refuses a duplicate window longer than max_age (2 min by default, vs a short TTL).
+    await jsm.streams.update(config.name, { max_age: maxAge, duplicate_window: Math.min(config.duplicate_window, maxAge) });
   }
   return os;
 }

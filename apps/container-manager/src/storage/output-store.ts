@@ -20,10 +20,12 @@ export class OutputRefusedError extends Error {
   }
 }
 
+const isHeaderMap = (v: object): v is { get(name: string): unknown } => 'get' in v && typeof v.get === 'function';
+
 /** The wallet an output object was stored for: its meta header (a record once decoded by a watch, MsgHdrs otherwise). */
 export function walletOfHeaders(hdrs: unknown): string | undefined {
   if (typeof hdrs !== 'object' || hdrs === null) return undefined;
-  if ('get' in hdrs && typeof hdrs.get === 'function') {
+  if (isHeaderMap(hdrs)) {
     const value: unknown = hdrs.get(WALLET_HEADER);
     return typeof value === 'string' && value !== '' ? value : undefined;
   }
