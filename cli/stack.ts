@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'nats';
 import { z } from 'zod';
-import { SERVICES, healthReplySchema, type ServiceName } from '@mesh/contracts';
+import { SERVICES, healthReplySchema, storageRequest, storageStatusSchema, type ServiceName, type StorageStatus } from '@mesh/contracts';
 import { natsUrl } from './connection';
 import { CliError, progress } from './output';
 
@@ -26,6 +26,8 @@ export const LOG_DIR = join(DATA_DIR, 'logs');
 /** How long `mesh up` waits for a service to answer health before giving up. */
 const HEALTH_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 15_000;
+/** provision.sh's default max_file_store (NATS_MAX_FILE_STORE_BYTES), which the scheduler needs as its capacity: JetStream does not report it. */
+const NATS_MAX_FILE_STORE_BYTES_DEFAULT = '10737418240';
 
 export interface ServiceStatus {
   service: ServiceName;
@@ -106,6 +108,7 @@ export function startServices(env: Record<string, string> = {}): void {
         TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
         // The ledger's MAC keys live with the rest of the stack's data (the audit looks there too).
         LEDGER_MAC_KEY_FILE: process.env.LEDGER_MAC_KEY_FILE ?? join(DATA_DIR, 'secrets', 'ledger-mac.key'),
+        ...storageEnv(),
         ...env,
       },
     });
@@ -113,6 +116,30 @@ export function startServices(env: Record<string, string> = {}): void {
     child.unref();
     writeFileSync(pidFile(service), String(child.pid));
     progress(`  ${service}: started (pid ${child.pid}, log ${logFile(service)})`);
+  }
+}
+
+/** The scheduler's storage guard measures the store provision.sh started: its max_file_store and, when local, its directory. */
+function storageEnv(): Record<string, string> {
+  const storeDir = join(DATA_DIR, 'nats', 'store');
+  return {
+    STORAGE_CAPACITY_BYTES: process.env.STORAGE_CAPACITY_BYTES ?? process.env.NATS_MAX_FILE_STORE_BYTES ?? NATS_MAX_FILE_STORE_BYTES_DEFAULT,
+    ...(process.env.JETSTREAM_STORE_DIR ? {} : existsSync(storeDir) ? { JETSTREAM_STORE_DIR: storeDir } : {}),
+  };
+}
+
+const storageAnswerSchema = z.object({ ok: z.literal(true), data: storageStatusSchema });
+
+/** Storage as the scheduler's guard sees it (usage, threshold, whether new work is refused); undefined when the scheduler does not answer. */
+export async function storageStatus(timeoutMs = 2000): Promise<StorageStatus | undefined> {
+  const nc = await connect({ servers: natsUrl(), timeout: 2000, noAsyncTraces: true, reconnect: false }).catch(() => undefined);
+  if (!nc) return undefined;
+  try {
+    const reply = await nc.request(storageRequest.subject, new TextEncoder().encode('{}'), { timeout: timeoutMs }).catch(() => undefined);
+    const answer = reply ? storageAnswerSchema.safeParse(JSON.parse(reply.string())) : undefined;
+    return answer?.success ? answer.data.data : undefined;
+  } finally {
+    await nc.close();
   }
 }
 

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { emit, progress, table } from '../output';
-import { LOG_DIR, provision, startServices, status, stopServices, waitHealthy } from '../stack';
+import type { StorageStatus } from '@mesh/contracts';
+import { LOG_DIR, provision, startServices, status, stopServices, storageStatus, waitHealthy } from '../stack';
 
 const fmtUptime = (ms?: number) => (ms === undefined ? '' : ms < 60_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`);
 
@@ -16,6 +17,20 @@ export function printStatus(all: Awaited<ReturnType<typeof status>>) {
       log: s.log,
     })),
   );
+}
+
+const fmtBytes = (n: number) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(2)} GiB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${n} B`);
+
+/** One line on the event store's usage and whether the scheduler refuses new work (storage_full). */
+export function storageLine(s: StorageStatus | undefined): string {
+  if (!s) return 'storage: unknown (the scheduler does not answer)';
+  const store =
+    s.capacityBytes === null
+      ? `${fmtBytes(s.usedBytes)} used (capacity unknown: set STORAGE_CAPACITY_BYTES)`
+      : `${fmtBytes(s.usedBytes)} of ${fmtBytes(s.capacityBytes)} (${s.usedPct}%, ${s.capacitySource})`;
+  const fs = s.filesystem ? `, filesystem ${s.filesystem.usedPct}% full (${fmtBytes(s.filesystem.availableBytes)} free)` : '';
+  const verdict = s.refusing ? `NEW WORK REFUSED (storage_full): ${s.reason ?? ''}` : `new work accepted (refused above ${s.refuseAbovePct}%)`;
+  return `storage: ${store}${fs}; ${verdict}`;
 }
 
 export function registerStack(program: Command) {
@@ -49,10 +64,13 @@ export function registerStack(program: Command) {
 
   program
     .command('status')
-    .description('show each service: process, health, uptime, log file')
+    .description('show each service (process, health, uptime, log file) and the storage: usage and whether new work is refused')
     .action(async () => {
-      const all = await status();
-      emit({ services: all }, () => printStatus(all));
+      const [all, storage] = await Promise.all([status(), storageStatus()]);
+      emit({ services: all, storage: storage ?? null }, () => {
+        printStatus(all);
+        console.log(`\n${storageLine(storage)}`);
+      });
       if (!all.every((s) => s.healthy)) process.exitCode = 1;
     });
 }

@@ -2,9 +2,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import type { NatsConnection } from 'nats';
 import { messageOf } from '@mesh/common';
-import { LIMITS, cancelTaskRequest, inputBucket, submitTaskRequest, taskRequest, tasksRequest } from '@mesh/contracts';
+import { nanos, type NatsConnection } from 'nats';
+import { LIMITS, OBJECT_STORE_DEFAULTS, cancelTaskRequest, inputBucket, submitTaskRequest, taskRequest, tasksRequest } from '@mesh/contracts';
 import { call, definedOnly, withClient } from '../connection';
 import { CliError, UsageError, emit, isJson, keyValues, progress, table } from '../output';
 
@@ -12,12 +12,31 @@ const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 /** Longest `--wait` before giving up (the task keeps running). */
 const WAIT_MAX_MS = 6 * 3600_000;
 
-/** Small inputs travel inline; larger ones go to the function's input bucket in the object store. */
+/** A positive integer from the environment (the container-manager's variable of the same name), else the default. */
+function envInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`${name}: must be a positive integer, got "${raw}"`);
+  return value;
+}
+
+/**
+ * Small inputs travel inline; larger ones go to the function's input bucket in the object store.
+ * The size limit is checked before anything is stored (the container-manager would refuse a larger
+ * item anyway, after the bytes had filled the store), and a new bucket gets the TTL of the objects.
+ */
 async function inputFor(nc: NatsConnection, functionId: string, bytes: Buffer): Promise<unknown> {
   if (bytes.length <= LIMITS.inlineInputBytesMax) return { inline: bytes.toString('base64') };
+  const maxBytes = envInt('INPUT_MAX_BYTES', OBJECT_STORE_DEFAULTS.inputMaxBytes);
+  if (bytes.length > maxBytes) {
+    throw new UsageError(
+      `--input: the input is ${bytes.length} bytes, more than INPUT_MAX_BYTES=${maxBytes} bytes (the largest input item a node reads); nothing was stored`,
+    );
+  }
   const bucket = inputBucket(functionId);
   const key = `in-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
-  const os = await nc.jetstream().views.os(bucket);
+  const os = await nc.jetstream().views.os(bucket, { ttl: nanos(envInt('OBJECT_TTL_MS', OBJECT_STORE_DEFAULTS.ttlMs)) });
   await os.putBlob({ name: key }, new Uint8Array(bytes));
   progress(`input (${bytes.length} bytes) stored in object store ${bucket}/${key}`);
   return { objectRef: { bucket, key } };

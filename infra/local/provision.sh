@@ -7,13 +7,16 @@
 #   provision.sh up        install + docker + nats-up   (default)
 #   provision.sh down      nats-down
 #   provision.sh status    what runs and what is missing
-# Environment: MESH_DATA_DIR (default <repo>/.data), NATS_PORT (4222), MESH_BASE_IMAGE (mesh/task-base:latest)
+# Environment: MESH_DATA_DIR (default <repo>/.data), NATS_PORT (4222), MESH_BASE_IMAGE (mesh/task-base:latest),
+#   NATS_MAX_FILE_STORE_BYTES (10737418240 = 10 GiB: JetStream's file store limit, written to .data/nats/nats.conf;
+#   `mesh up` gives the same value to the scheduler as STORAGE_CAPACITY_BYTES, see docs/operations.md "Storage limits")
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DATA_DIR="${MESH_DATA_DIR:-$ROOT/.data}"
 NATS_PORT="${NATS_PORT:-4222}"
 NATS_MONITOR_PORT="${NATS_MONITOR_PORT:-8222}"
+NATS_MAX_FILE_STORE_BYTES="${NATS_MAX_FILE_STORE_BYTES:-10737418240}"
 BASE_IMAGE="${MESH_BASE_IMAGE:-mesh/task-base:latest}"
 PACKAGES=(nats-server docker.io busybox-static bash-static)
 
@@ -104,8 +107,17 @@ cmd_nats_up() {
   command -v nats-server >/dev/null 2>&1 || die "nats-server is not installed (run: $0 install)"
   if nats_running; then say "nats-server already running (pid $(cat "$(nats_pidfile)"), port $NATS_PORT)"; return 0; fi
   mkdir -p "$DATA_DIR/nats/store"
-  say "starting nats-server -js on 127.0.0.1:$NATS_PORT, store $DATA_DIR/nats/store"
-  nohup nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -sd "$DATA_DIR/nats/store" \
+  case "$NATS_MAX_FILE_STORE_BYTES" in '' | *[!0-9]*) die "NATS_MAX_FILE_STORE_BYTES must be a number of bytes, got '$NATS_MAX_FILE_STORE_BYTES'" ;; esac
+  # max_file_store only exists in a config file. JetStream refuses writes beyond it (instead of the
+  # disk filling up); the scheduler refuses new work well before (STORAGE_REFUSE_ABOVE_PCT).
+  cat >"$DATA_DIR/nats/nats.conf" <<CONF
+jetstream {
+  store_dir: "$DATA_DIR/nats/store"
+  max_file_store: $NATS_MAX_FILE_STORE_BYTES
+}
+CONF
+  say "starting nats-server -js on 127.0.0.1:$NATS_PORT, store $DATA_DIR/nats/store (max_file_store $NATS_MAX_FILE_STORE_BYTES bytes)"
+  nohup nats-server -c "$DATA_DIR/nats/nats.conf" -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" \
     -P "$(nats_pidfile)" >"$DATA_DIR/nats/nats.log" 2>&1 &
   for _ in $(seq 1 50); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null; then say "nats-server ready"; return 0; fi

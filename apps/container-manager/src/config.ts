@@ -1,5 +1,6 @@
 import { cpus, hostname, totalmem } from 'node:os';
 import { env } from '@mesh/config';
+import { OBJECT_STORE_DEFAULTS } from '@mesh/contracts';
 
 /** `my.host.example` -> `my-host-example`: a hostname made into a valid id. */
 export function sanitizeNodeId(name: string): string {
@@ -26,7 +27,28 @@ export const ContainerManagerEnv = {
   NODE_HEARTBEAT_MS: env.int('Interval of the core NATS liveness heartbeat', 1000, 100, 60_000, ' ms'),
   OUTPUT_CAP_BYTES: env.int('stdout and stderr of a task are each kept up to this size', 1024 * 1024, 1024, 64 * 1024 * 1024, ' bytes'),
   OUTPUT_DIR_MAX_BYTES: env.int('Largest output folder (as a tar) stored per execution', 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024, ' bytes'),
-  INPUT_MAX_BYTES: env.int('Largest input item read from the object store', 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024, ' bytes'),
+  INPUT_MAX_BYTES: env.int('Largest input item read from the object store', OBJECT_STORE_DEFAULTS.inputMaxBytes, 1024, 1024 * 1024 * 1024, ' bytes'),
+  OBJECT_TTL_MS: env.int(
+    'Inputs and outputs are kept this long in the object store (the max_age of every bucket the container-manager opens; existing buckets are updated)',
+    OBJECT_STORE_DEFAULTS.ttlMs,
+    1000,
+    366 * 86_400_000,
+    ' ms',
+  ),
+  OUTPUT_QUOTA_BYTES_PER_WALLET: env.int(
+    'Bytes of stored outputs (within OBJECT_TTL_MS) one wallet may hold; an output over it is not stored and its execution fails (0 = no quota)',
+    10 * 1024 ** 3,
+    0,
+    Number.MAX_SAFE_INTEGER,
+    ' bytes',
+  ),
+  OUTPUT_QUOTA_RECOUNT_MS: env.int(
+    "How often the per-wallet output tally is recounted from the bucket (expired outputs stop counting then; other nodes' outputs are seen then)",
+    600_000,
+    0,
+    86_400_000,
+    ' ms',
+  ),
   PIDS_LIMIT: env.int('Process limit of every task container (fork bomb guard)', 256, 16, 65_536),
   WORK_TMPFS_BYTES: env.int(
     'Size of the writable /work tmpfs of a container (counts toward its memory)',

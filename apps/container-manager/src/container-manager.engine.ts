@@ -88,6 +88,9 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
       outputCapBytes: config.OUTPUT_CAP_BYTES,
       outputDirMaxBytes: config.OUTPUT_DIR_MAX_BYTES,
       taskUser: config.TASK_USER,
+      objectTtlMs: config.OBJECT_TTL_MS,
+      outputQuotaBytesPerWallet: config.OUTPUT_QUOTA_BYTES_PER_WALLET,
+      outputQuotaRecountMs: config.OUTPUT_QUOTA_RECOUNT_MS,
     });
     this.reconciler = new Reconciler(this.node, store, this.docker, this.pool, containers, this.executions, config.TASK_USER);
     runningEngines.add(this);

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { NatsConnection } from 'nats';
 import { messageOf } from '@mesh/common';
 import type { EventData, TaskDispatched } from '@mesh/contracts';
-import type { TaskOptions, TaskRun } from './docker/capture';
+import type { TaskOptions, TaskRun, TaskRunResult } from './docker/capture';
 import { DockerUnavailableError, ImageMissingError, type DockerEngine } from './docker/docker-engine';
 import type { TerminalExecutionEvent } from './domain/execution-decider';
 import { classifyScriptEnd } from './domain/script-end';
@@ -11,7 +11,8 @@ import type { ContainerPool } from './container-pool';
 import { NEW_EXECUTION, type ExecutionHandler } from './execution.handler';
 import { fatal } from './fatal';
 import type { LiveContainer, LiveExecution, NodeState } from './node-state';
-import { InputMissingError, readTaskInput, writeExecutionOutput } from './storage/object-io';
+import { InputMissingError, readTaskInput } from './storage/object-io';
+import { OutputRefusedError, OutputStore } from './storage/output-store';
 import { packTar, unpackTar } from './storage/tar';
 
 type Dispatch = EventData<typeof TaskDispatched>;
@@ -23,6 +24,9 @@ export interface RunnerConfig {
   outputCapBytes: number;
   outputDirMaxBytes: number;
   taskUser: string;
+  objectTtlMs: number;
+  outputQuotaBytesPerWallet: number;
+  outputQuotaRecountMs: number;
 }
 
 /**
@@ -35,6 +39,7 @@ export class TaskRunner {
   private readonly log: Logger;
   /** Executions whose end is being collected and recorded in the background. */
   private readonly finishing = new Set<Promise<void>>();
+  private readonly outputs: OutputStore;
 
   constructor(
     private readonly node: NodeState,
@@ -46,13 +51,18 @@ export class TaskRunner {
     private readonly config: RunnerConfig,
   ) {
     this.log = new Logger(`container-manager:${node.nodeId}`);
+    this.outputs = new OutputStore(nc, {
+      ttlMs: config.objectTtlMs,
+      quotaBytesPerWallet: config.outputQuotaBytesPerWallet,
+      recountMs: config.outputQuotaRecountMs,
+    });
   }
 
   /** Resolves once the script runs (ExecutionStarted recorded) or the attempt failed before it could. */
   async run(d: Dispatch): Promise<void> {
     let input: Buffer;
     try {
-      input = await readTaskInput(this.nc, d.input, this.config.inputMaxBytes);
+      input = await readTaskInput(this.nc, d.input, this.config.inputMaxBytes, this.config.objectTtlMs);
     } catch (err) {
       if (err instanceof InputMissingError) return this.failWithoutContainer(d, 'input-missing', false, err.message);
       throw err;
@@ -156,29 +166,21 @@ export class TaskRunner {
 
     let files: Record<string, Buffer> = {};
     let filesTruncated = false;
+    // Why the output is not stored (too large, over the wallet's quota): the execution then fails with it, nothing half-written.
+    let refused: string | undefined;
     try {
       const collected = await this.docker.collectOutput(c.dockerId, this.config.taskUser, this.config.outputDirMaxBytes);
       if (collected.tar) files = await unpackTar(collected.tar);
-      else filesTruncated = true;
+      else
+        refused = `output not stored: the output folder is ${collected.bytes} bytes (as a tar), more than OUTPUT_DIR_MAX_BYTES=${this.config.outputDirMaxBytes}`;
     } catch (err) {
       this.log.warn(`output folder of ${e.ref.executionId} not collected: ${messageOf(err)}`);
       filesTruncated = true;
     }
-    const outputRef = await writeExecutionOutput(this.nc, e.ref.executionId, {
-      manifest: {
-        format: 1,
-        executionId: e.ref.executionId,
-        exitCode: verdict.outcome === 'failed' ? verdict.exitCode : 0,
-        stdoutBytes: result.stdoutBytes,
-        stderrBytes: result.stderrBytes,
-        stdoutTruncated: result.stdoutBytes > result.stdout.length,
-        stderrTruncated: result.stderrBytes > result.stderr.length,
-        filesTruncated,
-      },
-      stdout: result.stdout,
-      stderr: result.stderr,
-      files,
-    });
+    const outputRef =
+      refused === undefined ? await this.storeOutput(e, result, verdict.outcome === 'failed' ? verdict.exitCode : 0, filesTruncated, files) : undefined;
+    if (outputRef !== undefined && 'refused' in outputRef) refused = outputRef.refused;
+    if (refused !== undefined) this.log.warn(`execution ${e.ref.executionId}: ${refused}`);
     // The container is free again before the result is announced, so the next dispatch finds it warm.
     this.node.executions.delete(e.ref.executionId);
     c.execution = undefined;
@@ -186,15 +188,48 @@ export class TaskRunner {
       c.status = 'idle';
       this.pool.scheduleIdleStop(c);
     }
-    if (verdict.outcome === 'succeeded' && result.started) {
-      await this.end(e, { type: 'ExecutionSucceeded', data: { ...e.ref, outputRef, durationMs } });
+    const stored = outputRef !== undefined && 'bucket' in outputRef ? outputRef : undefined;
+    if (verdict.outcome === 'succeeded' && result.started && stored !== undefined) {
+      await this.end(e, { type: 'ExecutionSucceeded', data: { ...e.ref, outputRef: stored, durationMs } });
     } else {
       const exitCode = verdict.outcome === 'failed' ? verdict.exitCode : 0;
-      const stderrTail = (oom ? `killed by the kernel: out of memory (limit ${c.memoryBytes} bytes)\n` : '') + result.stderrTail.slice(-STDERR_TAIL_MAX + 100);
+      const prefix = (refused !== undefined ? `${refused}\n` : '') + (oom ? `killed by the kernel: out of memory (limit ${c.memoryBytes} bytes)\n` : '');
+      const keep = STDERR_TAIL_MAX - 100 - prefix.length;
+      const stderrTail = (prefix + (keep > 0 ? result.stderrTail.slice(-keep) : '')).slice(0, STDERR_TAIL_MAX);
       await this.end(e, {
         type: 'ExecutionFailed',
-        data: { ...e.ref, exitCode, reason: oom ? 'oom' : 'exit-code', retryable: false, stderrTail, durationMs, outputRef },
+        data: { ...e.ref, exitCode, reason: oom ? 'oom' : 'exit-code', retryable: false, stderrTail, durationMs, ...(stored ? { outputRef: stored } : {}) },
       });
+    }
+  }
+
+  /** Stores the output (checked against the wallet's quota on its packed size first), or says why it was refused. */
+  private async storeOutput(
+    e: LiveExecution,
+    result: TaskRunResult,
+    exitCode: number,
+    filesTruncated: boolean,
+    files: Record<string, Buffer>,
+  ): Promise<{ bucket: string; key: string } | { refused: string }> {
+    try {
+      return await this.outputs.write(e.ref.walletId, e.ref.executionId, {
+        manifest: {
+          format: 1,
+          executionId: e.ref.executionId,
+          exitCode,
+          stdoutBytes: result.stdoutBytes,
+          stderrBytes: result.stderrBytes,
+          stdoutTruncated: result.stdoutBytes > result.stdout.length,
+          stderrTruncated: result.stderrBytes > result.stderr.length,
+          filesTruncated,
+        },
+        stdout: result.stdout,
+        stderr: result.stderr,
+        files,
+      });
+    } catch (err) {
+      if (err instanceof OutputRefusedError) return { refused: err.message };
+      throw err;
     }
   }
 

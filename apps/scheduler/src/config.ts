@@ -27,4 +27,22 @@ export const SchedulerEnv = {
     ' ms',
   ),
   LIVENESS_CHECK_MS: env.int('How often node liveness is checked', 500, 50, 60_000, ' ms'),
+  STORAGE_REFUSE_ABOVE_PCT: env.int(
+    'New work (submit-task, deploy-function) is refused with storage_full while the event store uses more than this percentage of its capacity (JetStream account limit or STORAGE_CAPACITY_BYTES) or of the filesystem of JETSTREAM_STORE_DIR; running executions and usage/billing are never refused',
+    90,
+    0,
+    100,
+    ' %',
+  ),
+  STORAGE_CAPACITY_BYTES: env.int(
+    "Capacity of the JetStream store when the account has no JetStream storage limit: set it to the nats-server's max_file_store (mesh up does); 0 = unknown",
+    0,
+    0,
+    Number.MAX_SAFE_INTEGER,
+    ' bytes',
+  ),
+  JETSTREAM_STORE_DIR: env.optionalString(
+    "The nats-server's store directory when it is on this machine: its filesystem's usage counts too (fs.statfs); unset = not checked",
+  ),
+  STORAGE_CHECK_MS: env.int('A storage measurement is reused for this long by the submit/deploy guard (0 = measure on every request)', 1000, 0, 60_000, ' ms'),
 };

@@ -8,6 +8,7 @@ import {
   functionsRequest,
   nodesRequest,
   poolsRequest,
+  storageRequest,
   submitTaskRequest,
   taskRequest,
   tasksRequest,
@@ -16,6 +17,7 @@ import {
 } from '@mesh/contracts';
 import { OnEvents, OnRequest } from '@mesh/runtime';
 import { SchedulerEngine } from './scheduler.engine';
+import { StorageGuard } from './storage.guard';
 import { TaskHandler } from './task.handler';
 
 /**
@@ -28,6 +30,7 @@ export class SchedulerController {
   constructor(
     private readonly engine: SchedulerEngine,
     private readonly taskHandler: TaskHandler,
+    private readonly storage: StorageGuard,
   ) {}
 
   @OnEvents('execution')
@@ -35,13 +38,16 @@ export class SchedulerController {
     if (isEventOf(event, executionEvents)) await this.engine.onExecutionEvent(event);
   }
 
+  // New work is refused (storage_full, nothing written) while the event store is nearly full.
   @OnRequest(deployFunctionRequest)
-  deployFunction(body: RequestData<typeof deployFunctionRequest>) {
+  async deployFunction(body: RequestData<typeof deployFunctionRequest>) {
+    await this.storage.check();
     return this.engine.deployFunction(body);
   }
 
   @OnRequest(submitTaskRequest)
-  submitTask(body: RequestData<typeof submitTaskRequest>) {
+  async submitTask(body: RequestData<typeof submitTaskRequest>) {
+    await this.storage.check();
     return this.engine.submitTask(body);
   }
 
@@ -73,6 +79,11 @@ export class SchedulerController {
   @OnRequest(poolsRequest)
   pools() {
     return this.engine.pools();
+  }
+
+  @OnRequest(storageRequest)
+  storageStatus() {
+    return this.storage.status();
   }
 
   @OnRequest(nodesRequest)

@@ -3,6 +3,7 @@ import { MeshCoreModule, type MeshCore } from '@mesh/runtime';
 import { SchedulerController } from './scheduler.controller';
 import { SchedulerEngine } from './scheduler.engine';
 import { FunctionHandler } from './function.handler';
+import { StorageGuard } from './storage.guard';
 import { TaskHandler } from './task.handler';
 
 @Module({})
@@ -12,7 +13,7 @@ export class SchedulerModule {
       module: SchedulerModule,
       imports: [MeshCoreModule.forRoot(core)],
       controllers: [SchedulerController],
-      providers: [TaskHandler, FunctionHandler, SchedulerEngine],
+      providers: [TaskHandler, FunctionHandler, SchedulerEngine, StorageGuard],
     };
   }
 }

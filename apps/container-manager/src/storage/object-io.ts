@@ -1,11 +1,14 @@
-import type { NatsConnection, ObjectStore } from 'nats';
+import { headers, nanos, type NatsConnection, type ObjectStore } from 'nats';
 import { LRUCache } from '@mesh/common';
 import { OUTPUT_BUCKET, type TaskInput } from '@mesh/contracts';
 import { packTar, unpackTar } from './tar';
 
 /**
  * Inputs and outputs live in the NATS JetStream object store: a bucket per function for inputs
- * (`mesh-input-<functionId>`), one bucket `mesh-output` for outputs, key = executionId.
+ * (`mesh-input-<functionId>`), one bucket `mesh-output` for outputs, key = executionId. Every bucket
+ * the container-manager opens has the TTL OBJECT_TTL_MS (the bucket stream's max_age; an existing
+ * bucket with another max_age is updated, which drops at once what is already older). Each output
+ * carries its wallet in the header `Mesh-Wallet`, which the per-wallet quota counts (output-quota.ts).
  *
  * Output object format: one tar with
  *   manifest.json   {format:1, executionId, exitCode, stdoutBytes, stderrBytes, stdoutTruncated,
@@ -43,8 +46,15 @@ export class InputMissingError extends Error {
 const OPEN_BUCKETS_MAX = 1024;
 const stores = new WeakMap<NatsConnection, LRUCache<string, Promise<ObjectStore>>>();
 
-/** Opens (creating when missing) a bucket once per connection. */
-export function objectStore(nc: NatsConnection, bucket: string): Promise<ObjectStore> {
+/** The header of an output object naming the wallet it counts against (the tenant key of the quota). */
+export const WALLET_HEADER = 'Mesh-Wallet';
+
+/**
+ * Opens (creating when missing) a bucket once per connection. With `ttlMs`, the bucket keeps its
+ * objects that long: created with it, or updated when it exists with another max_age (buckets made
+ * before TTLs existed, or by a client that did not set one).
+ */
+export function objectStore(nc: NatsConnection, bucket: string, ttlMs?: number): Promise<ObjectStore> {
   let byName = stores.get(nc);
   if (!byName) {
     byName = new LRUCache<string, Promise<ObjectStore>>({ max: OPEN_BUCKETS_MAX });
@@ -53,18 +63,31 @@ export function objectStore(nc: NatsConnection, bucket: string): Promise<ObjectS
   const open = byName;
   let store = open.get(bucket);
   if (!store) {
-    store = nc.jetstream().views.os(bucket);
+    store = openBucket(nc, bucket, ttlMs);
     store.catch(() => open.delete(bucket));
     open.set(bucket, store);
   }
   return store;
 }
 
-/** The bytes of a task input: inline base64, or an object of the store (bounded by maxBytes). */
-export async function readTaskInput(nc: NatsConnection, input: TaskInput, maxBytes: number): Promise<Buffer> {
+async function openBucket(nc: NatsConnection, bucket: string, ttlMs: number | undefined): Promise<ObjectStore> {
+  if (ttlMs === undefined) return nc.jetstream().views.os(bucket);
+  const maxAge = nanos(ttlMs);
+  const os = await nc.jetstream().views.os(bucket, { ttl: maxAge });
+  const { config } = (await os.status()).streamInfo;
+  if (config.max_age !== maxAge) {
+    const jsm = await nc.jetstreamManager();
+    // JetStream refuses a duplicate window longer than max_age (2 min by default, vs a short TTL).
+    await jsm.streams.update(config.name, { max_age: maxAge, duplicate_window: Math.min(config.duplicate_window, maxAge) });
+  }
+  return os;
+}
+
+/** The bytes of a task input: inline base64, or an object of the store (bounded by maxBytes, checked on its size before any byte is read). */
+export async function readTaskInput(nc: NatsConnection, input: TaskInput, maxBytes: number, ttlMs?: number): Promise<Buffer> {
   if ('inline' in input) return Buffer.from(input.inline, 'base64');
   const { bucket, key } = input.objectRef;
-  const os = await objectStore(nc, bucket);
+  const os = await objectStore(nc, bucket, ttlMs);
   const info = await os.info(key);
   if (!info || info.deleted) throw new InputMissingError(`input ${bucket}/${key} does not exist`);
   if (info.size > maxBytes) throw new InputMissingError(`input ${bucket}/${key} is ${info.size} bytes, more than INPUT_MAX_BYTES=${maxBytes}`);
@@ -73,19 +96,36 @@ export async function readTaskInput(nc: NatsConnection, input: TaskInput, maxByt
   return Buffer.from(data);
 }
 
-export async function writeExecutionOutput(
-  nc: NatsConnection,
-  executionId: string,
-  parts: { manifest: OutputManifest; stdout: Buffer; stderr: Buffer; files: Record<string, Buffer> },
-): Promise<{ bucket: string; key: string }> {
+export interface OutputParts {
+  manifest: OutputManifest;
+  stdout: Buffer;
+  stderr: Buffer;
+  files: Record<string, Buffer>;
+}
+
+/** The output object as it will be stored (its size is known before anything is written). */
+export async function packExecutionOutput(parts: OutputParts): Promise<Buffer> {
   const entries: Record<string, Buffer> = {
     'manifest.json': Buffer.from(JSON.stringify(parts.manifest)),
     stdout: parts.stdout,
     stderr: parts.stderr,
   };
   for (const [path, content] of Object.entries(parts.files)) entries[`out/${path}`] = content;
-  const os = await objectStore(nc, OUTPUT_BUCKET);
-  await os.putBlob({ name: executionId }, await packTar(entries));
+  return packTar(entries);
+}
+
+/** Stores a packed output under the execution id, tagged with its wallet. */
+export async function putExecutionOutput(
+  nc: NatsConnection,
+  executionId: string,
+  walletId: string,
+  packed: Buffer,
+  ttlMs?: number,
+): Promise<{ bucket: string; key: string }> {
+  const os = await objectStore(nc, OUTPUT_BUCKET, ttlMs);
+  const h = headers();
+  h.set(WALLET_HEADER, walletId);
+  await os.putBlob({ name: executionId, headers: h }, packed);
   return { bucket: OUTPUT_BUCKET, key: executionId };
 }
 

@@ -288,6 +288,56 @@ export const nodesRequest = defineRequest(
   'Registered nodes: capacity, reserved, used and free CPU and memory, last heartbeat, liveness and reliability.',
 );
 
+// --- storage ---------------------------------------------------------------------------------------
+/** The refusal of submit-task and deploy-function while the event store is above STORAGE_REFUSE_ABOVE_PCT (no event is written). */
+export const STORAGE_FULL = 'storage_full';
+
+/**
+ * Defaults of the object store (inputs and outputs), shared by the container-manager (which enforces
+ * them) and the CLI (which stores inputs): 7 days of TTL, 64 MiB per input item.
+ */
+export const OBJECT_STORE_DEFAULTS = {
+  ttlMs: 7 * 24 * 3600_000,
+  inputMaxBytes: 64 * 1024 * 1024,
+} as const;
+
+/** Where the capacity of the JetStream store comes from (docs/operations.md, "Storage limits"). */
+export const STORAGE_CAPACITY_SOURCES = ['account-limit', 'configured', 'none'] as const;
+
+export const storageStatusSchema = z.object({
+  /** Bytes the file-stored JetStream streams hold (stream info `state.bytes`, summed: the log, KV and object buckets). */
+  usedBytes: z.int().min(0),
+  /** The account's JetStream storage limit when the server has one, else STORAGE_CAPACITY_BYTES (the server's max_file_store), else null. */
+  capacityBytes: z.int().min(1).nullable(),
+  capacitySource: z.enum(STORAGE_CAPACITY_SOURCES),
+  /** usedBytes / capacityBytes in percent (null without a capacity). */
+  usedPct: z.number().nullable(),
+  /** The filesystem holding the store (JETSTREAM_STORE_DIR), when it is local to the scheduler. */
+  filesystem: z
+    .object({
+      path: z.string(),
+      totalBytes: z.int().min(0),
+      availableBytes: z.int().min(0),
+      usedPct: z.number(),
+    })
+    .nullable(),
+  refuseAbovePct: z.int(),
+  /** New work (submit-task, deploy-function) is refused with storage_full. */
+  refusing: z.boolean(),
+  /** Why new work is refused: the usage and the threshold. */
+  reason: z.string().optional(),
+  measuredAtMs: z.int(),
+});
+export type StorageStatus = z.output<typeof storageStatusSchema>;
+
+export const storageRequest = defineRequest(
+  'query',
+  querySubject('scheduler', 'storage'),
+  z.strictObject({}),
+  storageStatusSchema,
+  'Storage of the event store as the scheduler measures it before accepting new work: bytes used, capacity, filesystem, the threshold and whether submit-task/deploy-function are refused (storage_full).',
+);
+
 export const schedulerRequests: RequestDefinition[] = [
   deployFunctionRequest,
   submitTaskRequest,
