@@ -101,7 +101,7 @@ export const deployFunctionRequest = defineRequest(
       .optional(),
   }),
   functionSpecSchema.extend({ changed: z.boolean() }),
-  'Deploys a function or replaces it with a new version (every field; missing ones take the defaults). Defaults: cpu 250/4000/1000 m (min/max/initial; min and initial clamped into the given range), 256 MiB, 15 min timeout, no network, 3 attempts. Redeploying the same spec writes nothing (changed: false).',
+  'Deploys a function or replaces it with a new version (every field; missing ones take the defaults). Defaults: cpu 250/4000/1000 m (min/max/initial; min and initial clamped into the given range), 256 MiB, 15 min timeout, no network, 3 attempts. Redeploying the same spec writes nothing (changed: false). Refused with storage_full while the event store is above STORAGE_REFUSE_ABOVE_PCT.',
 );
 
 export const submitTaskRequest = defineRequest(
@@ -124,7 +124,7 @@ export const submitTaskRequest = defineRequest(
     /** True when a task with this id and the same content was already submitted: nothing was written. */
     duplicate: z.boolean(),
   }),
-  'Submits one task (one invocation of a function on one input item) to the pending pool. Refused: unknown_function, unknown_wallet, provider_wallet, exceeds_node_capacity, task_exists (same id, other content).',
+  'Submits one task (one invocation of a function on one input item) to the pending pool. Refused: unknown_function, unknown_wallet, provider_wallet, exceeds_node_capacity, task_exists (same id, other content), storage_full (the event store is above STORAGE_REFUSE_ABOVE_PCT; nothing is written).',
 );
 
 export const cancelTaskRequest = defineRequest(
@@ -348,4 +348,5 @@ export const schedulerRequests: RequestDefinition[] = [
   functionRequest,
   poolsRequest,
   nodesRequest,
+  storageRequest,
 ];
