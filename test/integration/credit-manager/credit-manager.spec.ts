@@ -19,7 +19,7 @@ import {
 import { headers } from 'nats';
 import { JetStreamEventStore } from '@mesh/eventstore';
 import { MeshClient, RequestError, startService, type RunningService } from '@mesh/runtime';
-import { NatsServerProcess, eventually } from '@mesh/testing';
+import { NatsServerProcess, containerStartedEvent, eventually } from '@mesh/testing';
 import { CreditManagerService } from '../../../apps/credit-manager/src/main';
 import { LedgerService } from '../../../apps/ledger/src/main';
 
@@ -44,26 +44,7 @@ describe('credit-manager service (real NATS, real ledger)', () => {
   async function container(containerId: string, walletId: string, functionId = 'f1') {
     await raw.append(
       `container-${containerId}`,
-      [
-        {
-          id: `started-${containerId}`,
-          type: 'ContainerStarted',
-          data: {
-            containerId,
-            nodeId: 'n1',
-            walletId,
-            functionId,
-            dockerId: `d${containerId}`,
-            image: 'mesh/task-base:latest',
-            cpuMillis: 4000,
-            memoryBytes: 512 * MiB,
-            cpuMaxMillis: 4000,
-            cpuMinMillis: 250,
-            coldStartMs: 1,
-            startedAtMs: Date.now(),
-          },
-        },
-      ],
+      [containerStartedEvent({ containerId, nodeId: 'n1', walletId, functionId }, { cpuMillis: 4000, memoryBytes: 512 * MiB })],
       'no_stream',
     );
   }
