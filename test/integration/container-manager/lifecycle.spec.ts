@@ -2,7 +2,7 @@ import { ContainerStarted, ContainerStopped, ExecutionFailed, ExecutionStarted, 
 import { eventually } from '@mesh/testing';
 import { readExecutionOutput } from '../../../apps/container-manager/src/main';
 import { objectStore } from '../../../apps/container-manager/src/storage/object-io';
-import { dataOf, dispatch, nodeContainers, randomId, samplesOf, terminalOf, waitForEnd, waitForEvent, useNodes } from './harness';
+import { dataOf, dispatch, nodeContainers, randomId, samplesOf, terminalOf, waitForEnd, waitForEvent, useNodes, type DispatchOptions } from './harness';
 
 /**
  * One container-manager against the real Docker engine: cold start, warm reuse, sandbox, output
@@ -12,6 +12,9 @@ describe('container-manager: task lifecycle in real containers', () => {
   const nodeId = randomId('cmlife');
   const walletId = randomId('w');
   const cm = useNodes([{ nodeId, env: { IDLE_TIMEOUT_MS: '4000', OUTPUT_CAP_BYTES: '65536' } }]);
+  /** A task of a fresh function of this spec's wallet on this spec's node. */
+  const dispatchHere = (o: Omit<DispatchOptions, 'nodeId' | 'walletId' | 'functionId'>) =>
+    dispatch(cm.node.running.store, { nodeId, walletId, functionId: randomId('f'), ...o });
 
   it('runs a task cold in a sandboxed container, then warm in the same container; output is stored', async () => {
     const fn = randomId('f');
@@ -89,7 +92,7 @@ describe('container-manager: task lifecycle in real containers', () => {
   });
 
   it('reports a failing script with its exit code and the tail of stderr', async () => {
-    const d = await dispatch(cm.node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'echo "something broke" >&2; exit 3' });
+    const d = await dispatchHere({ script: 'echo "something broke" >&2; exit 3' });
     const failed = dataOf(await waitForEnd(cm.node.running.store, d.executionId), ExecutionFailed);
     expect(failed).toMatchObject({ reason: 'exit-code', exitCode: 3, retryable: false });
     expect(failed.stderrTail).toContain('something broke');
@@ -97,7 +100,7 @@ describe('container-manager: task lifecycle in real containers', () => {
 
   it('fails a task whose image does not exist at once, without a retry, and creates no container', async () => {
     const before = (await nodeContainers(cm.docker, nodeId)).length;
-    const d = await dispatch(cm.node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'true', image: 'mesh/does-not-exist:never' });
+    const d = await dispatchHere({ script: 'true', image: 'mesh/does-not-exist:never' });
     const events = await waitForEnd(cm.node.running.store, d.executionId);
     expect(events).toHaveLength(1);
     const failed = dataOf(events, ExecutionFailed);
@@ -109,16 +112,13 @@ describe('container-manager: task lifecycle in real containers', () => {
   it('ignores a dispatch for another node', async () => {
     const other = await dispatch(cm.node.running.store, { nodeId: randomId('othernode'), walletId, functionId: randomId('f'), script: 'true' });
     // The task consumer handles dispatches in order: once the next one is done, the other was seen.
-    const mine = await dispatch(cm.node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'true' });
+    const mine = await dispatchHere({ script: 'true' });
     await waitForEnd(cm.node.running.store, mine.executionId);
     expect(await cm.node.running.store.read(streamName('execution', other.executionId))).toEqual([]);
   });
 
   it('caps a flood of output and keeps the first bytes', async () => {
-    const d = await dispatch(cm.node.running.store, {
-      nodeId,
-      walletId,
-      functionId: randomId('f'),
+    const d = await dispatchHere({
       script: 'head -c 3000000 /dev/zero | tr "\\0" a; echo done >&2',
     });
     const output = await readExecutionOutput(cm.node.running.nc, dataOf(await waitForEnd(cm.node.running.store, d.executionId), ExecutionSucceeded).outputRef);

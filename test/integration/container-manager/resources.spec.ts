@@ -12,7 +12,7 @@ import {
 } from '@mesh/contracts';
 import { eventually } from '@mesh/testing';
 import { findCgroupPaths, readCgroup, readCpuQuota, readMemoryLimit } from '../../../apps/container-manager/src/docker/cgroup';
-import { dataOf, dispatch, randomId, samplesOf, terminalOf, waitForEnd, waitForEvent, useNodes } from './harness';
+import { dataOf, dispatch, randomId, samplesOf, terminalOf, waitForEnd, waitForEvent, useNodes, type DispatchOptions } from './harness';
 
 const MiB = 1024 * 1024;
 
@@ -21,6 +21,9 @@ describe('container-manager: resources, limits and faults', () => {
   const nodeId = randomId('cmres');
   const walletId = randomId('w');
   const cm = useNodes([{ nodeId, env: { IDLE_TIMEOUT_MS: '2500', SAMPLE_INTERVAL_MS: '250', PIDS_LIMIT: '64' } }]);
+  /** A task of a fresh function of this spec's wallet on this spec's node. */
+  const dispatchHere = (o: Omit<DispatchOptions, 'nodeId' | 'walletId' | 'functionId'>) =>
+    dispatch(cm.node.running.store, { nodeId, walletId, functionId: randomId('f'), ...o });
 
   async function containerOf(executionId: string): Promise<EventData<typeof ContainerStarted>> {
     const started = (await waitForEvent(cm.node.running.store, streamName('execution', executionId), ExecutionStarted)).data;
@@ -28,10 +31,7 @@ describe('container-manager: resources, limits and faults', () => {
   }
 
   it('samples CPU exactly: the sampled core-ns of a CPU-bound task sum to the container counter at stop', async () => {
-    const d = await dispatch(cm.node.running.store, {
-      nodeId,
-      walletId,
-      functionId: randomId('f'),
+    const d = await dispatchHere({
       cpuInitialMillis: 1000,
       script: 'i=0; while [ $i -lt 250000 ]; do i=$((i+1)); done; echo $i',
     });
@@ -143,7 +143,7 @@ describe('container-manager: resources, limits and faults', () => {
   });
 
   it('kills a task that runs past its timeout', async () => {
-    const d = await dispatch(cm.node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'sleep 30', timeoutMs: 1500 });
+    const d = await dispatchHere({ script: 'sleep 30', timeoutMs: 1500 });
     const container = await containerOf(d.executionId);
     const end = terminalOf(await waitForEnd(cm.node.running.store, d.executionId));
     expect(end.type).toBe('ExecutionTimedOut');
@@ -162,10 +162,7 @@ describe('container-manager: resources, limits and faults', () => {
   });
 
   it('reports an OOM kill as such', async () => {
-    const d = await dispatch(cm.node.running.store, {
-      nodeId,
-      walletId,
-      functionId: randomId('f'),
+    const d = await dispatchHere({
       script: 'tail /dev/zero',
       memoryBytes: 24 * MiB,
       timeoutMs: 20_000,
@@ -176,10 +173,7 @@ describe('container-manager: resources, limits and faults', () => {
   });
 
   it('survives a fork bomb: the pids limit holds and the task ends', async () => {
-    const d = await dispatch(cm.node.running.store, {
-      nodeId,
-      walletId,
-      functionId: randomId('f'),
+    const d = await dispatchHere({
       script: 'bomb() { bomb | bomb & }; bomb; sleep 5',
       timeoutMs: 2500,
     });
