@@ -1,4 +1,4 @@
-import { ContainerStarted, StandingChanged, type EventData, type NewEvent } from '@mesh/contracts';
+import { ContainerStarted, ResourceSampled, StandingChanged, type EventData, type NewEvent, type NewEventOf } from '@mesh/contracts';
 
 /** Which container, on which node, for which wallet and function. */
 export interface ContainerRef {
@@ -44,5 +44,40 @@ export function suspensionData(walletId: string, cause: { eventId: string; revis
     causeEventId: cause.eventId,
     causeRevision: cause.revision,
     changedAtMs,
+  };
+}
+
+/** What one sample measured, over the second that ends at `windowEndMs`. */
+export interface SampleFigures {
+  seq: number;
+  windowEndMs: number;
+  cpuNanos: number;
+  /** Average and peak memory of the window (the same figure). */
+  memoryBytes: number;
+  cpuLimitMillis: number;
+  memoryLimitBytes: number;
+  taskId?: string;
+}
+
+/** The ResourceSampled a container-manager records for one one-second window (event and sample id `<containerId>-<seq>`, not final). */
+export function resourceSampledEvent(ref: ContainerRef, figures: SampleFigures): NewEventOf<typeof ResourceSampled> {
+  const { seq, windowEndMs, taskId } = figures;
+  return {
+    id: `${ref.containerId}-${seq}`,
+    type: 'ResourceSampled',
+    data: {
+      sampleId: `${ref.containerId}-${seq}`,
+      ...ref,
+      seq,
+      ...(taskId ? { taskId } : {}),
+      windowStartMs: windowEndMs - 1000,
+      windowEndMs,
+      cpuNanos: figures.cpuNanos,
+      memoryBytesAvg: figures.memoryBytes,
+      memoryBytesMax: figures.memoryBytes,
+      cpuLimitMillis: figures.cpuLimitMillis,
+      memoryLimitBytes: figures.memoryLimitBytes,
+      final: false,
+    },
   };
 }
