@@ -7,7 +7,7 @@ import type { NewEvent } from '@mesh/contracts';
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
 import { NatsServerProcess } from '@mesh/testing';
 import type { BenchResult } from './run';
-import { addRawStream, perSecond, pool, rawRead } from './support';
+import { addRawStream, perSecond, pool, rateVsRaw, rawRead } from './support';
 
 const SEQUENTIAL_EVENTS = 3000;
 const CONCURRENT_EVENTS = 20000;
@@ -59,32 +59,11 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
       return n;
     });
 
-    const ratio = (ours: number, raw: number) => ours / raw >= 0.8;
+    const vsPublish = (name: string, ours: number, raw: number) => rateVsRaw(name, ours, 'events/s', { name: 'js.publish', value: raw }, 0.8, '>= 80% of raw');
     return [
-      {
-        name: 'append, sequential, expected version',
-        value: oursSeq,
-        unit: 'events/s',
-        baseline: { name: 'js.publish', value: rawSeq },
-        goal: '>= 80% of raw',
-        met: ratio(oursSeq, rawSeq),
-      },
-      {
-        name: `append, concurrent (${CONCURRENCY} streams)`,
-        value: oursConc,
-        unit: 'events/s',
-        baseline: { name: 'js.publish', value: rawConc },
-        goal: '>= 80% of raw',
-        met: ratio(oursConc, rawConc),
-      },
-      {
-        name: 'readAll',
-        value: oursReadRate,
-        unit: 'events/s',
-        baseline: { name: 'ordered consumer', value: rawReadRate },
-        goal: '>= 80% of raw',
-        met: ratio(oursReadRate, rawReadRate),
-      },
+      vsPublish('append, sequential, expected version', oursSeq, rawSeq),
+      vsPublish(`append, concurrent (${CONCURRENCY} streams)`, oursConc, rawConc),
+      rateVsRaw('readAll', oursReadRate, 'events/s', { name: 'ordered consumer', value: rawReadRate }, 0.8, '>= 80% of raw'),
     ];
   } finally {
     await nc.close();

@@ -20,7 +20,7 @@ import { LedgerService } from '../apps/ledger/src/main';
 import { verifyAudit } from '@mesh/audit';
 import { ChargeProducer, chargeData } from './ledger-charge-producer';
 import type { BenchResult } from './run';
-import { addRawStream, median, perSecond, rawRead, secondsSince } from './support';
+import { addRawStream, median, perSecond, rateVsRaw, rawRead, secondsSince } from './support';
 
 const RAW_APPENDS = 1500;
 const CHARGES = 3000;
@@ -138,14 +138,14 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     const [rawReadRate, adapterReadRate, replayRate] = [rawReads, adapterReads, replays].map(median);
 
     return [
-      {
-        name: 'ledger posting, charges end to end',
-        value: postingRate,
-        unit: 'charges/s',
-        baseline: { name: 'js.publish sequential', value: rawAppendRate },
-        goal: '>= 50% of raw append',
-        met: postingRate / rawAppendRate >= 0.5,
-      },
+      rateVsRaw(
+        'ledger posting, charges end to end',
+        postingRate,
+        'charges/s',
+        { name: 'js.publish sequential', value: rawAppendRate },
+        0.5,
+        '>= 50% of raw append',
+      ),
       {
         name: 'ledger posting, wallet events out',
         value: walletEventsRate,
@@ -153,14 +153,7 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
         baseline: { name: 'js.publish sequential', value: rawAppendRate },
       },
       { name: 'event store readAll alone (context)', value: adapterReadRate, unit: 'events/s', baseline: { name: 'ordered consumer', value: rawReadRate } },
-      {
-        name: 'audit replay (verifyAudit)',
-        value: replayRate,
-        unit: 'events/s',
-        baseline: { name: 'ordered consumer', value: rawReadRate },
-        goal: '>= 50% of raw read',
-        met: replayRate / rawReadRate >= 0.5,
-      },
+      rateVsRaw('audit replay (verifyAudit)', replayRate, 'events/s', { name: 'ordered consumer', value: rawReadRate }, 0.5, '>= 50% of raw read'),
     ];
   } finally {
     await ledger.stop();

@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from 'nats';
 import { EVENTS_STREAM } from '@mesh/contracts';
+import type { BenchResult } from './run';
 
 /** Milliseconds since `startNs` (a `process.hrtime.bigint()` reading). */
 export const msSince = (startNs: bigint): number => Number(process.hrtime.bigint() - startNs) / 1e6;
@@ -97,4 +98,12 @@ export async function rawRead(nc: NatsConnection, count: number, options: { from
   }
   await messages.close();
   return seen;
+}
+
+/**
+ * A rate of ours next to its raw baseline from the same run, with the goal of at least `minShare`
+ * of it (`goal` says so in words, e.g. ">= 80% of raw").
+ */
+export function rateVsRaw(name: string, value: number, unit: string, baseline: { name: string; value: number }, minShare: number, goal: string): BenchResult {
+  return { name, value, unit, baseline, goal, met: value / baseline.value >= minShare };
 }
