@@ -32,11 +32,13 @@ import {
   type RecordedOf,
 } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore/port';
+import { JetStreamEventStore } from '@mesh/eventstore';
 import { startService } from '@mesh/runtime';
-import { NatsServerProcess } from '@mesh/testing';
+import { NatsServerProcess, suspensionData } from '@mesh/testing';
 import { ContainerManagerService } from '../apps/container-manager/src/main';
 import { containerCreateOptions, LABEL } from '../apps/container-manager/src/docker/sandbox';
 import type { BenchResult } from './run';
+import { median, pollUntil } from './support';
 
 const IMAGE = process.env.MESH_BASE_IMAGE ?? 'mesh/task-base:latest';
 const RUNS = Number(process.env.BENCH_RUNS ?? 11);
@@ -45,26 +47,21 @@ const SAMPLING_SECONDS = Number(process.env.BENCH_SAMPLING_SECONDS ?? 10);
 const MiB = 1024 * 1024;
 
 const rid = (p: string) => `${p}${randomBytes(5).toString('hex')}`;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function waitFor<D extends EventDefinition>(store: EventStore, stream: string, definition: D, timeoutMs = 30_000): Promise<RecordedOf<D>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = (await store.read(stream)).find((e): e is RecordedOf<D> => isEvent(e, definition));
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no ${definition.type} in ${stream} after ${timeoutMs} ms`);
-    await sleep(5);
-  }
+function waitFor<D extends EventDefinition>(store: EventStore, stream: string, definition: D, timeoutMs = 30_000): Promise<RecordedOf<D>> {
+  return pollUntil(
+    async () => (await store.read(stream)).find((e): e is RecordedOf<D> => isEvent(e, definition)),
+    timeoutMs,
+    `${definition.type} in ${stream}`,
+  );
 }
 
-async function waitForTerminal(store: EventStore, executionId: string): Promise<RecordedEvent> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const end = (await store.read(streamName('execution', executionId))).find((e) => /^Execution(Succeeded|Failed|TimedOut|Aborted)$/.test(e.type));
-    if (end) return end;
-    if (Date.now() > deadline) throw new Error(`execution ${executionId} did not end`);
-    await sleep(5);
-  }
+function waitForTerminal(store: EventStore, executionId: string): Promise<RecordedEvent> {
+  return pollUntil(
+    async () => (await store.read(streamName('execution', executionId))).find((e) => /^Execution(Succeeded|Failed|TimedOut|Aborted)$/.test(e.type)),
+    30_000,
+    `the end of execution ${executionId}`,
+  );
 }
 
 function firstByte(stream: NodeJS.ReadableStream): Promise<void> {
@@ -169,7 +166,9 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     SAMPLE_INTERVAL_MS: '1000',
     IDLE_TIMEOUT_MS: '600000',
   });
-  const store = running.store;
+  // The bench plays the scheduler, the scaler and the credit-manager (TaskDispatched, ScalingDecided,
+  // StandingChanged): the service's own store may only write the container-manager's categories.
+  const store = await JetStreamEventStore.connect(running.nc);
   try {
     // Warm the engine and the image cache on both paths first.
     for (let i = 0; i < 2; i++) await rawRun(docker, nodeId);
@@ -254,25 +253,7 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
       const d = dispatchData(nodeId, w, rid('f'), 'while :; do :; done');
       const { containerId } = await timedDispatch(store, d);
       const t0 = Date.now();
-      await store.append(
-        streamName('standing', w),
-        [
-          eventOf(StandingChanged, rid('st'), {
-            walletId: w,
-            from: 'overdrawn',
-            to: 'suspended',
-            balance: '-0.5',
-            currency: 'GRC',
-            maxDebt: '0.5',
-            minBalance: '0',
-            policy: 'greedy',
-            causeEventId: rid('c'),
-            causeRevision: 1,
-            changedAtMs: t0,
-          }),
-        ],
-        'any',
-      );
+      await store.append(streamName('standing', w), [eventOf(StandingChanged, rid('st'), suspensionData(w, { eventId: rid('c'), revision: 1 }, t0))], 'any');
       const stopped = await waitFor(store, streamName('container', containerId), ContainerStopped);
       abort.push(stopped.data.stoppedAtMs - t0);
     }
@@ -294,24 +275,18 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     const wallMs = performance.now() - wall0;
     const samplingPct = ((cpu.user + cpu.system) / 1000 / wallMs) * 100;
 
-    const ratio = (a: number, b: number) => a / b;
+    /** A start (p50) against the Docker call it wraps (p50): at most 1.3 times as long. */
+    const startVsDocker = (kind: 'cold' | 'warm', ours: number[], call: 'run' | 'exec', raw: number[]): BenchResult => ({
+      name: `${kind} start: dispatch -> script running (p50)`,
+      value: median(ours),
+      unit: 'ms',
+      baseline: { name: `docker ${call}`, value: median(raw) },
+      goal: `<= 1.3x raw ${call}`,
+      met: median(ours) / median(raw) <= 1.3,
+    });
     return [
-      {
-        name: 'cold start: dispatch -> script running (p50)',
-        value: median(cold),
-        unit: 'ms',
-        baseline: { name: 'docker run', value: median(rawRuns) },
-        goal: '<= 1.3x raw run',
-        met: ratio(median(cold), median(rawRuns)) <= 1.3,
-      },
-      {
-        name: 'warm start: dispatch -> script running (p50)',
-        value: median(warm),
-        unit: 'ms',
-        baseline: { name: 'docker exec', value: median(rawExecs) },
-        goal: '<= 1.3x raw exec',
-        met: ratio(median(warm), median(rawExecs)) <= 1.3,
-      },
+      startVsDocker('cold', cold, 'run', rawRuns),
+      startVsDocker('warm', warm, 'exec', rawExecs),
       {
         name: 'resize: decision -> limits applied (p50)',
         value: median(resize),

@@ -17,11 +17,12 @@ import { AckPolicy, DeliverPolicy, headers as natsHeaders, type NatsConnection }
 import { EVENTS_STREAM, depositRequest, openWalletRequest, parseAmount, type NewEvent } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
 import { MeshClient, startService } from '@mesh/runtime';
-import { NatsServerProcess } from '@mesh/testing';
+import { NatsServerProcess, containerStartedEvent, resourceSampledEvent } from '@mesh/testing';
 import { CreditManagerService } from '../apps/credit-manager/src/main';
 import { LedgerService } from '../apps/ledger/src/main';
 import { standingOf } from '../apps/credit-manager/src/domain/standing-decider';
 import type { BenchResult } from './run';
+import { firstMessage, msSince, percentile } from './support';
 
 const TRIALS = 60;
 const RAW_TRIALS = 200;
@@ -34,13 +35,6 @@ const SAMPLE_CHARGE_MINOR = (BigInt(SAMPLE_CPU_NANOS) * parseAmount('6')) / 3_60
 const WALLET = { deposit: '0.005', minBalance: '0.002', maxDebt: '0.005' };
 const LATENCY_GOAL_MS = 50;
 const POLICY = { maxDebtMinor: parseAmount(WALLET.maxDebt), minBalanceMinor: parseAmount(WALLET.minBalance), policy: 'greedy' as const };
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-const msSince = (startNs: bigint) => Number(process.hrtime.bigint() - startNs) / 1e6;
 
 /** Raw JetStream: publish on hop 0, a durable consumer per hop republishes to the next; latency to the last. */
 async function rawChain(nc: NatsConnection, hops: number, count: number): Promise<number[]> {
@@ -72,7 +66,7 @@ async function rawChain(nc: NatsConnection, hops: number, count: number): Promis
   }
   const latencies: number[] = [];
   for (let i = 0; i < count; i++) {
-    const seen = new Promise<void>((resolve) => nc.subscribe(subject(hops), { max: 1, callback: () => resolve() }));
+    const seen = firstMessage(nc, subject(hops));
     const hd = natsHeaders();
     hd.set('Nats-Msg-Id', `chain${hops}-0-${i}`);
     const start = process.hrtime.bigint();
@@ -132,28 +126,18 @@ function follow(nc: NatsConnection, walletId: string) {
 }
 
 function sampleOf(containerId: string, walletId: string, seq: number): NewEvent {
-  const windowEndMs = Date.now();
-  return {
-    id: `${containerId}-${seq}`,
-    type: 'ResourceSampled',
-    data: {
-      sampleId: `${containerId}-${seq}`,
-      containerId,
-      nodeId: 'bn1',
-      walletId,
-      functionId: 'bf1',
+  return resourceSampledEvent(
+    { containerId, nodeId: 'bn1', walletId, functionId: 'bf1' },
+    {
       seq,
       taskId: `t${containerId}`,
-      windowStartMs: windowEndMs - 1000,
-      windowEndMs,
+      windowEndMs: Date.now(),
       cpuNanos: SAMPLE_CPU_NANOS,
-      memoryBytesAvg: 64 * MiB,
-      memoryBytesMax: 64 * MiB,
+      memoryBytes: 64 * MiB,
       cpuLimitMillis: 2000,
       memoryLimitBytes: 256 * MiB,
-      final: false,
     },
-  };
+  );
 }
 
 async function prepareWallet(client: MeshClient, store: JetStreamEventStore, walletId: string, containerId: string) {
@@ -161,38 +145,38 @@ async function prepareWallet(client: MeshClient, store: JetStreamEventStore, wal
   await client.request(depositRequest, { walletId, amount: WALLET.deposit, reference: `${walletId}-dep` });
   await store.append(
     `container-${containerId}`,
-    [
-      {
-        id: `started-${containerId}`,
-        type: 'ContainerStarted',
-        data: {
-          containerId,
-          nodeId: 'bn1',
-          walletId,
-          functionId: 'bf1',
-          dockerId: `d${containerId}`,
-          image: 'mesh/task-base:latest',
-          cpuMillis: 2000,
-          memoryBytes: 256 * MiB,
-          cpuMaxMillis: 4000,
-          cpuMinMillis: 250,
-          coldStartMs: 1,
-          startedAtMs: Date.now(),
-        },
-      },
-    ],
+    [containerStartedEvent({ containerId, nodeId: 'bn1', walletId, functionId: 'bf1' }, { cpuMillis: 2000, memoryBytes: 256 * MiB })],
     'no_stream',
   );
+}
+
+/**
+ * Opens and funds `walletId` with one container `containerId`, follows the wallet until its standing
+ * is normal, then runs `body` with what is followed; stops following however `body` ends.
+ */
+async function withFundedWallet<T>(
+  nc: NatsConnection,
+  client: MeshClient,
+  store: JetStreamEventStore,
+  walletId: string,
+  containerId: string,
+  body: (f: ReturnType<typeof follow>) => Promise<T>,
+): Promise<T> {
+  const f = follow(nc, walletId);
+  try {
+    await prepareWallet(client, store, walletId, containerId);
+    await f.until(() => f.seen.standings.some((s) => s.to === 'normal'), 'normal standing');
+    return await body(f);
+  } finally {
+    f.stop();
+  }
 }
 
 /** Samples one at a time (each once the previous one was debited) until suspended: latency of every crossing. */
 async function sequentialRun(nc: NatsConnection, client: MeshClient, store: JetStreamEventStore, i: number) {
   const walletId = `bw${i}`;
   const containerId = `bc${i}`;
-  const f = follow(nc, walletId);
-  try {
-    await prepareWallet(client, store, walletId, containerId);
-    await f.until(() => f.seen.standings.some((s) => s.to === 'normal'), 'normal standing');
+  return withFundedWallet(nc, client, store, walletId, containerId, async (f) => {
     const latencies: number[] = [];
     let expected = standingOf(parseAmount(WALLET.deposit), POLICY);
     for (let seq = 1; seq <= 50; seq++) {
@@ -214,19 +198,14 @@ async function sequentialRun(nc: NatsConnection, client: MeshClient, store: JetS
       }
     }
     throw new Error(`${walletId} never suspended`);
-  } finally {
-    f.stop();
-  }
+  });
 }
 
 /** Samples every BURST_INTERVAL_MS without waiting: how many were charged beyond the suspending one. */
 async function burstRun(nc: NatsConnection, client: MeshClient, store: JetStreamEventStore, i: number) {
   const walletId = `bb${i}`;
   const containerId = `bbc${i}`;
-  const f = follow(nc, walletId);
-  try {
-    await prepareWallet(client, store, walletId, containerId);
-    await f.until(() => f.seen.standings.some((s) => s.to === 'normal'), 'normal standing');
+  return withFundedWallet(nc, client, store, walletId, containerId, async (f) => {
     let appended = 0;
     while (!f.seen.standings.some((s) => s.to === 'suspended')) {
       if (appended >= 50) throw new Error(`${walletId} never suspended`);
@@ -238,9 +217,7 @@ async function burstRun(nc: NatsConnection, client: MeshClient, store: JetStream
     await f.until(() => f.seen.debits.size >= appended, 'all debits');
     const finalBalance = [...f.seen.debits.values()].reduce((min, b) => (b < min ? b : min), 0n);
     return -finalBalance - parseAmount(WALLET.maxDebt);
-  } finally {
-    f.stop();
-  }
+  });
 }
 
 export async function run(log: (line: string) => void): Promise<BenchResult[]> {

@@ -3,57 +3,21 @@
  * same server in the same run. Goal: adapter >= 80% of raw for appends and reads.
  */
 import { headers as natsHeaders, type NatsConnection } from 'nats';
-import { EVENTS_STREAM, type NewEvent } from '@mesh/contracts';
+import type { NewEvent } from '@mesh/contracts';
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
 import { NatsServerProcess } from '@mesh/testing';
 import type { BenchResult } from './run';
+import { addRawStream, perSecond, pool, rateVsRaw, rawRead } from './support';
 
 const SEQUENTIAL_EVENTS = 3000;
 const CONCURRENT_EVENTS = 20000;
 const CONCURRENCY = 64;
 const payload = (n: number) => ({ n, note: 'x'.repeat(200) });
 
-async function timed(fn: () => Promise<number>): Promise<number> {
-  const start = process.hrtime.bigint();
-  const count = await fn();
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  return count / seconds;
-}
-
-/** Runs `total` jobs with at most `width` in flight. */
-async function pool(total: number, width: number, job: (i: number) => Promise<unknown>): Promise<number> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < total) await job(next++);
-    }),
-  );
-  return total;
-}
-
-/**
- * The raw baseline publishes to a stream of its own: on MESH_EVENTS its bare `{id, type, data}`
- * messages would be poison to our readers (quarantined and skipped), and the read figures would
- * compare different logs. Same storage as MESH_EVENTS, so the publish cost is the same.
- */
-const RAW_STREAM = 'BENCH_RAW';
-
 function rawPublish(nc: NatsConnection, subject: string, id: string, n: number) {
   const h = natsHeaders();
   h.set('Nats-Msg-Id', id);
   return nc.jetstream().publish(subject, Buffer.from(JSON.stringify({ id, type: 'TestEvent', data: payload(n) })), { headers: h });
-}
-
-async function rawRead(nc: NatsConnection, count: number, fromSeq: number): Promise<number> {
-  const consumer = await nc.jetstream().consumers.get(EVENTS_STREAM, { filterSubjects: 'mesh.events.>', opt_start_seq: fromSeq });
-  const messages = await consumer.consume({ max_messages: 1000 });
-  let seen = 0;
-  for await (const m of messages) {
-    JSON.parse(Buffer.from(m.data).toString()); // decode like a consumer would
-    if (++seen >= count) break;
-  }
-  await messages.close();
-  return seen;
 }
 
 export async function run(log: (line: string) => void): Promise<BenchResult[]> {
@@ -63,20 +27,18 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     const store = await JetStreamEventStore.connect(nc);
     const ev = (id: string, n: number): NewEvent => ({ id, type: 'TestEvent', data: payload(n) });
 
-    const jsm = await nc.jetstreamManager();
-    const events = await jsm.streams.info(EVENTS_STREAM);
-    await jsm.streams.add({ name: RAW_STREAM, subjects: ['bench.raw.>'], storage: events.config.storage, num_replicas: events.config.num_replicas });
+    await addRawStream(nc);
 
     log(`raw sequential publish x${SEQUENTIAL_EVENTS}`);
-    const rawSeq = await timed(() => pool(SEQUENTIAL_EVENTS, 1, (i) => rawPublish(nc, 'bench.raw.seq', `rs${i}`, i)));
+    const rawSeq = await perSecond(() => pool(SEQUENTIAL_EVENTS, 1, (i) => rawPublish(nc, 'bench.raw.seq', `rs${i}`, i)));
     log(`adapter sequential append with expected version x${SEQUENTIAL_EVENTS}`);
-    const oursSeq = await timed(() => pool(SEQUENTIAL_EVENTS, 1, (i) => store.append('test-seq', [ev(`as${i}`, i)], i - 1)));
+    const oursSeq = await perSecond(() => pool(SEQUENTIAL_EVENTS, 1, (i) => store.append('test-seq', [ev(`as${i}`, i)], i - 1)));
 
     log(`raw concurrent publish x${CONCURRENT_EVENTS} (${CONCURRENCY} in flight, ${CONCURRENCY} subjects)`);
-    const rawConc = await timed(() => pool(CONCURRENT_EVENTS, CONCURRENCY, (i) => rawPublish(nc, `bench.raw.c${i % CONCURRENCY}`, `rc${i}`, i)));
+    const rawConc = await perSecond(() => pool(CONCURRENT_EVENTS, CONCURRENCY, (i) => rawPublish(nc, `bench.raw.c${i % CONCURRENCY}`, `rc${i}`, i)));
     log(`adapter concurrent append x${CONCURRENT_EVENTS} (${CONCURRENCY} streams, one writer each, expected version)`);
     const versions = new Array<number>(CONCURRENCY).fill(-1);
-    const oursConc = await timed(() =>
+    const oursConc = await perSecond(() =>
       pool(CONCURRENT_EVENTS, CONCURRENCY, async (i) => {
         // Worker w appends to its own stream, so the expected version is known without a read.
         const w = i % CONCURRENCY;
@@ -89,40 +51,19 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     const total = Number(await store.headPosition());
     // Both reads walk the same MESH_EVENTS messages: the raw one parses JSON, ours decodes and checks.
     log(`raw ordered-consumer read of ${total} events`);
-    const rawReadRate = await timed(() => rawRead(nc, total, 1));
+    const rawReadRate = await perSecond(() => rawRead(nc, total, { fromSeq: 1, filterSubjects: 'mesh.events.>' }));
     log(`adapter readAll (paged) of ${total} events`);
-    const oursReadRate = await timed(async () => {
+    const oursReadRate = await perSecond(async () => {
       let n = 0;
       for await (const _event of readAllPaged(store, 1n, 10_000)) n++;
       return n;
     });
 
-    const ratio = (ours: number, raw: number) => ours / raw >= 0.8;
+    const vsPublish = (name: string, ours: number, raw: number) => rateVsRaw(name, ours, 'events/s', { name: 'js.publish', value: raw }, 0.8, '>= 80% of raw');
     return [
-      {
-        name: 'append, sequential, expected version',
-        value: oursSeq,
-        unit: 'events/s',
-        baseline: { name: 'js.publish', value: rawSeq },
-        goal: '>= 80% of raw',
-        met: ratio(oursSeq, rawSeq),
-      },
-      {
-        name: `append, concurrent (${CONCURRENCY} streams)`,
-        value: oursConc,
-        unit: 'events/s',
-        baseline: { name: 'js.publish', value: rawConc },
-        goal: '>= 80% of raw',
-        met: ratio(oursConc, rawConc),
-      },
-      {
-        name: 'readAll',
-        value: oursReadRate,
-        unit: 'events/s',
-        baseline: { name: 'ordered consumer', value: rawReadRate },
-        goal: '>= 80% of raw',
-        met: ratio(oursReadRate, rawReadRate),
-      },
+      vsPublish('append, sequential, expected version', oursSeq, rawSeq),
+      vsPublish(`append, concurrent (${CONCURRENCY} streams)`, oursConc, rawConc),
+      rateVsRaw('readAll', oursReadRate, 'events/s', { name: 'ordered consumer', value: rawReadRate }, 0.8, '>= 80% of raw'),
     ];
   } finally {
     await nc.close();

@@ -4,15 +4,15 @@
  *    credit-manager would) while the ledger runs in this process, timed from the first charge in
  *    until the ledger's totals show every charge debited and credited (provider credits are
  *    group-committed, several charges per UsageCredited); baseline: sequential js.publish with
- *    Nats-Msg-Id (one writer waiting for each ack). One warm-up round, then the median of
+ *    Nats-Msg-Id to a stream of its own (BENCH_RAW; one writer waiting for each ack). One warm-up round, then the median of
  *    POSTING_ROUNDS interleaved rounds of each.
  *  - replay: verifyAudit over the whole log (events/s); baseline: an ordered consumer reading the
  *    same log and parsing each message.
  * Goals (issue 3): posting >= 50% of the raw append rate, replay >= 50% of the raw read rate.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { headers as natsHeaders, type NatsConnection } from 'nats';
-import { EVENTS_STREAM, depositRequest, formatAmount, openWalletRequest, parseAmount, totalsRequest } from '@mesh/contracts';
+import { headers as natsHeaders } from 'nats';
+import { depositRequest, formatAmount, openWalletRequest, parseAmount, totalsRequest } from '@mesh/contracts';
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
 import { MeshClient, startService } from '@mesh/runtime';
 import { NatsServerProcess } from '@mesh/testing';
@@ -20,6 +20,7 @@ import { LedgerService } from '../apps/ledger/src/main';
 import { verifyAudit } from '@mesh/audit';
 import { ChargeProducer, chargeData } from './ledger-charge-producer';
 import type { BenchResult } from './run';
+import { addRawStream, median, perSecond, rateVsRaw, rawRead, secondsSince } from './support';
 
 const RAW_APPENDS = 1500;
 const CHARGES = 3000;
@@ -27,23 +28,6 @@ const POSTING_ROUNDS = 5;
 const USERS = 20;
 const POSTING_TIMEOUT_MS = 45_000;
 const REPLAY_ROUNDS = 5;
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
-
-async function rawRead(nc: NatsConnection, count: number): Promise<number> {
-  const start = process.hrtime.bigint();
-  const consumer = await nc.jetstream().consumers.get(EVENTS_STREAM, { opt_start_seq: 1 });
-  const messages = await consumer.consume({ max_messages: 1000 });
-  let seen = 0;
-  for await (const m of messages) {
-    JSON.parse(Buffer.from(m.data).toString());
-    if (++seen >= count) break;
-  }
-  await messages.close();
-  return seen / seconds(start);
-}
 
 export async function run(log: (line: string) => void): Promise<BenchResult[]> {
   const server = await NatsServerProcess.start();
@@ -53,6 +37,7 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     const store = await JetStreamEventStore.connect(nc);
     const js = nc.jetstream();
     const client = new MeshClient(nc);
+    await addRawStream(nc);
 
     const payload = (i: number) =>
       Buffer.from(
@@ -68,9 +53,9 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
       for (let i = round * RAW_APPENDS; i < (round + 1) * RAW_APPENDS; i++) {
         const h = natsHeaders();
         h.set('Nats-Msg-Id', `raw-${i}`);
-        await js.publish('mesh.events.test.rawappend', payload(i), { headers: h });
+        await js.publish('bench.raw.append', payload(i), { headers: h });
       }
-      return RAW_APPENDS / seconds(begin);
+      return RAW_APPENDS / secondsSince(begin);
     };
 
     log(`opening ${USERS} user wallets`);
@@ -106,11 +91,11 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
             walletEventsOut = totals.walletEvents - before;
             break;
           }
-          if (seconds(start) * 1000 > POSTING_TIMEOUT_MS)
+          if (secondsSince(start) * 1000 > POSTING_TIMEOUT_MS)
             throw new Error(`posting stalled: debited ${totals.debited}, credited ${totals.credited}, expected ${expectedTotal}`);
           await sleep(10);
         }
-        const postingSeconds = seconds(start);
+        const postingSeconds = secondsSince(start);
         if (round > 0) {
           rawAppends.push(rawRate);
           postings.push(CHARGES / postingSeconds);
@@ -136,28 +121,31 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     let report: Awaited<ReturnType<typeof verifyAudit>> | undefined;
     for (let round = 1; round <= REPLAY_ROUNDS; round++) {
       log(`round ${round}/${REPLAY_ROUNDS}: raw ordered-consumer read, adapter readAll (paged, context) and audit replay of ${total} events`);
-      rawReads.push(await rawRead(nc, total));
-      start = process.hrtime.bigint();
-      let read = 0;
-      for await (const _event of readAllPaged(store, 1n, 10_000)) read++;
-      adapterReads.push(read / seconds(start));
+      rawReads.push(await perSecond(() => rawRead(nc, total, { fromSeq: 1 })));
+      adapterReads.push(
+        await perSecond(async () => {
+          let read = 0;
+          for await (const _event of readAllPaged(store, 1n, 10_000)) read++;
+          return read;
+        }),
+      );
       start = process.hrtime.bigint();
       report = await verifyAudit(store);
-      replays.push(report.events / seconds(start));
+      replays.push(report.events / secondsSince(start));
       if (!report.pass) throw new Error(`audit failed after the benchmark: ${JSON.stringify(report.invariants.filter((i) => !i.pass))}`);
     }
     log(`audit: ${report!.events} events, ${report!.debits} debits, ${report!.credits} credits, pass`);
     const [rawReadRate, adapterReadRate, replayRate] = [rawReads, adapterReads, replays].map(median);
 
     return [
-      {
-        name: 'ledger posting, charges end to end',
-        value: postingRate,
-        unit: 'charges/s',
-        baseline: { name: 'js.publish sequential', value: rawAppendRate },
-        goal: '>= 50% of raw append',
-        met: postingRate / rawAppendRate >= 0.5,
-      },
+      rateVsRaw(
+        'ledger posting, charges end to end',
+        postingRate,
+        'charges/s',
+        { name: 'js.publish sequential', value: rawAppendRate },
+        0.5,
+        '>= 50% of raw append',
+      ),
       {
         name: 'ledger posting, wallet events out',
         value: walletEventsRate,
@@ -165,14 +153,7 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
         baseline: { name: 'js.publish sequential', value: rawAppendRate },
       },
       { name: 'event store readAll alone (context)', value: adapterReadRate, unit: 'events/s', baseline: { name: 'ordered consumer', value: rawReadRate } },
-      {
-        name: 'audit replay (verifyAudit)',
-        value: replayRate,
-        unit: 'events/s',
-        baseline: { name: 'ordered consumer', value: rawReadRate },
-        goal: '>= 50% of raw read',
-        met: replayRate / rawReadRate >= 0.5,
-      },
+      rateVsRaw('audit replay (verifyAudit)', replayRate, 'events/s', { name: 'ordered consumer', value: rawReadRate }, 0.5, '>= 50% of raw read'),
     ];
   } finally {
     await ledger.stop();

@@ -1,19 +1,8 @@
-import type { RecordedEvent } from '@mesh/contracts';
+import { recordedEventBuilder } from '@mesh/testing/recorded';
 import { ScenarioWatch } from './watch';
 
-let position = 0n;
-const ev = (type: string, stream: string, data: Record<string, unknown>, atMs = 1_000): RecordedEvent => ({
-  id: `e${++position}`,
-  type,
-  stream,
-  occurredAt: new Date(atMs).toISOString(),
-  schemaVersion: 1,
-  correlationId: 'c',
-  causationId: 'c',
-  data,
-  revision: 0,
-  position,
-});
+const recorded = recordedEventBuilder();
+const ev = (type: string, stream: string, data: Record<string, unknown>, atMs = 1_000) => recorded(type, stream, data, atMs);
 
 describe('ScenarioWatch', () => {
   it('given the events of its wallet, then it follows tasks, standings, aborts, container stops and balances; other wallets are ignored', () => {

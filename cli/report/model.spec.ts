@@ -1,22 +1,11 @@
-import type { RecordedEvent } from '@mesh/contracts';
+import { recordedEventBuilder } from '@mesh/testing/recorded';
 import { renderReport } from './html';
 import { workSeconds } from '../demo/scenarios';
 import { buildReportModel } from './model';
 import { ticks } from './svg';
 
-let position = 0n;
-const ev = (type: string, stream: string, atMs: number, data: Record<string, unknown>): RecordedEvent => ({
-  id: `e${++position}`,
-  type,
-  stream,
-  occurredAt: new Date(atMs).toISOString(),
-  schemaVersion: 1,
-  correlationId: 'c',
-  causationId: 'c',
-  data,
-  revision: 0,
-  position,
-});
+const recorded = recordedEventBuilder();
+const ev = (type: string, stream: string, atMs: number, data: Record<string, unknown>) => recorded(type, stream, data, atMs);
 
 describe('report model (folded from events)', () => {
   const t0 = Date.parse('2026-11-23T10:00:00Z');

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { DomainError, UsageDebited, catalog, formatAmount, isEvent, type NewEvent } from '@mesh/contracts';
 import { formatAuditReport, verifyAudit, walletEventHash } from '@mesh/audit';
+import { openWallet, usageChargedData } from '@mesh/testing/ledger';
 import { LedgerEngine, type LedgerConfig } from './ledger.engine';
 import { LedgerProjection } from './projection/ledger-projection';
 import { InMemoryEventStore } from '@mesh/eventstore';
@@ -14,44 +15,14 @@ function ledgerOn(store: InMemoryEventStore): LedgerEngine {
 }
 
 async function openAll(core: LedgerEngine): Promise<void> {
-  for (const walletId of USERS)
-    await core.wallets.execute({
-      type: 'OpenWallet',
-      walletId,
-      kind: 'user',
-      currency: 'GRC',
-      maxDebt: 50_000_000n,
-      minBalance: 0n,
-      policy: 'greedy',
-      atMs: 1,
-    });
-  for (const walletId of PROVIDERS)
-    await core.wallets.execute({ type: 'OpenWallet', walletId, kind: 'provider', currency: 'GRC', maxDebt: 0n, minBalance: 0n, policy: 'greedy', atMs: 1 });
+  for (const walletId of USERS) await core.wallets.execute(openWallet(walletId, { maxDebt: 50_000_000n }));
+  for (const walletId of PROVIDERS) await core.wallets.execute(openWallet(walletId, { kind: 'provider' }));
 }
 
 let chargeSeq = 0;
 /** Appends a UsageCharged to its meter stream (as the credit-manager would) and returns its data. */
 async function charge(store: InMemoryEventStore, walletId: string, providerWalletId: string, amountMinor: bigint, chargeId = `ch-c1-${++chargeSeq}`) {
-  const data = {
-    chargeId,
-    containerId: 'c1',
-    walletId,
-    functionId: 'f1',
-    nodeId: 'n1',
-    taskId: 't1',
-    sampleId: chargeId.slice(3),
-    sampleSeq: 1,
-    windowStartMs: 0,
-    windowEndMs: 1000,
-    cpuNanos: 1,
-    memoryByteMs: '1',
-    planId: 'default',
-    planVersion: 1,
-    currency: 'GRC',
-    amount: formatAmount(amountMinor),
-    remainder: '0/1',
-    providerWalletId,
-  };
+  const data = usageChargedData({ chargeId, sampleId: chargeId.slice(3), walletId, providerWalletId, amount: formatAmount(amountMinor) });
   const event: NewEvent = { id: `charge-${chargeId}-${store.log.length}`, type: 'UsageCharged', data };
   await store.append('meter-c1', [event], 'any');
   return data;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { formatAuditReport, verifyAudit, walletEventHash } from '@mesh/audit';
 import { creditedChargesOf, isEvent, UsageCredited, WalletOpened } from '@mesh/contracts';
 import { InMemoryEventStore } from '@mesh/eventstore';
+import { openWallet, usageChargedData } from '@mesh/testing/ledger';
 import { LedgerEngine, type LedgerConfig } from './ledger.engine';
 
 /**
@@ -32,42 +33,14 @@ describe('LedgerEngine: debits without their credit at start', () => {
     await engine.onModuleInit();
     return engine;
   };
-  const charge = (chargeId: string) => ({
-    chargeId,
-    containerId: 'c1',
-    walletId: 'alice',
-    functionId: 'f1',
-    nodeId: 'n1',
-    taskId: 't1',
-    sampleId: chargeId,
-    sampleSeq: 1,
-    windowStartMs: 0,
-    windowEndMs: 1000,
-    cpuNanos: 1,
-    memoryByteMs: '1',
-    planId: 'default',
-    planVersion: 1,
-    currency: 'GRC',
-    amount: '0.25',
-    remainder: '0/1',
-    providerWalletId: 'provider',
-  });
+  const charge = (chargeId: string) => usageChargedData({ chargeId, sampleId: chargeId, walletId: 'alice', providerWalletId: 'provider', amount: '0.25' });
   const creditedIds = (store: InMemoryEventStore) =>
     store.log.flatMap((e) => (isEvent(e, UsageCredited) ? creditedChargesOf(e.data).map((c) => c.chargeId) : []));
 
   it('given a debit stored and the ledger gone before its credit, when the ledger starts, then the credit is written and the audit passes', async () => {
     const store = new InMemoryEventStore();
     const first = await startOn(store);
-    await first.wallets.execute({
-      type: 'OpenWallet',
-      walletId: 'alice',
-      kind: 'user',
-      currency: 'GRC',
-      maxDebt: 0n,
-      minBalance: 0n,
-      policy: 'greedy',
-      atMs: 1,
-    });
+    await first.wallets.execute(openWallet('alice'));
     await first.wallets.execute({ type: 'Deposit', walletId: 'alice', amount: 100_000_000n, reference: 'tx1' });
     for (const id of ['ch-1', 'ch-2']) await store.append('meter-c1', [{ id: `charged-${id}`, type: 'UsageCharged', data: charge(id) }], 'any');
     // What a crash right after the debits leaves: the debits, no credit.
@@ -109,16 +82,7 @@ describe('LedgerEngine: debits without their credit at start', () => {
   it('never credits a forged debit (correct hash chain, no MAC): its wallet is refused and the provider is not credited', async () => {
     const store = new InMemoryEventStore();
     const first = await startOn(store);
-    await first.wallets.execute({
-      type: 'OpenWallet',
-      walletId: 'alice',
-      kind: 'user',
-      currency: 'GRC',
-      maxDebt: 0n,
-      minBalance: 0n,
-      policy: 'greedy',
-      atMs: 1,
-    });
+    await first.wallets.execute(openWallet('alice'));
     await store.append('meter-c1', [{ id: 'charged-ch-f', type: 'UsageCharged', data: charge('ch-f') }], 'any');
     const [opened] = await store.read('wallet-alice');
     if (!isEvent(opened, WalletOpened) || !opened.data.hash) throw new Error(`expected a hashed WalletOpened, got ${opened.type}`);

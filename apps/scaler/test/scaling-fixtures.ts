@@ -84,8 +84,12 @@ export function standing(to: Standing): StandingObserved {
 
 /** The ContainerResized a container-manager records after applying `decision`. */
 export function resizedFor(decision: ScalingEvent): ScalingFact {
-  const d = decision.data;
-  return decided(ContainerResized, {
+  return decided(ContainerResized, resizedData(decision.data, 5, decision.data.decidedAtMs + 5));
+}
+
+/** The data of the ContainerResized that applies decision `d` in `applyMs`, recorded at `appliedAtMs`. */
+export function resizedData(d: ScalingEvent['data'], applyMs: number, appliedAtMs: number): EventData<typeof ContainerResized> {
+  return {
     containerId: d.containerId,
     nodeId: d.nodeId,
     walletId: d.walletId,
@@ -95,9 +99,9 @@ export function resizedFor(decision: ScalingEvent): ScalingFact {
     toCpuMillis: d.toCpuMillis,
     fromMemoryBytes: d.fromMemoryBytes,
     toMemoryBytes: d.toMemoryBytes,
-    applyMs: 5,
-    appliedAtMs: d.decidedAtMs + 5,
-  });
+    applyMs,
+    appliedAtMs,
+  };
 }
 
 /** The one ScalingDecided among `events` (fails the test otherwise). */

@@ -1,12 +1,9 @@
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { pricePlansQuery } from '@mesh/contracts';
 import { startService, type RunningService } from '@mesh/runtime';
-import { NatsServerProcess } from '@mesh/testing';
+import { NatsServerProcess, meshFromSource } from '@mesh/testing';
 import { LedgerService } from '../../../apps/ledger/src/main';
 import { CreditManagerService } from '../../../apps/credit-manager/src/main';
 
-const MESH = join(__dirname, '..', '..', '..', 'bin', 'mesh.js');
 /** What `--json` printed. */
 const json = (out: string): unknown => JSON.parse(out);
 
@@ -15,16 +12,7 @@ describe('mesh CLI', () => {
   let server: NatsServerProcess;
   let ledger: RunningService;
   let creditManager: RunningService;
-  // Asynchronous on purpose: the ledger it talks to runs in this process and must keep answering.
-  const mesh = (...args: string[]) =>
-    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      execFile(
-        process.execPath,
-        [MESH, ...args],
-        { env: { ...process.env, NATS_URL: server.url, MESH_FROM_SOURCE: '1' }, timeout: 60_000 },
-        (error, out, err) => resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, out, err }),
-      );
-    });
+  const mesh = (...args: string[]) => meshFromSource(server.url, ...args);
 
   beforeAll(async () => {
     server = await NatsServerProcess.start();

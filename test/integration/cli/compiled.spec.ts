@@ -1,12 +1,11 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { MeshClient } from '@mesh/runtime';
-import { NatsServerProcess, eventually } from '@mesh/testing';
+import { NatsServerProcess, eventually, runMesh } from '@mesh/testing';
 import { spawn, type ChildProcess } from 'node:child_process';
 
 const ROOT = join(__dirname, '..', '..', '..');
-const MESH = join(ROOT, 'bin', 'mesh.js');
 
 /**
  * `npm run build` output as the mesh command uses it: the CLI and the services run compiled from
@@ -18,12 +17,7 @@ describe('mesh CLI and services, compiled', () => {
   let server: NatsServerProcess;
   let ledger: ChildProcess | undefined;
   const env = () => ({ ...process.env, MESH_DIST_DIR: dist, MESH_FROM_SOURCE: '' });
-  const mesh = (...args: string[]) =>
-    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      execFile(process.execPath, [MESH, ...args], { env: { ...env(), NATS_URL: server.url }, timeout: 60_000 }, (error, out, err) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, out, err }),
-      );
-    });
+  const mesh = (...args: string[]) => runMesh(args, { ...env(), NATS_URL: server.url });
 
   beforeAll(async () => {
     // Inside the repository, so the compiled files find node_modules the way dist/ does.

@@ -1,39 +1,13 @@
-import type Docker from 'dockerode';
 import { ContainerStopped, eventOf, ExecutionStarted, StandingChanged, streamName, TaskCancelled, TaskRequeued, type EventData } from '@mesh/contracts';
-import { NatsServerProcess } from '@mesh/testing';
-import {
-  dispatch,
-  nodeContainers,
-  randomId,
-  removeNodeContainers,
-  requireDocker,
-  samplesOf,
-  startNode,
-  terminalOf,
-  waitForEnd,
-  waitForEvent,
-  type NodeHandle,
-} from './harness';
+import { suspensionData } from '@mesh/testing';
+import { dispatch, nodeContainers, randomId, samplesOf, terminalOf, waitForEnd, waitForEvent, useNodes } from './harness';
 
 /** Abort on suspension, cancel, superseded attempts, two nodes side by side (restart safety: restart.spec.ts). */
 describe('container-manager: abort, cancel, several nodes', () => {
-  let server: NatsServerProcess;
-  let docker: Docker;
-  const nodes: NodeHandle[] = [];
   const nodeA = randomId('cmabA');
   const nodeB = randomId('cmabB');
-
-  beforeAll(async () => {
-    docker = await requireDocker();
-    server = await NatsServerProcess.start();
-    nodes.push(await startNode(server, nodeA), await startNode(server, nodeB));
-  }, 60_000);
-
-  afterAll(async () => {
-    for (const n of nodes) await n.running.stop().catch(() => undefined);
-    if (docker) await removeNodeContainers(docker, [nodeA, nodeB]);
-    await server?.dispose();
-  }, 60_000);
+  const cm = useNodes([{ nodeId: nodeA }, { nodeId: nodeB }]);
+  const nodes = cm.nodes;
 
   const store = () => nodes[0].running.store;
 
@@ -44,21 +18,7 @@ describe('container-manager: abort, cancel, several nodes', () => {
   function suspend(walletId: string) {
     return store().append(
       streamName('standing', walletId),
-      [
-        eventOf(StandingChanged, randomId('st'), {
-          walletId,
-          from: 'overdrawn',
-          to: 'suspended',
-          balance: '-0.5',
-          currency: 'GRC',
-          maxDebt: '0.5',
-          minBalance: '0',
-          policy: 'greedy',
-          causeEventId: randomId('cause'),
-          causeRevision: 3,
-          changedAtMs: Date.now(),
-        }),
-      ],
+      [eventOf(StandingChanged, randomId('st'), suspensionData(walletId, { eventId: randomId('cause'), revision: 3 }, Date.now()))],
       'any',
     );
   }
@@ -91,8 +51,8 @@ describe('container-manager: abort, cancel, several nodes', () => {
       const samples = await samplesOf(store(), s.containerId);
       expect(samples[samples.length - 1].final).toBe(true);
     }
-    expect((await nodeContainers(docker, nodeA)).map((x) => x.Labels['mesh.container'])).not.toContain(a.containerId);
-    expect((await nodeContainers(docker, nodeB)).map((x) => x.Labels['mesh.container'])).not.toContain(b.containerId);
+    expect((await nodeContainers(cm.docker, nodeA)).map((x) => x.Labels['mesh.container'])).not.toContain(a.containerId);
+    expect((await nodeContainers(cm.docker, nodeB)).map((x) => x.Labels['mesh.container'])).not.toContain(b.containerId);
     expect(terminalOf(await waitForEnd(store(), c.executionId)).type).toBe('ExecutionSucceeded');
   });
 

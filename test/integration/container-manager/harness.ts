@@ -84,6 +84,59 @@ export async function startNode(server: NatsServerProcess, nodeId: string, env: 
   return { nodeId, running: { app: running.app, nc: running.nc, store, stop: () => running.stop() }, engine: running.app.get(ContainerManagerEngine) };
 }
 
+/** What `useNodes` opens: the Docker engine, a nats-server and the started container-managers, in the order asked for. */
+export class NodesFixture {
+  readonly nodes: NodeHandle[] = [];
+  /** Unset until the describe's beforeAll has run (or when it failed). */
+  opened?: { docker: Docker; server: NatsServerProcess };
+
+  get docker(): Docker {
+    return this.ready().docker;
+  }
+
+  get server(): NatsServerProcess {
+    return this.ready().server;
+  }
+
+  /** The first node (the only one, in most specs). */
+  get node(): NodeHandle {
+    const first = this.nodes.at(0);
+    if (!first) throw new Error('no container-manager started: use the fixture inside a test or a later hook');
+    return first;
+  }
+
+  private ready(): { docker: Docker; server: NatsServerProcess } {
+    if (!this.opened) throw new Error('the nodes fixture is not open: use it inside a test or a later hook');
+    return this.opened;
+  }
+}
+
+/**
+ * Before a describe's tests: checks Docker, starts a nats-server and one container-manager per
+ * entry (in order). After them: stops the nodes, removes their containers, disposes of the server.
+ */
+export function useNodes(specs: { nodeId: string; env?: Record<string, string> }[]): NodesFixture {
+  const fixture = new NodesFixture();
+  let docker: Docker | undefined;
+  let server: NatsServerProcess | undefined;
+  beforeAll(async () => {
+    docker = await requireDocker();
+    server = await NatsServerProcess.start();
+    for (const { nodeId, env } of specs) fixture.nodes.push(await startNode(server, nodeId, env));
+    fixture.opened = { docker, server };
+  }, 60_000);
+  afterAll(async () => {
+    for (const n of fixture.nodes) await n.running.stop().catch(() => undefined);
+    if (docker)
+      await removeNodeContainers(
+        docker,
+        specs.map((s) => s.nodeId),
+      );
+    await server?.dispose();
+  }, 60_000);
+  return fixture;
+}
+
 export type DispatchData = EventData<typeof TaskDispatched>;
 
 export interface DispatchOptions {

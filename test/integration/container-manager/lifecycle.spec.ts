@@ -1,52 +1,27 @@
-import type Docker from 'dockerode';
 import { ContainerStarted, ContainerStopped, ExecutionFailed, ExecutionStarted, ExecutionSucceeded, OUTPUT_BUCKET, streamName } from '@mesh/contracts';
-import { eventually, NatsServerProcess } from '@mesh/testing';
+import { eventually } from '@mesh/testing';
 import { readExecutionOutput } from '../../../apps/container-manager/src/main';
 import { objectStore } from '../../../apps/container-manager/src/storage/object-io';
-import {
-  dataOf,
-  dispatch,
-  nodeContainers,
-  randomId,
-  removeNodeContainers,
-  requireDocker,
-  samplesOf,
-  startNode,
-  terminalOf,
-  waitForEnd,
-  waitForEvent,
-  type NodeHandle,
-} from './harness';
+import { dataOf, dispatch, nodeContainers, randomId, samplesOf, terminalOf, waitForEnd, waitForEvent, useNodes, type DispatchOptions } from './harness';
 
 /**
  * One container-manager against the real Docker engine: cold start, warm reuse, sandbox, output
  * storage, failing scripts, missing images, dispatches for other nodes, output floods, idle stop.
  */
 describe('container-manager: task lifecycle in real containers', () => {
-  let server: NatsServerProcess;
-  let docker: Docker;
-  let node: NodeHandle;
   const nodeId = randomId('cmlife');
   const walletId = randomId('w');
-
-  beforeAll(async () => {
-    docker = await requireDocker();
-    server = await NatsServerProcess.start();
-    node = await startNode(server, nodeId, { IDLE_TIMEOUT_MS: '4000', OUTPUT_CAP_BYTES: '65536' });
-  }, 60_000);
-
-  afterAll(async () => {
-    await node?.running.stop().catch(() => undefined);
-    if (docker) await removeNodeContainers(docker, [nodeId]);
-    await server?.dispose();
-  }, 60_000);
+  const cm = useNodes([{ nodeId, env: { IDLE_TIMEOUT_MS: '4000', OUTPUT_CAP_BYTES: '65536' } }]);
+  /** A task of a fresh function of this spec's wallet on this spec's node. */
+  const dispatchHere = (o: Omit<DispatchOptions, 'nodeId' | 'walletId' | 'functionId'>) =>
+    dispatch(cm.node.running.store, { nodeId, walletId, functionId: randomId('f'), ...o });
 
   it('runs a task cold in a sandboxed container, then warm in the same container; output is stored', async () => {
     const fn = randomId('f');
     const script =
       'read -r x < "$1"; echo "hello $x"; echo "to stderr" >&2; echo "result of $x" > "$2/result.txt"; mkdir -p "$2/sub"; echo deep > "$2/sub/d.txt"';
-    const first = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script, input: 'world\n' });
-    const events = await waitForEnd(node.running.store, first.executionId);
+    const first = await dispatch(cm.node.running.store, { nodeId, walletId, functionId: fn, script, input: 'world\n' });
+    const events = await waitForEnd(cm.node.running.store, first.executionId);
     const started = dataOf(events, ExecutionStarted);
     expect(started.warm).toBe(false);
     const end = terminalOf(events);
@@ -54,18 +29,18 @@ describe('container-manager: task lifecycle in real containers', () => {
     const ok = dataOf(events, ExecutionSucceeded);
     expect(ok.outputRef).toEqual({ bucket: OUTPUT_BUCKET, key: first.executionId });
 
-    const output = await readExecutionOutput(node.running.nc, ok.outputRef);
+    const output = await readExecutionOutput(cm.node.running.nc, ok.outputRef);
     expect(output.stdout.toString()).toBe('hello world\n');
     expect(output.stderr.toString()).toBe('to stderr\n');
     expect(output.files['result.txt'].toString()).toBe('result of world\n');
     expect(output.files['sub/d.txt'].toString()).toBe('deep\n');
 
-    const containerStarted = (await waitForEvent(node.running.store, streamName('container', started.containerId), ContainerStarted)).data;
+    const containerStarted = (await waitForEvent(cm.node.running.store, streamName('container', started.containerId), ContainerStarted)).data;
     expect(containerStarted.coldStartMs).toBeGreaterThan(0);
     expect(containerStarted.containerId).toMatch(/^c[a-z0-9]{12}$/);
 
     // Sandbox defaults, as Docker applied them.
-    const inspect = await docker.getContainer(containerStarted.dockerId).inspect();
+    const inspect = await cm.docker.getContainer(containerStarted.dockerId).inspect();
     expect(inspect.Config.User).toBe('1000:1000');
     expect(inspect.Config.Labels['mesh.node']).toBe(nodeId);
     expect(inspect.HostConfig.ReadonlyRootfs).toBe(true);
@@ -79,13 +54,13 @@ describe('container-manager: task lifecycle in real containers', () => {
     expect(inspect.HostConfig.CpuPeriod).toBe(100_000);
     expect(inspect.HostConfig.NanoCpus ?? 0).toBe(0);
 
-    const second = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script, input: 'again\n' });
-    const events2 = await waitForEnd(node.running.store, second.executionId);
+    const second = await dispatch(cm.node.running.store, { nodeId, walletId, functionId: fn, script, input: 'again\n' });
+    const events2 = await waitForEnd(cm.node.running.store, second.executionId);
     const started2 = dataOf(events2, ExecutionStarted);
     expect(started2.warm).toBe(true);
     expect(started2.containerId).toBe(started.containerId);
     expect(terminalOf(events2).type).toBe('ExecutionSucceeded');
-    const output2 = await readExecutionOutput(node.running.nc, dataOf(events2, ExecutionSucceeded).outputRef);
+    const output2 = await readExecutionOutput(cm.node.running.nc, dataOf(events2, ExecutionSucceeded).outputRef);
     // The previous run's files are gone: each run starts with a clean job folder.
     expect(Object.keys(output2.files).sort()).toEqual(['result.txt', 'sub/d.txt']);
     expect(output2.stdout.toString()).toBe('hello again\n');
@@ -93,78 +68,75 @@ describe('container-manager: task lifecycle in real containers', () => {
 
   it('reads an input from the function input bucket of the object store', async () => {
     const fn = randomId('f');
-    const os = await objectStore(node.running.nc, `mesh-input-${fn}`);
+    const os = await objectStore(cm.node.running.nc, `mesh-input-${fn}`);
     await os.putBlob({ name: 'item-1' }, Buffer.from('from the object store'));
-    const d = await dispatch(node.running.store, {
+    const d = await dispatch(cm.node.running.store, {
       nodeId,
       walletId,
       functionId: fn,
       script: 'cat "$1"',
       objectRef: { bucket: `mesh-input-${fn}`, key: 'item-1' },
     });
-    const output = await readExecutionOutput(node.running.nc, dataOf(await waitForEnd(node.running.store, d.executionId), ExecutionSucceeded).outputRef);
+    const output = await readExecutionOutput(cm.node.running.nc, dataOf(await waitForEnd(cm.node.running.store, d.executionId), ExecutionSucceeded).outputRef);
     expect(output.stdout.toString()).toBe('from the object store');
 
-    const missing = await dispatch(node.running.store, {
+    const missing = await dispatch(cm.node.running.store, {
       nodeId,
       walletId,
       functionId: fn,
       script: 'cat "$1"',
       objectRef: { bucket: `mesh-input-${fn}`, key: 'nope' },
     });
-    const failed = dataOf(await waitForEnd(node.running.store, missing.executionId), ExecutionFailed);
+    const failed = dataOf(await waitForEnd(cm.node.running.store, missing.executionId), ExecutionFailed);
     expect(failed).toMatchObject({ reason: 'input-missing', retryable: false });
   });
 
   it('reports a failing script with its exit code and the tail of stderr', async () => {
-    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'echo "something broke" >&2; exit 3' });
-    const failed = dataOf(await waitForEnd(node.running.store, d.executionId), ExecutionFailed);
+    const d = await dispatchHere({ script: 'echo "something broke" >&2; exit 3' });
+    const failed = dataOf(await waitForEnd(cm.node.running.store, d.executionId), ExecutionFailed);
     expect(failed).toMatchObject({ reason: 'exit-code', exitCode: 3, retryable: false });
     expect(failed.stderrTail).toContain('something broke');
   });
 
   it('fails a task whose image does not exist at once, without a retry, and creates no container', async () => {
-    const before = (await nodeContainers(docker, nodeId)).length;
-    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'true', image: 'mesh/does-not-exist:never' });
-    const events = await waitForEnd(node.running.store, d.executionId);
+    const before = (await nodeContainers(cm.docker, nodeId)).length;
+    const d = await dispatchHere({ script: 'true', image: 'mesh/does-not-exist:never' });
+    const events = await waitForEnd(cm.node.running.store, d.executionId);
     expect(events).toHaveLength(1);
     const failed = dataOf(events, ExecutionFailed);
     expect(failed).toMatchObject({ reason: 'image-missing', retryable: false });
     expect(failed.stderrTail).toContain('mesh/does-not-exist:never');
-    expect((await nodeContainers(docker, nodeId)).length).toBeLessThanOrEqual(before);
+    expect((await nodeContainers(cm.docker, nodeId)).length).toBeLessThanOrEqual(before);
   });
 
   it('ignores a dispatch for another node', async () => {
-    const other = await dispatch(node.running.store, { nodeId: randomId('othernode'), walletId, functionId: randomId('f'), script: 'true' });
+    const other = await dispatch(cm.node.running.store, { nodeId: randomId('othernode'), walletId, functionId: randomId('f'), script: 'true' });
     // The task consumer handles dispatches in order: once the next one is done, the other was seen.
-    const mine = await dispatch(node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'true' });
-    await waitForEnd(node.running.store, mine.executionId);
-    expect(await node.running.store.read(streamName('execution', other.executionId))).toEqual([]);
+    const mine = await dispatchHere({ script: 'true' });
+    await waitForEnd(cm.node.running.store, mine.executionId);
+    expect(await cm.node.running.store.read(streamName('execution', other.executionId))).toEqual([]);
   });
 
   it('caps a flood of output and keeps the first bytes', async () => {
-    const d = await dispatch(node.running.store, {
-      nodeId,
-      walletId,
-      functionId: randomId('f'),
+    const d = await dispatchHere({
       script: 'head -c 3000000 /dev/zero | tr "\\0" a; echo done >&2',
     });
-    const output = await readExecutionOutput(node.running.nc, dataOf(await waitForEnd(node.running.store, d.executionId), ExecutionSucceeded).outputRef);
+    const output = await readExecutionOutput(cm.node.running.nc, dataOf(await waitForEnd(cm.node.running.store, d.executionId), ExecutionSucceeded).outputRef);
     expect(output.stdout.length).toBe(65536);
     expect(output.manifest).toMatchObject({ stdoutBytes: 3_000_000, stdoutTruncated: true, stderrTruncated: false });
   });
 
   it('stops and removes a container after the idle timeout, with a final sample', async () => {
     const fn = randomId('f');
-    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: fn, script: 'echo hi' });
-    const events = await waitForEnd(node.running.store, d.executionId);
+    const d = await dispatch(cm.node.running.store, { nodeId, walletId, functionId: fn, script: 'echo hi' });
+    const events = await waitForEnd(cm.node.running.store, d.executionId);
     const { containerId } = dataOf(events, ExecutionStarted);
-    const stopped = await waitForEvent(node.running.store, streamName('container', containerId), ContainerStopped, 20_000);
+    const stopped = await waitForEvent(cm.node.running.store, streamName('container', containerId), ContainerStopped, 20_000);
     expect(stopped.data).toMatchObject({ reason: 'idle', containerId, nodeId });
-    const started = dataOf(await node.running.store.read(streamName('container', containerId)), ContainerStarted);
+    const started = dataOf(await cm.node.running.store.read(streamName('container', containerId)), ContainerStarted);
     await eventually(
       async () =>
-        !(await docker
+        !(await cm.docker
           .getContainer(started.dockerId)
           .inspect()
           .then(
@@ -174,7 +146,7 @@ describe('container-manager: task lifecycle in real containers', () => {
       10_000,
       'container removed',
     );
-    const samples = await samplesOf(node.running.store, containerId);
+    const samples = await samplesOf(cm.node.running.store, containerId);
     expect(samples.length).toBeGreaterThan(0);
     expect(samples.map((s) => s.seq)).toEqual(samples.map((_, i) => i + 1));
     expect(samples[samples.length - 1].final).toBe(true);

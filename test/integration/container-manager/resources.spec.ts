@@ -1,4 +1,3 @@
-import type Docker from 'dockerode';
 import {
   ContainerResized,
   ContainerStarted,
@@ -11,67 +10,41 @@ import {
   streamName,
   type EventData,
 } from '@mesh/contracts';
-import { eventually, NatsServerProcess } from '@mesh/testing';
+import { eventually } from '@mesh/testing';
 import { findCgroupPaths, readCgroup, readCpuQuota, readMemoryLimit } from '../../../apps/container-manager/src/docker/cgroup';
-import {
-  dataOf,
-  dispatch,
-  randomId,
-  removeNodeContainers,
-  requireDocker,
-  samplesOf,
-  startNode,
-  terminalOf,
-  waitForEnd,
-  waitForEvent,
-  type NodeHandle,
-} from './harness';
+import { dataOf, dispatch, randomId, samplesOf, terminalOf, waitForEnd, waitForEvent, useNodes, type DispatchOptions } from './harness';
 
 const MiB = 1024 * 1024;
 
 /** Resource sampling exactness, in-place resize, timeout, OOM and fork bomb against real containers. */
 describe('container-manager: resources, limits and faults', () => {
-  let server: NatsServerProcess;
-  let docker: Docker;
-  let node: NodeHandle;
   const nodeId = randomId('cmres');
   const walletId = randomId('w');
-
-  beforeAll(async () => {
-    docker = await requireDocker();
-    server = await NatsServerProcess.start();
-    node = await startNode(server, nodeId, { IDLE_TIMEOUT_MS: '2500', SAMPLE_INTERVAL_MS: '250', PIDS_LIMIT: '64' });
-  }, 60_000);
-
-  afterAll(async () => {
-    await node?.running.stop().catch(() => undefined);
-    if (docker) await removeNodeContainers(docker, [nodeId]);
-    await server?.dispose();
-  }, 60_000);
+  const cm = useNodes([{ nodeId, env: { IDLE_TIMEOUT_MS: '2500', SAMPLE_INTERVAL_MS: '250', PIDS_LIMIT: '64' } }]);
+  /** A task of a fresh function of this spec's wallet on this spec's node. */
+  const dispatchHere = (o: Omit<DispatchOptions, 'nodeId' | 'walletId' | 'functionId'>) =>
+    dispatch(cm.node.running.store, { nodeId, walletId, functionId: randomId('f'), ...o });
 
   async function containerOf(executionId: string): Promise<EventData<typeof ContainerStarted>> {
-    const started = (await waitForEvent(node.running.store, streamName('execution', executionId), ExecutionStarted)).data;
-    return (await waitForEvent(node.running.store, streamName('container', started.containerId), ContainerStarted)).data;
+    const started = (await waitForEvent(cm.node.running.store, streamName('execution', executionId), ExecutionStarted)).data;
+    return (await waitForEvent(cm.node.running.store, streamName('container', started.containerId), ContainerStarted)).data;
   }
 
   it('samples CPU exactly: the sampled core-ns of a CPU-bound task sum to the container counter at stop', async () => {
-    const d = await dispatch(node.running.store, {
-      nodeId,
-      walletId,
-      functionId: randomId('f'),
+    const d = await dispatchHere({
       cpuInitialMillis: 1000,
       script: 'i=0; while [ $i -lt 250000 ]; do i=$((i+1)); done; echo $i',
     });
     const container = await containerOf(d.executionId);
     const paths = findCgroupPaths(container.dockerId);
     expect(paths).toBeDefined();
-    expect(terminalOf(await waitForEnd(node.running.store, d.executionId)).type).toBe('ExecutionSucceeded');
+    expect(terminalOf(await waitForEnd(cm.node.running.store, d.executionId)).type).toBe('ExecutionSucceeded');
     // The container's own counter once the task is over (only the idle sleep is left in it).
     const counterAfterTask = (await readCgroup(paths!))!.cpuNanosTotal;
     expect(counterAfterTask).toBeGreaterThan(200_000_000);
 
-    await waitForEvent(node.running.store, streamName('container', container.containerId), ContainerStopped, 20_000);
-    const samples = await samplesOf(node.running.store, container.containerId);
+    await waitForEvent(cm.node.running.store, streamName('container', container.containerId), ContainerStopped, 20_000);
+    const samples = await samplesOf(cm.node.running.store, container.containerId);
     expect(samples.map((s) => s.seq)).toEqual(samples.map((_, i) => i + 1));
     expect(samples[samples.length - 1].final).toBe(true);
     for (let i = 1; i < samples.length; i++) expect(samples[i].windowStartMs).toBe(samples[i - 1].windowEndMs);
@@ -87,7 +60,7 @@ describe('container-manager: resources, limits and faults', () => {
   it('applies a scaling decision in place: docker inspect and the cgroup show the new limits', async () => {
     const fn = randomId('f');
     // 40 MiB in the /work tmpfs: memory the kernel cannot reclaim, so a 16 MiB limit must be refused.
-    const d = await dispatch(node.running.store, {
+    const d = await dispatch(cm.node.running.store, {
       nodeId,
       walletId,
       functionId: fn,
@@ -96,7 +69,7 @@ describe('container-manager: resources, limits and faults', () => {
     });
     const container = await containerOf(d.executionId);
     const decisionId = `scale-${container.containerId}-1`;
-    await node.running.store.append(
+    await cm.node.running.store.append(
       streamName('scaling', container.containerId),
       [
         eventOf(ScalingDecided, decisionId, {
@@ -116,10 +89,10 @@ describe('container-manager: resources, limits and faults', () => {
       ],
       'any',
     );
-    const resized = (await waitForEvent(node.running.store, streamName('container', container.containerId), ContainerResized)).data;
+    const resized = (await waitForEvent(cm.node.running.store, streamName('container', container.containerId), ContainerResized)).data;
     expect(resized).toMatchObject({ decisionId, fromCpuMillis: 1000, toCpuMillis: 350, fromMemoryBytes: 128 * MiB, toMemoryBytes: 96 * MiB });
     expect(resized.applyMs).toBeGreaterThanOrEqual(0);
-    const inspect = await docker.getContainer(container.dockerId).inspect();
+    const inspect = await cm.docker.getContainer(container.dockerId).inspect();
     expect(inspect.HostConfig.CpuQuota).toBe(35_000);
     expect(inspect.HostConfig.CpuPeriod).toBe(100_000);
     expect(inspect.HostConfig.Memory).toBe(96 * MiB);
@@ -127,7 +100,7 @@ describe('container-manager: resources, limits and faults', () => {
     expect(await readMemoryLimit(container.dockerId)).toBe(96 * MiB);
     // Later samples carry the new limits; the task still succeeds.
     await eventually(
-      async () => (await samplesOf(node.running.store, container.containerId)).some((s) => s.cpuLimitMillis === 350),
+      async () => (await samplesOf(cm.node.running.store, container.containerId)).some((s) => s.cpuLimitMillis === 350),
       10_000,
       'a sample with the new limit',
     );
@@ -135,7 +108,7 @@ describe('container-manager: resources, limits and faults', () => {
     // A memory limit below the memory in use: the CPU part is applied, the memory stays, the decision is answered.
     await eventually(async () => ((await readCgroup(findCgroupPaths(container.dockerId)!))?.memoryBytes ?? 0) > 40 * MiB, 10_000, '40 MiB in use');
     const second = `scale-${container.containerId}-2`;
-    await node.running.store.append(
+    await cm.node.running.store.append(
       streamName('scaling', container.containerId),
       [
         eventOf(ScalingDecided, second, {
@@ -157,7 +130,7 @@ describe('container-manager: resources, limits and faults', () => {
     );
     const partial = await eventually(
       async () =>
-        (await node.running.store.read(streamName('container', container.containerId)))
+        (await cm.node.running.store.read(streamName('container', container.containerId)))
           .filter((e) => isEvent(e, ContainerResized))
           .map((e) => e.data)
           .find((r) => r.decisionId === second),
@@ -166,19 +139,19 @@ describe('container-manager: resources, limits and faults', () => {
     );
     expect(partial).toMatchObject({ fromCpuMillis: 350, toCpuMillis: 600, fromMemoryBytes: 96 * MiB, toMemoryBytes: 96 * MiB });
     expect(await readCpuQuota(container.dockerId)).toEqual({ quotaUs: 60_000, periodUs: 100_000 });
-    expect(terminalOf(await waitForEnd(node.running.store, d.executionId)).type).toBe('ExecutionSucceeded');
+    expect(terminalOf(await waitForEnd(cm.node.running.store, d.executionId)).type).toBe('ExecutionSucceeded');
   });
 
   it('kills a task that runs past its timeout', async () => {
-    const d = await dispatch(node.running.store, { nodeId, walletId, functionId: randomId('f'), script: 'sleep 30', timeoutMs: 1500 });
+    const d = await dispatchHere({ script: 'sleep 30', timeoutMs: 1500 });
     const container = await containerOf(d.executionId);
-    const end = terminalOf(await waitForEnd(node.running.store, d.executionId));
+    const end = terminalOf(await waitForEnd(cm.node.running.store, d.executionId));
     expect(end.type).toBe('ExecutionTimedOut');
     expect(end.data).toMatchObject({ timeoutMs: 1500 });
-    const stopped = await waitForEvent(node.running.store, streamName('container', container.containerId), ContainerStopped);
+    const stopped = await waitForEvent(cm.node.running.store, streamName('container', container.containerId), ContainerStopped);
     expect(stopped.data).toMatchObject({ reason: 'timeout' });
     expect(
-      await docker
+      await cm.docker
         .getContainer(container.dockerId)
         .inspect()
         .then(
@@ -189,30 +162,24 @@ describe('container-manager: resources, limits and faults', () => {
   });
 
   it('reports an OOM kill as such', async () => {
-    const d = await dispatch(node.running.store, {
-      nodeId,
-      walletId,
-      functionId: randomId('f'),
+    const d = await dispatchHere({
       script: 'tail /dev/zero',
       memoryBytes: 24 * MiB,
       timeoutMs: 20_000,
     });
-    const failed = dataOf(await waitForEnd(node.running.store, d.executionId), ExecutionFailed);
+    const failed = dataOf(await waitForEnd(cm.node.running.store, d.executionId), ExecutionFailed);
     expect(failed.reason).toBe('oom');
     expect(failed.stderrTail).toContain('out of memory');
   });
 
   it('survives a fork bomb: the pids limit holds and the task ends', async () => {
-    const d = await dispatch(node.running.store, {
-      nodeId,
-      walletId,
-      functionId: randomId('f'),
+    const d = await dispatchHere({
       script: 'bomb() { bomb | bomb & }; bomb; sleep 5',
       timeoutMs: 2500,
     });
-    const events = await waitForEnd(node.running.store, d.executionId, 30_000);
+    const events = await waitForEnd(cm.node.running.store, d.executionId, 30_000);
     expect(['ExecutionTimedOut', 'ExecutionFailed']).toContain(terminalOf(events).type);
     const { containerId } = dataOf(events, ExecutionStarted);
-    await waitForEvent(node.running.store, streamName('container', containerId), ContainerStopped, 20_000);
+    await waitForEvent(cm.node.running.store, streamName('container', containerId), ContainerStopped, 20_000);
   });
 });

@@ -19,7 +19,7 @@ import {
 import { headers } from 'nats';
 import { JetStreamEventStore } from '@mesh/eventstore';
 import { MeshClient, RequestError, startService, type RunningService } from '@mesh/runtime';
-import { NatsServerProcess, eventually } from '@mesh/testing';
+import { NatsServerProcess, containerStartedEvent, eventually, resourceSampledEvent } from '@mesh/testing';
 import { CreditManagerService } from '../../../apps/credit-manager/src/main';
 import { LedgerService } from '../../../apps/ledger/src/main';
 
@@ -44,26 +44,7 @@ describe('credit-manager service (real NATS, real ledger)', () => {
   async function container(containerId: string, walletId: string, functionId = 'f1') {
     await raw.append(
       `container-${containerId}`,
-      [
-        {
-          id: `started-${containerId}`,
-          type: 'ContainerStarted',
-          data: {
-            containerId,
-            nodeId: 'n1',
-            walletId,
-            functionId,
-            dockerId: `d${containerId}`,
-            image: 'mesh/task-base:latest',
-            cpuMillis: 4000,
-            memoryBytes: 512 * MiB,
-            cpuMaxMillis: 4000,
-            cpuMinMillis: 250,
-            coldStartMs: 1,
-            startedAtMs: Date.now(),
-          },
-        },
-      ],
+      [containerStartedEvent({ containerId, nodeId: 'n1', walletId, functionId }, { cpuMillis: 4000, memoryBytes: 512 * MiB })],
       'no_stream',
     );
   }
@@ -76,27 +57,10 @@ describe('credit-manager service (real NATS, real ledger)', () => {
     opts: { taskId?: string; functionId?: string } = {},
   ): NewEventOf<typeof ResourceSampled> {
     const windowStartMs = 1_700_000_000_000 + seq * 1000;
-    return {
-      id: `${containerId}-${seq}`,
-      type: 'ResourceSampled',
-      data: {
-        sampleId: `${containerId}-${seq}`,
-        containerId,
-        nodeId: 'n1',
-        walletId,
-        functionId: opts.functionId ?? 'f1',
-        seq,
-        ...(opts.taskId ? { taskId: opts.taskId } : {}),
-        windowStartMs,
-        windowEndMs: windowStartMs + 1000,
-        cpuNanos,
-        memoryBytesAvg: 64 * MiB,
-        memoryBytesMax: 64 * MiB,
-        cpuLimitMillis: 4000,
-        memoryLimitBytes: 512 * MiB,
-        final: false,
-      },
-    };
+    return resourceSampledEvent(
+      { containerId, nodeId: 'n1', walletId, functionId: opts.functionId ?? 'f1' },
+      { seq, taskId: opts.taskId, windowEndMs: windowStartMs + 1000, cpuNanos, memoryBytes: 64 * MiB, cpuLimitMillis: 4000, memoryLimitBytes: 512 * MiB },
+    );
   }
 
   const sample = (containerId: string, walletId: string, seq: number, cpuNanos: number, opts: { taskId?: string; functionId?: string } = {}) =>

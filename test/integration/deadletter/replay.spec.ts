@@ -1,12 +1,8 @@
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { Controller, Inject, Module, type DynamicModule } from '@nestjs/common';
 import { MessageReplayed, TestEvent, deadLetterReplaySubject, isEvent, type RecordedEvent } from '@mesh/contracts';
 import { JetStreamEventStore, type EventStore } from '@mesh/eventstore';
 import { EVENT_STORE, MeshClient, MeshCoreModule, OnEvents, startService, type DeadLetter, type MeshCore, type RunningService } from '@mesh/runtime';
-import { NatsServerProcess, eventually } from '@mesh/testing';
-
-const MESH = join(__dirname, '..', '..', '..', 'bin', 'mesh.js');
+import { NatsServerProcess, eventually, meshFromSource } from '@mesh/testing';
 
 /** The dependency the handler waits for: down until the test brings it back. */
 let dependencyUp = false;
@@ -46,16 +42,7 @@ describe('dead letters: parked, listed, replayed', () => {
   let server: NatsServerProcess;
   let service: RunningService;
   let raw: JetStreamEventStore;
-  // Asynchronous on purpose: the service it talks to runs in this process and must keep answering.
-  const mesh = (...args: string[]) =>
-    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      execFile(
-        process.execPath,
-        [MESH, ...args],
-        { env: { ...process.env, NATS_URL: server.url, MESH_FROM_SOURCE: '1' }, timeout: 60_000 },
-        (error, out, err) => resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, out, err }),
-      );
-    });
+  const mesh = (...args: string[]) => meshFromSource(server.url, ...args);
   const listed = async (...extra: string[]): Promise<DeadLetter[]> => {
     const r = await mesh('--json', 'deadletter', 'list', ...extra);
     expect(r).toMatchObject({ code: 0 });

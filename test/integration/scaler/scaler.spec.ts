@@ -19,6 +19,7 @@ import { JetStreamEventStore, type ExpectedVersion } from '@mesh/eventstore';
 import { MeshClient, RequestError, encodeJson, startService, type RunningService } from '@mesh/runtime';
 import { NatsServerProcess, eventually } from '@mesh/testing';
 import { ScalerService } from '../../../apps/scaler/src/main';
+import { resizedData } from '../../../apps/scaler/test/scaling-fixtures';
 
 const MiB = 1024 * 1024;
 
@@ -107,25 +108,7 @@ describe('scaler service (real NATS)', () => {
   async function apply(decision: RecordedEvent) {
     if (!isEvent(decision, ScalingDecided)) throw new Error(`expected a ScalingDecided, got ${decision.type}`);
     const d = decision.data;
-    await put(
-      `container-${d.containerId}`,
-      [
-        eventOf(ContainerResized, `resized-${d.decisionId}`, {
-          containerId: d.containerId,
-          nodeId: d.nodeId,
-          walletId: d.walletId,
-          functionId: d.functionId,
-          decisionId: d.decisionId,
-          fromCpuMillis: d.fromCpuMillis,
-          toCpuMillis: d.toCpuMillis,
-          fromMemoryBytes: d.fromMemoryBytes,
-          toMemoryBytes: d.toMemoryBytes,
-          applyMs: 3,
-          appliedAtMs: Date.now(),
-        }),
-      ],
-      'any',
-    );
+    await put(`container-${d.containerId}`, [eventOf(ContainerResized, `resized-${d.decisionId}`, resizedData(d, 3, Date.now()))], 'any');
   }
 
   async function standing(walletId: string, from: Standing | null, to: Standing, revision: number) {

@@ -1,17 +1,12 @@
-import type { NatsConnection } from 'nats';
 import {
   ExecutionAborted,
   ExecutionFailed,
   ExecutionStarted,
   ExecutionSucceeded,
   NodeLeft,
-  NodeRegistered,
   PricePlanSet,
-  StandingChanged,
-  WalletOpened,
   cancelTaskRequest,
   deployFunctionRequest,
-  eventOf,
   functionRequest,
   functionsRequest,
   nodesRequest,
@@ -19,127 +14,42 @@ import {
   submitTaskRequest,
   taskRequest,
   tasksRequest,
-  heartbeatSubject,
   pricePlanStream,
-  type EventData,
-  type EventDefinition,
   type RecordedEvent,
   type TaskDetail,
 } from '@mesh/contracts';
-import { JetStreamEventStore } from '@mesh/eventstore';
-import { MeshClient, RequestError, encodeJson, startService, type RunningService } from '@mesh/runtime';
-import { NatsServerProcess, eventually } from '@mesh/testing';
-import { SchedulerService } from '../../../apps/scheduler/src/main';
+import { RequestError } from '@mesh/runtime';
+import { eventually } from '@mesh/testing';
+import { useSchedulerHarness } from './harness';
 
 /**
  * The scheduler on a real nats-server. The ledger, the credit-manager and two container-managers
  * (nodes `node-a`, `node-b`) are simulated by appending their events straight into the store and
  * publishing heartbeats on core NATS.
  */
-const GiB = 1024 ** 3;
 const LOST_AFTER_MS = 2500;
 
 describe('scheduler on NATS', () => {
-  let server: NatsServerProcess;
-  let nc: NatsConnection;
-  let store: JetStreamEventStore;
-  let client: MeshClient;
-  let scheduler: RunningService;
-  const beating = new Set<string>();
-  const idle = new Map<string, { walletId: string; functionId: string; containerId: string }[]>();
-  let beatTimer: NodeJS.Timeout;
-
-  const start = async () => {
-    const running = await startService(SchedulerService, {
-      NATS_URL: server.url,
-      NODE_LOST_AFTER_MS: String(LOST_AFTER_MS),
-      LIVENESS_CHECK_MS: '100',
-      LOG_LEVEL: 'warn',
-    });
-    // startService returns before the server has processed the request subscriptions: a round trip
-    // on the service's own connection makes sure they are in place before we ask.
-    await running.nc.flush();
-    return running;
-  };
-  const append = async <D extends EventDefinition>(stream: string, definition: D, id: string, data: EventData<D>) => {
-    await store.append(stream, [eventOf(definition, id, data)], 'any');
-  };
-  const beat = (nodeId: string) =>
-    nc.publish(
-      heartbeatSubject(nodeId),
-      encodeJson({
-        nodeId,
-        atMs: Date.now(),
-        cpuMillis: 8000,
-        memoryBytes: 16 * GiB,
-        usedCpuMillis: 0,
-        usedMemoryBytes: 0,
-        runningContainers: 0,
-        idleContainers: idle.get(nodeId) ?? [],
-      }),
-    );
-  const registerNode = async (nodeId: string) => {
-    await append(`node-${nodeId}`, NodeRegistered, `${nodeId}-registered-${Date.now()}`, {
-      nodeId,
-      cpuMillis: 8000,
-      memoryBytes: 16 * GiB,
-      labels: {},
-      registeredAtMs: Date.now(),
-    });
-    beating.add(nodeId);
-    beat(nodeId);
-  };
-  const openWallet = async (walletId: string, policy: 'greedy' | 'conservative' = 'greedy', kind: 'user' | 'provider' = 'user') =>
-    append(`wallet-${walletId}`, WalletOpened, `${walletId}-opened`, {
-      walletId,
-      currency: 'GRC',
-      balanceAfter: '0',
-      prevHash: '0'.repeat(64),
-      kind,
-      maxDebt: '0.5',
-      minBalance: '1',
-      policy,
-      openedAtMs: Date.now(),
-    });
-  let standings = 0;
-  const setStanding = async (walletId: string, to: 'normal' | 'low' | 'overdrawn' | 'suspended', policy: 'greedy' | 'conservative' = 'greedy') =>
-    append(`standing-${walletId}`, StandingChanged, `${walletId}-standing-${++standings}`, {
-      walletId,
-      from: null,
-      to,
-      balance: '1',
-      currency: 'GRC',
-      maxDebt: '0.5',
-      minBalance: '1',
-      policy,
-      causeEventId: `${walletId}-opened`,
-      causeRevision: 0,
-      changedAtMs: Date.now(),
-    });
-  const deploy = (functionId: string, extra: Record<string, unknown> = {}) =>
-    client.requestRaw('mesh.api.scheduler.deploy-function', {
-      functionId,
-      image: 'mesh/task-base:latest',
-      script: 'cat "$1"',
-      cpuInitialMillis: 100,
-      memoryBytes: 64 * 1024 * 1024,
-      ...extra,
-    });
-  const submit = (body: Record<string, unknown>) =>
-    client.requestRaw('mesh.api.scheduler.submit-task', { input: { inline: 'aGk=' }, ...body }) as Promise<{ taskId: string }>;
-  const task = (taskId: string) => client.request(taskRequest, { taskId });
-  const taskIn = (taskId: string, state: string, attempt?: number) =>
+  const h = useSchedulerHarness({
+    connectionName: 'scheduler-test',
+    env: { NODE_LOST_AFTER_MS: String(LOST_AFTER_MS), LIVENESS_CHECK_MS: '100', LOG_LEVEL: 'warn' },
+    minBalance: '1',
+  });
+  const { append, beat, registerNode, openWallet, setStanding, deploy, submit, task, taskIn } = h;
+  const { beating, idle } = h;
+  /** Waits until the scheduler counts the one idle warm container the node reports. */
+  const warmContainerSeen = (nodeId: string) =>
     eventually(
-      async () => {
-        const t = await task(taskId);
-        return t.state === state && (attempt === undefined || t.attempt === attempt) && t;
-      },
-      15_000,
-      `task ${taskId} ${state}${attempt ? ` at attempt ${attempt}` : ''}`,
+      async () =>
+        ((await h.client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { nodeId: string; idleContainers: number }[] }).nodes.find(
+          (n) => n.nodeId === nodeId,
+        )?.idleContainers === 1,
+      10_000,
+      'the warm container seen',
     );
   const refusal = async (subject: string, body: unknown) => {
     try {
-      await client.requestRaw(subject, body);
+      await h.client.requestRaw(subject, body);
     } catch (err) {
       if (err instanceof RequestError) return err;
       throw err;
@@ -154,30 +64,13 @@ describe('scheduler on NATS', () => {
   };
   const started = (t: TaskDetail) =>
     append(`execution-${t.executionId}`, ExecutionStarted, `${t.executionId}-started`, { ...execution(t), startedAtMs: Date.now(), warm: false });
-  const dispatchesOf = async (taskId: string) => (await store.read(`task-${taskId}`)).filter((e: RecordedEvent) => e.type === 'TaskDispatched');
+  const dispatchesOf = async (taskId: string) => (await h.store.read(`task-${taskId}`)).filter((e: RecordedEvent) => e.type === 'TaskDispatched');
 
   beforeAll(async () => {
-    server = await NatsServerProcess.start();
-    nc = await server.connect('scheduler-test');
-    store = await JetStreamEventStore.connect(nc);
-    client = new MeshClient(nc);
-    beatTimer = setInterval(() => beating.forEach(beat), 200);
-    scheduler = await start();
     await registerNode('node-a');
     await registerNode('node-b');
-    await eventually(
-      async () => ((await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { alive: boolean }[] }).nodes.filter((n) => n.alive).length === 2,
-      10_000,
-      'two live nodes',
-    );
+    await h.liveNodes(2);
   }, 60_000);
-
-  afterAll(async () => {
-    clearInterval(beatTimer);
-    await scheduler?.stop();
-    await nc?.drain().catch(() => undefined);
-    await server?.dispose();
-  });
 
   it('runs a task through its lifecycle: pending, dispatched, running, succeeded, with every transition and its position', async () => {
     const deployed = (await deploy('echo')) as Record<string, unknown>;
@@ -211,11 +104,11 @@ describe('scheduler on NATS', () => {
     });
     const done = await taskIn(taskId, 'succeeded');
     expect(done).toMatchObject({ containerId: 'c-sim', outputRef: { bucket: 'mesh-output', key: 'life-1-1' }, durationMs: 12 });
-    expect(done.history.map((h) => h.type)).toEqual(['TaskSubmitted', 'TaskDispatched', 'TaskRunning', 'TaskSucceeded']);
-    expect(done.history.every((h) => /^\d+$/.test(h.position))).toBe(true);
-    const stored = await store.read(`task-${taskId}`);
+    expect(done.history.map((e) => e.type)).toEqual(['TaskSubmitted', 'TaskDispatched', 'TaskRunning', 'TaskSucceeded']);
+    expect(done.history.every((e) => /^\d+$/.test(e.position))).toBe(true);
+    const stored = await h.store.read(`task-${taskId}`);
     expect(new Set(stored.map((e: RecordedEvent) => e.correlationId))).toEqual(new Set(['life-1-submitted']));
-    const health = (await client.requestRaw('mesh.api.scheduler.health', {})) as { positions: Record<string, string>; details: Record<string, number> };
+    const health = (await h.client.requestRaw('mesh.api.scheduler.health', {})) as { positions: Record<string, string>; details: Record<string, number> };
     expect(BigInt(health.positions.view)).toBeGreaterThan(0n);
     // a redelivered result changes nothing
     await append(`execution-${t.executionId}`, ExecutionSucceeded, `${t.executionId}-succeeded-again`, {
@@ -223,7 +116,7 @@ describe('scheduler on NATS', () => {
       outputRef: { bucket: 'mesh-output', key: 'other' },
       durationMs: 99,
     });
-    const listed = (await client.requestRaw('mesh.query.scheduler.tasks', { walletId: 'alice' })) as { tasks: { taskId: string; state: string }[] };
+    const listed = (await h.client.requestRaw('mesh.query.scheduler.tasks', { walletId: 'alice' })) as { tasks: { taskId: string; state: string }[] };
     expect(listed.tasks).toEqual([expect.objectContaining({ taskId: 'life-1', state: 'succeeded' })]);
     expect((await task(taskId)).history).toHaveLength(4);
   });
@@ -234,8 +127,8 @@ describe('scheduler on NATS', () => {
     await openWallet('provider-w', 'greedy', 'provider');
     await setStanding('bad-w', 'normal');
     const { taskId } = await submit({ functionId: 'bad-fn', walletId: 'bad-w' });
-    await client.requestRaw('mesh.api.scheduler.cancel-task', { taskId });
-    const head = await store.headPosition();
+    await h.client.requestRaw('mesh.api.scheduler.cancel-task', { taskId });
+    const head = await h.store.headPosition();
     const cases: [string, unknown, string, RegExp][] = [
       ['mesh.api.scheduler.submit-task', { functionId: 'nope', walletId: 'bad-w', input: { inline: '' } }, 'unknown_function', /no function nope/],
       ['mesh.api.scheduler.submit-task', { functionId: 'bad-fn', walletId: 'nobody', input: { inline: '' } }, 'unknown_wallet', /no wallet nobody/],
@@ -292,7 +185,7 @@ describe('scheduler on NATS', () => {
       expect({ subject, code: err.code }).toEqual({ subject, code });
       expect(err.message).toMatch(message);
     }
-    expect(await store.headPosition()).toBe(head);
+    expect(await h.store.headPosition()).toBe(head);
 
     // Once the plan exists (the credit-manager's PricePlanSet), the same deploy is accepted.
     await append(pricePlanStream('a-plan'), PricePlanSet, 'a-plan-v1', {
@@ -317,7 +210,7 @@ describe('scheduler on NATS', () => {
     await setStanding('gated', 'overdrawn');
     await setStanding('careful', 'low', 'conservative');
     const pools = async () =>
-      (await client.requestRaw('mesh.query.scheduler.pools', {})) as {
+      (await h.client.requestRaw('mesh.query.scheduler.pools', {})) as {
         wallets: { walletId: string; pending: number; dispatchable: boolean; standing: string }[];
       };
     await eventually(async () => (await pools()).wallets.find((w) => w.walletId === 'gated')?.standing === 'overdrawn', 10_000, 'the standing folded');
@@ -389,14 +282,7 @@ describe('scheduler on NATS', () => {
     // node-c holds an idle warm container of (lossy-w, lossy): the task goes there
     idle.set('node-c', [{ walletId: 'lossy-w', functionId: 'lossy', containerId: 'c-warm' }]);
     beat('node-c');
-    await eventually(
-      async () =>
-        ((await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { nodeId: string; idleContainers: number }[] }).nodes.find(
-          (n) => n.nodeId === 'node-c',
-        )?.idleContainers === 1,
-      10_000,
-      'the warm container seen',
-    );
+    await warmContainerSeen('node-c');
     const { taskId } = await submit({ functionId: 'lossy', walletId: 'lossy-w' });
     const first = await taskIn(taskId, 'dispatched', 1);
     expect(first.nodeId).toBe('node-c');
@@ -405,8 +291,8 @@ describe('scheduler on NATS', () => {
     beating.delete('node-c');
     const second = await taskIn(taskId, 'dispatched', 2);
     expect(['node-a', 'node-b']).toContain(second.nodeId);
-    expect(second.history.find((h) => h.type === 'TaskRequeued')).toMatchObject({ reason: 'node-lost', attempt: 1 });
-    const nodes = (await client.requestRaw('mesh.query.scheduler.nodes', {})) as {
+    expect(second.history.find((e) => e.type === 'TaskRequeued')).toMatchObject({ reason: 'node-lost', attempt: 1 });
+    const nodes = (await h.client.requestRaw('mesh.query.scheduler.nodes', {})) as {
       nodes: { nodeId: string; alive: boolean; lost: number; reliability: number; tasks: number }[];
     };
     expect(nodes.nodes.find((n) => n.nodeId === 'node-c')).toMatchObject({ alive: false, lost: 1, reliability: 0.5, tasks: 0 });
@@ -427,22 +313,15 @@ describe('scheduler on NATS', () => {
     await openWallet('leaving-w');
     idle.set('node-d', [{ walletId: 'leaving-w', functionId: 'leaving', containerId: 'c-warm-d' }]);
     beat('node-d');
-    await eventually(
-      async () =>
-        ((await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { nodeId: string; idleContainers: number }[] }).nodes.find(
-          (n) => n.nodeId === 'node-d',
-        )?.idleContainers === 1,
-      10_000,
-      'the warm container seen',
-    );
+    await warmContainerSeen('node-d');
     await setStanding('leaving-w', 'normal');
     const { taskId } = await submit({ functionId: 'leaving', walletId: 'leaving-w' });
     expect((await taskIn(taskId, 'dispatched', 1)).nodeId).toBe('node-d');
     beating.delete('node-d');
     await append('node-node-d', NodeLeft, 'node-d-left', { nodeId: 'node-d', reason: 'shutdown', leftAtMs: Date.now() });
     const again = await taskIn(taskId, 'dispatched', 2);
-    expect(again.history.find((h) => h.type === 'TaskRequeued')).toMatchObject({ reason: 'infrastructure', attempt: 1 });
-    const nodes = (await client.requestRaw('mesh.query.scheduler.nodes', {})) as {
+    expect(again.history.find((e) => e.type === 'TaskRequeued')).toMatchObject({ reason: 'infrastructure', attempt: 1 });
+    const nodes = (await h.client.requestRaw('mesh.query.scheduler.nodes', {})) as {
       nodes: { nodeId: string; alive: boolean; left: boolean; lost: number; reliability: number }[];
     };
     expect(nodes.nodes.find((n) => n.nodeId === 'node-d')).toMatchObject({ alive: false, left: true, lost: 0, reliability: 1 });
@@ -452,7 +331,7 @@ describe('scheduler on NATS', () => {
     await deploy('cancel-fn');
     await openWallet('cancel-w');
     const pending = await submit({ functionId: 'cancel-fn', walletId: 'cancel-w' });
-    expect(await client.requestRaw('mesh.api.scheduler.cancel-task', { taskId: pending.taskId, reason: 'changed my mind' })).toEqual({
+    expect(await h.client.requestRaw('mesh.api.scheduler.cancel-task', { taskId: pending.taskId, reason: 'changed my mind' })).toEqual({
       taskId: pending.taskId,
       state: 'cancelled',
     });
@@ -461,7 +340,7 @@ describe('scheduler on NATS', () => {
     const t = await taskIn(runningTask.taskId, 'dispatched');
     await started(t);
     await taskIn(runningTask.taskId, 'running');
-    expect(await client.requestRaw('mesh.api.scheduler.cancel-task', { taskId: runningTask.taskId })).toEqual({
+    expect(await h.client.requestRaw('mesh.api.scheduler.cancel-task', { taskId: runningTask.taskId })).toEqual({
       taskId: runningTask.taskId,
       state: 'cancelled',
       executionId: t.executionId,
@@ -470,12 +349,12 @@ describe('scheduler on NATS', () => {
     await append(`execution-${t.executionId}`, ExecutionAborted, `${t.executionId}-aborted`, { ...execution(t), reason: 'cancelled', abortedAtMs: Date.now() });
     expect((await taskIn(pending.taskId, 'cancelled')).reason).toBe('changed my mind');
     expect(await dispatchesOf(pending.taskId)).toHaveLength(0);
-    expect((await task(runningTask.taskId)).history.map((h) => h.type)).toEqual(['TaskSubmitted', 'TaskDispatched', 'TaskRunning', 'TaskCancelled']);
+    expect((await task(runningTask.taskId)).history.map((e) => e.type)).toEqual(['TaskSubmitted', 'TaskDispatched', 'TaskRunning', 'TaskCancelled']);
   });
 
   it('answers every command and query with a reply that matches its declared schema', async () => {
     // MeshClient.request validates the request before sending and the reply after receiving
-    const fn = await client.request(deployFunctionRequest, {
+    const fn = await h.client.request(deployFunctionRequest, {
       functionId: 'typed',
       image: 'mesh/task-base:latest',
       script: 'true',
@@ -484,24 +363,24 @@ describe('scheduler on NATS', () => {
     });
     expect(fn.version).toBe(1);
     await openWallet('typed-w');
-    const submitted = await client.request(submitTaskRequest, {
+    const submitted = await h.client.request(submitTaskRequest, {
       functionId: 'typed',
       walletId: 'typed-w',
       input: { objectRef: { bucket: 'mesh-input-typed', key: 'in-1' } },
       priority: 9,
     });
     expect(submitted).toMatchObject({ state: 'pending', priority: 9, duplicate: false });
-    expect(await client.request(taskRequest, { taskId: submitted.taskId })).toMatchObject({ state: 'pending', attempt: 1 });
-    expect((await client.request(tasksRequest, { walletId: 'typed-w', state: 'pending', limit: 5 })).tasks).toHaveLength(1);
-    expect((await client.request(functionsRequest, {})).functions.map((f) => f.functionId)).toContain('typed');
-    expect((await client.request(functionRequest, { functionId: 'typed' })).version).toBe(1);
-    expect((await client.request(poolsRequest, {})).wallets.find((w) => w.walletId === 'typed-w')).toMatchObject({
+    expect(await h.client.request(taskRequest, { taskId: submitted.taskId })).toMatchObject({ state: 'pending', attempt: 1 });
+    expect((await h.client.request(tasksRequest, { walletId: 'typed-w', state: 'pending', limit: 5 })).tasks).toHaveLength(1);
+    expect((await h.client.request(functionsRequest, {})).functions.map((f) => f.functionId)).toContain('typed');
+    expect((await h.client.request(functionRequest, { functionId: 'typed' })).version).toBe(1);
+    expect((await h.client.request(poolsRequest, {})).wallets.find((w) => w.walletId === 'typed-w')).toMatchObject({
       pending: 1,
       dispatchable: false,
       standing: null,
     });
-    expect((await client.request(nodesRequest, {})).nodes.length).toBeGreaterThanOrEqual(2);
-    expect(await client.request(cancelTaskRequest, { taskId: submitted.taskId })).toEqual({ taskId: submitted.taskId, state: 'cancelled' });
+    expect((await h.client.request(nodesRequest, {})).nodes.length).toBeGreaterThanOrEqual(2);
+    expect(await h.client.request(cancelTaskRequest, { taskId: submitted.taskId })).toEqual({ taskId: submitted.taskId, state: 'cancelled' });
   });
 
   it('rebuilds its pool and node view after a restart and never dispatches an attempt twice', async () => {
@@ -513,11 +392,11 @@ describe('scheduler on NATS', () => {
     await setStanding('restart-w', 'overdrawn');
     const waiting: string[] = [];
     for (let i = 0; i < 3; i++) waiting.push((await submit({ functionId: 'restart-fn', walletId: 'restart-w', priority: i })).taskId);
-    await scheduler.stop();
+    await h.scheduler.stop();
     // while the scheduler is down the wallet recovers (a deposit)
     await setStanding('restart-w', 'normal');
-    scheduler = await start();
-    const rebuilt = (await client.requestRaw('mesh.query.scheduler.pools', {})) as {
+    h.scheduler = await h.startScheduler();
+    const rebuilt = (await h.client.requestRaw('mesh.query.scheduler.pools', {})) as {
       dispatched: number;
       wallets: { walletId: string; pending: number; dispatched: number }[];
     };
@@ -538,7 +417,7 @@ describe('scheduler on NATS', () => {
     await taskIn(waiting[1], 'dispatched');
     expect((await task(waiting[0])).state).toBe('pending');
     expect(await Promise.all([early.taskId, ...waiting].map(async (id) => (await dispatchesOf(id)).length))).toEqual([1, 0, 1, 1]);
-    const nodes = (await client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { nodeId: string; lost: number }[] };
+    const nodes = (await h.client.requestRaw('mesh.query.scheduler.nodes', {})) as { nodes: { nodeId: string; lost: number }[] };
     expect(nodes.nodes.find((n) => n.nodeId === 'node-c')?.lost).toBe(1); // reliability rebuilt from the log
   }, 60_000);
 });

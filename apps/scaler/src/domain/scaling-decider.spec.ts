@@ -42,20 +42,7 @@ describe('scaling decider: CPU', () => {
       .when({ observe: sample({ seq: 2, usageCpuMillis: 1000, cpuLimitMillis: 1000 }), nowMs: afterSample(2) })
       .then((events) => {
         // Saturated: 250 m above the threshold x gain 4 = +1000 m.
-        expect(decidedOf(events)).toMatchObject({
-          decisionId: 'scale-c1-1',
-          containerId: 'c1',
-          nodeId: 'n1',
-          walletId: 'w1',
-          functionId: 'f1',
-          fromCpuMillis: 1000,
-          toCpuMillis: 2000,
-          fromMemoryBytes: 512 * MiB,
-          toMemoryBytes: 512 * MiB,
-          reason: 'scale-up',
-          basedOnSampleSeqs: [1, 2],
-          decidedAtMs: afterSample(2),
-        });
+        expect(decidedOf(events)).toMatchObject(scaleUp().data);
         expect(decidedOf(events).throttleCapMillis).toBeUndefined();
       });
   });
