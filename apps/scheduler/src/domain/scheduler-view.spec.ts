@@ -183,6 +183,33 @@ describe('scheduler view: capacity, containers, fairness', () => {
     view.expireNodes(200_000, 10_000);
     expect(view.lostExecutions(200_000, 30_000)).toEqual([]);
   });
+  it('does not suspect a new attempt that no beat has listed yet: its silence counts from its dispatch (found by the chaos soak)', () => {
+    const view = viewOf([...base(), submit('t1', 'w1')]);
+    const beat = (nodeId: string, atMs: number, runningExecutions: { taskId: string; executionId: string }[]) =>
+      view.heartbeat(
+        {
+          nodeId,
+          atMs,
+          cpuMillis: 4000,
+          memoryBytes: 8 * GiB,
+          usedCpuMillis: 0,
+          usedMemoryBytes: 0,
+          runningContainers: 0,
+          idleContainers: [],
+          runningExecutions,
+        },
+        atMs,
+      );
+    // The nodes have listed their executions for a long time before this dispatch.
+    for (const n of ['n1', 'n2']) beat(n, 1_000, []);
+    dispatchInMemory(view, 10, 100_000);
+    const t1 = view.tasks.get('t1')!;
+    view.apply(taskEvent(view, decided(TaskRunning, { ...ref('t1'), attempt: 1, executionId: 't1-1', nodeId: t1.nodeId!, containerId: 'c1' })));
+    expect(view.lostExecutions(100_500, 30_000)).toEqual([]);
+    expect(view.lostExecutions(130_000, 30_000)).toEqual([]);
+    // Never listed at all within the window after its dispatch: lost.
+    expect(view.lostExecutions(130_001, 30_000).map((t) => t.taskId)).toEqual(['t1']);
+  });
   it('folding the same event twice changes nothing (local apply, then the log echo)', () => {
     const events = [...base(), submit('t1', 'w1')];
     const view = viewOf(events);

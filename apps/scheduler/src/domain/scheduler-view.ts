@@ -255,7 +255,9 @@ export class SchedulerView {
       for (const taskId of node.tasks) {
         const task = this.tasks.get(taskId);
         if (!task || !(task.state === 'running' || (task.state === 'dispatched' && task.listedAtMs !== undefined))) continue;
-        const silentSinceMs = Math.max(task.listedAtMs ?? 0, node.listsExecutionsSinceMs, notBeforeMs);
+        // An attempt not listed yet is silent since its own dispatch, never since an older listing
+        // of the node: a fresh attempt (running before the next beat lists it) is not lost.
+        const silentSinceMs = Math.max(task.listedAtMs ?? task.dispatchedAtMs ?? nowMs, node.listsExecutionsSinceMs, notBeforeMs);
         if (nowMs - silentSinceMs > lostAfterMs) lost.push(task);
       }
     }
