@@ -302,9 +302,13 @@ export class DockerEngine {
       // dockerode's typings lack the `one-shot` option, and make every stats field required although
       // a stopped or cgroup-less container answers without them: both casts say what the API does.
       const stats = (await this.docker.getContainer(dockerId).stats({ stream: false, 'one-shot': true } as { stream: false })) as unknown as {
+        read?: string;
         cpu_stats?: { cpu_usage?: { total_usage?: number } };
         memory_stats?: { usage?: number; max_usage?: number };
       };
+      // A container that is not running answers with a zero time and zero counters: that is no
+      // reading (taken as one, the counter would seem to fall to 0; found by the chaos soak).
+      if (stats.read === undefined || stats.read.startsWith('0001-')) return undefined;
       const total = stats.cpu_stats?.cpu_usage?.total_usage;
       if (total === undefined) return undefined;
       return { cpuNanosTotal: total, memoryBytes: stats.memory_stats?.usage ?? 0, memoryBytesMax: stats.memory_stats?.max_usage };
