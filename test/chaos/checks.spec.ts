@@ -7,7 +7,9 @@ import {
   GENESIS_HASH,
   MessageQuarantined,
   ResourceSampled,
+  TaskDispatched,
   TaskFailed,
+  TaskRequeued,
   TaskSubmitted,
   TaskSucceeded,
   UsageCharged,
@@ -143,6 +145,7 @@ describe('soak checks (from the raw log)', () => {
     expect(results.map((c) => c.name)).toEqual<CheckName[]>([
       'tasks-end-once',
       'failures-are-scripts',
+      'requeues-justified',
       'books-balance',
       'charges-paired',
       'wallet-balances',
@@ -182,6 +185,36 @@ describe('soak checks (from the raw log)', () => {
     const log = new Log()
       .add(TaskSubmitted, 'task-t3', { taskId: 't3', ...ref, input: input(3), priority: 0, maxAttempts: 5, submittedAtMs: 0 })
       .add(TaskFailed, 'task-t3', { taskId: 't3', ...ref, attempt: 1, reason: 'exit-code', exitCode: 3 });
+    expect(failing(log)).toEqual([]);
+  });
+
+  it('given an attempt declared lost for 30000 ms of silence 300 ms after its dispatch, then requeues-justified fails', () => {
+    const log = new Log();
+    const dispatched = { taskId: 't1', ...ref, attempt: 1, executionId: 't1-1', nodeId: 'n1', input: input(0), dispatchedAtMs: 0 };
+    const fn = {
+      functionId: 'f1',
+      version: 1,
+      image: 'i',
+      script: 's',
+      cpuMinMillis: 250,
+      cpuMaxMillis: 1000,
+      cpuInitialMillis: 1000,
+      memoryBytes: 1024,
+      timeoutMs: 1000,
+      network: false,
+      maxAttempts: 5,
+    };
+    log.add(TaskDispatched, 'task-t1', { ...dispatched, function: fn });
+    log.add(TaskRequeued, 'task-t1', {
+      taskId: 't1',
+      ...ref,
+      attempt: 1,
+      reason: 'infrastructure',
+      detail: 'execution lost: node n1 has not listed execution t1-1 for 30000 ms',
+    });
+    log.events[1].occurredAt = '2026-11-30T00:00:00.300Z';
+    expect(failing(log)).toEqual(['requeues-justified']);
+    log.events[1].occurredAt = '2026-11-30T00:00:31.000Z';
     expect(failing(log)).toEqual([]);
   });
 

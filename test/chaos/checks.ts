@@ -10,7 +10,9 @@ import {
   parseAmount,
   ResourceSampled,
   TaskCancelled,
+  TaskDispatched,
   TaskFailed,
+  TaskRequeued,
   TaskSubmitted,
   TaskSucceeded,
   UsageCharged,
@@ -38,6 +40,8 @@ export const CHECKS = {
   'tasks-end-once': 'every submitted task has exactly one terminal event (TaskSucceeded, TaskFailed or TaskCancelled)',
   'failures-are-scripts':
     "only a script that exits non-zero by itself fails: every TaskFailed / ExecutionFailed exit-code carries the script's own code, never a platform kill's 137/143",
+  'requeues-justified':
+    "an attempt requeued for silence ('execution lost ... for N ms', 'did not start ... within N ms') was dispatched at least N ms before: the platform never kills a healthy attempt (whose CPU the tenant pays)",
   'books-balance': 'sum of UsageDebited amounts == sum of the credited charges of UsageCredited == sum of the non-zero UsageCharged amounts',
   'charges-paired': 'every non-zero UsageCharged has exactly one UsageDebited and exactly one credit entry, of its amount; no posting without its charge',
   'wallet-balances': "every wallet event's balanceAfter == the sum of the wallet's events up to it; the wallet's balance is its last balanceAfter",
@@ -88,6 +92,7 @@ export function checkEvents(
   return [
     checkTasks(events, walletIds, expectedExit),
     checkFailures(events, walletIds, expectedExit),
+    checkRequeues(events, walletIds),
     ...checkMoney(events),
     checkUsage(events),
     checkContainers(events),
@@ -136,6 +141,22 @@ function checkFailures(events: readonly RecordedEvent[], walletIds: ReadonlySet<
       check.violate(
         `${e.data.executionId} (${e.data.taskId} attempt ${e.data.attempt}): ExecutionFailed exit-code ${e.data.exitCode ?? 'none'}, its script exits ${expected.get(e.data.taskId)}: ${e.data.stderrTail.slice(-200)}`,
       );
+  }
+  return check.result();
+}
+
+function checkRequeues(events: readonly RecordedEvent[], walletIds: ReadonlySet<string>): CheckResult {
+  const check = new Check('requeues-justified');
+  const dispatchedAtMs = new Map<string, number>();
+  for (const e of events) {
+    if (isEvent(e, TaskDispatched) && walletIds.has(e.data.walletId)) dispatchedAtMs.set(`${e.data.taskId}#${e.data.attempt}`, Date.parse(e.occurredAt));
+    if (!isEvent(e, TaskRequeued) || !walletIds.has(e.data.walletId)) continue;
+    const silence = /(?:for|within) (\d+) ms/.exec(e.data.detail ?? '');
+    const at = dispatchedAtMs.get(`${e.data.taskId}#${e.data.attempt}`);
+    if (!silence || at === undefined) continue;
+    const afterMs = Date.parse(e.occurredAt) - at;
+    if (afterMs < Number(silence[1]))
+      check.violate(`${e.data.taskId} attempt ${e.data.attempt}: requeued ${afterMs} ms after its dispatch: "${e.data.detail}"`);
   }
   return check.result();
 }
