@@ -69,7 +69,17 @@ export interface SoakSummary {
   faultsByKind: Record<FaultKind, number>;
   unplannedExits: UnplannedExit[];
   events: number;
-  tasks: { planned: number; submitted: number; succeeded: number; failed: number; cancelled: number; requeues: number; aborts: number; platformKills: number };
+  tasks: {
+    planned: number;
+    expectedFailures: number;
+    submitted: number;
+    succeeded: number;
+    failed: number;
+    cancelled: number;
+    requeues: number;
+    aborts: number;
+    platformKills: number;
+  };
   /** Why attempts ended without a verdict: `requeue:<reason>`, `abort:<reason>`, `failed:<reason>` (platform kills) -> count. */
   attemptEnds: Record<string, number>;
   /** The raw log of the run as JSON lines (one event per line), for a post-mortem. */
@@ -269,7 +279,17 @@ function summarise(
   audit: SoakSummary['audit'],
 ): Omit<SoakSummary, 'seed' | 'runId' | 'settled' | 'unsettled' | 'pass' | 'durationMs'> {
   const ours = new Set(plan.wallets.map((w) => w.walletId));
-  const tasks = { planned: plan.tasks.length, submitted: 0, succeeded: 0, failed: 0, cancelled: 0, requeues: 0, aborts: 0, platformKills: 0 };
+  const tasks = {
+    planned: plan.tasks.length,
+    expectedFailures: plan.tasks.filter((t) => t.exitCode !== 0).length,
+    submitted: 0,
+    succeeded: 0,
+    failed: 0,
+    cancelled: 0,
+    requeues: 0,
+    aborts: 0,
+    platformKills: 0,
+  };
   const wallets = new Map<string, WalletSummary>(
     plan.wallets.map((w) => [w.walletId, { walletId: w.walletId, role: w.role, balance: '0', minBalance: '0', standings: [], deposits: 0 }]),
   );
@@ -331,7 +351,7 @@ export function formatSummary(s: SoakSummary): string {
   lines.push(`events: ${s.events}`);
   const t = s.tasks;
   lines.push(
-    `tasks: ${t.planned} planned, ${t.submitted} submitted, ${t.succeeded} succeeded, ${t.failed} failed (scripts exiting 3 on purpose), ${t.cancelled} cancelled; ${t.requeues} requeues, ${t.aborts} aborts, ${t.platformKills} platform kills`,
+    `tasks: ${t.planned} planned, ${t.submitted} submitted, ${t.succeeded} succeeded, ${t.failed} failed (${t.expectedFailures} scripts exit 3 on purpose), ${t.cancelled} cancelled; ${t.requeues} requeues, ${t.aborts} aborts, ${t.platformKills} platform kills`,
   );
   lines.push(
     `attempts ended without a verdict: ${
