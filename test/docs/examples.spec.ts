@@ -74,6 +74,12 @@ const CLASSIFIED: { file: string; contains: string; handling: Handling }[] = [
   { file: 'README.md', contains: "nc.request('mesh.query.ledger.balance'", handling: { kind: 'js', expect: [/^\{"ok":true,"data":\{"walletId":"alice",/m] } },
   { file: 'docs/architecture.md', contains: 'apps/ ', handling: { kind: 'illustration', reason: 'repository layout' } },
   { file: 'docs/architecture.md', contains: '            deploy/submit', handling: { kind: 'illustration', reason: 'event flow diagram' } },
+  {
+    file: 'docs/chaos.md',
+    contains: '# short run (CI',
+    handling: { kind: 'illustration', reason: 'runs the soak for minutes: the short run is test/chaos/chaos.spec.ts itself, in the same suite' },
+  },
+  { file: 'docs/chaos.md', contains: 'chaos soak chaos', handling: { kind: 'illustration', reason: 'the summary of one recorded run' } },
   { file: 'docs/container-manager.md', contains: '{ "sampleId"', handling: { kind: 'payload', schema: ResourceSampled.schema } },
   { file: 'docs/credit-manager.md', contains: 'ResourceSampled (usage-<c>)', handling: { kind: 'illustration', reason: 'charging flow diagram' } },
   { file: 'docs/credit-manager.md', contains: '{ "chargeId"', handling: { kind: 'payload', schema: UsageCharged.schema } },
