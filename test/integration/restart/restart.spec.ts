@@ -98,7 +98,8 @@ describe('restart from a snapshot', () => {
       // And the debits left uncredited before the snapshot are still found
       const uncreditedAfter = restored.uncredited.list().map((d) => d.chargeId);
       expect(uncreditedAfter).toEqual(expect.arrayContaining(uncreditedBefore));
-      expect(uncreditedAfter.sort()).toEqual([...log.uncredited].sort());
+      // (all of those left uncredited on purpose; a debit cut off from its credit at the very end of the log may be there too)
+      expect(uncreditedAfter).toEqual(expect.arrayContaining(log.uncredited));
     });
 
     it('falls back to a full replay when the snapshot has another schema version or is damaged', async () => {
