@@ -15,8 +15,8 @@ import { LedgerProjection, type CostView, type WalletView } from './ledger-proje
 
 /** Bump when the records change: an older snapshot is then ignored (full replay), never misread. */
 export const LEDGER_SNAPSHOT_SCHEMA = 1;
-/** Statement lines per record (a line is a few hundred bytes; a record must stay under a chunk). */
-const LINES_PER_RECORD = 500;
+/** JSON bytes of statement lines per record (a provider's credit line names up to 200 charges; a record must stay under a chunk). */
+const LINE_BYTES_PER_RECORD = 128 * 1024;
 const STATEMENT_CAUSES = ['open', 'deposit', 'withdrawal', 'adjustment', 'usage-debit', 'usage-credit', 'policy'] as const;
 
 type Rec = Record<string, unknown>;
@@ -59,7 +59,19 @@ function* recordsOf(projection: LedgerProjection, owed: OwedCredit[]): Generator
       earned: w.earned.toString(),
       credits: w.credits,
     };
-    for (let i = 0; i < w.lines.length; i += LINES_PER_RECORD) yield { k: 'l', walletId: w.walletId, lines: w.lines.slice(i, i + LINES_PER_RECORD) };
+    let lines: StatementLine[] = [];
+    let bytes = 0;
+    for (const line of w.lines) {
+      const size = JSON.stringify(line).length;
+      if (lines.length > 0 && bytes + size > LINE_BYTES_PER_RECORD) {
+        yield { k: 'l', walletId: w.walletId, lines };
+        lines = [];
+        bytes = 0;
+      }
+      lines.push(line);
+      bytes += size;
+    }
+    if (lines.length > 0) yield { k: 'l', walletId: w.walletId, lines };
   }
   yield* costRecords('t', projection.tasks);
   yield* costRecords('c', projection.containers);
