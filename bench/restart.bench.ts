@@ -62,7 +62,12 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
 
     const cases: ServiceCase[] = [
       { service: 'scheduler', prefix: 'SCHEDULER', key: 'scheduler.scheduler.view', env: {} },
-      { service: 'ledger', prefix: 'LEDGER', key: 'ledger.ledger.projection', env: { LEDGER_HTTP_PORT: '0', LEDGER_MAC_KEY_FILE: join(secrets, 'ledger-mac.key') } },
+      {
+        service: 'ledger',
+        prefix: 'LEDGER',
+        key: 'ledger.ledger.projection',
+        env: { LEDGER_HTTP_PORT: '0', LEDGER_MAC_KEY_FILE: join(secrets, 'ledger-mac.key') },
+      },
       { service: 'credit-manager', prefix: 'CREDIT', key: 'credit-manager.credit-manager.plans', env: {} },
     ];
     const kv = await nc.jetstream().views.kv(SNAPSHOT_BUCKET, { history: 1 });

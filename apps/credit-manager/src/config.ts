@@ -27,6 +27,16 @@ export const CreditManagerEnv = {
     0,
     100_000_000,
   ),
-  CREDIT_SNAPSHOT_EVERY_MS: env.int('A snapshot is also written when this long has passed since the last one and events were folded (0 = not by time)', 300_000, 0, 86_400_000, ' ms'),
-  CREDIT_SNAPSHOT_LOAD: env.oneOf('Start from the snapshot (on) or replay the whole log (off: e.g. to measure or to rule the snapshot out)', ['on', 'off'] as const, 'on'),
+  CREDIT_SNAPSHOT_EVERY_MS: env.int(
+    'A snapshot is also written when this long has passed since the last one and events were folded (0 = not by time)',
+    300_000,
+    0,
+    86_400_000,
+    ' ms',
+  ),
+  CREDIT_SNAPSHOT_LOAD: env.oneOf(
+    'Start from the snapshot (on) or replay the whole log (off: e.g. to measure or to rule the snapshot out)',
+    ['on', 'off'] as const,
+    'on',
+  ),
 };

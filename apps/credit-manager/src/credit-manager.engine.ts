@@ -141,7 +141,9 @@ export class CreditManagerEngine implements OnModuleInit, OnModuleDestroy {
     const m = this.meterSubscription.position;
     try {
       const manifest = await this.snapshots.save(this.snapshotKey, encodeCreditSnapshot(f < m ? f : m, this.plans, this.meter));
-      this.log.log(`snapshot ${this.snapshotKey} at position ${manifest.position}: ${manifest.records} records, ${manifest.bytes} bytes in ${manifest.chunks} chunks`);
+      this.log.log(
+        `snapshot ${this.snapshotKey} at position ${manifest.position}: ${manifest.records} records, ${manifest.bytes} bytes in ${manifest.chunks} chunks`,
+      );
     } catch (err) {
       this.log.warn(`snapshot ${this.snapshotKey} not written (the next one is tried later): ${messageOf(err)}`);
     }

@@ -137,7 +137,9 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
     try {
       const encoded = encodeLedgerSnapshot(this.projection, this.uncredited);
       const manifest = await this.snapshots.save(this.snapshotKey, encoded);
-      this.log.log(`snapshot ${this.snapshotKey} at position ${manifest.position}: ${manifest.records} records, ${manifest.bytes} bytes in ${manifest.chunks} chunks`);
+      this.log.log(
+        `snapshot ${this.snapshotKey} at position ${manifest.position}: ${manifest.records} records, ${manifest.bytes} bytes in ${manifest.chunks} chunks`,
+      );
     } catch (err) {
       this.log.warn(`snapshot ${this.snapshotKey} not written (the next one is tried later): ${messageOf(err)}`);
     }

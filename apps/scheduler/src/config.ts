@@ -33,8 +33,18 @@ export const SchedulerEnv = {
     0,
     100_000_000,
   ),
-  SCHEDULER_SNAPSHOT_EVERY_MS: env.int('A snapshot is also written when this long has passed since the last one and view events were folded (0 = not by time)', 300_000, 0, 86_400_000, ' ms'),
-  SCHEDULER_SNAPSHOT_LOAD: env.oneOf('Start from the snapshot (on) or replay the whole log (off: e.g. to measure or to rule the snapshot out)', ['on', 'off'] as const, 'on'),
+  SCHEDULER_SNAPSHOT_EVERY_MS: env.int(
+    'A snapshot is also written when this long has passed since the last one and view events were folded (0 = not by time)',
+    300_000,
+    0,
+    86_400_000,
+    ' ms',
+  ),
+  SCHEDULER_SNAPSHOT_LOAD: env.oneOf(
+    'Start from the snapshot (on) or replay the whole log (off: e.g. to measure or to rule the snapshot out)',
+    ['on', 'off'] as const,
+    'on',
+  ),
   SCHEDULER_CATCH_UP_TIMEOUT_MS: env.int(
     'Longest wait at start for the view to catch up with the log (from the snapshot, or the whole log without one) before the start fails',
     600_000,

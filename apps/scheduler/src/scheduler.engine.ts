@@ -126,7 +126,12 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
 
   // --- lifecycle ---------------------------------------------------------------------------------
   async onApplicationBootstrap(): Promise<void> {
-    const restored = await restoreSchedulerView(this.config.SCHEDULER_SNAPSHOT_LOAD === 'on' ? this.snapshots : undefined, this.snapshotKey, this.startedAtMs, this.log);
+    const restored = await restoreSchedulerView(
+      this.config.SCHEDULER_SNAPSHOT_LOAD === 'on' ? this.snapshots : undefined,
+      this.snapshotKey,
+      this.startedAtMs,
+      this.log,
+    );
     this.view = restored.view;
     const head = await this.store.headPosition();
     this.follow(restored.position);
@@ -203,7 +208,9 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     try {
       const encoded = encodeSnapshot(SCHEDULER_VIEW_SNAPSHOT_SCHEMA, position, this.view.snapshotRecords());
       const manifest = await this.snapshots.save(this.snapshotKey, encoded);
-      this.log.log(`snapshot ${this.snapshotKey} at position ${manifest.position}: ${manifest.records} records, ${manifest.bytes} bytes in ${manifest.chunks} chunks`);
+      this.log.log(
+        `snapshot ${this.snapshotKey} at position ${manifest.position}: ${manifest.records} records, ${manifest.bytes} bytes in ${manifest.chunks} chunks`,
+      );
     } catch (err) {
       this.log.warn(`snapshot ${this.snapshotKey} not written (the next one is tried later): ${messageOf(err)}`);
     }

@@ -116,7 +116,8 @@ export interface SnapshotStore {
 const KEY_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 function checkKey(key: string): void {
-  if (!KEY_PATTERN.test(key) || key.length > 200) throw new Error(`snapshot key ${JSON.stringify(key)}: must be dot-separated [A-Za-z0-9_-] tokens, at most 200 characters`);
+  if (!KEY_PATTERN.test(key) || key.length > 200)
+    throw new Error(`snapshot key ${JSON.stringify(key)}: must be dot-separated [A-Za-z0-9_-] tokens, at most 200 characters`);
 }
 
 function manifestOf(snapshot: EncodedSnapshot): SnapshotManifest {
@@ -139,7 +140,8 @@ function manifestProblem(value: unknown, schemaVersion: number | undefined): str
   if (schemaVersion !== undefined && m.schemaVersion !== schemaVersion) return `schema version ${String(m.schemaVersion)}, this build reads ${schemaVersion}`;
   if (typeof m.position !== 'string' || !/^\d{1,20}$/.test(m.position)) return 'the manifest position is not a decimal integer';
   if (typeof m.generation !== 'string' || !/^[A-Za-z0-9]{1,40}$/.test(m.generation)) return 'the manifest generation is malformed';
-  if (typeof m.chunks !== 'number' || !Number.isInteger(m.chunks) || m.chunks < 0 || m.chunks > SNAPSHOT_CHUNKS_MAX) return 'the manifest chunk count is out of range';
+  if (typeof m.chunks !== 'number' || !Number.isInteger(m.chunks) || m.chunks < 0 || m.chunks > SNAPSHOT_CHUNKS_MAX)
+    return 'the manifest chunk count is out of range';
   if (typeof m.sha256 !== 'string') return 'the manifest has no sha256';
   return undefined;
 }
@@ -242,7 +244,11 @@ export class InMemorySnapshotStore implements SnapshotStore {
   readonly entries = new Map<string, { manifest: SnapshotManifest; chunks: Uint8Array[] }>();
 
   save(key: string, snapshot: EncodedSnapshot): Promise<SnapshotManifest> {
-    checkKey(key);
+    try {
+      checkKey(key);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     const manifest = manifestOf(snapshot);
     this.entries.set(key, { manifest, chunks: [...snapshot.chunks] });
     return Promise.resolve(manifest);

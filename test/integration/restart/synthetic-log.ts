@@ -117,7 +117,13 @@ export class SyntheticLog {
       });
     }
     for (const n of this.nodes) {
-      yield this.event(`node-${n}`, `${n}-registered-0`, 'NodeRegistered', { nodeId: n, cpuMillis: 4000, memoryBytes: 8 * 1024 ** 3, labels: {}, registeredAtMs: NOW_MS });
+      yield this.event(`node-${n}`, `${n}-registered-0`, 'NodeRegistered', {
+        nodeId: n,
+        cpuMillis: 4000,
+        memoryBytes: 8 * 1024 ** 3,
+        labels: {},
+        registeredAtMs: NOW_MS,
+      });
     }
     for (const f of this.functions) yield this.event(`function-${f}`, `${f}-v1`, 'FunctionDeployed', this.spec(f, 1));
   }
@@ -306,7 +312,17 @@ export async function publishRaw(js: JetStreamClient, events: Iterable<Synthetic
   let count = 0;
   const occurredAt = new Date(NOW_MS).toISOString();
   for (const e of events) {
-    const envelope = { id: e.id, type: e.type, stream: e.stream, occurredAt, schemaVersion: 1, correlationId: e.id, causationId: e.id, data: e.data, revision: e.revision };
+    const envelope = {
+      id: e.id,
+      type: e.type,
+      stream: e.stream,
+      occurredAt,
+      schemaVersion: 1,
+      correlationId: e.id,
+      causationId: e.id,
+      data: e.data,
+      revision: e.revision,
+    };
     const h = natsHeaders();
     h.set('Nats-Msg-Id', e.id);
     h.set(REVISION_HEADER, String(e.revision));

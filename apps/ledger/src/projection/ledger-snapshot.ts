@@ -43,7 +43,13 @@ function* recordsOf(projection: LedgerProjection, owed: OwedCredit[]): Generator
     k: 'head',
     position: projection.position.toString(),
     walletEvents: projection.walletEvents,
-    totals: { deposited: t.deposited.toString(), withdrawn: t.withdrawn.toString(), adjusted: t.adjusted.toString(), debited: t.debited.toString(), credited: t.credited.toString() },
+    totals: {
+      deposited: t.deposited.toString(),
+      withdrawn: t.withdrawn.toString(),
+      adjusted: t.adjusted.toString(),
+      debited: t.debited.toString(),
+      credited: t.credited.toString(),
+    },
   };
   for (const w of projection.wallets.values()) {
     yield {
@@ -206,11 +212,18 @@ export interface LedgerStart {
  * The ledger's state at start: the snapshot under `key` if usable, then the log after its position;
  * otherwise (none, damaged, another schema, `load` false) the whole log, saying why in the log.
  */
-export async function loadLedgerState(store: EventStore, snapshots: SnapshotStore | undefined, key: string, log: Pick<Logger, 'log' | 'warn'>): Promise<LedgerStart> {
+export async function loadLedgerState(
+  store: EventStore,
+  snapshots: SnapshotStore | undefined,
+  key: string,
+  log: Pick<Logger, 'log' | 'warn'>,
+): Promise<LedgerStart> {
   let state: { projection: LedgerProjection; uncredited: UncreditedDebits } | undefined;
   let from: LedgerStart['from'] = 'log';
   if (snapshots) {
-    const loaded = await snapshots.load(key, LEDGER_SNAPSHOT_SCHEMA).catch((err: unknown) => ({ ok: false as const, reason: `cannot read it: ${String(err)}` }));
+    const loaded = await snapshots
+      .load(key, LEDGER_SNAPSHOT_SCHEMA)
+      .catch((err: unknown) => ({ ok: false as const, reason: `cannot read it: ${String(err)}` }));
     if (loaded.ok) {
       try {
         state = restoreLedgerSnapshot(loaded.snapshot.records);
