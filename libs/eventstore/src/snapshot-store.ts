@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { KV, NatsConnection } from 'nats';
+import { retry } from '@mesh/common';
 
 /**
  * Snapshots of derived state (docs/operations.md, "Fast restart"): a service folds the log into a
@@ -21,6 +22,12 @@ export const SNAPSHOT_BUCKET = 'mesh-snapshots';
 export const SNAPSHOT_CHUNK_RAW_BYTES = 512 * 1024;
 /** Upper bound on the chunks of one snapshot (10 000 x 512 KiB = 5 GiB of JSON): a bigger state is not snapshotted. */
 export const SNAPSHOT_CHUNKS_MAX = 10_000;
+/** Chunk writes in flight at once (bounds what one snapshot asks of the server while the service works). */
+const CHUNK_PUTS_IN_FLIGHT = 4;
+/** Per request: a chunk put to a busy server (e.g. while a replay reads the log) can take longer than the client's 5 s default. */
+const KV_TIMEOUT_MS = 30_000;
+const KV_PUT_ATTEMPTS = 3;
+
 /** Upper bound on one record's JSON (a record larger than a chunk is split over none: it is refused). */
 export const SNAPSHOT_RECORD_MAX_BYTES = SNAPSHOT_CHUNK_RAW_BYTES;
 
@@ -178,7 +185,7 @@ export class KvSnapshotStore implements SnapshotStore {
 
   private bucketOf(): Promise<KV> {
     this.kv ??= this.nc
-      .jetstream()
+      .jetstream({ timeout: KV_TIMEOUT_MS })
       .views.kv(this.bucket, { history: 1 })
       .catch((err: unknown) => {
         this.kv = undefined;
@@ -193,10 +200,11 @@ export class KvSnapshotStore implements SnapshotStore {
     const manifest = manifestOf(snapshot);
     const previous = await this.readManifest(kv, key);
     // Chunks first, a few at a time (bounded in flight), then the manifest: the switch is one put.
-    for (let i = 0; i < snapshot.chunks.length; i += 8) {
-      await Promise.all(snapshot.chunks.slice(i, i + 8).map((chunk, j) => kv.put(`${key}.${manifest.generation}.${i + j}`, chunk)));
+    const put = (k: string, value: Uint8Array) => retry(`snapshot put ${k}`, () => kv.put(k, value), { attempts: KV_PUT_ATTEMPTS, baseDelayMs: 500 });
+    for (let i = 0; i < snapshot.chunks.length; i += CHUNK_PUTS_IN_FLIGHT) {
+      await Promise.all(snapshot.chunks.slice(i, i + CHUNK_PUTS_IN_FLIGHT).map((chunk, j) => put(`${key}.${manifest.generation}.${i + j}`, chunk)));
     }
-    await kv.put(key, Buffer.from(JSON.stringify(manifest)));
+    await put(key, Buffer.from(JSON.stringify(manifest)));
     if (previous) await this.purgeChunks(kv, key, previous);
     return manifest;
   }
