@@ -86,7 +86,8 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
           await proc.healthy(server.url, 3_600_000);
           const seconds = (performance.now() - started) / 1000;
           const own = /(?:projection|view rebuilt|plans and task index)[^\n]* in (\d+) ms[^\n]*/.exec(proc.logs)?.[0];
-          log(`${c.service} (snapshot ${load}): healthy in ${seconds.toFixed(2)} s; ${own ?? '(no start-up line)'}`);
+          const detail = /start-up: [^\n]*/.exec(proc.logs)?.[0];
+          log(`${c.service} (snapshot ${load}): healthy in ${seconds.toFixed(2)} s; ${own ?? '(no start-up line)'}${detail ? `; ${detail}` : ''}`);
           if (load === 'off') await waitForSnapshot(c.key, proc);
           return seconds;
         } finally {

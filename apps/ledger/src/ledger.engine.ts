@@ -91,6 +91,7 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
     // A long replay is worth a snapshot at once, so the next start does not repeat it.
     this.snapshotSchedule.folded(state.replayed);
     this.maybeSnapshot();
+    const providerStartMs = Date.now();
     await this.wallets.execute({
       type: 'OpenWallet',
       walletId: this.config.DEFAULT_PROVIDER_WALLET,
@@ -102,7 +103,12 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
       atMs: Date.now(),
       ifMissing: true,
     });
+    const owedStartMs = Date.now();
     await this.creditOwed(this.uncredited.list());
+    // Where a start's time goes (the provider wallet's load grows with its own stream, not the log's).
+    this.log.log(
+      `start-up: projection ${providerStartMs - startedAtMs} ms, provider wallet ${owedStartMs - providerStartMs} ms, owed credits ${Date.now() - owedStartMs} ms`,
+    );
     if (this.config.LEDGER_HTTP_PORT > 0) {
       this.http = await startLedgerHttpServer(this.queries, () => this.audit(), { host: this.config.LEDGER_HTTP_HOST, port: this.config.LEDGER_HTTP_PORT });
       this.log.log(`HTTP projections on http://${this.config.LEDGER_HTTP_HOST}:${this.http.port}`);

@@ -26,6 +26,8 @@ export const SNAPSHOT_CHUNKS_MAX = 10_000;
 const CHUNK_PUTS_IN_FLIGHT = 4;
 /** Per request: a chunk put to a busy server (e.g. while a replay reads the log) can take longer than the client's 5 s default. */
 const KV_TIMEOUT_MS = 30_000;
+/** Chunk reads in flight at once at start. */
+const CHUNK_GETS_IN_FLIGHT = 16;
 const KV_PUT_ATTEMPTS = 3;
 
 /** Upper bound on one record's JSON (a record larger than a chunk is split over none: it is refused). */
@@ -218,10 +220,14 @@ export class KvSnapshotStore implements SnapshotStore {
     if ('reason' in parsed) return { ok: false, reason: parsed.reason };
     const { manifest } = parsed;
     const chunks: Uint8Array[] = [];
-    for (let i = 0; i < manifest.chunks; i++) {
-      const chunk = await kv.get(`${key}.${manifest.generation}.${i}`);
-      if (!chunk || chunk.operation !== 'PUT') return { ok: false, reason: `chunk ${i} of ${manifest.chunks} is missing` };
-      chunks.push(chunk.value);
+    // A few gets in flight at once: one round trip per chunk would dominate the start of a large snapshot.
+    for (let i = 0; i < manifest.chunks; i += CHUNK_GETS_IN_FLIGHT) {
+      const count = Math.min(CHUNK_GETS_IN_FLIGHT, manifest.chunks - i);
+      const batch = await Promise.all(Array.from({ length: count }, (_, j) => kv.get(`${key}.${manifest.generation}.${i + j}`)));
+      for (const [j, chunk] of batch.entries()) {
+        if (!chunk || chunk.operation !== 'PUT') return { ok: false, reason: `chunk ${i + j} of ${manifest.chunks} is missing` };
+        chunks.push(chunk.value);
+      }
     }
     return loaded(manifest, chunks);
   }
