@@ -30,7 +30,9 @@ function format(r: BenchResult): string {
 }
 
 async function main() {
-  const wanted = process.argv.slice(2);
+  // Names of benchmarks; `--name value` pairs are options of the benchmarks themselves (e.g. restart's --events).
+  const args = process.argv.slice(2);
+  const wanted = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
   const files = readdirSync(__dirname)
     .filter((f) => f.endsWith('.bench.ts'))
     .sort();

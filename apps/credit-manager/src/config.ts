@@ -21,4 +21,22 @@ export const CreditManagerEnv = {
     ' ms',
   ),
   CREDIT_TASK_INDEX_MAX: env.int('Tasks whose containers are indexed for the charges query (oldest dropped beyond it)', 100000, 10, 10_000_000),
+  CREDIT_SNAPSHOT_EVERY_EVENTS: env.int(
+    'A snapshot of the price plans, functions and task index is written to the KV bucket mesh-snapshots after this many function/meter events folded (0 = not by count)',
+    100_000,
+    0,
+    100_000_000,
+  ),
+  CREDIT_SNAPSHOT_EVERY_MS: env.int(
+    'A snapshot is also written when this long has passed since the last one and events were folded (0 = not by time)',
+    300_000,
+    0,
+    86_400_000,
+    ' ms',
+  ),
+  CREDIT_SNAPSHOT_LOAD: env.oneOf(
+    'Start from the snapshot (on) or replay the whole log (off: e.g. to measure or to rule the snapshot out)',
+    ['on', 'off'] as const,
+    'on',
+  ),
 };

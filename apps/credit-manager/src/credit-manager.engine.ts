@@ -1,4 +1,5 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { NatsConnection } from 'nats';
 import { messageOf } from '@mesh/common';
 import {
   currencyOf,
@@ -13,6 +14,7 @@ import {
   UsageAnomalyRecorded,
   UsageCharged,
   type EventData,
+  type RecordedEvent,
   type ReplyData,
   type RequestData,
   type chargesQuery,
@@ -21,8 +23,10 @@ import {
 } from '@mesh/contracts';
 import type { commonEnv, ConfigOf } from '@mesh/config';
 import { readAllPaged, type EventStore, type Subscription } from '@mesh/eventstore/port';
-import { EVENT_STORE, SERVICE_CONFIG } from '@mesh/runtime';
+import { KvSnapshotStore, SnapshotSchedule, type SnapshotStore } from '@mesh/eventstore/snapshot-store';
+import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG } from '@mesh/runtime';
 import type { CreditManagerEnv } from './config';
+import { encodeCreditSnapshot, restoreCreditState } from './credit-snapshot';
 import { MeterHandler } from './meter.handler';
 import { isPlanStream, PricePlanView } from './price-plan.view';
 import { StandingHandler } from './standing.handler';
@@ -32,9 +36,11 @@ export type CreditManagerConfig = ConfigOf<typeof CreditManagerEnv & typeof comm
 const DEFAULT_LIMIT = 100;
 
 /**
- * The credit-manager's state and lifecycle: the price plan view (filled from the log at start, then
- * following `function` events live), the meter handler (samples -> charges) and the standing handler
- * (ledger balances -> standing). Controllers stay thin and call in here.
+ * The credit-manager's state and lifecycle: the price plan view and the task index (restored from
+ * the snapshot and the log after it, or the whole log without one; then following `function` and
+ * `meter` events live, so what a snapshot holds is what the log made of them), the meter handler
+ * (samples -> charges) and the standing handler (ledger balances -> standing). Controllers stay
+ * thin and call in here.
  */
 @Injectable()
 export class CreditManagerEngine implements OnModuleInit, OnModuleDestroy {
@@ -43,13 +49,20 @@ export class CreditManagerEngine implements OnModuleInit, OnModuleDestroy {
   readonly meter: MeterHandler;
   readonly standing: StandingHandler;
   private functionSubscription?: Subscription;
+  private meterSubscription?: Subscription;
   private refreshTimer?: NodeJS.Timeout;
   private refreshing?: Promise<void>;
+  private readonly snapshots?: SnapshotStore;
+  private readonly snapshotSchedule: SnapshotSchedule;
 
   constructor(
     @Inject(EVENT_STORE) readonly store: EventStore,
     @Inject(SERVICE_CONFIG) readonly config: CreditManagerConfig,
+    // Optional: an engine built without NATS (specs over the in-memory store) keeps no snapshots.
+    @Optional() @Inject(NATS_CONNECTION) nc?: NatsConnection,
   ) {
+    this.snapshots = nc ? new KvSnapshotStore(nc) : undefined;
+    this.snapshotSchedule = new SnapshotSchedule(config.CREDIT_SNAPSHOT_EVERY_EVENTS, config.CREDIT_SNAPSHOT_EVERY_MS);
     this.plans = new PricePlanView(store);
     this.meter = new MeterHandler(store, this.plans, config.DEFAULT_PROVIDER_WALLET, {
       metersMax: config.CREDIT_METER_CACHE_MAX,
@@ -58,16 +71,37 @@ export class CreditManagerEngine implements OnModuleInit, OnModuleDestroy {
     this.standing = new StandingHandler(store, config.CREDIT_WALLET_CACHE_MAX);
   }
 
+  /** The KV key of this credit-manager's snapshot. */
+  get snapshotKey(): string {
+    return `credit-manager.${this.config.CREDIT_MANAGER_INSTANCE}.plans`;
+  }
+
   async onModuleInit(): Promise<void> {
-    // Plans, functions and the task -> container index from the whole log, then functions live.
-    let position = 0n;
-    for await (const event of readAllPaged(this.store, 1n, 5000)) {
+    // Plans, functions and the task -> container index from the snapshot and the log after it (the
+    // whole log without a usable snapshot), then function and meter events live.
+    const startedAtMs = Date.now();
+    const snapshots = this.config.CREDIT_SNAPSHOT_LOAD === 'on' ? this.snapshots : undefined;
+    const snapshotPosition = await restoreCreditState(snapshots, this.snapshotKey, this.plans, this.meter, this.log);
+    let position = snapshotPosition;
+    let replayed = 0;
+    for await (const event of readAllPaged(this.store, snapshotPosition + 1n, 5000)) {
       position = event.position;
-      if (isEvent(event, FunctionDeployed) || (isEvent(event, PricePlanSet) && isPlanStream(event.stream))) this.plans.apply(event);
-      else if (isEvent(event, UsageCharged)) this.meter.indexTask(event.data.taskId, event.data.containerId);
+      this.fold(event);
+      replayed++;
     }
-    this.functionSubscription = this.store.subscribe({ after: position, categories: ['function'] }, (event) => this.plans.apply(event));
-    this.functionSubscription.done.catch((err) => this.log.error(`function subscription stopped: ${messageOf(err)}`));
+    this.log.log(
+      `plans and task index at position ${position} in ${Date.now() - startedAtMs} ms: ${snapshotPosition > 0n ? `snapshot at ${snapshotPosition} + ${replayed} events after it` : `${replayed} events replayed from the start`}`,
+    );
+    const follow = (category: string) => {
+      const subscription = this.store.subscribe({ after: position, categories: [category] }, (event) => this.onLiveEvent(event));
+      subscription.done.catch((err) => this.log.error(`${category} subscription stopped: ${messageOf(err)}`));
+      return subscription;
+    };
+    this.functionSubscription = follow('function');
+    this.meterSubscription = follow('meter');
+    // A long replay is worth a snapshot at once, so the next start does not repeat it.
+    this.snapshotSchedule.folded(replayed);
+    if (this.snapshots && this.snapshotSchedule.due()) void this.snapshotSchedule.run(() => this.writeSnapshot());
     await this.plans.ensureDefault({
       cpuPerCoreHour: this.config.DEFAULT_CPU_PRICE_PER_CORE_HOUR,
       memoryPerGibHour: this.config.DEFAULT_MEMORY_PRICE_PER_GIB_HOUR,
@@ -80,6 +114,39 @@ export class CreditManagerEngine implements OnModuleInit, OnModuleDestroy {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     await this.refreshing;
     await this.functionSubscription?.stop();
+    await this.meterSubscription?.stop();
+    await this.snapshotSchedule.inFlight;
+  }
+
+  /** What the start-up replay and the live subscriptions fold: plan versions, function specs, the task index. */
+  private fold(event: RecordedEvent): void {
+    if (isEvent(event, FunctionDeployed) || (isEvent(event, PricePlanSet) && isPlanStream(event.stream))) this.plans.apply(event);
+    else if (isEvent(event, UsageCharged)) this.meter.indexTask(event.data.taskId, event.data.containerId);
+  }
+
+  private onLiveEvent(event: RecordedEvent): void {
+    this.fold(event);
+    this.snapshotSchedule.folded();
+    if (this.snapshots && this.snapshotSchedule.due()) void this.snapshotSchedule.run(() => this.writeSnapshot());
+  }
+
+  /**
+   * Writes a snapshot now, at the lower of the two subscriptions' positions: what the other one
+   * folded beyond it is folded again after a restart, which changes nothing (every fold is
+   * idempotent). Encoded synchronously (one consistent cut); a failure is logged.
+   */
+  async writeSnapshot(): Promise<void> {
+    if (!this.snapshots || !this.functionSubscription || !this.meterSubscription) return;
+    const f = this.functionSubscription.position;
+    const m = this.meterSubscription.position;
+    try {
+      const manifest = await this.snapshots.save(this.snapshotKey, encodeCreditSnapshot(f < m ? f : m, this.plans, this.meter));
+      this.log.log(
+        `snapshot ${this.snapshotKey} at position ${manifest.position}: ${manifest.records} records, ${manifest.bytes} bytes in ${manifest.chunks} chunks`,
+      );
+    } catch (err) {
+      this.log.warn(`snapshot ${this.snapshotKey} not written (the next one is tried later): ${messageOf(err)}`);
+    }
   }
 
   /** Background refresh of the plans (never in the reaction path); one at a time. */

@@ -57,6 +57,14 @@ export class MeterHandler {
     this.taskContainers.set(taskId, set);
   }
 
+  /** The task index, least recently used first (re-indexing in this order restores it; for the snapshot). */
+  *taskIndex(): Generator<{ taskId: string; containerIds: string[] }> {
+    for (const taskId of this.taskContainers.rkeys()) {
+      const set = this.taskContainers.peek(taskId);
+      if (set) yield { taskId, containerIds: [...set] };
+    }
+  }
+
   containersOfTask(taskId: string): string[] {
     return [...(this.taskContainers.get(taskId) ?? [])];
   }

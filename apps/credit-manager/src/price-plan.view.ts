@@ -57,6 +57,21 @@ export class PricePlanView {
     }
   }
 
+  /** Every plan's versions and every function known (for the snapshot: what the log made of the view). */
+  *contents(): Generator<{ plan: PricePlan[] } | { spec: FunctionSpec }> {
+    for (const versions of this.plans.values()) yield { plan: versions };
+    for (const spec of this.functions.values()) yield { spec };
+  }
+
+  /** Adds a plan version or a function spec restored from a snapshot (folded as its event would be). */
+  restore(item: { plan: PricePlan } | { spec: FunctionSpec }): void {
+    if ('plan' in item) this.addVersion(item.plan);
+    else {
+      const known = this.functions.get(item.spec.functionId);
+      if (!known || known.version <= item.spec.version) this.functions.set(item.spec.functionId, item.spec);
+    }
+  }
+
   private addVersion(plan: PricePlan): void {
     this.missingPlans.delete(plan.planId);
     const versions = this.plans.get(plan.planId) ?? [];

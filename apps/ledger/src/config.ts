@@ -13,5 +13,23 @@ export const LedgerEnv = {
     'File of the secret keys the ledger MACs wallet events with (JSON, mode 0600; relative to the working directory); created with a new key on first start when missing',
     DEFAULT_MAC_KEY_FILE,
   ),
+  LEDGER_SNAPSHOT_EVERY_EVENTS: env.int(
+    'A snapshot of the projection (and the debits without credit) is written to the KV bucket mesh-snapshots after this many events folded (0 = not by count)',
+    100_000,
+    0,
+    100_000_000,
+  ),
+  LEDGER_SNAPSHOT_EVERY_MS: env.int(
+    'A snapshot is also written when this long has passed since the last one and events were folded (0 = not by time)',
+    300_000,
+    0,
+    86_400_000,
+    ' ms',
+  ),
+  LEDGER_SNAPSHOT_LOAD: env.oneOf(
+    'Start from the snapshot (on) or replay the whole log (off: e.g. to measure or to rule the snapshot out)',
+    ['on', 'off'] as const,
+    'on',
+  ),
   LEDGER_WALLET_CACHE_MAX: env.int('Wallet aggregates kept in memory (least recently used dropped beyond it)', 10000, 10, 10000000),
 };

@@ -1,4 +1,5 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { NatsConnection } from 'nats';
 import { verifyAudit } from '@mesh/audit';
 import type { MacKeyRing } from '@mesh/audit/mac';
 import { ensureMacKeyRing } from '@mesh/audit/mac-key-file';
@@ -15,13 +16,15 @@ import {
   type RecordedEvent,
 } from '@mesh/contracts';
 import type { commonEnv, ConfigOf } from '@mesh/config';
-import { readAllPaged, type EventStore, type Subscription } from '@mesh/eventstore/port';
-import { EVENT_STORE, SERVICE_CONFIG } from '@mesh/runtime';
+import type { EventStore, Subscription } from '@mesh/eventstore/port';
+import { KvSnapshotStore, SnapshotSchedule, type SnapshotStore } from '@mesh/eventstore/snapshot-store';
+import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG } from '@mesh/runtime';
 import type { LedgerEnv } from './config';
 import { UncreditedDebits, type OwedCredit } from './domain/uncredited-debits';
 import type { WalletState } from './domain/wallet';
 import { startLedgerHttpServer, type LedgerHttpServer } from './http/http-server';
 import { LedgerProjection } from './projection/ledger-projection';
+import { encodeLedgerSnapshot, loadLedgerState } from './projection/ledger-snapshot';
 import { LedgerQueries } from './projection/queries';
 import { WalletHandler } from './wallet.handler';
 
@@ -44,6 +47,10 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
   readonly wallets: WalletHandler;
   readonly projection = new LedgerProjection();
   readonly queries: LedgerQueries;
+  /** Debits without their credit, kept current live so that a snapshot carries them (an old uncredited debit is found after a restart from it). */
+  private uncredited = new UncreditedDebits();
+  private readonly snapshots?: SnapshotStore;
+  private readonly snapshotSchedule: SnapshotSchedule;
   private subscription?: Subscription;
   private http?: LedgerHttpServer;
   /** The MAC keys (loaded or created at start): every wallet event written is MAC'd, every wallet loaded is checked. */
@@ -52,23 +59,39 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
   constructor(
     @Inject(EVENT_STORE) readonly store: EventStore,
     @Inject(SERVICE_CONFIG) readonly config: LedgerConfig,
+    // Optional: a ledger built without NATS (specs over the in-memory store) keeps no snapshots.
+    @Optional() @Inject(NATS_CONNECTION) nc?: NatsConnection,
   ) {
     this.wallets = new WalletHandler(store, config.LEDGER_WALLET_CACHE_MAX);
     this.queries = new LedgerQueries(this.projection, store);
+    this.snapshots = nc ? new KvSnapshotStore(nc) : undefined;
+    this.snapshotSchedule = new SnapshotSchedule(config.LEDGER_SNAPSHOT_EVERY_EVENTS, config.LEDGER_SNAPSHOT_EVERY_MS);
+  }
+
+  /** The KV key of this ledger's snapshot. */
+  get snapshotKey(): string {
+    return `ledger.${this.config.LEDGER_INSTANCE}.projection`;
   }
 
   async onModuleInit(): Promise<void> {
     // The key first: nothing is written before every write can be MAC'd.
     await this.loadMacKeys();
-    // Rebuild from the whole log, then follow wallet events live from where the rebuild ended. The
-    // same pass finds the debits whose credit was never written (a crash between the two).
-    const uncredited = new UncreditedDebits();
-    for await (const event of readAllPaged(this.store, 1n, 10_000)) {
-      this.projection.apply(event);
-      uncredited.observe(event);
-    }
-    this.subscription = this.store.subscribe({ after: this.projection.position, categories: ['wallet'] }, (event) => this.projection.apply(event));
+    // Load the snapshot (if usable) and replay the log after it, then follow wallet events live from
+    // where the replay ended. The same pass finds the debits whose credit was never written (a crash
+    // between the two); the snapshot carries the ones older than its position.
+    const startedAtMs = Date.now();
+    const state = await loadLedgerState(this.store, this.config.LEDGER_SNAPSHOT_LOAD === 'on' ? this.snapshots : undefined, this.snapshotKey, this.log);
+    this.projection.replaceWith(state.projection);
+    this.uncredited = state.uncredited;
+    this.log.log(
+      `projection at position ${this.projection.position} in ${Date.now() - startedAtMs} ms: ${state.from === 'snapshot' ? `snapshot at ${state.snapshotPosition} + ${state.replayed} events after it` : `${state.replayed} events replayed from the start`}`,
+    );
+    this.subscription = this.store.subscribe({ after: this.projection.position, categories: ['wallet'] }, (event) => this.onLiveEvent(event));
     this.subscription.done.catch((err) => this.log.error(`projection subscription stopped: ${messageOf(err)}`));
+    // A long replay is worth a snapshot at once, so the next start does not repeat it.
+    this.snapshotSchedule.folded(state.replayed);
+    this.maybeSnapshot();
+    const providerStartMs = Date.now();
     await this.wallets.execute({
       type: 'OpenWallet',
       walletId: this.config.DEFAULT_PROVIDER_WALLET,
@@ -80,7 +103,12 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
       atMs: Date.now(),
       ifMissing: true,
     });
-    await this.creditOwed(uncredited.list());
+    const owedStartMs = Date.now();
+    await this.creditOwed(this.uncredited.list());
+    // Where a start's time goes (the provider wallet's load grows with its own stream, not the log's).
+    this.log.log(
+      `start-up: projection ${providerStartMs - startedAtMs} ms, provider wallet ${owedStartMs - providerStartMs} ms, owed credits ${Date.now() - owedStartMs} ms`,
+    );
     if (this.config.LEDGER_HTTP_PORT > 0) {
       this.http = await startLedgerHttpServer(this.queries, () => this.audit(), { host: this.config.LEDGER_HTTP_HOST, port: this.config.LEDGER_HTTP_PORT });
       this.log.log(`HTTP projections on http://${this.config.LEDGER_HTTP_HOST}:${this.http.port}`);
@@ -90,6 +118,37 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
   async onModuleDestroy(): Promise<void> {
     await this.http?.close();
     await this.subscription?.stop();
+    await this.snapshotSchedule.inFlight;
+  }
+
+  private onLiveEvent(event: RecordedEvent): void {
+    this.projection.apply(event);
+    this.uncredited.observe(event);
+    this.snapshotSchedule.folded();
+    this.maybeSnapshot();
+  }
+
+  /**
+   * Writes a snapshot when one is due. The state is encoded synchronously (one consistent cut at the
+   * projection's position, as no event is folded meanwhile); the KV writes then run in the background.
+   */
+  private maybeSnapshot(): void {
+    if (!this.snapshots || !this.snapshotSchedule.due()) return;
+    void this.snapshotSchedule.run(() => this.writeSnapshot());
+  }
+
+  /** Writes a snapshot of the projection and the uncredited debits now (also used by tests and the bench). */
+  async writeSnapshot(): Promise<void> {
+    if (!this.snapshots) return;
+    try {
+      const encoded = encodeLedgerSnapshot(this.projection, this.uncredited);
+      const manifest = await this.snapshots.save(this.snapshotKey, encoded);
+      this.log.log(
+        `snapshot ${this.snapshotKey} at position ${manifest.position}: ${manifest.records} records, ${manifest.bytes} bytes in ${manifest.chunks} chunks`,
+      );
+    } catch (err) {
+      this.log.warn(`snapshot ${this.snapshotKey} not written (the next one is tried later): ${messageOf(err)}`);
+    }
   }
 
   audit(): Promise<AuditReport> {

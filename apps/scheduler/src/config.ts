@@ -45,4 +45,29 @@ export const SchedulerEnv = {
     "The nats-server's store directory when it is on this machine: its filesystem's usage counts too (fs.statfs); unset = not checked",
   ),
   STORAGE_CHECK_MS: env.int('A storage measurement is reused for this long by the submit/deploy guard (0 = measure on every request)', 1000, 0, 60_000, ' ms'),
+  SCHEDULER_SNAPSHOT_EVERY_EVENTS: env.int(
+    'A snapshot of the view is written to the KV bucket mesh-snapshots after this many view events folded (0 = not by count)',
+    100_000,
+    0,
+    100_000_000,
+  ),
+  SCHEDULER_SNAPSHOT_EVERY_MS: env.int(
+    'A snapshot is also written when this long has passed since the last one and view events were folded (0 = not by time)',
+    300_000,
+    0,
+    86_400_000,
+    ' ms',
+  ),
+  SCHEDULER_SNAPSHOT_LOAD: env.oneOf(
+    'Start from the snapshot (on) or replay the whole log (off: e.g. to measure or to rule the snapshot out)',
+    ['on', 'off'] as const,
+    'on',
+  ),
+  SCHEDULER_CATCH_UP_TIMEOUT_MS: env.int(
+    'Longest wait at start for the view to catch up with the log (from the snapshot, or the whole log without one) before the start fails',
+    600_000,
+    1000,
+    86_400_000,
+    ' ms',
+  ),
 };

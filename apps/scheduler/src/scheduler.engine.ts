@@ -30,6 +30,7 @@ import {
   type tasksRequest,
 } from '@mesh/contracts';
 import type { EventStore, Subscription } from '@mesh/eventstore/port';
+import { KvSnapshotStore, SnapshotSchedule, encodeSnapshot, type SnapshotStore } from '@mesh/eventstore/snapshot-store';
 import { ConcurrencyError } from '@mesh/eventstore/errors';
 import { messageOf } from '@mesh/common';
 import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG, decodeJson } from '@mesh/runtime';
@@ -37,7 +38,7 @@ import type { ConfigOf } from '@mesh/config';
 import type { SchedulerEnv } from './config';
 import { specFromRequest } from './domain/function-decider';
 import { freeCpuMillis, freeMemoryBytes } from './domain/placement';
-import { SchedulerView, VIEW_EVENTS, isDispatchable, type FoldedEvent, type ViewEvent } from './domain/scheduler-view';
+import { SCHEDULER_VIEW_SNAPSHOT_SCHEMA, SchedulerView, VIEW_EVENTS, isDispatchable, type FoldedEvent, type ViewEvent } from './domain/scheduler-view';
 import type { TaskCommand } from './domain/task-decider';
 import { FunctionHandler } from './function.handler';
 import { TaskHandler, dropUndefined, type TaskResult } from './task.handler';
@@ -49,21 +50,49 @@ type Config = ConfigOf<typeof SchedulerEnv>;
 export const VIEW_CATEGORIES = ['function', 'task', 'wallet', 'standing', 'node'];
 /** The engine of the scheduler running in this process, for the health reply (main.ts). */
 export const runningEngines = new Set<SchedulerEngine>();
-/** Longest wait for the view to catch up with the log at start-up before giving up. */
-const CATCH_UP_TIMEOUT_MS = 120_000;
 /** Lost executions resolved per liveness check (each reads a stream and writes); the rest wait for the next check. */
 const LOST_EXECUTIONS_PER_CHECK = 256;
 
 /**
- * The scheduler's moving parts around the pure domain: the view (folded from a live subscription of
- * the whole log from position 1, so a restart rebuilds it), the dispatch loop (runs on every change
+ * The view at start: restored from the snapshot under `key` when usable (otherwise why not is
+ * logged and the view starts empty, for a full replay), with the log position it covers.
+ */
+export async function restoreSchedulerView(
+  snapshots: SnapshotStore | undefined,
+  key: string,
+  startedAtMs: number,
+  log: Pick<Logger, 'warn'>,
+): Promise<{ view: SchedulerView; position: bigint; from: 'snapshot' | 'log' }> {
+  if (snapshots) {
+    const loaded = await snapshots
+      .load(key, SCHEDULER_VIEW_SNAPSHOT_SCHEMA)
+      .catch((err: unknown) => ({ ok: false as const, reason: `cannot read it: ${messageOf(err)}` }));
+    if (loaded.ok) {
+      try {
+        return { view: SchedulerView.restore(loaded.snapshot.records, startedAtMs), position: loaded.snapshot.position, from: 'snapshot' };
+      } catch (err) {
+        log.warn(`snapshot ${key} not used (${messageOf(err)}): replaying the whole log`);
+      }
+    } else log.warn(`snapshot ${key} not used (${loaded.reason}): replaying the whole log`);
+  }
+  return { view: new SchedulerView(startedAtMs), position: 0n, from: 'log' };
+}
+
+/**
+ * The scheduler's moving parts around the pure domain: the view (restored from its snapshot and
+ * caught up by a live subscription of the log after the snapshot's position, or from position 1
+ * without a usable snapshot), the dispatch loop (runs on every change
  * and on a timer; one pass is bounded), node liveness from heartbeats, and the command handlers
  * (load the stream, decide, append with expected version).
  */
 @Injectable()
 export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly log = new Logger('SchedulerEngine');
-  readonly view = new SchedulerView(Date.now());
+  /** Replaced once at start-up (restored from the snapshot); read only after that. */
+  view: SchedulerView;
+  private readonly startedAtMs = Date.now();
+  private readonly snapshots?: SnapshotStore;
+  private readonly snapshotSchedule: SnapshotSchedule;
   private subscription?: Subscription;
   private heartbeats?: NatsSubscription;
   private timers: NodeJS.Timeout[] = [];
@@ -84,15 +113,36 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     @Inject(SERVICE_CONFIG) private readonly config: Config,
     private readonly taskHandler: TaskHandler,
     private readonly functionHandler: FunctionHandler,
-  ) {}
+  ) {
+    this.view = new SchedulerView(this.startedAtMs);
+    this.snapshots = new KvSnapshotStore(nc);
+    this.snapshotSchedule = new SnapshotSchedule(config.SCHEDULER_SNAPSHOT_EVERY_EVENTS, config.SCHEDULER_SNAPSHOT_EVERY_MS);
+  }
+
+  /** The KV key of this scheduler's view snapshot. */
+  get snapshotKey(): string {
+    return `scheduler.${this.config.SCHEDULER_INSTANCE}.view`;
+  }
 
   // --- lifecycle ---------------------------------------------------------------------------------
   async onApplicationBootstrap(): Promise<void> {
+    const restored = await restoreSchedulerView(
+      this.config.SCHEDULER_SNAPSHOT_LOAD === 'on' ? this.snapshots : undefined,
+      this.snapshotKey,
+      this.startedAtMs,
+      this.log,
+    );
+    this.view = restored.view;
     const head = await this.store.headPosition();
-    this.follow(0n);
-    const deadline = Date.now() + CATCH_UP_TIMEOUT_MS;
+    this.follow(restored.position);
+    const timeoutMs = this.config.SCHEDULER_CATCH_UP_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
     while ((this.subscription?.position ?? 0n) < head) {
-      if (Date.now() > deadline) throw new Error(`scheduler view did not catch up with the log (head ${head}) within ${CATCH_UP_TIMEOUT_MS} ms`);
+      if (Date.now() > deadline) {
+        throw new Error(
+          `scheduler view did not catch up with the log (from ${restored.from === 'snapshot' ? `the snapshot at ${restored.position}` : 'position 1'} to head ${head}) within SCHEDULER_CATCH_UP_TIMEOUT_MS ${timeoutMs} ms`,
+        );
+      }
       await sleep(10);
     }
     this.heartbeats = this.nc.subscribe(`${HEARTBEAT_PREFIX}.*`, { callback: (err, msg) => !err && this.onHeartbeatMessage(msg.data, msg.subject) });
@@ -109,8 +159,10 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     this.ready = true;
     this.readyAtMs = Date.now();
     runningEngines.add(this);
+    // A long catch-up (counted by onLogEvent) is worth a snapshot at once, so the next start does not repeat it.
+    if (this.snapshotSchedule.due()) void this.snapshotSchedule.run(() => this.writeSnapshot());
     this.log.log(
-      `view rebuilt to position ${head}: ${this.view.functions.size} functions, ${this.view.tasks.size} tasks, ${this.view.pool.size} pending, ${this.view.nodes.size} nodes`,
+      `view rebuilt to position ${head} in ${Date.now() - this.startedAtMs} ms (${restored.from === 'snapshot' ? `snapshot at ${restored.position} + the log after it` : 'whole log replayed'}): ${this.view.functions.size} functions, ${this.view.tasks.size} tasks, ${this.view.pool.size} pending, ${this.view.nodes.size} nodes`,
     );
     this.kick();
   }
@@ -123,6 +175,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     await this.passRunning;
     await this.livenessRunning?.catch(() => undefined); // its failure is logged where it is checked
     await this.subscription?.stop();
+    await this.snapshotSchedule.inFlight;
   }
 
   /** Live subscription of the view's categories; resubscribes after its position if it fails. */
@@ -140,6 +193,27 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   private onLogEvent(event: RecordedEvent): void {
     if (isEventOf(event, VIEW_EVENTS)) this.fold(event);
     else this.log.warn(`the view does not fold ${event.type} of ${event.stream}`);
+    this.snapshotSchedule.folded();
+    if (this.ready && this.snapshotSchedule.due()) void this.snapshotSchedule.run(() => this.writeSnapshot(event.position));
+  }
+
+  /**
+   * Writes a snapshot of the view as of log position `position` (the last event the subscription
+   * folded). Encoded synchronously, between two folds, so it is one consistent cut; events this
+   * instance folded ahead of the log (read-your-writes) are in it too and are skipped by revision
+   * when the tail is replayed. A failure is logged; the next snapshot is tried later.
+   */
+  async writeSnapshot(position = this.subscription?.position ?? 0n): Promise<void> {
+    if (!this.snapshots) return;
+    try {
+      const encoded = encodeSnapshot(SCHEDULER_VIEW_SNAPSHOT_SCHEMA, position, this.view.snapshotRecords());
+      const manifest = await this.snapshots.save(this.snapshotKey, encoded);
+      this.log.log(
+        `snapshot ${this.snapshotKey} at position ${manifest.position}: ${manifest.records} records, ${manifest.bytes} bytes in ${manifest.chunks} chunks`,
+      );
+    } catch (err) {
+      this.log.warn(`snapshot ${this.snapshotKey} not written (the next one is tried later): ${messageOf(err)}`);
+    }
   }
 
   private fold(event: FoldedEvent): void {

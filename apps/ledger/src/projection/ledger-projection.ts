@@ -189,6 +189,22 @@ export class LedgerProjection {
     }
   }
 
+  /** Takes over the state of `other` (a projection restored from a snapshot and caught up), keeping this object for those holding it. */
+  replaceWith(other: LedgerProjection): void {
+    if (other === this) return;
+    this.position = other.position;
+    this.walletEvents = other.walletEvents;
+    for (const [target, source] of [
+      [this.wallets, other.wallets],
+      [this.tasks, other.tasks],
+      [this.containers, other.containers],
+    ] as const) {
+      target.clear();
+      for (const [k, v] of source) (target as Map<string, unknown>).set(k, v);
+    }
+    Object.assign(this.totals, other.totals);
+  }
+
   wallet(walletId: string): WalletView {
     const wallet = this.wallets.get(walletId);
     if (!wallet) throw new DomainError('unknown_wallet', `wallet ${walletId} does not exist (projection at position ${this.position})`);

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import {
+  functionSpecSchema,
   functionEvents,
+  STANDINGS,
+  TASK_STATES,
   nodeEvents,
   standingEvents,
   taskEvents,
@@ -15,6 +18,7 @@ import {
   type TaskStateName,
   type WalletEvent,
 } from '@mesh/contracts';
+import { RecordReader, type SnapshotRecord } from '@mesh/eventstore/snapshot-records';
 import { PendingPool } from './pending-pool';
 import { containerKey, place, reliabilityOf, type Demand, type Placement, type PlacementNode } from './placement';
 
@@ -67,6 +71,8 @@ export interface NodeState extends PlacementNode {
   heard: boolean;
   /** Last heartbeat, or when we started watching (registration seen / service start). */
   lastSeenAtMs: number;
+  /** `registeredAtMs` of its latest NodeRegistered (a restored view derives lastSeenAtMs and heard from it as a replay would). */
+  registeredAtMs?: number;
   lastHeartbeatAtMs?: number;
   idleKeys: Set<string>;
   busyKeys: Map<string, number>;
@@ -86,6 +92,12 @@ export type ViewEvent = FunctionEvent | TaskEvent | WalletEvent | StandingEvent 
 /** An event the view folds: recorded (from the log) or just written (read-your-writes), at its stream revision. */
 export type FoldedEvent = ViewEvent & { stream: string; revision: number };
 type FoldedTaskEvent = TaskEvent & { revision: number };
+
+/** Bump when the snapshot records change: an older snapshot is then ignored (full replay), never misread. */
+export const SCHEDULER_VIEW_SNAPSHOT_SCHEMA = 1;
+/** Ids per pool / finished-list record (a record must stay well under a snapshot chunk). */
+const IDS_PER_RECORD = 5_000;
+const SNAPSHOT_WHAT = 'scheduler view snapshot';
 
 /** Finished tasks kept in memory for the `tasks` query (the task query reads the stream instead). */
 export const FINISHED_TASKS_IN_MEMORY = 100_000;
@@ -206,6 +218,7 @@ export class SchedulerView {
       // grace period from our start instead, and is lost if no heartbeat follows.
       n.lastSeenAtMs = Math.max(n.lastSeenAtMs, d.registeredAtMs, this.startedAtMs);
       n.heard ||= d.registeredAtMs >= this.startedAtMs;
+      n.registeredAtMs = Math.max(n.registeredAtMs ?? d.registeredAtMs, d.registeredAtMs);
       n.alive = true;
       this.refresh(n);
     } else if (event.type === 'NodeLeft') {
@@ -472,6 +485,137 @@ export class SchedulerView {
       }
       if (!progress) return;
     }
+  }
+
+  /**
+   * The view as snapshot records (docs/scheduler.md, "Start-up"): what the log made of it, without
+   * what heartbeats said (a restored view hears the nodes afresh, as a replayed one does). Records:
+   * `head`, `f` (function), `t` (task, in the view's order), `w` (wallet), `n` (node), `p` (a wallet's
+   * pending queue, in round-robin order), `d` (ids of finished tasks, oldest first). Synchronous:
+   * the caller takes it between two folds, at the position of the last one.
+   */
+  *snapshotRecords(): Generator<SnapshotRecord> {
+    yield { k: 'head', seq: this.seq };
+    for (const spec of this.functions.values()) yield { k: 'f', spec };
+    for (const t of this.tasks.values()) {
+      const { listedAtMs: _listed, ...logged } = t;
+      void _listed; // heard from heartbeats, not from the log
+      yield { k: 't', ...logged };
+    }
+    for (const w of this.wallets.values()) yield { k: 'w', ...w };
+    for (const n of this.nodes.values()) {
+      const { nodeId, registered, left, cpuMillis, memoryBytes, completed, lost, registeredAtMs } = n;
+      yield { k: 'n', nodeId, registered, left, cpuMillis, memoryBytes, completed, lost, registeredAtMs };
+    }
+    for (const [walletId] of this.pool.wallets()) {
+      const entries = [...this.pool.entriesOf(walletId)].sort((a, b) => b.priority - a.priority || a.seq - b.seq).map((e) => e.taskId);
+      for (let i = 0; i < entries.length; i += IDS_PER_RECORD) yield { k: 'p', walletId, taskIds: entries.slice(i, i + IDS_PER_RECORD) };
+    }
+    const finished = this.finished.slice(this.finishedHead);
+    for (let i = 0; i < finished.length; i += IDS_PER_RECORD) yield { k: 'd', taskIds: finished.slice(i, i + IDS_PER_RECORD) };
+  }
+
+  /**
+   * A view rebuilt from `snapshotRecords()`, as it would be after replaying the log up to the
+   * snapshot's position in a view started at `startedAtMs`. Throws (naming the record and field) on
+   * anything malformed; the caller then replays the whole log.
+   */
+  static restore(records: unknown[], startedAtMs: number): SchedulerView {
+    const view = new SchedulerView(startedAtMs);
+    const head = RecordReader.of(records[0], SNAPSHOT_WHAT);
+    if (head.kind !== 'head') throw head.error('k', 'must be head in the first record');
+    view.seq = head.int('seq');
+    for (const value of records.slice(1)) {
+      const r = RecordReader.of(value, SNAPSHOT_WHAT);
+      switch (r.kind) {
+        case 'f': {
+          const spec = functionSpecSchema.safeParse(r.record.spec);
+          if (!spec.success) throw r.error('spec', `must be a function spec: ${spec.error.issues[0]?.message}`);
+          view.functions.set(spec.data.functionId, spec.data);
+          break;
+        }
+        case 't':
+          view.restoreTask(r);
+          break;
+        case 'w': {
+          const walletId = r.str('walletId');
+          const kind = r.has('kind') ? r.oneOf('kind', ['user', 'provider'] as const) : undefined;
+          const policy = r.has('policy') ? r.oneOf('policy', ['greedy', 'conservative'] as const) : undefined;
+          const standing = r.has('standing') ? r.oneOf('standing', STANDINGS) : null;
+          view.wallets.set(walletId, { walletId, ...(kind ? { kind } : {}), ...(policy ? { policy } : {}), standing });
+          break;
+        }
+        case 'n': {
+          const n = view.node(r.str('nodeId'));
+          n.registered = r.bool('registered');
+          n.left = r.bool('left');
+          n.cpuMillis = r.int('cpuMillis');
+          n.memoryBytes = r.int('memoryBytes');
+          n.completed = r.int('completed');
+          n.lost = r.int('lost');
+          n.registeredAtMs = r.optInt('registeredAtMs');
+          // As applyNode leaves a node replayed from the log: alive once registered (until it left),
+          // heard only if registered since this view started, and the grace period counted from it.
+          n.alive = n.registered && !n.left;
+          if (n.registeredAtMs !== undefined) {
+            n.lastSeenAtMs = Math.max(n.lastSeenAtMs, n.registeredAtMs);
+            n.heard = n.registeredAtMs >= startedAtMs;
+          }
+          view.refresh(n);
+          break;
+        }
+        case 'p':
+          for (const taskId of r.strings('taskIds')) {
+            const task = view.tasks.get(taskId);
+            if (task?.state !== 'pending') throw r.error('taskIds', `must name pending tasks (${taskId} is not)`);
+            view.pool.add({ taskId, walletId: task.walletId, priority: task.priority, seq: task.seq });
+          }
+          break;
+        case 'd':
+          view.finished.push(...r.strings('taskIds'));
+          break;
+        default:
+          throw r.error('k', 'is an unknown record kind');
+      }
+    }
+    // What tasks hold on their nodes follows from the tasks themselves.
+    for (const task of view.tasks.values()) {
+      if (task.state !== 'dispatched' && task.state !== 'running') continue;
+      view.enterNode(task);
+      if (task.state === 'dispatched') view.dispatched++;
+      else view.running++;
+    }
+    for (const n of view.nodes.values()) view.refresh(n);
+    return view;
+  }
+
+  private restoreTask(r: RecordReader): void {
+    const task: TaskSummary = {
+      taskId: r.str('taskId'),
+      functionId: r.str('functionId'),
+      walletId: r.str('walletId'),
+      priority: r.int('priority'),
+      maxAttempts: r.int('maxAttempts'),
+      state: r.oneOf('state', TASK_STATES),
+      attempt: r.int('attempt'),
+      submittedAtMs: r.int('submittedAtMs'),
+      revision: r.int('revision'),
+      seq: r.int('seq'),
+    };
+    const nodeId = r.optStr('nodeId');
+    const executionId = r.optStr('executionId');
+    const dispatchedAtMs = r.optInt('dispatchedAtMs');
+    const cpuMillis = r.optInt('cpuMillis');
+    const memoryBytes = r.optInt('memoryBytes');
+    const reason = r.optStr('reason');
+    if (nodeId !== undefined) task.nodeId = nodeId;
+    if (executionId !== undefined) task.executionId = executionId;
+    if (dispatchedAtMs !== undefined) task.dispatchedAtMs = dispatchedAtMs;
+    if (cpuMillis !== undefined) task.cpuMillis = cpuMillis;
+    if (memoryBytes !== undefined) task.memoryBytes = memoryBytes;
+    if (reason !== undefined) task.reason = reason;
+    if ((task.state === 'dispatched' || task.state === 'running') && task.nodeId === undefined) throw r.error('nodeId', `is required for a ${task.state} task`);
+    this.tasks.set(task.taskId, task);
   }
 
   /** Tasks for the `tasks` query, newest first. */

@@ -1,0 +1,245 @@
+import type { Logger } from '@nestjs/common';
+import type { StatementLine } from '@mesh/contracts';
+import { readAllPaged, type EventStore } from '@mesh/eventstore/port';
+import { RecordReader, isSnapshotRecord } from '@mesh/eventstore/snapshot-records';
+import { encodeSnapshot, type EncodedSnapshot, type SnapshotStore } from '@mesh/eventstore/snapshot-store';
+import { UncreditedDebits, type OwedCredit } from '../domain/uncredited-debits';
+import { LedgerProjection, type CostView, type WalletView } from './ledger-projection';
+
+/**
+ * The ledger's snapshot (docs/ledger.md, "Start-up"): the projection and the debits still without
+ * their credit, at one log position. Money is bigint in memory and decimal strings here. Records:
+ * `head` (position, counters, totals), `w` (a wallet without its lines), `l` (up to LINES_PER_RECORD
+ * statement lines of a wallet, in order), `t` / `c` (cost per task / container), `u` (an uncredited debit).
+ */
+
+/** Bump when the records change: an older snapshot is then ignored (full replay), never misread. */
+export const LEDGER_SNAPSHOT_SCHEMA = 1;
+/** JSON bytes of statement lines per record (a provider's credit line names up to 200 charges; a record must stay under a chunk). */
+const LINE_BYTES_PER_RECORD = 128 * 1024;
+const STATEMENT_CAUSES = ['open', 'deposit', 'withdrawal', 'adjustment', 'usage-debit', 'usage-credit', 'policy'] as const;
+
+type Rec = Record<string, unknown>;
+const WHAT = 'ledger snapshot';
+
+function* costRecords(kind: 't' | 'c', map: Map<string, CostView>): Generator<Rec> {
+  for (const [key, v] of map) {
+    yield {
+      k: kind,
+      key,
+      walletId: v.walletId,
+      functionId: v.functionId,
+      currency: v.currency,
+      total: v.total.toString(),
+      charges: v.charges,
+      parts: [...v.parts].map(([part, p]) => [part, p.total.toString(), p.charges]),
+    };
+  }
+}
+
+function* recordsOf(projection: LedgerProjection, owed: OwedCredit[]): Generator<Rec> {
+  const t = projection.totals;
+  yield {
+    k: 'head',
+    position: projection.position.toString(),
+    walletEvents: projection.walletEvents,
+    totals: {
+      deposited: t.deposited.toString(),
+      withdrawn: t.withdrawn.toString(),
+      adjusted: t.adjusted.toString(),
+      debited: t.debited.toString(),
+      credited: t.credited.toString(),
+    },
+  };
+  for (const w of projection.wallets.values()) {
+    yield {
+      k: 'w',
+      walletId: w.walletId,
+      kind: w.kind,
+      currency: w.currency,
+      balance: w.balance.toString(),
+      maxDebt: w.maxDebt.toString(),
+      minBalance: w.minBalance.toString(),
+      policy: w.policy,
+      revision: w.revision,
+      earned: w.earned.toString(),
+      credits: w.credits,
+    };
+    let lines: StatementLine[] = [];
+    let bytes = 0;
+    for (const line of w.lines) {
+      const size = JSON.stringify(line).length;
+      if (lines.length > 0 && bytes + size > LINE_BYTES_PER_RECORD) {
+        yield { k: 'l', walletId: w.walletId, lines };
+        lines = [];
+        bytes = 0;
+      }
+      lines.push(line);
+      bytes += size;
+    }
+    if (lines.length > 0) yield { k: 'l', walletId: w.walletId, lines };
+  }
+  yield* costRecords('t', projection.tasks);
+  yield* costRecords('c', projection.containers);
+  for (const debit of owed) yield { k: 'u', ...debit };
+}
+
+/** Encodes the projection and the uncredited debits at the projection's position (synchronous: one consistent cut). */
+export function encodeLedgerSnapshot(projection: LedgerProjection, uncredited: UncreditedDebits): EncodedSnapshot {
+  return encodeSnapshot(LEDGER_SNAPSHOT_SCHEMA, projection.position, recordsOf(projection, uncredited.list()));
+}
+
+function costOf(r: RecordReader): CostView {
+  const view: CostView = {
+    walletId: r.optStr('walletId'),
+    functionId: r.optStr('functionId'),
+    currency: r.str('currency'),
+    total: r.big('total'),
+    charges: r.int('charges'),
+    parts: new Map(),
+  };
+  for (const p of r.array('parts')) {
+    if (!Array.isArray(p) || p.length !== 3) throw r.error('parts', 'must hold [key, total, charges] triples');
+    const part = new RecordReader({ k: `${r.kind}.part`, key: p[0], total: p[1], charges: p[2] }, WHAT);
+    view.parts.set(part.str('key'), { total: part.big('total'), charges: part.int('charges') });
+  }
+  return view;
+}
+
+/** A statement line as the projection wrote it (toStatementLine); the cause is kept as stored. */
+function lineOf(value: unknown): StatementLine {
+  const r = new RecordReader({ k: 'line', ...(isSnapshotRecord(value) ? value : {}) }, WHAT);
+  const cause = r.record.cause;
+  if (!isSnapshotRecord(cause)) throw r.error('cause', 'must be an object');
+  new RecordReader({ k: 'line.cause', ...cause }, WHAT).oneOf('kind', STATEMENT_CAUSES);
+  return {
+    revision: r.int('revision'),
+    position: r.str('position'),
+    eventId: r.str('eventId'),
+    type: r.str('type'),
+    occurredAt: r.str('occurredAt'),
+    amount: r.str('amount'),
+    balanceAfter: r.str('balanceAfter'),
+    // The cause's other fields depend on its kind: they are the projection's own output (toStatementLine),
+    // checked whole by the snapshot's sha256; validating each with zod would make a start with millions of lines slow.
+    cause: { ...cause } as StatementLine['cause'],
+  };
+}
+
+/**
+ * Rebuilds the projection and the uncredited debits from snapshot records into fresh objects;
+ * throws (naming the record kind and field) on anything malformed.
+ */
+export function restoreLedgerSnapshot(records: unknown[]): { projection: LedgerProjection; uncredited: UncreditedDebits } {
+  const projection = new LedgerProjection();
+  const uncredited = new UncreditedDebits();
+  const head = RecordReader.of(records[0], WHAT);
+  if (head.kind !== 'head') throw head.error('k', 'must be head in the first record');
+  projection.position = head.big('position');
+  projection.walletEvents = head.int('walletEvents');
+  const totals = head.object('totals');
+  for (const field of ['deposited', 'withdrawn', 'adjusted', 'debited', 'credited'] as const) projection.totals[field] = totals.big(field);
+  for (const value of records.slice(1)) {
+    const r = RecordReader.of(value, WHAT);
+    switch (r.kind) {
+      case 'w': {
+        const wallet: WalletView = {
+          walletId: r.str('walletId'),
+          kind: r.oneOf('kind', ['user', 'provider'] as const),
+          currency: r.str('currency'),
+          balance: r.big('balance'),
+          maxDebt: r.big('maxDebt'),
+          minBalance: r.big('minBalance'),
+          policy: r.oneOf('policy', ['greedy', 'conservative'] as const),
+          revision: r.int('revision'),
+          earned: r.big('earned'),
+          credits: r.int('credits'),
+          lines: [],
+        };
+        projection.wallets.set(wallet.walletId, wallet);
+        break;
+      }
+      case 'l': {
+        const wallet = projection.wallets.get(r.str('walletId'));
+        if (!wallet) throw r.error('walletId', 'must name a wallet of an earlier record');
+        for (const line of r.array('lines')) wallet.lines.push(lineOf(line));
+        break;
+      }
+      case 't':
+        projection.tasks.set(r.str('key'), costOf(r));
+        break;
+      case 'c':
+        projection.containers.set(r.str('key'), costOf(r));
+        break;
+      case 'u': {
+        const taskId = r.optStr('taskId');
+        // Fed back through observe as the debit it stands for, so the set keeps its own rules.
+        uncredited.observe({
+          stream: r.str('stream'),
+          type: 'UsageDebited',
+          revision: r.int('revision'),
+          data: {
+            chargeId: r.str('chargeId'),
+            amount: r.str('amount'),
+            currency: r.str('currency'),
+            walletId: r.str('userWalletId'),
+            providerWalletId: r.str('providerWalletId'),
+            containerId: r.str('containerId'),
+            functionId: r.str('functionId'),
+            ...(taskId !== undefined ? { taskId } : {}),
+          },
+        });
+        break;
+      }
+      default:
+        throw r.error('k', 'is an unknown record kind');
+    }
+  }
+  return { projection, uncredited };
+}
+
+export interface LedgerStart {
+  projection: LedgerProjection;
+  uncredited: UncreditedDebits;
+  /** Where the state came from, for the start-up log line. */
+  from: 'snapshot' | 'log';
+  snapshotPosition: bigint;
+  /** Events read after the snapshot (or the whole log). */
+  replayed: number;
+}
+
+/**
+ * The ledger's state at start: the snapshot under `key` if usable, then the log after its position;
+ * otherwise (none, damaged, another schema, `load` false) the whole log, saying why in the log.
+ */
+export async function loadLedgerState(
+  store: EventStore,
+  snapshots: SnapshotStore | undefined,
+  key: string,
+  log: Pick<Logger, 'log' | 'warn'>,
+): Promise<LedgerStart> {
+  let state: { projection: LedgerProjection; uncredited: UncreditedDebits } | undefined;
+  let from: LedgerStart['from'] = 'log';
+  if (snapshots) {
+    const loaded = await snapshots
+      .load(key, LEDGER_SNAPSHOT_SCHEMA)
+      .catch((err: unknown) => ({ ok: false as const, reason: `cannot read it: ${String(err)}` }));
+    if (loaded.ok) {
+      try {
+        state = restoreLedgerSnapshot(loaded.snapshot.records);
+        from = 'snapshot';
+      } catch (err) {
+        log.warn(`snapshot ${key} not used (${err instanceof Error ? err.message : String(err)}): replaying the whole log`);
+      }
+    } else log.warn(`snapshot ${key} not used (${loaded.reason}): replaying the whole log`);
+  }
+  state ??= { projection: new LedgerProjection(), uncredited: new UncreditedDebits() };
+  const snapshotPosition = state.projection.position;
+  let replayed = 0;
+  for await (const event of readAllPaged(store, snapshotPosition + 1n, 10_000)) {
+    state.projection.apply(event);
+    state.uncredited.observe(event);
+    replayed++;
+  }
+  return { ...state, from, snapshotPosition, replayed };
+}
