@@ -17,13 +17,11 @@ import {
   EVENTS_STREAM,
   MessageDeadLettered,
   MessageReplayed,
-  catalog,
   deadLetterReplayRequest,
   deadLetterReplaySubject,
   eventOf,
   healthSubject,
   parseOrThrow,
-  parseStreamName,
   streamForSubject,
   type DeadLetterReplayReply,
   type EventData,
@@ -274,7 +272,8 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     const failureKey = `${durable}:${m.seq}`;
     let event: RecordedEvent;
     try {
-      event = validated(decode(m));
+      // decode checks the envelope, the type's category and the data against its schema (poison).
+      event = decode(m);
     } catch (err) {
       // An event that doesn't match its contract will never become valid: park it at once.
       const now = new Date().toISOString();
@@ -417,7 +416,7 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       await previous?.catch(() => undefined);
       await Promise.allSettled([...consumer.inFlight]);
       try {
-        await this.runHandler(durable, letter.subject, validated(original), consumer.handler, undefined, letter.deliveries + 1);
+        await this.runHandler(durable, letter.subject, original, consumer.handler, undefined, letter.deliveries + 1);
         return undefined;
       } catch (err) {
         return stackOf(err);
@@ -471,12 +470,6 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       }
     }
   }
-}
-
-/** The event checked against its contract (data parsed by its definition); throws ContractError. */
-function validated(event: RecordedEvent): RecordedEvent {
-  const { category } = parseStreamName(event.stream);
-  return { ...event, data: catalog.validate(event.type, category, event.data) };
 }
 
 /** `mesh.events.usage.c1` -> `usage-c1`, or undefined for a subject that is not an event subject. */

@@ -32,6 +32,13 @@ function viewOf(events: FoldedEvent[]): SchedulerView {
 
 beforeEach(() => (revisions = new Map()));
 
+/** A heartbeat of a 4-core, 8 GiB node at `atMs`, listing `runningExecutions` (undefined: a node that does not list them). */
+const beatOn = (view: SchedulerView) => (nodeId: string, atMs: number, runningExecutions?: { taskId: string; executionId: string }[]) =>
+  view.heartbeat(
+    { nodeId, atMs, cpuMillis: 4000, memoryBytes: 8 * GiB, usedCpuMillis: 0, usedMemoryBytes: 0, runningContainers: 0, idleContainers: [], runningExecutions },
+    atMs,
+  );
+
 describe('scheduler view: gating by standing', () => {
   it('dispatchable iff normal, or low under greedy; no standing yet = wait; provider wallets never', () => {
     expect(isDispatchable({ walletId: 'w', kind: 'user', policy: 'greedy', standing: null })).toBe(false);
@@ -151,21 +158,7 @@ describe('scheduler view: capacity, containers, fairness', () => {
     const t1 = view.tasks.get('t1')!;
     const t2 = view.tasks.get('t2')!;
     view.apply(taskEvent(view, decided(TaskRunning, { ...ref('t1'), attempt: 1, executionId: 't1-1', nodeId: t1.nodeId!, containerId: 'c1' })));
-    const beat = (nodeId: string, atMs: number, runningExecutions?: { taskId: string; executionId: string }[]) =>
-      view.heartbeat(
-        {
-          nodeId,
-          atMs,
-          cpuMillis: 4000,
-          memoryBytes: 8 * GiB,
-          usedCpuMillis: 0,
-          usedMemoryBytes: 0,
-          runningContainers: 0,
-          idleContainers: [],
-          runningExecutions,
-        },
-        atMs,
-      );
+    const beat = beatOn(view);
     // Nodes that do not list their executions (older versions) are never suspected.
     for (const n of ['n1', 'n2']) beat(n, 2_000);
     expect(view.lostExecutions(1_000_000, 30_000)).toEqual([]);
@@ -185,21 +178,7 @@ describe('scheduler view: capacity, containers, fairness', () => {
   });
   it('does not suspect a new attempt that no beat has listed yet: its silence counts from its dispatch (found by the chaos soak)', () => {
     const view = viewOf([...base(), submit('t1', 'w1')]);
-    const beat = (nodeId: string, atMs: number, runningExecutions: { taskId: string; executionId: string }[]) =>
-      view.heartbeat(
-        {
-          nodeId,
-          atMs,
-          cpuMillis: 4000,
-          memoryBytes: 8 * GiB,
-          usedCpuMillis: 0,
-          usedMemoryBytes: 0,
-          runningContainers: 0,
-          idleContainers: [],
-          runningExecutions,
-        },
-        atMs,
-      );
+    const beat = beatOn(view);
     // The nodes have listed their executions for a long time before this dispatch.
     for (const n of ['n1', 'n2']) beat(n, 1_000, []);
     dispatchInMemory(view, 10, 100_000);

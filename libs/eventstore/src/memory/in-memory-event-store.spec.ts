@@ -1,3 +1,4 @@
+import { isEvent, TestEvent } from '@mesh/contracts';
 import { eventStoreContract } from '../../test/contract';
 import { DuplicateEventError, EventStoreInvariantError } from '../errors';
 import { InMemoryEventStore } from './in-memory-event-store';
@@ -44,7 +45,8 @@ describe('InMemoryEventStore beyond the contract', () => {
     const store = new InMemoryEventStore();
     await store.append('test-copy', [{ id: 'copy-1', type: 'TestEvent', data: { n: 1 } }], 'no_stream');
     const [event] = await store.read('test-copy');
-    (event.data as { n: number }).n = 2;
+    if (!isEvent(event, TestEvent)) throw new Error(`expected a TestEvent, got ${event.type}`);
+    event.data.n = 2;
     expect((await store.read('test-copy'))[0].data).toEqual({ n: 1 });
   });
 });
