@@ -41,7 +41,7 @@ export interface Answer<D extends RequestDefinition> {
 export async function call<D extends RequestDefinition>(client: MeshClient, definition: D, body: unknown, timeoutMs?: number): Promise<Answer<D>> {
   let json: unknown;
   try {
-    json = await client.requestRaw(definition.subject, body, timeoutMs);
+    json = await client.requestRaw(client.subjectFor(definition), body, timeoutMs);
   } catch (err) {
     return rethrow(err);
   }

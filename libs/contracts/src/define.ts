@@ -31,7 +31,15 @@ export interface RequestDefinition<S extends z.ZodType = z.ZodType, R extends z.
   schema: S;
   reply: R;
   description: string;
+  /**
+   * Who may call it: `operator` (default) only on `subject`, which only the operator and the services
+   * may publish to; `tenant` also on every tenant's `mesh.tenant.<tenantId>.<...>` copy of the subject,
+   * where the handler checks that the tenant owns what the request names (libs/contracts/src/tenancy.ts).
+   */
+  access: RequestAccess;
 }
+
+export type RequestAccess = 'operator' | 'tenant';
 
 export function defineRequest<S extends z.ZodType, R extends z.ZodType>(
   kind: 'command' | 'query',
@@ -39,8 +47,9 @@ export function defineRequest<S extends z.ZodType, R extends z.ZodType>(
   schema: S,
   reply: R,
   description: string,
+  options: { access?: RequestAccess } = {},
 ): RequestDefinition<S, R> {
-  return { kind, name: subject.split('.').pop()!, subject, schema, reply, description };
+  return { kind, name: subject.split('.').pop()!, subject, schema, reply, description, access: options.access ?? 'operator' };
 }
 
 export type EventData<D extends EventDefinition> = z.output<D['schema']>;

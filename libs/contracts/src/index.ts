@@ -6,6 +6,7 @@ export * from './units';
 export * from './envelope';
 export * from './define';
 export * from './subjects';
+export * from './tenancy';
 export * from './catalog';
 export * from './typed';
 export * from './events/scheduler';

@@ -26,6 +26,9 @@ import {
   type DeadLetterReplayReply,
   type EventData,
   type HealthReply,
+  callerOfSubject,
+  tenantWildcardSubject,
+  type Caller,
   type RecordedEvent,
   type ServiceName,
 } from '@mesh/contracts';
@@ -77,9 +80,17 @@ export class JetStreamContext extends BaseRpcContext<[JsMsg | undefined, number]
   }
 }
 
-export class NatsRequestContext extends BaseRpcContext<[Msg]> {
+/**
+ * What a request handler receives as its Nest context: the NATS message and the caller, known from
+ * the subject the message was published on (`@Ctx() ctx: NatsRequestContext`, then `ctx.caller`).
+ */
+export class NatsRequestContext extends BaseRpcContext<[Msg, Caller]> {
   get message(): Msg {
     return this.args[0];
+  }
+  /** The operator (or a service) on `mesh.api.*`/`mesh.query.*`; a tenant on `mesh.tenant.<tenantId>.*`. */
+  get caller(): Caller {
+    return this.args[1];
   }
 }
 
@@ -193,13 +204,21 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     msg.respond(encodeJson({ ok: true, data: reply }));
   }
 
+  /**
+   * Every request subject is answered on its operator subject; a definition with `access: 'tenant'`
+   * also on `mesh.tenant.*.<...>`, where the caller is the tenant named by the subject (NATS lets a
+   * tenant publish only under its own id, docs/security.md).
+   */
   private subscribeRequests(subject: string, handler: MessageHandler): void {
     const definition = requestRegistry.get(subject);
-    const sub = this.options.nc.subscribe(subject, {
-      queue: `mesh-${this.options.service}`,
-      callback: (_err, msg) => void this.answer(msg, handler, definition?.schema, subject),
-    });
-    this.subscriptions.push(sub);
+    const subjects = definition?.access === 'tenant' ? [subject, tenantWildcardSubject(subject)] : [subject];
+    for (const listenOn of subjects) {
+      const sub = this.options.nc.subscribe(listenOn, {
+        queue: `mesh-${this.options.service}`,
+        callback: (_err, msg) => void this.answer(msg, handler, definition?.schema, subject),
+      });
+      this.subscriptions.push(sub);
+    }
   }
 
   private async answer(msg: Msg, handler: MessageHandler, schema: Parameters<typeof parseOrThrow>[0] | undefined, subject: string): Promise<void> {
@@ -210,7 +229,7 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       const attributes = () => ({ 'messaging.system': 'nats', 'messaging.destination.name': subject, 'mesh.service': this.options.service });
       const result = await inHandlerSpan(subject, 'server', context.traceparent, attributes, () =>
         runInMessageContext(context, async () => {
-          const output: unknown = await handler(data, new NatsRequestContext([msg]));
+          const output: unknown = await handler(data, new NatsRequestContext([msg, callerOfSubject(msg.subject)]));
           return lastValueFrom(this.transformToObservable<unknown>(output), { defaultValue: undefined });
         }),
       );

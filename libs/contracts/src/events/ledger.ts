@@ -51,6 +51,8 @@ export const WalletOpened = defineEvent(
     kind: z.enum(['user', 'provider']),
     ...walletPolicySchema.shape,
     openedAtMs: z.int().min(0),
+    /** The tenant that owns the wallet (from the caller's subject); absent: the operator's. */
+    tenantId: idSchema.optional(),
   }),
   'A user or provider wallet was opened with its debt policy.',
 );

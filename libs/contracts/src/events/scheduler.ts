@@ -27,6 +27,8 @@ export const functionSpecSchema = z.object({
   pricePlanId: idSchema.optional(),
   network: z.boolean(),
   maxAttempts: z.int().min(1).max(LIMITS.maxAttemptsMax),
+  /** The tenant that owns the function (set from the caller's subject, never from a request body); absent: the operator's. */
+  tenantId: idSchema.optional(),
 });
 export type FunctionSpec = z.output<typeof functionSpecSchema>;
 
@@ -40,12 +42,15 @@ export const FunctionDeployed = defineEvent(
 
 // --- task category (stream task-<taskId>) --------------------------------------------------------
 const taskRef = { taskId: idSchema, functionId: idSchema, walletId: idSchema };
+/** The tenant that submitted the task (from the caller's subject); absent: the operator. */
+const taskOwner = { tenantId: idSchema.optional() };
 
 export const TaskSubmitted = defineEvent(
   'task',
   'TaskSubmitted',
   z.object({
     ...taskRef,
+    ...taskOwner,
     input: taskInputSchema,
     priority: z.int().min(0).max(9),
     maxAttempts: z.int().min(1).max(LIMITS.maxAttemptsMax),
@@ -60,6 +65,7 @@ export const TaskDispatched = defineEvent(
   'TaskDispatched',
   z.object({
     ...taskRef,
+    ...taskOwner,
     attempt: z.int().min(1),
     executionId: idSchema,
     nodeId: idSchema,

@@ -53,6 +53,7 @@ export const pricePlansQuery = defineRequest(
     functions: z.array(z.object({ functionId: idSchema, planId: idSchema, planVersion: z.int() })),
   }),
   'Every price plan (or one) with all its versions and the one in effect now, and the plan of each known function.',
+  { access: 'tenant' },
 );
 
 const standingHistoryEntry = StandingChanged.schema.and(z.object({ revision: z.int(), eventId: idSchema }));
@@ -74,6 +75,7 @@ export const walletStandingQuery = defineRequest(
     history: z.array(standingHistoryEntry),
   }),
   'Current standing of a wallet with its history of changes (each with the ledger event and balance that caused it).',
+  { access: 'tenant' },
 );
 
 const chargeLine = z.object({
@@ -114,6 +116,7 @@ export const chargesQuery = defineRequest(
     anomalies: z.array(z.object({ sampleId: idSchema, sampleSeq: z.int(), reason: z.string(), detail: z.string() })),
   }),
   'Charges of a container or a task with the usage each one priced, totals over all of them, and the anomalies recorded.',
+  { access: 'tenant' },
 );
 
 export const creditManagerRequests: RequestDefinition[] = [setPricePlanRequest, pricePlansQuery, walletStandingQuery, chargesQuery];

@@ -51,6 +51,7 @@ export const openWalletRequest = defineRequest(
     position,
   }),
   'Opens a user (default) or provider wallet. Defaults: GRC, maxDebt "0.5", minBalance "0", policy greedy. An existing id is refused (wallet_exists).',
+  { access: 'tenant' },
 );
 
 const postingReply = z.object({
@@ -100,6 +101,7 @@ export const setPolicyRequest = defineRequest(
   z.strictObject({ walletId: ledgerIdSchema, maxDebt: nonNegativeMoney.optional(), minBalance: nonNegativeMoney.optional(), policy: policyName.optional() }),
   z.object({ walletId: idSchema, maxDebt: money, minBalance: money, policy: policyName, changed: z.boolean(), revision: z.int() }),
   'Changes the debt policy of a wallet (only the given fields); a no-op when nothing changes.',
+  { access: 'tenant' },
 );
 
 // --- queries ---------------------------------------------------------------------------------------
@@ -123,6 +125,7 @@ export const balanceRequest = defineRequest(
     position,
   }),
   'Balance of one wallet from the projection, with available funds, debt and policy.',
+  { access: 'tenant' },
 );
 
 export const statementLineSchema = z.object({
@@ -181,6 +184,7 @@ export const statementRequest = defineRequest(
     position,
   }),
   'Every posting of a wallet with its running balance, cause and links (charge, task, container); at most 512 KiB of lines per answer (`truncated` says when fewer than asked).',
+  { access: 'tenant' },
 );
 
 export const taskCostRequest = defineRequest(
@@ -197,6 +201,7 @@ export const taskCostRequest = defineRequest(
     position,
   }),
   'What a task cost so far (sum of its usage debits), per container.',
+  { access: 'tenant' },
 );
 
 export const containerCostRequest = defineRequest(
@@ -214,6 +219,7 @@ export const containerCostRequest = defineRequest(
     position,
   }),
   'What a container cost so far (sum of its usage debits), per task.',
+  { access: 'tenant' },
 );
 
 export const providerEarningsRequest = defineRequest(

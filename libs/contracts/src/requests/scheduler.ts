@@ -102,6 +102,7 @@ export const deployFunctionRequest = defineRequest(
   }),
   functionSpecSchema.extend({ changed: z.boolean() }),
   'Deploys a function or replaces it with a new version (every field; missing ones take the defaults). Defaults: cpu 250/4000/1000 m (min/max/initial; min and initial clamped into the given range), 256 MiB, 15 min timeout, no network, 3 attempts. Redeploying the same spec writes nothing (changed: false). Refused with storage_full while the event store is above STORAGE_REFUSE_ABOVE_PCT.',
+  { access: 'tenant' },
 );
 
 export const submitTaskRequest = defineRequest(
@@ -125,6 +126,7 @@ export const submitTaskRequest = defineRequest(
     duplicate: z.boolean(),
   }),
   'Submits one task (one invocation of a function on one input item) to the pending pool. Refused: unknown_function, unknown_wallet, provider_wallet, exceeds_node_capacity, task_exists (same id, other content), storage_full (the event store is above STORAGE_REFUSE_ABOVE_PCT; nothing is written).',
+  { access: 'tenant' },
 );
 
 export const cancelTaskRequest = defineRequest(
@@ -133,6 +135,7 @@ export const cancelTaskRequest = defineRequest(
   z.strictObject({ taskId: apiId, reason: z.string({ error: 'must be a string' }).max(1024, { error: 'must be at most 1024 characters' }).optional() }),
   z.object({ taskId: idSchema, state: z.literal('cancelled'), executionId: idSchema.optional(), nodeId: idSchema.optional() }),
   'Cancels a pending, dispatched or running task (its node kills a running attempt). Refused: unknown_task, task_finished.',
+  { access: 'tenant' },
 );
 
 // --- queries ---------------------------------------------------------------------------------------
@@ -182,6 +185,7 @@ export const taskRequest = defineRequest(
   z.strictObject({ taskId: apiId }),
   taskDetailSchema,
   'One task read from its stream: state, attempts, node, container, outcome and every transition with its log position and cause.',
+  { access: 'tenant' },
 );
 
 export const TASKS_REPLY_MAX = 1000;
@@ -213,6 +217,7 @@ export const tasksRequest = defineRequest(
   }),
   z.object({ tasks: z.array(taskSummarySchema), total: z.int(), truncated: z.boolean() }),
   'Tasks from the in-memory view, newest first, optionally of one wallet and/or in one state (default limit 100).',
+  { access: 'tenant' },
 );
 
 export const functionsRequest = defineRequest(
@@ -221,6 +226,7 @@ export const functionsRequest = defineRequest(
   z.strictObject({}),
   z.object({ functions: z.array(functionSpecSchema) }),
   'Every deployed function at its latest version.',
+  { access: 'tenant' },
 );
 
 export const functionRequest = defineRequest(
@@ -229,6 +235,7 @@ export const functionRequest = defineRequest(
   z.strictObject({ functionId: apiId }),
   functionSpecSchema,
   'One deployed function at its latest version (unknown_function when none).',
+  { access: 'tenant' },
 );
 
 export const poolsRequest = defineRequest(
