@@ -72,6 +72,11 @@ const CLASSIFIED: { file: string; contains: string; handling: Handling }[] = [
     handling: { kind: 'js', expect: [/^\d+ WalletOpened alice 0$/m, /^\d+ FundsDeposited alice 4$/m] },
   },
   { file: 'README.md', contains: "nc.request('mesh.query.ledger.balance'", handling: { kind: 'js', expect: [/^\{"ok":true,"data":\{"walletId":"alice",/m] } },
+  {
+    file: 'README.md',
+    contains: "nc.subscribe('mesh.tenant.alice.events.>')",
+    handling: { kind: 'js', expect: [/^mesh\.tenant\.alice\.events\.wallet\.alice-feed WalletOpened revision 0$/m] },
+  },
   { file: 'docs/architecture.md', contains: 'apps/ ', handling: { kind: 'illustration', reason: 'repository layout' } },
   { file: 'docs/architecture.md', contains: '            deploy/submit', handling: { kind: 'illustration', reason: 'event flow diagram' } },
   {
