@@ -160,6 +160,8 @@ const nodeRegistered = (nodeId: string): NewEventOf<typeof NodeRegistered> => ({
   data: { nodeId, cpuMillis: 4000, memoryBytes: 1024 * 1024 * 1024, labels: {}, registeredAtMs: 1 },
 });
 
+/** Samples written while the ledger is stopped mid-way through them. */
+const MID_WAY_SAMPLES = 300;
 const LIMITS = { cpuMillis: 500, memoryBytes: 64 * 1024 * 1024 };
 const sample = (ref: ContainerRef, seq: number) =>
   resourceSampledEvent(ref, {
@@ -304,21 +306,28 @@ describe('ledger tenant feed', () => {
 
   it('loses no event across a restart of the ledger: what was written while it was stopping or down arrives after it starts again', async () => {
     const before = alice.received.length;
-    // Written while the ledger is running and stopped at once (some are in flight when it stops) ...
-    const moreSamples = [3, 4, 5, 6, 7, 8].map((seq) => sample(aliceContainer, seq));
+    // Samples written one after the other while the feed follows them; the ledger is stopped as soon
+    // as the first reaches alice, so the feed is mid-way through them (handled, in hand, or not yet
+    // delivered) and the writer goes on while the ledger stops and is down ...
+    const moreSamples = Array.from({ length: MID_WAY_SAMPLES }, (_, i) => sample(aliceContainer, 3 + i));
     const writing = (async () => {
-      for (const s of moreSamples) await write('alice', 'usage-c-alice', [s]);
-      await write('bob', 'usage-c-bob', [sample(bobContainer, 3)]);
+      for (const [i, s] of moreSamples.entries()) {
+        await write('alice', 'usage-c-alice', [s]);
+        if (i % 50 === 0) await write('bob', 'usage-c-bob', [sample(bobContainer, 3 + i / 50)]);
+      }
     })();
+    await eventually(() => alice.received.slice(before).some((r) => r.id === moreSamples[0].id), 30_000, 'the first sample on alice’s feed');
     await ledger!.stop();
     ledger = undefined;
+    const handledBeforeStop = new Set(alice.received.slice(before).map((r) => r.id)).size;
     await writing;
+    expect(handledBeforeStop).toBeLessThan(MID_WAY_SAMPLES); // really mid-way: the rest comes after the restart
     // ... and while it is down: a second container and the task's end (owners the restarted ledger has not seen).
     const second: ContainerRef = { ...aliceContainer, containerId: 'c-alice-2' };
     await write('alice', 'container-c-alice-2', [containerStartedEvent(second, LIMITS)]);
     await write('alice', 'usage-c-alice-2', [sample(second, 1)]);
     await write('alice', 'task-t-alice', [taskSucceeded('t-alice', aliceContainer, 'e-alice')]);
-    await write('bob', 'usage-c-bob', [sample(bobContainer, 4)]);
+    await write('bob', 'usage-c-bob', [sample(bobContainer, 3 + MID_WAY_SAMPLES)]);
     await write('operator', 'usage-c-op', [sample(operatorContainer, 3)]);
     await start();
     await feedCaughtUp();
