@@ -23,6 +23,7 @@ import { startService, type RunningService } from '@mesh/runtime';
 import { NatsServerProcess, containerStartedEvent, eventually, resourceSampledEvent, suspensionData, type ContainerRef } from '@mesh/testing';
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import { LedgerService } from '../../../apps/ledger/src/main';
+import { TenantFeed } from '../../../apps/ledger/src/tenant-feed/tenant-feed';
 
 jest.setTimeout(120_000);
 
@@ -338,5 +339,17 @@ describe('ledger tenant feed', () => {
     // Some may have come twice (handled before the stop, acked after it): the copies are the same message.
     const copiesOf = (id: string) => new Set(alice.received.filter((r) => r.id === id).map((r) => Buffer.from(r.data).toString('base64')));
     expect(alice.received.slice(before).filter((r) => copiesOf(r.id).size !== 1)).toEqual([]);
+  });
+
+  it('republishes from the stored message when it has no delivery (an operator replaying a dead letter)', async () => {
+    const [event] = await raw.read('container-c-alice');
+    const stored = await (await nc.jetstreamManager()).streams.getMessage(EVENTS_STREAM, { seq: Number(event.position) });
+    const before = alice.received.length;
+    await ledger!.app.get(TenantFeed).republish(event, undefined);
+    await eventually(() => alice.received.length > before, 10_000, 'the copy on alice’s feed');
+    const [copy] = alice.received.slice(before);
+    expect(copy.subject).toBe(tenantEventSubject('alice', 'container', 'c-alice'));
+    expect(Buffer.from(copy.data).equals(Buffer.from(stored.data))).toBe(true);
+    expect(copy.headers).toEqual({ 'Nats-Msg-Id': event.id, 'Mesh-Type': event.type, 'Mesh-Revision': String(event.revision) });
   });
 });
