@@ -34,9 +34,6 @@ export class TenantFeed {
   private readonly log = new Logger('TenantFeed');
   readonly owners: TenantOwners;
   private jsm?: Promise<DirectManager>;
-  /** Events published on a tenant's feed, and events of no tenant (not published), since this process started. */
-  published = 0;
-  skipped = 0;
 
   constructor(
     @Inject(NATS_CONNECTION) private readonly nc: NatsConnection,
@@ -51,18 +48,18 @@ export class TenantFeed {
    */
   async republish(event: RecordedEvent, message: JsMsg | undefined): Promise<void> {
     const tenantId = tenantOfOwner(await this.owners.ownerOf(event));
-    if (tenantId === undefined) {
-      this.skipped++;
-      return;
-    }
+    if (tenantId === undefined) return;
     const raw: RawEvent = message ?? (await this.storedMessage(event.position));
     const { category, id } = parseStreamName(event.stream);
     this.nc.publish(tenantEventSubject(tenantId, category, id), raw.data, raw.headers ? { headers: raw.headers } : {});
-    this.published++;
   }
 
   private manager(): Promise<DirectManager> {
-    this.jsm ??= this.nc.jetstreamManager() as Promise<DirectManager>;
+    // A failed attempt is not kept: the next event (or its redelivery) asks again.
+    this.jsm ??= (this.nc.jetstreamManager() as Promise<DirectManager>).catch((err: unknown) => {
+      this.jsm = undefined;
+      throw err;
+    });
     return this.jsm;
   }
 

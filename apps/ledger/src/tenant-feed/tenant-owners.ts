@@ -18,8 +18,6 @@ export type FirstEventReader = (stream: string) => Promise<Pick<RecordedEvent, '
  */
 export class TenantOwners {
   private readonly owners: Record<'wallet' | 'task', LRUCache<string, string>>;
-  /** Owner lookups that had to read a stream (for health and the bench). */
-  lookups = 0;
 
   constructor(
     private readonly readFirst: FirstEventReader,
@@ -47,7 +45,6 @@ export class TenantOwners {
   private async lookup(kind: 'wallet' | 'task', id: string): Promise<string | undefined> {
     const cached = this.owners[kind].get(id);
     if (cached !== undefined) return cached;
-    this.lookups++;
     const first = await this.readFirst(streamName(kind, id));
     const owner = first === undefined ? undefined : ownerOfFirstEvent(kind, first);
     if (owner !== undefined) this.owners[kind].set(id, owner);
