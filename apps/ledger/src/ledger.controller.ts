@@ -1,4 +1,5 @@
 import { Controller } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
 import { KeyedMutex } from '@mesh/common';
 import {
   ForbiddenError,
@@ -55,7 +56,7 @@ export class LedgerController {
 
   // --- commands ------------------------------------------------------------------------------------
   @OnRequest(openWalletRequest)
-  async openWallet(body: RequestData<typeof openWalletRequest>, ctx: NatsRequestContext): Promise<ReplyData<typeof openWalletRequest>> {
+  async openWallet(@Payload() body: RequestData<typeof openWalletRequest>, @Ctx() ctx: NatsRequestContext): Promise<ReplyData<typeof openWalletRequest>> {
     const caller = ctx.caller;
     const currency = currencyOf(body.currency ?? GRC.code);
     const kind = body.kind ?? 'user';
@@ -103,25 +104,25 @@ export class LedgerController {
 
   // Money movements are the operator's (NATS refuses them on tenant subjects too: not `access: 'tenant'`).
   @OnRequest(depositRequest)
-  deposit(body: Referenced, ctx: NatsRequestContext): Promise<ReplyData<typeof depositRequest>> {
+  async deposit(@Payload() body: Referenced, @Ctx() ctx: NatsRequestContext): Promise<ReplyData<typeof depositRequest>> {
     assertOperator(ctx.caller, 'deposit to', `wallet ${body.walletId}`);
     return this.referenced('Deposit', 'deposit', body);
   }
 
   @OnRequest(withdrawRequest)
-  withdraw(body: RequestData<typeof withdrawRequest>, ctx: NatsRequestContext): Promise<ReplyData<typeof withdrawRequest>> {
+  async withdraw(@Payload() body: RequestData<typeof withdrawRequest>, @Ctx() ctx: NatsRequestContext): Promise<ReplyData<typeof withdrawRequest>> {
     assertOperator(ctx.caller, 'withdraw from', `wallet ${body.walletId}`);
     return this.referenced('Withdraw', 'withdrawal', body);
   }
 
   @OnRequest(adjustRequest)
-  async adjust(body: RequestData<typeof adjustRequest>, ctx: NatsRequestContext): Promise<ReplyData<typeof adjustRequest>> {
+  async adjust(@Payload() body: RequestData<typeof adjustRequest>, @Ctx() ctx: NatsRequestContext): Promise<ReplyData<typeof adjustRequest>> {
     assertOperator(ctx.caller, 'adjust', `wallet ${body.walletId}`);
     return this.referenced('Adjust', 'adjustment', body, body.reason);
   }
 
   @OnRequest(setPolicyRequest)
-  async setPolicy(body: RequestData<typeof setPolicyRequest>, ctx: NatsRequestContext): Promise<ReplyData<typeof setPolicyRequest>> {
+  async setPolicy(@Payload() body: RequestData<typeof setPolicyRequest>, @Ctx() ctx: NatsRequestContext): Promise<ReplyData<typeof setPolicyRequest>> {
     const caller = ctx.caller;
     const state = await this.engine.wallets.state(body.walletId);
     // The owner as the write side knows it (the projection may lag a wallet just opened); an unknown wallet is not a tenant's.
@@ -184,37 +185,37 @@ export class LedgerController {
 
   // --- queries: through engine.reads, which checks that the caller may see what it names --------------
   @OnRequest(balanceRequest)
-  balance(body: RequestData<typeof balanceRequest>, ctx: NatsRequestContext) {
+  balance(@Payload() body: RequestData<typeof balanceRequest>, @Ctx() ctx: NatsRequestContext) {
     return this.engine.reads.balance(ctx.caller, body.walletId);
   }
 
   @OnRequest(statementRequest)
-  statement(body: RequestData<typeof statementRequest>, ctx: NatsRequestContext) {
+  statement(@Payload() body: RequestData<typeof statementRequest>, @Ctx() ctx: NatsRequestContext) {
     return this.engine.reads.statement(ctx.caller, body.walletId, body.limit, body.afterRevision);
   }
 
   @OnRequest(taskCostRequest)
-  taskCost(body: RequestData<typeof taskCostRequest>, ctx: NatsRequestContext) {
+  taskCost(@Payload() body: RequestData<typeof taskCostRequest>, @Ctx() ctx: NatsRequestContext) {
     return this.engine.reads.taskCost(ctx.caller, body.taskId);
   }
 
   @OnRequest(containerCostRequest)
-  containerCost(body: RequestData<typeof containerCostRequest>, ctx: NatsRequestContext) {
+  containerCost(@Payload() body: RequestData<typeof containerCostRequest>, @Ctx() ctx: NatsRequestContext) {
     return this.engine.reads.containerCost(ctx.caller, body.containerId);
   }
 
   @OnRequest(providerEarningsRequest)
-  providerEarnings(body: RequestData<typeof providerEarningsRequest>, ctx: NatsRequestContext) {
+  providerEarnings(@Payload() body: RequestData<typeof providerEarningsRequest>, @Ctx() ctx: NatsRequestContext) {
     return this.engine.reads.providerEarnings(ctx.caller, body.walletId);
   }
 
   @OnRequest(totalsRequest)
-  totals(_body: unknown, ctx: NatsRequestContext) {
+  totals(@Payload() _body: unknown, @Ctx() ctx: NatsRequestContext) {
     return this.engine.reads.totals(ctx.caller);
   }
 
   @OnRequest(auditRequest)
-  audit(_body: unknown, ctx: NatsRequestContext) {
+  audit(@Payload() _body: unknown, @Ctx() ctx: NatsRequestContext) {
     return this.engine.reads.audit(ctx.caller);
   }
 }
