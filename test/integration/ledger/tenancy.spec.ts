@@ -20,7 +20,7 @@ import {
 } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
 import { MeshClient, RequestError, startService, type RunningService } from '@mesh/runtime';
-import { NatsServerProcess, eventually, freePort } from '@mesh/testing';
+import { NatsServerProcess, eventually, freePort, runMesh } from '@mesh/testing';
 import { usageChargedData } from '@mesh/testing/ledger';
 import { LedgerService } from '../../../apps/ledger/src/main';
 
@@ -42,6 +42,7 @@ describe('ledger tenancy', () => {
   let httpPort: number;
   let secrets: string;
   let tokenKey: Buffer;
+  let tokenKeyFile: string;
 
   const WALLETS_MAX = 3;
 
@@ -93,7 +94,7 @@ describe('ledger tenancy', () => {
     bob = new MeshClient(nc, 5000, 'bob');
     httpPort = await freePort();
     secrets = mkdtempSync(join(tmpdir(), 'mesh-ledger-tenancy-'));
-    const tokenKeyFile = join(secrets, 'ledger-http-token.key');
+    tokenKeyFile = join(secrets, 'ledger-http-token.key');
     ledger = await startService(LedgerService, {
       NATS_URL: server.url,
       LOG_LEVEL: 'error',
@@ -217,6 +218,17 @@ describe('ledger tenancy', () => {
       for (const authorization of ['Bearer nonsense', `Bearer ${forged}`, `Basic ${Buffer.from('operator:x').toString('base64')}`]) {
         expect(await get('/totals', { authorization })).toMatchObject({ status: 401, body: { ok: false, error: { code: 'unauthorized' } } });
       }
+    });
+
+    it('`mesh ledger token` prints the tokens from the key file the ledger created: the operator reads the totals with it', async () => {
+      const env = { ...process.env, MESH_FROM_SOURCE: '1', LEDGER_HTTP_TOKEN_KEY_FILE: tokenKeyFile };
+      const operatorRun = await runMesh(['ledger', 'token'], env);
+      expect(operatorRun).toMatchObject({ code: 0, out: `${httpTokenFor(tokenKey, 'operator')}\n` });
+      expect((await get('/totals', { authorization: `Bearer ${operatorRun.out.trim()}` })).status).toBe(200);
+      const aliceRun = await runMesh(['--json', 'ledger', 'token', '--tenant', 'alice'], env);
+      expect(JSON.parse(aliceRun.out)).toEqual({ principal: 'alice', token: httpTokenFor(tokenKey, 'alice') });
+      const missing = await runMesh(['ledger', 'token', '--key-file', join(secrets, 'none.key')], env);
+      expect(missing).toMatchObject({ code: 1, err: expect.stringContaining(`no HTTP token key file at ${join(secrets, 'none.key')}`) as unknown });
     });
 
     it("a tenant's token reads its own wallets only; the operator's reads everything", async () => {
