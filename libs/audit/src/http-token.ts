@@ -42,8 +42,10 @@ export function verifyHttpToken(key: Buffer, token: string): Caller | undefined 
   if (dot <= 0) return undefined;
   const principal = token.slice(0, dot);
   if (principal !== OPERATOR_OWNER && tenantIdProblem(principal) !== undefined) return undefined;
-  const given = Buffer.from(token.slice(dot + 1), 'base64url');
-  const expected = macOf(key, principal);
+  // The whole token as text against the one derived: base64url decoding is lenient (trailing bits,
+  // stray characters), so comparing decoded bytes would accept several spellings of one token.
+  const given = Buffer.from(token.slice(dot + 1));
+  const expected = Buffer.from(macOf(key, principal).toString('base64url'));
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
   return principal === OPERATOR_OWNER ? OPERATOR : { kind: 'tenant', tenantId: principal };
 }
