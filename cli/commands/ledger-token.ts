@@ -15,7 +15,7 @@ export const ledgerHttpTokenKeyFile = (env: NodeJS.ProcessEnv = process.env) =>
  * `curl -H "Authorization: Bearer $(./mesh ledger token)" http://127.0.0.1:8480/totals`.
  */
 export function registerLedgerToken(program: Command) {
-  const ledger = program.commands.find((c) => c.name() === 'ledger') ?? program.command('ledger').description('the ledger service');
+  const ledger = program.commands.find((c) => c.name() === 'ledger') ?? program.command('ledger').description("the ledger's HTTP API: bearer tokens (token)");
   ledger
     .command('token')
     .description("print a bearer token for the ledger's HTTP API (the operator's, or a tenant's with --tenant)")
