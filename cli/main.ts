@@ -6,6 +6,7 @@ import { registerDeadletter } from './commands/deadletter';
 import { registerDemo } from './commands/demo';
 import { registerEvents } from './commands/events';
 import { registerFn } from './commands/fn';
+import { registerLedgerToken } from './commands/ledger-token';
 import { registerPlan } from './commands/plan';
 import { registerReport } from './commands/report';
 import { registerStack } from './commands/stack';
@@ -39,6 +40,7 @@ Start here: mesh up --detach && mesh demo`,
   registerReport(program);
   registerDeadletter(program);
   registerDemo(program);
+  registerLedgerToken(program);
   // Every command: usage errors exit 2 (not commander's default 1), help on the error.
   const configure = (cmd: Command) => {
     cmd.exitOverride().showHelpAfterError('(run with --help for usage)');

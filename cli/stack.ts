@@ -108,6 +108,7 @@ export function startServices(env: Record<string, string> = {}): void {
         TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
         // The ledger's MAC keys live with the rest of the stack's data (the audit looks there too).
         LEDGER_MAC_KEY_FILE: process.env.LEDGER_MAC_KEY_FILE ?? join(DATA_DIR, 'secrets', 'ledger-mac.key'),
+        LEDGER_HTTP_TOKEN_KEY_FILE: process.env.LEDGER_HTTP_TOKEN_KEY_FILE ?? join(DATA_DIR, 'secrets', 'ledger-http-token.key'),
         ...storageEnv(),
         ...env,
       },

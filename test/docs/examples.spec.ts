@@ -104,6 +104,7 @@ const CLASSIFIED: { file: string; contains: string; handling: Handling }[] = [
       expect: [/^audit PASSED: log positions 1\.\.\d+/m, /^ {2}wallets \d+, charges \d+/m, /^ {2}PASS {2}books-balance {10}sum of all usage debits/m],
     },
   },
+  { file: 'docs/ledger.md', contains: 'TOKEN=$(./mesh ledger token)', handling: { kind: 'shell' } },
   {
     file: 'docs/scaler.md',
     contains: 'demand 1000: 1000 -> 2000',
@@ -148,6 +149,10 @@ const NOT_RUN: Record<string, string> = {
   './mesh up --detach':
     'provisions this machine (apt, dockerd, the base image) and starts its stack in .data/; this spec starts the same five services as processes the way `mesh up` does (test/support/service-process.ts), and test/integration/cli/compiled.spec.ts starts a compiled service as `mesh up` does',
   './mesh down': "stops this machine's stack (the pid files in .data/run, provision.sh nats-down); the spec stops its own stack afterwards",
+  'TOKEN=$(./mesh ledger token)':
+    'needs the key file of a ledger with its HTTP server on (this stack runs the ledger with LEDGER_HTTP_PORT=0); test/integration/ledger/tenancy.spec.ts runs `mesh ledger token` on the key file its ledger created and reads over HTTP with the token',
+  'curl -s -H "Authorization: Bearer $TOKEN"':
+    'the HTTP API with a bearer token: test/integration/ledger/tenancy.spec.ts (tokens, tenant scope, Host check, the audit bound)',
 };
 
 /** `./mesh events tail ...` follows the log live: run in the background until an event shows up, then stopped with Ctrl-C. */

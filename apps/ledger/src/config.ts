@@ -1,5 +1,17 @@
+import { DEFAULT_HTTP_TOKEN_KEY_FILE } from '@mesh/audit/http-token';
 import { DEFAULT_MAC_KEY_FILE } from '@mesh/audit/mac-key-file';
-import { env } from '@mesh/config';
+import { env, type EnvVar } from '@mesh/config';
+import { z } from 'zod';
+
+/** A comma list of host names (letters, digits, dots, dashes; or a bracketed IPv6 address), lower-cased; empty by default. */
+const hostList = (description: string): EnvVar<string[]> => ({
+  schema: z
+    .string()
+    .regex(/^\s*((\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})\s*(,\s*|$))*$/, { error: 'must be a comma list of host names such as ledger.example.com' })
+    .optional()
+    .transform((v) => (v ?? '').split(',').flatMap((h) => (h.trim() ? [h.trim().toLowerCase()] : []))),
+  description,
+});
 
 /** Variables of the ledger service (in addition to the common ones in libs/config). */
 export const LedgerEnv = {
@@ -7,6 +19,19 @@ export const LedgerEnv = {
   DEFAULT_PROVIDER_WALLET: env.id('Provider wallet credited when a charge names none; the ledger opens it at start if missing', 'provider'),
   LEDGER_HTTP_PORT: env.int('Port of the read-only JSON HTTP server of the ledger projections (0 = off)', 8480, 0, 65535),
   LEDGER_HTTP_HOST: env.string('Address the ledger HTTP server binds to', '127.0.0.1'),
+  LEDGER_HTTP_TOKEN_KEY_FILE: env.string(
+    'File of the secret key the ledger HTTP bearer tokens are derived from (hex, mode 0600; relative to the working directory); created on first start when missing. `mesh ledger token` prints a token from it',
+    DEFAULT_HTTP_TOKEN_KEY_FILE,
+  ),
+  LEDGER_HTTP_ALLOWED_HOSTS: hostList(
+    'Host names (comma list) the ledger HTTP server answers besides localhost, 127.0.0.1 and [::1]; any other Host header is refused (DNS rebinding)',
+  ),
+  LEDGER_AUDIT_CONCURRENCY_MAX: env.int('Whole-log audits (NATS or HTTP) running at once; one more is refused as busy, not queued', 1, 1, 16),
+  TENANT_WALLETS_MAX: env.int('Wallets one tenant may open (the operator has no limit)', 16, 0, 100_000),
+  TENANT_MAX_DEBT_CEILING: env.amount(
+    'Highest maxDebt a tenant may give its wallets at open-wallet or set-policy (major unit; the operator has no ceiling)',
+    '10',
+  ),
   LEDGER_DEFAULT_MAX_DEBT: env.amount('maxDebt of a user wallet opened without one (major unit)', '0.5'),
   LEDGER_DEFAULT_MIN_BALANCE: env.amount('minBalance of a user wallet opened without one (major unit)', '0'),
   LEDGER_MAC_KEY_FILE: env.string(

@@ -1,6 +1,10 @@
 import { Controller } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
+import { KeyedMutex } from '@mesh/common';
 import {
+  ForbiddenError,
   GRC,
+  assertOperator,
   adjustRequest,
   auditRequest,
   balanceRequest,
@@ -20,7 +24,8 @@ import {
   type ReplyData,
   type RequestData,
 } from '@mesh/contracts';
-import { OnEvents, OnRequest } from '@mesh/runtime';
+import { OnEvents, OnRequest, type NatsRequestContext } from '@mesh/runtime';
+import { assertMaxDebtWithinCeiling, assertTenantMayOpen, assertWalletLimit } from './access';
 import { LedgerEngine } from './ledger.engine';
 import type { WalletResult } from './wallet.handler';
 
@@ -29,10 +34,14 @@ type Referenced = RequestData<typeof depositRequest>;
 /**
  * Thin NATS handlers: requests arrive validated against their schemas (transport), amounts become
  * bigint in the wallet's currency, the wallet handler decides and appends, the reply says what was
- * written. Refusals throw ContractError/DomainError and write nothing.
+ * written. Refusals throw ContractError/DomainError and write nothing. `ctx.caller` (from the
+ * subject) is checked before anything else: tenants act on their own wallets only (access.ts).
  */
 @Controller()
 export class LedgerController {
+  /** Opens of one tenant run one at a time, so two at once cannot both pass its wallet limit. */
+  private readonly tenantOpens = new KeyedMutex();
+
   constructor(private readonly engine: LedgerEngine) {}
 
   // --- charges -------------------------------------------------------------------------------------
@@ -47,21 +56,37 @@ export class LedgerController {
 
   // --- commands ------------------------------------------------------------------------------------
   @OnRequest(openWalletRequest)
-  async openWallet(body: RequestData<typeof openWalletRequest>): Promise<ReplyData<typeof openWalletRequest>> {
+  async openWallet(@Payload() body: RequestData<typeof openWalletRequest>, @Ctx() ctx: NatsRequestContext): Promise<ReplyData<typeof openWalletRequest>> {
+    const caller = ctx.caller;
     const currency = currencyOf(body.currency ?? GRC.code);
     const kind = body.kind ?? 'user';
     const config = this.engine.config;
     const money = (value: string | undefined, fallback: string, field: string) => parseAmount(value ?? fallback, currency, { allowZero: true, field });
-    const result = await this.engine.wallets.execute({
-      type: 'OpenWallet',
-      walletId: body.walletId,
-      kind,
-      currency: currency.code,
-      maxDebt: money(body.maxDebt, kind === 'provider' ? '0' : config.LEDGER_DEFAULT_MAX_DEBT, 'maxDebt'),
-      minBalance: money(body.minBalance, kind === 'provider' ? '0' : config.LEDGER_DEFAULT_MIN_BALANCE, 'minBalance'),
-      policy: body.policy ?? 'greedy',
-      atMs: Date.now(),
-    });
+    const maxDebt = money(body.maxDebt, kind === 'provider' ? '0' : config.LEDGER_DEFAULT_MAX_DEBT, 'maxDebt');
+    const minBalance = money(body.minBalance, kind === 'provider' ? '0' : config.LEDGER_DEFAULT_MIN_BALANCE, 'minBalance');
+    assertTenantMayOpen(caller, config, kind, maxDebt, currency.code);
+    const open = async () => {
+      const existing = await this.engine.wallets.state(body.walletId);
+      // Another owner's wallet: forbidden, nothing more said; the owner's own: wallet_exists, as for the operator.
+      if (existing.opened && caller.kind === 'tenant' && existing.tenantId !== caller.tenantId)
+        throw ForbiddenError.of(caller, 'open', `wallet ${body.walletId}`);
+      if (!existing.opened) assertWalletLimit(this.engine.projection, caller, config);
+      const opened = await this.engine.wallets.execute({
+        type: 'OpenWallet',
+        walletId: body.walletId,
+        kind,
+        currency: currency.code,
+        maxDebt,
+        minBalance,
+        policy: body.policy ?? 'greedy',
+        atMs: Date.now(),
+        ...(caller.kind === 'tenant' ? { tenantId: caller.tenantId } : {}),
+      });
+      // The limit counts from the projection: the next open of this tenant waits until it shows this one.
+      if (caller.kind === 'tenant' && opened.position !== undefined) await this.engine.whenProjected(opened.position);
+      return opened;
+    };
+    const result = caller.kind === 'tenant' ? await this.tenantOpens.run(caller.tenantId, open) : await open();
     const s = result.state;
     return {
       walletId: s.walletId,
@@ -77,30 +102,40 @@ export class LedgerController {
     };
   }
 
+  // Money movements are the operator's (NATS refuses them on tenant subjects too: not `access: 'tenant'`).
   @OnRequest(depositRequest)
-  deposit(body: Referenced): Promise<ReplyData<typeof depositRequest>> {
+  async deposit(@Payload() body: Referenced, @Ctx() ctx: NatsRequestContext): Promise<ReplyData<typeof depositRequest>> {
+    assertOperator(ctx.caller, 'deposit to', `wallet ${body.walletId}`);
     return this.referenced('Deposit', 'deposit', body);
   }
 
   @OnRequest(withdrawRequest)
-  withdraw(body: RequestData<typeof withdrawRequest>): Promise<ReplyData<typeof withdrawRequest>> {
+  async withdraw(@Payload() body: RequestData<typeof withdrawRequest>, @Ctx() ctx: NatsRequestContext): Promise<ReplyData<typeof withdrawRequest>> {
+    assertOperator(ctx.caller, 'withdraw from', `wallet ${body.walletId}`);
     return this.referenced('Withdraw', 'withdrawal', body);
   }
 
   @OnRequest(adjustRequest)
-  async adjust(body: RequestData<typeof adjustRequest>): Promise<ReplyData<typeof adjustRequest>> {
+  async adjust(@Payload() body: RequestData<typeof adjustRequest>, @Ctx() ctx: NatsRequestContext): Promise<ReplyData<typeof adjustRequest>> {
+    assertOperator(ctx.caller, 'adjust', `wallet ${body.walletId}`);
     return this.referenced('Adjust', 'adjustment', body, body.reason);
   }
 
   @OnRequest(setPolicyRequest)
-  async setPolicy(body: RequestData<typeof setPolicyRequest>): Promise<ReplyData<typeof setPolicyRequest>> {
+  async setPolicy(@Payload() body: RequestData<typeof setPolicyRequest>, @Ctx() ctx: NatsRequestContext): Promise<ReplyData<typeof setPolicyRequest>> {
+    const caller = ctx.caller;
     const state = await this.engine.wallets.state(body.walletId);
+    // The owner as the write side knows it (the projection may lag a wallet just opened); an unknown wallet is not a tenant's.
+    if (caller.kind === 'tenant' && (!state.opened || state.tenantId !== caller.tenantId))
+      throw ForbiddenError.of(caller, 'change the policy of', `wallet ${body.walletId}`);
     const currency = currencyOf(state.opened ? state.currency : GRC.code);
     const money = (value: string | undefined, field: string) => (value === undefined ? undefined : parseAmount(value, currency, { allowZero: true, field }));
+    const maxDebt = money(body.maxDebt, 'maxDebt');
+    if (maxDebt !== undefined) assertMaxDebtWithinCeiling(caller, this.engine.config, maxDebt, currency, 'set-policy', state.maxDebt);
     const result = await this.engine.wallets.execute({
       type: 'ChangePolicy',
       walletId: body.walletId,
-      maxDebt: money(body.maxDebt, 'maxDebt'),
+      maxDebt,
       minBalance: money(body.minBalance, 'minBalance'),
       policy: body.policy,
     });
@@ -148,39 +183,39 @@ export class LedgerController {
     };
   }
 
-  // --- queries -------------------------------------------------------------------------------------
+  // --- queries: through engine.reads, which checks that the caller may see what it names --------------
   @OnRequest(balanceRequest)
-  balance(body: RequestData<typeof balanceRequest>) {
-    return this.engine.queries.balance(body.walletId);
+  balance(@Payload() body: RequestData<typeof balanceRequest>, @Ctx() ctx: NatsRequestContext) {
+    return this.engine.reads.balance(ctx.caller, body.walletId);
   }
 
   @OnRequest(statementRequest)
-  statement(body: RequestData<typeof statementRequest>) {
-    return this.engine.queries.statement(body.walletId, body.limit, body.afterRevision);
+  statement(@Payload() body: RequestData<typeof statementRequest>, @Ctx() ctx: NatsRequestContext) {
+    return this.engine.reads.statement(ctx.caller, body.walletId, body.limit, body.afterRevision);
   }
 
   @OnRequest(taskCostRequest)
-  taskCost(body: RequestData<typeof taskCostRequest>) {
-    return this.engine.queries.taskCost(body.taskId);
+  taskCost(@Payload() body: RequestData<typeof taskCostRequest>, @Ctx() ctx: NatsRequestContext) {
+    return this.engine.reads.taskCost(ctx.caller, body.taskId);
   }
 
   @OnRequest(containerCostRequest)
-  containerCost(body: RequestData<typeof containerCostRequest>) {
-    return this.engine.queries.containerCost(body.containerId);
+  containerCost(@Payload() body: RequestData<typeof containerCostRequest>, @Ctx() ctx: NatsRequestContext) {
+    return this.engine.reads.containerCost(ctx.caller, body.containerId);
   }
 
   @OnRequest(providerEarningsRequest)
-  providerEarnings(body: RequestData<typeof providerEarningsRequest>) {
-    return this.engine.queries.providerEarnings(body.walletId);
+  providerEarnings(@Payload() body: RequestData<typeof providerEarningsRequest>, @Ctx() ctx: NatsRequestContext) {
+    return this.engine.reads.providerEarnings(ctx.caller, body.walletId);
   }
 
   @OnRequest(totalsRequest)
-  totals() {
-    return this.engine.queries.totals();
+  totals(@Payload() _body: unknown, @Ctx() ctx: NatsRequestContext) {
+    return this.engine.reads.totals(ctx.caller);
   }
 
   @OnRequest(auditRequest)
-  audit() {
-    return this.engine.audit();
+  audit(@Payload() _body: unknown, @Ctx() ctx: NatsRequestContext) {
+    return this.engine.reads.audit(ctx.caller);
   }
 }

@@ -1,11 +1,13 @@
 import { Inject, Injectable, Logger, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { NatsConnection } from 'nats';
 import { verifyAudit } from '@mesh/audit';
+import { ensureHttpTokenKey } from '@mesh/audit/http-token';
 import type { MacKeyRing } from '@mesh/audit/mac';
 import { ensureMacKeyRing } from '@mesh/audit/mac-key-file';
 import { messageOf } from '@mesh/common';
 import {
   ContractError,
+  DomainError,
   currencyOf,
   formatAmount,
   isEvent,
@@ -19,6 +21,7 @@ import type { commonEnv, ConfigOf } from '@mesh/config';
 import type { EventStore, Subscription } from '@mesh/eventstore/port';
 import { KvSnapshotStore, SnapshotSchedule, type SnapshotStore } from '@mesh/eventstore/snapshot-store';
 import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG } from '@mesh/runtime';
+import { LedgerReads } from './access';
 import type { LedgerEnv } from './config';
 import { UncreditedDebits, type OwedCredit } from './domain/uncredited-debits';
 import type { WalletState } from './domain/wallet';
@@ -47,6 +50,12 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
   readonly wallets: WalletHandler;
   readonly projection = new LedgerProjection();
   readonly queries: LedgerQueries;
+  /** The queries as a caller may see them (ownership checked): the NATS handlers and the HTTP server answer through it. */
+  readonly reads: LedgerReads;
+  /** Whole-log audits running now (at most LEDGER_AUDIT_CONCURRENCY_MAX). */
+  private auditsRunning = 0;
+  /** Callers waiting for the projection to fold a position (whenProjected). */
+  private readonly positionWaiters = new Set<{ position: bigint; resolve: (reached: boolean) => void }>();
   /** Debits without their credit, kept current live so that a snapshot carries them (an old uncredited debit is found after a restart from it). */
   private uncredited = new UncreditedDebits();
   private readonly snapshots?: SnapshotStore;
@@ -64,6 +73,7 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
   ) {
     this.wallets = new WalletHandler(store, config.LEDGER_WALLET_CACHE_MAX);
     this.queries = new LedgerQueries(this.projection, store);
+    this.reads = new LedgerReads(this.projection, this.queries, () => this.audit());
     this.snapshots = nc ? new KvSnapshotStore(nc) : undefined;
     this.snapshotSchedule = new SnapshotSchedule(config.LEDGER_SNAPSHOT_EVERY_EVENTS, config.LEDGER_SNAPSHOT_EVERY_MS);
   }
@@ -110,8 +120,16 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
       `start-up: projection ${providerStartMs - startedAtMs} ms, provider wallet ${owedStartMs - providerStartMs} ms, owed credits ${Date.now() - owedStartMs} ms`,
     );
     if (this.config.LEDGER_HTTP_PORT > 0) {
-      this.http = await startLedgerHttpServer(this.queries, () => this.audit(), { host: this.config.LEDGER_HTTP_HOST, port: this.config.LEDGER_HTTP_PORT });
-      this.log.log(`HTTP projections on http://${this.config.LEDGER_HTTP_HOST}:${this.http.port}`);
+      const keyFile = this.config.LEDGER_HTTP_TOKEN_KEY_FILE;
+      const { key, created } = await ensureHttpTokenKey(keyFile);
+      if (created) this.log.log(`HTTP token key created in ${keyFile}`);
+      this.http = await startLedgerHttpServer(this.reads, {
+        host: this.config.LEDGER_HTTP_HOST,
+        port: this.config.LEDGER_HTTP_PORT,
+        tokenKey: key,
+        allowedHosts: this.config.LEDGER_HTTP_ALLOWED_HOSTS,
+      });
+      this.log.log(`HTTP projections on http://${this.config.LEDGER_HTTP_HOST}:${this.http.port} (bearer tokens from ${keyFile}: mesh ledger token)`);
     }
   }
 
@@ -119,10 +137,33 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
     await this.http?.close();
     await this.subscription?.stop();
     await this.snapshotSchedule.inFlight;
+    for (const waiter of this.positionWaiters) waiter.resolve(false);
+    this.positionWaiters.clear();
+  }
+
+  /**
+   * Resolves true once the projection has folded `position` (a command's append), false after
+   * `timeoutMs` (the projection is behind: the caller goes on without it rather than hang).
+   */
+  whenProjected(position: bigint, timeoutMs = 5_000): Promise<boolean> {
+    if (this.projection.position >= position) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = {
+        position,
+        resolve: (reached: boolean) => {
+          clearTimeout(timer);
+          this.positionWaiters.delete(waiter);
+          resolve(reached);
+        },
+      };
+      const timer = setTimeout(() => waiter.resolve(false), timeoutMs);
+      this.positionWaiters.add(waiter);
+    });
   }
 
   private onLiveEvent(event: RecordedEvent): void {
     this.projection.apply(event);
+    for (const waiter of this.positionWaiters) if (this.projection.position >= waiter.position) waiter.resolve(true);
     this.uncredited.observe(event);
     this.snapshotSchedule.folded();
     this.maybeSnapshot();
@@ -151,8 +192,25 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  audit(): Promise<AuditReport> {
-    return verifyAudit(this.store, this.projection, { macKeys: this.macKeys });
+  /**
+   * Replays the whole log (verifyAudit). At most LEDGER_AUDIT_CONCURRENCY_MAX run at once: each holds
+   * every charge id of the log in memory and competes with posting for the CPU, so one more is
+   * refused at once as `busy` rather than queued behind them.
+   */
+  async audit(): Promise<AuditReport> {
+    const max = this.config.LEDGER_AUDIT_CONCURRENCY_MAX;
+    if (this.auditsRunning >= max) {
+      throw new DomainError(
+        'busy',
+        `busy: ${this.auditsRunning} audit(s) already running (LEDGER_AUDIT_CONCURRENCY_MAX=${max}); try again when it has finished`,
+      );
+    }
+    this.auditsRunning++;
+    try {
+      return await verifyAudit(this.store, this.projection, { macKeys: this.macKeys });
+    } finally {
+      this.auditsRunning--;
+    }
   }
 
   /** Loads the MAC key file (LEDGER_MAC_KEY_FILE), creating it with a new key when missing. Logs key ids only, never a secret. */

@@ -1,8 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { MAC_KEY_ID, MAC_SECRET_MIN_BYTES, MacKeyRing } from './mac';
+import { createSecretFileOnce, readSecretFile } from './secret-file';
 
 /** Where the ledger keeps its MAC keys when LEDGER_MAC_KEY_FILE is not set (relative to the working directory). */
 export const DEFAULT_MAC_KEY_FILE = '.data/secrets/ledger-mac.key';
@@ -34,14 +32,8 @@ const keyFileSchema = z.strictObject({
 
 /** The MAC key ring in `path`, or undefined when there is no such file. Errors name the file and the field, never the secret. */
 export async function readMacKeyRing(path: string): Promise<MacKeyRing | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return undefined;
-    throw new Error(`MAC key file ${path}: cannot read it`, { cause: err });
-  }
-  if (text.length > KEY_FILE_MAX_BYTES) throw new Error(`MAC key file ${path}: larger than ${KEY_FILE_MAX_BYTES} bytes, not a key file`);
+  const text = await readSecretFile(path, 'MAC key file', KEY_FILE_MAX_BYTES);
+  if (text === undefined) return undefined;
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -73,21 +65,11 @@ export async function readMacKeyRing(path: string): Promise<MacKeyRing | undefin
 export async function ensureMacKeyRing(path: string, headPosition: () => Promise<bigint>): Promise<{ ring: MacKeyRing; created: boolean }> {
   const existing = await readMacKeyRing(path);
   if (existing) return { ring: existing, created: false };
-  const dir = dirname(resolve(path));
-  const made = await mkdir(dir, { recursive: true, mode: 0o700 });
-  if (made !== undefined) await chmod(dir, 0o700); // the mode given to mkdir is masked by the umask
   const ring = MacKeyRing.generate(await headPosition());
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(tmp, keyFileText(ring), { mode: 0o600, flag: 'wx' });
-  try {
-    await link(tmp, path);
-  } catch (err) {
-    if (!isErrno(err, 'EEXIST')) throw new Error(`MAC key file ${path}: cannot create it`, { cause: err });
+  if (!(await createSecretFileOnce(path, 'MAC key file', keyFileText(ring)))) {
     const other = await readMacKeyRing(path);
-    if (!other) throw new Error(`MAC key file ${path}: exists but cannot be read`, { cause: err });
+    if (!other) throw new Error(`MAC key file ${path}: exists but cannot be read`);
     return { ring: other, created: false };
-  } finally {
-    await unlink(tmp).catch(() => undefined);
   }
   return { ring, created: true };
 }
@@ -96,9 +78,4 @@ export async function ensureMacKeyRing(path: string, headPosition: () => Promise
 export function keyFileText(ring: MacKeyRing): string {
   const keys = ring.list().map((k) => ({ id: k.id, secret: k.secret.toString('hex'), createdAtMs: k.createdAtMs, fromPosition: k.fromPosition.toString() }));
   return `${JSON.stringify({ activeKeyId: ring.activeKeyId, keys }, null, 2)}\n`;
-}
-
-function isErrno(err: unknown, code: string): boolean {
-  // Not `instanceof Error`: errors from node's fs may come from another realm (a vm context, Jest).
-  return typeof err === 'object' && err !== null && 'code' in err && err.code === code;
 }

@@ -31,7 +31,7 @@ import { headers as natsHeaders } from 'nats';
 import { NatsServerProcess, eventually, freePort } from '@mesh/testing';
 import type { NatsConnection } from 'nats';
 import { LedgerService } from '../../../apps/ledger/src/main';
-import { walletEventHash } from '@mesh/audit';
+import { httpTokenFor, readHttpTokenKey, walletEventHash } from '@mesh/audit';
 
 /**
  * The ledger against a real nats-server: commands and refusals over NATS, charges from the meter
@@ -47,6 +47,7 @@ describe('ledger service', () => {
   let httpPort: number;
   let secrets: string;
   let keyFile: string;
+  let tokenKeyFile: string;
 
   const start = async () => {
     ledger = await startService(LedgerService, {
@@ -54,10 +55,13 @@ describe('ledger service', () => {
       LEDGER_HTTP_PORT: String(httpPort),
       LOG_LEVEL: 'error',
       LEDGER_MAC_KEY_FILE: keyFile,
+      LEDGER_HTTP_TOKEN_KEY_FILE: tokenKeyFile,
     });
   };
+  /** GET with the operator's bearer token (test/integration/ledger/tenancy.spec.ts covers the refusals). */
   const http = async (path: string) => {
-    const res = await fetch(`http://127.0.0.1:${httpPort}${path}`);
+    const key = await readHttpTokenKey(tokenKeyFile);
+    const res = await fetch(`http://127.0.0.1:${httpPort}${path}`, { headers: { authorization: `Bearer ${httpTokenFor(key!, 'operator')}` } });
     return { status: res.status, body: (await res.json()) as { ok: boolean; data?: unknown; error?: unknown } };
   };
   /** A successful HTTP answer's data, parsed with the reply schema of the same query over NATS. */
@@ -143,6 +147,7 @@ describe('ledger service', () => {
     httpPort = await freePort();
     secrets = mkdtempSync(join(tmpdir(), 'mesh-ledger-secrets-'));
     keyFile = join(secrets, 'ledger', 'ledger-mac.key'); // created by the ledger at its first start
+    tokenKeyFile = join(secrets, 'ledger', 'ledger-http-token.key'); // likewise
     await start();
   });
   afterAll(async () => {

@@ -46,6 +46,8 @@ export interface WalletState {
   maxDebt: bigint;
   minBalance: bigint;
   policy: PolicyName;
+  /** The tenant owning the wallet (WalletOpened.data.tenantId); undefined: the operator's. */
+  tenantId?: string;
   /** Revision of the last event folded in (-1: none). */
   revision: number;
   /** Hash of the last event: the prevHash of the next one. */
@@ -87,6 +89,8 @@ export type WalletCommand =
       policy: PolicyName;
       atMs: number;
       ifMissing?: boolean;
+      /** The owner: the calling tenant (never a body field); absent for the operator's wallets. */
+      tenantId?: string;
     }
   | { type: 'Deposit'; walletId: string; amount: bigint; reference: string; currency?: string }
   | { type: 'Withdraw'; walletId: string; amount: bigint; reference: string; currency?: string }
@@ -142,6 +146,7 @@ export function evolveWallet(state: WalletState, event: IdentifiedWalletEvent): 
       next.walletId = event.data.walletId;
       next.kind = event.data.kind;
       next.currency = event.data.currency;
+      next.tenantId = event.data.tenantId;
       withPolicy(next, event.data);
       break;
     case 'WalletPolicyChanged':
@@ -234,6 +239,7 @@ function decideOpen(command: Extract<WalletCommand, { type: 'OpenWallet' }>, sta
         minBalance: formatAmount(command.minBalance, currency),
         policy: command.policy,
         openedAtMs: command.atMs,
+        ...(command.tenantId !== undefined ? { tenantId: command.tenantId } : {}),
         prevHash: state.lastHash,
       },
     }),

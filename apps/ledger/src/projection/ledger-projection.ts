@@ -120,6 +120,10 @@ export class LedgerProjection {
   readonly tasks = new Map<string, CostView>();
   readonly containers = new Map<string, CostView>();
   readonly totals: Totals = { deposited: 0n, withdrawn: 0n, adjusted: 0n, debited: 0n, credited: 0n };
+  /** Tenant owning each tenant wallet (WalletOpened.data.tenantId); a wallet not here is the operator's. */
+  readonly owners = new Map<string, string>();
+  /** Wallets per tenant, for the tenant's wallet limit (TENANT_WALLETS_MAX). */
+  readonly walletsPerTenant = new Map<string, number>();
 
   apply(event: RecordedEvent): void {
     if (event.position <= this.position) return;
@@ -153,6 +157,7 @@ export class LedgerProjection {
         lines: [],
       };
       this.wallets.set(data.walletId, wallet);
+      if (event.type === 'WalletOpened') this.setOwner(data.walletId, event.data.tenantId);
     }
     wallet.balance = parseAmount(data.balanceAfter, currency, { allowNegative: true, allowZero: true });
     wallet.revision = event.revision;
@@ -203,6 +208,24 @@ export class LedgerProjection {
       for (const [k, v] of source) (target as Map<string, unknown>).set(k, v);
     }
     Object.assign(this.totals, other.totals);
+    this.owners.clear();
+    this.walletsPerTenant.clear();
+    for (const [walletId, tenantId] of other.owners) this.setOwner(walletId, tenantId);
+  }
+
+  /** Records the owner of a wallet (undefined: the operator), keeping the per-tenant counts. */
+  setOwner(walletId: string, tenantId: string | undefined): void {
+    const previous = this.owners.get(walletId);
+    if (previous === tenantId) return;
+    if (previous !== undefined) {
+      const left = (this.walletsPerTenant.get(previous) ?? 1) - 1;
+      if (left > 0) this.walletsPerTenant.set(previous, left);
+      else this.walletsPerTenant.delete(previous);
+      this.owners.delete(walletId);
+    }
+    if (tenantId === undefined) return;
+    this.owners.set(walletId, tenantId);
+    this.walletsPerTenant.set(tenantId, (this.walletsPerTenant.get(tenantId) ?? 0) + 1);
   }
 
   wallet(walletId: string): WalletView {

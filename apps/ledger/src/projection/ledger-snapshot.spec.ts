@@ -11,9 +11,9 @@ const quiet = { log: () => undefined, warn: () => undefined };
 async function givenABook() {
   const store = new InMemoryEventStore();
   const book = new WalletHandler(store, 10);
-  const open = (walletId: string, kind: 'user' | 'provider') =>
-    book.execute({ type: 'OpenWallet', walletId, kind, currency: 'GRC', maxDebt: 50_000_000n, minBalance: 0n, policy: 'greedy', atMs: 1 });
-  await open('alice', 'user');
+  const open = (walletId: string, kind: 'user' | 'provider', tenantId?: string) =>
+    book.execute({ type: 'OpenWallet', walletId, kind, currency: 'GRC', maxDebt: 50_000_000n, minBalance: 0n, policy: 'greedy', atMs: 1, tenantId });
+  await open('alice', 'user', 'acme');
   await open('prov', 'provider');
   await book.execute({ type: 'Deposit', walletId: 'alice', amount: 123_456_789_012_345_678n, reference: 'tx1' });
   const debit = (chargeId: string) =>
@@ -52,6 +52,8 @@ describe('ledger snapshot', () => {
     expect(restored.projection.wallets).toEqual(projection.wallets);
     expect(restored.projection.tasks).toEqual(projection.tasks);
     expect(restored.projection.totals).toEqual(projection.totals);
+    expect(restored.projection.owners).toEqual(new Map([['alice', 'acme']]));
+    expect(restored.projection.walletsPerTenant).toEqual(new Map([['acme', 1]]));
     expect(restored.uncredited.list()).toEqual(uncredited.list());
     expect(restored.uncredited.list().map((d) => d.chargeId)).toEqual(['ch-1']);
     expect(JSON.stringify(records)).toContain('"balance":"123456789012345664"');

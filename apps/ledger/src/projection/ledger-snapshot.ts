@@ -10,11 +10,12 @@ import { LedgerProjection, type CostView, type WalletView } from './ledger-proje
  * The ledger's snapshot (docs/ledger.md, "Start-up"): the projection and the debits still without
  * their credit, at one log position. Money is bigint in memory and decimal strings here. Records:
  * `head` (position, counters, totals), `w` (a wallet without its lines), `l` (up to LINES_PER_RECORD
- * statement lines of a wallet, in order), `t` / `c` (cost per task / container), `u` (an uncredited debit).
+ * statement lines of a wallet, in order), `t` / `c` (cost per task / container), `u` (an uncredited debit),
+ * `o` (the tenant owning a wallet; schema 2).
  */
 
 /** Bump when the records change: an older snapshot is then ignored (full replay), never misread. */
-export const LEDGER_SNAPSHOT_SCHEMA = 1;
+export const LEDGER_SNAPSHOT_SCHEMA = 2;
 /** JSON bytes of statement lines per record (a provider's credit line names up to 200 charges; a record must stay under a chunk). */
 const LINE_BYTES_PER_RECORD = 128 * 1024;
 const STATEMENT_CAUSES = ['open', 'deposit', 'withdrawal', 'adjustment', 'usage-debit', 'usage-credit', 'policy'] as const;
@@ -82,6 +83,7 @@ function* recordsOf(projection: LedgerProjection, owed: OwedCredit[]): Generator
   yield* costRecords('t', projection.tasks);
   yield* costRecords('c', projection.containers);
   for (const debit of owed) yield { k: 'u', ...debit };
+  for (const [walletId, tenantId] of projection.owners) yield { k: 'o', walletId, tenantId };
 }
 
 /** Encodes the projection and the uncredited debits at the projection's position (synchronous: one consistent cut). */
@@ -191,6 +193,9 @@ export function restoreLedgerSnapshot(records: unknown[]): { projection: LedgerP
         });
         break;
       }
+      case 'o':
+        projection.setOwner(r.str('walletId'), r.str('tenantId'));
+        break;
       default:
         throw r.error('k', 'is an unknown record kind');
     }
