@@ -8,6 +8,7 @@ import {
   pricePlansQuery,
   ResourceSampled,
   setPricePlanRequest,
+  WalletOpened,
   walletEvents,
   walletStandingQuery,
   type RecordedEvent,
@@ -35,7 +36,9 @@ export class CreditManagerController {
   /** Every event of the category is a wallet event (the store validates each append against the catalog). */
   @OnEvents('wallet')
   async onWallet(event: RecordedEvent): Promise<void> {
-    if (isEventOf(event, walletEvents)) await this.engine.standing.onWalletEvent(event);
+    if (!isEventOf(event, walletEvents)) return;
+    if (isEvent(event, WalletOpened)) this.engine.walletOwners.remember(event.data);
+    await this.engine.standing.onWalletEvent(event);
   }
 
   @OnRequest(setPricePlanRequest)

@@ -50,8 +50,8 @@ export class CreditManagerEngine implements OnModuleInit, OnModuleDestroy {
   readonly plans: PricePlanView;
   readonly meter: MeterHandler;
   readonly standing: StandingHandler;
-  /** Who owns each wallet (a tenant reads only its own wallets' standing and charges). */
-  private readonly walletOwners: WalletOwners;
+  /** Who owns each wallet (a tenant reads only its own wallets' standing and charges); fed by the wallet consumer. */
+  readonly walletOwners: WalletOwners;
   private functionSubscription?: Subscription;
   private meterSubscription?: Subscription;
   private refreshTimer?: NodeJS.Timeout;
