@@ -22,17 +22,16 @@ export const ownerField = (caller: Caller): { tenantId?: string } => (caller.kin
  *   function already has is no choice and passes), and its redeploy keeps the plan the function has.
  */
 export function deployedSpec(caller: Caller, requested: Omit<FunctionSpec, 'version' | 'tenantId'>, existing?: FunctionSpec): Omit<FunctionSpec, 'version'> {
-  const { pricePlanId: _asked, ...rest } = requested;
-  void _asked; // settled below, per caller
+  const { pricePlanId: asked, ...rest } = requested;
   if (existing) assertOwns(caller, existing.tenantId, 'redeploy', `function ${requested.functionId}`);
   const owner = existing ? (existing.tenantId !== undefined ? { tenantId: existing.tenantId } : {}) : ownerField(caller);
-  let pricePlanId = requested.pricePlanId;
+  let pricePlanId = asked;
   if (caller.kind === 'tenant') {
-    if (requested.pricePlanId !== undefined && requested.pricePlanId !== existing?.pricePlanId) {
+    if (asked !== undefined && asked !== existing?.pricePlanId) {
       throw ForbiddenError.of(
         caller,
         'choose',
-        `pricePlanId ${requested.pricePlanId} for function ${requested.functionId}: price plans are assigned by the operator (leave pricePlanId out)`,
+        `pricePlanId ${asked} for function ${requested.functionId}: price plans are assigned by the operator (leave pricePlanId out)`,
       );
     }
     pricePlanId = existing?.pricePlanId;
