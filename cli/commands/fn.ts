@@ -44,7 +44,10 @@ export function registerFn(program: Command) {
     .option('--timeout <ms>', 'kill a task after this long', int('timeout'))
     .option('--max-attempts <n>', 'attempts before a task fails', int('max-attempts'))
     .option('--network', 'give the container a network (default none)')
-    .option('--price-plan <id>', 'price plan id; it must exist (mesh plan set). Default: the plan set for this function, else the default plan')
+    .option(
+      '--price-plan <id>',
+      'price plan id (operator only: a tenant is refused); it must exist (mesh plan set). Default: the plan set for this function, else the default plan',
+    )
     .action((name: string, o: DeployOptions) =>
       withClient(async (client) => {
         let script: string;
@@ -72,7 +75,7 @@ export function registerFn(program: Command) {
     );
 
   fn.command('list')
-    .description('list deployed functions')
+    .description("list deployed functions (a tenant: its own and the operator's public ones)")
     .action(() =>
       withClient(async (client) => {
         const { data, json } = await call(client, functionsRequest, {});
@@ -80,6 +83,8 @@ export function registerFn(program: Command) {
           table(
             data.functions.map((f) => ({
               function: f.functionId,
+              // A tenant sees its own functions and the operator's, which every tenant may run.
+              owner: f.tenantId ?? 'operator (public)',
               version: f.version,
               image: f.image,
               cpu: `${f.cpuMinMillis}-${f.cpuMaxMillis}m`,

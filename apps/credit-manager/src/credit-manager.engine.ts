@@ -13,6 +13,7 @@ import {
   streamName,
   UsageAnomalyRecorded,
   UsageCharged,
+  type Caller,
   type EventData,
   type RecordedEvent,
   type ReplyData,
@@ -24,9 +25,10 @@ import {
 import type { commonEnv, ConfigOf } from '@mesh/config';
 import { readAllPaged, type EventStore, type Subscription } from '@mesh/eventstore/port';
 import { KvSnapshotStore, SnapshotSchedule, type SnapshotStore } from '@mesh/eventstore/snapshot-store';
-import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG } from '@mesh/runtime';
+import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG, WalletOwners } from '@mesh/runtime';
 import type { CreditManagerEnv } from './config';
 import { encodeCreditSnapshot, restoreCreditState } from './credit-snapshot';
+import { assertMayReadStanding, functionVisible, visibleCharges, walletsShown } from './domain/access';
 import { MeterHandler } from './meter.handler';
 import { isPlanStream, PricePlanView } from './price-plan.view';
 import { StandingHandler } from './standing.handler';
@@ -48,6 +50,8 @@ export class CreditManagerEngine implements OnModuleInit, OnModuleDestroy {
   readonly plans: PricePlanView;
   readonly meter: MeterHandler;
   readonly standing: StandingHandler;
+  /** Who owns each wallet (a tenant reads only its own wallets' standing and charges); fed by the wallet consumer. */
+  readonly walletOwners: WalletOwners;
   private functionSubscription?: Subscription;
   private meterSubscription?: Subscription;
   private refreshTimer?: NodeJS.Timeout;
@@ -69,6 +73,7 @@ export class CreditManagerEngine implements OnModuleInit, OnModuleDestroy {
       tasksMax: config.CREDIT_TASK_INDEX_MAX,
     });
     this.standing = new StandingHandler(store, config.CREDIT_WALLET_CACHE_MAX);
+    this.walletOwners = new WalletOwners(store, config.CREDIT_WALLET_CACHE_MAX);
   }
 
   /** The KV key of this credit-manager's snapshot. */
@@ -182,18 +187,26 @@ export class CreditManagerEngine implements OnModuleInit, OnModuleDestroy {
   }
 
   // --- queries ---------------------------------------------------------------------------------------
-  async pricePlans(planId?: string) {
-    return { plans: this.plans.list(planId), functions: await this.plans.functionPlans() };
+  /** Every plan (plans are public); the function rows only of the functions `caller` may see. */
+  async pricePlans(planId: string | undefined, caller: Caller) {
+    return { plans: this.plans.list(planId), functions: await this.plans.functionPlans((fn) => functionVisible(caller, fn)) };
   }
 
-  async walletStanding(body: RequestData<typeof walletStandingQuery>): Promise<ReplyData<typeof walletStandingQuery>> {
+  /** The owner of each wallet (undefined: not opened). */
+  private async ownersOf(walletIds: readonly string[]): Promise<Map<string, string | undefined>> {
+    const owners = await Promise.all(walletIds.map((walletId) => this.walletOwners.lookup(walletId)));
+    return new Map(walletIds.map((walletId, i) => [walletId, owners[i]?.owner]));
+  }
+
+  async walletStanding(body: RequestData<typeof walletStandingQuery>, caller: Caller): Promise<ReplyData<typeof walletStandingQuery>> {
+    if (caller.kind === 'tenant') assertMayReadStanding(caller, body.walletId, (await this.walletOwners.lookup(body.walletId))?.owner);
     const events = (await this.store.read(streamName('standing', body.walletId))).filter((e) => isEvent(e, StandingChanged));
     const last = events.at(-1)?.data;
     const history = events.slice(-(body.limit ?? DEFAULT_LIMIT)).map((e) => ({ ...e.data, revision: e.revision, eventId: e.id }));
     return { walletId: body.walletId, standing: last?.to ?? null, balance: last?.balance ?? null, changes: events.length, history };
   }
 
-  async charges(body: RequestData<typeof chargesQuery>): Promise<ReplyData<typeof chargesQuery>> {
+  async charges(body: RequestData<typeof chargesQuery>, caller: Caller): Promise<ReplyData<typeof chargesQuery>> {
     const containers = body.containerId ? [body.containerId] : this.meter.containersOfTask(body.taskId!);
     const charges: EventData<typeof UsageCharged>[] = [];
     const anomalies: EventData<typeof UsageAnomalyRecorded>[] = [];
@@ -203,7 +216,11 @@ export class CreditManagerEngine implements OnModuleInit, OnModuleDestroy {
         else if (isEvent(e, UsageAnomalyRecorded)) anomalies.push(e.data);
       }
     }
-    const mine = body.taskId ? charges.filter((c) => c.taskId === body.taskId) : charges;
+    const ofTask = body.taskId ? charges.filter((c) => c.taskId === body.taskId) : charges;
+    const sampleIds = new Set(ofTask.map((c) => c.sampleId));
+    const shown = { charges: ofTask, anomalies: body.taskId ? anomalies.filter((a) => sampleIds.has(a.sampleId)) : anomalies };
+    const owners = caller.kind === 'tenant' ? await this.ownersOf(walletsShown(shown.charges, shown.anomalies)) : new Map<string, string>();
+    const { charges: mine, anomalies: myAnomalies } = visibleCharges(caller, shown, owners);
     const currencyCode = mine[0]?.currency ?? GRC.code;
     const currency = currencyOf(currencyCode);
     let amount = 0n;
@@ -214,8 +231,6 @@ export class CreditManagerEngine implements OnModuleInit, OnModuleDestroy {
       cpuNanos += BigInt(c.cpuNanos);
       memoryByteMs += BigInt(c.memoryByteMs);
     }
-    const sampleIds = new Set(mine.map((c) => c.sampleId));
-    const myAnomalies = body.taskId ? anomalies.filter((a) => sampleIds.has(a.sampleId)) : anomalies;
     const line = (c: EventData<typeof UsageCharged>) => ({
       chargeId: c.chargeId,
       containerId: c.containerId,

@@ -184,10 +184,12 @@ export class PricePlanView {
     return plans;
   }
 
-  async functionPlans(): Promise<{ functionId: string; planId: string; planVersion: number }[]> {
+  /** The plan in effect now of each known function that `visible` keeps (default: every one), by function id. */
+  async functionPlans(visible: (fn: FunctionSpec) => boolean = () => true): Promise<{ functionId: string; planId: string; planVersion: number }[]> {
     const nowMs = Date.now();
     const rows: { functionId: string; planId: string; planVersion: number }[] = [];
-    for (const functionId of [...this.functions.keys()].sort()) {
+    const shown = [...this.functions.values()].filter(visible).map((fn) => fn.functionId);
+    for (const functionId of shown.sort()) {
       const plan = await this.planFor(functionId, nowMs);
       if (plan) rows.push({ functionId, planId: plan.planId, planVersion: plan.version });
     }

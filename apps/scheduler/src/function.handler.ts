@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Inject, Injectable } from '@nestjs/common';
-import { FunctionDeployed, functionEvents, isEvent, streamName, type FunctionEvent, type FunctionSpec } from '@mesh/contracts';
+import { FunctionDeployed, functionEvents, isEvent, streamName, type Caller, type FunctionEvent, type FunctionSpec } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore/port';
 import { EVENT_STORE } from '@mesh/runtime';
 import { functionDecider, toNewFunctionEvent, type FunctionState } from './domain/function-decider';
@@ -13,13 +13,13 @@ export type FunctionResult = CommandResult<FunctionState, FunctionEvent>;
 export class FunctionHandler {
   constructor(@Inject(EVENT_STORE) private readonly store: EventStore) {}
 
-  /** Deploys a spec: a new version when it differs from the current one, nothing otherwise. */
-  deploy(spec: Omit<FunctionSpec, 'version'>): Promise<FunctionResult> {
+  /** Deploys a spec for `caller`: a new version when it differs from the current one, nothing otherwise. */
+  deploy(caller: Caller, spec: Omit<FunctionSpec, 'version' | 'tenantId'>): Promise<FunctionResult> {
     return handleCommand(
       this.store,
       streamName('function', spec.functionId),
       functionDecider,
-      { kind: 'deploy', spec },
+      { kind: 'deploy', caller, spec },
       { toNew: toNewFunctionEvent, events: functionEvents },
     );
   }

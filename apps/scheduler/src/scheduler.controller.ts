@@ -1,5 +1,7 @@
 import { Controller } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
 import {
+  assertOperator,
   cancelTaskRequest,
   executionEvents,
   isEventOf,
@@ -15,7 +17,7 @@ import {
   type RecordedEvent,
   type RequestData,
 } from '@mesh/contracts';
-import { OnEvents, OnRequest } from '@mesh/runtime';
+import { OnEvents, OnRequest, type NatsRequestContext } from '@mesh/runtime';
 import { SchedulerEngine } from './scheduler.engine';
 import { StorageGuard } from './storage.guard';
 import { TaskHandler } from './task.handler';
@@ -23,7 +25,10 @@ import { TaskHandler } from './task.handler';
 /**
  * Thin adapters: commands and queries over NATS request/reply, and the durable consumer of
  * execution results (at least once; idempotent through the task decider), narrowed to their
- * typed events here. Logic is in the engine, the handlers and the pure domain.
+ * typed events here. Logic is in the engine, the handlers and the pure domain. Every request passes
+ * on its caller (`ctx.caller`, from the subject it arrived on): what a tenant may do is decided in
+ * domain/access.ts; the operator-only queries check it here too, behind the NATS permissions.
+ * (With `@Ctx()` on a parameter, Nest fills only decorated parameters: the body needs `@Payload()`.)
  */
 @Controller()
 export class SchedulerController {
@@ -40,54 +45,57 @@ export class SchedulerController {
 
   // New work is refused (storage_full, nothing written) while the event store is nearly full.
   @OnRequest(deployFunctionRequest)
-  async deployFunction(body: RequestData<typeof deployFunctionRequest>) {
+  async deployFunction(@Payload() body: RequestData<typeof deployFunctionRequest>, @Ctx() ctx: NatsRequestContext) {
     await this.storage.check();
-    return this.engine.deployFunction(body);
+    return this.engine.deployFunction(body, ctx.caller);
   }
 
   @OnRequest(submitTaskRequest)
-  async submitTask(body: RequestData<typeof submitTaskRequest>) {
+  async submitTask(@Payload() body: RequestData<typeof submitTaskRequest>, @Ctx() ctx: NatsRequestContext) {
     await this.storage.check();
-    return this.engine.submitTask(body);
+    return this.engine.submitTask(body, ctx.caller);
   }
 
   @OnRequest(cancelTaskRequest)
-  cancelTask(body: RequestData<typeof cancelTaskRequest>) {
-    return this.engine.cancelTask(body);
+  cancelTask(@Payload() body: RequestData<typeof cancelTaskRequest>, @Ctx() ctx: NatsRequestContext) {
+    return this.engine.cancelTask(body, ctx.caller);
   }
 
   @OnRequest(taskRequest)
-  task(body: RequestData<typeof taskRequest>) {
-    return this.taskHandler.detail(body.taskId);
+  task(@Payload() body: RequestData<typeof taskRequest>, @Ctx() ctx: NatsRequestContext) {
+    return this.engine.taskFor(ctx.caller, body.taskId);
   }
 
   @OnRequest(tasksRequest)
-  tasks(body: RequestData<typeof tasksRequest>) {
-    return this.engine.tasks(body);
+  tasks(@Payload() body: RequestData<typeof tasksRequest>, @Ctx() ctx: NatsRequestContext) {
+    return this.engine.tasks(body, ctx.caller);
   }
 
   @OnRequest(functionsRequest)
-  functions() {
-    return { functions: [...this.engine.view.functions.values()].sort((a, b) => a.functionId.localeCompare(b.functionId)) };
+  functions(@Payload() _body: RequestData<typeof functionsRequest>, @Ctx() ctx: NatsRequestContext) {
+    return { functions: this.engine.functionsFor(ctx.caller) };
   }
 
   @OnRequest(functionRequest)
-  function(body: RequestData<typeof functionRequest>) {
-    return this.engine.functionOf(body.functionId);
+  function(@Payload() body: RequestData<typeof functionRequest>, @Ctx() ctx: NatsRequestContext) {
+    return this.engine.functionFor(ctx.caller, body.functionId);
   }
 
   @OnRequest(poolsRequest)
-  pools() {
+  pools(@Payload() _body: RequestData<typeof poolsRequest>, @Ctx() ctx: NatsRequestContext) {
+    assertOperator(ctx.caller, 'read', 'the pending pools');
     return this.engine.pools();
   }
 
   @OnRequest(storageRequest)
-  storageStatus() {
+  storageStatus(@Payload() _body: RequestData<typeof storageRequest>, @Ctx() ctx: NatsRequestContext) {
+    assertOperator(ctx.caller, 'read', 'the storage status');
     return this.storage.status();
   }
 
   @OnRequest(nodesRequest)
-  nodes() {
+  nodes(@Payload() _body: RequestData<typeof nodesRequest>, @Ctx() ctx: NatsRequestContext) {
+    assertOperator(ctx.caller, 'read', 'the nodes');
     return this.engine.nodes();
   }
 }

@@ -9,18 +9,23 @@ import {
   HEARTBEAT_PREFIX,
   PricePlanSet,
   TaskCancelled,
+  TaskSubmitted,
   WalletOpened,
+  assertOwns,
   executionEvents,
   isEvent,
   isEventOf,
   nodeHeartbeatSchema,
   pricePlanStream,
+  ownerOf,
   streamName,
+  type Caller,
   type FunctionSpec,
   type RecordedEvent,
   type RecordedExecutionEvent,
   type ReplyData,
   type RequestData,
+  type TaskDetail,
   type TaskInput,
   type cancelTaskRequest,
   type deployFunctionRequest,
@@ -33,9 +38,10 @@ import type { EventStore, Subscription } from '@mesh/eventstore/port';
 import { KvSnapshotStore, SnapshotSchedule, encodeSnapshot, type SnapshotStore } from '@mesh/eventstore/snapshot-store';
 import { ConcurrencyError } from '@mesh/eventstore/errors';
 import { messageOf } from '@mesh/common';
-import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG, decodeJson } from '@mesh/runtime';
+import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG, WalletOwners, decodeJson } from '@mesh/runtime';
 import type { ConfigOf } from '@mesh/config';
 import type { SchedulerEnv } from './config';
+import { assertInputAllowed, assertMayUseFunction, assertOwnsTask, mayUseFunction } from './domain/access';
 import { specFromRequest } from './domain/function-decider';
 import { freeCpuMillis, freeMemoryBytes } from './domain/placement';
 import { SCHEDULER_VIEW_SNAPSHOT_SCHEMA, SchedulerView, VIEW_EVENTS, isDispatchable, type FoldedEvent, type ViewEvent } from './domain/scheduler-view';
@@ -106,6 +112,8 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   private livenessRunning?: Promise<void>;
   /** Dispatches written since start (health). */
   dispatchedTotal = 0;
+  /** Who owns each wallet (for submit-task), fed by the WalletOpened events the view folds. */
+  private readonly walletOwners: WalletOwners;
 
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
@@ -115,6 +123,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     private readonly functionHandler: FunctionHandler,
   ) {
     this.view = new SchedulerView(this.startedAtMs);
+    this.walletOwners = new WalletOwners(store);
     this.snapshots = new KvSnapshotStore(nc);
     this.snapshotSchedule = new SnapshotSchedule(config.SCHEDULER_SNAPSHOT_EVERY_EVENTS, config.SCHEDULER_SNAPSHOT_EVERY_MS);
   }
@@ -217,6 +226,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   private fold(event: FoldedEvent): void {
+    if (isEvent(event, WalletOpened)) this.walletOwners.remember(event.data);
     try {
       this.view.apply(event);
     } catch (err) {
@@ -404,11 +414,17 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   // --- API ---------------------------------------------------------------------------------------
-  async deployFunction(body: RequestData<typeof deployFunctionRequest>): Promise<ReplyData<typeof deployFunctionRequest>> {
+  /**
+   * Deploys for `caller`. Who owns the function and which price plan it keeps is settled by the
+   * decider against the stream (domain/access.ts): a tenant's plan choice and a redeploy of someone
+   * else's function are refused there, before anything is written.
+   */
+  async deployFunction(body: RequestData<typeof deployFunctionRequest>, caller: Caller): Promise<ReplyData<typeof deployFunctionRequest>> {
     const spec = specFromRequest(body);
     this.checkFitsSomeNode(spec);
-    if (spec.pricePlanId !== undefined) await this.checkPricePlan(spec.pricePlanId);
-    const result = await this.functionHandler.deploy(spec);
+    // Only the operator chooses plans; a tenant naming one is refused by the decider.
+    if (spec.pricePlanId !== undefined && caller.kind === 'operator') await this.checkPricePlan(spec.pricePlanId);
+    const result = await this.functionHandler.deploy(caller, spec);
     this.applyLocal(result);
     const deployed = result.state.spec;
     assert(deployed !== undefined, `function ${spec.functionId} has no spec after its deploy`);
@@ -430,14 +446,22 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     }
   }
 
-  async submitTask(body: RequestData<typeof submitTaskRequest>): Promise<ReplyData<typeof submitTaskRequest>> {
+  /**
+   * Submits for `caller`: the wallet must be the caller's, the function its own or the operator's,
+   * an input by reference in the caller's own input bucket (domain/access.ts). The task is the
+   * caller's (TaskSubmitted.data.tenantId).
+   */
+  async submitTask(body: RequestData<typeof submitTaskRequest>, caller: Caller): Promise<ReplyData<typeof submitTaskRequest>> {
     const fn = await this.functionOf(body.functionId);
-    await this.checkWallet(body.walletId);
+    await this.checkWallet(body.walletId, caller);
+    assertMayUseFunction(caller, fn, 'run');
+    const input: TaskInput = body.input.inline !== undefined ? { inline: body.input.inline } : { objectRef: body.input.objectRef! };
+    assertInputAllowed(caller, input);
     this.checkFitsSomeNode(fn);
     const taskId = body.taskId ?? `t${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
-    const input: TaskInput = body.input.inline !== undefined ? { inline: body.input.inline } : { objectRef: body.input.objectRef! };
     const result = await this.onTask(taskId, {
       kind: 'submit',
+      caller,
       taskId,
       functionId: fn.functionId,
       walletId: body.walletId,
@@ -458,8 +482,9 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     };
   }
 
-  async cancelTask(body: RequestData<typeof cancelTaskRequest>): Promise<ReplyData<typeof cancelTaskRequest>> {
-    const result = await this.onTask(body.taskId, { kind: 'cancel', taskId: body.taskId, reason: body.reason ?? 'cancelled by user' });
+  /** Cancels for `caller`: only its own task (the decider checks it against the stream). */
+  async cancelTask(body: RequestData<typeof cancelTaskRequest>, caller: Caller): Promise<ReplyData<typeof cancelTaskRequest>> {
+    const result = await this.onTask(body.taskId, { kind: 'cancel', caller, taskId: body.taskId, reason: body.reason ?? 'cancelled by user' });
     const [first] = result.decided;
     const cancelled = first && isEvent(first, TaskCancelled) ? first : undefined;
     return {
@@ -476,14 +501,31 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     return known;
   }
 
-  private async checkWallet(walletId: string): Promise<void> {
-    let kind = this.view.wallets.get(walletId)?.kind;
-    if (!kind) {
-      const opened = (await this.store.read(streamName('wallet', walletId)))[0];
-      if (opened && isEvent(opened, WalletOpened)) kind = opened.data.kind;
-    }
-    if (!kind) throw new DomainError('unknown_wallet', `no wallet ${walletId}: open it with the ledger first`);
-    if (kind === 'provider') throw new DomainError('provider_wallet', `wallet ${walletId} is a provider wallet: it earns, it cannot submit tasks`);
+  /** The function query for `caller`: its own or the operator's (another tenant's is refused). */
+  async functionFor(caller: Caller, functionId: string): Promise<FunctionSpec> {
+    const fn = await this.functionOf(functionId);
+    assertMayUseFunction(caller, fn, 'read');
+    return fn;
+  }
+
+  /** The functions `caller` may see (its own and the operator's; the operator: all), by id. */
+  functionsFor(caller: Caller): FunctionSpec[] {
+    return [...this.view.functions.values()].filter((fn) => mayUseFunction(caller, fn)).sort((a, b) => a.functionId.localeCompare(b.functionId));
+  }
+
+  /** The task query for `caller`: only its own task. */
+  async taskFor(caller: Caller, taskId: string): Promise<TaskDetail> {
+    const events = await this.taskHandler.history(taskId);
+    const submitted = events[0];
+    if (submitted && isEvent(submitted, TaskSubmitted)) assertOwnsTask(caller, submitted.data, 'read');
+    return this.taskHandler.detailOf(taskId, events);
+  }
+
+  private async checkWallet(walletId: string, caller: Caller): Promise<void> {
+    const wallet = await this.walletOwners.lookup(walletId);
+    if (!wallet) throw new DomainError('unknown_wallet', `no wallet ${walletId}: open it with the ledger first`);
+    assertOwns(caller, wallet.owner, 'submit tasks on', `wallet ${walletId}`);
+    if (wallet.kind === 'provider') throw new DomainError('provider_wallet', `wallet ${walletId} is a provider wallet: it earns, it cannot submit tasks`);
   }
 
   /** Refuses limits no registered node could ever hold (no refusal while no node is registered). */
@@ -500,9 +542,11 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   // --- queries -----------------------------------------------------------------------------------
-  tasks(body: RequestData<typeof tasksRequest>): ReplyData<typeof tasksRequest> {
+  /** The tasks query: a tenant's list holds only the tasks it submitted. */
+  tasks(body: RequestData<typeof tasksRequest>, caller: Caller): ReplyData<typeof tasksRequest> {
     const limit = body.limit ?? 100;
-    const { tasks, total } = this.view.listTasks({ walletId: body.walletId, state: body.state }, limit);
+    const owner = caller.kind === 'tenant' ? ownerOf(caller) : undefined;
+    const { tasks, total } = this.view.listTasks({ walletId: body.walletId, state: body.state, owner }, limit);
     return {
       tasks: tasks.map((t) =>
         dropUndefined({

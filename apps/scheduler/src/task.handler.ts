@@ -27,9 +27,11 @@ export class TaskHandler {
     });
   }
 
-  /** The task query: its state and history, from the stream (so it works for tasks the view no longer holds). */
-  async detail(taskId: string): Promise<TaskDetail> {
-    const events = await this.history(taskId);
+  /**
+   * The task query's answer from the task's recorded events (`history`): its state and history from
+   * the stream, so it works for tasks the view no longer holds.
+   */
+  detailOf(taskId: string, events: RecordedTaskEvent[]): TaskDetail {
     if (events.length === 0) throw new DomainError('unknown_task', `no task ${taskId}`);
     let state = initialTaskState();
     const detail: Partial<TaskDetail> = {};

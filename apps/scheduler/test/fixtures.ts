@@ -87,11 +87,12 @@ export const standingChanged = (walletId: string, to: Standing) =>
 export const nodeRegistered = (nodeId: string, cpuMillis: number, memoryBytes: number) =>
   decided(NodeRegistered, { nodeId, cpuMillis, memoryBytes, labels: {}, registeredAtMs: 0 });
 
-export const taskSubmitted = (task: { taskId: string; walletId: string; functionId: string; priority?: number; submittedAtMs?: number }) =>
+export const taskSubmitted = (task: { taskId: string; walletId: string; functionId: string; priority?: number; submittedAtMs?: number; tenantId?: string }) =>
   decided(TaskSubmitted, {
     taskId: task.taskId,
     functionId: task.functionId,
     walletId: task.walletId,
+    ...(task.tenantId !== undefined ? { tenantId: task.tenantId } : {}),
     input: { inline: '' },
     priority: task.priority ?? 0,
     maxAttempts: 3,

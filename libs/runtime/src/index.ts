@@ -9,3 +9,4 @@ export * from './core.module';
 export * from './bootstrap';
 export * from './telemetry';
 export * from './deadletters';
+export * from './wallet-owners';

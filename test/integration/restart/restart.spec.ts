@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { NatsConnection } from 'nats';
-import { isEventOf } from '@mesh/contracts';
+import { OPERATOR, isEventOf } from '@mesh/contracts';
 import { commonEnv, loadConfig } from '@mesh/config';
 import { JetStreamEventStore } from '@mesh/eventstore';
 import { readAllPaged, type EventStore } from '@mesh/eventstore/port';
@@ -183,15 +183,15 @@ describe('restart from a snapshot', () => {
       await fullReplay.onModuleInit();
       try {
         // Then both answer the same
-        expect(await fromSnapshot.pricePlans()).toEqual(await fullReplay.pricePlans());
+        expect(await fromSnapshot.pricePlans(undefined, OPERATOR)).toEqual(await fullReplay.pricePlans(undefined, OPERATOR));
         const index = (engine: CreditManagerEngine) => new Map([...engine.meter.taskIndex()].map((t) => [t.taskId, [...t.containerIds].sort()]));
         expect(index(fromSnapshot)).toEqual(index(fullReplay));
         expect(index(fromSnapshot).size).toBeGreaterThan(100);
         for (const walletId of ['u0', 'u1', 'u5']) {
-          expect(await fromSnapshot.walletStanding({ walletId })).toEqual(await fullReplay.walletStanding({ walletId }));
+          expect(await fromSnapshot.walletStanding({ walletId }, OPERATOR)).toEqual(await fullReplay.walletStanding({ walletId }, OPERATOR));
         }
         const [taskId] = [...index(fullReplay).keys()];
-        expect(await fromSnapshot.charges({ taskId })).toEqual(await fullReplay.charges({ taskId }));
+        expect(await fromSnapshot.charges({ taskId }, OPERATOR)).toEqual(await fullReplay.charges({ taskId }, OPERATOR));
       } finally {
         await fromSnapshot.onModuleDestroy();
         await fullReplay.onModuleDestroy();

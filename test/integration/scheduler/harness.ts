@@ -116,7 +116,8 @@ export class SchedulerHarness {
   liveNodes = (count: number): Promise<unknown> =>
     eventually(async () => (await this.client.request(nodesRequest, {})).nodes.filter((n) => n.alive).length === count, 10_000, `${count} live nodes`);
 
-  openWallet = (walletId: string, policy: Policy = 'greedy', kind: 'user' | 'provider' = 'user'): Promise<void> =>
+  /** Opens a wallet as the ledger would; with `tenantId`, the tenant's (as opened on its tenant subject). */
+  openWallet = (walletId: string, policy: Policy = 'greedy', kind: 'user' | 'provider' = 'user', tenantId?: string): Promise<void> =>
     this.append(`wallet-${walletId}`, WalletOpened, `${walletId}-opened`, {
       walletId,
       currency: 'GRC',
@@ -127,6 +128,7 @@ export class SchedulerHarness {
       minBalance: this.options.minBalance,
       policy,
       openedAtMs: Date.now(),
+      ...(tenantId !== undefined ? { tenantId } : {}),
     });
 
   /** The credit-manager's verdict on a wallet, as the scheduler reads it from the standing stream. */

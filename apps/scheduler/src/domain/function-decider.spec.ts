@@ -1,4 +1,4 @@
-import { ContractError, FUNCTION_DEFAULTS, FunctionDeployed } from '@mesh/contracts';
+import { ContractError, FUNCTION_DEFAULTS, FunctionDeployed, OPERATOR } from '@mesh/contracts';
 import { decided } from '../../test/fixtures';
 import { spec } from '@mesh/testing/decider-spec';
 import { functionDecider, specFromRequest, toNewFunctionEvent } from './function-decider';
@@ -18,26 +18,26 @@ describe('function decider', () => {
     const v1 = decided(FunctionDeployed, { ...specFromRequest(body), version: 1 });
     spec(functionDecider)
       .given([])
-      .when({ kind: 'deploy', spec: specFromRequest(body) })
+      .when({ kind: 'deploy', caller: OPERATOR, spec: specFromRequest(body) })
       .then([v1]);
     spec(functionDecider)
       .given([v1])
-      .when({ kind: 'deploy', spec: specFromRequest(body) })
+      .when({ kind: 'deploy', caller: OPERATOR, spec: specFromRequest(body) })
       .thenNothing();
     spec(functionDecider)
       .given([v1])
-      .when({ kind: 'deploy', spec: specFromRequest({ ...body, script: 'echo v2' }) })
+      .when({ kind: 'deploy', caller: OPERATOR, spec: specFromRequest({ ...body, script: 'echo v2' }) })
       .then((events) => expect(events.map((e) => [e.data.version, e.data.script])).toEqual([[2, 'echo v2']]));
     expect(toNewFunctionEvent(v1).id).toBe('fn-v1');
   });
   it('refuses min > max and an initial outside [min, max], naming the field', () => {
     spec(functionDecider)
       .given([])
-      .when({ kind: 'deploy', spec: specFromRequest({ ...body, cpuMinMillis: 3000, cpuMaxMillis: 1000 }) })
+      .when({ kind: 'deploy', caller: OPERATOR, spec: specFromRequest({ ...body, cpuMinMillis: 3000, cpuMaxMillis: 1000 }) })
       .thenThrows(ContractError, /cpuMinMillis: must be <= cpuMaxMillis/);
     spec(functionDecider)
       .given([])
-      .when({ kind: 'deploy', spec: specFromRequest({ ...body, cpuMinMillis: 500, cpuMaxMillis: 1000, cpuInitialMillis: 2000 }) })
+      .when({ kind: 'deploy', caller: OPERATOR, spec: specFromRequest({ ...body, cpuMinMillis: 500, cpuMaxMillis: 1000, cpuInitialMillis: 2000 }) })
       .thenThrows(ContractError, /cpuInitialMillis: must be <= cpuMaxMillis/);
   });
 });

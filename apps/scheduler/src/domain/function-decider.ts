@@ -1,5 +1,6 @@
 import {
   ContractError,
+  type Caller,
   FUNCTION_DEFAULTS,
   type ContractIssue,
   type FunctionEvent,
@@ -9,6 +10,7 @@ import {
   type deployFunctionRequest,
 } from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
+import { deployedSpec } from './access';
 
 /**
  * The function aggregate (stream `function-<functionId>`): each deploy is a full replacement of the
@@ -17,10 +19,11 @@ import type { Decider } from '@mesh/eventstore/decider';
 export interface FunctionState {
   spec?: FunctionSpec;
 }
-export type DeployFunction = { kind: 'deploy'; spec: Omit<FunctionSpec, 'version'> };
+/** `spec` as requested; the owner and the price plan are settled against the stream by `deployedSpec`. */
+export type DeployFunction = { kind: 'deploy'; caller: Caller; spec: Omit<FunctionSpec, 'version' | 'tenantId'> };
 
 /** Fills the defaults of deploy-function; min and initial are clamped into a range the user gave. */
-export function specFromRequest(body: RequestData<typeof deployFunctionRequest>): Omit<FunctionSpec, 'version'> {
+export function specFromRequest(body: RequestData<typeof deployFunctionRequest>): Omit<FunctionSpec, 'version' | 'tenantId'> {
   const cpuMaxMillis = body.cpuMaxMillis ?? Math.max(FUNCTION_DEFAULTS.cpuMaxMillis, body.cpuMinMillis ?? 0, body.cpuInitialMillis ?? 0);
   const cpuMinMillis = body.cpuMinMillis ?? Math.min(FUNCTION_DEFAULTS.cpuMinMillis, cpuMaxMillis, body.cpuInitialMillis ?? Infinity);
   const cpuInitialMillis = body.cpuInitialMillis ?? Math.min(Math.max(FUNCTION_DEFAULTS.cpuInitialMillis, cpuMinMillis), cpuMaxMillis);
@@ -62,9 +65,11 @@ export const functionDecider: Decider<FunctionState, DeployFunction, FunctionEve
   initialState: () => ({}),
   evolve: (_state, event) => ({ spec: event.data }),
   decide: (command, state) => {
-    checkCpuRange(command.spec);
-    if (state.spec && sameSpec(command.spec, state.spec)) return [];
-    return [{ type: 'FunctionDeployed', data: { ...command.spec, version: (state.spec?.version ?? 0) + 1 } }];
+    // Ownership first: a refused caller learns nothing about the spec it may not replace.
+    const spec = deployedSpec(command.caller, command.spec, state.spec);
+    checkCpuRange(spec);
+    if (state.spec && sameSpec(spec, state.spec)) return [];
+    return [{ type: 'FunctionDeployed', data: { ...spec, version: (state.spec?.version ?? 0) + 1 } }];
   },
 };
 

@@ -261,3 +261,20 @@ describe('scheduler view: invariants under random load (property)', () => {
     );
   });
 });
+
+describe('scheduler view: task owners', () => {
+  const owned = (taskId: string, tenantId?: string) => ev(`task-${taskId}`, taskSubmitted({ taskId, walletId: 'w1', functionId: 'fn', tenantId }));
+  it("lists a tenant's own tasks only (the operator's tasks name no tenant), and everything without an owner filter", () => {
+    const view = viewOf([owned('op-1'), owned('a-1', 'alice'), owned('b-1', 'bob'), owned('a-2', 'alice')]);
+    expect(view.listTasks({ owner: 'alice' }, 10).tasks.map((t) => t.taskId)).toEqual(['a-2', 'a-1']);
+    expect(view.listTasks({ owner: 'operator' }, 10).tasks.map((t) => t.taskId)).toEqual(['op-1']);
+    expect(view.listTasks({ owner: 'alice' }, 1)).toMatchObject({ total: 2, tasks: [{ taskId: 'a-2' }] });
+    expect(view.listTasks({}, 10).total).toBe(4);
+  });
+  it('keeps the owners through a snapshot', () => {
+    const view = viewOf([owned('op-1'), owned('a-1', 'alice')]);
+    const restored = SchedulerView.restore([...view.snapshotRecords()], 0);
+    expect(restored.tasks.get('a-1')?.tenantId).toBe('alice');
+    expect(restored.tasks.get('op-1')?.tenantId).toBeUndefined();
+  });
+});

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import {
+  OPERATOR_OWNER,
   functionSpecSchema,
   functionEvents,
   STANDINGS,
@@ -33,6 +34,8 @@ export interface TaskSummary {
   taskId: string;
   functionId: string;
   walletId: string;
+  /** The tenant that submitted it; undefined: the operator. */
+  tenantId?: string;
   priority: number;
   maxAttempts: number;
   state: TaskStateName;
@@ -94,7 +97,7 @@ export type FoldedEvent = ViewEvent & { stream: string; revision: number };
 type FoldedTaskEvent = TaskEvent & { revision: number };
 
 /** Bump when the snapshot records change: an older snapshot is then ignored (full replay), never misread. */
-export const SCHEDULER_VIEW_SNAPSHOT_SCHEMA = 1;
+export const SCHEDULER_VIEW_SNAPSHOT_SCHEMA = 2; // 2: tasks carry their owner (tenantId)
 /** Ids per pool / finished-list record (a record must stay well under a snapshot chunk). */
 const IDS_PER_RECORD = 5_000;
 const SNAPSHOT_WHAT = 'scheduler view snapshot';
@@ -320,6 +323,7 @@ export class SchedulerView {
         taskId: d.taskId,
         functionId: d.functionId,
         walletId: d.walletId,
+        ...(d.tenantId !== undefined ? { tenantId: d.tenantId } : {}),
         priority: d.priority,
         maxAttempts: d.maxAttempts,
         state: 'pending',
@@ -608,6 +612,8 @@ export class SchedulerView {
     const cpuMillis = r.optInt('cpuMillis');
     const memoryBytes = r.optInt('memoryBytes');
     const reason = r.optStr('reason');
+    const tenantId = r.optStr('tenantId');
+    if (tenantId !== undefined) task.tenantId = tenantId;
     if (nodeId !== undefined) task.nodeId = nodeId;
     if (executionId !== undefined) task.executionId = executionId;
     if (dispatchedAtMs !== undefined) task.dispatchedAtMs = dispatchedAtMs;
@@ -618,8 +624,8 @@ export class SchedulerView {
     this.tasks.set(task.taskId, task);
   }
 
-  /** Tasks for the `tasks` query, newest first. */
-  listTasks(filter: { walletId?: string; state?: TaskStateName }, limit: number): { tasks: TaskSummary[]; total: number } {
+  /** Tasks for the `tasks` query, newest first; `owner` (a tenant id, or `operator`) keeps only the tasks it submitted. */
+  listTasks(filter: { walletId?: string; state?: TaskStateName; owner?: string }, limit: number): { tasks: TaskSummary[]; total: number } {
     const out: TaskSummary[] = [];
     let total = 0;
     const all = [...this.tasks.values()];
@@ -627,6 +633,7 @@ export class SchedulerView {
       const t = all[i];
       if (filter.walletId && t.walletId !== filter.walletId) continue;
       if (filter.state && t.state !== filter.state) continue;
+      if (filter.owner !== undefined && (t.tenantId ?? OPERATOR_OWNER) !== filter.owner) continue;
       total++;
       if (out.length < limit) out.push(t);
     }

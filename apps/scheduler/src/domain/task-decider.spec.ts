@@ -1,12 +1,28 @@
-import { DomainError, TaskCancelled, TaskFailed, TaskSucceeded, isEvent, type TaskEvent } from '@mesh/contracts';
+import {
+  DomainError,
+  ForbiddenError,
+  OPERATOR,
+  TaskCancelled,
+  TaskDispatched,
+  TaskFailed,
+  TaskSubmitted,
+  TaskSucceeded,
+  isEvent,
+  type Caller,
+  type EventData,
+  type TaskEvent,
+} from '@mesh/contracts';
 import { spec } from '@mesh/testing/decider-spec';
 import { decided, dispatched, fnSpec, requeued, running, submitted } from '../../test/fixtures';
 import { taskDecider, taskEventId, type TaskCommand } from './task-decider';
 
 const ref = { taskId: 't1', functionId: 'fn', walletId: 'w1' };
-const submit: TaskCommand = { kind: 'submit', ...ref, input: { inline: 'aGk=' }, priority: 0, maxAttempts: 3, nowMs: 1000 };
+const alice: Caller = { kind: 'tenant', tenantId: 'alice' };
+const bob: Caller = { kind: 'tenant', tenantId: 'bob' };
+const submit: TaskCommand = { kind: 'submit', caller: OPERATOR, ...ref, input: { inline: 'aGk=' }, priority: 0, maxAttempts: 3, nowMs: 1000 };
 const dispatch = (attempt: number, nodeId = 'n1'): TaskCommand => ({ kind: 'dispatch', attempt, nodeId, function: fnSpec(), nowMs: 2000 });
 const outputRef = { bucket: 'mesh-output', key: 't1-1' };
+type TaskSubmittedData = EventData<typeof TaskSubmitted>;
 
 describe('task decider: submit', () => {
   it('puts a new task in the pool at attempt 1', () => {
@@ -18,6 +34,61 @@ describe('task decider: submit', () => {
       .given([submitted()])
       .when({ ...submit, priority: 5 })
       .thenThrows(DomainError, /already exists/);
+  });
+});
+
+describe('task decider: owners', () => {
+  const submittedBy = (tenantId: string) => decided(TaskSubmitted, { ...(submitted().data as TaskSubmittedData), tenantId });
+  it("records the submitting tenant on the task and on each dispatch (the operator's task names none)", () => {
+    spec(taskDecider)
+      .given([])
+      .when({ ...submit, caller: alice })
+      .then([submittedBy('alice')]);
+    spec(taskDecider)
+      .given([submittedBy('alice')])
+      .when(dispatch(1))
+      .then((events) => expect(events.map((e) => isEvent(e, TaskDispatched) && e.data.tenantId)).toEqual(['alice']));
+    spec(taskDecider)
+      .given([submitted()])
+      .when(dispatch(1))
+      .then((events) => expect(events.map((e) => isEvent(e, TaskDispatched) && 'tenantId' in e.data)).toEqual([false]));
+  });
+  it("refuses another tenant's task id on submit (no duplicate to confirm) and lets its owner and the operator resubmit", () => {
+    spec(taskDecider)
+      .given([submittedBy('alice')])
+      .when({ ...submit, caller: bob })
+      .thenThrows(ForbiddenError, /^forbidden: tenant bob may not submit task t1$/);
+    spec(taskDecider)
+      .given([submitted()])
+      .when({ ...submit, caller: bob })
+      .thenThrows(ForbiddenError, /tenant bob may not submit task t1/);
+    spec(taskDecider)
+      .given([submittedBy('alice')])
+      .when({ ...submit, caller: alice })
+      .thenNothing();
+    spec(taskDecider)
+      .given([submittedBy('alice')])
+      .when({ ...submit, caller: OPERATOR })
+      .thenNothing();
+  });
+  it('lets only the owner (or the operator) cancel', () => {
+    const cancel = (caller: Caller): TaskCommand => ({ kind: 'cancel', caller, taskId: 't1', reason: 'r' });
+    spec(taskDecider)
+      .given([submittedBy('alice')])
+      .when(cancel(bob))
+      .thenThrows(ForbiddenError, /^forbidden: tenant bob may not cancel task t1$/);
+    spec(taskDecider)
+      .given([submitted()])
+      .when(cancel(alice))
+      .thenThrows(ForbiddenError, /tenant alice may not cancel task t1/);
+    spec(taskDecider)
+      .given([submittedBy('alice')])
+      .when(cancel(alice))
+      .then([decided(TaskCancelled, { ...ref, reason: 'r' })]);
+    spec(taskDecider)
+      .given([submittedBy('alice')])
+      .when(cancel(OPERATOR))
+      .then([decided(TaskCancelled, { ...ref, reason: 'r' })]);
   });
 });
 
@@ -202,7 +273,7 @@ describe('task decider: requeue limits', () => {
 });
 
 describe('task decider: cancel', () => {
-  const cancel: TaskCommand = { kind: 'cancel', taskId: 't1', reason: 'no longer needed' };
+  const cancel: TaskCommand = { kind: 'cancel', caller: OPERATOR, taskId: 't1', reason: 'no longer needed' };
   it('cancels a pending task', () => {
     spec(taskDecider)
       .given([submitted()])

@@ -1,5 +1,6 @@
 import {
   DomainError,
+  type Caller,
   type EventData,
   type FunctionSpec,
   type NewEvent,
@@ -9,6 +10,7 @@ import {
   type TaskStateName,
 } from '@mesh/contracts';
 import type { Decider } from '@mesh/eventstore/decider';
+import { assertOwnsTask, ownerField } from './access';
 
 /**
  * The task aggregate (stream `task-<taskId>`). Lifecycle:
@@ -26,6 +28,8 @@ export interface TaskState {
   taskId: string;
   functionId: string;
   walletId: string;
+  /** The tenant that submitted it (TaskSubmitted.data.tenantId); undefined: the operator. */
+  tenantId?: string;
   priority: number;
   maxAttempts: number;
   /** 1-based: the attempt dispatched/running, the next one while pending, the last one when finished. */
@@ -39,7 +43,18 @@ export interface TaskState {
 }
 
 export type TaskCommand =
-  | { kind: 'submit'; taskId: string; functionId: string; walletId: string; input: TaskInput; priority: number; maxAttempts: number; nowMs: number }
+  | {
+      kind: 'submit';
+      /** Who submits: the task's owner (the handler has checked the wallet, the function and the input for it). */
+      caller: Caller;
+      taskId: string;
+      functionId: string;
+      walletId: string;
+      input: TaskInput;
+      priority: number;
+      maxAttempts: number;
+      nowMs: number;
+    }
   | { kind: 'dispatch'; attempt: number; nodeId: string; function: FunctionSpec; nowMs: number }
   | { kind: 'execution-started'; executionId: string; nodeId: string; containerId: string }
   | { kind: 'execution-succeeded'; executionId: string; outputRef: { bucket: string; key: string }; durationMs: number }
@@ -49,7 +64,7 @@ export type TaskCommand =
   | { kind: 'node-lost'; nodeId: string; reason: 'node-lost' | 'infrastructure'; detail: string }
   | { kind: 'start-timeout'; executionId: string; detail: string }
   | { kind: 'execution-lost'; executionId: string; detail: string }
-  | { kind: 'cancel'; taskId: string; reason: string };
+  | { kind: 'cancel'; caller: Caller; taskId: string; reason: string };
 
 export const executionIdOf = (taskId: string, attempt: number) => `${taskId}-${attempt}`;
 
@@ -70,6 +85,7 @@ export function evolveTask(state: TaskState, event: TaskEvent): TaskState {
         taskId: d.taskId,
         functionId: d.functionId,
         walletId: d.walletId,
+        ...(d.tenantId !== undefined ? { tenantId: d.tenantId } : {}),
         priority: d.priority,
         maxAttempts: d.maxAttempts,
         attempt: 1,
@@ -136,6 +152,8 @@ export function decideTask(command: TaskCommand, state: TaskState): TaskEvent[] 
   switch (command.kind) {
     case 'submit': {
       if (state.status !== 'none') {
+        // Another tenant's task id is not a duplicate to confirm, nor content to compare.
+        assertOwnsTask(command.caller, state, 'submit');
         const same =
           state.functionId === command.functionId &&
           state.walletId === command.walletId &&
@@ -151,6 +169,7 @@ export function decideTask(command: TaskCommand, state: TaskState): TaskEvent[] 
             taskId: command.taskId,
             functionId: command.functionId,
             walletId: command.walletId,
+            ...ownerField(command.caller),
             input: command.input,
             priority: command.priority,
             maxAttempts: command.maxAttempts,
@@ -167,6 +186,8 @@ export function decideTask(command: TaskCommand, state: TaskState): TaskEvent[] 
           type: 'TaskDispatched',
           data: {
             ...ref(state),
+            // The task's owner travels with the dispatch: the node runs it with that owner's buckets.
+            ...(state.tenantId !== undefined ? { tenantId: state.tenantId } : {}),
             attempt: state.attempt,
             executionId: executionIdOf(state.taskId, state.attempt),
             nodeId: command.nodeId,
@@ -230,6 +251,7 @@ export function decideTask(command: TaskCommand, state: TaskState): TaskEvent[] 
       return requeueOrFail(state, command.reason, command.detail);
     case 'cancel': {
       if (state.status === 'none') throw new DomainError('unknown_task', `no task ${command.taskId}`);
+      assertOwnsTask(command.caller, state, 'cancel');
       if (isTerminal(state.status)) throw new DomainError('task_finished', `task ${state.taskId} already ${state.status}: nothing to cancel`);
       const onNode = isActive(state.status) ? { executionId: state.executionId, nodeId: state.nodeId } : {};
       return [{ type: 'TaskCancelled', data: { ...ref(state), reason: command.reason, ...onNode } }];
