@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { headers as natsHeaders, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, deadLetterReplaySubject, inputBucketOf, outputBucketOf, tenantEventsPrefix, tenantInboxPrefix, tenantSubject } from '@mesh/contracts';
+import { runMesh } from '@mesh/testing';
 import { SecurityHarness } from './harness';
 
 /**
@@ -159,5 +163,28 @@ describe('NATS permissions: the trust boundary', () => {
       await expectRequestRefused(scaler, 'mesh.api.ledger.deposit', { walletId: 'alice', amount: '1', reference: 's' });
       await expectRequestRefused(scaler, `$JS.API.STREAM.PURGE.${EVENTS_STREAM}`);
     });
+  });
+
+  it('`mesh tenant create` makes a tenant the CLI then acts as with --creds; operator-only commands are refused for it', async () => {
+    const env = { ...process.env, NATS_URL: harness.server.url, MESH_DATA_DIR: harness.server.dataDir!, MESH_FROM_SOURCE: '1' };
+    const out = join(mkdtempSync(join(tmpdir(), 'mesh-creds-')), 'carol.json');
+    const created = await runMesh(['tenant', 'create', 'carol', '--out', out], env);
+    expect(created).toMatchObject({ code: 0 });
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    const opened = await runMesh(['--creds', out, 'wallet', 'open', 'carol'], env);
+    expect(opened).toMatchObject({ code: 0 });
+    await harness.expectNoEffect(async () => {
+      const deposit = await runMesh(['--creds', out, 'wallet', 'deposit', 'carol', '4'], env);
+      expect(deposit.code).toBe(1);
+      expect(deposit.err).toMatch(/forbidden|permission/i);
+    });
+    const listed = await runMesh(['--json', 'tenant', 'list'], env);
+    const { tenants } = JSON.parse(listed.out) as { tenants: { tenant: string }[] };
+    expect(tenants.map((t) => t.tenant)).toContain('carol');
+    const bad = await runMesh(
+      ['--creds', harness.credsPath({ kind: 'tenant', tenantId: 'alice' }).replace('alice', 'nobody'), 'wallet', 'balance', 'carol'],
+      env,
+    );
+    expect(bad.code).toBe(1);
   });
 });

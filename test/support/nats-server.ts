@@ -12,6 +12,7 @@ import {
   createTenantIdentity,
   ensureStackIdentities,
   natsAuthOptionsFromFile,
+  natsPidPath,
   operatorCredsPath,
   serviceCredsPath,
   tenantCredsPath,
@@ -74,7 +75,8 @@ export class NatsServerProcess {
       const conf = join(dirname(authConfPath(this.dataDir)), 'nats.conf');
       writeFileSync(
         conf,
-        `host: 127.0.0.1\nport: ${this.port}\njetstream { store_dir: "${this.storeDir}" }\ninclude "${basename(authConfPath(this.dataDir))}"\n`,
+        // The pidfile where provision.sh keeps it: `mesh tenant create` reloads the server through it.
+        `host: 127.0.0.1\nport: ${this.port}\npid_file: "${natsPidPath(this.dataDir)}"\njetstream { store_dir: "${this.storeDir}" }\ninclude "${basename(authConfPath(this.dataDir))}"\n`,
       );
       args = ['-c', conf];
     }

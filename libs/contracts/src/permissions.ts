@@ -59,6 +59,16 @@ export const SERVICE_CALLS: Readonly<Record<ServiceName, readonly string[]>> = {
   ledger: [],
 };
 
+/** Further JetStream API calls, each with its reason (found by running the stack under this table: nats-server logs what it refuses). */
+const SERVICE_JETSTREAM_EXTRA: Readonly<Record<ServiceName, readonly string[]>> = {
+  // The storage guard sums every stream's bytes (STREAM.LIST: names and state, no messages).
+  scheduler: ['$JS.API.STREAM.LIST'],
+  'container-manager': [],
+  'credit-manager': [],
+  scaler: [],
+  ledger: [],
+};
+
 /** KV and object store buckets each service opens (JetStream streams `KV_<bucket>` / `OBJ_<bucket>`). */
 const SNAPSHOT_KV_BUCKET = 'mesh-snapshots';
 const SERVICE_KV_BUCKETS: Readonly<Record<ServiceName, readonly string[]>> = {
@@ -129,6 +139,7 @@ export function servicePermissions(service: ServiceName): NatsPermissions {
     ...core.publish,
     ...SERVICE_CALLS[service],
     `${JS}.INFO`,
+    ...SERVICE_JETSTREAM_EXTRA[service],
     // The store creates MESH_EVENTS when it is missing (first start); an existing one is only read.
     `${JS}.STREAM.CREATE.${EVENTS_STREAM}`,
     ...streamReads(EVENTS_STREAM),
