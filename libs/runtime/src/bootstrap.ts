@@ -47,7 +47,12 @@ export interface RunningService {
  * own inbox prefix (the only inbox its permissions let it subscribe to). Without it the connection is
  * anonymous, which only a server without an authorization block accepts.
  */
-export async function connectNats(url: string, name: string, credsFile?: string): Promise<NatsConnection> {
+export async function connectNats(
+  url: string,
+  name: string,
+  credsFile: string | undefined = process.env.NATS_CREDS_FILE || undefined,
+): Promise<NatsConnection> {
+  // The default reads NATS_CREDS_FILE for tools that connect outside startService (the audit CLI).
   const auth = credsFile ? natsAuthOptionsFromFile(credsFile) : {};
   // noAsyncTraces: nats.js otherwise captures a stack trace (new Error) on every request, which was
   // the largest CPU cost of an append in the benchmark; timeouts still say which subject failed.
