@@ -12,6 +12,7 @@ module.exports = {
     '^@mesh/audit(.*)$': '<rootDir>/libs/audit/src$1',
     '^@mesh/common(.*)$': '<rootDir>/libs/common/src$1',
     '^@mesh/config(.*)$': '<rootDir>/libs/config/src$1',
+    '^@mesh/identity(.*)$': '<rootDir>/libs/identity/src$1',
     '^@mesh/testing(.*)$': '<rootDir>/test/support$1',
   },
   testTimeout: 60000,

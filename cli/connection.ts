@@ -1,18 +1,69 @@
-import { connect, type NatsConnection } from 'nats';
+import { existsSync } from 'node:fs';
+import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { messageOf } from '@mesh/common';
 import { parseOrThrow, type ReplyData, type RequestDefinition } from '@mesh/contracts';
 import { JetStreamEventStore } from '@mesh/eventstore';
+import { identityOf, natsAuthOptions, operatorCredsPath, readCreds, type CredsFile } from '@mesh/identity';
 import { MeshClient, RequestError } from '@mesh/runtime';
 import { CliError } from './output';
+import { DATA_DIR } from './stack';
 
 export const natsUrl = () => process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 
-/** One NATS connection for a CLI command, with a clear error when nothing listens. */
+let credsOption: string | undefined;
+/** The global `--creds <file>` option (set before any command runs). */
+export const setCredsOption = (path: string | undefined) => (credsOption = path);
+
+/**
+ * The credentials the CLI connects with: `--creds`, else MESH_CREDS, else the local stack's operator
+ * (`<data dir>/secrets/nats/operator.json`, written by `mesh up`), else none (a server without auth).
+ */
+export function credsFile(): string | undefined {
+  if (credsOption) return credsOption;
+  if (process.env.MESH_CREDS) return process.env.MESH_CREDS;
+  const local = operatorCredsPath(DATA_DIR);
+  return existsSync(local) ? local : undefined;
+}
+
+/** The parsed credentials, with a CLI error naming the file when it cannot be read. */
+export function cliCreds(): CredsFile | undefined {
+  const path = credsFile();
+  if (!path) return undefined;
+  try {
+    return readCreds(path);
+  } catch (err) {
+    throw new CliError(messageOf(err), 'pass a credentials file written by `mesh up` or `mesh tenant create` (--creds <file> or MESH_CREDS)');
+  }
+}
+
+/** Connection options of the CLI's identity: its nkey and inbox prefix (none without credentials). */
+export function cliAuthOptions(): Pick<ConnectionOptions, 'authenticator' | 'inboxPrefix'> {
+  const creds = cliCreds();
+  return creds ? natsAuthOptions(creds) : {};
+}
+
+/** The tenant the CLI acts as (tenant credentials), or undefined for the operator. */
+export function cliTenantId(): string | undefined {
+  const creds = cliCreds();
+  if (!creds) return undefined;
+  const identity = identityOf(creds);
+  return identity.kind === 'tenant' ? identity.tenantId : undefined;
+}
+
+/** One NATS connection for a CLI command, with a clear error when nothing listens or the credentials are refused. */
 export async function withNats<T>(fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
   let nc: NatsConnection;
+  const auth = cliAuthOptions();
   try {
-    nc = await connect({ servers: natsUrl(), name: 'mesh-cli', timeout: 3000, noAsyncTraces: true, maxReconnectAttempts: 3 });
+    nc = await connect({ servers: natsUrl(), name: 'mesh-cli', timeout: 3000, noAsyncTraces: true, maxReconnectAttempts: 3, ...auth });
   } catch (err) {
+    if (/authori[sz]ation violation|authentication/i.test(messageOf(err))) {
+      const used = credsFile();
+      throw new CliError(
+        `NATS at ${natsUrl()} refused the credentials${used ? ` in ${used}` : ' (none given)'}`,
+        'use --creds <file> or MESH_CREDS with a credentials file of this stack (the operator: <data dir>/secrets/nats/operator.json; a tenant: `mesh tenant create <id>`)',
+      );
+    }
     throw new CliError(`cannot reach NATS at ${natsUrl()}: ${messageOf(err)}`, 'start the local stack with `mesh up --detach` (or set NATS_URL)');
   }
   try {
@@ -22,7 +73,9 @@ export async function withNats<T>(fn: (nc: NatsConnection) => Promise<T>): Promi
   }
 }
 
-export const withClient = <T>(fn: (client: MeshClient, nc: NatsConnection) => Promise<T>) => withNats((nc) => fn(new MeshClient(nc, 10_000), nc));
+/** A client as the CLI's identity: with tenant credentials its requests go to the tenant's own subjects. */
+export const withClient = <T>(fn: (client: MeshClient, nc: NatsConnection) => Promise<T>) =>
+  withNats((nc) => fn(new MeshClient(nc, 10_000, cliTenantId()), nc));
 
 export const withStore = <T>(fn: (store: JetStreamEventStore, nc: NatsConnection) => Promise<T>) =>
   withNats(async (nc) => fn(await JetStreamEventStore.connect(nc), nc));
@@ -57,7 +110,9 @@ export function definedOnly(body: Record<string, unknown>): Record<string, unkno
 /** A request refusal as a CLI error: the service's message and what to do about it. */
 export function rethrow(err: unknown): never {
   if (!(err instanceof RequestError)) throw err;
-  const service = err.subject.split('.')[2];
+  // mesh.api.<service>.x, or mesh.tenant.<tenantId>.api.<service>.x
+  const tokens = err.subject.split('.');
+  const service = tokens[1] === 'tenant' ? tokens[4] : tokens[2];
   const hint =
     err.code === 'no_responders' || err.code === 'timeout'
       ? `is the ${service} service running? Try \`mesh status\`, or \`mesh up --detach\``

@@ -11,6 +11,8 @@ import { registerPlan } from './commands/plan';
 import { registerReport } from './commands/report';
 import { registerStack } from './commands/stack';
 import { registerTask } from './commands/task';
+import { registerSecurity, registerTenant } from './commands/tenant';
+import { setCredsOption } from './connection';
 import { registerWallet } from './commands/wallet';
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, isJson, setJson } from './output';
 
@@ -20,15 +22,19 @@ export function buildProgram(): Command {
     // The runtime (bin/runtime.js): compiled dist/ when fresh, else the sources through ts-node.
     .version(`0.1.0 (${process.env.MESH_RUNTIME === 'compiled' ? 'compiled dist' : 'from source'})`)
     .option('--json', 'print machine-readable JSON on stdout')
+    .option('--creds <file>', "NATS credentials to act with (default: MESH_CREDS, else the local stack's operator)")
     .addHelpText(
       'after',
       `
-Environment: NATS_URL (default nats://127.0.0.1:4222), MESH_DATA_DIR (default ./.data)
+Environment: NATS_URL (default nats://127.0.0.1:4222), MESH_DATA_DIR (default ./.data),
+  MESH_CREDS (credentials file; default <data dir>/secrets/nats/operator.json when it exists)
 Exit codes: 0 success, 1 the operation failed, 2 usage error.
 Start here: mesh up --detach && mesh demo`,
     )
     .hook('preAction', (cmd) => {
-      setJson(Boolean(cmd.optsWithGlobals().json));
+      const globals = cmd.optsWithGlobals<{ json?: boolean; creds?: string }>();
+      setJson(Boolean(globals.json));
+      setCredsOption(globals.creds);
     });
   registerStack(program);
   registerFn(program);
@@ -41,6 +47,8 @@ Start here: mesh up --detach && mesh demo`,
   registerDeadletter(program);
   registerDemo(program);
   registerLedgerToken(program);
+  registerTenant(program);
+  registerSecurity(program);
   // Every command: usage errors exit 2 (not commander's default 1), help on the error.
   const configure = (cmd: Command) => {
     cmd.exitOverride().showHelpAfterError('(run with --help for usage)');

@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'nats';
 import { z } from 'zod';
 import { SERVICES, healthReplySchema, storageRequest, storageStatusSchema, type ServiceName, type StorageStatus } from '@mesh/contracts';
-import { natsUrl } from './connection';
+import { ledgerHttpTokenKeyPath, serviceCredsPath } from '@mesh/identity';
+import { cliAuthOptions, natsUrl } from './connection';
 import { CliError, progress } from './output';
 
 /** The repository root: the first folder up with a package.json (dist/ has none). */
@@ -108,7 +109,10 @@ export function startServices(env: Record<string, string> = {}): void {
         TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
         // The ledger's MAC keys live with the rest of the stack's data (the audit looks there too).
         LEDGER_MAC_KEY_FILE: process.env.LEDGER_MAC_KEY_FILE ?? join(DATA_DIR, 'secrets', 'ledger-mac.key'),
-        LEDGER_HTTP_TOKEN_KEY_FILE: process.env.LEDGER_HTTP_TOKEN_KEY_FILE ?? join(DATA_DIR, 'secrets', 'ledger-http-token.key'),
+        // The key the ledger's HTTP API checks bearer tokens with (written by `mesh security init`).
+        LEDGER_HTTP_TOKEN_KEY_FILE: process.env.LEDGER_HTTP_TOKEN_KEY_FILE ?? ledgerHttpTokenKeyPath(DATA_DIR),
+        // Each service its own identity (provision.sh wrote them); none when this data dir has no secrets (a server without auth).
+        ...serviceCredsEnv(service),
         ...storageEnv(),
         ...env,
       },
@@ -118,6 +122,11 @@ export function startServices(env: Record<string, string> = {}): void {
     writeFileSync(pidFile(service), String(child.pid));
     progress(`  ${service}: started (pid ${child.pid}, log ${logFile(service)})`);
   }
+}
+
+function serviceCredsEnv(service: ServiceName): Record<string, string> {
+  const path = serviceCredsPath(DATA_DIR, service);
+  return existsSync(path) ? { NATS_CREDS_FILE: path } : {};
 }
 
 /** The scheduler's storage guard measures the store provision.sh started: its max_file_store and, when local, its directory. */
@@ -133,7 +142,7 @@ const storageAnswerSchema = z.object({ ok: z.literal(true), data: storageStatusS
 
 /** Storage as the scheduler's guard sees it (usage, threshold, whether new work is refused); undefined when the scheduler does not answer. */
 export async function storageStatus(timeoutMs = 2000): Promise<StorageStatus | undefined> {
-  const nc = await connect({ servers: natsUrl(), timeout: 2000, noAsyncTraces: true, reconnect: false }).catch(() => undefined);
+  const nc = await connect({ servers: natsUrl(), timeout: 2000, noAsyncTraces: true, reconnect: false, ...cliAuthOptions() }).catch(() => undefined);
   if (!nc) return undefined;
   try {
     const reply = await nc.request(storageRequest.subject, new TextEncoder().encode('{}'), { timeout: timeoutMs }).catch(() => undefined);
@@ -145,7 +154,7 @@ export async function storageStatus(timeoutMs = 2000): Promise<StorageStatus | u
 }
 
 export async function status(timeoutMs = 1000): Promise<ServiceStatus[]> {
-  const nc = await connect({ servers: natsUrl(), timeout: 2000, noAsyncTraces: true, reconnect: false }).catch(() => undefined);
+  const nc = await connect({ servers: natsUrl(), timeout: 2000, noAsyncTraces: true, reconnect: false, ...cliAuthOptions() }).catch(() => undefined);
   try {
     return await Promise.all(
       SERVICES.map(async (service) => {

@@ -2,7 +2,8 @@
 # Local infrastructure for mesh on a Debian machine. Safe to run again and again.
 #   provision.sh install   install nats-server, docker.io, busybox-static, bash-static when missing
 #   provision.sh docker    start dockerd when no engine answers, and build the task base image
-#   provision.sh nats-up   start nats-server -js with its store under .data/nats (idempotent)
+#   provision.sh nats-up   start nats-server -js with its store under .data/nats and the generated
+#                          authorization block (credentials under .data/secrets/nats/; idempotent)
 #   provision.sh nats-down stop that nats-server
 #   provision.sh up        install + docker + nats-up   (default)
 #   provision.sh down      nats-down
@@ -108,17 +109,28 @@ cmd_nats_up() {
   if nats_running; then say "nats-server already running (pid $(cat "$(nats_pidfile)"), port $NATS_PORT)"; return 0; fi
   mkdir -p "$DATA_DIR/nats/store"
   case "$NATS_MAX_FILE_STORE_BYTES" in '' | *[!0-9]*) die "NATS_MAX_FILE_STORE_BYTES must be a number of bytes, got '$NATS_MAX_FILE_STORE_BYTES'" ;; esac
-  # max_file_store only exists in a config file. JetStream refuses writes beyond it (instead of the
-  # disk filling up); the scheduler refuses new work well before (STORAGE_REFUSE_ABOVE_PCT).
+  # Identities (docs/security.md): the services', the operator's and the tenants' nkeys under
+  # $DATA_DIR/secrets/nats/ (created on the first start, kept after) and the authorization block
+  # $DATA_DIR/nats/auth.conf generated from them and libs/contracts/src/permissions.ts. With it the
+  # server refuses anonymous connections.
+  MESH_DATA_DIR="$DATA_DIR" node "$ROOT/bin/mesh.js" security init >/dev/null || die "could not write the NATS identities (mesh security init)"
+  # Everything in the file, nothing in flags: `mesh tenant create` reloads the server (SIGHUP), and a
+  # reload re-reads only the file. max_file_store only exists in a config file: JetStream refuses
+  # writes beyond it (instead of the disk filling up); the scheduler refuses new work well before
+  # (STORAGE_REFUSE_ABOVE_PCT).
   cat >"$DATA_DIR/nats/nats.conf" <<CONF
+host: 127.0.0.1
+port: $NATS_PORT
+http_port: $NATS_MONITOR_PORT
+pid_file: "$(nats_pidfile)"
 jetstream {
   store_dir: "$DATA_DIR/nats/store"
   max_file_store: $NATS_MAX_FILE_STORE_BYTES
 }
+include "auth.conf"
 CONF
-  say "starting nats-server -js on 127.0.0.1:$NATS_PORT, store $DATA_DIR/nats/store (max_file_store $NATS_MAX_FILE_STORE_BYTES bytes)"
-  nohup nats-server -c "$DATA_DIR/nats/nats.conf" -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" \
-    -P "$(nats_pidfile)" >"$DATA_DIR/nats/nats.log" 2>&1 &
+  say "starting nats-server -js on 127.0.0.1:$NATS_PORT with authorization, store $DATA_DIR/nats/store (max_file_store $NATS_MAX_FILE_STORE_BYTES bytes)"
+  nohup nats-server -c "$DATA_DIR/nats/nats.conf" >"$DATA_DIR/nats/nats.log" 2>&1 &
   for _ in $(seq 1 50); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null; then say "nats-server ready"; return 0; fi
     sleep 0.1
@@ -149,6 +161,6 @@ case "${1:-up}" in
   nats-down|down) cmd_nats_down ;;
   up) cmd_install; cmd_docker; cmd_nats_up ;;
   status) cmd_status ;;
-  -h|--help|help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) echo "unknown command: $1 (see $0 --help)" >&2; exit 2 ;;
 esac

@@ -65,6 +65,12 @@ const CLASSIFIED: { file: string; contains: string; handling: Handling }[] = [
       },
     },
   },
+  {
+    file: 'README.md',
+    contains: './mesh tenant create alice --out alice.json',
+    // Every line is in NOT_RUN: the stack here runs without authorization; the security spec runs them.
+    handling: { kind: 'shell' },
+  },
   { file: 'README.md', contains: '  mesh CLI ──requests──▶ scheduler', handling: { kind: 'illustration', reason: 'architecture diagram' } },
   {
     file: 'README.md',
@@ -143,6 +149,12 @@ const CLASSIFIED: { file: string; contains: string; handling: Handling }[] = [
 
 /** Shell lines of the docs that are not run here, and why (each must still appear in a block). */
 const NOT_RUN: Record<string, string> = {
+  './mesh tenant create':
+    'needs the auth-enabled stack (this stack runs without authorization); test/security/nats-permissions.spec.ts runs it ("mesh tenant create makes a tenant the CLI then acts as")',
+  './mesh --creds alice.json':
+    'needs the auth-enabled stack (this stack runs without authorization); test/security/nats-permissions.spec.ts runs it ("mesh tenant create makes a tenant the CLI then acts as")',
+  './mesh tenant list':
+    'needs the auth-enabled stack (this stack runs without authorization); test/security/nats-permissions.spec.ts runs it ("mesh tenant create makes a tenant the CLI then acts as")',
   './mesh demo':
     'provisions the machine and runs the three scenarios for minutes; the scenarios are test/e2e/scenarios.spec.ts (the same cli/demo/scenarios.ts on the same kind of stack)',
   'npm test': 'runs this spec among the others',

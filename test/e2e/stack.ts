@@ -2,12 +2,18 @@ import { execSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { SERVICES, type RecordedEvent, type ServiceName } from '@mesh/contracts';
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
+import { natsAuthOptionsFromFile } from '@mesh/identity';
 import { MeshClient } from '@mesh/runtime';
 import { NatsServerProcess, ServiceProcess } from '@mesh/testing';
 import { demoEnv, nodeCores } from '../../cli/commands/demo';
 import type { DemoOptions } from '../../cli/demo/scenarios';
 
-/** The whole stack for end-to-end tests: a real nats-server, the real Docker engine, five service processes. */
+/**
+ * The whole stack for end-to-end tests: a real nats-server, the real Docker engine, five service
+ * processes. With `auth` the server runs the authorization block libs/identity generates,
+ * each service connects with its own credentials and the test client is the operator: every scenario
+ * then also proves the permission table (libs/contracts/src/permissions.ts) lets the stack work.
+ */
 export class E2EStack {
   readonly services = new Map<ServiceName, ServiceProcess>();
   server!: NatsServerProcess;
@@ -15,10 +21,24 @@ export class E2EStack {
   client!: MeshClient;
   readonly nodeId = `e2e-${hostname().replace(/[^A-Za-z0-9_-]/g, '')}-${process.pid}`.slice(0, 60);
 
-  constructor(readonly speed: number) {}
+  constructor(
+    readonly speed: number,
+    /** The scenarios (and test/security) pass true; false keeps a server without authorization (test/chaos restarts services with the common env). */
+    readonly auth = false,
+  ) {}
 
   get env(): Record<string, string> {
     return { NATS_URL: this.server.url, NODE_ID: this.nodeId, LEDGER_HTTP_PORT: '0', LOG_LEVEL: 'warn', ...demoEnv(this.speed) };
+  }
+
+  /** One service's environment: the common one plus its own credentials on an auth-enabled server. */
+  envOf(service: ServiceName): Record<string, string> {
+    return { ...this.env, ...(this.auth ? { NATS_CREDS_FILE: this.server.credsPath({ kind: 'service', name: service }) } : {}) };
+  }
+
+  /** How a test connection authenticates as the operator (nothing on a server without auth). */
+  get operatorAuth() {
+    return this.auth ? natsAuthOptionsFromFile(this.server.credsPath({ kind: 'operator' })) : {};
   }
 
   get options(): DemoOptions {
@@ -32,9 +52,9 @@ export class E2EStack {
   }
 
   async start(): Promise<void> {
-    this.server = await NatsServerProcess.start();
-    for (const s of SERVICES) this.services.set(s, ServiceProcess.start(s, this.env));
-    for (const p of this.services.values()) await p.healthy(this.server.url, 120_000);
+    this.server = await NatsServerProcess.start({ auth: this.auth });
+    for (const s of SERVICES) this.services.set(s, ServiceProcess.start(s, this.envOf(s)));
+    for (const p of this.services.values()) await p.healthy(this.server.url, 120_000, this.operatorAuth);
     const nc = await this.server.connect('e2e');
     this.store = await JetStreamEventStore.connect(nc);
     this.client = new MeshClient(nc, 20_000);
@@ -43,9 +63,9 @@ export class E2EStack {
   /** SIGKILL one service and start it again (same configuration). */
   async kill(service: ServiceName): Promise<void> {
     await this.services.get(service)!.stop('SIGKILL');
-    const p = ServiceProcess.start(service, this.env);
+    const p = ServiceProcess.start(service, this.envOf(service));
     this.services.set(service, p);
-    await p.healthy(this.server.url, 120_000);
+    await p.healthy(this.server.url, 120_000, this.operatorAuth);
   }
 
   async events(filter?: (e: RecordedEvent) => boolean): Promise<RecordedEvent[]> {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from 'nats';
+import { connect, type ConnectionOptions } from 'nats';
 import type { ServiceName } from '@mesh/contracts';
 import { eventually } from './nats-server';
 
@@ -38,9 +38,9 @@ export class ServiceProcess {
     return this.output;
   }
 
-  /** Waits until the service answers `mesh.api.<service>.health` on `natsUrl`. */
-  async healthy(natsUrl: string, timeoutMs = 60_000): Promise<Record<string, unknown>> {
-    const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
+  /** Waits until the service answers `mesh.api.<service>.health` on `natsUrl` (`auth`: the operator's credentials on an auth-enabled server). */
+  async healthy(natsUrl: string, timeoutMs = 60_000, auth: Partial<ConnectionOptions> = {}): Promise<Record<string, unknown>> {
+    const nc = await connect({ servers: natsUrl, noAsyncTraces: true, ...auth });
     try {
       return await eventually(
         async () => {

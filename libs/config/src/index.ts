@@ -72,6 +72,9 @@ export const env = {
 /** Variables every service reads. */
 export const commonEnv = {
   NATS_URL: env.url('NATS server(s) to connect to', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
+  NATS_CREDS_FILE: env.optionalString(
+    "This service's NATS credentials (JSON with its nkey seed, written by `mesh up` / provision.sh under <data dir>/secrets/nats/, docs/security.md); unset: connect without credentials (only a server without authorization accepts that)",
+  ),
   EVENT_STORE: env.oneOf('Event store adapter: JetStream (embedded default) or KurrentDB', ['jetstream', 'kurrentdb'] as const, 'jetstream'),
   KURRENTDB_CONNECTION_STRING: env.optionalString('KurrentDB/EventStoreDB connection string, required when EVENT_STORE=kurrentdb'),
   KURRENTDB_RELAY: env.oneOf('Run the KurrentDB -> JetStream relay in this process (exactly one replica in the cluster)', ['true', 'false'] as const, 'false'),

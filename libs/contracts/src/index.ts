@@ -7,6 +7,7 @@ export * from './envelope';
 export * from './define';
 export * from './subjects';
 export * from './tenancy';
+export * from './permissions';
 export * from './catalog';
 export * from './typed';
 export * from './events/scheduler';

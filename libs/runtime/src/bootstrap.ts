@@ -5,6 +5,7 @@ import { connect, type NatsConnection } from 'nats';
 import { throwError, type Observable } from 'rxjs';
 import { messageOf } from '@mesh/common';
 import type { ServiceName } from '@mesh/contracts';
+import { natsAuthOptionsFromFile } from '@mesh/identity';
 import { ConfigError, commonEnv, loadConfig, type ConfigOf, type EnvSpec } from '@mesh/config';
 import { createEventStore } from '@mesh/eventstore/factory';
 import { KurrentRelay } from '@mesh/eventstore/kurrentdb/relay';
@@ -41,7 +42,18 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+/**
+ * `credsFile` (NATS_CREDS_FILE): the identity's nkey signs the connection and its replies come to its
+ * own inbox prefix (the only inbox its permissions let it subscribe to). Without it the connection is
+ * anonymous, which only a server without an authorization block accepts.
+ */
+export async function connectNats(
+  url: string,
+  name: string,
+  credsFile: string | undefined = process.env.NATS_CREDS_FILE || undefined,
+): Promise<NatsConnection> {
+  // The default reads NATS_CREDS_FILE for tools that connect outside startService (the audit CLI).
+  const auth = credsFile ? natsAuthOptionsFromFile(credsFile) : {};
   // noAsyncTraces: nats.js otherwise captures a stack trace (new Error) on every request, which was
   // the largest CPU cost of an append in the benchmark; timeouts still say which subject failed.
   return connect({
@@ -51,6 +63,7 @@ export async function connectNats(url: string, name: string): Promise<NatsConnec
     reconnectTimeWait: 250,
     pingInterval: 10_000,
     noAsyncTraces: true,
+    ...auth,
   });
 }
 
@@ -69,7 +82,7 @@ export async function startService<S extends EnvSpec>(
   const telemetry = startTelemetry(definition.service, (config as { OTEL_TRACES_EXPORTER: TracesExporter }).OTEL_TRACES_EXPORTER, options.spanProcessors);
   try {
     const logLevel = (config as { LOG_LEVEL: LogLevel }).LOG_LEVEL;
-    const nc = await connectNats((config as { NATS_URL: string }).NATS_URL, definition.service);
+    const nc = await connectNats((config as { NATS_URL: string }).NATS_URL, definition.service, (config as { NATS_CREDS_FILE?: string }).NATS_CREDS_FILE);
     const inner = await createEventStore(config as never, nc);
     // Knows which service writes, so it refuses appends to categories another service owns.
     const store = new ValidatingEventStore(inner, definition.service);

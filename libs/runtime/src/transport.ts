@@ -15,6 +15,7 @@ import {
 import {
   DomainError,
   EVENTS_STREAM,
+  assertConsumes,
   MessageDeadLettered,
   MessageReplayed,
   deadLetterReplayRequest,
@@ -243,6 +244,8 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
 
   private async startConsumer(pattern: string, handler: MessageHandler): Promise<void> {
     const extras = handler.extras as unknown as EventConsumerExtras;
+    // The NATS permissions are generated from the same table: a consumer not listed there fails here, at start.
+    assertConsumes(this.options.service, extras.category);
     const { nc } = this.options;
     const durable = [this.options.consumerPrefix ?? this.options.service, extras.category, extras.name].filter(Boolean).join('_');
     const maxDeliveries = extras.maxDeliveries ?? this.options.maxDeliveries;

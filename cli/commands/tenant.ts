@@ -1,0 +1,85 @@
+import { copyFileSync, chmodSync } from 'node:fs';
+import type { Command } from 'commander';
+import { nanos } from 'nats';
+import { OBJECT_STORE_DEFAULTS, inputBucketOf, outputBucketOf, tenantIdProblem } from '@mesh/contracts';
+import { createTenantIdentity, ensureStackIdentities, listTenants, reloadNatsServer, tenantCredsPath } from '@mesh/identity';
+import { natsUrl, withNats } from '../connection';
+import { CliError, UsageError, emit, progress, table } from '../output';
+import { DATA_DIR } from '../stack';
+
+/** Bytes one tenant's bucket may hold (each of its two buckets): 1 GiB unless TENANT_BUCKET_MAX_BYTES says otherwise. */
+const TENANT_BUCKET_MAX_BYTES_DEFAULT = 1024 ** 3;
+
+function envBytes(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name} must be a whole number of bytes >= 1, got "${raw}"`);
+  return n;
+}
+
+/**
+ * `mesh security init`: the stack's identities on first start (services, operator, the ledger's
+ * HTTP token key) and the nats-server authorization block; later runs keep the keys and regenerate
+ * the block (provision.sh runs it before starting nats-server).
+ */
+export function registerSecurity(program: Command) {
+  const security = program.command('security').description('identities and NATS permissions of the local stack (docs/security.md)');
+  security
+    .command('init')
+    .description('create the missing credentials under <data dir>/secrets/nats/ and write <data dir>/nats/auth.conf (idempotent)')
+    .action(() => {
+      const ids = ensureStackIdentities(DATA_DIR);
+      emit({ authConf: ids.authConf, operator: ids.operator, services: ids.services }, () => {
+        progress(`credentials in ${DATA_DIR}/secrets/nats/ (operator: ${ids.operator}); authorization block ${ids.authConf}`);
+      });
+    });
+}
+
+export function registerTenant(program: Command) {
+  const tenant = program.command('tenant').description('tenants: their NATS identities and object buckets (operator)');
+  tenant
+    .command('create <id>')
+    .description('create a tenant: its credentials file, its NATS permissions (server reloaded), its input and output buckets')
+    .option('--out <file>', 'also copy the credentials file there (mode 0600)')
+    .addHelpText(
+      'after',
+      '\nAct as the tenant with: mesh --creds <file> ... (or MESH_CREDS=<file>). Bucket quota: TENANT_BUCKET_MAX_BYTES (default 1 GiB); object TTL: OBJECT_TTL_MS.',
+    )
+    .action(async (id: string, opts: { out?: string }) => {
+      const problem = tenantIdProblem(id);
+      if (problem) throw new UsageError(`<id>: ${problem}`);
+      const maxBytes = envBytes('TENANT_BUCKET_MAX_BYTES', TENANT_BUCKET_MAX_BYTES_DEFAULT);
+      const ttlMs = envBytes('OBJECT_TTL_MS', OBJECT_STORE_DEFAULTS.ttlMs);
+      ensureStackIdentities(DATA_DIR);
+      // TODO(lead): ledgerHttpToken: httpTokenFor(readFileSync(ledgerHttpTokenKeyPath(DATA_DIR)), `tenant:${id}`) from '@mesh/audit' once it lands.
+      const { path, created } = createTenantIdentity(DATA_DIR, id, { servers: [natsUrl()] });
+      if (!reloadNatsServer(DATA_DIR)) {
+        throw new CliError(
+          `tenant ${id}: credentials written to ${path}, but no nats-server runs from ${DATA_DIR} to reload`,
+          'start the stack (`mesh up --detach`), then run `mesh tenant create` again to create its buckets',
+        );
+      }
+      await withNats(async (nc) => {
+        const js = nc.jetstream();
+        for (const bucket of [inputBucketOf(id), outputBucketOf(id)]) await js.views.os(bucket, { max_bytes: maxBytes, ttl: nanos(ttlMs) });
+      });
+      if (opts.out) {
+        copyFileSync(path, opts.out);
+        chmodSync(opts.out, 0o600);
+      }
+      emit({ tenantId: id, created, creds: path, out: opts.out, buckets: [inputBucketOf(id), outputBucketOf(id)] }, () => {
+        console.log(`tenant ${id} ${created ? 'created' : 'exists (credentials kept)'}; credentials: ${path}${opts.out ? ` (copied to ${opts.out})` : ''}`);
+        console.log(
+          `buckets: ${inputBucketOf(id)} (inputs, read/write), ${outputBucketOf(id)} (outputs, read only); act as it: mesh --creds ${opts.out ?? path} ...`,
+        );
+      });
+    });
+  tenant
+    .command('list')
+    .description('tenants with credentials in this data dir')
+    .action(() => {
+      const tenants = listTenants(DATA_DIR).map((id) => ({ tenant: id, creds: tenantCredsPath(DATA_DIR, id) }));
+      emit({ tenants }, () => table(tenants));
+    });
+}

@@ -1,0 +1,268 @@
+import { CATEGORIES, CATEGORY_OWNERS, SERVICES, type Category, type ServiceName } from './ids';
+import { EVENTS_PREFIX, EVENTS_STREAM, HEARTBEAT_PREFIX, apiSubject, healthSubject } from './subjects';
+import { TENANT_SUBJECT_PREFIX, inputBucketOf, outputBucketOf, tenantEventsPrefix, tenantInboxPrefix } from './tenancy';
+import { deadLetterReplaySubject } from './requests/deadletter';
+
+/**
+ * Who may publish and subscribe to what on NATS: the one source of truth for the nats-server
+ * authorization block (libs/identity writes it), the runtime's consumer check (transport.ts) and the
+ * permission table in docs/security.md (generated from here).
+ *
+ * Principles (docs/security.md): an event category is written by its owner only (CATEGORY_OWNERS);
+ * every identity receives replies only on its own inbox prefix; a tenant publishes only under
+ * `mesh.tenant.<id>.` and touches only its own object buckets; the operator runs commands and reads
+ * the log but writes no event itself.
+ */
+
+/** Deliberately no `$JS.API.>` for services: only the JetStream API calls they make (found by running them under this table). */
+export interface NatsPermissions {
+  publish: { allow: string[]; deny: string[] };
+  subscribe: { allow: string[]; deny: string[] };
+  /** Publish to the reply subject of a request received (bounded by nats-server's defaults: one reply, 2 minutes). */
+  allow_responses: boolean;
+}
+
+/**
+ * What each service reads from the log, beyond the categories it writes:
+ * - `durable`: categories it consumes with an `@OnEvents` durable consumer (the transport refuses any other);
+ * - `live`: categories it follows with `store.subscribe` (ordered consumers) or reads whole with `readAll`.
+ * Kept next to the code that does it (grep OnEvents, store.subscribe, readAll, VIEW_CATEGORIES in apps/).
+ */
+export const SERVICE_CONSUMES: Readonly<Record<ServiceName, { durable: readonly Category[]; live: readonly Category[]; readsWholeLog: boolean }>> = {
+  scheduler: { durable: ['execution'], live: ['function', 'task', 'wallet', 'standing', 'node'], readsWholeLog: true },
+  'container-manager': { durable: ['task', 'scaling', 'standing'], live: [], readsWholeLog: false },
+  'credit-manager': { durable: ['usage', 'wallet'], live: ['function', 'meter'], readsWholeLog: true },
+  scaler: { durable: ['container', 'usage', 'standing', 'node'], live: [], readsWholeLog: false },
+  // The tenant feed republishes the tenant-owned categories (wallet, function, task, container, execution).
+  ledger: { durable: ['meter'], live: ['wallet', 'function', 'task', 'container', 'execution'], readsWholeLog: true },
+};
+
+/** Core NATS subjects (not persisted) each service publishes or subscribes to, besides requests and events. */
+export const SERVICE_CORE_SUBJECTS: Readonly<Record<ServiceName, { publish: readonly string[]; subscribe: readonly string[] }>> = {
+  scheduler: { publish: [], subscribe: [`${HEARTBEAT_PREFIX}.*`] },
+  'container-manager': { publish: [`${HEARTBEAT_PREFIX}.*`], subscribe: [] },
+  'credit-manager': { publish: [], subscribe: [] },
+  scaler: { publish: [], subscribe: [`${HEARTBEAT_PREFIX}.*`] },
+  // The tenant feed: a copy of each tenant's events on `mesh.tenant.<id>.events.<category>.<id>`.
+  ledger: { publish: [`${TENANT_SUBJECT_PREFIX}.*.events.>`], subscribe: [] },
+};
+
+/**
+ * Requests a service sends to another service (MeshClient inside a service). None today: a service
+ * that gets one must be listed here, which also documents who may command whom.
+ */
+export const SERVICE_CALLS: Readonly<Record<ServiceName, readonly string[]>> = {
+  scheduler: [],
+  'container-manager': [],
+  'credit-manager': [],
+  scaler: [],
+  ledger: [],
+};
+
+/** Further JetStream API calls, each with its reason (found by running the stack under this table: nats-server logs what it refuses). */
+const SERVICE_JETSTREAM_EXTRA: Readonly<Record<ServiceName, readonly string[]>> = {
+  // The storage guard sums every stream's bytes (STREAM.LIST: names and state, no messages).
+  scheduler: ['$JS.API.STREAM.LIST'],
+  'container-manager': [],
+  'credit-manager': [],
+  scaler: [],
+  ledger: [],
+};
+
+/** KV and object store buckets each service opens (JetStream streams `KV_<bucket>` / `OBJ_<bucket>`). */
+const SNAPSHOT_KV_BUCKET = 'mesh-snapshots';
+const SERVICE_KV_BUCKETS: Readonly<Record<ServiceName, readonly string[]>> = {
+  scheduler: [SNAPSHOT_KV_BUCKET],
+  'container-manager': [],
+  'credit-manager': [SNAPSHOT_KV_BUCKET],
+  scaler: [],
+  ledger: [SNAPSHOT_KV_BUCKET],
+};
+
+/** Categories a service writes: those it owns, plus its own dead-letter (and quarantine) records. */
+export function categoriesWrittenBy(service: ServiceName): Category[] {
+  return CATEGORIES.filter((c) => CATEGORY_OWNERS[c] === service || c === 'deadletter');
+}
+
+/** Throws unless `service` may run a durable consumer on `category` (SERVICE_CONSUMES): code and NATS config cannot drift. */
+export function assertConsumes(service: ServiceName, category: string): void {
+  const allowed = SERVICE_CONSUMES[service].durable as readonly string[];
+  // `test` is the category reserved for the runtime's and store's own tests (any service may use it there).
+  if (!allowed.includes(category) && category !== 'test') {
+    throw new Error(
+      `${service} may not start a durable consumer on category "${category}": SERVICE_CONSUMES in libs/contracts/src/permissions.ts lists ${allowed.join(', ') || 'none'} (add it there, then regenerate docs/security.md)`,
+    );
+  }
+}
+
+export const serviceInboxPrefix = (service: ServiceName) => `_INBOX_svc_${service.replace(/-/g, '_')}`;
+export const OPERATOR_INBOX_PREFIX = '_INBOX_operator';
+
+const JS = '$JS.API';
+/** JetStream API calls that read a stream (info, single messages, direct gets). */
+const streamReads = (stream: string) => [
+  `${JS}.STREAM.INFO.${stream}`,
+  `${JS}.STREAM.MSG.GET.${stream}`,
+  `${JS}.DIRECT.GET.${stream}`,
+  `${JS}.DIRECT.GET.${stream}.>`,
+];
+/** Consumers on a stream: create (every API form of nats.js), info, next batch, delete (ordered consumers reset themselves). */
+const consumerUse = (stream: string) => [
+  `${JS}.CONSUMER.CREATE.${stream}`,
+  `${JS}.CONSUMER.CREATE.${stream}.>`,
+  `${JS}.CONSUMER.DURABLE.CREATE.${stream}.*`,
+  `${JS}.CONSUMER.INFO.${stream}.*`,
+  `${JS}.CONSUMER.MSG.NEXT.${stream}.*`,
+  `${JS}.CONSUMER.DELETE.${stream}.*`,
+];
+/** Writing to a KV or object bucket also acks the publish through its stream (the JetStream publish is a request). */
+const bucketUse = (streamName: string, readOnly: boolean) => [
+  ...streamReads(streamName),
+  ...consumerUse(streamName),
+  ...(readOnly ? [] : [`${JS}.STREAM.CREATE.${streamName}`, `${JS}.STREAM.UPDATE.${streamName}`, `${JS}.STREAM.PURGE.${streamName}`]),
+];
+const objectBucket = (bucket: string, readOnly: boolean) => [...bucketUse(`OBJ_${bucket}`, readOnly), ...(readOnly ? [] : [`$O.${bucket}.>`])];
+
+/** What no service may do to the log: delete it, purge it, delete messages, or change its subjects. */
+const EVENT_LOG_DESTRUCTION = [
+  `${JS}.STREAM.DELETE.${EVENTS_STREAM}`,
+  `${JS}.STREAM.PURGE.${EVENTS_STREAM}`,
+  `${JS}.STREAM.MSG.DELETE.${EVENTS_STREAM}`,
+  `${JS}.STREAM.UPDATE.${EVENTS_STREAM}`,
+];
+
+/** The permissions of one service's identity. */
+export function servicePermissions(service: ServiceName): NatsPermissions {
+  const core = SERVICE_CORE_SUBJECTS[service];
+  const publish = [
+    ...categoriesWrittenBy(service).map((c) => `${EVENTS_PREFIX}.${c}.*`),
+    ...core.publish,
+    ...SERVICE_CALLS[service],
+    `${JS}.INFO`,
+    ...SERVICE_JETSTREAM_EXTRA[service],
+    // The store creates MESH_EVENTS when it is missing (first start); an existing one is only read.
+    `${JS}.STREAM.CREATE.${EVENTS_STREAM}`,
+    ...streamReads(EVENTS_STREAM),
+    ...consumerUse(EVENTS_STREAM),
+    // Acks of its durable consumers' messages and flow control of its ordered consumers.
+    `$JS.ACK.${EVENTS_STREAM}.>`,
+    '$JS.FC.>',
+    ...SERVICE_KV_BUCKETS[service].flatMap((b) => [...bucketUse(`KV_${b}`, false), `$KV.${b}.>`]),
+    ...(service === 'container-manager' ? containerManagerObjects() : []),
+  ];
+  const subscribe = [`${serviceInboxPrefix(service)}.>`, ...core.subscribe, ...requestSubjectsAnsweredBy(service)];
+  return { publish: { allow: unique(publish), deny: EVENT_LOG_DESTRUCTION }, subscribe: { allow: unique(subscribe), deny: [] }, allow_responses: true };
+}
+
+/**
+ * The container-manager reads every owner's input bucket and writes every owner's output bucket
+ * (`mesh-input-*`, `mesh-output-*`, and the older per-function/shared buckets): bucket names are
+ * not known in advance, so object streams are allowed by the `$O.` subjects and a JetStream API
+ * wildcard on the stream name. Streams named like that belong to nobody else.
+ */
+function containerManagerObjects(): string[] {
+  return [
+    '$O.>',
+    `${JS}.STREAM.NAMES`,
+    `${JS}.STREAM.INFO.*`,
+    `${JS}.STREAM.CREATE.*`,
+    `${JS}.STREAM.UPDATE.*`,
+    `${JS}.STREAM.MSG.GET.*`,
+    `${JS}.STREAM.PURGE.*`,
+    `${JS}.DIRECT.GET.*`,
+    `${JS}.DIRECT.GET.*.>`,
+    `${JS}.CONSUMER.CREATE.*`,
+    `${JS}.CONSUMER.CREATE.*.>`,
+    `${JS}.CONSUMER.DURABLE.CREATE.*.*`,
+    `${JS}.CONSUMER.INFO.*.*`,
+    `${JS}.CONSUMER.MSG.NEXT.*.*`,
+    `${JS}.CONSUMER.DELETE.*.*`,
+    '$JS.ACK.>',
+  ];
+}
+
+/** Every subject a service answers: its request definitions (the runtime registers them), health and dead-letter replays. */
+function requestSubjectsAnsweredBy(service: ServiceName): string[] {
+  return [`mesh.api.${service}.>`, `mesh.query.${service}.>`, `${TENANT_SUBJECT_PREFIX}.*.api.${service}.>`, `${TENANT_SUBJECT_PREFIX}.*.query.${service}.>`];
+}
+
+/**
+ * The operator: every command and query, the JetStream API (log reads, tail, buckets, snapshots), the
+ * services' health and dead-letter replays; never a direct publish on `mesh.events.>`: fixes go
+ * through commands, so every event still has its owner as its only writer.
+ */
+export function operatorPermissions(): NatsPermissions {
+  return {
+    publish: {
+      allow: ['mesh.api.>', 'mesh.query.>', `${JS}.>`, '$JS.ACK.>', '$JS.FC.>', '$O.>', '$KV.>'],
+      deny: [`${EVENTS_PREFIX}.>`, ...EVENT_LOG_DESTRUCTION],
+    },
+    subscribe: { allow: [`${OPERATOR_INBOX_PREFIX}.>`, `${TENANT_SUBJECT_PREFIX}.*.events.>`, `${HEARTBEAT_PREFIX}.*`], deny: [] },
+    allow_responses: false,
+  };
+}
+
+/**
+ * A tenant: requests only on its own `mesh.tenant.<id>.api.>`/`.query.>` (services answer only
+ * `access: 'tenant'` definitions there and check ownership), replies only on its own inbox, its own
+ * live event feed, and its object buckets (inputs read+write, outputs read only). Nothing on MESH_EVENTS.
+ */
+export function tenantPermissions(tenantId: string): NatsPermissions {
+  const input = inputBucketOf(tenantId);
+  const output = outputBucketOf(tenantId);
+  return {
+    publish: {
+      allow: unique([
+        `${TENANT_SUBJECT_PREFIX}.${tenantId}.api.>`,
+        `${TENANT_SUBJECT_PREFIX}.${tenantId}.query.>`,
+        `${JS}.INFO`,
+        // nats.js reads an object's chunks with a consumer it finds the stream of by subject (STREAM.NAMES
+        // filtered by `$O.<bucket>.C.<id>`). It lists stream names only (docs/security.md, what is not covered).
+        `${JS}.STREAM.NAMES`,
+        ...objectBucket(input, false),
+        ...tenantObjectReads(output),
+        `$JS.ACK.OBJ_${input}.>`,
+        `$JS.ACK.OBJ_${output}.>`,
+        '$JS.FC.>',
+      ]),
+      // Buckets exist before the tenant uses them (`mesh tenant create`), so their limits stay the operator's.
+      deny: [`${JS}.STREAM.CREATE.OBJ_${input}`, `${JS}.STREAM.UPDATE.OBJ_${input}`, `${JS}.STREAM.CREATE.OBJ_${output}`, `${JS}.STREAM.UPDATE.OBJ_${output}`],
+    },
+    subscribe: { allow: [`${tenantInboxPrefix(tenantId)}.>`, `${tenantEventsPrefix(tenantId)}.>`], deny: [] },
+    allow_responses: false,
+  };
+}
+
+/** Reading an object: its metadata (direct/msg get, stream info) and its chunks (an ordered consumer). */
+function tenantObjectReads(bucket: string): string[] {
+  return [...streamReads(`OBJ_${bucket}`), ...consumerUse(`OBJ_${bucket}`)];
+}
+
+/** The identities of a stack: the five services, the operator, and the tenants given. */
+export type Identity = { kind: 'service'; name: ServiceName } | { kind: 'operator'; name: 'operator' } | { kind: 'tenant'; name: string; tenantId: string };
+
+export function permissionsOf(identity: Identity): NatsPermissions {
+  if (identity.kind === 'service') return servicePermissions(identity.name);
+  if (identity.kind === 'operator') return operatorPermissions();
+  return tenantPermissions(identity.tenantId);
+}
+
+export function inboxPrefixOf(identity: Identity): string {
+  if (identity.kind === 'service') return serviceInboxPrefix(identity.name);
+  if (identity.kind === 'operator') return OPERATOR_INBOX_PREFIX;
+  return tenantInboxPrefix(identity.tenantId);
+}
+
+/** Every service identity, in SERVICES order. */
+export const serviceIdentities = (): Identity[] => SERVICES.map((name) => ({ kind: 'service', name }));
+
+/** Subjects referenced for the docs (health and replay per service are under `mesh.api.<service>.>`). */
+export const exampleAnsweredSubjects = (service: ServiceName) => [
+  healthSubject(service),
+  deadLetterReplaySubject(service, '<consumer>'),
+  apiSubject(service, '<command>'),
+];
+
+function unique(subjects: string[]): string[] {
+  return [...new Set(subjects)];
+}
