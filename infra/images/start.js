@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// The service image's entry point: `node infra/images/start.js <service>` or MESH_SERVICE=<service>.
+// One image serves all five services (same code, same dependencies: one build, one scan, one tag to
+// roll out); the service is chosen here and started the way its main.ts does (runService: SIGTERM
+// and SIGINT drain the service, then exit 0; exit 1 if the drain takes over 10 s or fails).
+'use strict';
+require('./register-paths');
+const { join } = require('node:path');
+
+const SERVICES = {
+  scheduler: 'SchedulerService',
+  'container-manager': 'ContainerManagerService',
+  'credit-manager': 'CreditManagerService',
+  scaler: 'ScalerService',
+  ledger: 'LedgerService',
+};
+const DIST = process.env.MESH_DIST_DIR || join(__dirname, '..', '..', 'dist');
+
+const service = process.argv[2] || process.env.MESH_SERVICE;
+if (!service || !Object.hasOwn(SERVICES, service)) {
+  process.stderr.write(
+    `start: name the service as the first argument or MESH_SERVICE (one of ${Object.keys(SERVICES).join(', ')}); got ${JSON.stringify(service ?? '')}\n`,
+  );
+  process.exit(2);
+}
+const definition = require(join(DIST, 'apps', service, 'src', 'main.js'))[SERVICES[service]];
+const { runService } = require(join(DIST, 'libs', 'runtime', 'src'));
+void runService(definition);
