@@ -126,6 +126,8 @@ const CLASSIFIED: { file: string; contains: string; handling: Handling }[] = [
     contains: 'staircase rise -> ScalingDecided',
     handling: { kind: 'illustration', reason: 'benchmark figures (`npm run bench scaler`, BENCHMARKS.md)' },
   },
+  { file: 'docs/deploy.md', contains: 'npm run images', handling: { kind: 'shell' } },
+  { file: 'docs/deploy.md', contains: 'kubectl label node worker-1', handling: { kind: 'shell' } },
   { file: 'docs/scheduler.md', contains: '{ "functionId": "resize", "image"', handling: { kind: 'payload', schema: deployFunctionRequest.schema } },
   {
     file: 'docs/scheduler.md',
@@ -143,6 +145,16 @@ const NOT_RUN: Record<string, string> = {
   './mesh up --detach':
     'provisions this machine (apt, dockerd, the base image) and starts its stack in .data/; this spec starts the same five services as processes the way `mesh up` does (test/support/service-process.ts), and test/integration/cli/compiled.spec.ts starts a compiled service as `mesh up` does',
   './mesh down': "stops this machine's stack (the pid files in .data/run, provision.sh nats-down); the spec stops its own stack afterwards",
+  'npm run images':
+    'builds the base image (debootstrap, about a minute) and the service image (minutes); test/deploy/image.spec.ts builds it when missing and runs it against a real nats-server',
+  'docker build --build-arg BASE_IMAGE=node:20-bookworm-slim': 'pulls node:20-bookworm-slim from a registry, which this machine cannot reach',
+  'docker run -d --name mesh-scaler':
+    'needs a NATS server at that address; test/deploy/image.spec.ts runs the image the same way (the scaler, --network host, a real nats-server) and checks it turns healthy and drains on docker stop',
+  'kubectl label node': 'needs a Kubernetes cluster; none is reachable here (docs/deploy.md says so)',
+  'helm repo add nats': 'needs helm and the chart repository; the values file is checked against the chart by test/deploy/k8s.spec.ts',
+  'helm install nats': 'needs a Kubernetes cluster and helm; the values file is checked against the chart by test/deploy/k8s.spec.ts',
+  'kubectl apply -k': 'needs a Kubernetes cluster; test/deploy/k8s.spec.ts renders the overlay and validates every object against the API schemas',
+  'kubectl -n mesh rollout status': 'needs a Kubernetes cluster',
 };
 
 /** `./mesh events tail ...` follows the log live: run in the background until an event shows up, then stopped with Ctrl-C. */
