@@ -3,23 +3,14 @@
 # registry (scripts/images.sh), a registry user runs `docker build .`.
 ARG BASE_IMAGE=node:20-bookworm-slim
 
-# --- production dependencies only (no TypeScript, Jest, ESLint...) ---
-FROM ${BASE_IMAGE} AS deps
-WORKDIR /app
-ENV NPM_CONFIG_UPDATE_NOTIFIER=false
-COPY infra/images/build-ca/ /tmp/build-ca/
-COPY package.json package-lock.json ./
-# --ignore-scripts: no dependency runs install scripts in the image build. The build CA (if any,
-# infra/images/build-ca/README.md) is trusted by these stages only.
-RUN if [ -s /tmp/build-ca/ca.crt ]; then export NODE_EXTRA_CA_CERTS=/tmp/build-ca/ca.crt; fi; \
-    npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
-
-# --- compile: every dependency, then npm run build -> dist/ ---
+# --- compile: every dependency, npm run build -> dist/, then the devDependencies pruned ---
 FROM ${BASE_IMAGE} AS build
 WORKDIR /app
 ENV NPM_CONFIG_UPDATE_NOTIFIER=false
 COPY infra/images/build-ca/ /tmp/build-ca/
 COPY package.json package-lock.json ./
+# --ignore-scripts: no dependency runs install scripts in the image build. The build CA (if any,
+# infra/images/build-ca/README.md) is trusted by this stage only.
 RUN if [ -s /tmp/build-ca/ca.crt ]; then export NODE_EXTRA_CA_CERTS=/tmp/build-ca/ca.crt; fi; \
     npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
@@ -28,7 +19,9 @@ COPY scripts/build-stamp.js ./scripts/build-stamp.js
 COPY libs ./libs
 COPY apps ./apps
 COPY cli ./cli
-RUN npm run build && find dist -name '*.map' -delete
+# Only the production dependencies stay (TypeScript, Jest, ESLint... removed; no download).
+RUN npm run build && find dist -name '*.map' -delete \
+    && npm prune --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 # --- runtime ---
 FROM ${BASE_IMAGE} AS runtime
@@ -38,7 +31,7 @@ WORKDIR /app
 ENV NODE_ENV=production \
     MESH_RUNTIME=compiled \
     HOME=/tmp
-COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY infra/images/register-paths.js infra/images/start.js infra/images/healthcheck.js ./infra/images/

@@ -92,6 +92,12 @@ describeImage(title, () => {
     // The readiness form (status ok only) answers too, from inside the container.
     await expect(docker('exec', container, 'node', '/app/infra/images/healthcheck.js', '--ready')).resolves.toBe('');
 
+    // And it is not vacuous: with NATS out of reach it fails, saying so.
+    await expect(docker('exec', '-e', 'NATS_URL=nats://127.0.0.1:1', container, 'node', '/app/infra/images/healthcheck.js')).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('cannot reach NATS at nats://127.0.0.1:1') as string,
+    });
+
     const status = await docker('exec', container, 'cat', '/proc/1/status');
     const uid = /^Uid:\s+(\d+)/m.exec(status)?.[1];
     expect(uid).toBe('10001');
