@@ -36,11 +36,11 @@ export function kubernetesModelsDir(): string {
 
 function modulePath(object: K8sObject): string {
   if (!KINDS[object.apiVersion]?.includes(object.kind))
-    throw new Error(`${describe(object)}: no schema wired for ${object.apiVersion} ${object.kind} (add it to KINDS)`);
+    throw new Error(`${objectName(object)}: no schema wired for ${object.apiVersion} ${object.kind} (add it to KINDS)`);
   return `${object.apiVersion}/${object.kind}`;
 }
 
-export function describe(object: K8sObject): string {
+export function objectName(object: K8sObject): string {
   return `${object.kind}/${object.metadata?.name ?? '?'}`;
 }
 
@@ -53,7 +53,7 @@ export function validateObjects(objects: K8sObject[]): Problem[] {
     try {
       path = modulePath(object);
     } catch (err) {
-      problems.push({ object: describe(object), message: (err as Error).message });
+      problems.push({ object: objectName(object), message: (err as Error).message });
       continue;
     }
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- the module is chosen by the object's kind
@@ -61,7 +61,7 @@ export function validateObjects(objects: K8sObject[]): Problem[] {
     try {
       new Model(object).validate();
     } catch (err) {
-      problems.push({ object: describe(object), message: (err as Error).message.slice(0, 2000) });
+      problems.push({ object: objectName(object), message: (err as Error).message.slice(0, 2000) });
     }
   }
   problems.push(...typeCheck(objects, dir));
@@ -71,9 +71,14 @@ export function validateObjects(objects: K8sObject[]): Problem[] {
 /** Type-checks every object against the package's interface of its kind (one virtual source file). */
 function typeCheck(objects: K8sObject[], dir: string): Problem[] {
   const file = join(process.cwd(), '__k8s_objects__.ts');
-  const names = objects.map((o) => describe(o));
-  const lines: string[] = [];
-  const starts: number[] = [];
+  const parts: string[] = [];
+  /** Where each object's declaration starts in the source, to name the object of a diagnostic. */
+  const starts: { offset: number; object: string }[] = [];
+  let offset = 0;
+  const add = (text: string) => {
+    parts.push(text);
+    offset += text.length + 1;
+  };
   objects.forEach((object, i) => {
     let path: string;
     try {
@@ -81,11 +86,11 @@ function typeCheck(objects: K8sObject[], dir: string): Problem[] {
     } catch {
       return; // reported by validateObjects
     }
-    lines.push(`import type { I${object.kind} as T${i} } from '${PACKAGE}/${path}';`);
-    starts.push(lines.length);
-    lines.push(`export const o${i}: T${i} = ${JSON.stringify(object, null, 2)};`);
+    add(`import type { I${object.kind} as T${i} } from '${PACKAGE}/${path}';`);
+    starts.push({ offset, object: objectName(object) });
+    add(`export const o${i}: T${i} = ${JSON.stringify(object, null, 2)};`);
   });
-  const source = lines.join('\n');
+  const source = parts.join('\n');
   const options: ts.CompilerOptions = {
     strict: true,
     noEmit: true,
@@ -105,15 +110,15 @@ function typeCheck(objects: K8sObject[], dir: string): Problem[] {
   const program = ts.createProgram([file], options, host);
   const problems: Problem[] = [];
   for (const d of ts.getPreEmitDiagnostics(program).slice(0, ISSUES_MAX)) {
-    const message = ts.flattenDiagnosticMessageText(d.messageText, '\n');
+    const message = ts.flattenDiagnosticMessageText(d.messageText, '\n').split('\n')[0];
     if (!d.file || d.file.fileName !== file || d.start === undefined) {
       problems.push({ object: '(type check)', message });
       continue;
     }
-    const line = d.file.getLineAndCharacterOfPosition(d.start).line;
-    const objectLine = starts.filter((s) => s <= line).length - 1;
-    const index = Number(/^export const o(\d+)/.exec(lines[starts[objectLine]] ?? '')?.[1] ?? -1);
-    problems.push({ object: names[index] ?? '?', message: `${message.split('\n')[0]} (${lines[line]?.trim()})` });
+    const at = d.start;
+    const object = starts.filter((s) => s.offset <= at).at(-1)?.object ?? '?';
+    const line = source.slice(source.lastIndexOf('\n', at) + 1, source.indexOf('\n', at) === -1 ? undefined : source.indexOf('\n', at)).trim();
+    problems.push({ object, message: `${message} (at ${line})` });
   }
   return problems;
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
-import { describe as describeObject, validateObjects } from './k8s-schema';
+import { objectName, validateObjects } from './k8s-schema';
 import { containersOf, renderKustomization, type K8sObject } from './kustomize';
 
 /**
@@ -43,8 +43,8 @@ describe.each(OVERLAYS)('the %s overlay', (overlay) => {
     ).toEqual([...SERVICES].sort());
     for (const workload of [...byKind(objects, 'Deployment'), ...byKind(objects, 'DaemonSet')]) {
       const [container] = containersOf(workload) as Json[];
-      expect({ workload: describeObject(workload), image: container.image }).toEqual({
-        workload: describeObject(workload),
+      expect({ workload: objectName(workload), image: container.image }).toEqual({
+        workload: objectName(workload),
         image: matching(new RegExp(`mesh/service:${VERSION.replace(/\./g, '\\.')}$`)),
       });
       expect(container.args).toEqual([workload.metadata.name]);
@@ -82,7 +82,7 @@ describe.each(OVERLAYS)('the %s overlay', (overlay) => {
       const matching = budgets.filter((b) =>
         Object.entries(((b.spec as Json).selector as { matchLabels: Json }).matchLabels).every(([k, v]) => labels[k] === v),
       );
-      expect({ workload: describeObject(workload), budgets: matching.length }).toEqual({ workload: describeObject(workload), budgets: 1 });
+      expect({ workload: objectName(workload), budgets: matching.length }).toEqual({ workload: objectName(workload), budgets: 1 });
       const replicas = (workload.spec as Json).replicas;
       if (replicas === 1) expect((matching[0].spec as Json).minAvailable).toBeUndefined();
     }
@@ -115,7 +115,7 @@ describe('the schema check', () => {
     (typo.spec as Json).replicass = (typo.spec as Json).replicas;
     delete (typo.spec as Json).replicas;
     const problems = validateObjects([typo]);
-    expect(problems).toEqual([{ object: describeObject(typo), message: containing('replicass') }]);
+    expect(problems).toEqual([{ object: objectName(typo), message: containing('replicass') }]);
   });
 
   it('refuses a misspelled field deep in a pod template (periodSecond in a probe)', () => {
@@ -123,13 +123,13 @@ describe('the schema check', () => {
     const probe = (containersOf(typo)[0] as { readinessProbe: Json }).readinessProbe;
     probe.periodSecond = probe.periodSeconds;
     delete probe.periodSeconds;
-    expect(validateObjects([typo])).toEqual([{ object: describeObject(typo), message: containing('periodSecond') }]);
+    expect(validateObjects([typo])).toEqual([{ object: objectName(typo), message: containing('periodSecond') }]);
   });
 
   it('refuses a value of the wrong type (replicas as a string)', () => {
     const wrong = deployment();
     (wrong.spec as Json).replicas = 'three';
-    expect(validateObjects([wrong]).map((p) => p.object)).toContain(describeObject(wrong));
+    expect(validateObjects([wrong]).map((p) => p.object)).toContain(objectName(wrong));
   });
 
   it('renders the base alone as valid objects (the overlays add the namespace and the Secrets)', () => {
