@@ -25,4 +25,17 @@ if (!service || !Object.hasOwn(SERVICES, service)) {
 }
 const definition = require(join(DIST, 'apps', service, 'src', 'main.js'))[SERVICES[service]];
 const { runService } = require(join(DIST, 'libs', 'runtime', 'src'));
-void runService(definition);
+// node runs as PID 1, and the kernel applies no default action to a signal PID 1 does not handle:
+// until runService has installed its draining handlers (after the start, which can take a log
+// catch-up), SIGTERM would be ignored and `docker stop` would wait for its SIGKILL. So until then a
+// signal ends the process at once (143 = 128 + SIGTERM, nothing started to drain).
+const early = (signal) => {
+  process.stderr.write(`start: ${signal} before ${service} was ready: exiting\n`);
+  process.exit(signal === 'SIGINT' ? 130 : 143);
+};
+process.once('SIGTERM', early);
+process.once('SIGINT', early);
+void runService(definition).then(() => {
+  process.off('SIGTERM', early);
+  process.off('SIGINT', early);
+});

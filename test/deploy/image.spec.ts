@@ -1,5 +1,6 @@
 import { execFile as execFileCallback, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -77,6 +78,33 @@ describeImage(title, () => {
     const script = `const fs = require('fs'); console.log(JSON.stringify(process.argv.slice(1).filter((p) => fs.existsSync('/app/' + p))))`;
     const present = JSON.parse(await docker('run', '--rm', '--entrypoint', 'node', IMAGE, '-e', script, ...devOnly, ...production)) as string[];
     expect(present.sort()).toEqual(production.sort());
+  });
+
+  it('stops at once on SIGTERM while still starting (node as PID 1 would otherwise ignore it)', async () => {
+    // A TCP server that never speaks NATS: the service's connect waits (20 s) in its start.
+    const sockets = new Set<Socket>();
+    let connected!: () => void;
+    const reached = new Promise<void>((resolve) => (connected = resolve));
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      connected();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const early = `${container}-early`;
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      await docker('run', '-d', '--name', early, '--network', 'host', '-e', `NATS_URL=nats://127.0.0.1:${port}`, IMAGE, 'ledger');
+      await reached;
+      await docker('stop', '-t', String(STOP_TIMEOUT_S), early);
+      // 143: start.js's early handler; 137 would be Docker's SIGKILL after the timeout, 1 the connect giving up.
+      expect(await docker('inspect', '--format', '{{.State.ExitCode}}', early)).toBe('143');
+      const logs = await execFile('docker', ['logs', early]);
+      expect(logs.stderr).toContain('start: SIGTERM before ledger was ready: exiting');
+    } finally {
+      await docker('rm', '-f', early).catch(() => undefined);
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   });
 
   it('runs the scaler as a non-root uid, turns healthy through its NATS health request, and drains on docker stop', async () => {
