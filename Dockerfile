@@ -1,10 +1,13 @@
 # The mesh services: one image for all five (infra/images/start.js picks one by argument or
 # MESH_SERVICE). docs/deploy.md explains the choices; `npm run images` builds it here without a
 # registry (scripts/images.sh), a registry user runs `docker build .`.
+# BASE_IMAGE: the runtime stage's base; BUILD_IMAGE: the build stage's, which needs npm (the same
+# image for a registry user; scripts/images.sh builds both locally, npm only in the build one).
 ARG BASE_IMAGE=node:20-bookworm-slim
+ARG BUILD_IMAGE=node:20-bookworm-slim
 
 # --- compile: every dependency, npm run build -> dist/, then the devDependencies pruned ---
-FROM ${BASE_IMAGE} AS build
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /app
 ENV NPM_CONFIG_UPDATE_NOTIFIER=false
 COPY infra/images/build-ca/ /tmp/build-ca/
@@ -25,7 +28,7 @@ RUN npm run build && find dist -name '*.map' -delete \
 
 # --- runtime ---
 FROM ${BASE_IMAGE} AS runtime
-# npm is not needed to run a service: removed, with its own dependencies' CVEs.
+# npm is not needed to run a service: removed (node:20-bookworm-slim ships it; the local base does not).
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/bin/npm /usr/local/bin/npx /usr/lib/node_modules/npm /usr/bin/npm /usr/bin/npx /opt/yarn* /usr/local/bin/yarn /usr/local/bin/yarnpkg
 WORKDIR /app
 ENV NODE_ENV=production \

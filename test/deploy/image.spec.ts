@@ -61,7 +61,7 @@ describeImage(title, () => {
   });
 
   it('refuses to start without a service name, saying which ones exist', async () => {
-    const run = docker('run', '--rm', IMAGE);
+    const run = docker('run', '--rm', '--network', 'none', IMAGE);
     await expect(run).rejects.toMatchObject({
       code: 2,
       stderr: expect.stringContaining('one of scheduler, container-manager, credit-manager, scaler, ledger') as string,
@@ -76,7 +76,9 @@ describeImage(title, () => {
     const production = Object.keys(pkg.dependencies).map((name) => `node_modules/${name}`);
     expect(devOnly).toEqual(expect.arrayContaining(['node_modules/typescript', 'node_modules/jest']));
     const script = `const fs = require('fs'); console.log(JSON.stringify(process.argv.slice(1).filter((p) => fs.existsSync('/app/' + p))))`;
-    const present = JSON.parse(await docker('run', '--rm', '--entrypoint', 'node', IMAGE, '-e', script, ...devOnly, ...production)) as string[];
+    const present = JSON.parse(
+      await docker('run', '--rm', '--network', 'none', '--entrypoint', 'node', IMAGE, '-e', script, ...devOnly, ...production),
+    ) as string[];
     expect(present.sort()).toEqual(production.sort());
   });
 
