@@ -138,6 +138,8 @@ const CLASSIFIED: { file: string; contains: string; handling: Handling }[] = [
     contains: 'staircase rise -> ScalingDecided',
     handling: { kind: 'illustration', reason: 'benchmark figures (`npm run bench scaler`, BENCHMARKS.md)' },
   },
+  { file: 'docs/deploy.md', contains: 'npm run images', handling: { kind: 'shell' } },
+  { file: 'docs/deploy.md', contains: 'kubectl label node worker-1', handling: { kind: 'shell' } },
   { file: 'docs/scheduler.md', contains: '{ "functionId": "resize", "image"', handling: { kind: 'payload', schema: deployFunctionRequest.schema } },
   {
     file: 'docs/scheduler.md',
@@ -165,6 +167,16 @@ const NOT_RUN: Record<string, string> = {
     'needs the key file of a ledger with its HTTP server on (this stack runs the ledger with LEDGER_HTTP_PORT=0); test/integration/ledger/tenancy.spec.ts runs `mesh ledger token` on the key file its ledger created and reads over HTTP with the token',
   'curl -s -H "Authorization: Bearer $TOKEN"':
     'the HTTP API with a bearer token: test/integration/ledger/tenancy.spec.ts (tokens, tenant scope, Host check, the audit bound)',
+  'npm run images':
+    'builds the base image (debootstrap, about a minute) and the service image (minutes); test/deploy/image.spec.ts builds it when missing and runs it against a real nats-server',
+  'docker build --build-arg BASE_IMAGE=node:20-bookworm-slim': 'pulls node:20-bookworm-slim from a registry, which this machine cannot reach',
+  'docker run -d --name mesh-scaler':
+    'needs a NATS server at that address; test/deploy/image.spec.ts runs the image the same way (the scaler, --network host, a real nats-server) and checks it turns healthy and drains on docker stop',
+  'kubectl label node': 'needs a Kubernetes cluster; none is reachable here (docs/deploy.md says so)',
+  'helm repo add nats': 'needs helm and the chart repository; the values file is checked against the chart by test/deploy/k8s.spec.ts',
+  'helm install nats': 'needs a Kubernetes cluster and helm; the values file is checked against the chart by test/deploy/k8s.spec.ts',
+  'kubectl apply -k': 'needs a Kubernetes cluster; test/deploy/k8s.spec.ts renders the overlay and validates every object against the API schemas',
+  'kubectl -n mesh rollout status': 'needs a Kubernetes cluster',
 };
 
 /** `./mesh events tail ...` follows the log live: run in the background until an event shows up, then stopped with Ctrl-C. */
