@@ -92,6 +92,14 @@ export interface Answer<D extends RequestDefinition> {
  * definition's schema.
  */
 export async function call<D extends RequestDefinition>(client: MeshClient, definition: D, body: unknown, timeoutMs?: number): Promise<Answer<D>> {
+  // Said up front for a tenant: the server would let the request onto the tenant's own prefix, where
+  // no service answers operator-only definitions (no_responders reads like a stopped service).
+  if (client.tenantId !== undefined && definition.access !== 'tenant') {
+    throw new CliError(
+      `forbidden: tenant ${client.tenantId} may not call ${definition.subject} (operator only)`,
+      "ask the operator, or use the operator's credentials (--creds / MESH_CREDS)",
+    );
+  }
   let json: unknown;
   try {
     json = await client.requestRaw(client.subjectFor(definition), body, timeoutMs);

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type ConnectionOptions } from 'nats';
+import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import type { ServiceName } from '@mesh/contracts';
 import { eventually } from './nats-server';
 
@@ -40,11 +40,14 @@ export class ServiceProcess {
 
   /** Waits until the service answers `mesh.api.<service>.health` on `natsUrl` (`auth`: the operator's credentials on an auth-enabled server). */
   async healthy(natsUrl: string, timeoutMs = 60_000, auth: Partial<ConnectionOptions> = {}): Promise<Record<string, unknown>> {
-    const nc = await connect({ servers: natsUrl, noAsyncTraces: true, ...auth });
+    // Connected inside the wait: on a loaded machine (five services compiling) a first dial can time
+    // out, and that is no reason to give up on the service.
+    let nc: NatsConnection | undefined;
     try {
       return await eventually(
         async () => {
           if (this.child.exitCode !== null) throw new Error(`${this.service} exited with ${this.child.exitCode}: ${this.output}`);
+          nc ??= await connect({ servers: natsUrl, noAsyncTraces: true, timeout: 5000, ...auth });
           const reply = await nc.request(`mesh.api.${this.service}.health`, new Uint8Array(), { timeout: 1000 }).catch(() => undefined);
           if (!reply) return undefined;
           const body = JSON.parse(Buffer.from(reply.data).toString()) as { ok: boolean; data: Record<string, unknown> };
@@ -54,7 +57,7 @@ export class ServiceProcess {
         `${this.service} health`,
       );
     } finally {
-      await nc.close();
+      await nc?.close();
     }
   }
 
