@@ -33,8 +33,12 @@ export const SERVICE_CONSUMES: Readonly<Record<ServiceName, { durable: readonly 
   'container-manager': { durable: ['task', 'scaling', 'standing'], live: [], readsWholeLog: false },
   'credit-manager': { durable: ['usage', 'wallet'], live: ['function', 'meter'], readsWholeLog: true },
   scaler: { durable: ['container', 'usage', 'standing', 'node'], live: [], readsWholeLog: false },
-  // The tenant feed republishes the tenant-owned categories (wallet, function, task, container, execution).
-  ledger: { durable: ['meter'], live: ['wallet', 'function', 'task', 'container', 'execution'], readsWholeLog: true },
+  // The tenant feed (apps/ledger/src/tenant-feed) runs a durable consumer per category it republishes from.
+  ledger: {
+    durable: ['meter', 'wallet', 'function', 'task', 'execution', 'container', 'usage', 'scaling', 'standing'],
+    live: ['wallet', 'function', 'task', 'container', 'execution'],
+    readsWholeLog: true,
+  },
 };
 
 /** Core NATS subjects (not persisted) each service publishes or subscribes to, besides requests and events. */
