@@ -436,6 +436,8 @@ describe('cross-tenant attacks: bob, with his own credentials, against alice', (
           [tenantSubject('bob', 'mesh.query.ledger.balance'), { walletId: BOB_WALLET }, `mesh.events.wallet.${ALICE_WALLET}`],
           [tenantSubject('bob', 'mesh.api.ledger.open-wallet'), { walletId: 'w-bob-reply' }, `mesh.events.wallet.w-bob-reply`],
           [tenantSubject('bob', 'mesh.query.credit-manager.price-plans'), {}, `${tenantInboxPrefix('alice')}.x`],
+          // The ledger may publish on every tenant's feed: an answer there would be a fake event in alice's feed.
+          [tenantSubject('bob', 'mesh.query.ledger.balance'), { walletId: BOB_WALLET }, `${tenantEventsPrefix('alice')}.wallet.${ALICE_WALLET}`],
         ];
         for (const [subject, body, reply] of attacks) bobNc.publish(subject, enc(body), { reply });
         await bobNc.flush();
@@ -444,6 +446,8 @@ describe('cross-tenant attacks: bob, with his own credentials, against alice', (
         await bob.request(balanceRequest, { walletId: BOB_WALLET });
         await bob.request(pricePlansQuery, {});
       });
+      await aliceNc.flush();
+      expect(aliceFeed.messages.filter((m) => 'ok' in m.body)).toEqual([]);
       // The command was not run either: bob has no wallet w-bob-reply.
       await expectForbidden(bob.request(balanceRequest, { walletId: 'w-bob-reply' }), /^forbidden: tenant bob may not read wallet w-bob-reply$/);
       expect(harness.stack.logs()).toMatch(/refused a request of tenant bob whose reply subject \$JS\.API\.STREAM\.PURGE\.MESH_EVENTS is not its inbox/);
