@@ -53,12 +53,12 @@ export async function expectSubscriptionRefused(nc: NatsConnection, subject: str
 }
 
 /** The bytes and headers of an event as the event store writes them: what a forger would need to get into MESH_EVENTS. */
-export function forgedEventBytes(stream: string, type: string, data: Record<string, unknown>) {
+export function forgedEventBytes(stream: string, type: string, data: Record<string, unknown>, revision = 0) {
   const id = `forged-${randomUUID()}`;
-  const body = { id, stream, type, data, schemaVersion: 1, occurredAt: new Date().toISOString(), revision: 0 };
+  const body = { id, stream, type, data, schemaVersion: 1, occurredAt: new Date().toISOString(), correlationId: id, causationId: id, revision };
   const h = natsHeaders();
   h.set('Nats-Msg-Id', id);
-  h.set('Mesh-Revision', '0');
+  h.set('Mesh-Revision', String(revision));
   h.set('Mesh-Type', type);
   return { id, payload: new TextEncoder().encode(JSON.stringify(body)), headers: h };
 }
