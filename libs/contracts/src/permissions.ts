@@ -33,8 +33,12 @@ export const SERVICE_CONSUMES: Readonly<Record<ServiceName, { durable: readonly 
   'container-manager': { durable: ['task', 'scaling', 'standing'], live: [], readsWholeLog: false },
   'credit-manager': { durable: ['usage', 'wallet'], live: ['function', 'meter'], readsWholeLog: true },
   scaler: { durable: ['container', 'usage', 'standing', 'node'], live: [], readsWholeLog: false },
-  // The tenant feed republishes the tenant-owned categories (wallet, function, task, container, execution).
-  ledger: { durable: ['meter'], live: ['wallet', 'function', 'task', 'container', 'execution'], readsWholeLog: true },
+  // The tenant feed (apps/ledger/src/tenant-feed) runs a durable consumer per category it republishes from.
+  ledger: {
+    durable: ['meter', 'wallet', 'function', 'task', 'execution', 'container', 'usage', 'scaling', 'standing'],
+    live: ['wallet', 'function', 'task', 'container', 'execution'],
+    readsWholeLog: true,
+  },
 };
 
 /** Core NATS subjects (not persisted) each service publishes or subscribes to, besides requests and events. */
@@ -115,13 +119,25 @@ const consumerUse = (stream: string) => [
   `${JS}.CONSUMER.MSG.NEXT.${stream}.*`,
   `${JS}.CONSUMER.DELETE.${stream}.*`,
 ];
+/**
+ * A tenant's reads of its own bucket streams: no direct get. JetStream answers an API request on the
+ * reply subject it names, unchecked, and MESH_EVENTS stores what arrives on `mesh.events.>`; a direct
+ * get answers with an object's raw bytes and headers, so it would append a tenant-made event. nats.js
+ * reads objects without it (STREAM.MSG.GET, an ordered consumer). Other API answers are JSON of
+ * their own, which the event store parks as poison (docs/security.md, "Attack suite").
+ */
+const tenantStreamReads = (stream: string) => streamReads(stream).filter((s) => !s.startsWith(`${JS}.DIRECT.GET.`));
+
 /** Writing to a KV or object bucket also acks the publish through its stream (the JetStream publish is a request). */
-const bucketUse = (streamName: string, readOnly: boolean) => [
-  ...streamReads(streamName),
+const bucketUse = (streamName: string, readOnly: boolean, reads = streamReads) => [
+  ...reads(streamName),
   ...consumerUse(streamName),
   ...(readOnly ? [] : [`${JS}.STREAM.CREATE.${streamName}`, `${JS}.STREAM.UPDATE.${streamName}`, `${JS}.STREAM.PURGE.${streamName}`]),
 ];
-const objectBucket = (bucket: string, readOnly: boolean) => [...bucketUse(`OBJ_${bucket}`, readOnly), ...(readOnly ? [] : [`$O.${bucket}.>`])];
+const objectBucket = (bucket: string, readOnly: boolean, reads = streamReads) => [
+  ...bucketUse(`OBJ_${bucket}`, readOnly, reads),
+  ...(readOnly ? [] : [`$O.${bucket}.>`]),
+];
 
 /** What no service may do to the log: delete it, purge it, delete messages, or change its subjects. */
 const EVENT_LOG_DESTRUCTION = [
@@ -219,7 +235,7 @@ export function tenantPermissions(tenantId: string): NatsPermissions {
         // nats.js reads an object's chunks with a consumer it finds the stream of by subject (STREAM.NAMES
         // filtered by `$O.<bucket>.C.<id>`). It lists stream names only (docs/security.md, what is not covered).
         `${JS}.STREAM.NAMES`,
-        ...objectBucket(input, false),
+        ...objectBucket(input, false, tenantStreamReads),
         ...tenantObjectReads(output),
         `$JS.ACK.OBJ_${input}.>`,
         `$JS.ACK.OBJ_${output}.>`,
@@ -235,7 +251,7 @@ export function tenantPermissions(tenantId: string): NatsPermissions {
 
 /** Reading an object: its metadata (direct/msg get, stream info) and its chunks (an ordered consumer). */
 function tenantObjectReads(bucket: string): string[] {
-  return [...streamReads(`OBJ_${bucket}`), ...consumerUse(`OBJ_${bucket}`)];
+  return [...tenantStreamReads(`OBJ_${bucket}`), ...consumerUse(`OBJ_${bucket}`)];
 }
 
 /** The identities of a stack: the five services, the operator, and the tenants given. */

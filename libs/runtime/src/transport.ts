@@ -28,6 +28,8 @@ import {
   type EventData,
   type HealthReply,
   callerOfSubject,
+  describeCaller,
+  tenantInboxPrefix,
   tenantWildcardSubject,
   type Caller,
   type RecordedEvent,
@@ -223,6 +225,14 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
   }
 
   private async answer(msg: Msg, handler: MessageHandler, schema: Parameters<typeof parseOrThrow>[0] | undefined, subject: string): Promise<void> {
+    const caller = callerOfSubject(msg.subject);
+    if (!replyAllowed(caller, msg.reply)) {
+      // Not run, not answered: the reply subject is the tenant's choice, and a service's answer goes
+      // out under the service's identity (allow_responses), past its own NATS permissions; answering on
+      // `mesh.events.>` or `$JS.API.STREAM.PURGE.MESH_EVENTS` would write to or purge the log.
+      this.log.warn(`${subject}: refused a request of ${describeCaller(caller)} whose reply subject ${msg.reply} is not its inbox`);
+      return;
+    }
     try {
       const body = decodeJson(msg.data);
       const data = schema ? parseOrThrow(schema, body, subject) : body;
@@ -230,7 +240,7 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       const attributes = () => ({ 'messaging.system': 'nats', 'messaging.destination.name': subject, 'mesh.service': this.options.service });
       const result = await inHandlerSpan(subject, 'server', context.traceparent, attributes, () =>
         runInMessageContext(context, async () => {
-          const output: unknown = await handler(data, new NatsRequestContext([msg, callerOfSubject(msg.subject)]));
+          const output: unknown = await handler(data, new NatsRequestContext([msg, caller]));
           return lastValueFrom(this.transformToObservable<unknown>(output), { defaultValue: undefined });
         }),
       );
@@ -513,4 +523,14 @@ export function outgoingHeaders() {
   const h = natsHeaders();
   h.set('traceparent', outgoingTraceparent());
   return h;
+}
+
+/**
+ * Whether a request of `caller` may be answered on `reply`: a tenant's only on its own inbox
+ * (`_INBOX_<tenantId>.`, where its connection receives replies), or not at all when it asked for no
+ * reply. The operator's and the services' subjects are published by trusted identities only.
+ */
+export function replyAllowed(caller: Caller, reply: string | undefined): boolean {
+  if (caller.kind === 'operator' || !reply) return true;
+  return reply.startsWith(`${tenantInboxPrefix(caller.tenantId)}.`);
 }
