@@ -1,6 +1,6 @@
 import { CATEGORIES, CATEGORY_OWNERS, SERVICES, type Category, type ServiceName } from './ids';
 import { EVENTS_PREFIX, EVENTS_STREAM, HEARTBEAT_PREFIX, apiSubject, healthSubject } from './subjects';
-import { TENANT_SUBJECT_PREFIX, inputBucketOf, outputBucketOf, tenantEventsPrefix, tenantInboxPrefix } from './tenancy';
+import { TENANT_SUBJECT_PREFIX, tenantEventsPrefix, tenantInboxPrefix } from './tenancy';
 import { deadLetterReplaySubject } from './requests/deadletter';
 
 /**
@@ -9,16 +9,21 @@ import { deadLetterReplaySubject } from './requests/deadletter';
  * permission table in docs/security.md (generated from here).
  *
  * Principles (docs/security.md): an event category is written by its owner only (CATEGORY_OWNERS);
- * every identity receives replies only on its own inbox prefix; a tenant publishes only under
- * `mesh.tenant.<id>.` and touches only its own object buckets; the operator runs commands and reads
- * the log but writes no event itself.
+ * every identity receives replies only on its own inbox prefix (all under `_INBOX.`); a tenant
+ * publishes only requests under `mesh.tenant.<id>.` and has no JetStream API at all (its inputs travel
+ * inline, its outputs through the scheduler's task-output query); the operator runs commands and
+ * reads the log but writes no event itself.
  */
 
 /** Deliberately no `$JS.API.>` for services: only the JetStream API calls they make (found by running them under this table). */
 export interface NatsPermissions {
   publish: { allow: string[]; deny: string[] };
   subscribe: { allow: string[]; deny: string[] };
-  /** Publish to the reply subject of a request received (bounded by nats-server's defaults: one reply, 2 minutes). */
+  /**
+   * Publish to the reply subject of a request received. False for every identity: nats-server tracks
+   * each request's reply subject for it, which cost 25-30% of a request round trip (BENCHMARKS.md,
+   * "Trust boundary"); services publish on `_INBOX.>` instead, where every identity's inbox is.
+   */
   allow_responses: boolean;
 }
 
@@ -66,6 +71,7 @@ export const SERVICE_CALLS: Readonly<Record<ServiceName, readonly string[]>> = {
 /** Further JetStream API calls, each with its reason (found by running the stack under this table: nats-server logs what it refuses). */
 const SERVICE_JETSTREAM_EXTRA: Readonly<Record<ServiceName, readonly string[]>> = {
   // The storage guard sums every stream's bytes (STREAM.LIST: names and state, no messages).
+  // (Its object buckets: SERVICE_OBJECT_STORES.)
   scheduler: ['$JS.API.STREAM.LIST'],
   'container-manager': [],
   'credit-manager': [],
@@ -99,8 +105,15 @@ export function assertConsumes(service: ServiceName, category: string): void {
   }
 }
 
-export const serviceInboxPrefix = (service: ServiceName) => `_INBOX_svc_${service.replace(/-/g, '_')}`;
-export const OPERATOR_INBOX_PREFIX = '_INBOX_operator';
+/**
+ * Inboxes: every identity's under `_INBOX.` (services `_INBOX.svc.<service>`, the operator
+ * `_INBOX.operator`, tenants `_INBOX.t.<tenantId>`), so a service answers a request by publishing on
+ * `_INBOX.>` without allow_responses. A tenant's request is answered only on its own prefix
+ * (libs/runtime/src/transport.ts replyAllowed).
+ */
+export const INBOX_ROOT = '_INBOX';
+export const serviceInboxPrefix = (service: ServiceName) => `${INBOX_ROOT}.svc.${service}`;
+export const OPERATOR_INBOX_PREFIX = `${INBOX_ROOT}.operator`;
 
 const JS = '$JS.API';
 /** JetStream API calls that read a stream (info, single messages, direct gets). */
@@ -119,24 +132,13 @@ const consumerUse = (stream: string) => [
   `${JS}.CONSUMER.MSG.NEXT.${stream}.*`,
   `${JS}.CONSUMER.DELETE.${stream}.*`,
 ];
-/**
- * A tenant's reads of its own bucket streams: no direct get. JetStream answers an API request on the
- * reply subject it names, unchecked, and MESH_EVENTS stores what arrives on `mesh.events.>`; a direct
- * get answers with an object's raw bytes and headers, so it would append a tenant-made event. nats.js
- * reads objects without it (STREAM.MSG.GET, an ordered consumer). Other API answers are JSON of
- * their own, which the event store parks as poison (docs/security.md, "Attack suite").
- */
-const tenantStreamReads = (stream: string) => streamReads(stream).filter((s) => !s.startsWith(`${JS}.DIRECT.GET.`));
-
-/** Writing to a KV or object bucket also acks the publish through its stream (the JetStream publish is a request). */
-const bucketUse = (streamName: string, readOnly: boolean, reads = streamReads) => [
-  ...reads(streamName),
+/** Writing to a KV bucket also acks the publish through its stream (the JetStream publish is a request). */
+const bucketUse = (streamName: string) => [
+  ...streamReads(streamName),
   ...consumerUse(streamName),
-  ...(readOnly ? [] : [`${JS}.STREAM.CREATE.${streamName}`, `${JS}.STREAM.UPDATE.${streamName}`, `${JS}.STREAM.PURGE.${streamName}`]),
-];
-const objectBucket = (bucket: string, readOnly: boolean, reads = streamReads) => [
-  ...bucketUse(`OBJ_${bucket}`, readOnly, reads),
-  ...(readOnly ? [] : [`$O.${bucket}.>`]),
+  `${JS}.STREAM.CREATE.${streamName}`,
+  `${JS}.STREAM.UPDATE.${streamName}`,
+  `${JS}.STREAM.PURGE.${streamName}`,
 ];
 
 /** What no service may do to the log: delete it, purge it, delete messages, or change its subjects. */
@@ -163,20 +165,36 @@ export function servicePermissions(service: ServiceName): NatsPermissions {
     // Acks of its durable consumers' messages and flow control of its ordered consumers.
     `$JS.ACK.${EVENTS_STREAM}.>`,
     '$JS.FC.>',
-    ...SERVICE_KV_BUCKETS[service].flatMap((b) => [...bucketUse(`KV_${b}`, false), `$KV.${b}.>`]),
-    ...(service === 'container-manager' ? containerManagerObjects() : []),
+    ...SERVICE_KV_BUCKETS[service].flatMap((b) => [...bucketUse(`KV_${b}`), `$KV.${b}.>`]),
+    ...(SERVICE_OBJECT_STORES[service] ? objectStoreAccess() : []),
+    // Answers to requests: every identity's inbox is under `_INBOX.` (no allow_responses, see NatsPermissions).
+    `${INBOX_ROOT}.>`,
   ];
   const subscribe = [`${serviceInboxPrefix(service)}.>`, ...core.subscribe, ...requestSubjectsAnsweredBy(service)];
-  return { publish: { allow: unique(publish), deny: EVENT_LOG_DESTRUCTION }, subscribe: { allow: unique(subscribe), deny: [] }, allow_responses: true };
+  return { publish: { allow: unique(publish), deny: EVENT_LOG_DESTRUCTION }, subscribe: { allow: unique(subscribe), deny: [] }, allow_responses: false };
 }
 
 /**
- * The container-manager reads every owner's input bucket and writes every owner's output bucket
- * (`mesh-input-*`, `mesh-output-*`, and the older per-function/shared buckets): bucket names are
- * not known in advance, so object streams are allowed by the `$O.` subjects and a JetStream API
- * wildcard on the stream name. Streams named like that belong to nobody else.
+ * Services that use every owner's object buckets (`mesh-input-<owner>`, `mesh-output-<owner>`, and
+ * the older per-function/shared ones): the container-manager reads inputs and writes outputs; the
+ * scheduler stores a tenant's inline input too large for an event (creating the bucket when missing)
+ * and reads outputs for the task-output query. Tenants have no JetStream access, so these two
+ * services are the only way objects reach a tenant.
  */
-function containerManagerObjects(): string[] {
+const SERVICE_OBJECT_STORES: Readonly<Record<ServiceName, boolean>> = {
+  scheduler: true,
+  'container-manager': true,
+  'credit-manager': false,
+  scaler: false,
+  ledger: false,
+};
+
+/**
+ * Bucket names are not known in advance, so object streams are allowed by the `$O.` subjects and a
+ * JetStream API wildcard on the stream name (a subject token cannot be matched by prefix). Streams
+ * named like that belong to nobody else.
+ */
+function objectStoreAccess(): string[] {
   return [
     '$O.>',
     `${JS}.STREAM.NAMES`,
@@ -220,38 +238,19 @@ export function operatorPermissions(): NatsPermissions {
 
 /**
  * A tenant: requests only on its own `mesh.tenant.<id>.api.>`/`.query.>` (services answer only
- * `access: 'tenant'` definitions there and check ownership), replies only on its own inbox, its own
- * live event feed, and its object buckets (inputs read+write, outputs read only). Nothing on MESH_EVENTS.
+ * `access: 'tenant'` definitions there and check ownership), replies only on its own inbox, and its
+ * own live event feed. No JetStream API, no `$O.`/`$KV.`/`$JS.` subject at all: JetStream answers an
+ * API request, a pull request (`CONSUMER.MSG.NEXT`) or a push consumer's deliveries on the subject
+ * the requester names, from the server's own client, past every permission; MESH_EVENTS stores what
+ * arrives on `mesh.events.>`, so any JetStream access let a tenant put bytes of its choice into the
+ * log (docs/security.md). Inputs go inline in submit-task, outputs come through task-output.
  */
 export function tenantPermissions(tenantId: string): NatsPermissions {
-  const input = inputBucketOf(tenantId);
-  const output = outputBucketOf(tenantId);
   return {
-    publish: {
-      allow: unique([
-        `${TENANT_SUBJECT_PREFIX}.${tenantId}.api.>`,
-        `${TENANT_SUBJECT_PREFIX}.${tenantId}.query.>`,
-        `${JS}.INFO`,
-        // nats.js reads an object's chunks with a consumer it finds the stream of by subject (STREAM.NAMES
-        // filtered by `$O.<bucket>.C.<id>`). It lists stream names only (docs/security.md, what is not covered).
-        `${JS}.STREAM.NAMES`,
-        ...objectBucket(input, false, tenantStreamReads),
-        ...tenantObjectReads(output),
-        `$JS.ACK.OBJ_${input}.>`,
-        `$JS.ACK.OBJ_${output}.>`,
-        '$JS.FC.>',
-      ]),
-      // Buckets exist before the tenant uses them (`mesh tenant create`), so their limits stay the operator's.
-      deny: [`${JS}.STREAM.CREATE.OBJ_${input}`, `${JS}.STREAM.UPDATE.OBJ_${input}`, `${JS}.STREAM.CREATE.OBJ_${output}`, `${JS}.STREAM.UPDATE.OBJ_${output}`],
-    },
+    publish: { allow: [`${TENANT_SUBJECT_PREFIX}.${tenantId}.api.>`, `${TENANT_SUBJECT_PREFIX}.${tenantId}.query.>`], deny: [] },
     subscribe: { allow: [`${tenantInboxPrefix(tenantId)}.>`, `${tenantEventsPrefix(tenantId)}.>`], deny: [] },
     allow_responses: false,
   };
-}
-
-/** Reading an object: its metadata (direct/msg get, stream info) and its chunks (an ordered consumer). */
-function tenantObjectReads(bucket: string): string[] {
-  return [...tenantStreamReads(`OBJ_${bucket}`), ...consumerUse(`OBJ_${bucket}`)];
 }
 
 /** The identities of a stack: the five services, the operator, and the tenants given. */

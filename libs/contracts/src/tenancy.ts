@@ -68,8 +68,11 @@ export function requestSubjectFor(definition: Pick<RequestDefinition, 'subject'>
 export const tenantEventsPrefix = (tenantId: string) => `${TENANT_SUBJECT_PREFIX}.${tenantId}.events`;
 export const tenantEventSubject = (tenantId: string, category: string, id: string) => `${tenantEventsPrefix(tenantId)}.${category}.${id}`;
 
-/** Inbox prefix of a tenant's connections: replies to its requests are delivered only there. */
-export const tenantInboxPrefix = (tenantId: string) => `_INBOX_${tenantId}`;
+/**
+ * Inbox prefix of a tenant's connections: replies to its requests are delivered only there. Under
+ * `_INBOX.` like every identity's, so services answer by publishing on `_INBOX.>` (permissions.ts).
+ */
+export const tenantInboxPrefix = (tenantId: string) => `_INBOX.t.${tenantId}`;
 
 /** Object store buckets per owner (tenant id or `operator`): inputs the owner uploads, outputs its tasks write. */
 export const inputBucketOf = (owner: string) => `mesh-input-${owner}`;

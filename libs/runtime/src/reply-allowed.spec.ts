@@ -5,11 +5,20 @@ describe('replyAllowed: where a request may be answered', () => {
   const alice = { kind: 'tenant', tenantId: 'alice' } as const;
 
   it("given a tenant's request, when its reply subject is its own inbox, then it is answered", () => {
-    expect(replyAllowed(alice, '_INBOX_alice.abc.1')).toBe(true);
+    expect(replyAllowed(alice, '_INBOX.t.alice.abc.1')).toBe(true);
   });
 
   it("given a tenant's request, when its reply subject is the log, the JetStream API or another inbox, then it is not", () => {
-    for (const reply of ['$JS.API.STREAM.PURGE.MESH_EVENTS', 'mesh.events.wallet.alice', '_INBOX_bob.x', '_INBOX_alice', '_INBOX_alicex.y', '_INBOX.x']) {
+    for (const reply of [
+      '$JS.API.STREAM.PURGE.MESH_EVENTS',
+      'mesh.events.wallet.alice',
+      '_INBOX.t.bob.x',
+      '_INBOX.t.alice',
+      '_INBOX.t.alicex.y',
+      '_INBOX.x',
+      '_INBOX.operator.x',
+      '_INBOX.svc.ledger.x',
+    ]) {
       expect({ reply, allowed: replyAllowed(alice, reply) }).toEqual({ reply, allowed: false });
     }
   });

@@ -228,8 +228,10 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     const caller = callerOfSubject(msg.subject);
     if (!replyAllowed(caller, msg.reply)) {
       // Not run, not answered: the reply subject is the tenant's choice, and a service's answer goes
-      // out under the service's identity (allow_responses), past its own NATS permissions; answering on
-      // `mesh.events.>` or `$JS.API.STREAM.PURGE.MESH_EVENTS` would write to or purge the log.
+      // out under the service's identity, past the tenant's NATS permissions: answering on
+      // `mesh.events.>` (a service writes its own categories) or the JetStream API would write to or
+      // purge the log, and on another identity's inbox (services publish on `_INBOX.>`) would hand it
+      // the answer.
       this.log.warn(`${subject}: refused a request of ${describeCaller(caller)} whose reply subject ${msg.reply} is not its inbox`);
       return;
     }
@@ -527,7 +529,7 @@ export function outgoingHeaders() {
 
 /**
  * Whether a request of `caller` may be answered on `reply`: a tenant's only on its own inbox
- * (`_INBOX_<tenantId>.`, where its connection receives replies), or not at all when it asked for no
+ * (`_INBOX.t.<tenantId>.`, where its connection receives replies), or not at all when it asked for no
  * reply. The operator's and the services' subjects are published by trusted identities only.
  */
 export function replyAllowed(caller: Caller, reply: string | undefined): boolean {
