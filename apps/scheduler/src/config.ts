@@ -1,4 +1,5 @@
 import { env } from '@mesh/config';
+import { OBJECT_STORE_DEFAULTS } from '@mesh/contracts';
 
 /** Variables of the scheduler service (in addition to the common ones in libs/config). */
 export const SchedulerEnv = {
@@ -69,5 +70,26 @@ export const SchedulerEnv = {
     1000,
     86_400_000,
     ' ms',
+  ),
+  OBJECT_TTL_MS: env.int(
+    "Inline inputs larger than an event carries (64 KiB) are stored as objects kept this long: the max_age of an input bucket the scheduler creates (set it like the container-manager's)",
+    OBJECT_STORE_DEFAULTS.ttlMs,
+    1000,
+    366 * 86_400_000,
+    ' ms',
+  ),
+  TENANT_BUCKET_MAX_BYTES: env.int(
+    "Bytes an input bucket the scheduler creates may hold (a tenant created without one, or the operator's): as `mesh tenant create`",
+    OBJECT_STORE_DEFAULTS.bucketMaxBytes,
+    1024 * 1024,
+    Number.MAX_SAFE_INTEGER,
+    ' bytes',
+  ),
+  SCHEDULER_OUTPUT_CACHE_BYTES: env.int(
+    'Bytes of output objects the task-output query keeps in memory (least recently read go first), so reading an output chunk by chunk reads the object once; a larger object is read again for each chunk',
+    256 * 1024 * 1024,
+    0,
+    16 * 1024 ** 3,
+    ' bytes',
   ),
 };

@@ -12,6 +12,7 @@ import {
   poolsRequest,
   storageRequest,
   submitTaskRequest,
+  taskOutputRequest,
   taskRequest,
   tasksRequest,
   type RecordedEvent,
@@ -64,6 +65,12 @@ export class SchedulerController {
   @OnRequest(taskRequest)
   task(@Payload() body: RequestData<typeof taskRequest>, @Ctx() ctx: NatsRequestContext) {
     return this.engine.taskFor(ctx.caller, body.taskId);
+  }
+
+  // Tenants read their outputs here (they have no JetStream access): owner-checked like `task`.
+  @OnRequest(taskOutputRequest)
+  taskOutput(@Payload() body: RequestData<typeof taskOutputRequest>, @Ctx() ctx: NatsRequestContext) {
+    return this.engine.taskOutputFor(ctx.caller, body);
   }
 
   @OnRequest(tasksRequest)

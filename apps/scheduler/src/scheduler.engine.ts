@@ -7,6 +7,7 @@ import {
   DomainError,
   ExecutionStarted,
   HEARTBEAT_PREFIX,
+  LIMITS,
   PricePlanSet,
   TaskCancelled,
   TaskSubmitted,
@@ -32,6 +33,7 @@ import {
   type nodesRequest,
   type poolsRequest,
   type submitTaskRequest,
+  type taskOutputRequest,
   type tasksRequest,
 } from '@mesh/contracts';
 import type { EventStore, Subscription } from '@mesh/eventstore/port';
@@ -48,6 +50,7 @@ import { SCHEDULER_VIEW_SNAPSHOT_SCHEMA, SchedulerView, VIEW_EVENTS, isDispatcha
 import type { TaskCommand } from './domain/task-decider';
 import { FunctionHandler } from './function.handler';
 import { TaskHandler, dropUndefined, type TaskResult } from './task.handler';
+import { TaskObjects } from './task-objects';
 import type { CommandResult } from '@mesh/eventstore/decider';
 
 type Config = ConfigOf<typeof SchedulerEnv>;
@@ -121,6 +124,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     @Inject(SERVICE_CONFIG) private readonly config: Config,
     private readonly taskHandler: TaskHandler,
     private readonly functionHandler: FunctionHandler,
+    private readonly objects: TaskObjects,
   ) {
     this.view = new SchedulerView(this.startedAtMs);
     this.walletOwners = new WalletOwners(store);
@@ -455,9 +459,9 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     const fn = await this.functionOf(body.functionId);
     await this.checkWallet(body.walletId, caller);
     assertMayUseFunction(caller, fn, 'run');
-    const input: TaskInput = body.input.inline !== undefined ? { inline: body.input.inline } : { objectRef: body.input.objectRef! };
-    assertInputAllowed(caller, input);
+    assertInputAllowed(caller, body.input.inline !== undefined ? { inline: body.input.inline } : { objectRef: body.input.objectRef! });
     this.checkFitsSomeNode(fn);
+    const input = await this.taskInput(body.input, caller);
     const taskId = body.taskId ?? `t${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
     const result = await this.onTask(taskId, {
       kind: 'submit',
@@ -480,6 +484,19 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
       state: s.status as 'pending',
       duplicate: result.events.length === 0,
     };
+  }
+
+  /**
+   * The input a TaskSubmitted records: an inline input up to LIMITS.inlineInputBytesMax as it came
+   * (events stay small), a larger one (up to LIMITS.requestInputBytesMax, the request's limit)
+   * stored in the caller's own input bucket and recorded by reference (tenants have no JetStream
+   * access to store it themselves).
+   */
+  private async taskInput(input: RequestData<typeof submitTaskRequest>['input'], caller: Caller): Promise<TaskInput> {
+    if (input.inline === undefined) return { objectRef: input.objectRef! };
+    const bytes = Buffer.from(input.inline, 'base64');
+    if (bytes.length <= LIMITS.inlineInputBytesMax) return { inline: input.inline };
+    return { objectRef: await this.objects.storeInput(ownerOf(caller), bytes) };
   }
 
   /** Cancels for `caller`: only its own task (the decider checks it against the stream). */
@@ -519,6 +536,14 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     const submitted = events[0];
     if (submitted && isEvent(submitted, TaskSubmitted)) assertOwnsTask(caller, submitted.data, 'read');
     return this.taskHandler.detailOf(taskId, events);
+  }
+
+  /** A chunk of the output of `caller`'s own task (the owner check of the task query, then the object store). */
+  async taskOutputFor(caller: Caller, body: RequestData<typeof taskOutputRequest>): Promise<ReplyData<typeof taskOutputRequest>> {
+    const detail = await this.taskFor(caller, body.taskId);
+    if (!detail.outputRef) throw new DomainError('no_output', `task ${body.taskId} has no output (state ${detail.state})`);
+    const chunk = await this.objects.readOutputChunk(detail.outputRef, body.offset ?? 0, body.limitBytes);
+    return { taskId: body.taskId, totalBytes: chunk.totalBytes, offset: chunk.offset, chunk: chunk.bytes.toString('base64'), done: chunk.done };
   }
 
   private async checkWallet(walletId: string, caller: Caller): Promise<void> {

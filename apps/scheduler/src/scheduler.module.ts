@@ -5,6 +5,7 @@ import { SchedulerEngine } from './scheduler.engine';
 import { FunctionHandler } from './function.handler';
 import { StorageGuard } from './storage.guard';
 import { TaskHandler } from './task.handler';
+import { TaskObjects } from './task-objects';
 
 @Module({})
 export class SchedulerModule {
@@ -13,7 +14,7 @@ export class SchedulerModule {
       module: SchedulerModule,
       imports: [MeshCoreModule.forRoot(core)],
       controllers: [SchedulerController],
-      providers: [TaskHandler, FunctionHandler, SchedulerEngine, StorageGuard],
+      providers: [TaskHandler, FunctionHandler, SchedulerEngine, StorageGuard, TaskObjects],
     };
   }
 }

@@ -6,7 +6,9 @@ export const LIMITS = {
   memoryBytesMax: 4 * 1024 ** 4, // 4 TiB
   timeoutMsMax: 7 * 24 * 3600 * 1000,
   scriptBytesMax: 64 * 1024,
-  inlineInputBytesMax: 64 * 1024, // larger inputs go to the object store
+  inlineInputBytesMax: 64 * 1024, // what an EVENT carries inline: the scheduler stores a larger input as an object
+  // What submit-task carries inline: base64 (4/3) plus JSON stays under nats-server's default max_payload (1 MiB).
+  requestInputBytesMax: 512 * 1024,
   maxAttemptsMax: 100,
   labelsMax: 32,
 } as const;

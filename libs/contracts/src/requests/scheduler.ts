@@ -39,18 +39,23 @@ export const TASK_STATES = ['pending', 'dispatched', 'running', 'succeeded', 'fa
 export const taskStateSchema = z.enum(TASK_STATES);
 export type TaskStateName = z.output<typeof taskStateSchema>;
 
-/** Largest inline input in base64 characters (LIMITS.inlineInputBytesMax bytes once decoded). */
-const INLINE_BASE64_MAX = Math.ceil(LIMITS.inlineInputBytesMax / 3) * 4;
+/** Largest inline input of a request in base64 characters (LIMITS.requestInputBytesMax bytes once decoded). */
+const REQUEST_INLINE_BASE64_MAX = Math.ceil(LIMITS.requestInputBytesMax / 3) * 4;
 
 /**
- * The input of submit-task: exactly one of `inline` (base64, at most 64 KiB decoded) or `objectRef`
- * (a key in the object store). Checked field by field so the error says which rule broke.
+ * The input of submit-task: exactly one of `inline` (base64, at most LIMITS.requestInputBytesMax =
+ * 512 KiB decoded) or `objectRef` (a key in the object store). Tenants have no JetStream access, so
+ * inline is their only way; an inline input above LIMITS.inlineInputBytesMax (64 KiB, what an event
+ * carries) is stored by the scheduler in the owner's input bucket and the task gets its objectRef.
+ * Checked field by field so the error says which rule broke.
  */
 export const submitInputSchema = z
   .strictObject({
     inline: z
       .string({ error: 'must be a base64 string' })
-      .max(INLINE_BASE64_MAX, { error: `inline input too large (at most ${LIMITS.inlineInputBytesMax} bytes): put it in the object store and pass objectRef` })
+      .max(REQUEST_INLINE_BASE64_MAX, {
+        error: `inline input too large (at most ${LIMITS.requestInputBytesMax} bytes, LIMITS.requestInputBytesMax): the operator may put it in the object store and pass objectRef`,
+      })
       .pipe(z.base64({ error: 'must be base64' }))
       .optional(),
     objectRef: z
@@ -295,17 +300,48 @@ export const nodesRequest = defineRequest(
   'Registered nodes: capacity, reserved, used and free CPU and memory, last heartbeat, liveness and reliability.',
 );
 
+/** Largest chunk of an output one task-output answer carries (base64 plus JSON stays under nats-server's 1 MiB max_payload). */
+export const TASK_OUTPUT_CHUNK_BYTES_MAX = 512 * 1024;
+
+export const taskOutputRequest = defineRequest(
+  'query',
+  querySubject('scheduler', 'task-output'),
+  z.strictObject({
+    taskId: apiId,
+    offset: z.int({ error: 'must be an integer number of bytes' }).min(0, { error: 'must be >= 0' }).optional(),
+    limitBytes: z
+      .int({ error: 'must be an integer number of bytes' })
+      .min(1, { error: 'must be >= 1' })
+      .max(TASK_OUTPUT_CHUNK_BYTES_MAX, { error: `must be <= ${TASK_OUTPUT_CHUNK_BYTES_MAX} bytes` })
+      .optional(),
+  }),
+  z.object({
+    taskId: idSchema,
+    /** Size of the whole output object (a tar: manifest.json, stdout, stderr, out/<files>). */
+    totalBytes: z.int().min(0),
+    offset: z.int().min(0),
+    /** Bytes [offset, offset + length) of the object, base64. */
+    chunk: z.string(),
+    /** True when this chunk reaches the end of the object. */
+    done: z.boolean(),
+  }),
+  `A chunk of a task's output object (TaskSucceeded.data.outputRef), at most ${TASK_OUTPUT_CHUNK_BYTES_MAX} bytes (the default) from offset (default 0): the way tenants read outputs (they have no JetStream access). Only the task's owner (or the operator) may read it: forbidden otherwise. Refused: unknown_task, no_output (the task has no output yet), output_missing (expired from the object store), offset_out_of_range.`,
+  { access: 'tenant' },
+);
+
 // --- storage ---------------------------------------------------------------------------------------
 /** The refusal of submit-task and deploy-function while the event store is above STORAGE_REFUSE_ABOVE_PCT (no event is written). */
 export const STORAGE_FULL = 'storage_full';
 
 /**
  * Defaults of the object store (inputs and outputs), shared by the container-manager (which enforces
- * them) and the CLI (which stores inputs): 7 days of TTL, 64 MiB per input item.
+ * them), the CLI (which stores inputs and creates tenants' buckets) and the scheduler (which stores
+ * large inline inputs): 7 days of TTL, 64 MiB per input item, 1 GiB per owner's bucket.
  */
 export const OBJECT_STORE_DEFAULTS = {
   ttlMs: 7 * 24 * 3600_000,
   inputMaxBytes: 64 * 1024 * 1024,
+  bucketMaxBytes: 1024 ** 3,
 } as const;
 
 /** Where the capacity of the JetStream store comes from (docs/operations.md, "Storage limits"). */
@@ -350,6 +386,7 @@ export const schedulerRequests: RequestDefinition[] = [
   submitTaskRequest,
   cancelTaskRequest,
   taskRequest,
+  taskOutputRequest,
   tasksRequest,
   functionsRequest,
   functionRequest,
