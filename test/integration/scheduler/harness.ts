@@ -1,4 +1,4 @@
-import type { NatsConnection } from 'nats';
+import { connect, type NatsConnection } from 'nats';
 import {
   NodeRegistered,
   StandingChanged,
@@ -7,6 +7,7 @@ import {
   heartbeatSubject,
   nodesRequest,
   taskRequest,
+  tenantInboxPrefix,
   type EventData,
   type EventDefinition,
   type NodeHeartbeat,
@@ -51,6 +52,7 @@ export class SchedulerHarness {
   readonly running = new Map<string, { taskId: string; executionId: string }[]>();
   private beatTimer: NodeJS.Timeout | undefined;
   private standings = 0;
+  private readonly tenantConnections: NatsConnection[] = [];
 
   constructor(private readonly options: SchedulerHarnessOptions) {}
 
@@ -63,8 +65,20 @@ export class SchedulerHarness {
     this.scheduler = await this.startScheduler();
   }
 
+  /**
+   * A client of `tenantId` on a connection with the tenant's inbox prefix: services answer a
+   * tenant's request only there (libs/runtime/src/transport.ts replyAllowed), as its credentials
+   * make it in production (no NATS auth here: the subject names the tenant).
+   */
+  async tenantClient(tenantId: string, timeoutMs = 5000): Promise<MeshClient> {
+    const nc = await connect({ servers: this.server.url, name: `${this.options.connectionName}-${tenantId}`, inboxPrefix: tenantInboxPrefix(tenantId) });
+    this.tenantConnections.push(nc);
+    return new MeshClient(nc, timeoutMs, tenantId);
+  }
+
   async close(): Promise<void> {
     clearInterval(this.beatTimer);
+    for (const nc of this.tenantConnections) await nc.drain().catch(() => undefined);
     await this.scheduler?.stop();
     await this.nc?.drain().catch(() => undefined);
     await this.server?.dispose();

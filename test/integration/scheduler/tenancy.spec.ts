@@ -54,8 +54,8 @@ describe('scheduler tenancy on NATS', () => {
   }
 
   beforeAll(async () => {
-    alice = new MeshClient(h.nc, 5000, 'alice');
-    bob = new MeshClient(h.nc, 5000, 'bob');
+    alice = await h.tenantClient('alice', 5000);
+    bob = await h.tenantClient('bob', 5000);
     await h.openWallet('w-alice', 'greedy', 'user', 'alice');
     await h.openWallet('w-bob', 'greedy', 'user', 'bob');
     await h.client.request(deployFunctionRequest, fn('pub'));

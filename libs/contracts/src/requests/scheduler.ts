@@ -39,6 +39,9 @@ export const TASK_STATES = ['pending', 'dispatched', 'running', 'succeeded', 'fa
 export const taskStateSchema = z.enum(TASK_STATES);
 export type TaskStateName = z.output<typeof taskStateSchema>;
 
+/** The bytes a (valid) base64 string decodes to, without decoding it. */
+const base64Bytes = (b64: string) => (b64.length / 4) * 3 - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0);
+
 /** Largest inline input of a request in base64 characters (LIMITS.requestInputBytesMax bytes once decoded). */
 const REQUEST_INLINE_BASE64_MAX = Math.ceil(LIMITS.requestInputBytesMax / 3) * 4;
 
@@ -57,6 +60,10 @@ export const submitInputSchema = z
         error: `inline input too large (at most ${LIMITS.requestInputBytesMax} bytes, LIMITS.requestInputBytesMax): the operator may put it in the object store and pass objectRef`,
       })
       .pipe(z.base64({ error: 'must be base64' }))
+      // The length bound above admits up to 2 bytes more (the limit is no multiple of 3): the exact count.
+      .refine((b64) => base64Bytes(b64) <= LIMITS.requestInputBytesMax, {
+        error: `inline input too large (at most ${LIMITS.requestInputBytesMax} bytes, LIMITS.requestInputBytesMax): the operator may put it in the object store and pass objectRef`,
+      })
       .optional(),
     objectRef: z
       .strictObject({
