@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import {
   statementRequest,
   submitTaskRequest,
   taskCostRequest,
+  taskOutputRequest,
   taskRequest,
   tasksRequest,
   tenantEventsPrefix,
@@ -378,8 +380,8 @@ describe('cross-tenant attacks: bob, with his own credentials, against alice', (
 
   describe("object references and buckets: bob reaches none of alice's objects", () => {
     it("a task input in alice's input bucket, any output bucket, or another owner's, is refused at submit", async () => {
-      // An object alice really has, so only the reference is wrong.
-      const aliceInputs = await aliceNc.jetstream().views.os(inputBucketOf('alice'));
+      // An object alice really has (stored for her as the scheduler stores a large inline input), so only the reference is wrong.
+      const aliceInputs = await harness.stack.store.connection.jetstream().views.os(inputBucketOf('alice'));
       await aliceInputs.putBlob({ name: 'secret-in' }, new TextEncoder().encode('alice only'));
       await harness.expectNoEffect(async () => {
         for (const bucket of [inputBucketOf('alice'), outputBucketOf('alice'), 'mesh-output', inputBucketOf('operator'), `mesh-input-${PUBLIC_FN}`]) {
@@ -391,24 +393,23 @@ describe('cross-tenant attacks: bob, with his own credentials, against alice', (
       });
     });
 
-    it("alice's objects, in her buckets or in the shared output bucket, cannot be read or listed by bob through JetStream", async () => {
+    it("alice's objects, in her buckets or in the shared output bucket, cannot be read or listed by bob: tenants have no JetStream", async () => {
       const objects: [string, string][] = [
         [inputBucketOf('alice'), 'secret-in'],
         [outputBucketOf('alice'), aliceTask.outputRef!.key],
-        // Where her output really is until the container-manager writes per-owner buckets (wt-cm).
         [aliceTask.outputRef!.bucket, aliceTask.outputRef!.key],
         ['mesh-output', aliceTask.outputRef!.key],
       ];
       await harness.expectNoEffect(async () => {
         for (const [bucket, key] of objects) {
-          // nats.js opens a bucket without asking anything it could be refused; reading it is refused.
-          const os = await bobNc.jetstream().views.os(bucket);
-          await expect(os.getBlob(key)).rejects.toThrow(/permission/i);
-          await expect(os.list()).rejects.toThrow(/permission/i);
+          await expect((async () => (await bobNc.jetstream().views.os(bucket)).getBlob(key))()).rejects.toThrow(/permission/i);
+          await expect((async () => (await bobNc.jetstream().views.os(bucket)).list())()).rejects.toThrow(/permission/i);
           for (const subject of [`$JS.API.DIRECT.GET.OBJ_${bucket}`, `$JS.API.STREAM.MSG.GET.OBJ_${bucket}`, `$JS.API.CONSUMER.CREATE.OBJ_${bucket}`]) {
             await expect(bobNc.request(subject, enc({ seq: 1 }), { timeout: 2000 })).rejects.toThrow(/permission/i);
           }
         }
+        // Through the scheduler, the only way to an output: owner-checked.
+        await expectForbidden(bob.request(taskOutputRequest, { taskId: ALICE_TASK }), /^forbidden: tenant bob may not read task t-alice-1$/);
       });
     });
   });
@@ -465,24 +466,60 @@ describe('cross-tenant attacks: bob, with his own credentials, against alice', (
       expect(harness.stack.logs()).toMatch(/refused a request of tenant bob whose reply subject \$JS\.API\.STREAM\.PURGE\.MESH_EVENTS is not its inbox/);
     });
 
-    // JetStream answers an API request on the reply subject it names, from inside the server, with no
-    // permission check on that subject, and MESH_EVENTS stores what arrives on `mesh.events.>`. A direct
-    // get answers with an object's raw bytes and headers: with a direct get on its own bucket a tenant
-    // appended a byte-exact event of any category (this one made the scheduler hand bob alice's
-    // function, with his script). Tenants therefore have no direct get (permissions.ts tenantStreamReads).
-    it("a forged redeploy of alice's function, answered by JetStream into the log, is refused: tenants have no direct get", async () => {
+    // JetStream answers an API request, a pull request (`CONSUMER.MSG.NEXT`) and a push consumer's
+    // deliveries on the subject the requester names, from the server's own client, with no permission
+    // check on it, and MESH_EVENTS stores what arrives on `mesh.events.>`. With any JetStream access a
+    // tenant appended messages to the log (a direct get or MSG.NEXT of an object chunk: a byte-exact
+    // event of any category, e.g. a FunctionDeployed giving bob alice's function). Tenants therefore
+    // have no JetStream access at all (permissions.ts tenantPermissions); these attacks stay as the proof.
+    it("bob's bytes in his own input bucket (a large inline input the scheduler stored) cannot be delivered onto the log: every JetStream API request of his is refused", async () => {
       const current = await harness.stack.client.request(functionRequest, { functionId: ALICE_FN });
       const spec = functionSpecSchema.parse({ ...current, version: current.version + 1, script: 'echo pwned', tenantId: 'bob' });
       const forged = forgedEventBytes(`function-${ALICE_FN}`, 'FunctionDeployed', spec, current.version);
-      const ack = await bobNc.jetstream().publish(`$O.${inputBucketOf('bob')}.C.forged-fn`, forged.payload, { headers: forged.headers });
+      // JSON allows trailing whitespace: padded past what an event carries inline, so the scheduler stores it as an object.
+      const bytes = Buffer.concat([Buffer.from(forged.payload), Buffer.alloc(LIMITS.inlineInputBytesMax + 1, ' ')]);
+      const key = `sha256-${createHash('sha256').update(bytes).digest('hex')}`;
+      const bucket = inputBucketOf('bob');
+      const stream = `OBJ_${bucket}`;
+      const target = `mesh.events.function.${ALICE_FN}`;
       await harness.expectNoEffect(async () => {
-        await expect(bobNc.request(`$JS.API.DIRECT.GET.OBJ_${inputBucketOf('bob')}`, enc({ seq: ack.seq }), { timeout: 2000 })).rejects.toThrow(/permission/i);
-        bobNc.publish(`$JS.API.DIRECT.GET.OBJ_${inputBucketOf('bob')}`, enc({ seq: ack.seq }), { reply: `mesh.events.function.${ALICE_FN}` });
+        // The submit is refused (alice's task id) after the input was stored: the bytes are in his bucket, no event was written.
+        await expectForbidden(
+          bob.request(submitTaskRequest, { functionId: BOB_FN, walletId: BOB_WALLET, taskId: ALICE_TASK, input: { inline: bytes.toString('base64') } }),
+          /^forbidden: tenant bob may not submit task t-alice-1$/,
+        );
+        const stored = await harness.stack.store.connection.jetstream().views.os(bucket);
+        expect((await stored.info(key))?.size).toBe(bytes.length);
+        const attacks: [string, unknown][] = [
+          [`$JS.API.STREAM.INFO.${stream}`, {}],
+          [`$JS.API.DIRECT.GET.${stream}`, { last_by_subj: `$O.${bucket}.C.>` }],
+          [`$JS.API.STREAM.MSG.GET.${stream}`, { seq: 1 }],
+          [`$JS.API.CONSUMER.CREATE.${stream}`, { stream_name: stream, config: { deliver_subject: target, ack_policy: 'none', deliver_policy: 'all' } }],
+          [
+            `$JS.API.CONSUMER.DURABLE.CREATE.${stream}.steal`,
+            { stream_name: stream, config: { durable_name: 'steal', ack_policy: 'none', deliver_policy: 'all' } },
+          ],
+          [`$JS.API.CONSUMER.MSG.NEXT.${stream}.steal`, { batch: 1 }],
+        ];
+        for (const [subject, body] of attacks) {
+          await expect(bobNc.request(subject, enc(body), { timeout: 2000 })).rejects.toThrow(/permission/i);
+          // The same with the reply on the log: NATS refuses the publish itself, so JetStream never sees it.
+          bobNc.publish(subject, enc(body), { reply: target });
+        }
         await bobNc.flush();
         await bob.request(functionsRequest, {});
       });
+      const violations = await eventually(
+        () => {
+          const v = harness.violations().join('\n');
+          return /CONSUMER\.MSG\.NEXT\.OBJ_mesh-input-bob\.steal/.test(v) ? v : undefined;
+        },
+        30_000,
+        "nats-server's violation lines for bob's JetStream requests",
+      );
+      expect(violations).toMatch(/CONSUMER\.MSG\.NEXT\.OBJ_mesh-input-bob\.steal/);
       const jsm = await harness.stack.store.connection.jetstreamManager();
-      const last = await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: `mesh.events.function.${ALICE_FN}` });
+      const last = await jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: target });
       expect(decodeMessage({ data: last.data, seq: last.seq, subject: last.subject, headers: last.header })).toMatchObject({
         type: 'FunctionDeployed',
         data: { tenantId: 'alice', script: SCRIPT },
@@ -490,16 +527,13 @@ describe('cross-tenant attacks: bob, with his own credentials, against alice', (
       await expectForbidden(bob.request(functionRequest, { functionId: ALICE_FN }), /^forbidden: tenant bob may not read function f-alice$/);
     });
 
-    // KNOWN HOLE (reported to the lead; not fixable in a service's access rules): the other JetStream
-    // API answers a tenant may ask for (its buckets' stream info, message gets, consumers) are JSON of
-    // their own, so a reply subject on `mesh.events.>` appends a message the event store parks as
-    // poison: no forged event, but a tenant writes to the log (and can poison another's stream). Fix:
-    // tenants in a NATS account of their own (their JetStream API then answers inside it), or no
-    // JetStream API for tenants (objects through a service). `it.failing` passes while the hole is
-    // open; when it closes, make it a plain `it`. Last of the log checks: it leaves the log changed.
-    it.failing('JetStream does not answer a tenant API request on a subject of the event log', async () => {
+    // Was `it.failing` while tenants had JetStream access (the JSON answers of the API landed in the
+    // log as poison): NATS now refuses the request itself.
+    it('JetStream does not answer a tenant API request on a subject of the event log: NATS refuses the request', async () => {
       await harness.expectNoEffect(async () => {
+        await expect(bobNc.request(`$JS.API.STREAM.MSG.GET.OBJ_${inputBucketOf('bob')}`, enc({ seq: 1 }), { timeout: 2000 })).rejects.toThrow(/permission/i);
         bobNc.publish(`$JS.API.STREAM.MSG.GET.OBJ_${inputBucketOf('bob')}`, enc({ seq: 1 }), { reply: 'mesh.events.test.forged' });
+        bobNc.publish('$JS.API.INFO', enc({}), { reply: 'mesh.events.test.forged' });
         await bobNc.flush();
         await bob.request(functionsRequest, {});
       });
