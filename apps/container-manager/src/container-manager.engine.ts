@@ -26,6 +26,7 @@ import { ContainerPool } from './container-pool';
 import { DockerEngine } from './docker/docker-engine';
 import { assertNonRootUser } from './docker/sandbox';
 import { eventId, parseNodeLabels } from './domain/event-ids';
+import { parseImageAllowList } from './domain/image-allow-list';
 import type { ExecutionCommand } from './domain/execution-decider';
 import { isSuperseded } from './domain/superseded';
 import { ExecutionHandler, foldExecution } from './execution.handler';
@@ -82,6 +83,7 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
       pidsLimit: config.PIDS_LIMIT,
       workTmpfsBytes: config.WORK_TMPFS_BYTES,
       taskUser: config.TASK_USER,
+      capacity: { cpuMillis: config.NODE_CPU_MILLIS, memoryBytes: config.NODE_MEMORY_BYTES },
     });
     this.runner = new TaskRunner(this.node, nc, this.docker, this.pool, containers, this.executions, {
       inputMaxBytes: config.INPUT_MAX_BYTES,
@@ -91,8 +93,10 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
       objectTtlMs: config.OBJECT_TTL_MS,
       outputQuotaBytesPerWallet: config.OUTPUT_QUOTA_BYTES_PER_WALLET,
       outputQuotaRecountMs: config.OUTPUT_QUOTA_RECOUNT_MS,
+      tenantBucketMaxBytes: config.TENANT_BUCKET_MAX_BYTES,
+      imagesAllowed: parseImageAllowList(config.MESH_BASE_IMAGE, config.CONTAINER_IMAGES_ALLOWED),
     });
-    this.reconciler = new Reconciler(this.node, store, this.docker, this.pool, containers, this.executions, config.TASK_USER);
+    this.reconciler = new Reconciler(this.node, store, this.docker, this.pool, containers, this.executions);
     runningEngines.add(this);
   }
 

@@ -27,7 +27,6 @@ export class Reconciler {
     private readonly pool: ContainerPool,
     private readonly containers: ContainerHandler,
     private readonly executions: ExecutionHandler,
-    private readonly taskUser: string,
   ) {
     this.log = new Logger(`container-manager:${node.nodeId}`);
   }
@@ -74,13 +73,14 @@ export class Reconciler {
       appliedDecisions: new Set(stream.state.appliedDecisions),
     };
     this.pool.adopt(c);
-    const marker = o.running ? await this.docker.readExecutionMarker(o.dockerId, this.taskUser).catch(() => undefined) : undefined;
+    const marker = o.running ? await this.docker.readExecutionMarker(o.dockerId).catch(() => undefined) : undefined;
     if (!o.running || last?.final) {
       await this.pool.stop(c, 'orphan');
       return;
     }
-    if (marker) {
-      await this.failInterrupted(marker);
+    // The marker names the execution this node started last in the container (the task cannot
+    // touch it); if that execution's end is recorded, the container is idle and can be adopted.
+    if (marker && !(await this.failInterrupted(marker))) {
       await this.pool.stop(c, 'orphan');
       return;
     }
@@ -88,17 +88,22 @@ export class Reconciler {
     this.pool.scheduleIdleStop(c);
   }
 
-  /** An execution that was running when the node went away: fail it (agent-restart), unless it already ended. */
-  private async failInterrupted(executionId: string): Promise<void> {
+  /**
+   * The execution last started in a container: fail it (agent-restart) unless it already ended.
+   * Resolves to true when it had ended (its container is then simply idle).
+   */
+  private async failInterrupted(executionId: string): Promise<boolean> {
     let known;
     try {
       known = await this.executions.load(executionId);
     } catch (err) {
       // The redelivered dispatch of this execution (if any) reports it instead.
       this.log.warn(`execution ${executionId} found interrupted, its stream not readable: ${messageOf(err)}`);
-      return;
+      return false;
     }
+    if (known.state.status === 'ended') return true;
     await this.executions.handle(executionId, { kind: 'interrupt', detail: RESTARTED_DETAIL, nowMs: Date.now() }, known);
+    return false;
   }
 }
 

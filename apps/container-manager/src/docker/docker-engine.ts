@@ -1,6 +1,5 @@
 import Docker from 'dockerode';
-import { randomBytes } from 'node:crypto';
-import { PassThrough, type Duplex } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { messageOf, retry, RetriesExhaustedError } from '@mesh/common';
 import { CappedBuffer, captureRun, type TaskOptions, type TaskRun } from './capture';
 import { containerCreateOptions, cpuQuotaFor, LABEL, memoryLimitsFor, type SandboxSpec } from './sandbox';
@@ -50,45 +49,32 @@ function isImageMissing(err: unknown): boolean {
 const DOCKER_RETRY_BASE_MS = 200;
 
 /**
- * A warm run (`docker exec`): like FIRST_RUNNER without the idle part. The wrapper outlives the
- * script and prints its exit code behind the one-time nonce ($2) on stdout and stderr, so an exec
- * killed from outside (the engine stopping or restarting kills the whole container, wrapper
- * included) ends WITHOUT a reported code and is never mistaken for the script's own exit 137.
+ * A run (`docker exec`, as the task user): unpacks the job, prints one start byte, runs the script.
+ * Its exit status is the script's, and the agent reads it from the Docker API (exec inspect), not
+ * from the output: there is no end marker the script could print, and no secret in its reach.
  */
 const WRAPPER = [
   'cd /work || exit 1',
   // The previous run's folder is removed when its output is collected; this is the rare fallback.
   'if [ -e job ]; then rm -rf job; fi',
   // The job tar holds job/script, job/input and job/out/: one process unpacks everything.
-  'tar -x -f - || { code=$?; printf "%s:%d:%s" "$2" "$code" "$2"; printf "%s:%d:%s" "$2" "$code" "$2" >&2; exit "$code"; }',
-  'printf "%s" "$1" > /work/.mesh-exec',
+  'tar -x -f - || exit',
   // One byte on stdout says "the script starts now"; the agent strips it.
   'printf R',
   'bash /work/job/script /work/job/input /work/job/out </dev/null',
-  'code=$?',
-  'printf "%s:%d:%s" "$2" "$code" "$2"',
-  'printf "%s:%d:%s" "$2" "$code" "$2" >&2',
-  'exit "$code"',
 ].join('\n');
 
 /**
- * The main process of a container started cold: runs the first task like WRAPPER, prints the exit
- * code behind the nonce ($2) on stderr, then becomes the idle process that keeps the container up.
+ * Where the execution marker lives: a tmpfs owned by root with mode 0700, written and read by execs
+ * running as root. The task (never root) can neither read nor write it, so after a restart the
+ * marker says which execution the agent started last, whatever the task did.
  */
-const FIRST_RUNNER = [
-  'cd /work',
-  'tar -x -f - || { code=$?; printf "%s:%d:%s" "$2" "$code" "$2"; printf "%s:%d:%s" "$2" "$code" "$2" >&2; exec sleep 2147483647 </dev/null >/dev/null 2>&1; }',
-  'printf "%s" "$1" > /work/.mesh-exec',
-  'printf R',
-  'bash /work/job/script /work/job/input /work/job/out </dev/null',
-  'code=$?',
-  'printf "%s:%d:%s" "$2" "$code" "$2"',
-  'printf "%s:%d:%s" "$2" "$code" "$2" >&2',
-  'exec sleep 2147483647 </dev/null >/dev/null 2>&1',
-].join('\n');
+const MARKER_DIR = '/run/mesh';
+const MARKER = `${MARKER_DIR}/execution`;
+const MARKER_USER = '0:0';
 
-/** Collects the output folder as a tar on stdout and clears the marker: the container is clean again. */
-const COLLECT = 'cd /work/job/out 2>/dev/null && tar -c -f - . ; rm -rf /work/job /work/.mesh-exec';
+/** Collects the output folder as a tar on stdout: the container is clean again. */
+const COLLECT = 'cd /work/job/out 2>/dev/null && tar -c -f - . ; rm -rf /work/job';
 
 export interface OwnContainer {
   dockerId: string;
@@ -142,13 +128,18 @@ export class DockerEngine {
     return container.id;
   }
 
-  /** Runs the task script with the job tar (script + input) on stdin; stdout/stderr captured and capped; the exit code as the wrapper reported it. */
+  /**
+   * Runs the task script with the job tar (script + input) on stdin; stdout/stderr captured and
+   * capped. The execution marker is written first (outside the task's reach), so a restart knows
+   * which execution this container ran.
+   */
   async startTask(dockerId: string, opts: TaskOptions): Promise<TaskRun> {
     const container = this.docker.getContainer(dockerId);
-    const nonce = `MESH-END-${randomBytes(12).toString('hex')}`;
+    const marked = await this.execCapture(dockerId, ['sh', '-c', `printf %s "$1" > ${MARKER}`, 'mesh-mark', opts.executionId], MARKER_USER, 0);
+    if (marked.exitCode !== 0) throw new Error(`could not write the execution marker (exit ${marked.exitCode ?? 'unknown'})`);
     const exec = await this.withRetries('exec', () =>
       container.exec({
-        Cmd: ['bash', '-c', WRAPPER, 'mesh-task', opts.executionId, nonce],
+        Cmd: ['bash', '-c', WRAPPER, 'mesh-task'],
         AttachStdin: true,
         AttachStdout: true,
         AttachStderr: true,
@@ -158,45 +149,21 @@ export class DockerEngine {
       }),
     );
     const stream = await exec.start({ hijack: true, stdin: true });
-    // The exit code comes from the nonce only: the exec's own ExitCode (137 when the engine killed the container) would blame the script.
-    return captureRun(this.docker.modem, stream, opts, nonce, async () => undefined);
+    // The exit code is the exec's own. When the engine killed the container it is 137 too: the
+    // container's state then tells the platform's kill from the script's (classifyScriptEnd).
+    return captureRun(this.docker.modem, stream, opts, async () => {
+      const info = await exec.inspect().catch(() => undefined);
+      return info && !info.Running && typeof info.ExitCode === 'number' ? info.ExitCode : undefined;
+    });
   }
 
-  /**
-   * Cold start: creates the container with the first task's runner as its main process, so the
-   * script starts as soon as the container does (no extra `docker exec` on the cold path). The job
-   * tar goes in through the attached stdin; the runner prints the exit code behind a one-time nonce
-   * on stderr, then turns into the idle `sleep` that keeps the container warm for the next tasks.
-   */
+  /** Cold start: a new sandboxed container (idle `sleep`), then the first task as a run like any other. */
   async createAndStartWithTask(spec: SandboxSpec, opts: TaskOptions): Promise<{ dockerId: string; run: TaskRun }> {
-    const nonce = `MESH-END-${randomBytes(12).toString('hex')}`;
-    const options = containerCreateOptions(spec);
-    const create = {
-      ...options,
-      Entrypoint: ['bash', '-c', FIRST_RUNNER, 'mesh-first', opts.executionId, nonce],
-      Cmd: [],
-      Env: opts.env,
-      OpenStdin: true,
-      StdinOnce: true,
-      AttachStdin: true,
-      AttachStdout: true,
-      AttachStderr: true,
-    };
-    let container: Docker.Container;
+    const dockerId = await this.createAndStart(spec);
     try {
-      container = await this.withRetries('create', () => this.docker.createContainer(create));
+      return { dockerId, run: await this.startTask(dockerId, opts) };
     } catch (err) {
-      if (isImageMissing(err)) throw new ImageMissingError(spec.image);
-      throw err;
-    }
-    try {
-      // dockerode types attach() as a NodeJS.ReadWriteStream; with `hijack: true` it is the raw socket, a Duplex.
-      const stream = (await container.attach({ stream: true, hijack: true, stdin: true, stdout: true, stderr: true })) as unknown as Duplex;
-      const run = captureRun(this.docker.modem, stream, opts, nonce, async () => undefined);
-      await this.withRetries('start', () => container.start());
-      return { dockerId: container.id, run };
-    } catch (err) {
-      await container.remove({ force: true }).catch(() => undefined);
+      await this.remove(dockerId).catch(() => undefined);
       throw err;
     }
   }
@@ -208,9 +175,9 @@ export class DockerEngine {
     return { tar: result.stdout, bytes: result.total };
   }
 
-  /** The execution id marker left by a run that did not finish collecting (restart safety). */
-  async readExecutionMarker(dockerId: string, user: string): Promise<string | undefined> {
-    const result = await this.execCapture(dockerId, ['bash', '-c', 'cat /work/.mesh-exec 2>/dev/null || true'], user, 4096);
+  /** The execution the agent last started in this container (restart safety); written by startTask, out of the task's reach. */
+  async readExecutionMarker(dockerId: string): Promise<string | undefined> {
+    const result = await this.execCapture(dockerId, ['sh', '-c', `cat ${MARKER} 2>/dev/null || true`], MARKER_USER, 4096);
     const text = result.stdout.toString('utf8').trim();
     return text || undefined;
   }

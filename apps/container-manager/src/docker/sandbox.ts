@@ -83,6 +83,8 @@ export function containerCreateOptions(spec: SandboxSpec): ContainerCreateOption
       Tmpfs: {
         '/work': `rw,exec,size=${spec.workTmpfsBytes},uid=${uid},gid=${gid},mode=0755`,
         '/tmp': `rw,noexec,nosuid,size=${Math.min(spec.workTmpfsBytes, 64 * 1024 * 1024)},mode=1777`,
+        // The execution marker (root only, docker-engine.ts): the task can neither read nor write it.
+        '/run/mesh': 'rw,noexec,nosuid,nodev,size=65536,mode=0700',
       },
       NetworkMode: spec.network ? 'bridge' : 'none',
       CapDrop: ['ALL'],
