@@ -25,6 +25,7 @@ import { ContainerHandler } from './container.handler';
 import { ContainerPool } from './container-pool';
 import { DockerEngine } from './docker/docker-engine';
 import { assertNonRootUser } from './docker/sandbox';
+import { TenantNetworks } from './docker/tenant-network';
 import { eventId, parseNodeLabels } from './domain/event-ids';
 import { parseImageAllowList } from './domain/image-allow-list';
 import type { ExecutionCommand } from './domain/execution-decider';
@@ -64,6 +65,8 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
   private readonly runner: TaskRunner;
   private readonly reconciler: Reconciler;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** The owners' isolated networks of network-enabled functions. */
+  readonly networks: TenantNetworks;
 
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
@@ -75,16 +78,25 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
     assertNonRootUser(config.TASK_USER);
     this.docker = new DockerEngine(config.DOCKER_SOCKET, config.DOCKER_RETRIES);
     this.node = new NodeState(config.NODE_ID);
+    this.networks = new TenantNetworks(this.docker.docker);
     this.executions = new ExecutionHandler(store);
     const containers = new ContainerHandler(store);
     this.sampler = new Sampler(store, this.docker, this.node, config.USAGE_APPEND_RETRY_MS);
-    this.pool = new ContainerPool(this.node, this.docker, containers, this.executions, this.sampler, {
-      idleTimeoutMs: config.IDLE_TIMEOUT_MS,
-      pidsLimit: config.PIDS_LIMIT,
-      workTmpfsBytes: config.WORK_TMPFS_BYTES,
-      taskUser: config.TASK_USER,
-      capacity: { cpuMillis: config.NODE_CPU_MILLIS, memoryBytes: config.NODE_MEMORY_BYTES },
-    });
+    this.pool = new ContainerPool(
+      this.node,
+      this.docker,
+      containers,
+      this.executions,
+      this.sampler,
+      {
+        idleTimeoutMs: config.IDLE_TIMEOUT_MS,
+        pidsLimit: config.PIDS_LIMIT,
+        workTmpfsBytes: config.WORK_TMPFS_BYTES,
+        taskUser: config.TASK_USER,
+        capacity: { cpuMillis: config.NODE_CPU_MILLIS, memoryBytes: config.NODE_MEMORY_BYTES },
+      },
+      this.networks,
+    );
     this.runner = new TaskRunner(this.node, nc, this.docker, this.pool, containers, this.executions, {
       inputMaxBytes: config.INPUT_MAX_BYTES,
       outputCapBytes: config.OUTPUT_CAP_BYTES,

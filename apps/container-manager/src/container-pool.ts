@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
 import { messageOf } from '@mesh/common';
-import type { EventData, ScalingDecided, TaskDispatched } from '@mesh/contracts';
+import { OPERATOR_OWNER, type EventData, type ScalingDecided, type TaskDispatched } from '@mesh/contracts';
 import type { TaskOptions, TaskRun } from './docker/capture';
 import type { DockerEngine } from './docker/docker-engine';
 import { newContainerId } from './docker/sandbox';
+import type { TenantNetworks } from './docker/tenant-network';
 import { initialContainerState, type StopReason } from './domain/container-decider';
 import type { ExecutionCommand } from './domain/execution-decider';
 import { guardResize, type NodeCapacity } from './domain/resize-guard';
@@ -38,6 +39,7 @@ export class ContainerPool {
     private readonly executions: ExecutionHandler,
     private readonly sampler: Sampler,
     private readonly config: PoolConfig,
+    private readonly networks: TenantNetworks,
   ) {
     this.log = new Logger(`container-manager:${node.nodeId}`);
   }
@@ -72,7 +74,7 @@ export class ContainerPool {
         image: fn.image,
         cpuMillis: fn.cpuInitialMillis,
         memoryBytes: fn.memoryBytes,
-        network: fn.network,
+        network: fn.network ? await this.networks.ensure(d.tenantId ?? OPERATOR_OWNER) : undefined,
         pidsLimit: this.config.pidsLimit,
         workTmpfsBytes: this.config.workTmpfsBytes,
         user: this.config.taskUser,

@@ -7,6 +7,7 @@ import { DockerUnavailableError, ImageMissingError, type DockerEngine } from './
 import type { TerminalExecutionEvent } from './domain/execution-decider';
 import { imageRefusal } from './domain/image-allow-list';
 import { classifyScriptEnd } from './domain/script-end';
+import { NetworkIsolationError } from './docker/tenant-network';
 import type { ContainerHandler } from './container.handler';
 import type { ContainerPool } from './container-pool';
 import { NEW_EXECUTION, type ExecutionHandler } from './execution.handler';
@@ -89,6 +90,8 @@ export class TaskRunner {
         ({ container, run: coldRun } = await this.pool.startCold(d, task));
       } catch (err) {
         if (err instanceof ImageMissingError) return this.failWithoutContainer(d, 'image-missing', false, err.message);
+        // Never run a network-enabled task without its isolation: not retried here, the operator has to fix the node.
+        if (err instanceof NetworkIsolationError) return this.failWithoutContainer(d, 'docker-error', false, err.message);
         this.node.dockerError = messageOf(err);
         const message = err instanceof DockerUnavailableError ? err.message : `Docker refused to start the container: ${this.node.dockerError}`;
         return this.failWithoutContainer(d, 'docker-error', true, message);
