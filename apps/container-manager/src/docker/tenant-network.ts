@@ -137,7 +137,7 @@ export class TenantNetworks {
 
   private async inspect(name: string): Promise<Docker.NetworkInspectInfo | undefined> {
     try {
-      return (await this.docker.getNetwork(name).inspect());
+      return await this.docker.getNetwork(name).inspect();
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw err;
