@@ -232,8 +232,16 @@ export class DockerEngine {
       return { state: 'engine-down', oomKilled: false };
     }
     if (!info) return { state: 'missing', oomKilled: false };
-    const running = info.State?.Running === true && info.State.Restarting !== true;
-    return { state: running ? 'running' : 'stopped', oomKilled: info.State?.OOMKilled === true };
+    const oomKilled = info.State?.OOMKilled === true;
+    if (info.State?.Running !== true || info.State.Restarting === true) return { state: 'stopped', oomKilled };
+    // The engine may not have noticed yet that a container it is killing (or removing) is dead: the
+    // run's exec, killed with it, can end before the inspect shows it. A new process in the container
+    // is the proof of life (once its init is dead, none can start).
+    const alive = await this.execCapture(dockerId, ['true'], MARKER_USER, 0).then(
+      (probe) => probe.exitCode === 0,
+      () => false,
+    );
+    return { state: alive ? 'running' : 'stopped', oomKilled };
   }
 
   async inspect(dockerId: string): Promise<Docker.ContainerInspectInfo | undefined> {
