@@ -14,7 +14,7 @@ import { RESTARTED_DETAIL, type LiveContainer, type NodeState } from './node-sta
  * Restart safety: brings the node in line with Docker and the log after a (re)start. Containers of
  * this node that the log does not know or says are stopped are removed; one that is not running
  * (or whose last sample was the final one) is stopped as `orphan`; one that was running a task
- * (execution marker present) is stopped and the execution fails with `agent-restart`; an idle one
+ * (its last execution has no recorded end) is stopped and the execution fails with `agent-restart`; an idle one
  * is adopted and keeps sampling from its last recorded counter, so no CPU is counted twice or lost.
  */
 export class Reconciler {
@@ -73,19 +73,25 @@ export class Reconciler {
       appliedDecisions: new Set(stream.state.appliedDecisions),
     };
     this.pool.adopt(c);
-    const marker = o.running ? await this.docker.readExecutionMarker(o.dockerId).catch(() => undefined) : undefined;
+    const marker = o.running ? await this.lastExecution(o.dockerId) : undefined;
     if (!o.running || last?.final) {
       await this.pool.stop(c, 'orphan');
       return;
     }
-    // The marker names the execution this node started last in the container (the task cannot
-    // touch it); if that execution's end is recorded, the container is idle and can be adopted.
+    // The execution this node started last in the container (from records the task cannot touch);
+    // if its end is recorded, the container is idle and can be adopted.
     if (marker && !(await this.failInterrupted(marker))) {
       await this.pool.stop(c, 'orphan');
       return;
     }
     this.log.log(`adopted idle container ${c.containerId} (${c.walletId}/${c.functionId})`);
     this.pool.scheduleIdleStop(c);
+  }
+
+  /** The execution this node started last in a container: the run in progress (Docker's exec record), else the marker (or label). */
+  private async lastExecution(dockerId: string): Promise<string | undefined> {
+    const running = await this.docker.runningExecution(dockerId).catch(() => undefined);
+    return running ?? (await this.docker.readExecutionMarker(dockerId).catch(() => undefined));
   }
 
   /**

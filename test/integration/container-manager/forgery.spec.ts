@@ -52,6 +52,10 @@ describe('container-manager: markers cannot be forged by the task', () => {
     expect(dump).toContain('sleep');
     expect(dump.match(/MESH-END-[0-9a-f]+/g) ?? []).toEqual([]);
 
+    // What a restart would read after the cold run: the execution the container was created for.
+    const [container] = await cm.docker.listContainers({ filters: { label: [`mesh.container=${dataOf(coldEvents, ExecutionStarted).containerId}`] } });
+    expect(await cm.node.engine.docker.readExecutionMarker(container.Id)).toBe(cold.executionId);
+
     // Warm run in the same container: the script forges "exit 9" and really exits 0 (the trailing `exit 7` is not reached).
     const warm = await dispatch(cm.node.running.store, { nodeId, walletId, functionId, script: FORGER.replace('exit 7', 'exit 0'), input: '9' });
     const warmEvents = await waitForEnd(cm.node.running.store, warm.executionId);
@@ -60,7 +64,6 @@ describe('container-manager: markers cannot be forged by the task', () => {
     expect(dataOf(warmEvents, ExecutionSucceeded).outputRef).toBeDefined();
 
     // What a restart would read: the execution the node started last, not what the task wrote.
-    const [container] = await cm.docker.listContainers({ filters: { label: [`mesh.container=${dataOf(warmEvents, ExecutionStarted).containerId}`] } });
     expect(await cm.node.engine.docker.readExecutionMarker(container.Id)).toBe(warm.executionId);
   });
 });

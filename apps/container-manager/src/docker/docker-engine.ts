@@ -72,6 +72,10 @@ const WRAPPER = [
 const MARKER_DIR = '/run/mesh';
 const MARKER = `${MARKER_DIR}/execution`;
 const MARKER_USER = '0:0';
+/** $0 of the run's wrapper; its $1 is the execution id (Docker's record of the exec names the run). */
+const WRAPPER_NAME = 'mesh-task';
+/** Most running execs of one container looked at by `runningExecution` (one run at a time; a few probes). */
+const EXECS_INSPECTED_MAX = 16;
 
 /** Collects the output folder as a tar on stdout: the container is clean again. */
 const COLLECT = 'cd /work/job/out 2>/dev/null && tar -c -f - . ; rm -rf /work/job';
@@ -87,6 +91,8 @@ export interface OwnContainer {
 /** The node's Docker engine, through dockerode; every call that finds no engine is retried a bounded number of times. */
 export class DockerEngine {
   readonly docker: Docker;
+  /** The marker write of each container's last warm run (one entry per live container, dropped at its removal). */
+  private readonly marking = new Map<string, Promise<void>>();
 
   constructor(
     socketPath: string,
@@ -110,8 +116,9 @@ export class DockerEngine {
   }
 
   /** Creates and starts a sandboxed warm container; returns its Docker id. */
-  async createAndStart(spec: SandboxSpec): Promise<string> {
-    const options = containerCreateOptions(spec);
+  async createAndStart(spec: SandboxSpec, labels: Record<string, string> = {}): Promise<string> {
+    const base = containerCreateOptions(spec);
+    const options = { ...base, Labels: { ...base.Labels, ...labels } };
     let container: Docker.Container;
     try {
       container = await this.withRetries('create', () => this.docker.createContainer(options));
@@ -130,16 +137,19 @@ export class DockerEngine {
 
   /**
    * Runs the task script with the job tar (script + input) on stdin; stdout/stderr captured and
-   * capped. The execution marker is written first (outside the task's reach), so a restart knows
-   * which execution this container ran.
+   * capped. What a restart learns about the run is out of the task's reach: while it runs, Docker's
+   * own record of the exec (its arguments name the execution, `runningExecution`); once the script
+   * started, the root-only marker is written as well (in the background: not on the start's path),
+   * so a run that ended before its end was recorded is still known. A cold run's marker is the
+   * container's label (`markerWritten`).
    */
-  async startTask(dockerId: string, opts: TaskOptions): Promise<TaskRun> {
+  async startTask(dockerId: string, opts: TaskOptions, markerWritten = false): Promise<TaskRun> {
     const container = this.docker.getContainer(dockerId);
-    const marked = await this.execCapture(dockerId, ['sh', '-c', `printf %s "$1" > ${MARKER}`, 'mesh-mark', opts.executionId], MARKER_USER, 0);
-    if (marked.exitCode !== 0) throw new Error(`could not write the execution marker (exit ${marked.exitCode ?? 'unknown'})`);
+    // The previous run's marker is written before this run's (in the rare case it is still pending).
+    await this.marking.get(dockerId);
     const exec = await this.withRetries('exec', () =>
       container.exec({
-        Cmd: ['bash', '-c', WRAPPER, 'mesh-task'],
+        Cmd: ['bash', '-c', WRAPPER, WRAPPER_NAME, opts.executionId],
         AttachStdin: true,
         AttachStdout: true,
         AttachStderr: true,
@@ -151,17 +161,77 @@ export class DockerEngine {
     const stream = await exec.start({ hijack: true, stdin: true });
     // The exit code is the exec's own. When the engine killed the container it is 137 too: the
     // container's state then tells the platform's kill from the script's (classifyScriptEnd).
-    return captureRun(this.docker.modem, stream, opts, async () => {
+    const run = captureRun(this.docker.modem, stream, opts, async () => {
       const info = await exec.inspect().catch(() => undefined);
       return info && !info.Running && typeof info.ExitCode === 'number' ? info.ExitCode : undefined;
     });
+    if (!markerWritten) {
+      // A marker that cannot be written (container gone, engine down) is not this run's failure: while
+      // it runs, the exec record names it; its end is then reported by the run itself.
+      const marking = run.started.then((started) => (started ? this.writeExecutionMarker(dockerId, opts.executionId) : undefined)).catch(() => undefined);
+      this.marking.set(dockerId, marking);
+    }
+    return run;
   }
 
-  /** Cold start: a new sandboxed container (idle `sleep`), then the first task as a run like any other. */
+  /**
+   * The execution whose run is in progress in this container, from Docker's record of the running
+   * exec (its arguments, set by startTask; the task cannot change them); undefined when none runs.
+   */
+  async runningExecution(dockerId: string): Promise<string | undefined> {
+    const info = await this.inspect(dockerId);
+    for (const execId of (info?.ExecIDs ?? []).slice(0, EXECS_INSPECTED_MAX)) {
+      const exec = await this.docker
+        .getExec(execId)
+        .inspect()
+        .catch(() => undefined);
+      const args = exec?.ProcessConfig?.arguments ?? [];
+      if (exec?.Running && args[0] === '-c' && args[1] === WRAPPER && args[2] === WRAPPER_NAME && args[3]) return args[3];
+    }
+    return undefined;
+  }
+
+  /**
+   * Writes the execution marker as root and resolves as soon as the exec says "ok" (printed once the
+   * file is written): the warm path waits for the first byte, not for the exec's exit to be processed.
+   */
+  private async writeExecutionMarker(dockerId: string, executionId: string): Promise<void> {
+    const container = this.docker.getContainer(dockerId);
+    const exec = await this.withRetries('exec', () =>
+      container.exec({
+        Cmd: ['sh', '-c', `printf %s "$1" > ${MARKER} && printf ok`, 'mesh-mark', executionId],
+        AttachStdout: true,
+        AttachStderr: true,
+        User: MARKER_USER,
+      }),
+    );
+    const stream = await exec.start({ hijack: true, stdin: false });
+    const out = new PassThrough();
+    const err = new PassThrough();
+    err.resume();
+    const written = await new Promise<boolean>((resolve) => {
+      let seen = '';
+      out.on('data', (chunk: Buffer) => {
+        seen += chunk.toString('latin1');
+        if (seen === 'ok') resolve(true);
+      });
+      stream.once('end', () => resolve(seen === 'ok'));
+      stream.once('close', () => resolve(seen === 'ok'));
+      stream.once('error', () => resolve(false));
+      this.docker.modem.demuxStream(stream, out, err);
+    });
+    if (!written) throw new Error(`could not write the execution marker in container ${dockerId}`);
+  }
+
+  /**
+   * Cold start: a new sandboxed container (idle `sleep`) labelled with the execution it is created
+   * for (the label is its marker until a later run writes one: no marker exec on the cold path),
+   * then the first task as a run like any other.
+   */
   async createAndStartWithTask(spec: SandboxSpec, opts: TaskOptions): Promise<{ dockerId: string; run: TaskRun }> {
-    const dockerId = await this.createAndStart(spec);
+    const dockerId = await this.createAndStart(spec, { [LABEL.firstExecution]: opts.executionId });
     try {
-      return { dockerId, run: await this.startTask(dockerId, opts) };
+      return { dockerId, run: await this.startTask(dockerId, opts, true) };
     } catch (err) {
       await this.remove(dockerId).catch(() => undefined);
       throw err;
@@ -175,11 +245,15 @@ export class DockerEngine {
     return { tar: result.stdout, bytes: result.total };
   }
 
-  /** The execution the agent last started in this container (restart safety); written by startTask, out of the task's reach. */
+  /**
+   * The execution the agent last started in this container (restart safety): the marker a warm run
+   * wrote (out of the task's reach), else the label of the execution the container was created for.
+   */
   async readExecutionMarker(dockerId: string): Promise<string | undefined> {
     const result = await this.execCapture(dockerId, ['sh', '-c', `cat ${MARKER} 2>/dev/null || true`], MARKER_USER, 4096);
     const text = result.stdout.toString('utf8').trim();
-    return text || undefined;
+    if (text) return text;
+    return (await this.inspect(dockerId))?.Config?.Labels?.[LABEL.firstExecution];
   }
 
   private async execCapture(dockerId: string, cmd: string[], user: string, cap: number): Promise<{ stdout: Buffer; total: number; exitCode?: number }> {
@@ -217,6 +291,7 @@ export class DockerEngine {
   }
 
   async remove(dockerId: string): Promise<void> {
+    this.marking.delete(dockerId);
     await this.withRetries('remove', () => this.docker.getContainer(dockerId).remove({ force: true, v: true })).catch((err) => {
       if (statusOf(err) === 404) return;
       throw err;

@@ -6,6 +6,8 @@ export const LABEL = {
   container: 'mesh.container',
   wallet: 'mesh.wallet',
   function: 'mesh.function',
+  /** The execution a container was created for (its first run): the execution marker until a later run writes one. */
+  firstExecution: 'mesh.first-execution',
 } as const;
 
 /**
