@@ -81,7 +81,7 @@ async function rawRun(docker: Docker, nodeId: string): Promise<number> {
     image: IMAGE,
     cpuMillis: 1000,
     memoryBytes: 128 * MiB,
-    network: false,
+    network: undefined,
     pidsLimit: 256,
     workTmpfsBytes: 256 * MiB,
     user: '1000:1000',

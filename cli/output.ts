@@ -26,8 +26,28 @@ export function emit(value: unknown, human: () => void): void {
   else human();
 }
 
-/** A value as tables and key-values show it: objects as JSON, anything else as its string form. */
+/**
+ * Terminal control sequences, which text from tasks (stdout, stderr, file names, failure reasons)
+ * may carry to rewrite the screen, retitle the window, fake a prompt or hide lines: CSI
+ * (ESC [ ... final byte, or its one-byte form U+009B), OSC / DCS / SOS / PM / APC strings (up to BEL
+ * or ST), any other ESC sequence, and every other C0/C1 control character and DEL. Tab and line
+ * feed stay (they only lay text out).
+ */
+const CONTROL_SEQUENCES =
+  // eslint-disable-next-line no-control-regex
+  /(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|\x1b[ -/]*[0-~]?|[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
+
+/** Text from a task as it may be shown on a terminal: control sequences and characters removed (\n and \t kept). */
+export function stripControls(text: string): string {
+  return text.replace(CONTROL_SEQUENCES, '');
+}
+
+/** A value as tables and key-values show it: objects as JSON, anything else as its string form; never a control sequence. */
 function shown(v: unknown): string {
+  return stripControls(shownRaw(v));
+}
+
+function shownRaw(v: unknown): string {
   switch (typeof v) {
     case 'string':
       return v;

@@ -1,12 +1,12 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { messageOf } from '@mesh/common';
 import { nanos, type NatsConnection } from 'nats';
-import { LIMITS, OBJECT_STORE_DEFAULTS, cancelTaskRequest, inputBucket, submitTaskRequest, taskRequest, tasksRequest } from '@mesh/contracts';
+import { LIMITS, OBJECT_STORE_DEFAULTS, cancelTaskRequest, OPERATOR_OWNER, inputBucketOf, submitTaskRequest, taskRequest, tasksRequest } from '@mesh/contracts';
 import { call, definedOnly, withClient } from '../connection';
-import { CliError, UsageError, emit, isJson, keyValues, progress, table } from '../output';
+import { CliError, UsageError, emit, keyValues, progress, stripControls, table } from '../output';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 /** Longest `--wait` before giving up (the task keeps running). */
@@ -22,11 +22,12 @@ function envInt(name: string, fallback: number): number {
 }
 
 /**
- * Small inputs travel inline; larger ones go to the function's input bucket in the object store.
+ * Small inputs travel inline; larger ones go to the owner's input bucket (`mesh-input-<owner>`) in
+ * the object store: the only bucket a node reads the task's input from.
  * The size limit is checked before anything is stored (the container-manager would refuse a larger
  * item anyway, after the bytes had filled the store), and a new bucket gets the TTL of the objects.
  */
-async function inputFor(nc: NatsConnection, functionId: string, bytes: Buffer): Promise<unknown> {
+async function inputFor(nc: NatsConnection, owner: string, bytes: Buffer): Promise<unknown> {
   if (bytes.length <= LIMITS.inlineInputBytesMax) return { inline: bytes.toString('base64') };
   const maxBytes = envInt('INPUT_MAX_BYTES', OBJECT_STORE_DEFAULTS.inputMaxBytes);
   if (bytes.length > maxBytes) {
@@ -34,12 +35,76 @@ async function inputFor(nc: NatsConnection, functionId: string, bytes: Buffer): 
       `--input: the input is ${bytes.length} bytes, more than INPUT_MAX_BYTES=${maxBytes} bytes (the largest input item a node reads); nothing was stored`,
     );
   }
-  const bucket = inputBucket(functionId);
+  const bucket = inputBucketOf(owner);
   const key = `in-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
   const os = await nc.jetstream().views.os(bucket, { ttl: nanos(envInt('OBJECT_TTL_MS', OBJECT_STORE_DEFAULTS.ttlMs)) });
   await os.putBlob({ name: key }, new Uint8Array(bytes));
   progress(`input (${bytes.length} bytes) stored in object store ${bucket}/${key}`);
   return { objectRef: { bucket, key } };
+}
+
+/** What an output object holds, as far as writing it into a folder is concerned. */
+export interface OutputFiles {
+  files: Record<string, Buffer>;
+  links: { path: string; target: string }[];
+}
+
+/** Why `path` may not be written under `dir` (it would land outside, or through a link on disk), or undefined. */
+function pathProblem(dir: string, path: string): string | undefined {
+  if (path === '' || path.includes('\0')) return 'is not a file name';
+  if (isAbsolute(path) || path.startsWith('\\') || /^[A-Za-z]:/.test(path)) return 'is an absolute path';
+  if (path.split(/[\\/]/).includes('..')) return 'contains ".."';
+  const root = resolve(dir);
+  const target = resolve(root, path);
+  const inside = relative(root, target);
+  if (inside === '' || inside.startsWith(`..${sep}`) || inside === '..' || isAbsolute(inside)) return `resolves outside ${dir}`;
+  // A link already on disk inside the folder would carry the write elsewhere.
+  let at = root;
+  for (const part of inside.split(sep)) {
+    at = join(at, part);
+    let isLink = false;
+    try {
+      isLink = lstatSync(at).isSymbolicLink();
+    } catch {
+      break; // Does not exist yet: nothing below it does either.
+    }
+    if (isLink) return `would be written through the symbolic link ${at}`;
+  }
+  return undefined;
+}
+
+/**
+ * Checks every entry of an output against `dir` before writing any: a file outside the folder
+ * (absolute path, `..`, through a link already on disk) or a link that points outside refuses the
+ * whole output, naming each offending entry (a link pointing inside is not created: only regular
+ * files are written). Returns the paths written.
+ */
+export function writeOutputFiles(dir: string, output: OutputFiles): string[] {
+  const problems: string[] = [];
+  for (const path of Object.keys(output.files)) {
+    const problem = pathProblem(dir, path);
+    if (problem) problems.push(`${JSON.stringify(path)} ${problem}`);
+  }
+  for (const link of output.links) {
+    const problem = pathProblem(dir, link.path);
+    if (problem) problems.push(`link ${JSON.stringify(link.path)} ${problem}`);
+    else if (pathProblem(dir, isAbsolute(link.target) ? link.target : join(dirname(link.path), link.target)) !== undefined)
+      problems.push(`link ${JSON.stringify(link.path)} points outside ${dir} (to ${JSON.stringify(link.target)})`);
+  }
+  if (problems.length > 0) {
+    throw new CliError(
+      stripControls(`the output has entries that would escape ${dir}; nothing was written:\n  ${problems.slice(0, 20).join('\n  ')}`),
+      'the output was not made by a node as it stores outputs (regular files under out/ only); inspect it with --json',
+    );
+  }
+  const written: string[] = [];
+  for (const [path, content] of Object.entries(output.files)) {
+    const target = join(dir, path);
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, content);
+    written.push(path);
+  }
+  return written;
 }
 
 export function registerTask(program: Command) {
@@ -66,7 +131,7 @@ export function registerTask(program: Command) {
         const body = {
           functionId: fn,
           walletId: o.wallet,
-          input: await inputFor(nc, fn, bytes),
+          input: await inputFor(nc, OPERATOR_OWNER, bytes),
           priority: Number(o.priority),
           ...(o.id ? { taskId: o.id } : {}),
         };
@@ -141,21 +206,14 @@ export function registerTask(program: Command) {
           throw new CliError(`task ${taskId} has no output (state ${t.state})`, t.state === 'succeeded' ? undefined : 'only finished tasks have output');
         const { readExecutionOutput } = await import('../../apps/container-manager/src/storage/object-io');
         const output = await readExecutionOutput(nc, t.outputRef);
-        if (o.out) {
-          for (const [path, content] of Object.entries(output.files)) {
-            const target = join(o.out, path);
-            mkdirSync(dirname(target), { recursive: true });
-            writeFileSync(target, content);
-          }
-        }
+        if (o.out) writeOutputFiles(o.out, output);
         emit({ taskId, files: Object.keys(output.files), stdout: output.stdout.toString(), stderr: output.stderr.toString() }, () => {
-          if (!isJson()) {
-            console.log(`files: ${Object.keys(output.files).join(', ') || '(none)'}${o.out ? ` (written to ${o.out})` : ''}`);
-            console.log('--- stdout');
-            process.stdout.write(output.stdout.toString());
-            console.log('--- stderr');
-            process.stdout.write(output.stderr.toString());
-          }
+          // Everything below came from the task: shown without terminal control sequences.
+          console.log(stripControls(`files: ${Object.keys(output.files).join(', ') || '(none)'}${o.out ? ` (written to ${o.out})` : ''}`));
+          console.log('--- stdout');
+          process.stdout.write(stripControls(output.stdout.toString()));
+          console.log('--- stderr');
+          process.stdout.write(stripControls(output.stderr.toString()));
         });
       }),
     );

@@ -2,6 +2,7 @@ import { copyFileSync, chmodSync } from 'node:fs';
 import type { Command } from 'commander';
 import { nanos } from 'nats';
 import { OBJECT_STORE_DEFAULTS, inputBucketOf, outputBucketOf, tenantIdProblem } from '@mesh/contracts';
+import { httpTokenFor, readHttpTokenKey } from '@mesh/audit/http-token';
 import { createTenantIdentity, ensureStackIdentities, listTenants, reloadNatsServer, tenantCredsPath } from '@mesh/identity';
 import { natsUrl, withNats } from '../connection';
 import { CliError, UsageError, emit, progress, table } from '../output';
@@ -51,9 +52,11 @@ export function registerTenant(program: Command) {
       if (problem) throw new UsageError(`<id>: ${problem}`);
       const maxBytes = envBytes('TENANT_BUCKET_MAX_BYTES', TENANT_BUCKET_MAX_BYTES_DEFAULT);
       const ttlMs = envBytes('OBJECT_TTL_MS', OBJECT_STORE_DEFAULTS.ttlMs);
-      ensureStackIdentities(DATA_DIR);
-      // TODO(lead): ledgerHttpToken: httpTokenFor(readFileSync(ledgerHttpTokenKeyPath(DATA_DIR)), `tenant:${id}`) from '@mesh/audit' once it lands.
-      const { path, created } = createTenantIdentity(DATA_DIR, id, { servers: [natsUrl()] });
+      const { ledgerHttpTokenKey } = ensureStackIdentities(DATA_DIR);
+      // The tenant's bearer token for the ledger's HTTP API travels in its credentials file (docs/ledger.md).
+      const key = await readHttpTokenKey(ledgerHttpTokenKey);
+      if (!key) throw new CliError(`no ledger HTTP token key at ${ledgerHttpTokenKey}`, 'run `mesh security init` (mesh up does)');
+      const { path, created } = createTenantIdentity(DATA_DIR, id, { servers: [natsUrl()], ledgerHttpToken: httpTokenFor(key, id) });
       if (!reloadNatsServer(DATA_DIR)) {
         throw new CliError(
           `tenant ${id}: credentials written to ${path}, but no nats-server runs from ${DATA_DIR} to reload`,

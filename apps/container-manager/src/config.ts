@@ -57,6 +57,17 @@ export const ContainerManagerEnv = {
     64 * 1024 ** 3,
     ' bytes',
   ),
+  MESH_BASE_IMAGE: env.string('The task base image: always on the image allow-list', 'mesh/task-base:latest'),
+  CONTAINER_IMAGES_ALLOWED: env.optionalString(
+    'More images tasks may run in, comma-separated exact references (e.g. "python:3.12-slim,node:22"); a dispatch naming any other image fails (image-missing, not retried)',
+  ),
+  TENANT_BUCKET_MAX_BYTES: env.int(
+    "max_bytes of an owner's output bucket (mesh-output-<owner>) when the container-manager creates it: the owner's byte quota on stored outputs",
+    1024 ** 3,
+    1024,
+    Number.MAX_SAFE_INTEGER,
+    ' bytes',
+  ),
   TASK_USER: env.string('User (uid:gid) the container and the task script run as; never root', '1000:1000'),
   DOCKER_SOCKET: env.string('Docker engine socket', '/var/run/docker.sock'),
   DOCKER_RETRIES: env.int('Attempts of a Docker call that failed because the engine did not answer', 3, 1, 10),

@@ -25,7 +25,9 @@ import { ContainerHandler } from './container.handler';
 import { ContainerPool } from './container-pool';
 import { DockerEngine } from './docker/docker-engine';
 import { assertNonRootUser } from './docker/sandbox';
+import { TenantNetworks } from './docker/tenant-network';
 import { eventId, parseNodeLabels } from './domain/event-ids';
+import { parseImageAllowList } from './domain/image-allow-list';
 import type { ExecutionCommand } from './domain/execution-decider';
 import { isSuperseded } from './domain/superseded';
 import { ExecutionHandler, foldExecution } from './execution.handler';
@@ -63,6 +65,8 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
   private readonly runner: TaskRunner;
   private readonly reconciler: Reconciler;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** The owners' isolated networks of network-enabled functions. */
+  readonly networks: TenantNetworks;
 
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
@@ -74,15 +78,25 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
     assertNonRootUser(config.TASK_USER);
     this.docker = new DockerEngine(config.DOCKER_SOCKET, config.DOCKER_RETRIES);
     this.node = new NodeState(config.NODE_ID);
+    this.networks = new TenantNetworks(this.docker.docker);
     this.executions = new ExecutionHandler(store);
     const containers = new ContainerHandler(store);
     this.sampler = new Sampler(store, this.docker, this.node, config.USAGE_APPEND_RETRY_MS);
-    this.pool = new ContainerPool(this.node, this.docker, containers, this.executions, this.sampler, {
-      idleTimeoutMs: config.IDLE_TIMEOUT_MS,
-      pidsLimit: config.PIDS_LIMIT,
-      workTmpfsBytes: config.WORK_TMPFS_BYTES,
-      taskUser: config.TASK_USER,
-    });
+    this.pool = new ContainerPool(
+      this.node,
+      this.docker,
+      containers,
+      this.executions,
+      this.sampler,
+      {
+        idleTimeoutMs: config.IDLE_TIMEOUT_MS,
+        pidsLimit: config.PIDS_LIMIT,
+        workTmpfsBytes: config.WORK_TMPFS_BYTES,
+        taskUser: config.TASK_USER,
+        capacity: { cpuMillis: config.NODE_CPU_MILLIS, memoryBytes: config.NODE_MEMORY_BYTES },
+      },
+      this.networks,
+    );
     this.runner = new TaskRunner(this.node, nc, this.docker, this.pool, containers, this.executions, {
       inputMaxBytes: config.INPUT_MAX_BYTES,
       outputCapBytes: config.OUTPUT_CAP_BYTES,
@@ -91,8 +105,10 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
       objectTtlMs: config.OBJECT_TTL_MS,
       outputQuotaBytesPerWallet: config.OUTPUT_QUOTA_BYTES_PER_WALLET,
       outputQuotaRecountMs: config.OUTPUT_QUOTA_RECOUNT_MS,
+      tenantBucketMaxBytes: config.TENANT_BUCKET_MAX_BYTES,
+      imagesAllowed: parseImageAllowList(config.MESH_BASE_IMAGE, config.CONTAINER_IMAGES_ALLOWED),
     });
-    this.reconciler = new Reconciler(this.node, store, this.docker, this.pool, containers, this.executions, config.TASK_USER);
+    this.reconciler = new Reconciler(this.node, store, this.docker, this.pool, containers, this.executions);
     runningEngines.add(this);
   }
 

@@ -1,11 +1,13 @@
 import { Logger } from '@nestjs/common';
 import { messageOf } from '@mesh/common';
-import type { EventData, ScalingDecided, TaskDispatched } from '@mesh/contracts';
+import { OPERATOR_OWNER, type EventData, type ScalingDecided, type TaskDispatched } from '@mesh/contracts';
 import type { TaskOptions, TaskRun } from './docker/capture';
 import type { DockerEngine } from './docker/docker-engine';
 import { newContainerId } from './docker/sandbox';
+import type { TenantNetworks } from './docker/tenant-network';
 import { initialContainerState, type StopReason } from './domain/container-decider';
 import type { ExecutionCommand } from './domain/execution-decider';
+import { guardResize, type NodeCapacity } from './domain/resize-guard';
 import { initialCursor } from './domain/sample-window';
 import type { ContainerHandler } from './container.handler';
 import type { ExecutionHandler } from './execution.handler';
@@ -18,6 +20,8 @@ export interface PoolConfig {
   pidsLimit: number;
   workTmpfsBytes: number;
   taskUser: string;
+  /** NODE_CPU_MILLIS / NODE_MEMORY_BYTES: no resize goes beyond them. */
+  capacity: NodeCapacity;
 }
 
 /**
@@ -35,6 +39,7 @@ export class ContainerPool {
     private readonly executions: ExecutionHandler,
     private readonly sampler: Sampler,
     private readonly config: PoolConfig,
+    private readonly networks: TenantNetworks,
   ) {
     this.log = new Logger(`container-manager:${node.nodeId}`);
   }
@@ -69,7 +74,7 @@ export class ContainerPool {
         image: fn.image,
         cpuMillis: fn.cpuInitialMillis,
         memoryBytes: fn.memoryBytes,
-        network: fn.network,
+        network: fn.network ? await this.networks.ensure(d.tenantId ?? OPERATOR_OWNER) : undefined,
         pidsLimit: this.config.pidsLimit,
         workTmpfsBytes: this.config.workTmpfsBytes,
         user: this.config.taskUser,
@@ -177,9 +182,17 @@ export class ContainerPool {
   }
 
   /** A ScalingDecided for one of our containers: apply in place, record what was applied. */
-  async resize(d: EventData<typeof ScalingDecided>): Promise<void> {
-    const c = this.node.containers.get(d.containerId);
-    if (!c || c.status === 'stopping' || c.appliedDecisions.has(d.decisionId)) return;
+  async resize(decided: EventData<typeof ScalingDecided>): Promise<void> {
+    const c = this.node.containers.get(decided.containerId);
+    // The decision is clamped here, where it is applied: the event's author is not trusted with the limits.
+    const verdict = guardResize(decided, c, this.config.capacity);
+    if (!verdict.apply) {
+      this.log.warn(`resize ${decided.decisionId} of ${decided.containerId} refused: ${verdict.refused}`);
+      return;
+    }
+    if (!c || c.status === 'stopping' || c.appliedDecisions.has(decided.decisionId)) return;
+    if (verdict.clamped.length > 0) this.log.warn(`resize ${decided.decisionId} of ${c.containerId}: ${verdict.clamped.join('; ')}`);
+    const d = { decisionId: decided.decisionId, toCpuMillis: verdict.toCpuMillis, toMemoryBytes: verdict.toMemoryBytes };
     c.appliedDecisions.add(d.decisionId);
     const fromCpuMillis = c.cpuMillis;
     const fromMemoryBytes = c.memoryBytes;

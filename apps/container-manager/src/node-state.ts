@@ -17,6 +17,8 @@ export const STOPPED_DETAIL = 'the container-manager stopped while the task ran'
 /** An execution running on this node. */
 export interface LiveExecution {
   ref: ExecutionRef;
+  /** The task's owner (tenant id or `operator`): its output goes to that owner's bucket. */
+  owner: string;
   timeoutMs: number;
   /** When the run began; the script's start once it started. */
   startedAtMs: number;

@@ -14,7 +14,7 @@ import { RESTARTED_DETAIL, type LiveContainer, type NodeState } from './node-sta
  * Restart safety: brings the node in line with Docker and the log after a (re)start. Containers of
  * this node that the log does not know or says are stopped are removed; one that is not running
  * (or whose last sample was the final one) is stopped as `orphan`; one that was running a task
- * (execution marker present) is stopped and the execution fails with `agent-restart`; an idle one
+ * (its last execution has no recorded end) is stopped and the execution fails with `agent-restart`; an idle one
  * is adopted and keeps sampling from its last recorded counter, so no CPU is counted twice or lost.
  */
 export class Reconciler {
@@ -27,7 +27,6 @@ export class Reconciler {
     private readonly pool: ContainerPool,
     private readonly containers: ContainerHandler,
     private readonly executions: ExecutionHandler,
-    private readonly taskUser: string,
   ) {
     this.log = new Logger(`container-manager:${node.nodeId}`);
   }
@@ -74,13 +73,14 @@ export class Reconciler {
       appliedDecisions: new Set(stream.state.appliedDecisions),
     };
     this.pool.adopt(c);
-    const marker = o.running ? await this.docker.readExecutionMarker(o.dockerId, this.taskUser).catch(() => undefined) : undefined;
+    const marker = o.running ? await this.lastExecution(o.dockerId) : undefined;
     if (!o.running || last?.final) {
       await this.pool.stop(c, 'orphan');
       return;
     }
-    if (marker) {
-      await this.failInterrupted(marker);
+    // The execution this node started last in the container (from records the task cannot touch);
+    // if its end is recorded, the container is idle and can be adopted.
+    if (marker && !(await this.failInterrupted(marker))) {
       await this.pool.stop(c, 'orphan');
       return;
     }
@@ -88,17 +88,28 @@ export class Reconciler {
     this.pool.scheduleIdleStop(c);
   }
 
-  /** An execution that was running when the node went away: fail it (agent-restart), unless it already ended. */
-  private async failInterrupted(executionId: string): Promise<void> {
+  /** The execution this node started last in a container: the run in progress (Docker's exec record), else the marker (or label). */
+  private async lastExecution(dockerId: string): Promise<string | undefined> {
+    const running = await this.docker.runningExecution(dockerId).catch(() => undefined);
+    return running ?? (await this.docker.readExecutionMarker(dockerId).catch(() => undefined));
+  }
+
+  /**
+   * The execution last started in a container: fail it (agent-restart) unless it already ended.
+   * Resolves to true when it had ended (its container is then simply idle).
+   */
+  private async failInterrupted(executionId: string): Promise<boolean> {
     let known;
     try {
       known = await this.executions.load(executionId);
     } catch (err) {
       // The redelivered dispatch of this execution (if any) reports it instead.
       this.log.warn(`execution ${executionId} found interrupted, its stream not readable: ${messageOf(err)}`);
-      return;
+      return false;
     }
+    if (known.state.status === 'ended') return true;
     await this.executions.handle(executionId, { kind: 'interrupt', detail: RESTARTED_DETAIL, nowMs: Date.now() }, known);
+    return false;
   }
 }
 

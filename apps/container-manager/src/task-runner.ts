@@ -1,11 +1,13 @@
 import { Logger } from '@nestjs/common';
 import type { NatsConnection } from 'nats';
 import { messageOf } from '@mesh/common';
-import type { EventData, TaskDispatched } from '@mesh/contracts';
+import { OPERATOR_OWNER, type EventData, type TaskDispatched } from '@mesh/contracts';
 import type { TaskOptions, TaskRun, TaskRunResult } from './docker/capture';
 import { DockerUnavailableError, ImageMissingError, type DockerEngine } from './docker/docker-engine';
 import type { TerminalExecutionEvent } from './domain/execution-decider';
+import { imageRefusal } from './domain/image-allow-list';
 import { classifyScriptEnd } from './domain/script-end';
+import { NetworkIsolationError } from './docker/tenant-network';
 import type { ContainerHandler } from './container.handler';
 import type { ContainerPool } from './container-pool';
 import { NEW_EXECUTION, type ExecutionHandler } from './execution.handler';
@@ -19,6 +21,9 @@ type Dispatch = EventData<typeof TaskDispatched>;
 
 const STDERR_TAIL_MAX = 4096;
 
+/** Whose buckets a task reads and writes: its tenant's, or the operator's (no tenant). */
+const ownerOf = (d: Dispatch) => d.tenantId ?? OPERATOR_OWNER;
+
 export interface RunnerConfig {
   inputMaxBytes: number;
   outputCapBytes: number;
@@ -27,6 +32,10 @@ export interface RunnerConfig {
   objectTtlMs: number;
   outputQuotaBytesPerWallet: number;
   outputQuotaRecountMs: number;
+  /** TENANT_BUCKET_MAX_BYTES: max_bytes of an output bucket created by this node. */
+  tenantBucketMaxBytes: number;
+  /** MESH_BASE_IMAGE + CONTAINER_IMAGES_ALLOWED: the only images a task may run in. */
+  imagesAllowed: ReadonlySet<string>;
 }
 
 /**
@@ -55,14 +64,18 @@ export class TaskRunner {
       ttlMs: config.objectTtlMs,
       quotaBytesPerWallet: config.outputQuotaBytesPerWallet,
       recountMs: config.outputQuotaRecountMs,
+      bucketMaxBytes: config.tenantBucketMaxBytes,
     });
   }
 
   /** Resolves once the script runs (ExecutionStarted recorded) or the attempt failed before it could. */
   async run(d: Dispatch): Promise<void> {
+    // The dispatch is the scheduler's, but what it may make this node do is checked here, where it is applied.
+    const refusal = imageRefusal(d.function.image, this.config.imagesAllowed);
+    if (refusal !== undefined) return this.failWithoutContainer(d, 'image-missing', false, refusal);
     let input: Buffer;
     try {
-      input = await readTaskInput(this.nc, d.input, this.config.inputMaxBytes, this.config.objectTtlMs);
+      input = await readTaskInput(this.nc, d.input, ownerOf(d), this.config.inputMaxBytes, this.config.objectTtlMs);
     } catch (err) {
       if (err instanceof InputMissingError) return this.failWithoutContainer(d, 'input-missing', false, err.message);
       throw err;
@@ -77,6 +90,8 @@ export class TaskRunner {
         ({ container, run: coldRun } = await this.pool.startCold(d, task));
       } catch (err) {
         if (err instanceof ImageMissingError) return this.failWithoutContainer(d, 'image-missing', false, err.message);
+        // Never run a network-enabled task without its isolation: not retried here, the operator has to fix the node.
+        if (err instanceof NetworkIsolationError) return this.failWithoutContainer(d, 'docker-error', false, err.message);
         this.node.dockerError = messageOf(err);
         const message = err instanceof DockerUnavailableError ? err.message : `Docker refused to start the container: ${this.node.dockerError}`;
         return this.failWithoutContainer(d, 'docker-error', true, message);
@@ -98,6 +113,7 @@ export class TaskRunner {
   private async runExecution(c: LiveContainer, d: Dispatch, task: TaskOptions, warm: boolean, coldRun?: TaskRun): Promise<void> {
     const e: LiveExecution = {
       ref: { executionId: d.executionId, taskId: d.taskId, attempt: d.attempt, ...this.node.containerRef(c) },
+      owner: ownerOf(d),
       timeoutMs: d.function.timeoutMs,
       startedAtMs: Date.now(),
       warm,
@@ -212,7 +228,7 @@ export class TaskRunner {
     files: Record<string, Buffer>,
   ): Promise<{ bucket: string; key: string } | { refused: string }> {
     try {
-      return await this.outputs.write(e.ref.walletId, e.ref.executionId, {
+      return await this.outputs.write(e.owner, e.ref.walletId, e.ref.executionId, {
         manifest: {
           format: 1,
           executionId: e.ref.executionId,

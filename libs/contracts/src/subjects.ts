@@ -28,6 +28,4 @@ export const healthSubject = (service: ServiceName) => apiSubject(service, 'heal
 export const HEARTBEAT_PREFIX = 'mesh.heartbeat.node';
 export const heartbeatSubject = (nodeId: string) => `${HEARTBEAT_PREFIX}.${nodeId}`;
 
-/** JetStream object store buckets (inputs per function, one for outputs). */
-export const inputBucket = (functionId: string) => `mesh-input-${functionId}`;
-export const OUTPUT_BUCKET = 'mesh-output';
+// JetStream object store buckets are per owner: inputBucketOf / outputBucketOf in tenancy.ts.

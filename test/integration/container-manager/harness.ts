@@ -152,6 +152,9 @@ export interface DispatchOptions {
   cpuInitialMillis?: number;
   taskId?: string;
   attempt?: number;
+  /** The task's owner (absent: the operator's). */
+  tenantId?: string;
+  network?: boolean;
 }
 
 /** Appends a TaskDispatched as the scheduler would. */
@@ -174,9 +177,10 @@ export async function dispatch(store: EventStore, o: DispatchOptions): Promise<D
       cpuInitialMillis: o.cpuInitialMillis ?? 1000,
       memoryBytes: o.memoryBytes ?? 128 * 1024 * 1024,
       timeoutMs: o.timeoutMs ?? 30_000,
-      network: false,
+      network: o.network ?? false,
       maxAttempts: 3,
     },
+    ...(o.tenantId ? { tenantId: o.tenantId } : {}),
     input: o.objectRef ? { objectRef: o.objectRef } : { inline: Buffer.from(o.input ?? '').toString('base64') },
     dispatchedAtMs: Date.now(),
   };

@@ -1,4 +1,14 @@
-import { ContainerStarted, ContainerStopped, ExecutionFailed, ExecutionStarted, ExecutionSucceeded, OUTPUT_BUCKET, streamName } from '@mesh/contracts';
+import {
+  ContainerStarted,
+  ContainerStopped,
+  ExecutionFailed,
+  ExecutionStarted,
+  ExecutionSucceeded,
+  inputBucketOf,
+  OPERATOR_OWNER,
+  outputBucketOf,
+  streamName,
+} from '@mesh/contracts';
 import { eventually } from '@mesh/testing';
 import { readExecutionOutput } from '../../../apps/container-manager/src/main';
 import { objectStore } from '../../../apps/container-manager/src/storage/object-io';
@@ -11,7 +21,7 @@ import { dataOf, dispatch, nodeContainers, randomId, samplesOf, terminalOf, wait
 describe('container-manager: task lifecycle in real containers', () => {
   const nodeId = randomId('cmlife');
   const walletId = randomId('w');
-  const cm = useNodes([{ nodeId, env: { IDLE_TIMEOUT_MS: '4000', OUTPUT_CAP_BYTES: '65536' } }]);
+  const cm = useNodes([{ nodeId, env: { IDLE_TIMEOUT_MS: '4000', OUTPUT_CAP_BYTES: '65536', CONTAINER_IMAGES_ALLOWED: 'mesh/does-not-exist:never' } }]);
   /** A task of a fresh function of this spec's wallet on this spec's node. */
   const dispatchHere = (o: Omit<DispatchOptions, 'nodeId' | 'walletId' | 'functionId'>) =>
     dispatch(cm.node.running.store, { nodeId, walletId, functionId: randomId('f'), ...o });
@@ -27,7 +37,7 @@ describe('container-manager: task lifecycle in real containers', () => {
     const end = terminalOf(events);
     expect(end.type).toBe('ExecutionSucceeded');
     const ok = dataOf(events, ExecutionSucceeded);
-    expect(ok.outputRef).toEqual({ bucket: OUTPUT_BUCKET, key: first.executionId });
+    expect(ok.outputRef).toEqual({ bucket: outputBucketOf(OPERATOR_OWNER), key: first.executionId });
 
     const output = await readExecutionOutput(cm.node.running.nc, ok.outputRef);
     expect(output.stdout.toString()).toBe('hello world\n');
@@ -66,16 +76,16 @@ describe('container-manager: task lifecycle in real containers', () => {
     expect(output2.stdout.toString()).toBe('hello again\n');
   });
 
-  it('reads an input from the function input bucket of the object store', async () => {
+  it("reads an input from its owner's input bucket of the object store, and refuses a reference to any other bucket", async () => {
     const fn = randomId('f');
-    const os = await objectStore(cm.node.running.nc, `mesh-input-${fn}`);
+    const os = await objectStore(cm.node.running.nc, inputBucketOf(OPERATOR_OWNER));
     await os.putBlob({ name: 'item-1' }, Buffer.from('from the object store'));
     const d = await dispatch(cm.node.running.store, {
       nodeId,
       walletId,
       functionId: fn,
       script: 'cat "$1"',
-      objectRef: { bucket: `mesh-input-${fn}`, key: 'item-1' },
+      objectRef: { bucket: inputBucketOf(OPERATOR_OWNER), key: 'item-1' },
     });
     const output = await readExecutionOutput(cm.node.running.nc, dataOf(await waitForEnd(cm.node.running.store, d.executionId), ExecutionSucceeded).outputRef);
     expect(output.stdout.toString()).toBe('from the object store');
@@ -85,10 +95,37 @@ describe('container-manager: task lifecycle in real containers', () => {
       walletId,
       functionId: fn,
       script: 'cat "$1"',
-      objectRef: { bucket: `mesh-input-${fn}`, key: 'nope' },
+      objectRef: { bucket: inputBucketOf(OPERATOR_OWNER), key: 'nope' },
     });
     const failed = dataOf(await waitForEnd(cm.node.running.store, missing.executionId), ExecutionFailed);
     expect(failed).toMatchObject({ reason: 'input-missing', retryable: false });
+
+    // A tenant's task naming the operator's object: refused, although the object exists.
+    const foreign = await dispatch(cm.node.running.store, {
+      nodeId,
+      walletId,
+      functionId: fn,
+      tenantId: 'acme',
+      script: 'cat "$1"',
+      objectRef: { bucket: inputBucketOf(OPERATOR_OWNER), key: 'item-1' },
+    });
+    const refusedEvents = await waitForEnd(cm.node.running.store, foreign.executionId);
+    expect(refusedEvents).toHaveLength(1);
+    expect(dataOf(refusedEvents, ExecutionFailed)).toMatchObject({
+      reason: 'input-missing',
+      retryable: false,
+      stderrTail: `input refused: ${inputBucketOf(OPERATOR_OWNER)}/item-1 is not in the input bucket of its owner acme (${inputBucketOf('acme')})`,
+    });
+  });
+
+  it("refuses a task whose image is not on the node's allow-list, without a container or a retry", async () => {
+    const before = (await nodeContainers(cm.docker, nodeId)).length;
+    const d = await dispatchHere({ script: 'true', image: 'busybox:latest' });
+    const events = await waitForEnd(cm.node.running.store, d.executionId);
+    expect(events).toHaveLength(1);
+    expect(dataOf(events, ExecutionFailed)).toMatchObject({ reason: 'image-missing', retryable: false });
+    expect(dataOf(events, ExecutionFailed).stderrTail).toMatch(/^image busybox:latest is not on this node's allow-list/);
+    expect((await nodeContainers(cm.docker, nodeId)).length).toBeLessThanOrEqual(before);
   });
 
   it('reports a failing script with its exit code and the tail of stderr', async () => {

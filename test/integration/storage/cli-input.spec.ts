@@ -39,6 +39,6 @@ describe('mesh task submit: input size limit', () => {
     expect(r.err).toContain('the input is 200000 bytes, more than INPUT_MAX_BYTES=100000 bytes');
     const jsm = await nc.jetstreamManager();
     const streams = await jsm.streams.names().next();
-    expect(streams).not.toContain('OBJ_mesh-input-f-big');
+    expect(streams).not.toContain('OBJ_mesh-input-operator');
   }, 60_000);
 });

@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { ExecutionFailed, ExecutionStarted, ExecutionSucceeded, OUTPUT_BUCKET } from '@mesh/contracts';
+import { ExecutionFailed, ExecutionStarted, ExecutionSucceeded, OPERATOR_OWNER, outputBucketOf } from '@mesh/contracts';
 import { NatsServerProcess } from '@mesh/testing';
 import { objectStore } from '../../../apps/container-manager/src/storage/object-io';
 import {
@@ -38,6 +38,7 @@ describe('output limits: too large and over quota fail the execution cleanly', (
       OUTPUT_DIR_MAX_BYTES: String(1024 * KiB),
       OUTPUT_QUOTA_BYTES_PER_WALLET: String(700 * KiB),
       OBJECT_TTL_MS: String(86_400_000),
+      TENANT_BUCKET_MAX_BYTES: String(900 * KiB),
     });
   }, 60_000);
 
@@ -47,11 +48,12 @@ describe('output limits: too large and over quota fail the execution cleanly', (
     await server?.dispose();
   }, 60_000);
 
-  const run = async (kib: number) => {
-    const d = await dispatch(node.running.store, { nodeId, walletId, functionId, script: WRITE_KIB, input: String(kib) });
+  const run = async (kib: number, owner: { walletId: string; tenantId?: string } = { walletId }) => {
+    const d = await dispatch(node.running.store, { nodeId, functionId, script: WRITE_KIB, input: String(kib), ...owner });
     return { d, events: await waitForEnd(node.running.store, d.executionId) };
   };
-  const stored = async (executionId: string) => (await (await objectStore(node.running.nc, OUTPUT_BUCKET)).info(executionId)) !== null;
+  const stored = async (executionId: string, owner = OPERATOR_OWNER) =>
+    (await (await objectStore(node.running.nc, outputBucketOf(owner))).info(executionId)) !== null;
 
   it('fails an execution whose output folder is over OUTPUT_DIR_MAX_BYTES, storing nothing', async () => {
     const { d, events } = await run(2048);
@@ -67,7 +69,7 @@ describe('output limits: too large and over quota fail the execution cleanly', (
   it("stores outputs within the wallet's quota, and fails the one that would exceed it, storing nothing", async () => {
     const ok = await run(400);
     expect(terminalOf(ok.events).type).toBe('ExecutionSucceeded');
-    expect(dataOf(ok.events, ExecutionSucceeded).outputRef).toEqual({ bucket: OUTPUT_BUCKET, key: ok.d.executionId });
+    expect(dataOf(ok.events, ExecutionSucceeded).outputRef).toEqual({ bucket: outputBucketOf(OPERATOR_OWNER), key: ok.d.executionId });
     expect(await stored(ok.d.executionId)).toBe(true);
 
     const over = await run(400);
@@ -78,5 +80,23 @@ describe('output limits: too large and over quota fail the execution cleanly', (
     expect(failed.stderrTail).toContain(`wallet ${walletId} already stores`);
     expect(failed.stderrTail).toContain(`OUTPUT_QUOTA_BYTES_PER_WALLET=${700 * KiB}`);
     expect(await stored(over.d.executionId)).toBe(false);
+  }, 60_000);
+
+  it("stores a tenant's outputs in its own bucket, and fails the one that would take the bucket over TENANT_BUCKET_MAX_BYTES", async () => {
+    const tenantId = randomId('acme');
+    const ok = await run(500, { walletId: randomId('w'), tenantId });
+    expect(dataOf(ok.events, ExecutionSucceeded).outputRef).toEqual({ bucket: outputBucketOf(tenantId), key: ok.d.executionId });
+    expect(await stored(ok.d.executionId, tenantId)).toBe(true);
+    const jsm = await node.running.nc.jetstreamManager();
+    expect((await jsm.streams.info(`OBJ_${outputBucketOf(tenantId)}`)).config.max_bytes).toBe(900 * KiB);
+
+    // Another wallet of the same tenant: within its wallet quota, but the bucket is full.
+    const over = await run(500, { walletId: randomId('w'), tenantId });
+    const failed = dataOf(over.events, ExecutionFailed);
+    expect(failed).toMatchObject({ reason: 'exit-code', retryable: false });
+    expect(failed.outputRef).toBeUndefined();
+    const reason = `the output bucket ${outputBucketOf(tenantId)} of ${tenantId} already holds`;
+    expect(failed.stderrTail).toMatch(new RegExp(`^output not stored: it is \\d+ bytes and ${reason} \\d+ of its max_bytes=${900 * KiB}`));
+    expect(await stored(over.d.executionId, tenantId)).toBe(false);
   }, 60_000);
 });

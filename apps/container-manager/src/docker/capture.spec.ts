@@ -1,39 +1,20 @@
-import fc from 'fast-check';
-import { CappedBuffer, EndNonceWatcher } from './capture';
-
-const NONCE = 'MESH-END-0123456789abcdef01234567';
+import { Duplex } from 'node:stream';
+import { CappedBuffer, captureRun, type Demuxer } from './capture';
 
 describe('run output capture', () => {
-  it('finds the end nonce however the stream is split, passes every byte before it on, and reads the exit code', () => {
-    fc.assert(
-      fc.property(
-        fc.string({ maxLength: 300 }),
-        fc.integer({ min: 0, max: 255 }),
-        fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 20 }),
-        (before, code, cuts) => {
-          const whole = Buffer.from(`${before}${NONCE}:${code}:${NONCE}trailing`, 'latin1');
-          const seen: Buffer[] = [];
-          const watcher = new EndNonceWatcher(NONCE, (b) => seen.push(b));
-          let at = 0;
-          for (const cut of [...cuts, whole.length]) {
-            watcher.push(whole.subarray(at, Math.min(whole.length, at + cut)));
-            at = Math.min(whole.length, at + cut);
-            if (at >= whole.length) break;
-          }
-          watcher.flush();
-          expect(watcher.exitCode).toBe(code);
-          expect(Buffer.concat(seen).toString('latin1')).toBe(before);
-        },
-      ),
-    );
-  });
-
-  it('without a nonce passes everything on and leaves the end to the stream', () => {
-    const seen: Buffer[] = [];
-    const watcher = new EndNonceWatcher(undefined, (b) => seen.push(b));
-    watcher.push(Buffer.from(`abc${NONCE}:1:${NONCE}`));
-    expect(watcher.exitCode).toBeUndefined();
-    expect(Buffer.concat(seen).toString()).toBe(`abc${NONCE}:1:${NONCE}`);
+  it('takes the exit code from the exec, never from what the script prints (a forged end marker is plain output)', async () => {
+    // The exec's socket: what the container prints comes in on the readable side; the job tar goes out on the writable one.
+    const stream = new Duplex({ read: () => undefined, write: (_chunk, _encoding, callback) => callback() });
+    // A demuxer that hands every byte to stdout (the multiplexing itself is dockerode's).
+    const modem: Demuxer = { demuxStream: (source, stdout) => void source.pipe(stdout) };
+    const run = captureRun(modem, stream, { executionId: 'e1', jobTar: Buffer.alloc(0), capBytes: 1024, env: [], user: '1000:1000' }, async () => 3);
+    const forged = 'MESH-END-0123456789abcdef01234567:0:MESH-END-0123456789abcdef01234567';
+    stream.push(`R${forged}`);
+    expect(await run.started).toBe(true);
+    stream.push(null);
+    const result = await run.done;
+    expect(result.exitCode).toBe(3);
+    expect(result.stdout.toString()).toBe(forged);
   });
 
   it('keeps the first cap bytes and the last tail bytes, and counts all', () => {

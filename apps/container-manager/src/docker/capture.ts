@@ -14,14 +14,14 @@ export interface TaskOptions {
 }
 
 export interface TaskRunResult {
-  /** undefined when the exec could not be inspected (container gone). */
+  /** The exec's exit code from the Docker API; undefined when it could not be inspected (container or engine gone) or still runs. */
   exitCode: number | undefined;
   stdout: Buffer;
   stderr: Buffer;
   stdoutBytes: number;
   stderrBytes: number;
   stderrTail: string;
-  /** The wrapper printed its marker: the script itself ran. */
+  /** The wrapper printed its start byte: the script itself ran. */
   started: boolean;
 }
 
@@ -29,48 +29,6 @@ export interface TaskRun {
   /** Resolves when the script starts (true) or when the run ended before it could (false). */
   started: Promise<boolean>;
   done: Promise<TaskRunResult>;
-}
-
-/**
- * Passes a stream's bytes on until `<nonce>:<code>:<nonce>` shows up, which it strips and reads the
- * exit code from. The last bytes are held back until they cannot be the start of the nonce.
- * Without a nonce it passes everything on and `exitCode` stays undefined (the end is the stream's end).
- */
-export class EndNonceWatcher {
-  exitCode: number | undefined;
-  private pending = Buffer.alloc(0);
-  private readonly pattern?: RegExp;
-  private readonly holdBytes: number;
-
-  constructor(
-    nonce: string | undefined,
-    private readonly sink: (b: Buffer) => void,
-  ) {
-    this.pattern = nonce ? new RegExp(`${nonce}:(\\d+):${nonce}`) : undefined;
-    this.holdBytes = nonce ? nonce.length * 2 + 16 : 0;
-  }
-
-  push(chunk: Buffer): void {
-    if (this.exitCode !== undefined) return;
-    if (!this.pattern) return this.sink(chunk);
-    this.pending = Buffer.concat([this.pending, chunk]);
-    const match = this.pattern.exec(this.pending.toString('latin1'));
-    if (match) {
-      if (match.index > 0) this.sink(this.pending.subarray(0, match.index));
-      this.pending = Buffer.alloc(0);
-      this.exitCode = Number(match[1]);
-      return;
-    }
-    if (this.pending.length > this.holdBytes) {
-      this.sink(this.pending.subarray(0, this.pending.length - this.holdBytes));
-      this.pending = this.pending.subarray(this.pending.length - this.holdBytes);
-    }
-  }
-
-  flush(): void {
-    if (this.pending.length) this.sink(this.pending);
-    this.pending = Buffer.alloc(0);
-  }
 }
 
 /** Keeps the first `cap` bytes of a stream and counts the rest (a flood costs no memory). */
@@ -104,16 +62,12 @@ export class CappedBuffer {
 }
 
 /**
- * Demultiplexes a run's stdout/stderr: strips the start byte, caps both, keeps the stderr tail
- * and, for the first-task runner, watches stderr for the end nonce that carries the exit code.
+ * Demultiplexes a run's stdout/stderr: strips the start byte, caps both and keeps the stderr tail.
+ * The run is over when the exec's stream ends (Docker closes it at most 2 s after the exec's process
+ * exits, even when a process the script left behind still holds it); the exit code is then the
+ * exec's own, from the Docker API (`exitCodeOf`): nothing the script prints can speak for it.
  */
-export function captureRun(
-  modem: Demuxer,
-  stream: Duplex,
-  opts: TaskOptions,
-  nonce: string | undefined,
-  exitCodeOf: () => Promise<number | undefined>,
-): TaskRun {
+export function captureRun(modem: Demuxer, stream: Duplex, opts: TaskOptions, exitCodeOf: () => Promise<number | undefined>): TaskRun {
   const stdout = new CappedBuffer(opts.capBytes);
   const stderr = new CappedBuffer(opts.capBytes, 4096);
   const out = new PassThrough();
@@ -123,31 +77,20 @@ export function captureRun(
   const startedPromise = new Promise<boolean>((r) => (resolveStarted = r));
   let resolveEnded!: () => void;
   const ended = new Promise<void>((resolve) => (resolveEnded = resolve));
-  // stdout and stderr travel separately: the end nonce is written to both, and the run is over
-  // once each stream has delivered it (so no byte written before it is lost on either).
-  const outWatch = new EndNonceWatcher(nonce, (b) => stdout.push(b));
-  const errWatch = new EndNonceWatcher(nonce, (b) => stderr.push(b));
-  const checkEnd = () => {
-    if (outWatch.exitCode !== undefined && errWatch.exitCode !== undefined) resolveEnded();
-  };
   let sawFirstByte = false;
   out.on('data', (chunk: Buffer) => {
     if (!sawFirstByte && chunk.length > 0) {
       sawFirstByte = true;
-      // The runner prints R right before the script; anything else means it never got there.
+      // The wrapper prints R right before the script (which cannot write before it); anything else means it never got there.
       if (chunk[0] === 0x52) {
         started = true;
         chunk = chunk.subarray(1);
       }
       resolveStarted(started);
     }
-    if (chunk.length) outWatch.push(chunk);
-    checkEnd();
+    if (chunk.length) stdout.push(chunk);
   });
-  err.on('data', (chunk: Buffer) => {
-    errWatch.push(chunk);
-    checkEnd();
-  });
+  err.on('data', (chunk: Buffer) => stderr.push(chunk));
   modem.demuxStream(stream, out, err);
   stream.once('end', resolveEnded);
   stream.once('close', resolveEnded);
@@ -155,11 +98,9 @@ export function captureRun(
   stream.end(opts.jobTar);
   const done = (async (): Promise<TaskRunResult> => {
     await ended;
-    outWatch.flush();
-    errWatch.flush();
-    if (nonce) stream.destroy();
+    stream.destroy();
     if (!started) resolveStarted(false);
-    const exitCode = errWatch.exitCode ?? outWatch.exitCode ?? (nonce ? undefined : await exitCodeOf());
+    const exitCode = await exitCodeOf();
     return {
       exitCode,
       stdout: stdout.buffer,

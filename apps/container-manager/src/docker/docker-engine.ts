@@ -1,6 +1,5 @@
 import Docker from 'dockerode';
-import { randomBytes } from 'node:crypto';
-import { PassThrough, type Duplex } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { messageOf, retry, RetriesExhaustedError } from '@mesh/common';
 import { CappedBuffer, captureRun, type TaskOptions, type TaskRun } from './capture';
 import { containerCreateOptions, cpuQuotaFor, LABEL, memoryLimitsFor, type SandboxSpec } from './sandbox';
@@ -50,45 +49,36 @@ function isImageMissing(err: unknown): boolean {
 const DOCKER_RETRY_BASE_MS = 200;
 
 /**
- * A warm run (`docker exec`): like FIRST_RUNNER without the idle part. The wrapper outlives the
- * script and prints its exit code behind the one-time nonce ($2) on stdout and stderr, so an exec
- * killed from outside (the engine stopping or restarting kills the whole container, wrapper
- * included) ends WITHOUT a reported code and is never mistaken for the script's own exit 137.
+ * A run (`docker exec`, as the task user): unpacks the job, prints one start byte, runs the script.
+ * Its exit status is the script's, and the agent reads it from the Docker API (exec inspect), not
+ * from the output: there is no end marker the script could print, and no secret in its reach.
  */
 const WRAPPER = [
   'cd /work || exit 1',
   // The previous run's folder is removed when its output is collected; this is the rare fallback.
   'if [ -e job ]; then rm -rf job; fi',
   // The job tar holds job/script, job/input and job/out/: one process unpacks everything.
-  'tar -x -f - || { code=$?; printf "%s:%d:%s" "$2" "$code" "$2"; printf "%s:%d:%s" "$2" "$code" "$2" >&2; exit "$code"; }',
-  'printf "%s" "$1" > /work/.mesh-exec',
+  'tar -x -f - || exit',
   // One byte on stdout says "the script starts now"; the agent strips it.
   'printf R',
   'bash /work/job/script /work/job/input /work/job/out </dev/null',
-  'code=$?',
-  'printf "%s:%d:%s" "$2" "$code" "$2"',
-  'printf "%s:%d:%s" "$2" "$code" "$2" >&2',
-  'exit "$code"',
 ].join('\n');
 
 /**
- * The main process of a container started cold: runs the first task like WRAPPER, prints the exit
- * code behind the nonce ($2) on stderr, then becomes the idle process that keeps the container up.
+ * Where the execution marker lives: a tmpfs owned by root with mode 0700, written and read by execs
+ * running as root. The task (never root) can neither read nor write it, so after a restart the
+ * marker says which execution the agent started last, whatever the task did.
  */
-const FIRST_RUNNER = [
-  'cd /work',
-  'tar -x -f - || { code=$?; printf "%s:%d:%s" "$2" "$code" "$2"; printf "%s:%d:%s" "$2" "$code" "$2" >&2; exec sleep 2147483647 </dev/null >/dev/null 2>&1; }',
-  'printf "%s" "$1" > /work/.mesh-exec',
-  'printf R',
-  'bash /work/job/script /work/job/input /work/job/out </dev/null',
-  'code=$?',
-  'printf "%s:%d:%s" "$2" "$code" "$2"',
-  'printf "%s:%d:%s" "$2" "$code" "$2" >&2',
-  'exec sleep 2147483647 </dev/null >/dev/null 2>&1',
-].join('\n');
+const MARKER_DIR = '/run/mesh';
+const MARKER = `${MARKER_DIR}/execution`;
+const MARKER_USER = '0:0';
+/** $0 of the run's wrapper; its $1 is the execution id (Docker's record of the exec names the run). */
+const WRAPPER_NAME = 'mesh-task';
+/** Most running execs of one container looked at by `runningExecution` (one run at a time; a few probes). */
+const EXECS_INSPECTED_MAX = 16;
 
-/** Collects the output folder as a tar on stdout and clears the marker: the container is clean again. */
-const COLLECT = 'cd /work/job/out 2>/dev/null && tar -c -f - . ; rm -rf /work/job /work/.mesh-exec';
+/** Collects the output folder as a tar on stdout: the container is clean again. */
+const COLLECT = 'cd /work/job/out 2>/dev/null && tar -c -f - . ; rm -rf /work/job';
 
 export interface OwnContainer {
   dockerId: string;
@@ -101,6 +91,8 @@ export interface OwnContainer {
 /** The node's Docker engine, through dockerode; every call that finds no engine is retried a bounded number of times. */
 export class DockerEngine {
   readonly docker: Docker;
+  /** The marker write of each container's last warm run (one entry per live container, dropped at its removal). */
+  private readonly marking = new Map<string, Promise<void>>();
 
   constructor(
     socketPath: string,
@@ -124,8 +116,9 @@ export class DockerEngine {
   }
 
   /** Creates and starts a sandboxed warm container; returns its Docker id. */
-  async createAndStart(spec: SandboxSpec): Promise<string> {
-    const options = containerCreateOptions(spec);
+  async createAndStart(spec: SandboxSpec, labels: Record<string, string> = {}): Promise<string> {
+    const base = containerCreateOptions(spec);
+    const options = { ...base, Labels: { ...base.Labels, ...labels } };
     let container: Docker.Container;
     try {
       container = await this.withRetries('create', () => this.docker.createContainer(options));
@@ -142,13 +135,21 @@ export class DockerEngine {
     return container.id;
   }
 
-  /** Runs the task script with the job tar (script + input) on stdin; stdout/stderr captured and capped; the exit code as the wrapper reported it. */
-  async startTask(dockerId: string, opts: TaskOptions): Promise<TaskRun> {
+  /**
+   * Runs the task script with the job tar (script + input) on stdin; stdout/stderr captured and
+   * capped. What a restart learns about the run is out of the task's reach: while it runs, Docker's
+   * own record of the exec (its arguments name the execution, `runningExecution`); once the script
+   * started, the root-only marker is written as well (in the background: not on the start's path),
+   * so a run that ended before its end was recorded is still known. A cold run's marker is the
+   * container's label (`markerWritten`).
+   */
+  async startTask(dockerId: string, opts: TaskOptions, markerWritten = false): Promise<TaskRun> {
     const container = this.docker.getContainer(dockerId);
-    const nonce = `MESH-END-${randomBytes(12).toString('hex')}`;
+    // The previous run's marker is written before this run's (in the rare case it is still pending).
+    await this.marking.get(dockerId);
     const exec = await this.withRetries('exec', () =>
       container.exec({
-        Cmd: ['bash', '-c', WRAPPER, 'mesh-task', opts.executionId, nonce],
+        Cmd: ['bash', '-c', WRAPPER, WRAPPER_NAME, opts.executionId],
         AttachStdin: true,
         AttachStdout: true,
         AttachStderr: true,
@@ -158,45 +159,81 @@ export class DockerEngine {
       }),
     );
     const stream = await exec.start({ hijack: true, stdin: true });
-    // The exit code comes from the nonce only: the exec's own ExitCode (137 when the engine killed the container) would blame the script.
-    return captureRun(this.docker.modem, stream, opts, nonce, async () => undefined);
+    // The exit code is the exec's own. When the engine killed the container it is 137 too: the
+    // container's state then tells the platform's kill from the script's (classifyScriptEnd).
+    const run = captureRun(this.docker.modem, stream, opts, async () => {
+      const info = await exec.inspect().catch(() => undefined);
+      return info && !info.Running && typeof info.ExitCode === 'number' ? info.ExitCode : undefined;
+    });
+    if (!markerWritten) {
+      // A marker that cannot be written (container gone, engine down) is not this run's failure: while
+      // it runs, the exec record names it; its end is then reported by the run itself.
+      const marking = run.started.then((started) => (started ? this.writeExecutionMarker(dockerId, opts.executionId) : undefined)).catch(() => undefined);
+      this.marking.set(dockerId, marking);
+    }
+    return run;
   }
 
   /**
-   * Cold start: creates the container with the first task's runner as its main process, so the
-   * script starts as soon as the container does (no extra `docker exec` on the cold path). The job
-   * tar goes in through the attached stdin; the runner prints the exit code behind a one-time nonce
-   * on stderr, then turns into the idle `sleep` that keeps the container warm for the next tasks.
+   * The execution whose run is in progress in this container, from Docker's record of the running
+   * exec (its arguments, set by startTask; the task cannot change them); undefined when none runs.
+   */
+  async runningExecution(dockerId: string): Promise<string | undefined> {
+    const info = await this.inspect(dockerId);
+    for (const execId of (info?.ExecIDs ?? []).slice(0, EXECS_INSPECTED_MAX)) {
+      const exec = await this.docker
+        .getExec(execId)
+        .inspect()
+        .catch(() => undefined);
+      const args = exec?.ProcessConfig?.arguments ?? [];
+      if (exec?.Running && args[0] === '-c' && args[1] === WRAPPER && args[2] === WRAPPER_NAME && args[3]) return args[3];
+    }
+    return undefined;
+  }
+
+  /**
+   * Writes the execution marker as root and resolves as soon as the exec says "ok" (printed once the
+   * file is written): the warm path waits for the first byte, not for the exec's exit to be processed.
+   */
+  private async writeExecutionMarker(dockerId: string, executionId: string): Promise<void> {
+    const container = this.docker.getContainer(dockerId);
+    const exec = await this.withRetries('exec', () =>
+      container.exec({
+        Cmd: ['sh', '-c', `printf %s "$1" > ${MARKER} && printf ok`, 'mesh-mark', executionId],
+        AttachStdout: true,
+        AttachStderr: true,
+        User: MARKER_USER,
+      }),
+    );
+    const stream = await exec.start({ hijack: true, stdin: false });
+    const out = new PassThrough();
+    const err = new PassThrough();
+    err.resume();
+    const written = await new Promise<boolean>((resolve) => {
+      let seen = '';
+      out.on('data', (chunk: Buffer) => {
+        seen += chunk.toString('latin1');
+        if (seen === 'ok') resolve(true);
+      });
+      stream.once('end', () => resolve(seen === 'ok'));
+      stream.once('close', () => resolve(seen === 'ok'));
+      stream.once('error', () => resolve(false));
+      this.docker.modem.demuxStream(stream, out, err);
+    });
+    if (!written) throw new Error(`could not write the execution marker in container ${dockerId}`);
+  }
+
+  /**
+   * Cold start: a new sandboxed container (idle `sleep`) labelled with the execution it is created
+   * for (the label is its marker until a later run writes one: no marker exec on the cold path),
+   * then the first task as a run like any other.
    */
   async createAndStartWithTask(spec: SandboxSpec, opts: TaskOptions): Promise<{ dockerId: string; run: TaskRun }> {
-    const nonce = `MESH-END-${randomBytes(12).toString('hex')}`;
-    const options = containerCreateOptions(spec);
-    const create = {
-      ...options,
-      Entrypoint: ['bash', '-c', FIRST_RUNNER, 'mesh-first', opts.executionId, nonce],
-      Cmd: [],
-      Env: opts.env,
-      OpenStdin: true,
-      StdinOnce: true,
-      AttachStdin: true,
-      AttachStdout: true,
-      AttachStderr: true,
-    };
-    let container: Docker.Container;
+    const dockerId = await this.createAndStart(spec, { [LABEL.firstExecution]: opts.executionId });
     try {
-      container = await this.withRetries('create', () => this.docker.createContainer(create));
+      return { dockerId, run: await this.startTask(dockerId, opts, true) };
     } catch (err) {
-      if (isImageMissing(err)) throw new ImageMissingError(spec.image);
-      throw err;
-    }
-    try {
-      // dockerode types attach() as a NodeJS.ReadWriteStream; with `hijack: true` it is the raw socket, a Duplex.
-      const stream = (await container.attach({ stream: true, hijack: true, stdin: true, stdout: true, stderr: true })) as unknown as Duplex;
-      const run = captureRun(this.docker.modem, stream, opts, nonce, async () => undefined);
-      await this.withRetries('start', () => container.start());
-      return { dockerId: container.id, run };
-    } catch (err) {
-      await container.remove({ force: true }).catch(() => undefined);
+      await this.remove(dockerId).catch(() => undefined);
       throw err;
     }
   }
@@ -208,11 +245,15 @@ export class DockerEngine {
     return { tar: result.stdout, bytes: result.total };
   }
 
-  /** The execution id marker left by a run that did not finish collecting (restart safety). */
-  async readExecutionMarker(dockerId: string, user: string): Promise<string | undefined> {
-    const result = await this.execCapture(dockerId, ['bash', '-c', 'cat /work/.mesh-exec 2>/dev/null || true'], user, 4096);
+  /**
+   * The execution the agent last started in this container (restart safety): the marker a warm run
+   * wrote (out of the task's reach), else the label of the execution the container was created for.
+   */
+  async readExecutionMarker(dockerId: string): Promise<string | undefined> {
+    const result = await this.execCapture(dockerId, ['sh', '-c', `cat ${MARKER} 2>/dev/null || true`], MARKER_USER, 4096);
     const text = result.stdout.toString('utf8').trim();
-    return text || undefined;
+    if (text) return text;
+    return (await this.inspect(dockerId))?.Config?.Labels?.[LABEL.firstExecution];
   }
 
   private async execCapture(dockerId: string, cmd: string[], user: string, cap: number): Promise<{ stdout: Buffer; total: number; exitCode?: number }> {
@@ -250,6 +291,7 @@ export class DockerEngine {
   }
 
   async remove(dockerId: string): Promise<void> {
+    this.marking.delete(dockerId);
     await this.withRetries('remove', () => this.docker.getContainer(dockerId).remove({ force: true, v: true })).catch((err) => {
       if (statusOf(err) === 404) return;
       throw err;
@@ -265,8 +307,16 @@ export class DockerEngine {
       return { state: 'engine-down', oomKilled: false };
     }
     if (!info) return { state: 'missing', oomKilled: false };
-    const running = info.State?.Running === true && info.State.Restarting !== true;
-    return { state: running ? 'running' : 'stopped', oomKilled: info.State?.OOMKilled === true };
+    const oomKilled = info.State?.OOMKilled === true;
+    if (info.State?.Running !== true || info.State.Restarting === true) return { state: 'stopped', oomKilled };
+    // The engine may not have noticed yet that a container it is killing (or removing) is dead: the
+    // run's exec, killed with it, can end before the inspect shows it. A new process in the container
+    // is the proof of life (once its init is dead, none can start).
+    const alive = await this.execCapture(dockerId, ['true'], MARKER_USER, 0).then(
+      (probe) => probe.exitCode === 0,
+      () => false,
+    );
+    return { state: alive ? 'running' : 'stopped', oomKilled };
   }
 
   async inspect(dockerId: string): Promise<Docker.ContainerInspectInfo | undefined> {

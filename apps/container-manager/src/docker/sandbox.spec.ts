@@ -8,7 +8,7 @@ const spec = {
   image: 'mesh/task-base:latest',
   cpuMillis: 500,
   memoryBytes: 64 * 1024 * 1024,
-  network: false,
+  network: undefined,
   pidsLimit: 128,
   workTmpfsBytes: 32 * 1024 * 1024,
   user: '1000:1000',
@@ -36,7 +36,8 @@ describe('sandbox defaults', () => {
   });
 
   it('gives network only to functions that ask for it', () => {
-    expect(containerCreateOptions({ ...spec, network: true }).HostConfig?.NetworkMode).toBe('bridge');
+    expect(containerCreateOptions({ ...spec, network: 'mesh-net-acme' }).HostConfig?.NetworkMode).toBe('mesh-net-acme');
+    expect(containerCreateOptions({ ...spec, network: 'mesh-net-acme' }).NetworkDisabled).toBe(false);
   });
 
   it('refuses root', () => {

@@ -6,6 +6,8 @@ export const LABEL = {
   container: 'mesh.container',
   wallet: 'mesh.wallet',
   function: 'mesh.function',
+  /** The execution a container was created for (its first run): the execution marker until a later run writes one. */
+  firstExecution: 'mesh.first-execution',
 } as const;
 
 /**
@@ -42,7 +44,8 @@ export interface SandboxSpec {
   image: string;
   cpuMillis: number;
   memoryBytes: number;
-  network: boolean;
+  /** The Docker network of a network-enabled function (its owner's isolated `mesh-net-<owner>`, tenant-network.ts); undefined: no network at all. */
+  network: string | undefined;
   pidsLimit: number;
   workTmpfsBytes: number;
   user: string;
@@ -59,7 +62,8 @@ export function assertNonRootUser(user: string): string {
  * The create options of a warm task container: it only runs an idle `sleep` under docker-init;
  * tasks are `docker exec`s into it. Sandbox defaults: non-root user, no new privileges, every
  * capability dropped, read-only root filesystem with tmpfs /work and /tmp, pids limit, memory
- * limit with memory+swap equal (no swap), network `none` unless the function asks for network.
+ * limit with memory+swap equal (no swap), network `none` unless the function asks for network (then
+ * its owner's isolated bridge, never Docker's default one).
  */
 export function containerCreateOptions(spec: SandboxSpec): ContainerCreateOptions {
   const [uid, gid = uid] = assertNonRootUser(spec.user).split(':');
@@ -76,15 +80,17 @@ export function containerCreateOptions(spec: SandboxSpec): ContainerCreateOption
       [LABEL.wallet]: spec.walletId,
       [LABEL.function]: spec.functionId,
     },
-    NetworkDisabled: !spec.network,
+    NetworkDisabled: spec.network === undefined,
     HostConfig: {
       Init: true,
       ReadonlyRootfs: true,
       Tmpfs: {
         '/work': `rw,exec,size=${spec.workTmpfsBytes},uid=${uid},gid=${gid},mode=0755`,
         '/tmp': `rw,noexec,nosuid,size=${Math.min(spec.workTmpfsBytes, 64 * 1024 * 1024)},mode=1777`,
+        // The execution marker (root only, docker-engine.ts): the task can neither read nor write it.
+        '/run/mesh': 'rw,noexec,nosuid,nodev,size=65536,mode=0700',
       },
-      NetworkMode: spec.network ? 'bridge' : 'none',
+      NetworkMode: spec.network ?? 'none',
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
       PidsLimit: spec.pidsLimit,

@@ -28,8 +28,17 @@ export async function packTar(entries: Record<string, Buffer | null>): Promise<B
   return done;
 }
 
-/** Regular files of a tar by their path (leading `./` removed); folders and links are skipped. */
-export async function unpackTar(tar: Buffer, maxFiles = 10_000): Promise<TarEntries> {
+/** A link entry of a tar (symbolic or hard): where it is and what it points to. */
+export interface TarLink {
+  path: string;
+  target: string;
+}
+
+/**
+ * Regular files of a tar by their path (leading `./` removed); folders and links are skipped (and
+ * listed in `links` when given, so a reader can refuse what they point to).
+ */
+export async function unpackTar(tar: Buffer, maxFiles = 10_000, links?: TarLink[]): Promise<TarEntries> {
   const files: TarEntries = {};
   let count = 0;
   const ex = extract();
@@ -38,6 +47,9 @@ export async function unpackTar(tar: Buffer, maxFiles = 10_000): Promise<TarEntr
   for await (const entry of ex) {
     const chunks: Buffer[] = [];
     for await (const chunk of entry) chunks.push(chunk as Buffer);
+    if ((entry.header.type === 'symlink' || entry.header.type === 'link') && links && links.length < maxFiles) {
+      links.push({ path: entry.header.name.replace(/^\.\//, ''), target: entry.header.linkname ?? '' });
+    }
     if (entry.header.type !== 'file') continue;
     if (++count > maxFiles) throw new Error(`tar has more than ${maxFiles} files`);
     const name = entry.header.name.replace(/^\.\//, '');
