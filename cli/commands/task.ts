@@ -4,7 +4,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { messageOf } from '@mesh/common';
 import { nanos, type NatsConnection } from 'nats';
-import { LIMITS, OBJECT_STORE_DEFAULTS, cancelTaskRequest, OPERATOR_OWNER, inputBucketOf, submitTaskRequest, taskRequest, tasksRequest } from '@mesh/contracts';
+import {
+  LIMITS,
+  OBJECT_STORE_DEFAULTS,
+  TASK_OUTPUT_CHUNK_BYTES_MAX,
+  cancelTaskRequest,
+  OPERATOR_OWNER,
+  inputBucketOf,
+  submitTaskRequest,
+  taskOutputRequest,
+  taskRequest,
+  tasksRequest,
+} from '@mesh/contracts';
+import type { MeshClient } from '@mesh/runtime';
 import { call, definedOnly, withClient } from '../connection';
 import { CliError, UsageError, emit, keyValues, progress, stripControls, table } from '../output';
 
@@ -22,20 +34,27 @@ function envInt(name: string, fallback: number): number {
 }
 
 /**
- * Small inputs travel inline; larger ones go to the owner's input bucket (`mesh-input-<owner>`) in
- * the object store: the only bucket a node reads the task's input from.
+ * Inputs up to LIMITS.requestInputBytesMax travel inline (the scheduler stores one larger than an
+ * event carries in the owner's input bucket); a tenant has no JetStream access, so that is its
+ * limit. The operator's larger inputs go to its input bucket (`mesh-input-operator`) in the object
+ * store: the only bucket a node reads the operator's task inputs from.
  * The size limit is checked before anything is stored (the container-manager would refuse a larger
  * item anyway, after the bytes had filled the store), and a new bucket gets the TTL of the objects.
  */
-async function inputFor(nc: NatsConnection, owner: string, bytes: Buffer): Promise<unknown> {
-  if (bytes.length <= LIMITS.inlineInputBytesMax) return { inline: bytes.toString('base64') };
+async function inputFor(nc: NatsConnection, tenantId: string | undefined, bytes: Buffer): Promise<unknown> {
+  if (bytes.length <= LIMITS.requestInputBytesMax) return { inline: bytes.toString('base64') };
+  if (tenantId !== undefined) {
+    throw new UsageError(
+      `--input: the input is ${bytes.length} bytes, more than LIMITS.requestInputBytesMax=${LIMITS.requestInputBytesMax} bytes, the largest input a tenant sends (inline in submit-task); nothing was sent`,
+    );
+  }
   const maxBytes = envInt('INPUT_MAX_BYTES', OBJECT_STORE_DEFAULTS.inputMaxBytes);
   if (bytes.length > maxBytes) {
     throw new UsageError(
       `--input: the input is ${bytes.length} bytes, more than INPUT_MAX_BYTES=${maxBytes} bytes (the largest input item a node reads); nothing was stored`,
     );
   }
-  const bucket = inputBucketOf(owner);
+  const bucket = inputBucketOf(OPERATOR_OWNER);
   const key = `in-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
   const os = await nc.jetstream().views.os(bucket, { ttl: nanos(envInt('OBJECT_TTL_MS', OBJECT_STORE_DEFAULTS.ttlMs)) });
   await os.putBlob({ name: key }, new Uint8Array(bytes));
@@ -107,6 +126,29 @@ export function writeOutputFiles(dir: string, output: OutputFiles): string[] {
   return written;
 }
 
+/** Largest output object read (the container-manager stores at most OUTPUT_DIR_MAX_BYTES plus stdout and stderr). */
+const OUTPUT_OBJECT_BYTES_MAX = 4 * 1024 ** 3;
+
+/**
+ * A task's output object, read through the scheduler's task-output query chunk by chunk (the one
+ * way for every caller: tenants have no JetStream access).
+ */
+async function readOutputObject(client: MeshClient, taskId: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  for (let asked = 0; ; asked++) {
+    const { data } = await call(client, taskOutputRequest, { taskId, offset, limitBytes: TASK_OUTPUT_CHUNK_BYTES_MAX });
+    if (data.totalBytes > OUTPUT_OBJECT_BYTES_MAX) throw new CliError(`the output of task ${taskId} is ${data.totalBytes} bytes, more than this CLI reads`);
+    const chunk = Buffer.from(data.chunk, 'base64');
+    chunks.push(chunk);
+    offset += chunk.length;
+    if (data.done) return Buffer.concat(chunks);
+    // Each answer but the last carries bytes: a reply without any would never end.
+    if (chunk.length === 0 || asked > data.totalBytes / TASK_OUTPUT_CHUNK_BYTES_MAX + 1)
+      throw new CliError(`task ${taskId}: the output ended early at ${offset} of ${data.totalBytes} bytes`);
+  }
+}
+
 export function registerTask(program: Command) {
   const task = program.command('task').description('submit, inspect and cancel tasks (scheduler)');
 
@@ -131,7 +173,7 @@ export function registerTask(program: Command) {
         const body = {
           functionId: fn,
           walletId: o.wallet,
-          input: await inputFor(nc, OPERATOR_OWNER, bytes),
+          input: await inputFor(nc, client.tenantId, bytes),
           priority: Number(o.priority),
           ...(o.id ? { taskId: o.id } : {}),
         };
@@ -200,12 +242,12 @@ export function registerTask(program: Command) {
     .description('the output files, stdout and stderr of a finished task')
     .option('--out <dir>', 'write the output files into this folder')
     .action((taskId: string, o: { out?: string }) =>
-      withClient(async (client, nc) => {
+      withClient(async (client) => {
         const { data: t } = await call(client, taskRequest, { taskId });
         if (!t.outputRef)
           throw new CliError(`task ${taskId} has no output (state ${t.state})`, t.state === 'succeeded' ? undefined : 'only finished tasks have output');
-        const { readExecutionOutput } = await import('../../apps/container-manager/src/storage/object-io');
-        const output = await readExecutionOutput(nc, t.outputRef);
+        const { parseExecutionOutput } = await import('../../apps/container-manager/src/storage/object-io');
+        const output = await parseExecutionOutput(await readOutputObject(client, taskId));
         if (o.out) writeOutputFiles(o.out, output);
         emit({ taskId, files: Object.keys(output.files), stdout: output.stdout.toString(), stderr: output.stderr.toString() }, () => {
           // Everything below came from the task: shown without terminal control sequences.

@@ -181,10 +181,9 @@ describe('cross-tenant attacks: bob, with his own credentials, against alice', (
       expect(JSON.parse(got.out)).toMatchObject({ taskId: ALICE_TASK, state: 'succeeded', walletId: ALICE_WALLET });
     });
 
-    // NEEDS wt-cm: the container-manager writes a tenant's outputs to its own bucket
-    // (outputBucketOf(tenantId)); before that branch they land in the shared `mesh-output`, which a
-    // tenant's identity may not read, and this fails with a NATS permission error.
-    it('she reads her output with `mesh --creds <alice> task output`, from her own output bucket', async () => {
+    // The container-manager writes a tenant's outputs to its own bucket (outputBucketOf(tenantId));
+    // the CLI reads it through the scheduler's task-output query (tenants have no JetStream access).
+    it('she reads her output with `mesh --creds <alice> task output`, from her own output bucket, through the scheduler', async () => {
       expect(aliceTask.outputRef?.bucket).toBe(outputBucketOf('alice'));
       const out = await meshAs(harness, 'alice', '--json', 'task', 'output', ALICE_TASK);
       expect(out).toMatchObject({ code: 0 });
@@ -541,12 +540,10 @@ describe('cross-tenant attacks: bob, with his own credentials, against alice', (
   });
 
   // Last: its container is still idle when the suite ends (nothing after it compares the log).
-  describe('the positive path, continued: an input through the object store', () => {
-    // NEEDS a CLI fix: `mesh task submit` puts an input too large to go inline in the object store,
-    // in a bucket a tenant may not write (main: `mesh-input-<functionId>`; wt-cm: `mesh-input-operator`).
-    // For tenant credentials it must use the tenant's own input bucket, inputBucketOf(tenantId).
-    it('she submits an input too large to go inline with `mesh --creds <alice> task submit --input`: it goes to her input bucket and her task reads it', async () => {
-      const file = join(mkdtempSync(join(tmpdir(), 'mesh-attack-')), 'big-input');
+  describe('the positive path, continued: a large input, inline', () => {
+    it('she submits an input larger than an event carries with `mesh --creds <alice> task submit --input`: sent inline, stored by the scheduler in her input bucket, her task reads it', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'mesh-attack-'));
+      const file = join(dir, 'big-input');
       writeFileSync(file, 'a'.repeat(LIMITS.inlineInputBytesMax + 1));
       const run = await meshAs(
         harness,
@@ -563,11 +560,16 @@ describe('cross-tenant attacks: bob, with his own credentials, against alice', (
         't-alice-big',
         '--wait',
       );
-      expect({ code: run.code, err: run.err }).toEqual({
-        code: 0,
-        err: expect.stringContaining(`stored in object store ${inputBucketOf('alice')}/`) as string,
-      });
+      expect({ code: run.code, err: run.err }).toEqual({ code: 0, err: expect.not.stringContaining('stored in object store') as string });
       expect(JSON.parse(run.out)).toMatchObject({ taskId: 't-alice-big', state: 'succeeded' });
+      const [submitted] = await harness.stack.store.read('task-t-alice-big');
+      expect(submitted).toMatchObject({ type: 'TaskSubmitted', data: { tenantId: 'alice', input: { objectRef: { bucket: inputBucketOf('alice') } } } });
+      // Above what a request carries: refused by the CLI, naming the limit, before anything is sent.
+      const huge = join(dir, 'huge-input');
+      writeFileSync(huge, 'a'.repeat(LIMITS.requestInputBytesMax + 1));
+      const refused = await meshAs(harness, 'alice', 'task', 'submit', ALICE_FN, '--wallet', ALICE_WALLET, '--input', huge, '--id', 't-alice-huge');
+      expect(refused.code).not.toBe(0);
+      expect(refused.err).toContain(`more than LIMITS.requestInputBytesMax=${LIMITS.requestInputBytesMax} bytes`);
     });
   });
 });
