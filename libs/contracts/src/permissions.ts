@@ -21,8 +21,8 @@ export interface NatsPermissions {
   subscribe: { allow: string[]; deny: string[] };
   /**
    * Publish to the reply subject of a request received. False for every identity: nats-server tracks
-   * each request's reply subject for it, which cost 25-30% of a request round trip (BENCHMARKS.md,
-   * "Trust boundary"); services publish on `_INBOX.>` instead, where every identity's inbox is.
+   * each request's reply subject for it; services publish on `_INBOX.>` instead, where every
+   * identity's inbox is (one static rule; the cost of either: BENCHMARKS.md, "Trust boundary").
    */
   allow_responses: boolean;
 }
