@@ -68,7 +68,6 @@ import {
  *   test/integration/container-manager/lifecycle.spec.ts;
  * - the ledger's HTTP API (this stack runs the ledger with LEDGER_HTTP_PORT=0): bearer tokens,
  *   another tenant's wallet, Host check: test/integration/ledger/tenancy.spec.ts ("over HTTP").
- * (The container-manager ones land with the wt-cm branch.)
  */
 const harness = new SecurityHarness();
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
