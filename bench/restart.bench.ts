@@ -1,5 +1,5 @@
 /**
- * `npm run bench restart [-- --events 5000000]`: start time of the scheduler, the ledger and the
+ * `npm run bench restart [-- --events 5000000] [--only ledger]`: start time of the scheduler, the ledger and the
  * credit-manager over a long log, from their snapshot versus a full replay (the baseline).
  *
  * Fills a real nats-server's MESH_EVENTS with N synthetic but valid events (test/integration/restart/
@@ -34,6 +34,12 @@ function eventsWanted(): number {
   return n;
 }
 
+/** `--only <service>`: measure that service alone (the fill is the same; it saves the others' starts). */
+function servicesWanted(): ServiceName[] | undefined {
+  const at = process.argv.indexOf('--only');
+  return at < 0 ? undefined : (process.argv[at + 1] ?? '').split(',').map((s) => s as ServiceName);
+}
+
 interface ServiceCase {
   service: ServiceName;
   prefix: 'SCHEDULER' | 'LEDGER' | 'CREDIT';
@@ -60,7 +66,7 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
     log(`log filled: ${written} events, head ${await store.headPosition()}, in ${((performance.now() - fillStart) / 1000).toFixed(1)} s`);
     await store.close();
 
-    const cases: ServiceCase[] = [
+    const allCases: ServiceCase[] = [
       { service: 'scheduler', prefix: 'SCHEDULER', key: 'scheduler.scheduler.view', env: {} },
       {
         service: 'ledger',
@@ -70,6 +76,9 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
       },
       { service: 'credit-manager', prefix: 'CREDIT', key: 'credit-manager.credit-manager.plans', env: {} },
     ];
+    const only = servicesWanted();
+    const cases = only ? allCases.filter((c) => only.includes(c.service)) : allCases;
+    if (cases.length === 0) throw new Error(`--only ${only?.join(',')}: names none of ${allCases.map((c) => c.service).join(', ')}`);
     const kv = await nc.jetstream().views.kv(SNAPSHOT_BUCKET, { history: 1 });
     for (const c of cases) {
       const start = async (load: 'on' | 'off') => {
