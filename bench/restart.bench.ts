@@ -97,6 +97,8 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
           const own = /(?:projection|view rebuilt|plans and task index)[^\n]* in (\d+) ms[^\n]*/.exec(proc.logs)?.[0];
           const detail = /start-up: [^\n]*/.exec(proc.logs)?.[0];
           log(`${c.service} (snapshot ${load}): healthy in ${seconds.toFixed(2)} s; ${own ?? '(no start-up line)'}${detail ? `; ${detail}` : ''}`);
+          // The process keeps its last 20 KB of output: when the start-up line is gone, show what pushed it out.
+          if (!own) log(`${c.service} (snapshot ${load}): last output: ${proc.logs.slice(-3000)}`);
           if (load === 'off') await waitForSnapshot(c.key, proc);
           return seconds;
         } finally {
