@@ -99,17 +99,21 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
     this.snapshotSchedule.folded(state.replayed);
     this.maybeSnapshot();
     const providerStartMs = Date.now();
-    await this.wallets.execute({
-      type: 'OpenWallet',
-      walletId: this.config.DEFAULT_PROVIDER_WALLET,
-      kind: 'provider',
-      currency: 'GRC',
-      maxDebt: 0n,
-      minBalance: 0n,
-      policy: 'greedy',
-      atMs: Date.now(),
-      ifMissing: true,
-    });
+    // Opened already (the projection, caught up to the log, holds it): not loaded now. Loading it
+    // reads its whole stream (every credit ever), which grows with the log; the first charge (or an
+    // owed credit below) loads it instead, so the start stays flat.
+    if (!this.projection.wallets.has(this.config.DEFAULT_PROVIDER_WALLET))
+      await this.wallets.execute({
+        type: 'OpenWallet',
+        walletId: this.config.DEFAULT_PROVIDER_WALLET,
+        kind: 'provider',
+        currency: 'GRC',
+        maxDebt: 0n,
+        minBalance: 0n,
+        policy: 'greedy',
+        atMs: Date.now(),
+        ifMissing: true,
+      });
     const owedStartMs = Date.now();
     await this.creditOwed(this.uncredited.list(), 'at start');
     this.startSweep();
