@@ -104,7 +104,8 @@ export function debitPart(kind: CostKind, key: string, data: { containerId: stri
 export function costViewOf(kind: CostKind, key: string, events: readonly RecordedEvent[]): CostView | undefined {
   let view: CostView | undefined;
   for (const event of events) {
-    if (!isEvent(event, UsageDebited)) continue;
+    // An event naming another wallet than its stream's is a forged copy: the live fold skips it too (LedgerProjection.apply).
+    if (!isEvent(event, UsageDebited) || event.stream !== `wallet-${event.data.walletId}`) continue;
     const part = debitPart(kind, key, event.data);
     if (part === undefined) continue;
     view ??= emptyView(event.data.walletId, event.data.functionId, event.data.currency);
