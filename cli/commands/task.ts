@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { messageOf } from '@mesh/common';
 import { nanos, type NatsConnection } from 'nats';
+import { bucketReplicas } from '@mesh/eventstore';
 import { LIMITS, OBJECT_STORE_DEFAULTS, cancelTaskRequest, inputBucket, submitTaskRequest, taskRequest, tasksRequest } from '@mesh/contracts';
 import { call, definedOnly, withClient } from '../connection';
 import { CliError, UsageError, emit, isJson, keyValues, progress, table } from '../output';
@@ -36,7 +37,7 @@ async function inputFor(nc: NatsConnection, functionId: string, bytes: Buffer): 
   }
   const bucket = inputBucket(functionId);
   const key = `in-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
-  const os = await nc.jetstream().views.os(bucket, { ttl: nanos(envInt('OBJECT_TTL_MS', OBJECT_STORE_DEFAULTS.ttlMs)) });
+  const os = await nc.jetstream().views.os(bucket, { ttl: nanos(envInt('OBJECT_TTL_MS', OBJECT_STORE_DEFAULTS.ttlMs)), replicas: await bucketReplicas(nc) });
   await os.putBlob({ name: key }, new Uint8Array(bytes));
   progress(`input (${bytes.length} bytes) stored in object store ${bucket}/${key}`);
   return { objectRef: { bucket, key } };

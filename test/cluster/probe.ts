@@ -6,6 +6,8 @@ import type { EventStore } from '@mesh/eventstore';
 const PROBE_EVENTS_MAX = 100_000;
 /** Pause after a failed append before the same event is tried again (the dedup window makes the retry safe). */
 const RETRY_PAUSE_MS = 50;
+/** An append not answered by then counts as failed and is tried again (same id): a writer must not wait forever on one. */
+const APPEND_TIMEOUT_MS = 10_000;
 
 export interface ProbeReport {
   /** Events the store acknowledged (the append resolved), in order. */
@@ -56,7 +58,14 @@ export class AppendProbe {
       const id = `probe-${n}`;
       for (;;) {
         try {
-          await this.store.append(this.stream, [{ id, type: 'TestEvent', data: { n } }], 'any');
+          const timer = new AbortController();
+          await Promise.race([
+            this.store.append(this.stream, [{ id, type: 'TestEvent', data: { n } }], 'any'),
+            sleep(APPEND_TIMEOUT_MS, undefined, { signal: timer.signal }).then(
+              () => Promise.reject(new Error(`append of ${id} not answered within ${APPEND_TIMEOUT_MS} ms`)),
+              () => undefined,
+            ),
+          ]).finally(() => timer.abort());
           break;
         } catch (err) {
           this.report.errors++;

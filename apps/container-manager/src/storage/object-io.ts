@@ -1,6 +1,7 @@
 import { headers, nanos, type NatsConnection, type ObjectStore } from 'nats';
 import { LRUCache } from '@mesh/common';
 import { OUTPUT_BUCKET, type TaskInput } from '@mesh/contracts';
+import { bucketReplicas } from '@mesh/eventstore';
 import { packTar, unpackTar } from './tar';
 
 /**
@@ -71,9 +72,10 @@ export function objectStore(nc: NatsConnection, bucket: string, ttlMs?: number):
 }
 
 async function openBucket(nc: NatsConnection, bucket: string, ttlMs: number | undefined): Promise<ObjectStore> {
-  if (ttlMs === undefined) return nc.jetstream().views.os(bucket);
+  const replicas = await bucketReplicas(nc);
+  if (ttlMs === undefined) return nc.jetstream().views.os(bucket, { replicas });
   const maxAge = nanos(ttlMs);
-  const os = await nc.jetstream().views.os(bucket, { ttl: maxAge });
+  const os = await nc.jetstream().views.os(bucket, { ttl: maxAge, replicas });
   const { config } = (await os.status()).streamInfo;
   if (config.max_age !== maxAge) {
     const jsm = await nc.jetstreamManager();
