@@ -19,6 +19,15 @@ const ACKS_BEFORE_KILL = 200;
 const ACKS_AFTER_KILL = 200;
 const CATCH_UP_TIMEOUT_MS = 60_000;
 
+/** Polls `done` (bounded); the timeout names what was awaited as it stands then. */
+async function waitFor(done: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
+    await sleep(50);
+  }
+}
+
 export async function run(log: (line: string) => void): Promise<BenchResult[]> {
   const cluster = await NatsClusterProcess.start({ size: 3 });
   const gaps: number[] = [];
@@ -29,13 +38,21 @@ export async function run(log: (line: string) => void): Promise<BenchResult[]> {
       const nc = await cluster.connect(`bench-cluster-${round}`);
       const store = await JetStreamEventStore.connect(nc, { replicas: 3 });
       const probe = new AppendProbe(store, `test-pause${round}`).start();
-      await eventually(() => probe.ackedCount >= ACKS_BEFORE_KILL, 60_000, `steady appends: ${probe.progress}`);
+      await waitFor(
+        () => probe.ackedCount >= ACKS_BEFORE_KILL,
+        60_000,
+        () => `steady appends: ${probe.progress}`,
+      );
       const leader = await cluster.streamLeader();
       const killed = cluster.indexOf(leader);
       const killedAtMs = Date.now();
       await cluster.kill(killed, 'SIGKILL');
       const ackedAtKill = probe.ackedCount;
-      await eventually(() => probe.ackedCount >= ackedAtKill + ACKS_AFTER_KILL, 120_000, `appends after the leader change: ${probe.progress}`);
+      await waitFor(
+        () => probe.ackedCount >= ackedAtKill + ACKS_AFTER_KILL,
+        120_000,
+        () => `appends after the leader change: ${probe.progress}`,
+      );
       const report = await probe.stop();
       const newLeader = await cluster.streamLeader();
       log(

@@ -55,7 +55,16 @@ export async function withNats<T>(fn: (nc: NatsConnection) => Promise<T>): Promi
   let nc: NatsConnection;
   const auth = cliAuthOptions();
   try {
-    nc = await connect({ servers: natsUrl().split(',').map((u) => u.trim()), name: 'mesh-cli', timeout: 3000, noAsyncTraces: true, maxReconnectAttempts: 3, ...auth });
+    nc = await connect({
+      servers: natsUrl()
+        .split(',')
+        .map((u) => u.trim()),
+      name: 'mesh-cli',
+      timeout: 3000,
+      noAsyncTraces: true,
+      maxReconnectAttempts: 3,
+      ...auth,
+    });
   } catch (err) {
     if (/authori[sz]ation violation|authentication/i.test(messageOf(err))) {
       const used = credsFile();

@@ -66,7 +66,10 @@ function alive(pid: number | undefined): boolean {
 }
 
 /** Runs infra/local/provision.sh with its progress on stderr; a failure stops `mesh up` with its advice. */
-export function provision(step: 'up' | 'down' | 'install' | 'docker' | 'nats-up' | 'nats-down' | 'nats-cluster-up' | 'nats-cluster-down', ...args: string[]): void {
+export function provision(
+  step: 'up' | 'down' | 'install' | 'docker' | 'nats-up' | 'nats-down' | 'nats-cluster-up' | 'nats-cluster-down',
+  ...args: string[]
+): void {
   const result = spawnSync('bash', [join(ROOT, 'infra', 'local', 'provision.sh'), step, ...args], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, MESH_DATA_DIR: DATA_DIR },

@@ -51,7 +51,10 @@ export function registerStack(program: Command) {
     .command('up')
     .description('start the local stack: provision (nats-server, Docker, base image), then the five services as processes')
     .option('-d, --detach', 'return once every service is healthy, leaving the stack running')
-    .option('--nats-cluster <n>', `run NATS as n servers on this machine, routed as one cluster (1..${NATS_CLUSTER_SIZE_MAX}; 3 survives the loss of one), the event stream and buckets replicated (docs/cluster.md)`)
+    .option(
+      '--nats-cluster <n>',
+      `run NATS as n servers on this machine, routed as one cluster (1..${NATS_CLUSTER_SIZE_MAX}; 3 survives the loss of one), the event stream and buckets replicated (docs/cluster.md)`,
+    )
     .addHelpText('after', '\nLogs go to .data/logs/<service>.log; stop with `mesh down`.')
     .action(async (opts: { detach?: boolean; natsCluster?: string }) => {
       const size = opts.natsCluster === undefined ? undefined : clusterSizeOption(opts.natsCluster);
