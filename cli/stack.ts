@@ -8,7 +8,7 @@ import { connect } from 'nats';
 import { z } from 'zod';
 import { SERVICES, healthReplySchema, storageRequest, storageStatusSchema, type ServiceName, type StorageStatus } from '@mesh/contracts';
 import { ledgerHttpTokenKeyPath, serviceCredsPath } from '@mesh/identity';
-import { cliAuthOptions, natsUrl } from './connection';
+import { cliAuthOptions, natsServers, natsUrl } from './connection';
 import { CliError, progress } from './output';
 
 /** The repository root: the first folder up with a package.json (dist/ has none). */
@@ -145,7 +145,7 @@ const storageAnswerSchema = z.object({ ok: z.literal(true), data: storageStatusS
 
 /** Storage as the scheduler's guard sees it (usage, threshold, whether new work is refused); undefined when the scheduler does not answer. */
 export async function storageStatus(timeoutMs = 2000): Promise<StorageStatus | undefined> {
-  const nc = await connect({ servers: natsUrl(), timeout: 2000, noAsyncTraces: true, reconnect: false, ...cliAuthOptions() }).catch(() => undefined);
+  const nc = await connect({ servers: natsServers(), timeout: 2000, noAsyncTraces: true, reconnect: false, ...cliAuthOptions() }).catch(() => undefined);
   if (!nc) return undefined;
   try {
     const reply = await nc.request(storageRequest.subject, new TextEncoder().encode('{}'), { timeout: timeoutMs }).catch(() => undefined);
@@ -157,7 +157,7 @@ export async function storageStatus(timeoutMs = 2000): Promise<StorageStatus | u
 }
 
 export async function status(timeoutMs = 1000): Promise<ServiceStatus[]> {
-  const nc = await connect({ servers: natsUrl(), timeout: 2000, noAsyncTraces: true, reconnect: false, ...cliAuthOptions() }).catch(() => undefined);
+  const nc = await connect({ servers: natsServers(), timeout: 2000, noAsyncTraces: true, reconnect: false, ...cliAuthOptions() }).catch(() => undefined);
   try {
     return await Promise.all(
       SERVICES.map(async (service) => {
