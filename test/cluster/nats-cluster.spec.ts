@@ -64,7 +64,11 @@ describe('NATS cluster of 3: the normal scenario survives a SIGKILL of the MESH_
     await cluster().kill(killed, 'SIGKILL');
     const ackedAtKill = probe.ackedCount;
 
-    const s = await running;
+    // A service that exits (nothing restarts it here) fails the test at once, with its output.
+    const exits = [...stack.services.values()].map((p) =>
+      p.exited.then((code) => Promise.reject(new Error(`${p.service} exited with ${code} after ${leader} was killed:\n${p.logs.slice(-6000)}`))),
+    );
+    const s = await Promise.race([running, ...exits]);
     if (!s.ok) throw new Error(`normal failed: ${s.error}\n${JSON.stringify(s)}\n${stack.logs()}`);
     expect(s.tasksSucceeded).toBe(9);
     // The probe wrote through the leader change too (appends acknowledged after the kill).

@@ -55,7 +55,8 @@ export class AppendProbe {
   private async run(): Promise<void> {
     let lastAckMs = Date.now();
     for (let n = 0; n < PROBE_EVENTS_MAX && !this.stopped; n++) {
-      const id = `probe-${n}`;
+      // Event ids are unique in the whole log (the dedup window is per stream of JetStream, not per mesh stream).
+      const id = `${this.stream}-${n}`;
       for (;;) {
         try {
           const timer = new AbortController();
