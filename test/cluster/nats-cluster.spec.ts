@@ -27,6 +27,17 @@ async function readLog(stack: E2EStack): Promise<{ events: RecordedEvent[]; pois
   return { events, poison };
 }
 
+/** For a failure message: the log's events of every task without a terminal event (type@position each). */
+async function unfinishedTasks(stack: E2EStack): Promise<string> {
+  const byTask = new Map<string, string[]>();
+  for (const e of (await readLog(stack)).events) {
+    const taskId = typeof e.data === 'object' && e.data !== null && 'taskId' in e.data ? String(e.data.taskId) : undefined;
+    if (taskId) byTask.set(taskId, [...(byTask.get(taskId) ?? []), `${e.type}@${e.position}`]);
+  }
+  const open = [...byTask].filter(([, types]) => !types.some((t) => /^Task(Succeeded|Failed|Cancelled)@/.test(t)));
+  return `unfinished tasks in the log:\n${open.map(([id, types]) => `  ${id}: ${types.join(' ')}`).join('\n')}`;
+}
+
 describe('NATS cluster of 3: the normal scenario survives a SIGKILL of the MESH_EVENTS leader', () => {
   const stack = new E2EStack(SPEED, false, 3);
   const cluster = () => stack.cluster!;
@@ -69,7 +80,7 @@ describe('NATS cluster of 3: the normal scenario survives a SIGKILL of the MESH_
       p.exited.then((code) => Promise.reject(new Error(`${p.service} exited with ${code} after ${leader} was killed:\n${p.logs.slice(-6000)}`))),
     );
     const s = await Promise.race([running, ...exits]);
-    if (!s.ok) throw new Error(`normal failed: ${s.error}\n${JSON.stringify(s)}\n${stack.logs()}`);
+    if (!s.ok) throw new Error(`normal failed: ${s.error}\n${JSON.stringify(s)}\n${await unfinishedTasks(stack)}\n${stack.logs()}`);
     expect(s.tasksSucceeded).toBe(9);
     // The probe wrote through the leader change too (appends acknowledged after the kill).
     await eventually(() => probe.ackedCount > ackedAtKill + 50, 60_000, `probe appends after the kill: ${probe.progress}`);
