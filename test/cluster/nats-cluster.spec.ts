@@ -47,7 +47,9 @@ describe('NATS cluster of 3: the normal scenario survives a SIGKILL of the MESH_
     await stack.start();
     await prepare(stack.client, stack.options);
   }, 300_000);
+  let probe: AppendProbe | undefined;
   afterAll(async () => {
+    await probe?.stop(); // a failed test leaves it retrying against the cluster otherwise
     await stack.stop();
   }, 60_000);
 
@@ -59,7 +61,7 @@ describe('NATS cluster of 3: the normal scenario survives a SIGKILL of the MESH_
   });
 
   it('completes, loses no acknowledged event, balances the books, and the killed server catches up', async () => {
-    const probe = new AppendProbe(stack.store, `test-cluster${process.pid}`).start();
+    probe = new AppendProbe(stack.store, `test-cluster${process.pid}`).start();
     const running = runScenario('normal', stack.client, stack.store, stack.options);
     // In the middle: once tasks have started succeeding (bounded wait; the scenario failing ends it too).
     let finished = false;
@@ -83,7 +85,7 @@ describe('NATS cluster of 3: the normal scenario survives a SIGKILL of the MESH_
     if (!s.ok) throw new Error(`normal failed: ${s.error}\n${JSON.stringify(s)}\n${await unfinishedTasks(stack)}\n${stack.logs()}`);
     expect(s.tasksSucceeded).toBe(9);
     // The probe wrote through the leader change too (appends acknowledged after the kill).
-    await eventually(() => probe.ackedCount > ackedAtKill + 50, 60_000, `probe appends after the kill: ${probe.progress}`);
+    await eventually(() => probe!.ackedCount > ackedAtKill + 50, 60_000, 'probe appends after the kill');
     const report = await probe.stop();
     console.log(`cluster: killed ${leader}; probe: ${report.acked.length} acked, ${report.errors} failed and retried, longest gap ${report.longestGapMs} ms`);
     expect(await cluster().streamLeader()).not.toBe(leader);
