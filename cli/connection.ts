@@ -9,6 +9,11 @@ import { CliError } from './output';
 import { DATA_DIR } from './stack';
 
 export const natsUrl = () => process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+/** NATS_URL as the list nats.js takes: several servers (a cluster) are comma-separated, as for the services. */
+export const natsServers = () =>
+  natsUrl()
+    .split(',')
+    .map((u) => u.trim());
 
 let credsOption: string | undefined;
 /** The global `--creds <file>` option (set before any command runs). */
@@ -55,7 +60,7 @@ export async function withNats<T>(fn: (nc: NatsConnection) => Promise<T>): Promi
   let nc: NatsConnection;
   const auth = cliAuthOptions();
   try {
-    nc = await connect({ servers: natsUrl(), name: 'mesh-cli', timeout: 3000, noAsyncTraces: true, maxReconnectAttempts: 3, ...auth });
+    nc = await connect({ servers: natsServers(), name: 'mesh-cli', timeout: 3000, noAsyncTraces: true, maxReconnectAttempts: 3, ...auth });
   } catch (err) {
     if (/authori[sz]ation violation|authentication/i.test(messageOf(err))) {
       const used = credsFile();

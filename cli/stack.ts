@@ -8,7 +8,7 @@ import { connect } from 'nats';
 import { z } from 'zod';
 import { SERVICES, healthReplySchema, storageRequest, storageStatusSchema, type ServiceName, type StorageStatus } from '@mesh/contracts';
 import { ledgerHttpTokenKeyPath, serviceCredsPath } from '@mesh/identity';
-import { cliAuthOptions, natsUrl } from './connection';
+import { cliAuthOptions, natsServers, natsUrl } from './connection';
 import { CliError, progress } from './output';
 
 /** The repository root: the first folder up with a package.json (dist/ has none). */
@@ -66,8 +66,11 @@ function alive(pid: number | undefined): boolean {
 }
 
 /** Runs infra/local/provision.sh with its progress on stderr; a failure stops `mesh up` with its advice. */
-export function provision(step: 'up' | 'down' | 'install' | 'docker' | 'nats-up' | 'nats-down'): void {
-  const result = spawnSync('bash', [join(ROOT, 'infra', 'local', 'provision.sh'), step], {
+export function provision(
+  step: 'up' | 'down' | 'install' | 'docker' | 'nats-up' | 'nats-down' | 'nats-cluster-up' | 'nats-cluster-down',
+  ...args: string[]
+): void {
+  const result = spawnSync('bash', [join(ROOT, 'infra', 'local', 'provision.sh'), step, ...args], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, MESH_DATA_DIR: DATA_DIR },
   });
@@ -142,7 +145,7 @@ const storageAnswerSchema = z.object({ ok: z.literal(true), data: storageStatusS
 
 /** Storage as the scheduler's guard sees it (usage, threshold, whether new work is refused); undefined when the scheduler does not answer. */
 export async function storageStatus(timeoutMs = 2000): Promise<StorageStatus | undefined> {
-  const nc = await connect({ servers: natsUrl(), timeout: 2000, noAsyncTraces: true, reconnect: false, ...cliAuthOptions() }).catch(() => undefined);
+  const nc = await connect({ servers: natsServers(), timeout: 2000, noAsyncTraces: true, reconnect: false, ...cliAuthOptions() }).catch(() => undefined);
   if (!nc) return undefined;
   try {
     const reply = await nc.request(storageRequest.subject, new TextEncoder().encode('{}'), { timeout: timeoutMs }).catch(() => undefined);
@@ -154,7 +157,7 @@ export async function storageStatus(timeoutMs = 2000): Promise<StorageStatus | u
 }
 
 export async function status(timeoutMs = 1000): Promise<ServiceStatus[]> {
-  const nc = await connect({ servers: natsUrl(), timeout: 2000, noAsyncTraces: true, reconnect: false, ...cliAuthOptions() }).catch(() => undefined);
+  const nc = await connect({ servers: natsServers(), timeout: 2000, noAsyncTraces: true, reconnect: false, ...cliAuthOptions() }).catch(() => undefined);
   try {
     return await Promise.all(
       SERVICES.map(async (service) => {
@@ -224,4 +227,54 @@ export async function stopServices(): Promise<void> {
     }
   }
   for (const service of SERVICES) rmSync(pidFile(service), { force: true });
+}
+
+// --- `mesh up --nats-cluster N`: N nats-servers on this machine (provision.sh nats-cluster-up, docs/cluster.md) ---
+
+/** Servers of a local cluster: 3 survives the loss of one, 5 of two. */
+export const NATS_CLUSTER_SIZE_MAX = 5;
+/** Replicas of the event stream and buckets in a cluster: a majority of 3 acknowledges (more only slow appends down). */
+const CLUSTER_REPLICAS_MAX = 3;
+const clusterDir = (index: number) => join(DATA_DIR, 'nats-cluster', String(index));
+const natsPort = () => Number(process.env.NATS_PORT ?? 4222);
+
+/** The servers provision.sh configured (folders .data/nats-cluster/0..N-1); 0 when none. */
+export function clusterSize(): number {
+  let n = 0;
+  while (n < NATS_CLUSTER_SIZE_MAX && existsSync(clusterDir(n))) n++;
+  return n;
+}
+
+/** Client URLs of a local cluster of `size` (provision.sh: NATS_PORT + i). */
+export const clusterUrls = (size: number): string => Array.from({ length: size }, (_, i) => `nats://127.0.0.1:${natsPort() + i}`).join(',');
+
+/** What the services of a cluster of `size` are given: every URL, and the replicas of the stream and buckets. */
+export function clusterServiceEnv(size: number): Record<string, string> {
+  return {
+    NATS_URL: process.env.NATS_URL ?? clusterUrls(size),
+    EVENT_REPLICAS: String(Math.min(size, CLUSTER_REPLICAS_MAX)),
+    // The scheduler's storage guard measures one server's store (each holds a full replica).
+    JETSTREAM_STORE_DIR: process.env.JETSTREAM_STORE_DIR ?? join(clusterDir(0), 'store'),
+  };
+}
+
+export interface NatsServerStatus {
+  name: string;
+  url: string;
+  pid?: number;
+  running: boolean;
+}
+
+/** Each server of the local cluster (empty when none is configured), for `mesh status`. */
+export function clusterStatus(): NatsServerStatus[] {
+  const urls = clusterUrls(clusterSize()).split(',').filter(Boolean);
+  return urls.map((url, i) => {
+    let pid: number | undefined;
+    try {
+      pid = Number(readFileSync(join(clusterDir(i), 'nats.pid'), 'utf8').trim()) || undefined;
+    } catch {
+      pid = undefined;
+    }
+    return { name: `mesh-${i}`, url, pid, running: alive(pid) };
+  });
 }

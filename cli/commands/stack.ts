@@ -2,7 +2,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { emit, progress, table } from '../output';
 import type { StorageStatus } from '@mesh/contracts';
-import { LOG_DIR, provision, startServices, status, stopServices, storageStatus, waitHealthy } from '../stack';
+import { CliError } from '../output';
+import {
+  clusterServiceEnv,
+  clusterStatus,
+  LOG_DIR,
+  NATS_CLUSTER_SIZE_MAX,
+  provision,
+  startServices,
+  status,
+  stopServices,
+  storageStatus,
+  waitHealthy,
+  type NatsServerStatus,
+} from '../stack';
 
 const fmtUptime = (ms?: number) => (ms === undefined ? '' : ms < 60_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`);
 
@@ -38,12 +51,24 @@ export function registerStack(program: Command) {
     .command('up')
     .description('start the local stack: provision (nats-server, Docker, base image), then the five services as processes')
     .option('-d, --detach', 'return once every service is healthy, leaving the stack running')
+    .option(
+      '--nats-cluster <n>',
+      `run NATS as n servers on this machine, routed as one cluster (1..${NATS_CLUSTER_SIZE_MAX}; 3 survives the loss of one), the event stream and buckets replicated (docs/cluster.md)`,
+    )
     .addHelpText('after', '\nLogs go to .data/logs/<service>.log; stop with `mesh down`.')
-    .action(async (opts: { detach?: boolean }) => {
-      progress('provisioning (infra/local/provision.sh up)');
-      provision('up');
+    .action(async (opts: { detach?: boolean; natsCluster?: string }) => {
+      const size = opts.natsCluster === undefined ? undefined : clusterSizeOption(opts.natsCluster);
+      if (size === undefined) {
+        progress('provisioning (infra/local/provision.sh up)');
+        provision('up');
+      } else {
+        progress(`provisioning (infra/local/provision.sh install, docker, nats-cluster-up ${size})`);
+        provision('install');
+        provision('docker');
+        provision('nats-cluster-up', String(size));
+      }
       progress('starting services');
-      startServices();
+      startServices(size === undefined ? {} : clusterServiceEnv(size));
       const all = await waitHealthy();
       emit({ services: all }, () => {
         printStatus(all);
@@ -59,6 +84,7 @@ export function registerStack(program: Command) {
     .action(async () => {
       await stopServices();
       provision('nats-down');
+      provision('nats-cluster-down');
       emit({ stopped: true }, () => console.log('stack stopped'));
     });
 
@@ -67,9 +93,11 @@ export function registerStack(program: Command) {
     .description('show each service (process, health, uptime, log file) and the storage: usage and whether new work is refused')
     .action(async () => {
       const [all, storage] = await Promise.all([status(), storageStatus()]);
-      emit({ services: all, storage: storage ?? null }, () => {
+      const servers = clusterStatus();
+      emit({ services: all, storage: storage ?? null, ...(servers.length ? { natsCluster: servers } : {}) }, () => {
         printStatus(all);
         console.log(`\n${storageLine(storage)}`);
+        if (servers.length) printCluster(servers);
       });
       if (!all.every((s) => s.healthy)) process.exitCode = 1;
     });
@@ -85,6 +113,7 @@ async function watch(): Promise<void> {
     progress('\nstopping the stack');
     await stopServices();
     provision('nats-down');
+    provision('nats-cluster-down');
     process.exit(0);
   };
   process.on('SIGINT', () => void stop());
@@ -99,4 +128,17 @@ async function watch(): Promise<void> {
     }
     await sleep(2000);
   }
+}
+
+function clusterSizeOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > NATS_CLUSTER_SIZE_MAX) {
+    throw new CliError(`--nats-cluster: must be an integer in 1..${NATS_CLUSTER_SIZE_MAX}, got '${value}'`, 'e.g. `mesh up --nats-cluster 3`');
+  }
+  return n;
+}
+
+function printCluster(servers: NatsServerStatus[]) {
+  console.log('\nnats cluster:');
+  table(servers.map((s) => ({ server: s.name, url: s.url, pid: s.pid ?? '', process: s.running ? 'running' : 'stopped' })));
 }

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { messageOf } from '@mesh/common';
 import { nanos, type NatsConnection } from 'nats';
+import { bucketReplicas } from '@mesh/eventstore';
 import {
   LIMITS,
   OBJECT_STORE_DEFAULTS,
@@ -56,7 +57,7 @@ async function inputFor(nc: NatsConnection, tenantId: string | undefined, bytes:
   }
   const bucket = inputBucketOf(OPERATOR_OWNER);
   const key = `in-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
-  const os = await nc.jetstream().views.os(bucket, { ttl: nanos(envInt('OBJECT_TTL_MS', OBJECT_STORE_DEFAULTS.ttlMs)) });
+  const os = await nc.jetstream().views.os(bucket, { ttl: nanos(envInt('OBJECT_TTL_MS', OBJECT_STORE_DEFAULTS.ttlMs)), replicas: await bucketReplicas(nc) });
   await os.putBlob({ name: key }, new Uint8Array(bytes));
   progress(`input (${bytes.length} bytes) stored in object store ${bucket}/${key}`);
   return { objectRef: { bucket, key } };

@@ -1,6 +1,7 @@
 import { copyFileSync, chmodSync } from 'node:fs';
 import type { Command } from 'commander';
 import { nanos } from 'nats';
+import { bucketReplicas } from '@mesh/eventstore';
 import { OBJECT_STORE_DEFAULTS, inputBucketOf, outputBucketOf, tenantIdProblem } from '@mesh/contracts';
 import { httpTokenFor, readHttpTokenKey } from '@mesh/audit/http-token';
 import { createTenantIdentity, ensureStackIdentities, listTenants, reloadNatsServer, tenantCredsPath } from '@mesh/identity';
@@ -65,7 +66,8 @@ export function registerTenant(program: Command) {
       }
       await withNats(async (nc) => {
         const js = nc.jetstream();
-        for (const bucket of [inputBucketOf(id), outputBucketOf(id)]) await js.views.os(bucket, { max_bytes: maxBytes, ttl: nanos(ttlMs) });
+        const replicas = await bucketReplicas(nc);
+        for (const bucket of [inputBucketOf(id), outputBucketOf(id)]) await js.views.os(bucket, { max_bytes: maxBytes, ttl: nanos(ttlMs), replicas });
       });
       if (opts.out) {
         copyFileSync(path, opts.out);

@@ -5,6 +5,11 @@
 #   provision.sh nats-up   start nats-server -js with its store under .data/nats and the generated
 #                          authorization block (credentials under .data/secrets/nats/; idempotent)
 #   provision.sh nats-down stop that nats-server
+#   provision.sh nats-cluster-up N   start N nats-servers (-js) on this machine as one cluster `mesh`
+#                          (client ports NATS_PORT+i, cluster ports NATS_CLUSTER_PORT+i, monitoring
+#                          NATS_MONITOR_PORT+i, server_name mesh-<i>, stores under .data/nats-cluster/<i>/,
+#                          the same generated authorization block; docs/cluster.md)
+#   provision.sh nats-cluster-down   stop them
 #   provision.sh up        install + docker + nats-up   (default)
 #   provision.sh down      nats-down
 #   provision.sh status    what runs and what is missing
@@ -17,6 +22,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DATA_DIR="${MESH_DATA_DIR:-$ROOT/.data}"
 NATS_PORT="${NATS_PORT:-4222}"
 NATS_MONITOR_PORT="${NATS_MONITOR_PORT:-8222}"
+NATS_CLUSTER_PORT="${NATS_CLUSTER_PORT:-6222}"
+NATS_CLUSTER_SIZE_MAX=5
 NATS_MAX_FILE_STORE_BYTES="${NATS_MAX_FILE_STORE_BYTES:-10737418240}"
 BASE_IMAGE="${MESH_BASE_IMAGE:-mesh/task-base:latest}"
 PACKAGES=(nats-server docker.io busybox-static bash-static)
@@ -146,21 +153,107 @@ cmd_nats_down() {
   kill -9 "$pid" 2>/dev/null || true
 }
 
+# --- a NATS cluster on this machine (docs/cluster.md) ------------------------------------------------
+cluster_dir() { echo "$DATA_DIR/nats-cluster/$1"; }
+cluster_pidfile() { echo "$(cluster_dir "$1")/nats.pid"; }
+cluster_running() { local pf; pf="$(cluster_pidfile "$1")"; [ -f "$pf" ] && kill -0 "$(cat "$pf")" 2>/dev/null; }
+# The servers configured by the last nats-cluster-up (the directories 0..N-1).
+cluster_size() { local n=0; while [ -d "$(cluster_dir "$n")" ]; do n=$((n + 1)); done; echo "$n"; }
+
+cmd_nats_cluster_up() {
+  local size="${1:-3}"
+  case "$size" in '' | *[!0-9]*) die "nats-cluster-up: N must be a number of servers, got '$size'" ;; esac
+  [ "$size" -ge 1 ] && [ "$size" -le "$NATS_CLUSTER_SIZE_MAX" ] || die "nats-cluster-up: N must be in 1..$NATS_CLUSTER_SIZE_MAX (3 survives the loss of one), got $size"
+  export PATH="$PATH:/usr/sbin:/sbin"
+  command -v nats-server >/dev/null 2>&1 || die "nats-server is not installed (run: $0 install)"
+  nats_running && die "the single nats-server runs on $NATS_PORT (pid $(cat "$(nats_pidfile)")): stop it first ($0 nats-down)"
+  local existing; existing="$(cluster_size)"
+  [ "$existing" = 0 ] || [ "$existing" = "$size" ] || die "a cluster of $existing servers is configured under $DATA_DIR/nats-cluster: stop it and remove that folder to change the size"
+  case "$NATS_MAX_FILE_STORE_BYTES" in '' | *[!0-9]*) die "NATS_MAX_FILE_STORE_BYTES must be a number of bytes, got '$NATS_MAX_FILE_STORE_BYTES'" ;; esac
+  # The same identities and authorization block as the single server (nats-up). Routes need none of
+  # their own: in 2.9 the `authorization` block applies to client connections; the cluster ports listen
+  # on loopback only.
+  MESH_DATA_DIR="$DATA_DIR" node "$ROOT/bin/mesh.js" security init >/dev/null || die "could not write the NATS identities (mesh security init)"
+  local i j routes
+  for i in $(seq 0 $((size - 1))); do
+    if cluster_running "$i"; then say "mesh-$i already running (pid $(cat "$(cluster_pidfile "$i")"), port $((NATS_PORT + i)))"; continue; fi
+    mkdir -p "$(cluster_dir "$i")/store"
+    routes=""
+    for j in $(seq 0 $((size - 1))); do [ "$j" = "$i" ] || routes="${routes:+$routes, }\"nats-route://127.0.0.1:$((NATS_CLUSTER_PORT + j))\""; done
+    # Next to auth.conf: an include is resolved relative to the including file.
+    cat >"$DATA_DIR/nats/cluster-$i.conf" <<CONF
+server_name: mesh-$i
+host: 127.0.0.1
+port: $((NATS_PORT + i))
+http_port: $((NATS_MONITOR_PORT + i))
+pid_file: "$(cluster_pidfile "$i")"
+jetstream {
+  store_dir: "$(cluster_dir "$i")/store"
+  max_file_store: $NATS_MAX_FILE_STORE_BYTES
+}
+cluster {
+  name: mesh
+  host: 127.0.0.1
+  port: $((NATS_CLUSTER_PORT + i))
+  routes: [ $routes ]
+}
+include "auth.conf"
+CONF
+    say "starting mesh-$i: client 127.0.0.1:$((NATS_PORT + i)), cluster $((NATS_CLUSTER_PORT + i)), monitoring $((NATS_MONITOR_PORT + i)), store $(cluster_dir "$i")/store"
+    nohup nats-server -c "$DATA_DIR/nats/cluster-$i.conf" >"$(cluster_dir "$i")/nats.log" 2>&1 &
+  done
+  for i in $(seq 0 $((size - 1))); do
+    local ready=""
+    for _ in $(seq 1 100); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$((NATS_PORT + i))") 2>/dev/null; then ready=1; break; fi
+      sleep 0.1
+    done
+    [ -n "$ready" ] || die "mesh-$i did not listen on $((NATS_PORT + i)); see $(cluster_dir "$i")/nats.log"
+  done
+  say "nats cluster of $size ready (NATS_URL=$(cluster_urls "$size"))"
+}
+
+cluster_urls() {
+  local i urls=""
+  for i in $(seq 0 $(($1 - 1))); do urls="${urls:+$urls,}nats://127.0.0.1:$((NATS_PORT + i))"; done
+  echo "$urls"
+}
+
+cmd_nats_cluster_down() {
+  local size i pid; size="$(cluster_size)"
+  [ "$size" -gt 0 ] || { say "no nats cluster configured"; return 0; }
+  for i in $(seq 0 $((size - 1))); do
+    if ! cluster_running "$i"; then say "mesh-$i not running"; continue; fi
+    pid="$(cat "$(cluster_pidfile "$i")")"
+    kill "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    say "mesh-$i stopped"
+  done
+}
+
 cmd_status() {
   local missing; missing="$(missing_packages)"
   echo "packages:   ${missing:+missing: $missing}${missing:-ok}"
   if docker_answers; then echo "docker:     ok"; else echo "docker:     not answering"; fi
   if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then echo "base image: $BASE_IMAGE"; else echo "base image: missing"; fi
   if nats_running; then echo "nats:       running on $NATS_PORT (pid $(cat "$(nats_pidfile)"))"; else echo "nats:       stopped"; fi
+  local size i; size="$(cluster_size)"
+  for i in $(seq 0 $((size - 1))); do
+    if cluster_running "$i"; then echo "nats mesh-$i: running on $((NATS_PORT + i)) (pid $(cat "$(cluster_pidfile "$i")"))"; else echo "nats mesh-$i: stopped"; fi
+  done
 }
 
 case "${1:-up}" in
   install) cmd_install ;;
   docker) cmd_docker ;;
   nats-up) cmd_nats_up ;;
-  nats-down|down) cmd_nats_down ;;
+  nats-down) cmd_nats_down ;;
+  down) cmd_nats_down; cmd_nats_cluster_down ;;
+  nats-cluster-up) cmd_nats_cluster_up "${2:-3}" ;;
+  nats-cluster-down) cmd_nats_cluster_down ;;
   up) cmd_install; cmd_docker; cmd_nats_up ;;
   status) cmd_status ;;
-  -h|--help|help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) echo "unknown command: $1 (see $0 --help)" >&2; exit 2 ;;
 esac

@@ -4,7 +4,7 @@ import { SERVICES, type RecordedEvent, type ServiceName } from '@mesh/contracts'
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
 import { natsAuthOptionsFromFile } from '@mesh/identity';
 import { MeshClient } from '@mesh/runtime';
-import { NatsServerProcess, ServiceProcess } from '@mesh/testing';
+import { NatsClusterProcess, NatsServerProcess, ServiceProcess } from '@mesh/testing';
 import { demoEnv, nodeCores } from '../../cli/commands/demo';
 import type { DemoOptions } from '../../cli/demo/scenarios';
 
@@ -17,6 +17,8 @@ import type { DemoOptions } from '../../cli/demo/scenarios';
 export class E2EStack {
   readonly services = new Map<ServiceName, ServiceProcess>();
   server!: NatsServerProcess;
+  /** With the `natsCluster` option: the servers, instead of `server` (test/cluster). */
+  cluster?: NatsClusterProcess;
   store!: JetStreamEventStore;
   client!: MeshClient;
   readonly nodeId = `e2e-${hostname().replace(/[^A-Za-z0-9_-]/g, '')}-${process.pid}`.slice(0, 60);
@@ -25,20 +27,33 @@ export class E2EStack {
     readonly speed: number,
     /** The scenarios (and test/security) pass true; false keeps a server without authorization (test/chaos restarts services with the common env). */
     readonly auth = false,
+    /** Run NATS as a cluster of this many servers; services get every URL and EVENT_REPLICAS = the size. */
+    readonly natsCluster?: number,
   ) {}
 
+  /** Whichever NATS runs: the single server or the cluster (all URLs comma-separated in `url`). */
+  private get nats(): Pick<NatsServerProcess, 'url' | 'credsPath' | 'connect' | 'dispose'> {
+    return this.cluster ?? this.server;
+  }
+
+  /** One URL to probe health with (nats.js takes a list, not a comma-separated string). */
+  private get probeUrl(): string {
+    return this.nats.url.split(',')[0];
+  }
+
   get env(): Record<string, string> {
-    return { NATS_URL: this.server.url, NODE_ID: this.nodeId, LEDGER_HTTP_PORT: '0', LOG_LEVEL: 'warn', ...demoEnv(this.speed) };
+    const replicas: Record<string, string> = this.natsCluster ? { EVENT_REPLICAS: String(this.natsCluster) } : {};
+    return { NATS_URL: this.nats.url, ...replicas, NODE_ID: this.nodeId, LEDGER_HTTP_PORT: '0', LOG_LEVEL: 'warn', ...demoEnv(this.speed) };
   }
 
   /** One service's environment: the common one plus its own credentials on an auth-enabled server. */
   envOf(service: ServiceName): Record<string, string> {
-    return { ...this.env, ...(this.auth ? { NATS_CREDS_FILE: this.server.credsPath({ kind: 'service', name: service }) } : {}) };
+    return { ...this.env, ...(this.auth ? { NATS_CREDS_FILE: this.nats.credsPath({ kind: 'service', name: service }) } : {}) };
   }
 
   /** How a test connection authenticates as the operator (nothing on a server without auth). */
   get operatorAuth() {
-    return this.auth ? natsAuthOptionsFromFile(this.server.credsPath({ kind: 'operator' })) : {};
+    return this.auth ? natsAuthOptionsFromFile(this.nats.credsPath({ kind: 'operator' })) : {};
   }
 
   get options(): DemoOptions {
@@ -52,11 +67,12 @@ export class E2EStack {
   }
 
   async start(): Promise<void> {
-    this.server = await NatsServerProcess.start({ auth: this.auth });
+    if (this.natsCluster) this.cluster = await NatsClusterProcess.start({ size: this.natsCluster, auth: this.auth });
+    else this.server = await NatsServerProcess.start({ auth: this.auth });
     for (const s of SERVICES) this.services.set(s, ServiceProcess.start(s, this.envOf(s)));
-    for (const p of this.services.values()) await p.healthy(this.server.url, 120_000, this.operatorAuth);
-    const nc = await this.server.connect('e2e');
-    this.store = await JetStreamEventStore.connect(nc);
+    for (const p of this.services.values()) await p.healthy(this.probeUrl, 120_000, this.operatorAuth);
+    const nc = await this.nats.connect('e2e');
+    this.store = await JetStreamEventStore.connect(nc, { replicas: this.natsCluster });
     this.client = new MeshClient(nc, 20_000);
   }
 
@@ -65,7 +81,7 @@ export class E2EStack {
     await this.services.get(service)!.stop('SIGKILL');
     const p = ServiceProcess.start(service, this.envOf(service));
     this.services.set(service, p);
-    await p.healthy(this.server.url, 120_000, this.operatorAuth);
+    await p.healthy(this.probeUrl, 120_000, this.operatorAuth);
   }
 
   async events(filter?: (e: RecordedEvent) => boolean): Promise<RecordedEvent[]> {
@@ -79,7 +95,7 @@ export class E2EStack {
     // Whatever a killed container-manager left behind: only this test node's containers.
     execSync(`docker ps -aq --filter label=mesh.node=${this.nodeId} | xargs -r docker rm -f`, { stdio: 'ignore' });
     await this.store?.connection.close().catch(() => undefined);
-    await this.server?.dispose();
+    await (this.cluster ?? this.server)?.dispose();
   }
 
   logs(): string {

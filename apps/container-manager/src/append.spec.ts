@@ -17,7 +17,27 @@ class UnansweringStore extends InMemoryEventStore {
   }
 }
 
-const sample = (seq: number): NewEvent => ({ id: `c1-${seq}`, type: 'ResourceSampled', data: { seq } });
+// Valid data: the in-memory store, like JetStream, skips an event whose data breaks its schema on read.
+const sample = (seq: number): NewEvent => ({
+  id: `c1-${seq}`,
+  type: 'ResourceSampled',
+  data: {
+    sampleId: `c1-${seq}`,
+    containerId: 'c1',
+    nodeId: 'n1',
+    walletId: 'w1',
+    functionId: 'f1',
+    seq,
+    windowStartMs: 0,
+    windowEndMs: 1000,
+    cpuNanos: 1,
+    memoryBytesAvg: 1,
+    memoryBytesMax: 1,
+    cpuLimitMillis: 500,
+    memoryLimitBytes: 1024 ** 2,
+    final: false,
+  },
+});
 
 describe('appendWithLongRetry: a sample is retried with the same id until the store answers, within a time bound', () => {
   it('given a store that misses three appends, when a sample is appended, then it is retried with the same id and written once', async () => {

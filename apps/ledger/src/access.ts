@@ -96,16 +96,18 @@ export class LedgerReads {
   }
 
   /** A task's cost: a tenant sees it only when the wallet it was charged to is its own (no charges yet: zero, nothing to hide). */
-  taskCost(caller: Caller, taskId: string) {
-    const walletId = this.projection.tasks.get(taskId)?.walletId;
-    if (walletId !== undefined) this.assertChargedTo(caller, walletId, `task ${taskId}`);
-    return this.queries.taskCost(taskId);
+  // The wallet is checked on the answer, not on the projection's cache: costs are a bounded cache
+  // read back from the wallet streams on demand, so a task not held still names its wallet here.
+  async taskCost(caller: Caller, taskId: string) {
+    const cost = await this.queries.taskCost(taskId);
+    if (cost.walletId !== undefined) this.assertChargedTo(caller, cost.walletId, `task ${taskId}`);
+    return cost;
   }
 
-  containerCost(caller: Caller, containerId: string) {
-    const walletId = this.projection.containers.get(containerId)?.walletId;
-    if (walletId !== undefined) this.assertChargedTo(caller, walletId, `container ${containerId}`);
-    return this.queries.containerCost(containerId);
+  async containerCost(caller: Caller, containerId: string) {
+    const cost = await this.queries.containerCost(containerId);
+    if (cost.walletId !== undefined) this.assertChargedTo(caller, cost.walletId, `container ${containerId}`);
+    return cost;
   }
 
   providerEarnings(caller: Caller, walletId?: string) {

@@ -56,5 +56,12 @@ export const LedgerEnv = {
     ['on', 'off'] as const,
     'on',
   ),
+  LEDGER_CREDIT_SWEEP_INTERVAL_MS: env.int(
+    'How often the ledger credits the debits it has seen without their credit for a whole interval (a crash or a dead-lettered charge between the two; 0 = only at start)',
+    60_000,
+    0,
+    86_400_000,
+    ' ms',
+  ),
   LEDGER_WALLET_CACHE_MAX: env.int('Wallet aggregates kept in memory (least recently used dropped beyond it)', 10000, 10, 10000000),
 };

@@ -62,6 +62,13 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
   private readonly snapshotSchedule: SnapshotSchedule;
   private subscription?: Subscription;
   private http?: LedgerHttpServer;
+  /** The periodic sweep of debits without their credit (LEDGER_CREDIT_SWEEP_INTERVAL_MS). */
+  private sweepTimer?: NodeJS.Timeout;
+  private sweepRunning?: Promise<number>;
+  /** Charge ids seen without a credit by the last sweep: one still owed at the next sweep is credited then. */
+  private owedAtLastSweep = new Set<string>();
+  /** Sweeps finished since start (tests wait on it). */
+  sweeps = 0;
   /** The MAC keys (loaded or created at start): every wallet event written is MAC'd, every wallet loaded is checked. */
   macKeys?: MacKeyRing;
 
@@ -102,19 +109,24 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
     this.snapshotSchedule.folded(state.replayed);
     this.maybeSnapshot();
     const providerStartMs = Date.now();
-    await this.wallets.execute({
-      type: 'OpenWallet',
-      walletId: this.config.DEFAULT_PROVIDER_WALLET,
-      kind: 'provider',
-      currency: 'GRC',
-      maxDebt: 0n,
-      minBalance: 0n,
-      policy: 'greedy',
-      atMs: Date.now(),
-      ifMissing: true,
-    });
+    // Opened already (the projection, caught up to the log, holds it): not loaded now. Loading it
+    // reads its whole stream (every credit ever), which grows with the log; the first charge (or an
+    // owed credit below) loads it instead, so the start stays flat.
+    if (!this.projection.wallets.has(this.config.DEFAULT_PROVIDER_WALLET))
+      await this.wallets.execute({
+        type: 'OpenWallet',
+        walletId: this.config.DEFAULT_PROVIDER_WALLET,
+        kind: 'provider',
+        currency: 'GRC',
+        maxDebt: 0n,
+        minBalance: 0n,
+        policy: 'greedy',
+        atMs: Date.now(),
+        ifMissing: true,
+      });
     const owedStartMs = Date.now();
-    await this.creditOwed(this.uncredited.list());
+    await this.creditOwed(this.uncredited.list(), 'at start');
+    this.startSweep();
     // Where a start's time goes (the provider wallet's load grows with its own stream, not the log's).
     this.log.log(
       `start-up: projection ${providerStartMs - startedAtMs} ms, provider wallet ${owedStartMs - providerStartMs} ms, owed credits ${Date.now() - owedStartMs} ms`,
@@ -134,6 +146,9 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    await this.sweepRunning;
     await this.http?.close();
     await this.subscription?.stop();
     await this.snapshotSchedule.inFlight;
@@ -230,14 +245,46 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
    * left out), so a charge redelivered meanwhile cannot be credited twice. A failure is logged and
    * left for the next start or the charge's redelivery; it does not stop the ledger.
    */
-  async creditOwed(owed: OwedCredit[]): Promise<number> {
+  async creditOwed(owed: OwedCredit[], when: string): Promise<number> {
     if (owed.length === 0) return 0;
     const results = await Promise.allSettled(owed.map((debit) => this.creditDebit(debit)));
     const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${owed[i].stream}@${owed[i].revision}: ${messageOf(r.reason)}`] : []));
     const credited = results.filter((r) => r.status === 'fulfilled' && r.value).length;
-    this.log.log(`${owed.length} debit(s) found without their credit at start: ${credited} credited now`);
+    this.log.log(`${owed.length} debit(s) found without their credit ${when}: ${credited} credited now`);
     if (failed.length > 0) this.log.error(`${failed.length} debit(s) still without their credit: ${failed.slice(0, 5).join('; ')}`);
     return credited;
+  }
+
+  private startSweep(): void {
+    const intervalMs = this.config.LEDGER_CREDIT_SWEEP_INTERVAL_MS ?? 0;
+    if (intervalMs <= 0) return;
+    this.sweepTimer = setInterval(() => {
+      if (this.sweepRunning) return; // one sweep at a time: a slow one is not stacked
+      this.sweepRunning = this.sweepOwed()
+        .catch((err: unknown) => {
+          this.log.error(`credit sweep failed (tried again next interval): ${messageOf(err)}`);
+          return 0;
+        })
+        .finally(() => {
+          this.sweepRunning = undefined;
+          this.sweeps++;
+        });
+    }, intervalMs);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * One sweep while running: credits the debits that were already without their credit at the
+   * previous sweep (so at least one interval old: a charge being posted right now is left to its
+   * own credit). Without it such a debit (a crash of the credit's write, a dead-lettered charge)
+   * would wait for the next start or the charge's redelivery. Crediting is idempotent, so a credit
+   * written meanwhile makes it a no-op.
+   */
+  async sweepOwed(): Promise<number> {
+    const owed = this.uncredited.list();
+    const due = owed.filter((debit) => this.owedAtLastSweep.has(debit.chargeId));
+    this.owedAtLastSweep = new Set(owed.map((debit) => debit.chargeId));
+    return this.creditOwed(due, 'for a whole sweep interval');
   }
 
   private async creditDebit(debit: OwedCredit): Promise<boolean> {

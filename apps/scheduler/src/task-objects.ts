@@ -4,6 +4,7 @@ import { nanos, type NatsConnection, type ObjectStore } from 'nats';
 import { LRUCache, messageOf } from '@mesh/common';
 import type { ConfigOf } from '@mesh/config';
 import { DomainError, TASK_OUTPUT_CHUNK_BYTES_MAX, inputBucketOf } from '@mesh/contracts';
+import { bucketReplicas } from '@mesh/eventstore';
 import { NATS_CONNECTION, SERVICE_CONFIG } from '@mesh/runtime';
 import type { SchedulerEnv } from './config';
 
@@ -95,19 +96,23 @@ export class TaskObjects {
 
   /**
    * Opens a bucket once; with `create`, a missing one is created (TTL OBJECT_TTL_MS, quota
-   * TENANT_BUCKET_MAX_BYTES). Without, a missing bucket is output_missing (nats.js would create it).
+   * TENANT_BUCKET_MAX_BYTES, the log's replicas). Without, a missing bucket is output_missing (nats.js would create it).
    */
   private bucket(name: string, create: boolean): Promise<ObjectStore> {
     const cacheKey = `${create ? 'w' : 'r'}:${name}`;
     let open = this.buckets.get(cacheKey);
     if (!open) {
-      open = create
-        ? this.nc.jetstream().views.os(name, { ttl: nanos(this.config.OBJECT_TTL_MS), max_bytes: this.config.TENANT_BUCKET_MAX_BYTES })
-        : this.existing(name);
+      open = create ? this.created(name) : this.existing(name);
       open.catch(() => this.buckets.delete(cacheKey));
       this.buckets.set(cacheKey, open);
     }
     return open;
+  }
+
+  /** As every bucket of the stack: as many replicas as the log (a cluster's), the TTL and quota of `mesh tenant create`. */
+  private async created(name: string): Promise<ObjectStore> {
+    const replicas = await bucketReplicas(this.nc);
+    return this.nc.jetstream().views.os(name, { ttl: nanos(this.config.OBJECT_TTL_MS), max_bytes: this.config.TENANT_BUCKET_MAX_BYTES, replicas });
   }
 
   private async existing(name: string): Promise<ObjectStore> {

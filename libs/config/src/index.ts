@@ -78,7 +78,12 @@ export const commonEnv = {
   EVENT_STORE: env.oneOf('Event store adapter: JetStream (embedded default) or KurrentDB', ['jetstream', 'kurrentdb'] as const, 'jetstream'),
   KURRENTDB_CONNECTION_STRING: env.optionalString('KurrentDB/EventStoreDB connection string, required when EVENT_STORE=kurrentdb'),
   KURRENTDB_RELAY: env.oneOf('Run the KurrentDB -> JetStream relay in this process (exactly one replica in the cluster)', ['true', 'false'] as const, 'false'),
-  EVENT_REPLICAS: env.int('Replicas of the JetStream event stream (3 in a NATS cluster)', 1, 1, 5),
+  EVENT_REPLICAS: env.int(
+    'Replicas of the JetStream event stream (3 in a NATS cluster, `mesh up --nats-cluster 3`); the KV and object buckets get as many as the stream has',
+    1,
+    1,
+    5,
+  ),
   LOG_LEVEL: env.oneOf('Log verbosity', ['error', 'warn', 'log', 'debug', 'verbose'] as const, 'log'),
   CONSUMER_RETRY_WINDOW_MS: env.int(
     'A failing event is redelivered (capped exponential backoff) for this long after its first failure, then parked as a dead letter (mesh deadletter list/replay); long enough to ride out a NATS or service restart',

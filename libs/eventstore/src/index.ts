@@ -8,3 +8,4 @@ export * from './kurrentdb/kurrentdb-event-store';
 export * from './kurrentdb/relay';
 export * from './memory/in-memory-event-store';
 export * from './factory';
+export * from './jetstream/replicas';

@@ -1,4 +1,4 @@
-import { catalog, CATEGORY_OWNERS, EVENTS_PREFIX, type RecordedEvent } from '@mesh/contracts';
+import { catalog, CATEGORY_OWNERS, EVENTS_PREFIX, type EventDefinition, type RecordedEvent } from '@mesh/contracts';
 import type { MsgHdrs } from 'nats';
 import { envelopeProblem } from './envelope';
 
@@ -139,11 +139,8 @@ export function decodeMessage(m: StoredMessage, withTrace = true, seq?: number):
   if (dot - SUBJECT_START.length !== definition.category.length || !subject.startsWith(definition.category, SUBJECT_START.length)) {
     return new PoisonMessage(position, subject, `${type} belongs to category ${definition.category}, not ${subject.slice(SUBJECT_START.length, dot)}`);
   }
-  const parsed = definition.schema.safeParse(envelope.data);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((issue) => `${issue.path.map(String).join('.') || '(data)'}: ${issue.message}`).join('; ');
-    return new PoisonMessage(position, subject, `${type} data breaks its schema: ${issues}`);
-  }
+  const dataProblem = schemaProblem(definition, envelope.data);
+  if (dataProblem) return new PoisonMessage(position, subject, dataProblem);
   // Filled in place (no copy): this runs once per event on every read and replay.
   event.revision = revision;
   event.position = BigInt(position);
@@ -152,6 +149,33 @@ export function decodeMessage(m: StoredMessage, withTrace = true, seq?: number):
     if (traceparent) event.traceparent = traceparent;
   }
   return event;
+}
+
+/**
+ * Why an event of `type` with `data` cannot be in `category` (undefined: it can): the type is in
+ * the catalog, belongs to that category, and its data passes the type's schema. The part of
+ * decodeMessage every adapter's read path shares (JetStream, in memory, KurrentDB), so they all
+ * tell poison apart the same way.
+ */
+export function eventDataProblem(category: string, type: string, data: unknown): string | undefined {
+  const definition = catalog.get(type);
+  if (!definition) return `${type} is not a known event type`;
+  if (definition.category !== category) return `${type} belongs to category ${definition.category}, not ${category}`;
+  return schemaProblem(definition, data);
+}
+
+/** Why `data` breaks the schema of `definition` (undefined: it passes). */
+function schemaProblem(definition: EventDefinition, data: unknown): string | undefined {
+  const parsed = definition.schema.safeParse(data);
+  if (parsed.success) return undefined;
+  const issues = parsed.error.issues.map((issue) => `${issue.path.map(String).join('.') || '(data)'}: ${issue.message}`).join('; ');
+  return `${definition.type} data breaks its schema: ${issues}`;
+}
+
+/** The event subject of a stream (`wallet-alice` -> `mesh.events.wallet.alice`), for adapters whose messages have no subject of their own. */
+export function subjectOfStream(stream: string): string {
+  const dash = stream.indexOf('-');
+  return `${SUBJECT_START}${stream.slice(0, dash)}.${stream.slice(dash + 1)}`;
 }
 
 /**

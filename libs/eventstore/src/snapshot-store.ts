@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { KV, NatsConnection } from 'nats';
 import { retry } from '@mesh/common';
+import { bucketReplicas } from './jetstream/replicas';
 
 /**
  * Snapshots of derived state (docs/operations.md, "Fast restart"): a service folds the log into a
@@ -186,9 +187,8 @@ export class KvSnapshotStore implements SnapshotStore {
   ) {}
 
   private bucketOf(): Promise<KV> {
-    this.kv ??= this.nc
-      .jetstream({ timeout: KV_TIMEOUT_MS })
-      .views.kv(this.bucket, { history: 1 })
+    this.kv ??= bucketReplicas(this.nc)
+      .then((replicas) => this.nc.jetstream({ timeout: KV_TIMEOUT_MS }).views.kv(this.bucket, { history: 1, replicas }))
       .catch((err: unknown) => {
         this.kv = undefined;
         throw new Error(`snapshot bucket ${this.bucket}: cannot open it`, { cause: err });

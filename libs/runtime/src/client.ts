@@ -1,6 +1,6 @@
-import { NatsError, type NatsConnection } from 'nats';
+import { NatsError, createInbox, type NatsConnection } from 'nats';
 import { messageOf } from '@mesh/common';
-import { parseOrThrow, requestSubjectFor, type ReplyData, type RequestData, type RequestDefinition } from '@mesh/contracts';
+import { parseOrThrow, requestSubjectFor, tenantInboxPrefix, type ReplyData, type RequestData, type RequestDefinition } from '@mesh/contracts';
 import { decodeJson, encodeJson } from './json';
 import { RequestError, type Reply } from './replies';
 import { outgoingHeaders } from './transport';
@@ -32,7 +32,10 @@ export class MeshClient {
   async requestRaw(subject: string, body: unknown, timeoutMs = this.defaultTimeoutMs): Promise<unknown> {
     let msg;
     try {
-      msg = await this.nc.request(subject, encodeJson(body), { timeout: timeoutMs, headers: outgoingHeaders() });
+      // A tenant's request is answered only on the tenant's own inbox (the transport refuses any other
+      // reply subject), whatever inbox prefix this connection was opened with.
+      const reply = this.tenantId === undefined ? {} : { noMux: true, reply: createInbox(tenantInboxPrefix(this.tenantId)) };
+      msg = await this.nc.request(subject, encodeJson(body), { timeout: timeoutMs, headers: outgoingHeaders(), ...reply });
     } catch (err) {
       const code = err instanceof NatsError ? err.code : undefined;
       // NATS itself refused the publish: this identity has no permission on the subject.

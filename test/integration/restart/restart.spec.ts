@@ -10,6 +10,7 @@ import { CreditManagerEnv } from '../../../apps/credit-manager/src/config';
 import { CreditManagerEngine } from '../../../apps/credit-manager/src/credit-manager.engine';
 import { LedgerProjection } from '../../../apps/ledger/src/projection/ledger-projection';
 import { LEDGER_SNAPSHOT_SCHEMA, encodeLedgerSnapshot, loadLedgerState, type LedgerStart } from '../../../apps/ledger/src/projection/ledger-snapshot';
+import { LedgerQueries } from '../../../apps/ledger/src/projection/queries';
 import { SCHEDULER_VIEW_SNAPSHOT_SCHEMA, SchedulerView, VIEW_EVENTS, dispatchInMemory } from '../../../apps/scheduler/src/domain/scheduler-view';
 import { VIEW_CATEGORIES, restoreSchedulerView } from '../../../apps/scheduler/src/scheduler.engine';
 import { SyntheticLog, publishRaw } from './synthetic-log';
@@ -97,6 +98,17 @@ describe('restart from a snapshot', () => {
       expect(restored.replayed).toBeLessThan(full.replayed);
       // And its state is the full replay's
       expect(ledgerState(restored)).toEqual(ledgerState(full));
+      // And so are its costs per task and container (not in the snapshot: read back from the wallet streams on demand)
+      expect(restored.projection.tasks.size).toBe(0);
+      const restoredQueries = new LedgerQueries(restored.projection, store);
+      const fullQueries = new LedgerQueries(full.projection, store);
+      const charged = log.chargedSoFar();
+      expect(charged.length).toBeGreaterThan(10);
+      for (const { taskId, containerId } of charged.slice(0, 5).concat(charged.slice(-5))) {
+        if (taskId) expect(await restoredQueries.taskCost(taskId)).toEqual(await fullQueries.taskCost(taskId));
+        expect(await restoredQueries.containerCost(containerId)).toEqual(await fullQueries.containerCost(containerId));
+      }
+      expect((await restoredQueries.containerCost(charged[0].containerId)).charges).toBeGreaterThan(0);
       // And the debits left uncredited before the snapshot are still found
       const uncreditedAfter = restored.uncredited.list().map((d) => d.chargeId);
       expect(uncreditedAfter).toEqual(expect.arrayContaining(uncreditedBefore));
@@ -238,8 +250,6 @@ function ledgerState(start: LedgerStart) {
     walletEvents: p.walletEvents,
     totals: p.totals,
     wallets: [...p.wallets],
-    tasks: [...p.tasks],
-    containers: [...p.containers],
     owners: [...p.owners],
     uncredited: start.uncredited.list(),
   };

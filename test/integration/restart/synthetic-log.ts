@@ -33,6 +33,9 @@ export interface SyntheticLogOptions {
 const PROVIDER = 'provider';
 const NOW_MS = Date.UTC(2026, 10, 1);
 
+/** Charged (task, container) pairs kept for checks, at the start and at the end of the log each. */
+const CHARGED_KEPT = 50;
+
 export class SyntheticLog {
   private rand: () => number;
   private readonly revisions = new Map<string, number>();
@@ -228,6 +231,14 @@ export class SyntheticLog {
   }
 
   private containerSeq = new Map<string, number>();
+  /** The first and the latest charged (task, container) pairs, CHARGED_KEPT of each (bounded: the bench generates millions). */
+  private readonly firstCharged: { taskId: string; containerId: string }[] = [];
+  private latestCharged: { taskId: string; containerId: string }[] = [];
+
+  /** Some (task, container) pairs charged so far: the first ones and the latest ones, for checking cost answers. */
+  chargedSoFar(): { taskId: string; containerId: string }[] {
+    return [...this.firstCharged, ...this.latestCharged];
+  }
 
   private *sample(containerId: string, nodeId: string, walletId: string, functionId: string, taskId: string): Generator<SyntheticEvent> {
     const seq = (this.containerSeq.get(containerId) ?? 0) + 1;
@@ -277,6 +288,11 @@ export class SyntheticLog {
       remainder: '0/1',
     });
     const links = { containerId, functionId, taskId };
+    if (this.firstCharged.length < CHARGED_KEPT) this.firstCharged.push({ taskId, containerId });
+    else {
+      this.latestCharged.push({ taskId, containerId });
+      if (this.latestCharged.length > 2 * CHARGED_KEPT) this.latestCharged = this.latestCharged.slice(-CHARGED_KEPT);
+    }
     yield this.wallet(walletId, `debit-${chargeId}`, 'UsageDebited', -minor, { amount, chargeId, providerWalletId: PROVIDER, ...links });
     this.debits++;
     if (this.uncreditedEvery > 0 && this.debits % this.uncreditedEvery === 0) {

@@ -49,6 +49,7 @@ describe('transport: tenant routing', () => {
   let service: RunningService;
   let operator: MeshClient;
   let alice: MeshClient;
+  let bob: MeshClient;
 
   beforeAll(async () => {
     server = await NatsServerProcess.start();
@@ -57,6 +58,7 @@ describe('transport: tenant routing', () => {
     const nc = await server.connect('tenant-routing-test');
     operator = new MeshClient(nc);
     alice = new MeshClient(nc, 5000, 'alice');
+    bob = new MeshClient(nc, 5000, 'bob');
   });
   afterAll(async () => {
     await service?.stop();
@@ -66,7 +68,7 @@ describe('transport: tenant routing', () => {
   it("answers a tenant request on mesh.tenant.alice.* with the caller tenant alice (the body's own claims change nothing)", async () => {
     expect(alice.subjectFor(whoami)).toBe('mesh.tenant.alice.query.scaler.test-whoami');
     expect(await alice.request(whoami, { note: 'I am the operator' })).toEqual({ caller: { kind: 'tenant', tenantId: 'alice' }, note: 'I am the operator' });
-    expect(await operator.requestRaw(tenantSubject('bob', whoami.subject), { note: 'x' })).toEqual({ caller: { kind: 'tenant', tenantId: 'bob' }, note: 'x' });
+    expect(await bob.requestRaw(tenantSubject('bob', whoami.subject), { note: 'x' })).toEqual({ caller: { kind: 'tenant', tenantId: 'bob' }, note: 'x' });
   });
 
   it('answers the same request on its operator subject with the caller operator', async () => {

@@ -1,6 +1,7 @@
 import { headers, nanos, type NatsConnection, type ObjectStore } from 'nats';
 import { LRUCache } from '@mesh/common';
 import { inputBucketOf, type TaskInput } from '@mesh/contracts';
+import { bucketReplicas } from '@mesh/eventstore';
 import { packTar, unpackTar, type TarLink } from './tar';
 
 /**
@@ -76,7 +77,7 @@ export function objectStore(nc: NatsConnection, bucket: string, ttlMs?: number, 
 
 /** With `maxBytes`, a bucket created here gets that max_bytes (an existing bucket keeps its own: whoever made it chose). */
 async function openBucket(nc: NatsConnection, bucket: string, ttlMs: number | undefined, maxBytes: number | undefined): Promise<ObjectStore> {
-  const limit = maxBytes === undefined ? {} : { max_bytes: maxBytes };
+  const limit = { replicas: await bucketReplicas(nc), ...(maxBytes === undefined ? {} : { max_bytes: maxBytes }) };
   if (ttlMs === undefined) return nc.jetstream().views.os(bucket, limit);
   const maxAge = nanos(ttlMs);
   const os = await nc.jetstream().views.os(bucket, { ttl: maxAge, ...limit });

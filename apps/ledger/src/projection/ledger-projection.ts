@@ -12,6 +12,9 @@ import {
   type StatementLine,
 } from '@mesh/contracts';
 import type { PolicyName, WalletKind } from '../domain/wallet';
+import { CostViews, NO_TASK } from './cost-views';
+
+export type { CostView } from './cost-views';
 
 const WALLET_PREFIX = 'wallet-';
 
@@ -32,16 +35,6 @@ export interface WalletView {
   credits: number;
   /** The latest lines (at most STATEMENT_LINES_IN_MEMORY), oldest first. */
   lines: StatementLine[];
-}
-
-export interface CostView {
-  walletId?: string;
-  functionId?: string;
-  currency: string;
-  total: bigint;
-  charges: number;
-  /** containerId -> cost (for a task) or taskId -> cost (for a container). */
-  parts: Map<string, { total: bigint; charges: number }>;
 }
 
 export interface Totals {
@@ -117,8 +110,9 @@ export class LedgerProjection {
   position = 0n;
   walletEvents = 0;
   readonly wallets = new Map<string, WalletView>();
-  readonly tasks = new Map<string, CostView>();
-  readonly containers = new Map<string, CostView>();
+  /** Cost per task and per container: bounded caches of complete views, not in the snapshot (CostViews). */
+  readonly tasks = new CostViews('task');
+  readonly containers = new CostViews('container');
   readonly totals: Totals = { deposited: 0n, withdrawn: 0n, adjusted: 0n, debited: 0n, credited: 0n };
   /** Tenant owning each tenant wallet (WalletOpened.data.tenantId); a wallet not here is the operator's. */
   readonly owners = new Map<string, string>();
@@ -182,8 +176,8 @@ export class LedgerProjection {
       case 'UsageDebited': {
         this.totals.debited += -delta;
         const { containerId, taskId, walletId, functionId } = event.data;
-        addCost(this.containers, containerId, taskId ?? '(no task)', -delta, walletId, functionId, currency.code);
-        if (taskId) addCost(this.tasks, taskId, containerId, -delta, walletId, functionId, currency.code);
+        this.containers.add(containerId, taskId ?? NO_TASK, -delta, walletId, functionId, currency.code);
+        if (taskId) this.tasks.add(taskId, containerId, -delta, walletId, functionId, currency.code);
         break;
       }
       case 'UsageCredited':
@@ -199,14 +193,10 @@ export class LedgerProjection {
     if (other === this) return;
     this.position = other.position;
     this.walletEvents = other.walletEvents;
-    for (const [target, source] of [
-      [this.wallets, other.wallets],
-      [this.tasks, other.tasks],
-      [this.containers, other.containers],
-    ] as const) {
-      target.clear();
-      for (const [k, v] of source) (target as Map<string, unknown>).set(k, v);
-    }
+    this.wallets.clear();
+    for (const [k, v] of other.wallets) this.wallets.set(k, v);
+    this.tasks.replaceWith(other.tasks);
+    this.containers.replaceWith(other.containers);
     Object.assign(this.totals, other.totals);
     this.owners.clear();
     this.walletsPerTenant.clear();
@@ -240,26 +230,4 @@ export class LedgerProjection {
     for (const [id, w] of this.wallets) balances.set(id, { revision: w.revision, balance: w.balance });
     return { position: this.position, balances };
   }
-}
-
-function addCost(
-  map: Map<string, CostView>,
-  key: string,
-  part: string,
-  amount: bigint,
-  walletId: string,
-  functionId: string | undefined,
-  currency: string,
-): void {
-  let view = map.get(key);
-  if (!view) {
-    view = { walletId, functionId, currency, total: 0n, charges: 0, parts: new Map() };
-    map.set(key, view);
-  }
-  view.total += amount;
-  view.charges++;
-  const p = view.parts.get(part) ?? { total: 0n, charges: 0 };
-  p.total += amount;
-  p.charges++;
-  view.parts.set(part, p);
 }

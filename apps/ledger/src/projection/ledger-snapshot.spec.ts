@@ -50,7 +50,9 @@ describe('ledger snapshot', () => {
     const restored = restoreLedgerSnapshot(records);
     // Then it is the same state, and the money was stored as strings
     expect(restored.projection.wallets).toEqual(projection.wallets);
-    expect(restored.projection.tasks).toEqual(projection.tasks);
+    // (the costs per task and container are not in it: read back on demand, queries.spec.ts)
+    expect(restored.projection.tasks.size).toBe(0);
+    expect(restored.projection.tasks.fromGenesis).toBe(false);
     expect(restored.projection.totals).toEqual(projection.totals);
     expect(restored.projection.owners).toEqual(new Map([['alice', 'acme']]));
     expect(restored.projection.walletsPerTenant).toEqual(new Map([['acme', 1]]));

@@ -4,39 +4,26 @@ import { readAllPaged, type EventStore } from '@mesh/eventstore/port';
 import { RecordReader, isSnapshotRecord } from '@mesh/eventstore/snapshot-records';
 import { encodeSnapshot, type EncodedSnapshot, type SnapshotStore } from '@mesh/eventstore/snapshot-store';
 import { UncreditedDebits, type OwedCredit } from '../domain/uncredited-debits';
-import { LedgerProjection, type CostView, type WalletView } from './ledger-projection';
+import { LedgerProjection, type WalletView } from './ledger-projection';
 
 /**
  * The ledger's snapshot (docs/ledger.md, "Start-up"): the projection and the debits still without
  * their credit, at one log position. Money is bigint in memory and decimal strings here. Records:
  * `head` (position, counters, totals), `w` (a wallet without its lines), `l` (up to LINES_PER_RECORD
- * statement lines of a wallet, in order), `t` / `c` (cost per task / container), `u` (an uncredited debit),
- * `o` (the tenant owning a wallet; schema 2).
+ * statement lines of a wallet, in order), `u` (an uncredited debit), `o` (the tenant owning a wallet).
+ * The costs per task and container are not in it (since schema 2; schema 1 held them as `t` / `c`
+ * records): they grow with the log, so a start from the snapshot would too; they are read back from
+ * the wallet streams on demand (CostViews). Schema 3 added `o`.
  */
 
 /** Bump when the records change: an older snapshot is then ignored (full replay), never misread. */
-export const LEDGER_SNAPSHOT_SCHEMA = 2;
+export const LEDGER_SNAPSHOT_SCHEMA = 3;
 /** JSON bytes of statement lines per record (a provider's credit line names up to 200 charges; a record must stay under a chunk). */
 const LINE_BYTES_PER_RECORD = 128 * 1024;
 const STATEMENT_CAUSES = ['open', 'deposit', 'withdrawal', 'adjustment', 'usage-debit', 'usage-credit', 'policy'] as const;
 
 type Rec = Record<string, unknown>;
 const WHAT = 'ledger snapshot';
-
-function* costRecords(kind: 't' | 'c', map: Map<string, CostView>): Generator<Rec> {
-  for (const [key, v] of map) {
-    yield {
-      k: kind,
-      key,
-      walletId: v.walletId,
-      functionId: v.functionId,
-      currency: v.currency,
-      total: v.total.toString(),
-      charges: v.charges,
-      parts: [...v.parts].map(([part, p]) => [part, p.total.toString(), p.charges]),
-    };
-  }
-}
 
 function* recordsOf(projection: LedgerProjection, owed: OwedCredit[]): Generator<Rec> {
   const t = projection.totals;
@@ -80,8 +67,6 @@ function* recordsOf(projection: LedgerProjection, owed: OwedCredit[]): Generator
     }
     if (lines.length > 0) yield { k: 'l', walletId: w.walletId, lines };
   }
-  yield* costRecords('t', projection.tasks);
-  yield* costRecords('c', projection.containers);
   for (const debit of owed) yield { k: 'u', ...debit };
   for (const [walletId, tenantId] of projection.owners) yield { k: 'o', walletId, tenantId };
 }
@@ -89,23 +74,6 @@ function* recordsOf(projection: LedgerProjection, owed: OwedCredit[]): Generator
 /** Encodes the projection and the uncredited debits at the projection's position (synchronous: one consistent cut). */
 export function encodeLedgerSnapshot(projection: LedgerProjection, uncredited: UncreditedDebits): EncodedSnapshot {
   return encodeSnapshot(LEDGER_SNAPSHOT_SCHEMA, projection.position, recordsOf(projection, uncredited.list()));
-}
-
-function costOf(r: RecordReader): CostView {
-  const view: CostView = {
-    walletId: r.optStr('walletId'),
-    functionId: r.optStr('functionId'),
-    currency: r.str('currency'),
-    total: r.big('total'),
-    charges: r.int('charges'),
-    parts: new Map(),
-  };
-  for (const p of r.array('parts')) {
-    if (!Array.isArray(p) || p.length !== 3) throw r.error('parts', 'must hold [key, total, charges] triples');
-    const part = new RecordReader({ k: `${r.kind}.part`, key: p[0], total: p[1], charges: p[2] }, WHAT);
-    view.parts.set(part.str('key'), { total: part.big('total'), charges: part.int('charges') });
-  }
-  return view;
 }
 
 /** A statement line as the projection wrote it (toStatementLine); the cause is kept as stored. */
@@ -134,6 +102,9 @@ function lineOf(value: unknown): StatementLine {
  */
 export function restoreLedgerSnapshot(records: unknown[]): { projection: LedgerProjection; uncredited: UncreditedDebits } {
   const projection = new LedgerProjection();
+  // Costs older than the snapshot are not in it: a key's cost is read back from its wallet's stream before it is held again.
+  projection.tasks.fromGenesis = false;
+  projection.containers.fromGenesis = false;
   const uncredited = new UncreditedDebits();
   const head = RecordReader.of(records[0], WHAT);
   if (head.kind !== 'head') throw head.error('k', 'must be head in the first record');
@@ -167,12 +138,6 @@ export function restoreLedgerSnapshot(records: unknown[]): { projection: LedgerP
         for (const line of r.array('lines')) wallet.lines.push(lineOf(line));
         break;
       }
-      case 't':
-        projection.tasks.set(r.str('key'), costOf(r));
-        break;
-      case 'c':
-        projection.containers.set(r.str('key'), costOf(r));
-        break;
       case 'u': {
         const taskId = r.optStr('taskId');
         // Fed back through observe as the debit it stands for, so the set keeps its own rules.

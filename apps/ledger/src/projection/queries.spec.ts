@@ -1,7 +1,12 @@
 import { CREDIT_BATCH_MAX, DomainError, formatAmount } from '@mesh/contracts';
 import { WalletHandler } from '../wallet.handler';
 import { InMemoryEventStore } from '@mesh/eventstore';
+import { usageChargedData } from '@mesh/testing/ledger';
+import { UncreditedDebits } from '../domain/uncredited-debits';
+import { CostViews } from './cost-views';
 import { LedgerProjection, STATEMENT_LINES_IN_MEMORY } from './ledger-projection';
+import { encodeLedgerSnapshot, restoreLedgerSnapshot } from './ledger-snapshot';
+import { decodeChunks } from '@mesh/eventstore/snapshot-store';
 import { LedgerQueries, STATEMENT_BYTES_MAX } from './queries';
 
 async function ledger() {
@@ -75,7 +80,7 @@ describe('ledger queries', () => {
     );
     await book.execute({ type: 'Withdraw', walletId: 'alice', amount: 1_000_000n, reference: 'w1' });
     sync();
-    expect(queries.taskCost('t2')).toMatchObject({
+    expect(await queries.taskCost('t2')).toMatchObject({
       walletId: 'alice',
       total: '0.0000005',
       charges: 2,
@@ -84,8 +89,8 @@ describe('ledger queries', () => {
         { containerId: 'c2', total: '0.0000003' },
       ],
     });
-    expect(queries.taskCost('unknown')).toMatchObject({ total: '0', charges: 0, containers: [] });
-    expect(queries.containerCost('c1')).toMatchObject({
+    expect(await queries.taskCost('unknown')).toMatchObject({ total: '0', charges: 0, containers: [] });
+    expect(await queries.containerCost('c1')).toMatchObject({
       functionId: 'f1',
       total: '0.0000003',
       tasks: [
@@ -155,5 +160,68 @@ describe('ledger queries', () => {
     sync();
     expect(projection.wallet('alice').balance).toBe(5n);
     expect(projection.walletEvents).toBe(store.log.length);
+  });
+
+  it('costs not held in memory (a start from the snapshot) are read back from the paying wallet stream, the same as a fold of the whole log', async () => {
+    // Given charges of two tasks in two containers, the task's and the container's own streams naming the wallet
+    const { book, projection, queries, store, sync } = await ledger();
+    await book.execute({ type: 'Deposit', walletId: 'alice', amount: 100_000_000n, reference: 'tx1' });
+    await store.append(
+      'task-t2',
+      [{ id: 't2-cancelled', type: 'TaskCancelled', data: { taskId: 't2', functionId: 'f1', walletId: 'alice', reason: 'test' } }],
+      'any',
+    );
+    for (const containerId of ['c1', 'c2']) {
+      const data = {
+        ...usageChargedData({ chargeId: `x-${containerId}`, sampleId: 'x', walletId: 'alice', providerWalletId: 'provider', amount: '0.1' }),
+        containerId,
+      };
+      await store.append(`meter-${containerId}`, [{ id: `charged-x-${containerId}`, type: 'UsageCharged', data }], 'any');
+    }
+    const debit = (chargeId: string, containerId: string, taskId: string | undefined, amount: bigint) =>
+      book.execute({ type: 'PostDebit', walletId: 'alice', chargeId, amount, providerWalletId: 'provider', ...links, containerId, taskId });
+    await debit('ch-1', 'c1', 't1', 10n);
+    await debit('ch-2', 'c2', 't2', 20n);
+    await debit('ch-3', 'c1', undefined, 5n);
+    sync();
+    // When the ledger restarts from a snapshot (which holds no cost), then more debits come
+    const restored = restoreLedgerSnapshot(decodeChunks(encodeLedgerSnapshot(projection, new UncreditedDebits()).chunks)).projection;
+    const restoredQueries = new LedgerQueries(restored, store);
+    await debit('ch-4', 'c1', 't2', 30n);
+    sync();
+    store.log.forEach((e) => restored.apply(e));
+    // Then its answers are those of the projection folded from the log's start, position included
+    expect(restored.tasks.size).toBe(0);
+    for (const taskId of ['t2', 'unknown']) expect(await restoredQueries.taskCost(taskId)).toEqual(await queries.taskCost(taskId));
+    for (const containerId of ['c1', 'c2']) expect(await restoredQueries.containerCost(containerId)).toEqual(await queries.containerCost(containerId));
+    expect(await restoredQueries.taskCost('t2')).toMatchObject({
+      walletId: 'alice',
+      total: '0.0000005',
+      charges: 2,
+      containers: [{ containerId: 'c2' }, { containerId: 'c1' }],
+    });
+    // And once read back, a view is held and kept current by the live fold
+    expect(restored.tasks.size).toBe(1);
+    await debit('ch-5', 'c2', 't2', 1n);
+    sync();
+    store.log.forEach((e) => restored.apply(e));
+    expect(await restoredQueries.taskCost('t2')).toEqual(await queries.taskCost('t2'));
+    expect(await restoredQueries.taskCost('t2')).toMatchObject({ total: '0.00000051', charges: 3 });
+  });
+
+  it('holds at most its bound of cost views; once one is dropped, a debit of a key not held is left to the read on demand', () => {
+    const views = new CostViews('task', 2);
+    views.add('t1', 'c1', 1n, 'alice', 'f1', 'GRC');
+    views.add('t2', 'c1', 2n, 'alice', 'f1', 'GRC');
+    expect(views.fromGenesis).toBe(true);
+    views.add('t3', 'c1', 3n, 'alice', 'f1', 'GRC');
+    expect(views.size).toBe(2);
+    expect(views.get('t1')).toBeUndefined();
+    expect(views.fromGenesis).toBe(false);
+    // t1 may have had debits before: a new debit of it does not start an incomplete view
+    views.add('t1', 'c1', 4n, 'alice', 'f1', 'GRC');
+    expect(views.get('t1')).toBeUndefined();
+    views.add('t3', 'c2', 5n, 'alice', 'f1', 'GRC');
+    expect(views.get('t3')).toMatchObject({ total: 8n, charges: 2 });
   });
 });

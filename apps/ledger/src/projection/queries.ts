@@ -1,6 +1,7 @@
 import { DomainError, GRC, currencyOf, formatAmount, isEventOf, streamName, walletEvents, type ReplyData, type StatementLine } from '@mesh/contracts';
 import type { balanceRequest, containerCostRequest, providerEarningsRequest, statementRequest, taskCostRequest, totalsRequest } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore/port';
+import { NO_TASK, costViewOf, type CostKind, type CostView, type CostViews } from './cost-views';
 import { toStatementLine, type LedgerProjection } from './ledger-projection';
 
 /** Default and ceiling of statement lines per answer. */
@@ -12,6 +13,8 @@ export const STATEMENT_LIMIT_MAX = 1000;
  * reasons run to 1 KiB, so 1000 lines may not fit: the answer then holds fewer and says so.
  */
 export const STATEMENT_BYTES_MAX = 512 * 1024;
+/** Reads of a wallet's stream to reach the revision the projection has folded (a cost read back on demand). */
+const COST_READ_ATTEMPTS_MAX = 3;
 
 /**
  * Answers of the audit projections, shared by the NATS queries and the HTTP server. Every answer
@@ -71,8 +74,8 @@ export class LedgerQueries {
     };
   }
 
-  taskCost(taskId: string): ReplyData<typeof taskCostRequest> {
-    const view = this.projection.tasks.get(taskId);
+  async taskCost(taskId: string): Promise<ReplyData<typeof taskCostRequest>> {
+    const view = await this.costView(this.projection.tasks, taskId);
     const currency = currencyOf(view?.currency ?? GRC.code);
     return {
       taskId,
@@ -85,8 +88,8 @@ export class LedgerQueries {
     };
   }
 
-  containerCost(containerId: string): ReplyData<typeof containerCostRequest> {
-    const view = this.projection.containers.get(containerId);
+  async containerCost(containerId: string): Promise<ReplyData<typeof containerCostRequest>> {
+    const view = await this.costView(this.projection.containers, containerId);
     const currency = currencyOf(view?.currency ?? GRC.code);
     return {
       containerId,
@@ -95,9 +98,53 @@ export class LedgerQueries {
       currency: currency.code,
       total: formatAmount(view?.total ?? 0n, currency),
       charges: view?.charges ?? 0,
-      tasks: [...(view?.parts ?? [])].filter(([taskId]) => taskId !== '(no task)').map(([taskId, p]) => ({ taskId, total: formatAmount(p.total, currency) })),
+      tasks: [...(view?.parts ?? [])].filter(([taskId]) => taskId !== NO_TASK).map(([taskId, p]) => ({ taskId, total: formatAmount(p.total, currency) })),
       position: this.projection.position.toString(),
     };
+  }
+
+  /**
+   * The complete cost view of a task or container at the projection's position: from memory when
+   * held (CostViews), else read back from the stream of the wallet that paid it (found in the task's
+   * or container's own stream, whose events name it), then held. Every debit of a task or container
+   * is in that one wallet's stream, so the sums are exactly those of a fold of the whole log.
+   */
+  private async costView(views: CostViews, key: string): Promise<CostView | undefined> {
+    const held = views.get(key);
+    if (held || views.fromGenesis) return held; // from the log's start and nothing dropped: a key not held has no debit
+    const walletId = await this.payerOf(views.kind, key);
+    const wallet = walletId === undefined ? undefined : this.projection.wallets.get(walletId);
+    if (!wallet) return undefined;
+    const stream = streamName('wallet', wallet.walletId);
+    const events = await this.store.read(stream);
+    // The stream as read must reach the revision the projection has folded by now (it normally
+    // does: the projection follows the store); events beyond it are left for the live fold.
+    for (let attempt = 0; attempt < COST_READ_ATTEMPTS_MAX && lastRevision(events) < wallet.revision; attempt++) {
+      events.push(...(await this.store.read(stream, lastRevision(events) + 1)));
+    }
+    if (lastRevision(events) < wallet.revision) {
+      throw new Error(`${views.kind} ${key}: wallet ${wallet.walletId} read up to revision ${lastRevision(events)}, the projection is at ${wallet.revision}`);
+    }
+    const view = costViewOf(
+      views.kind,
+      key,
+      events.filter((e) => e.revision <= wallet.revision),
+    );
+    if (view) views.put(key, view); // complete up to the wallet's revision folded: the live fold goes on from there
+    return view;
+  }
+
+  /** The wallet a task or container belongs to, from the first event of its own stream that names one (undefined: none). */
+  private async payerOf(kind: CostKind, key: string): Promise<string | undefined> {
+    // A container's stream is written by the container-manager; its charges (meter) also name the wallet.
+    const streams = kind === 'task' ? [streamName('task', key)] : [streamName('container', key), streamName('meter', key)];
+    for (const stream of streams) {
+      for (const event of await this.store.read(stream)) {
+        const walletId = (event.data as { walletId?: unknown } | undefined)?.walletId;
+        if (typeof walletId === 'string') return walletId;
+      }
+    }
+    return undefined;
   }
 
   providerEarnings(walletId?: string): ReplyData<typeof providerEarningsRequest> {
@@ -164,4 +211,8 @@ function withinBytes(lines: StatementLine[], maxBytes: number, keep: 'oldest' | 
   }
   if (count === lines.length) return lines;
   return keep === 'oldest' ? lines.slice(0, count) : lines.slice(lines.length - count);
+}
+
+function lastRevision(events: readonly { revision: number }[]): number {
+  return events.length === 0 ? -1 : events[events.length - 1].revision;
 }

@@ -24,12 +24,16 @@ import {
   type Subscription,
   type SubscriptionOptions,
 } from '../port';
-import { fromKurrentRecord, isMeshStream, toKurrentEvent, type KurrentRecord } from './mapping';
+import { PoisonMessage } from '../poison';
+import { classifyKurrentRecord, isMeshStream, toKurrentEvent, type KurrentRecord } from './mapping';
 
 /**
  * Event store on KurrentDB/EventStoreDB (production). Streams are `<category>-<id>` as in mesh,
  * revisions are KurrentDB's stream revisions, positions are $all prepare positions. Consumers keep
- * reading JetStream: the relay (relay.ts) republishes every event there.
+ * reading JetStream: the relay (relay.ts) republishes every event there. Every read classifies
+ * records as JetStream's does (classifyKurrentRecord): poison is skipped by `read`, `readAll` and
+ * `subscribe` and reported to `onPoison`; the quarantine record is left to JetStream's readers of
+ * the relayed copy (this adapter writes none).
  */
 export class KurrentDbEventStore implements EventStore {
   readonly name = 'kurrentdb';
@@ -69,17 +73,18 @@ export class KurrentDbEventStore implements EventStore {
   }
 
   async read(stream: string, fromRevision = 0): Promise<RecordedEvent[]> {
-    const events: RecordedEvent[] = [];
+    const stored: { revision: number; event: RecordedEvent | PoisonMessage }[] = [];
     try {
       for await (const resolved of this.client.readStream(stream, { fromRevision: BigInt(fromRevision), direction: FORWARDS })) {
-        if (resolved.event) events.push(fromKurrentRecord(resolved.event));
+        if (resolved.event) stored.push({ revision: Number(resolved.event.revision), event: classifyKurrentRecord(resolved.event) });
       }
     } catch (err) {
       if (err instanceof StreamNotFoundError) return [];
       throw err;
     }
-    assertContiguousRevisions(stream, events, fromRevision);
-    return events;
+    // KurrentDB's stream revisions are dense; a gap in what is returned is explained by the poison skipped.
+    assertContiguousRevisions(stream, stored, fromRevision);
+    return stored.flatMap((s) => (s.event instanceof PoisonMessage ? [] : [s.event]));
   }
 
   async readAll(options: ReadAllOptions): Promise<RecordedEvent[]> {
@@ -89,7 +94,11 @@ export class KurrentDbEventStore implements EventStore {
     for await (const resolved of this.client.readAll({ fromPosition: from, direction: FORWARDS, maxCount: limit * 2, filter: excludeSystemEvents() })) {
       const record: KurrentRecord | undefined = resolved.event;
       if (!record || !isMeshStream(record.streamId)) continue;
-      const event = fromKurrentRecord(record);
+      const event = classifyKurrentRecord(record);
+      if (event instanceof PoisonMessage) {
+        if (BigInt(event.seq) >= options.from) options.onPoison?.(event); // skipped and reported (no quarantine record is written here: the relay's JetStream copy gets one)
+        continue;
+      }
       if (event.position < options.from) continue;
       events.push(event);
       if (events.length >= limit) break;
@@ -120,7 +129,14 @@ export class KurrentDbEventStore implements EventStore {
       for await (const resolved of subscription) {
         const record: KurrentRecord | undefined = resolved.event;
         if (!record || !isMeshStream(record.streamId)) continue;
-        const event = fromKurrentRecord(record);
+        const event = classifyKurrentRecord(record);
+        if (event instanceof PoisonMessage) {
+          if (BigInt(event.seq) > options.after) {
+            options.onPoison?.(event);
+            position = BigInt(event.seq); // moves past it, as JetStream's subscription does
+          }
+          continue;
+        }
         if (event.position <= options.after) continue;
         await handler(event);
         position = event.position;

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { RecordedEvent } from '@mesh/contracts';
+import { CATEGORY_OWNERS } from '@mesh/contracts';
 import type { StoredEnvelope } from '../envelope';
+import { eventDataProblem, PoisonMessage, subjectOfStream } from '../poison';
 
 /**
  * Pure mapping between mesh envelopes and KurrentDB records, unit-tested without a server.
@@ -64,6 +66,8 @@ export interface KurrentRecord {
   revision: bigint;
   data: unknown;
   metadata: unknown;
+  /** Whether the event was appended as JSON (the client then parses it; a body that is not JSON comes back as the raw string). */
+  isJson?: boolean;
   created?: Date | number;
   position?: { commit: bigint; prepare: bigint };
 }
@@ -85,6 +89,49 @@ export function fromKurrentRecord(record: KurrentRecord): RecordedEvent {
     position: record.position ? record.position.prepare : -1n,
     ...(meta.traceparent ? { traceparent: meta.traceparent } : {}),
   };
+}
+
+/**
+ * A record of a mesh stream as a RecordedEvent, or the PoisonMessage it is: the read-time checks
+ * of JetStream's decodeMessage applied to what KurrentDB stores (a known category, a JSON object
+ * body, a valid revision, a type of the catalog in that category, data passing its schema), so
+ * every reader of this adapter skips and reports poison the same way. Pure: unit-tested without a server.
+ */
+export function classifyKurrentRecord(record: KurrentRecord): RecordedEvent | PoisonMessage {
+  const seq = Number(record.position?.prepare ?? -1n);
+  const subject = subjectOfStream(record.streamId);
+  const category = record.streamId.slice(0, record.streamId.indexOf('-'));
+  if (!Object.hasOwn(CATEGORY_OWNERS, category)) return new PoisonMessage(seq, subject, `stream ${record.streamId}: ${category} is not a known category`);
+  const data = bodyOf(record.data);
+  if (typeof data === 'string') return new PoisonMessage(seq, subject, data);
+  const revision = Number(record.revision);
+  if (!Number.isSafeInteger(revision) || revision < 0) return new PoisonMessage(seq, subject, `no valid revision: ${String(record.revision)}`);
+  const problem = eventDataProblem(category, record.type, data);
+  if (problem) return new PoisonMessage(seq, subject, problem);
+  return fromKurrentRecord({ ...record, data });
+}
+
+/** The body as a JSON object, or why it is none (the client hands a JSON event's unparsable body back as a string, and a non-JSON event's as bytes). */
+function bodyOf(data: unknown): Record<string, unknown> | string {
+  let value = data;
+  if (typeof data === 'string') {
+    // The client's fallback for a JSON event whose body does not parse (a JSON string literal would come back as a string too: not an object either).
+    try {
+      JSON.parse(data);
+    } catch (err) {
+      return `not JSON (${err instanceof Error ? err.message : String(err)})`;
+    }
+  } else if (data instanceof Uint8Array) {
+    try {
+      value = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as unknown;
+    } catch (err) {
+      return `not JSON (${err instanceof Error ? err.message : String(err)})`;
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return `not an event body: the data is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`;
+  }
+  return value as Record<string, unknown>;
 }
 
 /** Streams KurrentDB itself writes (`$`-prefixed) and anything not shaped <category>-<id> are not ours. */

@@ -1,6 +1,7 @@
 import { headers as natsHeaders, type KV, type NatsConnection } from 'nats';
 import { subjectForStream, type RecordedEvent } from '@mesh/contracts';
 import { REVISION_HEADER, TYPE_HEADER } from '../jetstream/jetstream-event-store';
+import { bucketReplicas } from '../jetstream/replicas';
 import type { EventStore, Subscription } from '../port';
 
 export const RELAY_CHECKPOINT_BUCKET = 'mesh-relay-checkpoints';
@@ -37,7 +38,7 @@ export class KurrentRelay {
   ) {}
 
   async start(): Promise<void> {
-    this.kv = await this.nc.jetstream().views.kv(RELAY_CHECKPOINT_BUCKET, { history: 1 });
+    this.kv = await this.nc.jetstream().views.kv(RELAY_CHECKPOINT_BUCKET, { history: 1, replicas: await bucketReplicas(this.nc) });
     const stored = await this.kv.get(this.name);
     const after = stored?.value.length ? BigInt(Buffer.from(stored.value).toString()) : 0n;
     const js = this.nc.jetstream();

@@ -49,4 +49,36 @@ describe('InMemoryEventStore beyond the contract', () => {
     event.data.n = 2;
     expect((await store.read('test-copy'))[0].data).toEqual({ n: 1 });
   });
+
+  it('given data tampered into breaking its schema, then every read skips it as poison and readAll and subscribe report it, as JetStream does', async () => {
+    const store = new InMemoryEventStore();
+    await store.append(
+      'test-poison',
+      [1, 2, 3].map((n) => ({ id: `poison-${n}`, type: 'TestEvent', data: { n } })),
+      'no_stream',
+    );
+    Object.assign(store.log[1].data as object, { n: 'two' });
+    const expected = 'poison at position 2 on mesh.events.test.poison: TestEvent data breaks its schema: n:';
+    // read: the stream without it (the gap is the poison's)
+    expect((await store.read('test-poison')).map((e) => e.revision)).toEqual([0, 2]);
+    // readAll: skipped, reported, the page refilled past it
+    const reported: string[] = [];
+    const page = await store.readAll({ from: 1n, limit: 2, onPoison: (p) => reported.push(p.toString()) });
+    expect(page.map((e) => e.position)).toEqual([1n, 3n]);
+    expect(reported).toEqual([expect.stringContaining(expected)]);
+    // subscribe: not delivered, reported
+    const delivered: bigint[] = [];
+    const heard: string[] = [];
+    let reachedNew: () => void = () => undefined;
+    const newDelivered = new Promise<void>((resolve) => (reachedNew = resolve));
+    const subscription = store.subscribe({ after: 0n, onPoison: (p) => heard.push(p.toString()) }, (e) => {
+      delivered.push(e.position);
+      if (e.position === 4n) reachedNew();
+    });
+    await store.append('test-poison', [{ id: 'poison-4', type: 'TestEvent', data: { n: 4 } }], 2);
+    await newDelivered;
+    await subscription.stop();
+    expect(delivered).toEqual([1n, 3n, 4n]);
+    expect(heard).toEqual([expect.stringContaining(expected)]);
+  });
 });

@@ -1,5 +1,6 @@
-import type { NewEvent, RecordedEvent } from '@mesh/contracts';
+import { catalog, type NewEvent, type RecordedEvent } from '@mesh/contracts';
 import { assertContiguousRevisions, ConcurrencyError, DuplicateEventError } from '../errors';
+import { eventDataProblem, PoisonMessage, subjectOfStream } from '../poison';
 import { encodeEnvelope, prepareEnvelopes, type StoredEnvelope } from '../envelope';
 import {
   READ_BATCH_MAX,
@@ -7,6 +8,7 @@ import {
   type EventHandler,
   type EventStore,
   type ExpectedVersion,
+  type PoisonOptions,
   type ReadAllOptions,
   type Subscription,
   type SubscriptionOptions,
@@ -52,7 +54,10 @@ export class InMemoryLog {
  * expected version (the whole batch or a prefix of it) succeeds without duplicates, event ids are
  * unique across the log, and subscriptions deliver in position order from a checkpoint.
  * Readers get copies: mutating what `read` returns never changes the log (`log` is the live log,
- * for specs that tamper with history on purpose).
+ * for specs that tamper with history on purpose). Every read checks each event's type and data
+ * against the catalog as JetStream's does (decodeMessage): an event tampered into poison is skipped
+ * by `read`, `readAll` and `subscribe` and reported to `onPoison`; unlike JetStream no quarantine
+ * record is written (the log here is the specs' own, and stays as they made it).
  */
 export class InMemoryEventStore implements EventStore {
   readonly name = 'memory';
@@ -109,16 +114,22 @@ export class InMemoryEventStore implements EventStore {
   }
 
   async read(stream: string, fromRevision = 0): Promise<RecordedEvent[]> {
-    const events = (this.memory.streams.get(stream) ?? []).slice(Math.max(0, fromRevision)).map(copy);
-    assertContiguousRevisions(stream, events, Math.max(0, fromRevision));
-    return events;
+    const stored = (this.memory.streams.get(stream) ?? []).slice(Math.max(0, fromRevision));
+    // Revisions as stored are dense; a gap in what is returned is explained by the poison skipped.
+    assertContiguousRevisions(stream, stored, Math.max(0, fromRevision));
+    return stored.filter((event) => !poisonOf(event)).map(copy);
   }
 
   async readAll(options: ReadAllOptions): Promise<RecordedEvent[]> {
     const limit = Math.min(options.limit ?? READ_BATCH_MAX, READ_BATCH_MAX);
     if (limit <= 0) return [];
-    const from = Number(options.from < 1n ? 1n : options.from);
-    return this.memory.events.slice(from - 1, from - 1 + limit).map(({ traceparent: _traceparent, ...event }) => copy(event));
+    const events: RecordedEvent[] = [];
+    // Poison is skipped, so a page is refilled until it holds `limit` events or reaches the head (as JetStream's).
+    for (let at = Number(options.from < 1n ? 1n : options.from) - 1; at < this.memory.events.length && events.length < limit; at++) {
+      const { traceparent: _traceparent, ...event } = this.memory.events[at];
+      if (!reportedPoison(event, options)) events.push(copy(event));
+    }
+    return events;
   }
 
   async headPosition(): Promise<bigint> {
@@ -139,7 +150,7 @@ export class InMemoryEventStore implements EventStore {
           await wait.appended;
           continue;
         }
-        if (!wanted || wanted.has(next.stream.slice(0, next.stream.indexOf('-')))) await handler(copy(next));
+        if ((!wanted || wanted.has(next.stream.slice(0, next.stream.indexOf('-')))) && !reportedPoison(next, options)) await handler(copy(next));
         position = next.position;
       }
     };
@@ -171,6 +182,24 @@ export class InMemoryEventStore implements EventStore {
 function decode(json: string, revision: number, position: bigint): RecordedEvent {
   const envelope = JSON.parse(json) as StoredEnvelope;
   return { ...envelope, revision, position };
+}
+
+/**
+ * The poison an event of the log is (a spec tampered with its type or data), or undefined: the same
+ * check as decodeMessage's, except that a type not in the catalog at all is passed through (JetStream
+ * would skip it): specs of the readers' own guards append such events on purpose (decider.spec.ts).
+ */
+function poisonOf(event: RecordedEvent): PoisonMessage | undefined {
+  if (!catalog.get(event.type)) return undefined;
+  const problem = eventDataProblem(event.stream.slice(0, event.stream.indexOf('-')), event.type, event.data);
+  return problem === undefined ? undefined : new PoisonMessage(Number(event.position), subjectOfStream(event.stream), problem);
+}
+
+/** True when `event` is poison, after telling `onPoison` of it. */
+function reportedPoison(event: RecordedEvent, options: PoisonOptions): boolean {
+  const poison = poisonOf(event);
+  if (poison) options.onPoison?.(poison);
+  return poison !== undefined;
 }
 
 function copy(event: RecordedEvent): RecordedEvent {
