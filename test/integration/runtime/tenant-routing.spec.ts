@@ -1,3 +1,4 @@
+import type { NatsConnection } from 'nats';
 import { Controller, Module, type DynamicModule } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { z } from 'zod';
@@ -50,17 +51,19 @@ describe('transport: tenant routing', () => {
   let operator: MeshClient;
   let alice: MeshClient;
   let bob: MeshClient;
+  let nc: NatsConnection | undefined;
 
   beforeAll(async () => {
     server = await NatsServerProcess.start();
     service = await startService({ service: 'scaler', env: {}, module: (core) => CallerModule.forRoot(core) }, { NATS_URL: server.url, LOG_LEVEL: 'error' });
     await service.nc.flush();
-    const nc = await server.connect('tenant-routing-test');
+    nc = await server.connect('tenant-routing-test');
     operator = new MeshClient(nc);
     alice = new MeshClient(nc, 5000, 'alice');
     bob = new MeshClient(nc, 5000, 'bob');
   });
   afterAll(async () => {
+    await nc?.close();
     await service?.stop();
     await server?.dispose();
   });

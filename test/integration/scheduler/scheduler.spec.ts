@@ -17,6 +17,7 @@ import {
   pricePlanStream,
   type RecordedEvent,
   type TaskDetail,
+  LIMITS,
 } from '@mesh/contracts';
 import { RequestError } from '@mesh/runtime';
 import { eventually } from '@mesh/testing';
@@ -135,7 +136,7 @@ describe('scheduler on NATS', () => {
       ['mesh.api.scheduler.submit-task', { functionId: 'bad-fn', walletId: 'provider-w', input: { inline: '' } }, 'provider_wallet', /provider wallet/],
       [
         'mesh.api.scheduler.submit-task',
-        { functionId: 'bad-fn', walletId: 'bad-w', input: { inline: Buffer.alloc(70_000).toString('base64') } },
+        { functionId: 'bad-fn', walletId: 'bad-w', input: { inline: Buffer.alloc(LIMITS.requestInputBytesMax + 1).toString('base64') } },
         'invalid_input',
         /input\.inline: inline input too large.*objectRef/,
       ],
