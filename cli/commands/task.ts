@@ -43,16 +43,17 @@ function envInt(name: string, fallback: number): number {
  * item anyway, after the bytes had filled the store), and a new bucket gets the TTL of the objects.
  */
 async function inputFor(nc: NatsConnection, tenantId: string | undefined, bytes: Buffer): Promise<unknown> {
-  if (bytes.length <= LIMITS.requestInputBytesMax) return { inline: bytes.toString('base64') };
-  if (tenantId !== undefined) {
-    throw new UsageError(
-      `--input: the input is ${bytes.length} bytes, more than LIMITS.requestInputBytesMax=${LIMITS.requestInputBytesMax} bytes, the largest input a tenant sends (inline in submit-task); nothing was sent`,
-    );
-  }
+  // The node's limit first, whichever way the input travels: a larger item would only fail on the node.
   const maxBytes = envInt('INPUT_MAX_BYTES', OBJECT_STORE_DEFAULTS.inputMaxBytes);
   if (bytes.length > maxBytes) {
     throw new UsageError(
       `--input: the input is ${bytes.length} bytes, more than INPUT_MAX_BYTES=${maxBytes} bytes (the largest input item a node reads); nothing was stored`,
+    );
+  }
+  if (bytes.length <= LIMITS.requestInputBytesMax) return { inline: bytes.toString('base64') };
+  if (tenantId !== undefined) {
+    throw new UsageError(
+      `--input: the input is ${bytes.length} bytes, more than LIMITS.requestInputBytesMax=${LIMITS.requestInputBytesMax} bytes, the largest input a tenant sends (inline in submit-task); nothing was sent`,
     );
   }
   const bucket = inputBucketOf(OPERATOR_OWNER);
