@@ -7,7 +7,7 @@ import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { messageOf } from '@mesh/common';
 import { EVENTS_STREAM } from '@mesh/contracts';
 import { ensureStackIdentities, natsAuthOptionsFromFile, operatorCredsPath, serviceCredsPath, tenantCredsPath, type StackIdentities } from '@mesh/identity';
-import { eventually, freePort, type TestIdentity } from './nats-server';
+import { eventually, freePort, stopChild, type TestIdentity } from './nats-server';
 
 /** Servers of a test cluster: JetStream needs a majority, so 3 (or 5) for anything that should survive a loss. */
 const CLUSTER_SIZE_MAX = 5;
@@ -270,21 +270,7 @@ export class NatsClusterProcess {
   }
 
   private async stopOne(m: Member): Promise<void> {
-    const child = m.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    // SIGKILL if it has not exited within 5 s; the timer is cancelled as soon as it has.
-    const killTimer = new AbortController();
-    await Promise.race([
-      exited,
-      sleep(5000, undefined, { signal: killTimer.signal, ref: false }).then(
-        () => child.kill('SIGKILL'),
-        () => undefined,
-      ),
-    ]);
-    killTimer.abort();
-    await exited;
+    if (m.child) await stopChild(m.child);
   }
 
   /** Stops every server and removes the stores (and the generated identities). */

@@ -140,21 +140,7 @@ export class NatsServerProcess {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    // SIGKILL if it has not exited within 5 s; the timer is cancelled as soon as it has.
-    const killTimer = new AbortController();
-    await Promise.race([
-      exited,
-      sleep(5000, undefined, { signal: killTimer.signal, ref: false }).then(
-        () => child.kill('SIGKILL'),
-        () => undefined,
-      ),
-    ]);
-    killTimer.abort();
-    await exited;
+    if (this.child) await stopChild(this.child);
   }
 
   async restart(): Promise<void> {
@@ -209,4 +195,21 @@ export async function eventually<T>(check: () => Promise<T | undefined | false> 
     }
     await sleep(25);
   }
+}
+
+/** SIGTERM, then SIGKILL if the process has not exited within 5 s (the timer is cancelled as soon as it has). */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const killTimer = new AbortController();
+  await Promise.race([
+    exited,
+    sleep(5000, undefined, { signal: killTimer.signal, ref: false }).then(
+      () => child.kill('SIGKILL'),
+      () => undefined,
+    ),
+  ]);
+  killTimer.abort();
+  await exited;
 }
