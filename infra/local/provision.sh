@@ -14,7 +14,8 @@
 #                          machine's engine): its own data root, exec root, socket, pidfile and containerd
 #                          namespace under .data/nodes/<I>/, no bridge, no iptables rules, and the task base
 #                          image copied in (docker save | docker load). Prints its socket (docs/cluster.md)
-#   provision.sh dockerd-down I [--purge]   stop it (its containers with it); --purge also removes its folder
+#   provision.sh dockerd-down I [--purge]   stop it (dockerd stops its containers; they stay for the node to
+#                          reconcile); --purge removes its containers and its folder
 #   provision.sh up        install + docker + nats-up   (default)
 #   provision.sh down      nats-down
 #   provision.sh status    what runs and what is missing
@@ -289,8 +290,11 @@ cmd_dockerd_down() {
   dir="$(node_dir "$i")"
   if node_running "$i"; then
     pid="$(cat "$(node_pidfile "$i")")"
-    # Its containers go with it: a worker node's engine holds nothing but task containers.
-    docker -H "unix://$(node_socket "$i")" ps -aq 2>/dev/null | xargs -r docker -H "unix://$(node_socket "$i")" rm -f >/dev/null 2>&1 || true
+    # --purge: its containers go with it (a worker node's engine holds nothing but task containers).
+    # Without, they stay (stopped by dockerd) for the node's container-manager to reconcile when it is back.
+    if [ "${2:-}" = --purge ]; then
+      docker -H "unix://$(node_socket "$i")" ps -aq 2>/dev/null | xargs -r docker -H "unix://$(node_socket "$i")" rm -f >/dev/null 2>&1 || true
+    fi
     kill "$pid"
     for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
