@@ -16,7 +16,17 @@ import {
   waitHealthy,
   type NatsServerStatus,
 } from '../stack';
-import { NODES_MAX, firstNodeEnv, nodeIdOf, nodeProcessStatus, nodesOption, startExtraNodes, stopExtraNodes, waitNodes, type NodeProcessStatus } from '../nodes';
+import {
+  NODES_MAX,
+  firstNodeEnv,
+  nodeIdOf,
+  nodeProcessStatus,
+  nodesOption,
+  startExtraNodes,
+  stopExtraNodes,
+  waitNodes,
+  type NodeProcessStatus,
+} from '../nodes';
 
 const fmtUptime = (ms?: number) => (ms === undefined ? '' : ms < 60_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`);
 

@@ -57,7 +57,8 @@ describe('worker nodes: spread, drain, node loss (node 2 on its own dockerd)', (
   const walletIds = new Set(wallets.map((w) => w.walletId));
   const log = (line: string) => process.stdout.write(`[nodes] ${line}\n`);
 
-  const provision = (...args: string[]) => execFileSync('bash', [PROVISION, ...args], { env: { ...process.env, MESH_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const provision = (...args: string[]) =>
+    execFileSync('bash', [PROVISION, ...args], { env: { ...process.env, MESH_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'inherit'] });
   const node2Env = { DOCKER_SOCKET: socket, NODE_NETWORK: 'false', ...NODE_ENV };
 
   beforeAll(async () => {
@@ -117,7 +118,9 @@ describe('worker nodes: spread, drain, node loss (node 2 on its own dockerd)', (
 
   const dispatchesOf = (events: RecordedEvent[], tasks: PlannedTask[]) => {
     const ids = new Set(tasks.map((t) => t.taskId));
-    return events.filter((e) => isEvent(e, TaskDispatched) && ids.has(e.data.taskId)).map((e) => e as RecordedEvent & { data: { nodeId: string; taskId: string } });
+    return events
+      .filter((e) => isEvent(e, TaskDispatched) && ids.has(e.data.taskId))
+      .map((e) => e as RecordedEvent & { data: { nodeId: string; taskId: string } });
   };
 
   it('spreads tasks over both nodes by capacity and load', async () => {
@@ -128,7 +131,12 @@ describe('worker nodes: spread, drain, node loss (node 2 on its own dockerd)', (
     const ids = new Set(tasks.map((t) => t.taskId));
     expect(events.filter((e) => isEvent(e, TaskSucceeded) && ids.has(e.data.taskId))).toHaveLength(8);
 
-    const list = await runMesh(['node', 'list', '--json'], { ...process.env, NATS_URL: stack.env.NATS_URL, MESH_CREDS: stack.server.credsPath({ kind: 'operator' }), MESH_FROM_SOURCE: '1' });
+    const list = await runMesh(['node', 'list', '--json'], {
+      ...process.env,
+      NATS_URL: stack.env.NATS_URL,
+      MESH_CREDS: stack.server.credsPath({ kind: 'operator' }),
+      MESH_FROM_SOURCE: '1',
+    });
     expect(list.code).toBe(0);
     const listed = (JSON.parse(list.out) as { nodes: { nodeId: string; state: string; network: boolean; cpuMillis: number }[] }).nodes;
     expect(listed.find((n) => n.nodeId === node1)).toMatchObject({ state: 'ready', network: true, cpuMillis: 2000 });
@@ -188,7 +196,9 @@ describe('worker nodes: spread, drain, node loss (node 2 on its own dockerd)', (
     await eventually(
       async () => {
         const { events } = await readLog();
-        const containers = new Set(events.filter((e) => isEvent(e, ContainerStarted) && e.data.nodeId === node2).map((e) => (e.data as { containerId: string }).containerId));
+        const containers = new Set(
+          events.filter((e) => isEvent(e, ContainerStarted) && e.data.nodeId === node2).map((e) => (e.data as { containerId: string }).containerId),
+        );
         const running = events.some((e) => isEvent(e, TaskRunning) && ids.has(e.data.taskId) && e.data.nodeId === node2);
         return (running && events.some((e) => isEvent(e, ResourceSampled) && containers.has(e.data.containerId))) || undefined;
       },
@@ -216,7 +226,9 @@ describe('worker nodes: spread, drain, node loss (node 2 on its own dockerd)', (
       const d = dispatchesOf(events, tasks).find((x) => x.data.taskId === (r.data as { taskId: string }).taskId && x.position > r.position)!;
       return Date.parse(d.occurredAt) - killedAtMs;
     });
-    log(`node loss: ${requeued.length} task(s) requeued ${requeueMs.join(', ')} ms after the kill, dispatched again on node 1 after ${redispatchMs.join(', ')} ms`);
+    log(
+      `node loss: ${requeued.length} task(s) requeued ${requeueMs.join(', ')} ms after the kill, dispatched again on node 1 after ${redispatchMs.join(', ')} ms`,
+    );
 
     // Back: its engine and agent start again; the reconcile stops (and records) the containers it left.
     provision('dockerd-up', '2');

@@ -79,7 +79,6 @@ export class E2EStack {
     return p;
   }
 
-
   /** How a test connection authenticates as the operator (nothing on a server without auth). */
   get operatorAuth() {
     return this.auth ? natsAuthOptionsFromFile(this.nats.credsPath({ kind: 'operator' })) : {};

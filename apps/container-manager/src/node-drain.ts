@@ -57,11 +57,19 @@ export class NodeDrain {
   private run(nodeId: string, command: NodeDrainCommand): Promise<Known<NodeDrainState>> {
     return this.mutex.run(nodeId, async () => {
       const known = await this.load(nodeId);
-      return decideAndAppend(this.store, streamName('node', nodeId), nodeDrainDecider, command, known, () => this.load(nodeId), (event) => ({
-        id: event.type === 'NodeDrainRequested' ? eventId('node', nodeId, 'drain', command.nowMs) : eventId('node', nodeId, 'drained', command.nowMs),
-        type: event.type,
-        data: event.data,
-      }));
+      return decideAndAppend(
+        this.store,
+        streamName('node', nodeId),
+        nodeDrainDecider,
+        command,
+        known,
+        () => this.load(nodeId),
+        (event) => ({
+          id: event.type === 'NodeDrainRequested' ? eventId('node', nodeId, 'drain', command.nowMs) : eventId('node', nodeId, 'drained', command.nowMs),
+          type: event.type,
+          data: event.data,
+        }),
+      );
     });
   }
 
@@ -76,7 +84,9 @@ export class NodeDrain {
   async resume(nowMs = Date.now()): Promise<void> {
     const own = await this.load(this.nodeId);
     if (own.state.draining) {
-      this.log.warn(`node ${this.nodeId} is draining (asked at ${new Date(own.state.drainRequestedAtMs ?? nowMs).toISOString()}): it takes no new task and leaves once idle`);
+      this.log.warn(
+        `node ${this.nodeId} is draining (asked at ${new Date(own.state.drainRequestedAtMs ?? nowMs).toISOString()}): it takes no new task and leaves once idle`,
+      );
       this.seen(nowMs);
     }
   }

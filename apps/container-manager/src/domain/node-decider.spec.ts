@@ -18,9 +18,18 @@ describe('node decider: drain requested', () => {
     spec(nodeDrainDecider).given([registered(), drainRequested()]).when(requestDrain).thenNothing();
   });
   it('refuses a node that never registered, and one that has left', () => {
-    spec(nodeDrainDecider).given([]).when(requestDrain).thenThrows(DomainError, /never registered/);
-    spec(nodeDrainDecider).given([registered(), left('shutdown')]).when(requestDrain).thenThrows(DomainError, /has left/);
-    spec(nodeDrainDecider).given([registered(), drainRequested(), left('drained')]).when(requestDrain).thenThrows(DomainError, /has left/);
+    spec(nodeDrainDecider)
+      .given([])
+      .when(requestDrain)
+      .thenThrows(DomainError, /never registered/);
+    spec(nodeDrainDecider)
+      .given([registered(), left('shutdown')])
+      .when(requestDrain)
+      .thenThrows(DomainError, /has left/);
+    spec(nodeDrainDecider)
+      .given([registered(), drainRequested(), left('drained')])
+      .when(requestDrain)
+      .thenThrows(DomainError, /has left/);
   });
   it('keeps draining over a crash and a new registration; a node that left starts afresh', () => {
     const crashed = spec(nodeDrainDecider).given([registered(1), drainRequested(), registered(7)]);
@@ -34,9 +43,18 @@ describe('node decider: drain requested', () => {
 
 describe('node decider: drain completed', () => {
   it('leaves (reason drained) only when draining', () => {
-    spec(nodeDrainDecider).given([registered(), drainRequested()]).when(completeDrain).then([left('drained')]);
+    spec(nodeDrainDecider)
+      .given([registered(), drainRequested()])
+      .when(completeDrain)
+      .then([left('drained')]);
     spec(nodeDrainDecider).given([registered()]).when(completeDrain).thenNothing();
-    spec(nodeDrainDecider).given([registered(), drainRequested(), left('drained')]).when(completeDrain).thenNothing();
-    spec(nodeDrainDecider).given([registered(), drainRequested(), left('shutdown')]).when(completeDrain).thenNothing();
+    spec(nodeDrainDecider)
+      .given([registered(), drainRequested(), left('drained')])
+      .when(completeDrain)
+      .thenNothing();
+    spec(nodeDrainDecider)
+      .given([registered(), drainRequested(), left('shutdown')])
+      .when(completeDrain)
+      .thenNothing();
   });
 });

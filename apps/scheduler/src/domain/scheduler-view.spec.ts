@@ -1,5 +1,15 @@
 import fc from 'fast-check';
-import { NodeDrainRequested, NodeLeft, NodeRegistered, TaskDispatched, TaskRequeued, TaskRunning, TaskSucceeded, type Standing, type TaskEvent } from '@mesh/contracts';
+import {
+  NodeDrainRequested,
+  NodeLeft,
+  NodeRegistered,
+  TaskDispatched,
+  TaskRequeued,
+  TaskRunning,
+  TaskSucceeded,
+  type Standing,
+  type TaskEvent,
+} from '@mesh/contracts';
 import { SchedulerView, dispatchInMemory, isDispatchable, type FoldedEvent, type ViewEvent } from './scheduler-view';
 import { decided, fnSpec, folded, functionDeployed, nodeRegistered, standingChanged, taskSubmitted, walletOpened } from '../../test/fixtures';
 
