@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'nats';
@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { nodesRequest } from '@mesh/contracts';
 import { cliAuthOptions, natsServers, natsUrl } from './connection';
 import { CliError, progress } from './output';
-import { DATA_DIR, LOG_DIR, ROOT, alive, provision, serviceCommand, serviceCredsEnv } from './stack';
+import { DATA_DIR, LOG_DIR, ROOT, alive, provision, readPidFile, serviceCommand, serviceCredsEnv } from './stack';
 
 /**
  * `mesh up --nodes N` (docs/cluster.md, "Worker nodes"): node 1 is the stack's container-manager on
@@ -28,15 +28,6 @@ export const nodeSocket = (index: number) => join(DATA_DIR, 'nodes', String(inde
 const nodePidFile = (index: number) => join(RUN_DIR, `container-manager-${index}.pid`);
 export const nodeLogFile = (index: number) => join(LOG_DIR, `container-manager-${index}.log`);
 
-function readPid(path: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(path, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** What node 1 (the stack's own container-manager) is given when there are several nodes. */
 export const firstNodeEnv = (count: number): Record<string, string> => (count > 1 ? { NODE_ID: nodeIdOf(1) } : {});
 
@@ -47,8 +38,8 @@ export function startExtraNodes(count: number, env: Record<string, string>): voi
   for (let i = 2; i <= count; i++) {
     provision('dockerd-up', String(i));
     const pidFile = nodePidFile(i);
-    if (alive(readPid(pidFile))) {
-      progress(`  ${nodeIdOf(i)}: already running (pid ${readPid(pidFile)})`);
+    if (alive(readPidFile(pidFile))) {
+      progress(`  ${nodeIdOf(i)}: already running (pid ${readPidFile(pidFile)})`);
       continue;
     }
     const out = openSync(nodeLogFile(i), 'a');
@@ -132,8 +123,8 @@ function extraNodeIndexes(): number[] {
 /** Nodes 2..N of the local stack: their container-manager and engine (empty with one node). */
 export function nodeProcessStatus(): NodeProcessStatus[] {
   return extraNodeIndexes().map((i) => {
-    const pid = readPid(nodePidFile(i));
-    const enginePid = readPid(join(DATA_DIR, 'nodes', String(i), 'dockerd.pid'));
+    const pid = readPidFile(nodePidFile(i));
+    const enginePid = readPidFile(join(DATA_DIR, 'nodes', String(i), 'dockerd.pid'));
     return { node: nodeIdOf(i), pid, running: alive(pid), engine: nodeSocket(i), engineRunning: alive(enginePid) };
   });
 }
@@ -141,7 +132,7 @@ export function nodeProcessStatus(): NodeProcessStatus[] {
 /** SIGTERM nodes 2..N (each records NodeLeft), SIGKILL what is left after a grace period, then stop their engines. */
 export async function stopExtraNodes(): Promise<void> {
   const indexes = extraNodeIndexes();
-  const running = indexes.map((i) => [i, readPid(nodePidFile(i))] as const).filter(([, pid]) => alive(pid));
+  const running = indexes.map((i) => [i, readPidFile(nodePidFile(i))] as const).filter(([, pid]) => alive(pid));
   for (const [i, pid] of running) {
     progress(`  ${nodeIdOf(i)}: stopping (pid ${pid})`);
     process.kill(pid!, 'SIGTERM');

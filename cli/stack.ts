@@ -46,14 +46,17 @@ const healthAnswerSchema = z.object({ ok: z.literal(true), data: healthReplySche
 const pidFile = (s: ServiceName) => join(RUN_DIR, `${s}.pid`);
 export const logFile = (s: ServiceName) => join(LOG_DIR, `${s}.log`);
 
-function readPid(service: ServiceName): number | undefined {
+/** The pid in a pid file; undefined when there is none or it holds no pid. */
+export function readPidFile(path: string): number | undefined {
   try {
-    const pid = Number(readFileSync(pidFile(service), 'utf8').trim());
+    const pid = Number(readFileSync(path, 'utf8').trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
   }
 }
+
+const readPid = (service: ServiceName) => readPidFile(pidFile(service));
 
 export function alive(pid: number | undefined): boolean {
   if (!pid) return false;
