@@ -7,6 +7,7 @@ import { registerDemo } from './commands/demo';
 import { registerEvents } from './commands/events';
 import { registerFn } from './commands/fn';
 import { registerLedgerToken } from './commands/ledger-token';
+import { registerNode } from './commands/node';
 import { registerPlan } from './commands/plan';
 import { registerReport } from './commands/report';
 import { registerStack } from './commands/stack';
@@ -45,6 +46,7 @@ Start here: mesh up --detach && mesh demo`,
   registerAudit(program);
   registerReport(program);
   registerDeadletter(program);
+  registerNode(program);
   registerDemo(program);
   registerLedgerToken(program);
   registerTenant(program);

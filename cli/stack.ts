@@ -46,16 +46,19 @@ const healthAnswerSchema = z.object({ ok: z.literal(true), data: healthReplySche
 const pidFile = (s: ServiceName) => join(RUN_DIR, `${s}.pid`);
 export const logFile = (s: ServiceName) => join(LOG_DIR, `${s}.log`);
 
-function readPid(service: ServiceName): number | undefined {
+/** The pid in a pid file; undefined when there is none or it holds no pid. */
+export function readPidFile(path: string): number | undefined {
   try {
-    const pid = Number(readFileSync(pidFile(service), 'utf8').trim());
+    const pid = Number(readFileSync(path, 'utf8').trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
   }
 }
 
-function alive(pid: number | undefined): boolean {
+const readPid = (service: ServiceName) => readPidFile(pidFile(service));
+
+export function alive(pid: number | undefined): boolean {
   if (!pid) return false;
   try {
     process.kill(pid, 0);
@@ -67,7 +70,7 @@ function alive(pid: number | undefined): boolean {
 
 /** Runs infra/local/provision.sh with its progress on stderr; a failure stops `mesh up` with its advice. */
 export function provision(
-  step: 'up' | 'down' | 'install' | 'docker' | 'nats-up' | 'nats-down' | 'nats-cluster-up' | 'nats-cluster-down',
+  step: 'up' | 'down' | 'install' | 'docker' | 'nats-up' | 'nats-down' | 'nats-cluster-up' | 'nats-cluster-down' | 'dockerd-up' | 'dockerd-down',
   ...args: string[]
 ): void {
   const result = spawnSync('bash', [join(ROOT, 'infra', 'local', 'provision.sh'), step, ...args], {
@@ -86,7 +89,7 @@ export const localNodeId = () =>
   'local';
 
 /** Node arguments that run one service: compiled when dist/ is fresh (starts in a fraction of the time), else from source. */
-function serviceCommand(service: ServiceName): string[] {
+export function serviceCommand(service: ServiceName): string[] {
   if (runtime.compiledIsFresh()) return ['-r', join(ROOT, 'bin', 'register-dist.js'), join(runtime.DIST, 'apps', service, 'src', 'main.js')];
   return ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', join(ROOT, 'apps', service, 'src', 'main.ts')];
 }
@@ -127,7 +130,7 @@ export function startServices(env: Record<string, string> = {}): void {
   }
 }
 
-function serviceCredsEnv(service: ServiceName): Record<string, string> {
+export function serviceCredsEnv(service: ServiceName): Record<string, string> {
   const path = serviceCredsPath(DATA_DIR, service);
   return existsSync(path) ? { NATS_CREDS_FILE: path } : {};
 }

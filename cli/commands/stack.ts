@@ -16,6 +16,17 @@ import {
   waitHealthy,
   type NatsServerStatus,
 } from '../stack';
+import {
+  NODES_MAX,
+  firstNodeEnv,
+  nodeIdOf,
+  nodeProcessStatus,
+  nodesOption,
+  startExtraNodes,
+  stopExtraNodes,
+  waitNodes,
+  type NodeProcessStatus,
+} from '../nodes';
 
 const fmtUptime = (ms?: number) => (ms === undefined ? '' : ms < 60_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`);
 
@@ -55,9 +66,14 @@ export function registerStack(program: Command) {
       '--nats-cluster <n>',
       `run NATS as n servers on this machine, routed as one cluster (1..${NATS_CLUSTER_SIZE_MAX}; 3 survives the loss of one), the event stream and buckets replicated (docs/cluster.md)`,
     )
+    .option(
+      '--nodes <n>',
+      `run n worker nodes (1..${NODES_MAX}, default 1): node-1 on the machine's Docker engine, node-2.. each a container-manager with its own Docker engine (docs/cluster.md, "Worker nodes")`,
+    )
     .addHelpText('after', '\nLogs go to .data/logs/<service>.log; stop with `mesh down`.')
-    .action(async (opts: { detach?: boolean; natsCluster?: string }) => {
+    .action(async (opts: { detach?: boolean; natsCluster?: string; nodes?: string }) => {
       const size = opts.natsCluster === undefined ? undefined : clusterSizeOption(opts.natsCluster);
+      const nodes = opts.nodes === undefined ? 1 : nodesOption(opts.nodes);
       if (size === undefined) {
         progress('provisioning (infra/local/provision.sh up)');
         provision('up');
@@ -68,8 +84,14 @@ export function registerStack(program: Command) {
         provision('nats-cluster-up', String(size));
       }
       progress('starting services');
-      startServices(size === undefined ? {} : clusterServiceEnv(size));
+      const env = size === undefined ? {} : clusterServiceEnv(size);
+      startServices({ ...env, ...firstNodeEnv(nodes) });
+      if (nodes > 1) {
+        progress(`starting worker nodes 2..${nodes} (each its own dockerd: infra/local/provision.sh dockerd-up <i>)`);
+        startExtraNodes(nodes, env);
+      }
       const all = await waitHealthy();
+      if (nodes > 1) await waitNodes(Array.from({ length: nodes }, (_, i) => nodeIdOf(i + 1)));
       emit({ services: all }, () => {
         printStatus(all);
         console.log(opts.detach ? '\nstack is up. `mesh status` shows it, `mesh down` stops it.' : '\nstack is up. Ctrl-C stops it.');
@@ -80,8 +102,9 @@ export function registerStack(program: Command) {
 
   program
     .command('down')
-    .description('stop the five services and the local nats-server (data is kept in .data/)')
+    .description('stop the five services, the worker nodes and their engines, and the local nats-server (data is kept in .data/)')
     .action(async () => {
+      await stopExtraNodes();
       await stopServices();
       provision('nats-down');
       provision('nats-cluster-down');
@@ -94,12 +117,14 @@ export function registerStack(program: Command) {
     .action(async () => {
       const [all, storage] = await Promise.all([status(), storageStatus()]);
       const servers = clusterStatus();
-      emit({ services: all, storage: storage ?? null, ...(servers.length ? { natsCluster: servers } : {}) }, () => {
+      const nodes = nodeProcessStatus();
+      emit({ services: all, storage: storage ?? null, ...(servers.length ? { natsCluster: servers } : {}), ...(nodes.length ? { nodes } : {}) }, () => {
         printStatus(all);
         console.log(`\n${storageLine(storage)}`);
         if (servers.length) printCluster(servers);
+        if (nodes.length) printNodes(nodes);
       });
-      if (!all.every((s) => s.healthy)) process.exitCode = 1;
+      if (!all.every((s) => s.healthy) || !nodes.every((n) => n.running && n.engineRunning)) process.exitCode = 1;
     });
 }
 
@@ -111,6 +136,7 @@ async function watch(): Promise<void> {
     if (stopping) return;
     stopping = true;
     progress('\nstopping the stack');
+    await stopExtraNodes();
     await stopServices();
     provision('nats-down');
     provision('nats-cluster-down');
@@ -141,4 +167,17 @@ function clusterSizeOption(value: string): number {
 function printCluster(servers: NatsServerStatus[]) {
   console.log('\nnats cluster:');
   table(servers.map((s) => ({ server: s.name, url: s.url, pid: s.pid ?? '', process: s.running ? 'running' : 'stopped' })));
+}
+
+function printNodes(nodes: NodeProcessStatus[]) {
+  console.log('\nworker nodes (node-1 is the container-manager above; `mesh node list` shows what the scheduler sees):');
+  table(
+    nodes.map((n) => ({
+      node: n.node,
+      pid: n.pid ?? '',
+      process: n.running ? 'running' : 'stopped',
+      engine: n.engineRunning ? 'running' : 'stopped',
+      socket: n.engine,
+    })),
+  );
 }

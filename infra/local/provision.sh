@@ -10,6 +10,12 @@
 #                          NATS_MONITOR_PORT+i, server_name mesh-<i>, stores under .data/nats-cluster/<i>/,
 #                          the same generated authorization block; docs/cluster.md)
 #   provision.sh nats-cluster-down   stop them
+#   provision.sh dockerd-up I   start worker node I's own Docker engine (I in 2..NODES_MAX; node 1 uses the
+#                          machine's engine): its own data root, exec root, socket, pidfile and containerd
+#                          namespace under .data/nodes/<I>/, no bridge, no iptables rules, and the task base
+#                          image copied in (docker save | docker load). Prints its socket (docs/cluster.md)
+#   provision.sh dockerd-down I [--purge]   stop it (dockerd stops its containers; they stay for the node to
+#                          reconcile); --purge removes its containers and its folder
 #   provision.sh up        install + docker + nats-up   (default)
 #   provision.sh down      nats-down
 #   provision.sh status    what runs and what is missing
@@ -232,6 +238,78 @@ cmd_nats_cluster_down() {
   done
 }
 
+# --- worker nodes' own Docker engines (`mesh up --nodes N`, docs/cluster.md "Worker nodes") -----------
+NODES_MAX=8
+node_dir() { echo "$DATA_DIR/nodes/$1"; }
+node_socket() { echo "$(node_dir "$1")/docker.sock"; }
+node_pidfile() { echo "$(node_dir "$1")/dockerd.pid"; }
+node_running() { local pf; pf="$(node_pidfile "$1")"; [ -f "$pf" ] && kill -0 "$(cat "$pf")" 2>/dev/null; }
+node_index() {
+  case "${1:-}" in '' | *[!0-9]*) die "$2: I must be a node number in 2..$NODES_MAX, got '${1:-}'" ;; esac
+  [ "$1" -ge 2 ] && [ "$1" -le "$NODES_MAX" ] || die "$2: I must be in 2..$NODES_MAX (node 1 runs on the machine's engine), got $1"
+}
+# containerd namespaces are machine-wide: one per data dir and node, so two stacks (or tests) never share one.
+node_namespace() { echo "mesh-node-$1-$(printf '%s' "$DATA_DIR" | cksum | cut -d' ' -f1)"; }
+
+cmd_dockerd_up() {
+  node_index "${1:-}" dockerd-up
+  local i="$1" dir sock
+  export PATH="$PATH:/usr/sbin:/sbin"
+  command -v dockerd >/dev/null 2>&1 || die "dockerd is not installed (run: $0 install)"
+  is_root || die "dockerd-up needs root (a Docker engine does)"
+  dir="$(node_dir "$i")"; sock="$(node_socket "$i")"
+  [ "${#sock}" -lt 100 ] || die "the socket path $sock is too long for a unix socket (108 bytes): use a shorter MESH_DATA_DIR"
+  if node_running "$i"; then say "node $i's dockerd already running (pid $(cat "$(node_pidfile "$i")"), $sock)"; echo "$sock"; return 0; fi
+  mkdir -p "$dir/data" "$dir/exec"
+  rm -f "$sock"
+  # No bridge and no iptables rules: this engine must not touch the machine's network (the first
+  # engine owns it). Task containers run with network `none`; the node registers network=false.
+  nohup dockerd \
+    --data-root="$dir/data" --exec-root="$dir/exec" -H "unix://$sock" --pidfile="$(node_pidfile "$i")" \
+    --bridge=none --iptables=false --ip-masq=false \
+    --containerd-namespace="$(node_namespace "$i")" --containerd-plugins-namespace="$(node_namespace "$i")-plugins" \
+    >"$dir/dockerd.log" 2>&1 &
+  local up=""
+  for _ in $(seq 1 120); do
+    if docker -H "unix://$sock" info >/dev/null 2>&1; then up=1; break; fi
+    sleep 0.5
+  done
+  [ -n "$up" ] || die "node $i's dockerd did not answer within 60 s; see $dir/dockerd.log"
+  if ! docker -H "unix://$sock" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || build_base_image
+    say "copying $BASE_IMAGE into node $i's engine (docker save | docker load)"
+    docker save "$BASE_IMAGE" | docker -H "unix://$sock" load >/dev/null || die "could not load $BASE_IMAGE into node $i's engine"
+  fi
+  say "node $i's dockerd ready (pid $(cat "$(node_pidfile "$i")"), $sock)"
+  echo "$sock"
+}
+
+cmd_dockerd_down() {
+  node_index "${1:-}" dockerd-down
+  local i="$1" dir pid
+  dir="$(node_dir "$i")"
+  if node_running "$i"; then
+    pid="$(cat "$(node_pidfile "$i")")"
+    # --purge: its containers go with it (a worker node's engine holds nothing but task containers).
+    # Without, they stay (stopped by dockerd) for the node's container-manager to reconcile when it is back.
+    if [ "${2:-}" = --purge ]; then
+      docker -H "unix://$(node_socket "$i")" ps -aq 2>/dev/null | xargs -r docker -H "unix://$(node_socket "$i")" rm -f >/dev/null 2>&1 || true
+    fi
+    kill "$pid"
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    say "node $i's dockerd stopped"
+  else
+    say "node $i's dockerd not running"
+  fi
+  if [ "${2:-}" = --purge ] && [ -d "$dir" ]; then
+    # dockerd unmounts its layers on a clean stop; a mount left by a killed one is unmounted first.
+    grep -o " $dir/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -rf "$dir" || say "could not remove all of $dir"
+    rmdir "$DATA_DIR/nodes" 2>/dev/null || true
+  fi
+}
+
 cmd_status() {
   local missing; missing="$(missing_packages)"
   echo "packages:   ${missing:+missing: $missing}${missing:-ok}"
@@ -241,6 +319,10 @@ cmd_status() {
   local size i; size="$(cluster_size)"
   for i in $(seq 0 $((size - 1))); do
     if cluster_running "$i"; then echo "nats mesh-$i: running on $((NATS_PORT + i)) (pid $(cat "$(cluster_pidfile "$i")"))"; else echo "nats mesh-$i: stopped"; fi
+  done
+  for i in $(seq 2 "$NODES_MAX"); do
+    [ -d "$(node_dir "$i")" ] || continue
+    if node_running "$i"; then echo "node $i dockerd: running (pid $(cat "$(node_pidfile "$i")"), $(node_socket "$i"))"; else echo "node $i dockerd: stopped"; fi
   done
 }
 
@@ -253,7 +335,9 @@ case "${1:-up}" in
   nats-cluster-up) cmd_nats_cluster_up "${2:-3}" ;;
   nats-cluster-down) cmd_nats_cluster_down ;;
   up) cmd_install; cmd_docker; cmd_nats_up ;;
+  dockerd-up) cmd_dockerd_up "${2:-}" ;;
+  dockerd-down) cmd_dockerd_down "${2:-}" "${3:-}" ;;
   status) cmd_status ;;
-  -h|--help|help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) echo "unknown command: $1 (see $0 --help)" >&2; exit 2 ;;
 esac

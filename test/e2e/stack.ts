@@ -1,10 +1,10 @@
 import { execSync } from 'node:child_process';
 import { hostname } from 'node:os';
-import { SERVICES, type RecordedEvent, type ServiceName } from '@mesh/contracts';
+import { nodesRequest, SERVICES, type RecordedEvent, type ServiceName } from '@mesh/contracts';
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
 import { natsAuthOptionsFromFile } from '@mesh/identity';
 import { MeshClient } from '@mesh/runtime';
-import { NatsClusterProcess, NatsServerProcess, ServiceProcess } from '@mesh/testing';
+import { eventually, NatsClusterProcess, NatsServerProcess, ServiceProcess } from '@mesh/testing';
 import { demoEnv, nodeCores } from '../../cli/commands/demo';
 import type { DemoOptions } from '../../cli/demo/scenarios';
 
@@ -22,6 +22,10 @@ export class E2EStack {
   store!: JetStreamEventStore;
   client!: MeshClient;
   readonly nodeId = `e2e-${hostname().replace(/[^A-Za-z0-9_-]/g, '')}-${process.pid}`.slice(0, 60);
+  /** Further worker nodes (test/cluster/nodes.spec.ts): container-managers started by `startNode`, by node id. */
+  readonly extraNodes = new Map<string, { process: ServiceProcess; env: Record<string, string> }>();
+  /** Extra environment of every container-manager (e.g. NODE_CPU_MILLIS); set before `start`. */
+  nodeEnv: Record<string, string> = {};
 
   constructor(
     readonly speed: number,
@@ -48,7 +52,31 @@ export class E2EStack {
 
   /** One service's environment: the common one plus its own credentials on an auth-enabled server. */
   envOf(service: ServiceName): Record<string, string> {
-    return { ...this.env, ...(this.auth ? { NATS_CREDS_FILE: this.nats.credsPath({ kind: 'service', name: service }) } : {}) };
+    return {
+      ...this.env,
+      ...(service === 'container-manager' ? this.nodeEnv : {}),
+      ...(this.auth ? { NATS_CREDS_FILE: this.nats.credsPath({ kind: 'service', name: service }) } : {}),
+    };
+  }
+
+  /**
+   * Starts (or starts again, same configuration) one more worker node: a container-manager with its
+   * own NODE_ID and `env` (its DOCKER_SOCKET, NODE_NETWORK ...). The caller owns that node's engine.
+   */
+  async startNode(nodeId: string, env: Record<string, string> = this.extraNodes.get(nodeId)?.env ?? {}): Promise<ServiceProcess> {
+    const p = ServiceProcess.start('container-manager', { ...this.envOf('container-manager'), ...env, NODE_ID: nodeId, CONTAINER_MANAGER_INSTANCE: nodeId });
+    this.extraNodes.set(nodeId, { process: p, env });
+    // Health answers from any container-manager (one queue group): wait until the scheduler sees this node ready instead.
+    await eventually(
+      async () => {
+        if (p.child.exitCode !== null) throw new Error(`${nodeId} exited with ${p.child.exitCode}: ${p.logs}`);
+        const { nodes } = await this.client.request(nodesRequest, {}, 5000);
+        return nodes.some((n) => n.nodeId === nodeId && n.state === 'ready') || undefined;
+      },
+      120_000,
+      `${nodeId} ready`,
+    );
+    return p;
   }
 
   /** How a test connection authenticates as the operator (nothing on a server without auth). */
@@ -91,6 +119,7 @@ export class E2EStack {
   }
 
   async stop(): Promise<void> {
+    for (const n of this.extraNodes.values()) await n.process.stop('SIGTERM');
     for (const p of this.services.values()) await p.stop('SIGTERM');
     // Whatever a killed container-manager left behind: only this test node's containers.
     execSync(`docker ps -aq --filter label=mesh.node=${this.nodeId} | xargs -r docker rm -f`, { stdio: 'ignore' });

@@ -14,6 +14,11 @@ export const ContainerManagerEnv = {
   NODE_ID: env.id('Id of this worker node; every container it creates carries it as the label mesh.node', sanitizeNodeId(hostname())),
   NODE_CPU_MILLIS: env.int('CPU this node offers, in millicores', Math.max(1, cpus().length) * 1000, 1, 1_024_000, ' millicores'),
   NODE_MEMORY_BYTES: env.int('Memory this node offers, in bytes', totalmem(), 1, 4 * 1024 ** 4, ' bytes'),
+  NODE_NETWORK: env.oneOf(
+    'Whether this node runs network-enabled functions; false on an engine without bridge (`mesh up --nodes N`, nodes 2..N): the scheduler places none there',
+    ['true', 'false'],
+    'true',
+  ),
   NODE_LABELS: env.optionalString('Labels of this node as k=v pairs separated by commas, e.g. "zone=a,disk=ssd"'),
   SAMPLE_INTERVAL_MS: env.int('Resource sampling interval of every container', 1000, 250, 60_000, ' ms'),
   USAGE_APPEND_RETRY_MS: env.int(

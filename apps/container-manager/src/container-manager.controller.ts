@@ -1,6 +1,19 @@
 import { Controller } from '@nestjs/common';
-import { isEvent, ScalingDecided, StandingChanged, TaskCancelled, TaskDispatched, TaskFailed, TaskRequeued, type RecordedEvent } from '@mesh/contracts';
-import { OnEvents } from '@mesh/runtime';
+import { Ctx, Payload } from '@nestjs/microservices';
+import {
+  assertOperator,
+  drainNodeRequest,
+  isEvent,
+  ScalingDecided,
+  StandingChanged,
+  TaskCancelled,
+  TaskDispatched,
+  TaskFailed,
+  TaskRequeued,
+  type RecordedEvent,
+  type RequestData,
+} from '@mesh/contracts';
+import { OnEvents, OnRequest, type NatsRequestContext } from '@mesh/runtime';
 import { ContainerManagerEngine } from './container-manager.engine';
 
 /**
@@ -27,5 +40,18 @@ export class ContainerManagerController {
   @OnEvents('standing', { deliver: 'new' })
   async onStanding(event: RecordedEvent): Promise<void> {
     if (isEvent(event, StandingChanged)) await this.engine.standing(event.data);
+  }
+
+  /** Drain requests of this node (whichever container-manager answered the operator wrote them). */
+  @OnEvents('node', { deliver: 'new' })
+  onNode(event: RecordedEvent): void {
+    this.engine.drain.observe(event);
+  }
+
+  /** Any node answers (queue group), for any node: it writes on the target's stream. Operator only (NATS refuses tenants; checked again here). */
+  @OnRequest(drainNodeRequest)
+  drainNode(@Payload() body: RequestData<typeof drainNodeRequest>, @Ctx() ctx: NatsRequestContext) {
+    assertOperator(ctx.caller, 'drain', `node ${body.nodeId}`);
+    return this.engine.drain.request(body.nodeId);
   }
 }

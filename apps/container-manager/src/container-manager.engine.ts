@@ -31,6 +31,7 @@ import { parseImageAllowList } from './domain/image-allow-list';
 import type { ExecutionCommand } from './domain/execution-decider';
 import { isSuperseded } from './domain/superseded';
 import { ExecutionHandler, foldExecution } from './execution.handler';
+import { NodeDrain } from './node-drain';
 import { NodeState, RESTARTED_DETAIL } from './node-state';
 import { Reconciler } from './reconciler';
 import { Sampler } from './sampler';
@@ -67,6 +68,8 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
   private readonly timers: NodeJS.Timeout[] = [];
   /** The owners' isolated networks of network-enabled functions. */
   readonly networks: TenantNetworks;
+  /** Drain requests (any node's, answered here) and this node's own drain. */
+  readonly drain: NodeDrain;
 
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
@@ -78,7 +81,8 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
     assertNonRootUser(config.TASK_USER);
     this.docker = new DockerEngine(config.DOCKER_SOCKET, config.DOCKER_RETRIES);
     this.node = new NodeState(config.NODE_ID);
-    this.networks = new TenantNetworks(this.docker.docker);
+    this.networks = new TenantNetworks(this.docker.docker, config.NODE_NETWORK === 'true');
+    this.drain = new NodeDrain(store, config.NODE_ID);
     this.executions = new ExecutionHandler(store);
     const containers = new ContainerHandler(store);
     this.sampler = new Sampler(store, this.docker, this.node, config.USAGE_APPEND_RETRY_MS);
@@ -122,8 +126,10 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
       memoryBytes: this.config.NODE_MEMORY_BYTES,
       labels,
       registeredAtMs: Date.now(),
+      network: this.config.NODE_NETWORK === 'true',
     });
     await appendWithRetry(this.store, streamName('node', this.nodeId), [registered], 'any');
+    await this.drain.resume();
     await this.reconciler.reconcile().catch((err) => {
       this.node.dockerError = messageOf(err);
       this.log.error(`reconcile with Docker failed, retrying in the background: ${this.node.dockerError}`);
@@ -183,6 +189,7 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
   }
 
   private heartbeat(): void {
+    this.drain.tick(this.node.executions.size);
     const all = [...this.node.containers.values()];
     const beat: NodeHeartbeat = {
       nodeId: this.nodeId,
@@ -215,6 +222,8 @@ export class ContainerManagerEngine implements OnModuleInit, BeforeApplicationSh
   async dispatch(d: EventData<typeof TaskDispatched>): Promise<void> {
     if (d.nodeId !== this.nodeId) return;
     if (this.node.executions.has(d.executionId)) return;
+    // Left by drain: the scheduler requeues what it had placed here (NodeLeft); nothing new starts.
+    if (this.drain.left) return;
     // Both reads at once: this is on the path from dispatch to script running.
     const [history, task] = await Promise.all([this.store.read(streamName('execution', d.executionId)), this.store.read(streamName('task', d.taskId))]);
     if (history.length > 0) {

@@ -35,7 +35,8 @@ export interface NatsPermissions {
  */
 export const SERVICE_CONSUMES: Readonly<Record<ServiceName, { durable: readonly Category[]; live: readonly Category[]; readsWholeLog: boolean }>> = {
   scheduler: { durable: ['execution'], live: ['function', 'task', 'wallet', 'standing', 'node'], readsWholeLog: true },
-  'container-manager': { durable: ['task', 'scaling', 'standing'], live: [], readsWholeLog: false },
+  // node: each node's own drain requests (NodeDrainRequested, written by whichever node answered the operator).
+  'container-manager': { durable: ['task', 'scaling', 'standing', 'node'], live: [], readsWholeLog: false },
   'credit-manager': { durable: ['usage', 'wallet'], live: ['function', 'meter'], readsWholeLog: true },
   scaler: { durable: ['container', 'usage', 'standing', 'node'], live: [], readsWholeLog: false },
   // The tenant feed (apps/ledger/src/tenant-feed) runs a durable consumer per category it republishes from.

@@ -92,10 +92,18 @@ export class TenantNetworks {
   private readonly ready = new Map<string, Promise<string>>();
   private readonly owners = new KeyedMutex<string>();
 
-  constructor(private readonly docker: Docker) {}
+  /** `enabled` false: this node offers no network (NODE_NETWORK=false, an engine without bridge); every ensure fails. */
+  constructor(
+    private readonly docker: Docker,
+    private readonly enabled = true,
+  ) {}
 
   /** The network a network-enabled task of `owner` joins, isolated before it is returned. */
   ensure(owner: string): Promise<string> {
+    if (!this.enabled) {
+      // The scheduler places no network-enabled function on such a node (NodeRegistered.network false); this is the check behind it.
+      return Promise.reject(new NetworkIsolationError(owner, new Error('this node offers no network (NODE_NETWORK=false: its engine runs without bridge)')));
+    }
     let network = this.ready.get(owner);
     if (!network) {
       network = this.owners.run(owner, () => this.create(owner));

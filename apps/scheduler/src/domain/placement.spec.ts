@@ -50,6 +50,27 @@ describe('placement', () => {
   it('fits exactly at the capacity boundary and breaks ties by node id', () => {
     expect(place([node('b', { reservedCpuMillis: 3000 }), node('a', { reservedCpuMillis: 3000 })], demand)).toEqual({ ok: true, nodeId: 'a', warm: false });
   });
+  it('places a network-enabled function only on a node that offers network', () => {
+    const nodes = [node('a', { network: false }), node('b', { reservedCpuMillis: 3000 })];
+    expect(place(nodes, { ...demand, network: true })).toEqual({ ok: true, nodeId: 'b', warm: false });
+    expect(place(nodes, demand)).toEqual({ ok: true, nodeId: 'a', warm: false });
+    expect(place([node('a', { network: false })], { ...demand, network: true })).toEqual({ ok: false, reason: 'no-network-node' });
+    // a node registered by an older container-manager (no `network` field) offers network
+    expect(place([node('a')], { ...demand, network: true })).toMatchObject({ ok: true, nodeId: 'a' });
+  });
+  it('spreads tasks over nodes in proportion to their capacity (each placement reserves its demand)', () => {
+    const nodes = [node('big', { cpuMillis: 8000, memoryBytes: 16 * GiB }), node('small', { cpuMillis: 4000, memoryBytes: 8 * GiB })];
+    const placed = new Map<string, number>();
+    for (let i = 0; i < 12; i++) {
+      const p = place(nodes, { key: containerKey(`w${i}`, 'fn'), cpuMillis: 1000, memoryBytes: GiB });
+      if (!p.ok) throw new Error(`task ${i} not placed: ${p.reason}`);
+      const n = nodes.find((x) => x.nodeId === p.nodeId)!;
+      n.reservedCpuMillis += 1000;
+      n.reservedMemoryBytes += GiB;
+      placed.set(p.nodeId, (placed.get(p.nodeId) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(placed)).toEqual({ big: 8, small: 4 });
+  });
   it('reliability is smoothed: a new node is fully reliable, each loss lowers it', () => {
     expect(reliabilityOf(0, 0)).toBe(1);
     expect(reliabilityOf(0, 1)).toBe(0.5);

@@ -1,7 +1,8 @@
 /**
  * Placement: a pure function from the nodes view and one task's demand to a node (or the reason
  * there is none). Rules, in order:
- *  1. only registered, alive nodes that have not left;
+ *  1. only registered, alive nodes that have not left and are not draining; a network-enabled
+ *     function only on a node that offers network (an engine without bridge: `mesh up --nodes`);
  *  2. never a node where a task of the same (wallet, function) is dispatched/running: its single
  *     warm container for that pair runs one task at a time (the task waits or goes elsewhere);
  *  3. enough free CPU and memory: capacity minus what the scheduler reserved for the tasks it put
@@ -33,6 +34,8 @@ export interface PlacementNode {
   busyKeys: ReadonlyMap<string, number>;
   /** 0..1 */
   reliability: number;
+  /** Runs network-enabled functions (NodeRegistered.network; undefined: true). */
+  network?: boolean;
 }
 
 export interface Demand {
@@ -40,10 +43,13 @@ export interface Demand {
   key: string;
   cpuMillis: number;
   memoryBytes: number;
+  /** The function is network-enabled (undefined: false). */
+  network?: boolean;
 }
 
 export type Placement =
-  { ok: true; nodeId: string; warm: boolean } | { ok: false; reason: 'no-nodes' | 'container-busy' | 'no-capacity' | 'exceeds-node-capacity' };
+  | { ok: true; nodeId: string; warm: boolean }
+  | { ok: false; reason: 'no-nodes' | 'no-network-node' | 'container-busy' | 'no-capacity' | 'exceeds-node-capacity' };
 
 export const containerKey = (walletId: string, functionId: string) => `${walletId}/${functionId}`;
 
@@ -69,11 +75,16 @@ export function place(nodes: Iterable<PlacementNode>, demand: Demand): Placement
   let bestWarm = false;
   let bestScore = Infinity;
   let schedulable = 0;
+  let withoutNetwork = 0;
   let busy = 0;
   let bigEnough = 0;
   for (const node of nodes) {
     if (!node.schedulable) continue;
     schedulable++;
+    if (demand.network === true && node.network === false) {
+      withoutNetwork++;
+      continue;
+    }
     if (demand.cpuMillis <= node.cpuMillis && demand.memoryBytes <= node.memoryBytes) bigEnough++;
     if ((node.busyKeys.get(demand.key) ?? 0) > 0) {
       busy++;
@@ -92,6 +103,7 @@ export function place(nodes: Iterable<PlacementNode>, demand: Demand): Placement
   }
   if (best) return { ok: true, nodeId: best.nodeId, warm: bestWarm };
   if (schedulable === 0) return { ok: false, reason: 'no-nodes' };
+  if (withoutNetwork === schedulable) return { ok: false, reason: 'no-network-node' };
   if (bigEnough === 0) return { ok: false, reason: 'exceeds-node-capacity' };
   return { ok: false, reason: busy > 0 ? 'container-busy' : 'no-capacity' };
 }

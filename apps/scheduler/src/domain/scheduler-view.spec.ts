@@ -1,5 +1,15 @@
 import fc from 'fast-check';
-import { TaskDispatched, TaskRequeued, TaskRunning, TaskSucceeded, type Standing, type TaskEvent } from '@mesh/contracts';
+import {
+  NodeDrainRequested,
+  NodeLeft,
+  NodeRegistered,
+  TaskDispatched,
+  TaskRequeued,
+  TaskRunning,
+  TaskSucceeded,
+  type Standing,
+  type TaskEvent,
+} from '@mesh/contracts';
 import { SchedulerView, dispatchInMemory, isDispatchable, type FoldedEvent, type ViewEvent } from './scheduler-view';
 import { decided, fnSpec, folded, functionDeployed, nodeRegistered, standingChanged, taskSubmitted, walletOpened } from '../../test/fixtures';
 
@@ -276,5 +286,38 @@ describe('scheduler view: task owners', () => {
     const restored = SchedulerView.restore([...view.snapshotRecords()], 0);
     expect(restored.tasks.get('a-1')?.tenantId).toBe('alice');
     expect(restored.tasks.get('op-1')?.tenantId).toBeUndefined();
+  });
+});
+
+describe('scheduler view: drained and network-less nodes', () => {
+  const drainRequested = (nodeId: string) => ev(`node-${nodeId}`, decided(NodeDrainRequested, { nodeId, requestedAtMs: 5 }));
+  const leftDrained = (nodeId: string) => ev(`node-${nodeId}`, decided(NodeLeft, { nodeId, reason: 'drained', leftAtMs: 9 }));
+  const withoutNetwork = (nodeId: string) =>
+    ev(`node-${nodeId}`, decided(NodeRegistered, { nodeId, cpuMillis: 4000, memoryBytes: 8 * GiB, labels: {}, registeredAtMs: 0, network: false }));
+
+  it('places nothing new on a draining node; its running task stays; the node is ready again once it left and registered', () => {
+    const view = viewOf([deployed(), deployed(fnSpec({ functionId: 'g' })), node('n1'), opened('w1'), standing('w1', 'normal'), submit('t1', 'w1')]);
+    expect(dispatchInMemory(view, 10, 5)).toMatchObject([{ nodeId: 'n1' }]);
+    view.apply(drainRequested('n1'));
+    view.apply(submit('t2', 'w1', 'g'));
+    expect(dispatchInMemory(view, 10, 5)).toEqual([]);
+    expect(view.placeTask(view.tasks.get('t2')!)).toMatchObject({ ok: false, reason: 'no-nodes' });
+    expect(view.nodes.get('n1')).toMatchObject({ draining: true, schedulable: false, alive: true });
+    expect(view.tasks.get('t1')).toMatchObject({ state: 'dispatched', nodeId: 'n1' });
+    // a snapshot keeps the drain
+    expect(SchedulerView.restore([...view.snapshotRecords()], 0).nodes.get('n1')?.draining).toBe(true);
+    view.apply(leftDrained('n1'));
+    expect(view.nodes.get('n1')).toMatchObject({ draining: false, left: true });
+    expect(view.deadNodesWithTasks().map((n) => n.nodeId)).toEqual(['n1']); // requeued (infrastructure), no reliability loss
+    view.apply(node('n1'));
+    expect(view.nodes.get('n1')).toMatchObject({ draining: false, left: false, schedulable: true });
+  });
+  it('places a network-enabled function only on a node that offers network', () => {
+    const view = viewOf([deployed(fnSpec({ network: true })), withoutNetwork('n1'), opened('w1'), standing('w1', 'normal'), submit('t1', 'w1')]);
+    expect(dispatchInMemory(view, 10, 5)).toEqual([]);
+    expect(view.placeTask(view.tasks.get('t1')!)).toMatchObject({ ok: false, reason: 'no-network-node' });
+    expect(SchedulerView.restore([...view.snapshotRecords()], 0).nodes.get('n1')?.network).toBe(false);
+    view.apply(node('n2'));
+    expect(dispatchInMemory(view, 10, 5)).toMatchObject([{ nodeId: 'n2' }]);
   });
 });

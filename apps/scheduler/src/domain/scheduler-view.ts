@@ -66,6 +66,8 @@ export interface WalletInfo {
 export interface NodeState extends PlacementNode {
   registered: boolean;
   left: boolean;
+  /** The operator asked to drain it (NodeDrainRequested): no new task until it leaves; kept over a crash and re-registration, cleared by NodeLeft. */
+  draining: boolean;
   alive: boolean;
   /**
    * Heard from since this view started (a heartbeat, or a registration newer than the start). A node
@@ -77,6 +79,8 @@ export interface NodeState extends PlacementNode {
   /** `registeredAtMs` of its latest NodeRegistered (a restored view derives lastSeenAtMs and heard from it as a replay would). */
   registeredAtMs?: number;
   lastHeartbeatAtMs?: number;
+  /** Containers the last heartbeat counted (busy and idle). */
+  runningContainers?: number;
   idleKeys: Set<string>;
   busyKeys: Map<string, number>;
   tasks: Set<string>;
@@ -163,6 +167,7 @@ export class SchedulerView {
         this.wallet(event.data.walletId).standing = event.data.to;
         return;
       case 'NodeRegistered':
+      case 'NodeDrainRequested':
       case 'NodeLeft':
         this.applyNode(event);
         return;
@@ -185,6 +190,7 @@ export class SchedulerView {
         schedulable: false,
         registered: false,
         left: false,
+        draining: false,
         alive: false,
         heard: false,
         cpuMillis: 1,
@@ -205,7 +211,7 @@ export class SchedulerView {
   }
 
   private refresh(n: NodeState): void {
-    n.schedulable = n.registered && !n.left && n.alive && n.heard;
+    n.schedulable = n.registered && !n.left && !n.draining && n.alive && n.heard;
     n.reliability = reliabilityOf(n.completed, n.lost);
   }
 
@@ -217,6 +223,7 @@ export class SchedulerView {
       n.left = false;
       n.cpuMillis = d.cpuMillis;
       n.memoryBytes = d.memoryBytes;
+      n.network = d.network ?? true;
       // A registration replayed from an old log must not count as a sign of life: it gets the
       // grace period from our start instead, and is lost if no heartbeat follows.
       n.lastSeenAtMs = Math.max(n.lastSeenAtMs, d.registeredAtMs, this.startedAtMs);
@@ -224,9 +231,14 @@ export class SchedulerView {
       n.registeredAtMs = Math.max(n.registeredAtMs ?? d.registeredAtMs, d.registeredAtMs);
       n.alive = true;
       this.refresh(n);
+    } else if (event.type === 'NodeDrainRequested') {
+      const n = this.node(event.data.nodeId);
+      n.draining = true;
+      this.refresh(n);
     } else if (event.type === 'NodeLeft') {
       const n = this.node(event.data.nodeId);
       n.left = true;
+      n.draining = false;
       n.alive = false;
       this.refresh(n);
     }
@@ -239,6 +251,7 @@ export class SchedulerView {
     n.lastSeenAtMs = nowMs;
     n.heard = true;
     n.lastHeartbeatAtMs = beat.atMs;
+    n.runningContainers = beat.runningContainers;
     n.usedCpuMillis = beat.usedCpuMillis;
     n.usedMemoryBytes = beat.usedMemoryBytes;
     n.idleKeys = new Set(beat.idleContainers.map((c) => containerKey(c.walletId, c.functionId)));
@@ -445,7 +458,7 @@ export class SchedulerView {
   }
 
   demandOf(task: TaskSummary, fn: FunctionSpec): Demand {
-    return { key: containerKey(task.walletId, task.functionId), cpuMillis: fn.cpuInitialMillis, memoryBytes: fn.memoryBytes };
+    return { key: containerKey(task.walletId, task.functionId), cpuMillis: fn.cpuInitialMillis, memoryBytes: fn.memoryBytes, network: fn.network };
   }
 
   placeTask(task: TaskSummary): Placement & { fn?: FunctionSpec } {
@@ -508,8 +521,8 @@ export class SchedulerView {
     }
     for (const w of this.wallets.values()) yield { k: 'w', ...w };
     for (const n of this.nodes.values()) {
-      const { nodeId, registered, left, cpuMillis, memoryBytes, completed, lost, registeredAtMs } = n;
-      yield { k: 'n', nodeId, registered, left, cpuMillis, memoryBytes, completed, lost, registeredAtMs };
+      const { nodeId, registered, left, draining, network, cpuMillis, memoryBytes, completed, lost, registeredAtMs } = n;
+      yield { k: 'n', nodeId, registered, left, draining, network, cpuMillis, memoryBytes, completed, lost, registeredAtMs };
     }
     for (const [walletId] of this.pool.wallets()) {
       const entries = [...this.pool.entriesOf(walletId)].sort((a, b) => b.priority - a.priority || a.seq - b.seq).map((e) => e.taskId);
@@ -553,6 +566,9 @@ export class SchedulerView {
           const n = view.node(r.str('nodeId'));
           n.registered = r.bool('registered');
           n.left = r.bool('left');
+          // Absent in snapshots written before drains and network-less nodes existed.
+          n.draining = r.has('draining') ? r.bool('draining') : false;
+          n.network = r.has('network') ? r.bool('network') : undefined;
           n.cpuMillis = r.int('cpuMillis');
           n.memoryBytes = r.int('memoryBytes');
           n.completed = r.int('completed');

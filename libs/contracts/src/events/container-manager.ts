@@ -13,8 +13,24 @@ export const NodeRegistered = defineEvent(
     memoryBytes: memoryBytesSchema,
     labels: labelsSchema,
     registeredAtMs: z.int().min(0),
+    /**
+     * Whether the node runs network-enabled functions (its engine has the owners' bridge networks).
+     * False on an engine started with `--bridge=none --iptables=false` (`mesh up --nodes N`, nodes
+     * 2..N): the scheduler places no network-enabled function there. Absent (an older node): true.
+     */
+    network: z.boolean().optional(),
   }),
   'A container-manager started and offers this capacity.',
+);
+
+export const NodeDrainRequested = defineEvent(
+  'node',
+  'NodeDrainRequested',
+  z.object({
+    nodeId: idSchema,
+    requestedAtMs: z.int().min(0),
+  }),
+  'The operator asked to drain the node: no new task is placed there; once its running tasks have ended it leaves (NodeLeft, reason drained).',
 );
 
 export const NodeLeft = defineEvent(
@@ -22,10 +38,10 @@ export const NodeLeft = defineEvent(
   'NodeLeft',
   z.object({
     nodeId: idSchema,
-    reason: z.enum(['shutdown']),
+    reason: z.enum(['shutdown', 'drained']),
     leftAtMs: z.int().min(0),
   }),
-  'A container-manager shut down cleanly.',
+  'A container-manager shut down cleanly (shutdown), or its node finished a drain (drained).',
 );
 
 // --- container category (stream container-<containerId>) -----------------------------------------
@@ -165,7 +181,7 @@ export const ResourceSampled = defineEvent(
   'CPU and memory a container used in one window; cpuNanos sums exactly to the container total.',
 );
 
-export const nodeEvents = [NodeRegistered, NodeLeft] as const;
+export const nodeEvents = [NodeRegistered, NodeDrainRequested, NodeLeft] as const;
 export const containerEvents = [ContainerStarted, ContainerResized, ContainerStopped] as const;
 export const executionEvents = [ExecutionStarted, ExecutionSucceeded, ExecutionFailed, ExecutionTimedOut, ExecutionAborted] as const;
 export const usageEvents = [ResourceSampled] as const;

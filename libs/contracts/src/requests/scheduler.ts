@@ -274,6 +274,9 @@ export const poolsRequest = defineRequest(
   'Pool sizes: pending (per wallet, with its standing and whether it may dispatch), dispatched and running.',
 );
 
+/** A node as `mesh node list` shows it: left wins over lost, lost over draining. */
+export const NODE_STATES = ['ready', 'draining', 'left', 'lost'] as const;
+
 export const nodesRequest = defineRequest(
   'query',
   querySubject('scheduler', 'nodes'),
@@ -295,8 +298,16 @@ export const nodesRequest = defineRequest(
         tasks: z.int(),
         idleContainers: z.int(),
         lastHeartbeatAtMs: z.int().nullable(),
+        /** Containers (busy and idle) its last heartbeat counted (null before the first one). */
+        runningContainers: z.int().nullable(),
         alive: z.boolean(),
         left: z.boolean(),
+        /** NodeDrainRequested and not left yet: no new task is placed there. */
+        draining: z.boolean(),
+        /** left (NodeLeft: shutdown or drained), lost (silent past NODE_LOST_AFTER_MS), draining, else ready. */
+        state: z.enum(NODE_STATES),
+        /** Runs network-enabled functions (false: an engine without bridge). */
+        network: z.boolean(),
         /** (completed + 1) / (completed + lost + 1), from the log. */
         reliability: z.number(),
         completed: z.int(),
@@ -304,7 +315,7 @@ export const nodesRequest = defineRequest(
       }),
     ),
   }),
-  'Registered nodes: capacity, reserved, used and free CPU and memory, last heartbeat, liveness and reliability.',
+  'Registered nodes: capacity, reserved, used and free CPU and memory, containers, last heartbeat, state (ready, draining, left, lost), network, liveness and reliability.',
 );
 
 /** Largest chunk of an output one task-output answer carries (base64 plus JSON stays under nats-server's 1 MiB max_payload). */
