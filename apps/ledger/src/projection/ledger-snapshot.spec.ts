@@ -109,11 +109,22 @@ describe('ledger snapshot', () => {
       ['prov', 100, undefined],
     ];
     for (const [walletId, limit, after] of asks) {
-      const answer = await fromSnapshot.statement(walletId, limit, after);
+      // (each on a fresh start: a read back keeps the older lines in memory, tested below)
+      const again = await loadLedgerState(store, snapshots, 'ledger.t.projection', quiet);
+      const answer = await new LedgerQueries(again.projection, store).statement(walletId, limit, after);
       expect(answer).toEqual(await fromLog.statement(walletId, limit, after));
       expect(answer.lines.length).toBeGreaterThan(0);
     }
-    expect((await fromSnapshot.statement('alice', 1000)).lines.map((l) => l.revision)).toEqual(Array.from({ length: deposits + 6 }, (_, i) => i));
+    // And the first statement that reads back keeps the older lines in memory: the next is served from it, the same
+    const read = jest.spyOn(store, 'read');
+    const all = await fromSnapshot.statement('alice', 1000);
+    expect(all.lines.map((l) => l.revision)).toEqual(Array.from({ length: deposits + 6 }, (_, i) => i));
+    expect(read).toHaveBeenCalledTimes(1);
+    expect(restored.projection.wallet('alice').lines).toEqual(full.projection.wallet('alice').lines);
+    expect(await fromSnapshot.statement('alice', 50, 30)).toEqual(await fromLog.statement('alice', 50, 30));
+    expect(await fromSnapshot.statement('alice', 1000)).toEqual(all);
+    expect(read).toHaveBeenCalledTimes(1);
+    read.mockRestore();
   });
 
   it('refuses a malformed record, naming it', () => {
