@@ -21,16 +21,19 @@ export class ServiceProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  static start(service: ServiceName, env: Record<string, string>): ServiceProcess {
-    const child = spawn(
-      process.execPath,
-      ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', join(ROOT, 'apps', service, 'src', 'main.ts')],
-      {
-        cwd: ROOT,
-        env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+  /**
+   * `distDir`: run the compiled JavaScript of that build (`npm run build`'s output, as `mesh up` runs
+   * it from a fresh dist/: bin/register-dist.js resolves the aliases) instead of the sources through ts-node.
+   */
+  static start(service: ServiceName, env: Record<string, string>, options: { distDir?: string } = {}): ServiceProcess {
+    const args = options.distDir
+      ? ['-r', join(ROOT, 'bin', 'register-dist.js'), join(options.distDir, 'apps', service, 'src', 'main.js')]
+      : ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', join(ROOT, 'apps', service, 'src', 'main.ts')];
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env, ...(options.distDir ? { MESH_DIST_DIR: options.distDir } : {}) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return new ServiceProcess(service, child);
   }
 

@@ -1,17 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { BaseRpcContext, Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
-import {
-  AckPolicy,
-  DeliverPolicy,
-  headers as natsHeaders,
-  nanos,
-  type ConsumerMessages,
-  type JsMsg,
-  type Msg,
-  type NatsConnection,
-  type Subscription as NatsSubscription,
-} from 'nats';
+import { headers as natsHeaders, type ConsumerMessages, type JsMsg, type Msg, type NatsConnection, type Subscription as NatsSubscription } from 'nats';
 import {
   DomainError,
   EVENTS_STREAM,
@@ -38,6 +28,7 @@ import {
 import { LRUCache, messageOf } from '@mesh/common';
 import { ConcurrencyError } from '@mesh/eventstore/errors';
 import { decode } from '@mesh/eventstore/jetstream/jetstream-event-store';
+import { durableConsumerConfig } from './consumers';
 import type { EventStore } from '@mesh/eventstore/port';
 import { requestRegistry, type EventConsumerExtras } from './decorators';
 import { decodeJson, encodeJson } from './json';
@@ -259,23 +250,15 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     // The NATS permissions are generated from the same table: a consumer not listed there fails here, at start.
     assertConsumes(this.options.service, extras.category);
     const { nc } = this.options;
-    const durable = [this.options.consumerPrefix ?? this.options.service, extras.category, extras.name].filter(Boolean).join('_');
-    const maxDeliveries = extras.maxDeliveries ?? this.options.maxDeliveries;
+    const { config, maxDeliveries } = durableConsumerConfig(this.options.consumerPrefix ?? this.options.service, pattern, extras, this.options.maxDeliveries);
+    const durable = config.durable_name;
     const jsm = await nc.jetstreamManager();
-    const config = {
-      durable_name: durable,
-      filter_subject: pattern.split('#')[0],
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: extras.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
-      // One more than ours: the server stops redelivering only if we crash before parking it.
-      max_deliver: maxDeliveries + 1,
-      ack_wait: nanos(30_000),
-      max_ack_pending: extras.maxAckPending ?? 256,
-    };
     try {
       await jsm.consumers.add(EVENTS_STREAM, config);
     } catch (err) {
-      if (!/already exists|already in use/i.test(messageOf(err))) throw err;
+      // It exists: it keeps its position, whatever deliver policy created it (2.9 refuses to "update"
+      // that one; e.g. the restart bench creates it at the log's head, as a restarted service finds it).
+      if (!/already exists|already in use|deliver policy can not be updated/i.test(messageOf(err))) throw err;
       const { deliver_policy: _deliver, filter_subject: _filter, ...mutable } = config;
       await jsm.consumers.update(EVENTS_STREAM, durable, mutable);
     }

@@ -4,7 +4,8 @@ import { InMemorySnapshotStore } from '@mesh/eventstore/snapshot-store';
 import { UncreditedDebits } from '../domain/uncredited-debits';
 import { WalletHandler } from '../wallet.handler';
 import { LedgerProjection } from './ledger-projection';
-import { encodeLedgerSnapshot, loadLedgerState, restoreLedgerSnapshot } from './ledger-snapshot';
+import { STATEMENT_LINES_IN_SNAPSHOT, encodeLedgerSnapshot, loadLedgerState, restoreLedgerSnapshot } from './ledger-snapshot';
+import { LedgerQueries } from './queries';
 
 const quiet = { log: () => undefined, warn: () => undefined };
 
@@ -74,6 +75,56 @@ describe('ledger snapshot', () => {
     expect(started.from).toBe('snapshot');
     expect(started.replayed).toBe(1);
     expect(started.uncredited.list().map((d) => d.chargeId)).toEqual(['ch-1', 'ch-3']);
+  });
+
+  it('holds only the newest statement lines of each wallet; every statement after a start from it is exact (older lines read back from the stream)', async () => {
+    // Given a wallet with more lines than the snapshot keeps (and a provider's credit lines), snapshotted
+    const { store, book, debit } = await givenABook();
+    const deposits = STATEMENT_LINES_IN_SNAPSHOT + 40;
+    for (let i = 0; i < deposits; i++) await book.execute({ type: 'Deposit', walletId: 'alice', amount: BigInt(i + 1), reference: `d${i}` });
+    const snapshots = new InMemorySnapshotStore();
+    const first = await loadLedgerState(store, undefined, 'ledger.t.projection', quiet);
+    expect(first.projection.wallet('alice').lines.length).toBe(deposits + 4);
+    const encoded = encodeLedgerSnapshot(first.projection, first.uncredited);
+    await snapshots.save('ledger.t.projection', encoded);
+    // When more is posted and the ledger starts from the snapshot
+    await debit('ch-3');
+    await book.execute({ type: 'Deposit', walletId: 'alice', amount: 5n, reference: 'after' });
+    const restored = await loadLedgerState(store, snapshots, 'ledger.t.projection', quiet);
+    const full = await loadLedgerState(store, undefined, 'ledger.t.projection', quiet);
+    // Then the snapshot held the newest lines only (plus the tail folded since)
+    expect(restored.from).toBe('snapshot');
+    expect(restored.projection.wallet('alice').lines.length).toBe(STATEMENT_LINES_IN_SNAPSHOT + 2);
+    expect(restored.projection.wallet('alice').lines[0].revision).toBe(full.projection.wallet('alice').revision - STATEMENT_LINES_IN_SNAPSHOT - 1);
+    // And every statement answer, in memory, read back or across both, is the full replay's
+    const fromSnapshot = new LedgerQueries(restored.projection, store);
+    const fromLog = new LedgerQueries(full.projection, store);
+    const asks: [string, number | undefined, number | undefined][] = [
+      ['alice', undefined, undefined], // the default (newest lines): from memory
+      ['alice', 1000, undefined], // all of them: read back
+      ['alice', 3, -1], // the oldest: read back
+      ['alice', 50, 30], // a window before the lines held
+      ['alice', 100, 60], // a window across what is read back and what is held
+      ['alice', 10, deposits], // a window of the lines held
+      ['prov', 100, undefined],
+    ];
+    for (const [walletId, limit, after] of asks) {
+      // (each on a fresh start: a read back keeps the older lines in memory, tested below)
+      const again = await loadLedgerState(store, snapshots, 'ledger.t.projection', quiet);
+      const answer = await new LedgerQueries(again.projection, store).statement(walletId, limit, after);
+      expect(answer).toEqual(await fromLog.statement(walletId, limit, after));
+      expect(answer.lines.length).toBeGreaterThan(0);
+    }
+    // And the first statement that reads back keeps the older lines in memory: the next is served from it, the same
+    const read = jest.spyOn(store, 'read');
+    const all = await fromSnapshot.statement('alice', 1000);
+    expect(all.lines.map((l) => l.revision)).toEqual(Array.from({ length: deposits + 6 }, (_, i) => i));
+    expect(read).toHaveBeenCalledTimes(1);
+    expect(restored.projection.wallet('alice').lines).toEqual(full.projection.wallet('alice').lines);
+    expect(await fromSnapshot.statement('alice', 50, 30)).toEqual(await fromLog.statement('alice', 50, 30));
+    expect(await fromSnapshot.statement('alice', 1000)).toEqual(all);
+    expect(read).toHaveBeenCalledTimes(1);
+    read.mockRestore();
   });
 
   it('refuses a malformed record, naming it', () => {

@@ -5,19 +5,31 @@ import { RecordReader, isSnapshotRecord } from '@mesh/eventstore/snapshot-record
 import { encodeSnapshot, type EncodedSnapshot, type SnapshotStore } from '@mesh/eventstore/snapshot-store';
 import { UncreditedDebits, type OwedCredit } from '../domain/uncredited-debits';
 import { LedgerProjection, type WalletView } from './ledger-projection';
+import { STATEMENT_LIMIT_DEFAULT } from './queries';
 
 /**
  * The ledger's snapshot (docs/ledger.md, "Start-up"): the projection and the debits still without
  * their credit, at one log position. Money is bigint in memory and decimal strings here. Records:
- * `head` (position, counters, totals), `w` (a wallet without its lines), `l` (up to LINES_PER_RECORD
- * statement lines of a wallet, in order), `u` (an uncredited debit), `o` (the tenant owning a wallet).
+ * `head` (position, counters, totals), `w` (a wallet without its lines), `l` (statement lines of a
+ * wallet, in order, at most LINE_BYTES_PER_RECORD of JSON per record; only the newest
+ * STATEMENT_LINES_IN_SNAPSHOT of each wallet), `u` (an uncredited debit), `o` (the tenant owning a wallet).
  * The costs per task and container are not in it (since schema 2; schema 1 held them as `t` / `c`
  * records): they grow with the log, so a start from the snapshot would too; they are read back from
- * the wallet streams on demand (CostViews). Schema 3 added `o`.
+ * the wallet streams on demand (CostViews). Schema 3 added `o`. Fewer lines per wallet needed no new
+ * schema: the records are the same, and an older snapshot's 2 000 lines are read right (only slower, once).
  */
 
 /** Bump when the records change: an older snapshot is then ignored (full replay), never misread. */
 export const LEDGER_SNAPSHOT_SCHEMA = 3;
+/**
+ * Statement lines per wallet in the snapshot: the newest ones, as many as a default statement
+ * answer (STATEMENT_LIMIT_DEFAULT), so that one is served from memory right after a start. The
+ * projection holds up to STATEMENT_LINES_IN_MEMORY while running; a start from the snapshot holds
+ * these and older lines are read back from the wallet's stream (LedgerQueries.statement), exactly as
+ * lines beyond the in-memory cap are. With 2 000 per wallet the snapshot was 87 MB at 1M events
+ * (mostly lines: a provider's credit line lists up to 200 charges); its load dominated the start.
+ */
+export const STATEMENT_LINES_IN_SNAPSHOT = STATEMENT_LIMIT_DEFAULT;
 /** JSON bytes of statement lines per record (a provider's credit line names up to 200 charges; a record must stay under a chunk). */
 const LINE_BYTES_PER_RECORD = 128 * 1024;
 const STATEMENT_CAUSES = ['open', 'deposit', 'withdrawal', 'adjustment', 'usage-debit', 'usage-credit', 'policy'] as const;
@@ -55,7 +67,7 @@ function* recordsOf(projection: LedgerProjection, owed: OwedCredit[]): Generator
     };
     let lines: StatementLine[] = [];
     let bytes = 0;
-    for (const line of w.lines) {
+    for (const line of w.lines.slice(-STATEMENT_LINES_IN_SNAPSHOT)) {
       const size = JSON.stringify(line).length;
       if (lines.length > 0 && bytes + size > LINE_BYTES_PER_RECORD) {
         yield { k: 'l', walletId: w.walletId, lines };

@@ -2,7 +2,7 @@ import { DomainError, GRC, currencyOf, formatAmount, isEventOf, streamName, wall
 import type { balanceRequest, containerCostRequest, providerEarningsRequest, statementRequest, taskCostRequest, totalsRequest } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore/port';
 import { NO_TASK, costViewOf, type CostKind, type CostView, type CostViews } from './cost-views';
-import { toStatementLine, type LedgerProjection } from './ledger-projection';
+import { STATEMENT_LINES_IN_MEMORY, toStatementLine, type LedgerProjection, type WalletView } from './ledger-projection';
 
 /** Default and ceiling of statement lines per answer. */
 export const STATEMENT_LIMIT_DEFAULT = 100;
@@ -57,9 +57,15 @@ export class LedgerQueries {
       if (from >= firstInMemory) {
         lines = w.lines.slice(from - firstInMemory, to - firstInMemory);
       } else {
-        // Older than the in-memory window: read them back from the wallet's stream.
-        const events = await this.store.read(streamName('wallet', walletId), from);
-        lines = events.filter((e) => e.revision < to).flatMap((e) => (isEventOf(e, walletEvents) ? [toStatementLine(e)] : []));
+        // Older than the in-memory window: read them back from the wallet's stream (the store reads
+        // it whole whatever the revision asked), and keep the ones just older than the window in
+        // memory, up to its cap: after a start from the snapshot (100 lines per wallet), the first
+        // longer statement of a wallet pays the read, not every one.
+        const room = Math.max(0, STATEMENT_LINES_IN_MEMORY - w.lines.length);
+        const events = await this.store.read(streamName('wallet', walletId), Math.min(from, Math.max(0, firstInMemory - room)));
+        const read = events.flatMap((e) => (isEventOf(e, walletEvents) ? [toStatementLine(e)] : []));
+        lines = read.filter((l) => l.revision >= from && l.revision < to);
+        keepOlderLines(w, read);
       }
     }
     const fitted = withinBytes(lines, STATEMENT_BYTES_MAX, afterRevision === undefined ? 'newest' : 'oldest');
@@ -211,6 +217,19 @@ function withinBytes(lines: StatementLine[], maxBytes: number, keep: 'oldest' | 
   }
   if (count === lines.length) return lines;
   return keep === 'oldest' ? lines.slice(0, count) : lines.slice(lines.length - count);
+}
+
+/**
+ * Puts the lines of `read` just older than the wallet's in-memory lines in front of them, up to
+ * STATEMENT_LINES_IN_MEMORY, when they join up (the read reached the revision before the first line
+ * held; lines folded while it was read are already in memory). Otherwise memory is left as it is.
+ */
+function keepOlderLines(w: WalletView, read: readonly StatementLine[]): void {
+  const first = w.lines.length ? w.lines[0].revision : w.revision + 1;
+  const older = read.filter((l) => l.revision < first);
+  const room = STATEMENT_LINES_IN_MEMORY - w.lines.length;
+  if (room <= 0 || older.length === 0 || older[older.length - 1].revision !== first - 1) return;
+  w.lines.unshift(...older.slice(-room));
 }
 
 function lastRevision(events: readonly { revision: number }[]): number {
