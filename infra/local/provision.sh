@@ -264,7 +264,9 @@ cmd_dockerd_up() {
   rm -f "$sock"
   # No bridge and no iptables rules: this engine must not touch the machine's network (the first
   # engine owns it). Task containers run with network `none`; the node registers network=false.
-  nohup dockerd \
+  # In a network namespace of its own: a dockerd started with --bridge=none deletes the interface
+  # `docker0` at start, which in the machine's namespace is the first engine's default bridge.
+  nohup unshare --net dockerd \
     --data-root="$dir/data" --exec-root="$dir/exec" -H "unix://$sock" --pidfile="$(node_pidfile "$i")" \
     --bridge=none --iptables=false --ip-masq=false \
     --containerd-namespace="$(node_namespace "$i")" --containerd-plugins-namespace="$(node_namespace "$i")-plugins" \

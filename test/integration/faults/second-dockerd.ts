@@ -42,9 +42,13 @@ export class SecondDockerd {
 
   async spawn(): Promise<void> {
     const bin = process.env.DOCKERD_BIN ?? 'dockerd';
+    // In a network namespace of its own (unshare execs dockerd, same pid): a dockerd started with
+    // --bridge=none deletes the interface `docker0` at start, the first engine's default bridge.
     const child = spawn(
-      bin,
+      'unshare',
       [
+        '--net',
+        bin,
         `--data-root=${join(this.dir, 'data')}`,
         `--exec-root=${join(this.dir, 'exec')}`,
         `--host=unix://${this.socket}`,
