@@ -54,7 +54,8 @@ const stateSchema = z.object({
 });
 type ClusterState = z.output<typeof stateSchema>;
 
-export const clusterDir = (stack: string) => join(DATA_DIR, 'swarm', stack);
+/** Where `up` keeps a stack's credentials and state (`dataDir`: MESH_DATA_DIR of the process that ran it). */
+export const clusterDir = (stack: string, dataDir = DATA_DIR) => join(dataDir, 'swarm', stack);
 const statePath = (stack: string) => join(clusterDir(stack), 'cluster.json');
 
 function readState(stack: string): ClusterState | undefined {

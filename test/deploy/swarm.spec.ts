@@ -69,7 +69,7 @@ describe('Docker Swarm: mesh cluster up, the normal scenario with a killed servi
     nc = await connect({
       servers: [0, 1, 2].map((i) => `nats://127.0.0.1:${port + i}`),
       name: 'swarm-test',
-      ...natsAuthOptionsFromFile(operatorCredsPath(clusterDir(STACK))),
+      ...natsAuthOptionsFromFile(operatorCredsPath(clusterDir(STACK, dataDir))),
     });
     store = await JetStreamEventStore.connect(nc, { replicas: 3 });
     client = new MeshClient(nc, 20_000);
@@ -100,7 +100,7 @@ describe('Docker Swarm: mesh cluster up, the normal scenario with a killed servi
     const cli = await runMesh(['wallet', 'balance', 'provider', '--json'], {
       ...env,
       NATS_URL: (up.out.match(/NATS_URL=(\S+)/) ?? [])[1],
-      MESH_CREDS: operatorCredsPath(clusterDir(STACK)),
+      MESH_CREDS: operatorCredsPath(clusterDir(STACK, dataDir)),
     });
     expect(cli.code).toBe(0);
   }, 120_000);
@@ -137,7 +137,7 @@ describe('Docker Swarm: mesh cluster up, the normal scenario with a killed servi
     expect(s.minBalance.startsWith('-')).toBe(false);
 
     // The books: the ledger's own audit, and the audit from the raw log with the stack's MAC keys.
-    const macKeys = await readMacKeyRing(join(secretsDir(clusterDir(STACK)), 'ledger-mac.key'));
+    const macKeys = await readMacKeyRing(join(secretsDir(clusterDir(STACK, dataDir)), 'ledger-mac.key'));
     await eventually(async () => (await verifyAudit(store, undefined, { macKeys })).pass, SETTLE_TIMEOUT_MS, 'the audit from the log to pass');
     expect(await client.requestRaw('mesh.query.ledger.audit', {}, 120_000)).toMatchObject({ pass: true });
   }, 1_200_000);
