@@ -11,7 +11,7 @@ import { ensureMacKeyRing } from '@mesh/audit';
 import { messageOf } from '@mesh/common';
 import { SERVICES, healthReplySchema } from '@mesh/contracts';
 import { authConfPath, ensureStackIdentities, natsAuthOptionsFromFile, operatorCredsPath, secretsDir } from '@mesh/identity';
-import { CliError, emit, progress, table } from '../output';
+import { CliError, UsageError, emit, progress, table } from '../output';
 import { DATA_DIR, ROOT, provision } from '../stack';
 
 /**
@@ -126,7 +126,7 @@ function requireManager(info: SwarmInfo): void {
 
 function stackNameOf(value: string | undefined): string {
   const stack = value ?? process.env.MESH_STACK ?? 'mesh';
-  if (!STACK_NAME.test(stack)) throw new CliError(`--stack: "${stack}" must match ${STACK_NAME.source}`, 'a short lower-case name, e.g. mesh');
+  if (!STACK_NAME.test(stack)) throw new UsageError(`--stack: "${stack}" must match ${STACK_NAME.source} (a short lower-case name, e.g. mesh)`);
   return stack;
 }
 
@@ -134,7 +134,7 @@ function natsPortOf(value: string | undefined): number {
   const raw = value ?? process.env.NATS_PORT ?? String(DEFAULT_NATS_PORT);
   const port = Number(raw);
   if (!Number.isInteger(port) || port < 1 || port > 65535 - NATS_SERVERS)
-    throw new CliError(`--nats-port: "${raw}" must be a port in 1..${65535 - NATS_SERVERS}`, `the servers publish it and the next ${NATS_SERVERS - 1}`);
+    throw new UsageError(`--nats-port: "${raw}" must be a port in 1..${65535 - NATS_SERVERS} (the servers publish it and the next ${NATS_SERVERS - 1})`);
   return port;
 }
 
@@ -283,7 +283,7 @@ async function up(opts: { stack?: string; natsPort?: string; advertiseAddr?: str
   const stack = stackNameOf(opts.stack);
   const port = natsPortOf(opts.natsPort);
   const timeoutS = Number(opts.timeout);
-  if (!Number.isInteger(timeoutS) || timeoutS < 10 || timeoutS > 3600) throw new CliError(`--timeout: "${opts.timeout}" must be whole seconds in 10..3600`);
+  if (!Number.isInteger(timeoutS) || timeoutS < 10 || timeoutS > 3600) throw new UsageError(`--timeout: "${opts.timeout}" must be whole seconds in 10..3600`);
   const previous = readState(stack);
   // Before anything is made: the ports a new stack publishes must be free.
   const before = swarmInfo();
