@@ -438,7 +438,9 @@ async function down(opts: { stack?: string }): Promise<void> {
     }
     progress(`stack ${stack} removed: services, containers, networks, volumes, secrets and configs`);
     if (state?.labelledNode && !state.swarmInitialised) docker(['node', 'update', '--label-rm', WORKER_LABEL, state.labelledNode], { check: false });
-    if (state?.swarmInitialised) {
+    const others = state?.swarmInitialised ? lines(docker(['service', 'ls', '-q']).out) : [];
+    if (others.length > 0) progress(`not leaving the swarm mesh initialised: ${others.length} other services run in it (another stack)`);
+    else if (state?.swarmInitialised) {
       progress('docker swarm leave --force (mesh cluster up initialised this swarm)');
       docker(['swarm', 'leave', '--force']);
       // Swarm's bridge to the overlay networks, made by `swarm init`: nothing uses it any more.
