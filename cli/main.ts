@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { messageOf } from '@mesh/common';
 import { ContractError } from '@mesh/contracts';
 import { registerAudit } from './commands/audit';
+import { registerCluster } from './commands/cluster';
 import { registerDeadletter } from './commands/deadletter';
 import { registerDemo } from './commands/demo';
 import { registerEvents } from './commands/events';
@@ -38,6 +39,7 @@ Start here: mesh up --detach && mesh demo`,
       setCredsOption(globals.creds);
     });
   registerStack(program);
+  registerCluster(program);
   registerFn(program);
   registerPlan(program);
   registerWallet(program);

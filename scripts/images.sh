@@ -9,7 +9,10 @@
 #   2. mesh/node-build:20: that base plus this machine's npm package, for the build stage
 #      (`npm ci`, `npm run build`); the runtime image carries no npm;
 #   3. `docker build --build-arg BASE_IMAGE=mesh/node-base:20 --build-arg BUILD_IMAGE=mesh/node-build:20`
-#      of the repo's Dockerfile.
+#      of the repo's Dockerfile;
+#   4. mesh/nats:<major.minor> for the Swarm stack (infra/swarm/nats.Dockerfile): the base plus this
+#      machine's nats-server binary (skipped when it exists; --rebuild forces it; --nats-only builds
+#      only the images it needs: base and NATS).
 # A registry user needs neither: `docker build .` uses node:20-bookworm-slim (docs/deploy.md).
 set -euo pipefail
 
@@ -21,11 +24,13 @@ SERVICE_TAG="${MESH_SERVICE_IMAGE:-mesh/service:$VERSION}"
 SUITE="bookworm"
 REBUILD=0
 BASE_ONLY=0
+NATS_ONLY=0
 for arg in "$@"; do
   case "$arg" in
     --rebuild) REBUILD=1 ;;
     --base-only) BASE_ONLY=1 ;;
-    *) echo "images: unknown option $arg (known: --rebuild, --base-only)" >&2; exit 2 ;;
+    --nats-only) NATS_ONLY=1 ;;
+    *) echo "images: unknown option $arg (known: --rebuild, --base-only, --nats-only)" >&2; exit 2 ;;
   esac
 done
 
@@ -97,6 +102,26 @@ else
   docker image inspect "$BUILD_TAG" >/dev/null 2>&1 || build_build_image
 fi
 [ "$BASE_ONLY" = 1 ] && exit 0
+
+# The NATS server of the Swarm stack: the base plus this machine's nats-server (Debian's package;
+# it links only libc). Tagged with its major.minor, which infra/swarm/stack.yml names.
+build_nats_image() {
+  local nats_bin version tag context started
+  nats_bin="$(command -v nats-server || echo /usr/sbin/nats-server)"
+  [ -x "$nats_bin" ] || { echo "images: nats-server missing (bash infra/local/provision.sh install)" >&2; exit 1; }
+  version="$("$nats_bin" --version | sed -E 's/^.*v([0-9]+\.[0-9]+\.[0-9]+).*$/\1/')"
+  tag="${MESH_NATS_IMAGE:-mesh/nats:${version%.*}}"
+  if [ "$REBUILD" = 0 ] && docker image inspect "$tag" >/dev/null 2>&1; then step "NATS image $tag exists"; return 0; fi
+  started=$(date +%s)
+  context="$(mktemp -d /tmp/mesh-nats-image.XXXXXX)"
+  install -m 0755 "$(readlink -f "$nats_bin")" "$context/nats-server"
+  step "NATS image $tag: $BASE_TAG + nats-server $version"
+  docker build -q --build-arg "BASE_IMAGE=$BASE_TAG" -t "$tag" -t "mesh/nats:$version" -f "$ROOT/infra/swarm/nats.Dockerfile" "$context" >/dev/null
+  rm -rf "$context"
+  step "NATS image $tag built in $(elapsed "$started"): $(docker image inspect --format '{{.Size}}' "$tag") bytes"
+}
+build_nats_image
+[ "$NATS_ONLY" = 1 ] && exit 0
 
 # The build stage's npm ci trusts npm's cafile when one is set (a TLS-inspecting proxy here);
 # only those stages see it (infra/images/build-ca/README.md).

@@ -66,7 +66,12 @@ async function main() {
     name: `healthcheck-${service}`,
     timeout: TIMEOUT_MS,
   };
-  if (process.env.NATS_CREDS_FILE) options.authenticator = nats.credsAuthenticator(readFileSync(process.env.NATS_CREDS_FILE));
+  // The service's own credentials (libs/identity's JSON file): its nkey, and its inbox prefix (the
+  // permission table lets an identity receive replies only there).
+  if (process.env.NATS_CREDS_FILE) {
+    require('./register-paths');
+    Object.assign(options, require('@mesh/identity').natsAuthOptionsFromFile(process.env.NATS_CREDS_FILE));
+  }
   const nc = await nats.connect(options).catch((err) => fail(`cannot reach NATS at ${options.servers.join(',')}: ${err.message}`));
   const mine = [];
   try {

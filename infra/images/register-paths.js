@@ -4,10 +4,16 @@
 // a tsc step that rewrites the aliases, or package.json "imports", so dist/ runs on its own).
 'use strict';
 const Module = require('node:module');
+const { readdirSync } = require('node:fs');
 const { join } = require('node:path');
 
 const DIST = process.env.MESH_DIST_DIR || join(__dirname, '..', '..', 'dist');
-const LIBS = new Set(['contracts', 'eventstore', 'runtime', 'audit', 'common', 'config']);
+// Every compiled lib (a fixed list missed @mesh/identity when it was added).
+const LIBS = new Set(
+  readdirSync(join(DIST, 'libs'), { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name),
+);
 const ALIAS = /^@mesh\/([a-z-]+)(\/.*)?$/;
 
 const resolve = Module._resolveFilename;

@@ -140,6 +140,8 @@ const CLASSIFIED: { file: string; contains: string; handling: Handling }[] = [
   },
   { file: 'docs/deploy.md', contains: 'npm run images', handling: { kind: 'shell' } },
   { file: 'docs/deploy.md', contains: 'kubectl label node worker-1', handling: { kind: 'shell' } },
+  { file: 'docs/deploy.md', contains: './mesh cluster status', handling: { kind: 'shell' } },
+  { file: 'docs/deploy.md', contains: 'docker swarm join-token worker', handling: { kind: 'shell' } },
   { file: 'docs/scheduler.md', contains: '{ "functionId": "resize", "image"', handling: { kind: 'payload', schema: deployFunctionRequest.schema } },
   {
     file: 'docs/scheduler.md',
@@ -177,6 +179,22 @@ const NOT_RUN: Record<string, string> = {
   'helm install nats': 'needs a Kubernetes cluster and helm; the values file is checked against the chart by test/deploy/k8s.spec.ts',
   'kubectl apply -k': 'needs a Kubernetes cluster; test/deploy/k8s.spec.ts renders the overlay and validates every object against the API schemas',
   'kubectl -n mesh rollout status': 'needs a Kubernetes cluster',
+  'bash infra/local/provision.sh install': 'installs packages on this machine (apt); npm test runs it as its pretest (infra/local/prepare-tests.sh)',
+  'bash infra/local/provision.sh docker':
+    'starts dockerd and builds the task base image on this machine; npm test runs it as its pretest (infra/local/prepare-tests.sh)',
+  'npm ci': 'installs the dependencies of this checkout, which the tests already use',
+  './mesh cluster up':
+    'deploys a Swarm stack on this engine for minutes (and may build the images); test/deploy/swarm.spec.ts runs `mesh cluster up` with its own stack name and free ports',
+  'export NATS_URL=nats://127.0.0.1:4222,nats://127.0.0.1:4223':
+    "the stack's URL and credentials as `mesh cluster up` prints them; test/deploy/swarm.spec.ts runs the CLI with the printed values",
+  './mesh demo --scenario normal':
+    'the normal scenario against the Swarm stack: test/deploy/swarm.spec.ts runs it (cli/demo/scenarios.ts) with a service container killed',
+  './mesh cluster status': 'test/deploy/swarm.spec.ts runs `mesh cluster status --json` against its stack',
+  './mesh cluster down': 'test/deploy/swarm.spec.ts runs it and checks nothing of its stack is left',
+  'docker swarm join-token worker': 'needs a second machine to join; this one runs a one-node swarm (test/deploy/swarm.spec.ts)',
+  'docker swarm join --token': 'needs a second machine to join',
+  'docker node update --label-add': 'needs a multi-node swarm; `mesh cluster up` labels the one node here (test/deploy/swarm.spec.ts)',
+  'docker node update --label-rm': 'needs a multi-node swarm',
 };
 
 /** `./mesh events tail ...` follows the log live: run in the background until an event shows up, then stopped with Ctrl-C. */

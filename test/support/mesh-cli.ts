@@ -15,11 +15,12 @@ export interface MeshRun {
 
 /**
  * Runs the `mesh` binary as a user does, in its own process with `env` as its whole environment.
+ * `timeoutMs`: longer for commands that deploy (`mesh cluster up` may build images).
  * Asynchronous on purpose: services the CLI talks to may run in the test's process and must keep answering.
  */
-export function runMesh(args: string[], env: NodeJS.ProcessEnv): Promise<MeshRun> {
+export function runMesh(args: string[], env: NodeJS.ProcessEnv, timeoutMs = MESH_RUN_TIMEOUT_MS): Promise<MeshRun> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [MESH_BIN, ...args], { env, timeout: MESH_RUN_TIMEOUT_MS }, (error, out, err) =>
+    execFile(process.execPath, [MESH_BIN, ...args], { env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, out, err) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, out, err }),
     );
   });

@@ -157,6 +157,9 @@ export function servicePermissions(service: ServiceName): NatsPermissions {
     ...categoriesWrittenBy(service).map((c) => `${EVENTS_PREFIX}.${c}.*`),
     ...core.publish,
     ...SERVICE_CALLS[service],
+    // Its own health request: the image's health check (infra/images/healthcheck.js) runs in the
+    // service's container with the service's credentials and asks this subject.
+    healthSubject(service),
     `${JS}.INFO`,
     ...SERVICE_JETSTREAM_EXTRA[service],
     // The store creates MESH_EVENTS when it is missing (first start); an existing one is only read.
