@@ -192,13 +192,17 @@ function imagePresent(image: string): boolean {
   return docker(['image', 'inspect', image], { check: false }).code === 0;
 }
 
-/** The images the stack runs, built here (scripts/images.sh) when missing and not named by the user. */
-function ensureImages(): { service: string; nats: string; taskBase: string } {
+/**
+ * The images the stack runs, built here (scripts/images.sh) when missing and not named by the user,
+ * or always with `build` (Docker's layer cache makes that seconds when this checkout did not change:
+ * an image present but built from older code would otherwise be deployed as it is).
+ */
+function ensureImages(build: boolean): { service: string; nats: string; taskBase: string } {
   const service = process.env.MESH_SERVICE_IMAGE ?? SERVICE_IMAGE_DEFAULT;
   const nats = process.env.MESH_NATS_IMAGE ?? NATS_IMAGE_DEFAULT;
   const taskBase = process.env.MESH_BASE_IMAGE ?? TASK_BASE_IMAGE_DEFAULT;
-  const missingService = !imagePresent(service);
-  const missingNats = !imagePresent(nats);
+  const missingService = !imagePresent(service) || (build && !process.env.MESH_SERVICE_IMAGE);
+  const missingNats = !imagePresent(nats) || (build && !process.env.MESH_NATS_IMAGE);
   if (missingService || missingNats) {
     const own = (missingService && !process.env.MESH_SERVICE_IMAGE) || (missingNats && !process.env.MESH_NATS_IMAGE);
     if (!own)
@@ -279,7 +283,7 @@ async function checkThroughNats(natsUrl: string, operator: string, deadline: num
   }
 }
 
-async function up(opts: { stack?: string; natsPort?: string; advertiseAddr?: string; timeout: string }): Promise<void> {
+async function up(opts: { stack?: string; natsPort?: string; advertiseAddr?: string; timeout: string; build?: boolean }): Promise<void> {
   const stack = stackNameOf(opts.stack);
   const port = natsPortOf(opts.natsPort);
   const timeoutS = Number(opts.timeout);
@@ -300,7 +304,7 @@ async function up(opts: { stack?: string; natsPort?: string; advertiseAddr?: str
   writeState(state);
   const labelled = ensureWorkerLabel(info.NodeID);
   if (labelled) writeState({ ...state, labelledNode: labelled });
-  const images = ensureImages();
+  const images = ensureImages(opts.build === true);
   const creds = await ensureCredentials(stack);
   // The wait is measured from here: image builds (minutes the first time) do not count.
   const started = Date.now();
@@ -476,12 +480,13 @@ The CLI talks to a deployed stack with the URL and credentials \`up\` prints:
       `host port of the first NATS server's client port; the others take the next two (default: NATS_PORT, else ${DEFAULT_NATS_PORT})`,
     )
     .option('--advertise-addr <addr>', 'address for `docker swarm init` when this engine is in no swarm and has several')
+    .option('--build', 'build the images from this checkout even when present (cached layers: seconds when nothing changed)')
     .option('--timeout <seconds>', 'how long `up` may take until every service is healthy (image builds not counted)', String(UP_TIMEOUT_S_DEFAULT))
     .addHelpText(
       'after',
       `
 Credentials: made once under <data dir>/swarm/<stack>/ (libs/identity), given to the services as Swarm secrets.
-Images: ${SERVICE_IMAGE_DEFAULT} and ${NATS_IMAGE_DEFAULT} are built (npm run images) when missing; MESH_SERVICE_IMAGE / MESH_NATS_IMAGE name others.
+Images: ${SERVICE_IMAGE_DEFAULT} and ${NATS_IMAGE_DEFAULT} are built (npm run images) when missing, or always with --build; MESH_SERVICE_IMAGE / MESH_NATS_IMAGE name others.
 Tasks run on nodes labelled ${WORKER_LABEL}=true (this one is labelled when none is); each needs ${TASK_BASE_IMAGE_DEFAULT} (MESH_BASE_IMAGE).
 Speed of the container-manager: MESH_IDLE_TIMEOUT_MS, MESH_SAMPLE_INTERVAL_MS; replicas: MESH_LEDGER_REPLICAS, MESH_CREDIT_MANAGER_REPLICAS (2 each).`,
     )

@@ -20,8 +20,9 @@ import { docker, dockerLines, freePortRun, swarmState } from './swarm';
  * (initialised by it when the engine is in none), the normal scenario against the stack through its
  * published NATS port as the operator, a service container killed with `docker kill` in the middle
  * (Swarm starts a new one), the audit, then `mesh cluster down` and nothing of the stack left.
- * A unique stack name and free ports: the engine is shared. From a fresh clone `up` builds the
- * images first (npm run images: minutes; BENCHMARKS.md). Speed: E2E_SPEED (default 20, as test/e2e);
+ * A unique stack name and free ports: the engine is shared. `up --build` builds the images from this
+ * checkout (npm run images: minutes when the code changed, seconds when not; BENCHMARKS.md), so the
+ * stack runs the code under test, never an older image left on the engine. Speed: E2E_SPEED (default 20, as test/e2e);
  * the service killed: SWARM_KILL_SERVICE (default scheduler: the one instance there is).
  */
 const SPEED = Number(process.env.E2E_SPEED ?? 20);
@@ -63,7 +64,7 @@ describe('Docker Swarm: mesh cluster up, the normal scenario with a killed servi
       MESH_SAMPLE_INTERVAL_MS: demoEnv(SPEED).SAMPLE_INTERVAL_MS,
     };
     const started = Date.now();
-    up = await mesh(UP_TIMEOUT_MS, 'cluster', 'up', '--timeout', '900');
+    up = await mesh(UP_TIMEOUT_MS, 'cluster', 'up', '--build', '--timeout', '900');
     process.stdout.write(`[swarm] mesh cluster up: exit ${up.code} in ${Math.round((Date.now() - started) / 1000)} s\n${up.err}${up.out}`);
     if (up.code !== 0) return; // the first test says why
     nc = await connect({
