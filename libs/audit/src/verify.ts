@@ -98,6 +98,9 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
     if (v.examples.length < examplesMax) v.examples.push(detail);
   };
   let firstBrokenLink: AuditReport['firstBrokenLink'];
+  // Where an event is, for a finding: built only when one is reported (no closure per event of the log).
+  const at = (event: { stream: string; revision: number; id: string; position: bigint }) =>
+    `${event.stream}@${event.revision} (${event.id}, position ${event.position})`;
 
   const chains = new Map<string, Chain>();
   const book = new Map<string, ChargeEntry>();
@@ -126,8 +129,6 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
     for (const event of page) {
       events++;
       lastPosition = event.position;
-      // Built only when a violation is reported (this loop runs once per event of the whole log).
-      const at = () => `${event.stream}@${event.revision} (${event.id}, position ${event.position})`;
       // The store hands over only events whose data passes their type's schema (decodeMessage on
       // every read; poison is skipped and reported above as events-valid), so the typed guards are
       // enough here: the data is not parsed a second time.
@@ -162,19 +163,19 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
         const detail = linkBroken
           ? `prevHash ${String(raw.prevHash).slice(0, 12)}... but the previous event hashes to ${chain.lastHash.slice(0, 12)}...`
           : `stored hash ${String(raw.hash).slice(0, 12)}... but the content hashes to ${computed.slice(0, 12)}...`;
-        violate('hash-chain', `${at()}: ${detail}`);
+        violate('hash-chain', `${at(event)}: ${detail}`);
         firstBrokenLink ??= { stream: event.stream, revision: event.revision, eventId: event.id, position: event.position.toString(), detail };
       }
       chain.lastHash = computed;
       if (options.macKeys) {
         const problem = walletMacProblem(options.macKeys, chain, body, raw, event.position);
-        if (problem) violate('wallet-mac', `${at()}: ${problem}`);
+        if (problem) violate('wallet-mac', `${at(event)}: ${problem}`);
       }
-      if (event.revision !== chain.revision + 1) violate('balances-derive', `${at()}: revision ${event.revision} follows ${chain.revision}`);
+      if (event.revision !== chain.revision + 1) violate('balances-derive', `${at(event)}: revision ${event.revision} follows ${chain.revision}`);
       chain.revision = event.revision;
 
       if (!isEventOf(event, walletEventDefinitions)) {
-        violate('events-valid', `${at()}: ${event.type} is not a wallet event type`);
+        violate('events-valid', `${at(event)}: ${event.type} is not a wallet event type`);
         continue;
       }
       const typed = event;
@@ -182,10 +183,10 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
 
       // Causes and balances.
       if (typed.type === 'WalletOpened') {
-        if (chain.opened) violate('postings-have-causes', `${at()}: wallet opened twice`);
+        if (chain.opened) violate('postings-have-causes', `${at(event)}: wallet opened twice`);
         chain.opened = true;
       } else if (!chain.opened) {
-        violate('postings-have-causes', `${at()}: ${event.type} before the wallet was opened`);
+        violate('postings-have-causes', `${at(event)}: ${event.type} before the wallet was opened`);
       }
       const currency = currencyOf(data.currency);
       const delta = balanceDelta(typed);
@@ -194,7 +195,7 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
       if (recorded !== derived)
         violate(
           'balances-derive',
-          `${at()}: balanceAfter ${data.balanceAfter} but ${formatAmount(chain.balance, currency)} ${delta < 0n ? '-' : '+'} ${formatAmount(delta < 0n ? -delta : delta, currency)} = ${formatAmount(derived, currency)}`,
+          `${at(event)}: balanceAfter ${data.balanceAfter} but ${formatAmount(chain.balance, currency)} ${delta < 0n ? '-' : '+'} ${formatAmount(delta < 0n ? -delta : delta, currency)} = ${formatAmount(derived, currency)}`,
         );
       chain.balance = derived;
 
@@ -207,14 +208,14 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
           break;
         case 'BalanceAdjusted':
           totals.adjusted += delta;
-          if (!typed.data.reason) violate('postings-have-causes', `${at()}: adjustment without a reason`);
+          if (!typed.data.reason) violate('postings-have-causes', `${at(event)}: adjustment without a reason`);
           break;
         case 'UsageDebited': {
           const amount = -delta;
           totals.debited += amount;
           const { chargeId, walletId, providerWalletId } = typed.data;
           const entry = entryOf(chargeId);
-          if (entry.debit) violate('no-double-posting', `${at()}: charge ${chargeId} debited again (first at position ${entry.debit.position})`);
+          if (entry.debit) violate('no-double-posting', `${at(event)}: charge ${chargeId} debited again (first at position ${entry.debit.position})`);
           else {
             entry.debit = { amount, walletId, counterparty: providerWalletId, position: event.position };
             debits.push(entry);
@@ -229,14 +230,15 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
             const amount = parseAmount(charge.amount, currency, { allowZero: true });
             sum += amount;
             const entry = entryOf(charge.chargeId);
-            if (entry.credit) violate('no-double-posting', `${at()}: charge ${charge.chargeId} credited again (first at position ${entry.credit.position})`);
+            if (entry.credit)
+              violate('no-double-posting', `${at(event)}: charge ${charge.chargeId} credited again (first at position ${entry.credit.position})`);
             else {
               entry.credit = { amount, walletId: data.walletId, counterparty: charge.userWalletId, position: event.position };
               credits.push(entry);
             }
           }
           if (sum !== delta)
-            violate('charges-paired', `${at()}: credit of ${formatAmount(delta, currency)} but its charges add up to ${formatAmount(sum, currency)}`);
+            violate('charges-paired', `${at(event)}: credit of ${formatAmount(delta, currency)} but its charges add up to ${formatAmount(sum, currency)}`);
           break;
         }
       }
