@@ -24,12 +24,11 @@ import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG } from '@mesh/runtime';
 import { LedgerReads } from './access';
 import type { LedgerEnv } from './config';
 import { UncreditedDebits, type OwedCredit } from './domain/uncredited-debits';
-import type { WalletState } from './domain/wallet';
 import { startLedgerHttpServer, type LedgerHttpServer } from './http/http-server';
 import { LedgerProjection } from './projection/ledger-projection';
 import { encodeLedgerSnapshot, loadLedgerState } from './projection/ledger-snapshot';
 import { LedgerQueries } from './projection/queries';
-import { WalletHandler } from './wallet.handler';
+import { WalletHandler, type WalletFacts } from './wallet.handler';
 
 export type LedgerConfig = ConfigOf<typeof LedgerEnv & typeof commonEnv>;
 
@@ -314,7 +313,7 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
     const amount = parseAmount(charge.amount, currency, { allowZero: true, field: 'amount' });
     if (amount === 0n) return { debited: false, credited: false };
     if (charge.walletId === charge.providerWalletId) throw ContractError.single('UsageCharged', 'providerWalletId', 'must differ from walletId');
-    const [user, provider] = await Promise.all([this.wallets.state(charge.walletId), this.wallets.state(charge.providerWalletId)]);
+    const [user, provider] = await Promise.all([this.wallets.facts(charge.walletId), this.wallets.facts(charge.providerWalletId)]);
     checkSide(user, charge.walletId, 'user', charge);
     checkSide(provider, charge.providerWalletId, 'provider', charge);
     const links = { containerId: charge.containerId, functionId: charge.functionId, ...(charge.taskId ? { taskId: charge.taskId } : {}) };
@@ -347,7 +346,7 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
   }
 }
 
-function checkSide(state: WalletState, walletId: string, kind: 'user' | 'provider', charge: Charge): void {
+function checkSide(state: WalletFacts, walletId: string, kind: 'user' | 'provider', charge: Charge): void {
   // Thrown errors nak the charge; after the retry window it is parked as a dead letter (visible, replayable).
   if (!state.opened) throw new Error(`charge ${charge.chargeId}: ${kind} wallet ${walletId} does not exist`);
   if (state.kind !== kind) throw new Error(`charge ${charge.chargeId}: wallet ${walletId} is a ${state.kind} wallet, not a ${kind} wallet`);

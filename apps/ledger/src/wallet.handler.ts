@@ -29,6 +29,9 @@ interface Cached {
   state: WalletState;
 }
 
+/** The members of a wallet's state that are fixed by its WalletOpened (see WalletHandler.facts). */
+export type WalletFacts = Pick<WalletState, 'opened' | 'walletId' | 'kind' | 'currency' | 'tenantId'>;
+
 /** Credits waiting for the next append to their provider wallet (group commit). */
 interface CreditBatch {
   currency: string;
@@ -111,6 +114,18 @@ export class WalletHandler {
     } catch (err) {
       for (const item of batch.items) item.reject(err);
     }
+  }
+
+  /**
+   * What never changes once a wallet is opened (its kind, currency and owner), without queueing
+   * behind the wallet's commands when the wallet is in memory and opened: postCharge checks both
+   * sides of every charge, and the provider wallet nearly always has a credit being appended, so
+   * waiting for its mutex cost each charge a round trip. A wallet not in memory, or not opened, is
+   * read through state() (in order behind its commands, loaded and checked if needed).
+   */
+  facts(walletId: string): Promise<WalletFacts> {
+    const hit = this.cache.get(walletId);
+    return hit?.state.opened ? Promise.resolve(hit.state) : this.state(walletId);
   }
 
   /** Current state (from memory or the stream), for replies; undefined state.opened means unknown. */

@@ -50,42 +50,91 @@ export const SEAL_MEMBERS: ReadonlySet<string> = new Set(['hash', 'prevHash', 'm
 export function walletEventBody(type: unknown, data: Record<string, unknown>, prevHash: unknown): string {
   // Same bytes as canonicalJson({ data: data minus seals, prevHash, type }), built without copying
   // the data: this runs once per wallet event on every append, load and audit replay.
-  const keys = hashedKeys(data);
+  const { unsealed: keys, unsealedLabels: labels } = keyOrderOf(data);
   let body = '{"data":{';
   let first = true;
   for (let i = 0; i < keys.length; i++) {
     const v = data[keys[i]];
     if (v === undefined) continue;
-    body += `${first ? '' : ','}${jsonString(keys[i])}:${typeof v === 'string' ? jsonString(v) : v !== null && typeof v === 'object' ? canonicalJson(v) : JSON.stringify(v)}`;
+    body += `${first ? '' : ','}${labels[i]}${canonicalValue(v)}`;
     first = false;
   }
   // Members whose value is undefined are dropped, as canonicalJson does (a tampered event may lack them).
-  body += `}${prevHash === undefined ? '' : `,"prevHash":${jsonValue(prevHash)}`}${type === undefined ? '' : `,"type":${jsonValue(type)}`}}`;
+  body += `}${prevHash === undefined ? '' : `,"prevHash":${canonicalValue(prevHash)}`}${type === undefined ? '' : `,"type":${canonicalValue(type)}`}}`;
   return body;
+}
+
+/**
+ * canonicalJson(v) for the members of wallet event data, faster: key orders come from the cache
+ * (a credit names up to CREDIT_BATCH_MAX charges of one shape), plain strings are not escaped.
+ * Sparse arrays (never in parsed JSON) render as canonicalJson renders them.
+ */
+function canonicalValue(v: unknown): string {
+  if (typeof v === 'string') return jsonString(v);
+  if (v === null || typeof v !== 'object') return canonicalJson(v);
+  if (Array.isArray(v)) {
+    let out = '[';
+    for (let i = 0; i < v.length; i++) {
+      const item: unknown = v[i];
+      out += `${i === 0 ? '' : ','}${!(i in v) ? '' : item === undefined ? 'null' : canonicalValue(item)}`;
+    }
+    return `${out}]`;
+  }
+  const record = v as Record<string, unknown>;
+  const { sorted: keys, sortedLabels: labels } = keyOrderOf(record);
+  let out = '{';
+  let first = true;
+  for (let i = 0; i < keys.length; i++) {
+    const member = record[keys[i]];
+    if (member === undefined) continue;
+    out += `${first ? '' : ','}${labels[i]}${canonicalValue(member)}`;
+    first = false;
+  }
+  return `${out}}`;
 }
 
 /** Characters JSON.stringify never escapes in a string: such strings need no escaping pass. */
 const PLAIN_STRING = /^[A-Za-z0-9_.:/ +=-]*$/;
 const jsonString = (v: string): string => (PLAIN_STRING.test(v) ? `"${v}"` : JSON.stringify(v));
-/** prevHash and type are strings in every valid event; a tampered one may hold anything. */
-const jsonValue = (v: unknown): string => (typeof v === 'string' ? jsonString(v) : canonicalJson(v));
 
 /**
- * The sorted hashed keys of an event data object, cached by its key list: wallet events come in a
- * handful of shapes, and sorting the keys of each event was most of the cost of hashing it. The
- * cache is bounded (shapes beyond it are sorted each time).
+ * The sorted keys of an object (and, for wallet event data, without its seal members), cached by
+ * its own key list: event data comes in a handful of shapes, and sorting the keys of each object
+ * was most of the cost of hashing it. Shapes are found by key count, then compared key by key
+ * (parsed keys are internalised strings: each comparison is one pointer compare). The cache is
+ * bounded (shapes beyond it are sorted each time).
  */
+interface KeyOrder {
+  own: string[];
+  sorted: string[];
+  /** `sorted` without SEAL_MEMBERS: the keys of a wallet event's hashed body. */
+  unsealed: string[];
+  /** `"key":` of each key of `sorted` and `unsealed`, as canonical JSON writes it. */
+  sortedLabels: string[];
+  unsealedLabels: string[];
+}
 const KEY_ORDERS_MAX = 64;
-const keyOrders = new Map<string, { own: string[]; sorted: string[] }>();
-function hashedKeys(data: Record<string, unknown>): string[] {
-  const own = Object.keys(data);
-  const signature = own.join(',');
-  const hit = keyOrders.get(signature);
-  // The joined signature is ambiguous (a key may hold a comma): a hit counts only if every key matches.
-  if (hit && hit.own.length === own.length && hit.own.every((k, i) => k === own[i])) return hit.sorted;
-  const sorted = own.filter((k) => !SEAL_MEMBERS.has(k)).sort();
-  if (!hit && keyOrders.size < KEY_ORDERS_MAX) keyOrders.set(signature, { own, sorted });
-  return sorted;
+const keyOrdersByCount = new Map<number, KeyOrder[]>();
+let keyOrdersCached = 0;
+function keyOrderOf(record: Record<string, unknown>): KeyOrder {
+  const own = Object.keys(record);
+  const sameCount = keyOrdersByCount.get(own.length);
+  if (sameCount) {
+    next: for (const order of sameCount) {
+      for (let i = 0; i < own.length; i++) if (order.own[i] !== own[i]) continue next;
+      return order;
+    }
+  }
+  const sorted = [...own].sort();
+  const unsealed = sorted.filter((k) => !SEAL_MEMBERS.has(k));
+  const label = (k: string) => `${jsonString(k)}:`;
+  const order: KeyOrder = { own, sorted, unsealed, sortedLabels: sorted.map(label), unsealedLabels: unsealed.map(label) };
+  if (keyOrdersCached < KEY_ORDERS_MAX) {
+    keyOrdersCached++;
+    if (sameCount) sameCount.push(order);
+    else keyOrdersByCount.set(own.length, [order]);
+  }
+  return order;
 }
 
 /** One-shot sha256 (crypto.hash, Node >= 20.12) where available: half the cost of createHash. */

@@ -11,7 +11,7 @@ import {
   type AuditReport,
 } from '@mesh/contracts';
 import type { PoisonMessage } from '@mesh/eventstore/poison';
-import { readAllPaged, type EventStore } from '@mesh/eventstore/port';
+import { readAllPages, type EventStore } from '@mesh/eventstore/port';
 import { balanceDelta } from './balance';
 import { GENESIS_HASH, hashOfWalletEventBody, walletEventBody } from './hash';
 import { walletMacProblem, type MacKeyRing, type MacTrail } from './mac';
@@ -24,13 +24,22 @@ export interface ProjectionSnapshotSource {
 }
 
 export interface VerifyOptions {
-  /** Events per readAll page (bounded memory per page). */
+  /** Events per readAll page (bounded memory per page; default AUDIT_PAGE_SIZE). */
   pageSize?: number;
   /** Violations quoted per invariant (the count is always complete). */
   examplesMax?: number;
   /** The ledger's MAC keys: with them `wallet-mac` is checked, without them it is skipped (and said so). */
   macKeys?: MacKeyRing;
 }
+
+/**
+ * Events per page of the replay. Small on purpose: the events of a page (and of the next, read
+ * meanwhile) live until the page is done, and with 10 000 they outlived the young generation, so
+ * the garbage collector copied and promoted every one (GC time per event several times the raw
+ * read's, measured; see BENCHMARKS.md); with 1 000 most die young. The per-page round trips
+ * overlap the work (readAllPages reads ahead).
+ */
+export const AUDIT_PAGE_SIZE = 1_000;
 
 interface Chain extends MacTrail {
   opened: boolean;
@@ -44,6 +53,14 @@ interface Posting {
   walletId: string;
   counterparty: string;
   position: bigint;
+}
+
+/** Everything the log says about one charge id: its first UsageCharged, debit and credit (one map lookup per event instead of one per book). */
+interface ChargeEntry {
+  chargeId: string;
+  charge?: { amount: bigint; walletId: string; providerWalletId: string };
+  debit?: Posting;
+  credit?: Posting;
 }
 
 /** The invariants in report order, with the sentence each one checks. */
@@ -81,11 +98,24 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
     if (v.examples.length < examplesMax) v.examples.push(detail);
   };
   let firstBrokenLink: AuditReport['firstBrokenLink'];
+  // Where an event is, for a finding: built only when one is reported (no closure per event of the log).
+  const at = (event: { stream: string; revision: number; id: string; position: bigint }) =>
+    `${event.stream}@${event.revision} (${event.id}, position ${event.position})`;
 
   const chains = new Map<string, Chain>();
-  const charges = new Map<string, { amount: bigint; walletId: string; providerWalletId: string }>();
-  const debits = new Map<string, Posting>();
-  const credits = new Map<string, Posting>();
+  const book = new Map<string, ChargeEntry>();
+  const entryOf = (chargeId: string): ChargeEntry => {
+    let entry = book.get(chargeId);
+    if (!entry) {
+      entry = { chargeId };
+      book.set(chargeId, entry);
+    }
+    return entry;
+  };
+  // Debits and credits in log order (the order their findings are reported in), and the charges seen.
+  const debits: ChargeEntry[] = [];
+  const credits: ChargeEntry[] = [];
+  let charges = 0;
   const totals = { debited: 0n, credited: 0n, deposited: 0n, withdrawn: 0n, adjusted: 0n };
   let events = 0;
   let walletEvents = 0;
@@ -94,125 +124,135 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
 
   // The audit writes nothing: poison is reported by the store (never recorded from here) and listed as a finding.
   const onPoison = (poison: PoisonMessage) => violate('events-valid', poison.toString());
-  for await (const event of readAllPaged(store, 1n, options.pageSize ?? 10_000, { quarantine: 'report', onPoison })) {
-    events++;
-    lastPosition = event.position;
-    // Built only when a violation is reported (this loop runs once per event of the whole log).
-    const at = () => `${event.stream}@${event.revision} (${event.id}, position ${event.position})`;
-    // The store hands over only events whose data passes their type's schema (decodeMessage on
-    // every read; poison is skipped and reported above as events-valid), so the typed guards are
-    // enough here: the data is not parsed a second time.
-    if (isEvent(event, UsageCharged)) {
-      const d = event.data;
-      if (!charges.has(d.chargeId)) {
-        charges.set(d.chargeId, {
-          amount: parseAmount(d.amount, currencyOf(d.currency), { allowZero: true }),
-          walletId: d.walletId,
-          providerWalletId: d.providerWalletId,
-        });
-      }
-      continue;
-    }
-    if (!event.stream.startsWith('wallet-')) continue;
-    walletEvents++;
-    let chain = chains.get(event.stream);
-    if (!chain) {
-      chain = { opened: false, revision: -1, lastHash: GENESIS_HASH, balance: 0n, macSeen: false };
-      chains.set(event.stream, chain);
-    }
-
-    // Hash chain over the data as stored (whatever it holds): the link to the previous event, then the event's own stored hash.
-    const raw = isRecord(event.data) ? event.data : {};
-    const body = walletEventBody(event.type, raw, raw.prevHash);
-    const computed = hashOfWalletEventBody(body);
-    const linkBroken = raw.prevHash !== chain.lastHash;
-    const contentAltered = raw.hash !== undefined && raw.hash !== computed;
-    if (linkBroken || contentAltered) {
-      const detail = linkBroken
-        ? `prevHash ${String(raw.prevHash).slice(0, 12)}... but the previous event hashes to ${chain.lastHash.slice(0, 12)}...`
-        : `stored hash ${String(raw.hash).slice(0, 12)}... but the content hashes to ${computed.slice(0, 12)}...`;
-      violate('hash-chain', `${at()}: ${detail}`);
-      firstBrokenLink ??= { stream: event.stream, revision: event.revision, eventId: event.id, position: event.position.toString(), detail };
-    }
-    chain.lastHash = computed;
-    if (options.macKeys) {
-      const problem = walletMacProblem(options.macKeys, chain, body, raw, event.position);
-      if (problem) violate('wallet-mac', `${at()}: ${problem}`);
-    }
-    if (event.revision !== chain.revision + 1) violate('balances-derive', `${at()}: revision ${event.revision} follows ${chain.revision}`);
-    chain.revision = event.revision;
-
-    if (!isEventOf(event, walletEventDefinitions)) {
-      violate('events-valid', `${at()}: ${event.type} is not a wallet event type`);
-      continue;
-    }
-    const typed = event;
-    const data = typed.data;
-
-    // Causes and balances.
-    if (typed.type === 'WalletOpened') {
-      if (chain.opened) violate('postings-have-causes', `${at()}: wallet opened twice`);
-      chain.opened = true;
-    } else if (!chain.opened) {
-      violate('postings-have-causes', `${at()}: ${event.type} before the wallet was opened`);
-    }
-    const currency = currencyOf(data.currency);
-    const delta = balanceDelta(typed);
-    const derived = chain.balance + delta;
-    const recorded = parseAmount(data.balanceAfter, currency, { allowNegative: true, allowZero: true });
-    if (recorded !== derived)
-      violate(
-        'balances-derive',
-        `${at()}: balanceAfter ${data.balanceAfter} but ${formatAmount(chain.balance, currency)} ${delta < 0n ? '-' : '+'} ${formatAmount(delta < 0n ? -delta : delta, currency)} = ${formatAmount(derived, currency)}`,
-      );
-    chain.balance = derived;
-
-    switch (typed.type) {
-      case 'FundsDeposited':
-        totals.deposited += delta;
-        break;
-      case 'FundsWithdrawn':
-        totals.withdrawn -= delta;
-        break;
-      case 'BalanceAdjusted':
-        totals.adjusted += delta;
-        if (!typed.data.reason) violate('postings-have-causes', `${at()}: adjustment without a reason`);
-        break;
-      case 'UsageDebited': {
-        const amount = -delta;
-        totals.debited += amount;
-        const { chargeId, walletId, providerWalletId } = typed.data;
-        const first = debits.get(chargeId);
-        if (first) violate('no-double-posting', `${at()}: charge ${chargeId} debited again (first at position ${first.position})`);
-        else debits.set(chargeId, { amount, walletId, counterparty: providerWalletId, position: event.position });
-        break;
-      }
-      case 'UsageCredited': {
-        totals.credited += delta;
-        // One credit may name several charges: each is paired on its own, and they must add up.
-        let sum = 0n;
-        for (const charge of creditedChargesOf(typed.data)) {
-          const amount = parseAmount(charge.amount, currency, { allowZero: true });
-          sum += amount;
-          const first = credits.get(charge.chargeId);
-          if (first) violate('no-double-posting', `${at()}: charge ${charge.chargeId} credited again (first at position ${first.position})`);
-          else credits.set(charge.chargeId, { amount, walletId: data.walletId, counterparty: charge.userWalletId, position: event.position });
+  // Page by page (an async step per page, not per event: this loop runs once per event of the whole log).
+  for await (const page of readAllPages(store, 1n, options.pageSize ?? AUDIT_PAGE_SIZE, { quarantine: 'report', onPoison })) {
+    for (const event of page) {
+      events++;
+      lastPosition = event.position;
+      // The store hands over only events whose data passes their type's schema (decodeMessage on
+      // every read; poison is skipped and reported above as events-valid), so the typed guards are
+      // enough here: the data is not parsed a second time.
+      if (isEvent(event, UsageCharged)) {
+        const d = event.data;
+        const entry = entryOf(d.chargeId);
+        if (!entry.charge) {
+          charges++;
+          entry.charge = {
+            amount: parseAmount(d.amount, currencyOf(d.currency), { allowZero: true }),
+            walletId: d.walletId,
+            providerWalletId: d.providerWalletId,
+          };
         }
-        if (sum !== delta)
-          violate('charges-paired', `${at()}: credit of ${formatAmount(delta, currency)} but its charges add up to ${formatAmount(sum, currency)}`);
-        break;
+        continue;
       }
-    }
+      if (!event.stream.startsWith('wallet-')) continue;
+      walletEvents++;
+      let chain = chains.get(event.stream);
+      if (!chain) {
+        chain = { opened: false, revision: -1, lastHash: GENESIS_HASH, balance: 0n, macSeen: false };
+        chains.set(event.stream, chain);
+      }
 
-    if (snapshot) {
-      const seen = snapshot.balances.get(data.walletId);
-      if (seen && seen.revision === event.revision) {
-        compared.add(data.walletId);
-        if (seen.balance !== derived)
-          violate(
-            'projection-matches',
-            `wallet ${data.walletId}@${event.revision}: projection ${formatAmount(seen.balance, currency)}, log ${formatAmount(derived, currency)}`,
-          );
+      // Hash chain over the data as stored (whatever it holds): the link to the previous event, then the event's own stored hash.
+      const raw = isRecord(event.data) ? event.data : {};
+      const body = walletEventBody(event.type, raw, raw.prevHash);
+      const computed = hashOfWalletEventBody(body);
+      const linkBroken = raw.prevHash !== chain.lastHash;
+      const contentAltered = raw.hash !== undefined && raw.hash !== computed;
+      if (linkBroken || contentAltered) {
+        const detail = linkBroken
+          ? `prevHash ${String(raw.prevHash).slice(0, 12)}... but the previous event hashes to ${chain.lastHash.slice(0, 12)}...`
+          : `stored hash ${String(raw.hash).slice(0, 12)}... but the content hashes to ${computed.slice(0, 12)}...`;
+        violate('hash-chain', `${at(event)}: ${detail}`);
+        firstBrokenLink ??= { stream: event.stream, revision: event.revision, eventId: event.id, position: event.position.toString(), detail };
+      }
+      chain.lastHash = computed;
+      if (options.macKeys) {
+        const problem = walletMacProblem(options.macKeys, chain, body, raw, event.position);
+        if (problem) violate('wallet-mac', `${at(event)}: ${problem}`);
+      }
+      if (event.revision !== chain.revision + 1) violate('balances-derive', `${at(event)}: revision ${event.revision} follows ${chain.revision}`);
+      chain.revision = event.revision;
+
+      if (!isEventOf(event, walletEventDefinitions)) {
+        violate('events-valid', `${at(event)}: ${event.type} is not a wallet event type`);
+        continue;
+      }
+      const typed = event;
+      const data = typed.data;
+
+      // Causes and balances.
+      if (typed.type === 'WalletOpened') {
+        if (chain.opened) violate('postings-have-causes', `${at(event)}: wallet opened twice`);
+        chain.opened = true;
+      } else if (!chain.opened) {
+        violate('postings-have-causes', `${at(event)}: ${event.type} before the wallet was opened`);
+      }
+      const currency = currencyOf(data.currency);
+      const delta = balanceDelta(typed);
+      const derived = chain.balance + delta;
+      const recorded = parseAmount(data.balanceAfter, currency, { allowNegative: true, allowZero: true });
+      if (recorded !== derived)
+        violate(
+          'balances-derive',
+          `${at(event)}: balanceAfter ${data.balanceAfter} but ${formatAmount(chain.balance, currency)} ${delta < 0n ? '-' : '+'} ${formatAmount(delta < 0n ? -delta : delta, currency)} = ${formatAmount(derived, currency)}`,
+        );
+      chain.balance = derived;
+
+      switch (typed.type) {
+        case 'FundsDeposited':
+          totals.deposited += delta;
+          break;
+        case 'FundsWithdrawn':
+          totals.withdrawn -= delta;
+          break;
+        case 'BalanceAdjusted':
+          totals.adjusted += delta;
+          if (!typed.data.reason) violate('postings-have-causes', `${at(event)}: adjustment without a reason`);
+          break;
+        case 'UsageDebited': {
+          const amount = -delta;
+          totals.debited += amount;
+          const { chargeId, walletId, providerWalletId } = typed.data;
+          const entry = entryOf(chargeId);
+          if (entry.debit) violate('no-double-posting', `${at(event)}: charge ${chargeId} debited again (first at position ${entry.debit.position})`);
+          else {
+            entry.debit = { amount, walletId, counterparty: providerWalletId, position: event.position };
+            debits.push(entry);
+          }
+          break;
+        }
+        case 'UsageCredited': {
+          totals.credited += delta;
+          // One credit may name several charges: each is paired on its own, and they must add up.
+          let sum = 0n;
+          for (const charge of creditedChargesOf(typed.data)) {
+            const amount = parseAmount(charge.amount, currency, { allowZero: true });
+            sum += amount;
+            const entry = entryOf(charge.chargeId);
+            if (entry.credit)
+              violate('no-double-posting', `${at(event)}: charge ${charge.chargeId} credited again (first at position ${entry.credit.position})`);
+            else {
+              entry.credit = { amount, walletId: data.walletId, counterparty: charge.userWalletId, position: event.position };
+              credits.push(entry);
+            }
+          }
+          if (sum !== delta)
+            violate('charges-paired', `${at(event)}: credit of ${formatAmount(delta, currency)} but its charges add up to ${formatAmount(sum, currency)}`);
+          break;
+        }
+      }
+
+      if (snapshot) {
+        const seen = snapshot.balances.get(data.walletId);
+        if (seen && seen.revision === event.revision) {
+          compared.add(data.walletId);
+          if (seen.balance !== derived)
+            violate(
+              'projection-matches',
+              `wallet ${data.walletId}@${event.revision}: projection ${formatAmount(seen.balance, currency)}, log ${formatAmount(derived, currency)}`,
+            );
+        }
       }
     }
   }
@@ -223,8 +263,9 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
       'books-balance',
       `debited ${formatAmount(totals.debited)} != credited ${formatAmount(totals.credited)} (difference ${formatAmount(totals.debited - totals.credited)})`,
     );
-  for (const [chargeId, d] of debits) {
-    const c = credits.get(chargeId);
+  for (const { chargeId, debit, credit } of debits) {
+    const d = debit!;
+    const c = credit;
     if (!c)
       violate('charges-paired', `charge ${chargeId}: debit of ${formatAmount(d.amount)} from ${d.walletId} has no credit (expected on ${d.counterparty})`);
     else if (c.amount !== d.amount || c.walletId !== d.counterparty || c.counterparty !== d.walletId)
@@ -233,16 +274,17 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
         `charge ${chargeId}: debit ${formatAmount(d.amount)} ${d.walletId}->${d.counterparty} but credit ${formatAmount(c.amount)} ${c.counterparty}->${c.walletId}`,
       );
   }
-  for (const [chargeId, c] of credits) {
-    if (!debits.has(chargeId))
+  for (const { chargeId, credit, debit } of credits) {
+    const c = credit!;
+    if (!debit)
       violate('charges-paired', `charge ${chargeId}: credit of ${formatAmount(c.amount)} to ${c.walletId} has no debit (expected on ${c.counterparty})`);
   }
-  for (const [book, side] of [
+  for (const [entries, side] of [
     [debits, 'debit'],
     [credits, 'credit'],
   ] as const) {
-    for (const [chargeId, p] of book) {
-      const charge = charges.get(chargeId);
+    for (const { chargeId, charge, debit, credit } of entries) {
+      const p = side === 'debit' ? debit! : credit!;
       const [user, provider] = side === 'debit' ? [p.walletId, p.counterparty] : [p.counterparty, p.walletId];
       if (!charge) violate('postings-have-causes', `charge ${chargeId}: ${side} at position ${p.position} has no UsageCharged in the log`);
       else if (charge.amount !== p.amount || charge.walletId !== user || charge.providerWalletId !== provider) {
@@ -283,9 +325,9 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
     events,
     walletEvents,
     wallets: [...chains.values()].filter((c) => c.opened).length,
-    charges: charges.size,
-    debits: debits.size,
-    credits: credits.size,
+    charges,
+    debits: debits.length,
+    credits: credits.length,
     totals: {
       debited: formatAmount(totals.debited),
       credited: formatAmount(totals.credited),

@@ -32,21 +32,25 @@ export interface ParseAmountOptions {
 
 /** "1.5" -> 150000000n for GRC. Refuses non-numeric, too many decimals, absurd size, sign/zero per options. */
 export function parseAmount(value: unknown, currency: Currency = GRC, options: ParseAmountOptions = {}): bigint {
-  const field = options.field ?? 'amount';
-  const fail = (rule: string): never => {
-    throw ContractError.single('money', field, rule);
-  };
-  if (typeof value !== 'string') fail('must be a decimal string such as "0.5"');
-  const match = DECIMAL.exec(value as string);
-  if (!match) fail('must be a decimal string such as "0.5"');
-  const [, minus, whole, fraction = ''] = match!;
-  if (fraction.length > currency.exponent) fail(`must have at most ${currency.exponent} decimals for ${currency.code}`);
-  if (whole.replace(/^0+(?=\d)/, '').length > MAX_MAJOR_DIGITS) fail(`must be below 10^${MAX_MAJOR_DIGITS}`);
-  const minor = BigInt(whole) * 10n ** BigInt(currency.exponent) + BigInt(fraction.padEnd(currency.exponent, '0') || '0');
-  const signed = minus ? -minor : minor;
-  if (signed < 0n && !options.allowNegative) fail('must not be negative');
-  if (signed === 0n && !options.allowZero) fail('must be greater than zero');
+  // Runs several times per charge and per wallet event replayed: no closure, one BigInt per call.
+  if (typeof value !== 'string') return refuseAmount(options, 'must be a decimal string such as "0.5"');
+  const match = DECIMAL.exec(value);
+  if (!match) return refuseAmount(options, 'must be a decimal string such as "0.5"');
+  const whole = match[2];
+  const fraction = match[3] ?? '';
+  if (fraction.length > currency.exponent) return refuseAmount(options, `must have at most ${currency.exponent} decimals for ${currency.code}`);
+  if (whole.length > MAX_MAJOR_DIGITS && whole.replace(/^0+(?=\d)/, '').length > MAX_MAJOR_DIGITS)
+    return refuseAmount(options, `must be below 10^${MAX_MAJOR_DIGITS}`);
+  // whole * 10^exponent + fraction (padded to exponent digits) is the digits of both, joined.
+  const minor = BigInt(whole + fraction.padEnd(currency.exponent, '0'));
+  const signed = match[1] ? -minor : minor;
+  if (signed < 0n && !options.allowNegative) return refuseAmount(options, 'must not be negative');
+  if (signed === 0n && !options.allowZero) return refuseAmount(options, 'must be greater than zero');
   return signed;
+}
+
+function refuseAmount(options: ParseAmountOptions, rule: string): never {
+  throw ContractError.single('money', options.field ?? 'amount', rule);
 }
 
 /** 150000000n -> "1.5" for GRC; always the shortest exact form. */

@@ -84,6 +84,14 @@ export interface EventStore {
  * the caller's work overlap; at most two pages are held at once.
  */
 export async function* readAllPaged(store: EventStore, from = 1n, pageSize = 1000, poison: PoisonOptions = {}): AsyncGenerator<RecordedEvent> {
+  for await (const page of readAllPages(store, from, pageSize, poison)) yield* page;
+}
+
+/**
+ * readAllPaged a page at a time (each non-empty, in log order, ending at the head position read at
+ * the start): for loops over the whole log that would otherwise pay an async step per event.
+ */
+export async function* readAllPages(store: EventStore, from = 1n, pageSize = 1000, poison: PoisonOptions = {}): AsyncGenerator<readonly RecordedEvent[]> {
   const head = await store.headPosition();
   const fetchFrom = (position: bigint) => {
     if (position > head) return undefined;
@@ -96,9 +104,12 @@ export async function* readAllPaged(store: EventStore, from = 1n, pageSize = 100
     const page = await pending;
     if (page.length === 0) return;
     pending = fetchFrom(page[page.length - 1].position + 1n);
-    for (const event of page) {
-      if (event.position > head) return;
-      yield event;
+    if (page[page.length - 1].position <= head) {
+      yield page;
+      continue;
     }
+    const upToHead = page.filter((event) => event.position <= head);
+    if (upToHead.length > 0) yield upToHead;
+    return;
   }
 }

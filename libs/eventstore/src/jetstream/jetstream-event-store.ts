@@ -357,8 +357,9 @@ export class JetStreamEventStore implements EventStore {
       const { count, end } = presentRange(state, from, limit - events.length);
       if (count > 0) {
         const fetched = await this.fetchRange(undefined, from, count, false, state, lastChance);
-        for (const event of fetched.events) events.push(event);
         this.handlePoison(fetched.poison, 'readAll', options);
+        if (events.length === 0 && fetched.events.length >= limit) return fetched.events; // the usual page: one fetch, no copy
+        for (const event of fetched.events) events.push(event);
       }
       from = end + 1;
     }
