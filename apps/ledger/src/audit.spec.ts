@@ -201,6 +201,50 @@ describe('audit verify', () => {
     expect((await verifyAudit(store)).pass).toBe(true);
   });
 
+  it('with creditGraceMs, a credit written just after the end completes its charge (a live ledger posts the debit, then the credit)', async () => {
+    const { store, core } = await smallLedger();
+    const data = await charge(store, 'u1', 'provider', 10_000_000n, 'ch-in-flight');
+    await core.wallets.execute({ type: 'Deposit', walletId: 'u1', amount: 100_000_000n, reference: 'tx1' });
+    await core.wallets.execute({
+      type: 'PostDebit',
+      walletId: 'u1',
+      chargeId: data.chargeId,
+      amount: 10_000_000n,
+      currency: 'GRC',
+      providerWalletId: 'provider',
+      containerId: 'c1',
+      functionId: 'f1',
+    });
+    const head = await store.headPosition();
+    // The audit starts with the charge half-posted; the ledger writes the credit while it waits.
+    const audit = verifyAudit(store, undefined, { creditGraceMs: 60_000 });
+    expect(await core.postCharge(data)).toEqual({ debited: false, credited: true });
+    const report = await audit;
+    expect(report.pass).toBe(true);
+    expect(report.toPosition).toBe(head.toString());
+    expect(report.totals.credited).toBe(report.totals.debited);
+  });
+
+  it('with creditGraceMs, a credit that never comes is still reported once the grace is over', async () => {
+    const { store, core } = await smallLedger();
+    const data = await charge(store, 'u1', 'provider', 10_000_000n, 'ch-stuck');
+    await core.wallets.execute({ type: 'Deposit', walletId: 'u1', amount: 100_000_000n, reference: 'tx1' });
+    await core.wallets.execute({
+      type: 'PostDebit',
+      walletId: 'u1',
+      chargeId: data.chargeId,
+      amount: 10_000_000n,
+      currency: 'GRC',
+      providerWalletId: 'provider',
+      containerId: 'c1',
+      functionId: 'f1',
+    });
+    const report = await verifyAudit(store, undefined, { creditGraceMs: 300 });
+    const byName = Object.fromEntries(report.invariants.map((i) => [i.name, i]));
+    expect(byName['charges-paired']).toMatchObject({ pass: false, violations: 1 });
+    expect(byName['books-balance'].pass).toBe(false);
+  });
+
   it('reads the single-charge UsageCredited of logs written before group commit', async () => {
     const { store, core } = await smallLedger();
     const data = await charge(store, 'u0', 'provider', 5_000_000n, 'ch-legacy');

@@ -27,6 +27,12 @@ export const LedgerEnv = {
     'Host names (comma list) the ledger HTTP server answers besides localhost, 127.0.0.1 and [::1]; any other Host header is refused (DNS rebinding)',
   ),
   LEDGER_AUDIT_CONCURRENCY_MAX: env.int('Whole-log audits (NATS or HTTP) running at once; one more is refused as busy, not queued', 1, 1, 16),
+  LEDGER_AUDIT_CREDIT_GRACE_MS: env.int(
+    "How long the ledger's audit waits, past the log's end, for the credits of its last debits (written just after them): a charge in flight is not reported half-posted",
+    10_000,
+    0,
+    600_000,
+  ),
   TENANT_WALLETS_MAX: env.int('Wallets one tenant may open (the operator has no limit)', 16, 0, 100_000),
   TENANT_MAX_DEBT_CEILING: env.amount(
     'Highest maxDebt a tenant may give its wallets at open-wallet or set-policy (major unit; the operator has no ceiling)',

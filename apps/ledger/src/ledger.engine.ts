@@ -221,7 +221,7 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
     }
     this.auditsRunning++;
     try {
-      return await verifyAudit(this.store, this.projection, { macKeys: this.macKeys });
+      return await verifyAudit(this.store, this.projection, { macKeys: this.macKeys, creditGraceMs: this.config.LEDGER_AUDIT_CREDIT_GRACE_MS });
     } finally {
       this.auditsRunning--;
     }

@@ -6,11 +6,13 @@ import {
   isEventOf,
   parseAmount,
   UsageCharged,
+  UsageCredited,
   walletEvents as walletEventDefinitions,
   type AuditInvariant,
   type AuditReport,
 } from '@mesh/contracts';
 import type { PoisonMessage } from '@mesh/eventstore/poison';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readAllPages, type EventStore } from '@mesh/eventstore/port';
 import { balanceDelta } from './balance';
 import { GENESIS_HASH, hashOfWalletEventBody, walletEventBody } from './hash';
@@ -30,7 +32,18 @@ export interface VerifyOptions {
   examplesMax?: number;
   /** The ledger's MAC keys: with them `wallet-mac` is checked, without them it is skipped (and said so). */
   macKeys?: MacKeyRing;
+  /**
+   * How long to wait for the credits of debits found without one at the end of the replay (0, the
+   * default: none). The ledger writes a charge's debit, then its credit: on a live log the last
+   * debits read may have their credit written a moment after the head the replay stopped at. Those
+   * credits, read past the end, complete their charges; any other event after the end is left to
+   * the next audit.
+   */
+  creditGraceMs?: number;
 }
+
+/** Pause between reads of the log's new tail while waiting for credits (creditGraceMs). */
+const CREDIT_GRACE_POLL_MS = 100;
 
 /**
  * Events per page of the replay. Small on purpose: the events of a page (and of the next, read
@@ -257,6 +270,11 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
     }
   }
 
+  // Credits written after the end for debits the replay holds open (creditGraceMs): they complete
+  // their charge, so a live ledger's audit never reports a charge half-posted that is in flight.
+  const lateCredited = await completeOpenCharges(store, debits, lastPosition, options.creditGraceMs ?? 0);
+  totals.credited += lateCredited;
+
   // Whole-log invariants.
   if (totals.debited !== totals.credited)
     violate(
@@ -295,7 +313,7 @@ export async function verifyAudit(store: EventStore, projection?: ProjectionSnap
       }
     }
   }
-  let balances = 0n;
+  let balances = lateCredited;
   for (const chain of chains.values()) balances += chain.balance;
   const expected = totals.deposited - totals.withdrawn + totals.adjusted + totals.credited - totals.debited;
   if (balances !== totals.deposited - totals.withdrawn + totals.adjusted || balances !== expected) {
@@ -370,4 +388,39 @@ export function formatAuditReport(report: AuditReport): string {
     lines.push(`  first broken link: ${b.stream} revision ${b.revision} (event ${b.eventId}, position ${b.position}): ${b.detail}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * Reads the log past `end` for the credits of the debits without one, until each has its credit or
+ * `graceMs` has passed; records each found on its entry (position past the end) and returns their
+ * sum. A credit naming other charges counts only for the open ones (the rest is the next audit's).
+ */
+async function completeOpenCharges(store: EventStore, debits: readonly ChargeEntry[], end: bigint, graceMs: number): Promise<bigint> {
+  const open = new Map(debits.filter((e) => !e.credit).map((e) => [e.chargeId, e]));
+  if (open.size === 0 || graceMs <= 0) return 0n;
+  const deadlineMs = Date.now() + graceMs;
+  let credited = 0n;
+  let from = end + 1n;
+  while (open.size > 0) {
+    let read = 0;
+    for await (const page of readAllPages(store, from, AUDIT_PAGE_SIZE, { quarantine: 'report' })) {
+      for (const event of page) {
+        read++;
+        from = event.position + 1n;
+        if (!event.stream.startsWith('wallet-') || !isEvent(event, UsageCredited)) continue;
+        const { data } = event;
+        for (const charge of creditedChargesOf(data)) {
+          const entry = open.get(charge.chargeId);
+          if (!entry) continue;
+          const amount = parseAmount(charge.amount, currencyOf(data.currency), { allowZero: true });
+          entry.credit = { amount, walletId: data.walletId, counterparty: charge.userWalletId, position: event.position };
+          credited += amount;
+          open.delete(charge.chargeId);
+        }
+      }
+    }
+    if (open.size === 0 || Date.now() >= deadlineMs) break;
+    if (read === 0) await sleep(CREDIT_GRACE_POLL_MS);
+  }
+  return credited;
 }
