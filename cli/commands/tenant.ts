@@ -58,7 +58,8 @@ export function registerTenant(program: Command) {
       const key = await readHttpTokenKey(ledgerHttpTokenKey);
       if (!key) throw new CliError(`no ledger HTTP token key at ${ledgerHttpTokenKey}`, 'run `mesh security init` (mesh up does)');
       const { path, created } = createTenantIdentity(DATA_DIR, id, { servers: [natsUrl()], ledgerHttpToken: httpTokenFor(key, id) });
-      if (!reloadNatsServer(DATA_DIR)) {
+      // Every server of the stack (each server of a cluster too): a tenant connects to any of them.
+      if (reloadNatsServer(DATA_DIR).length === 0) {
         throw new CliError(
           `tenant ${id}: credentials written to ${path}, but no nats-server runs from ${DATA_DIR} to reload`,
           'start the stack (`mesh up --detach`), then run `mesh tenant create` again to create its buckets',

@@ -1,9 +1,11 @@
 import { execSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, TaskSucceeded, type RecordedEvent } from '@mesh/contracts';
 import { verifyAudit } from '@mesh/audit';
 import { JetStreamEventStore, readAllPaged, type PoisonMessage } from '@mesh/eventstore';
-import { eventually, NatsClusterProcess } from '@mesh/testing';
+import { createTenantIdentity, natsAuthOptionsFromFile } from '@mesh/identity';
+import { eventually, NatsClusterProcess, runMesh } from '@mesh/testing';
 import { prepare, runScenario } from '../../cli/demo/scenarios';
 import { checkEvents, type CheckResult } from '../chaos/checks';
 import { E2EStack } from '../e2e/stack';
@@ -158,4 +160,33 @@ describe('NATS cluster of 3 with the generated authorization block', () => {
       await nc.close();
     }
   }, 180_000);
+
+  it('mesh tenant create reloads every server: the new tenant connects to each one', async () => {
+    const dataDir = cluster.dataDir!;
+    // Written without a reload: no server knows this tenant yet (what a reload of one server only would leave on the others).
+    createTenantIdentity(dataDir, 'early');
+    for (let i = 0; i < cluster.size; i++) await expect(connectAs(cluster, i, 'early')).rejects.toThrow(/authorization/i);
+
+    const run = await runMesh(['tenant', 'create', 'acme'], { ...process.env, NATS_URL: cluster.url, MESH_DATA_DIR: dataDir, MESH_FROM_SOURCE: '1' });
+    expect(run).toMatchObject({ code: 0 });
+    expect(run.out).toContain('tenant acme created');
+    // The reload (SIGHUP) is applied by each server in its own time: wait for it, per server.
+    for (let i = 0; i < cluster.size; i++) {
+      for (const tenant of ['acme', 'early']) {
+        const nc = await eventually(() => connectAs(cluster, i, tenant).catch(() => undefined), 30_000, `${tenant} admitted by ${cluster.nameOf(i)}`);
+        await nc.close();
+      }
+    }
+  }, 120_000);
 });
+
+/** A connection as `tenant` to server `index` only (its credentials file from the cluster's data dir). */
+function connectAs(cluster: NatsClusterProcess, index: number, tenant: string): Promise<NatsConnection> {
+  return connect({
+    servers: cluster.urls[index],
+    ignoreClusterUpdates: true,
+    reconnect: false,
+    timeout: 5000,
+    ...natsAuthOptionsFromFile(cluster.credsPath({ kind: 'tenant', tenantId: tenant })),
+  });
+}
