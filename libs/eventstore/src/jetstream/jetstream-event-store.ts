@@ -62,7 +62,7 @@ const TAIL_CACHE_MAX = 50_000;
 /** A fetch normally completes as soon as its messages arrive; this only bounds a stalled one. */
 const FETCH_EXPIRES_MS = 10_000;
 /** A reader's server sends a heartbeat this often while it has nothing to send; two missed and the reader is replaced. */
-const READ_HEARTBEAT_MS = 1_000;
+const READ_HEARTBEAT_MS = 2_000;
 /** The server removes a reader unused this long (one left by a crashed process, or by a read that moved to a new reader). */
 const READER_INACTIVE_MS = 60_000;
 /** A subscription's reader sends a heartbeat this often while idle; two missed and it is replaced. */
