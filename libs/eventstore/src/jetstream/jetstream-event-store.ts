@@ -245,7 +245,14 @@ export class JetStreamEventStore implements EventStore {
     // An append whose answer was lost (the leader died after writing it, or the election outlasted
     // the request) is sent again as it was: same Nats-Msg-Id, same expected last sequence. JetStream
     // checks the id first, so one that did land comes back as a duplicate of itself (below).
-    const ack = await ended(span, () => retryUnavailable(`append to ${subject}`, () => this.js.publish(subject, payload, { headers: h })));
+    // The first attempt outside the retry helper: the hot path stays one publish.
+    const publish = () => this.js.publish(subject, payload, { headers: h });
+    const ack = await ended(span, () =>
+      publish().catch((err: unknown) => {
+        if (!isUnavailable(err)) throw err;
+        return retryUnavailable(`append to ${subject}`, publish);
+      }),
+    );
     if (!ack.duplicate) return { revision, seq: ack.seq };
     // Within the dedup window JetStream answers a retry with the original sequence: make sure the
     // original is this very event on this stream, and continue from where it really sits. Asked of
