@@ -1,6 +1,7 @@
 import { copyFileSync, chmodSync } from 'node:fs';
 import type { Command } from 'commander';
 import { nanos } from 'nats';
+import { messageOf, RetriesExhaustedError, retry } from '@mesh/common';
 import { bucketReplicas } from '@mesh/eventstore';
 import { OBJECT_STORE_DEFAULTS, inputBucketOf, outputBucketOf, tenantIdProblem } from '@mesh/contracts';
 import { httpTokenFor, readHttpTokenKey } from '@mesh/audit/http-token';
@@ -9,6 +10,8 @@ import { natsUrl, withNats } from '../connection';
 import { CliError, UsageError, emit, progress, table } from '../output';
 import { DATA_DIR } from '../stack';
 
+/** Connections tried while the servers apply the reload (100 ms doubling to 1 s between them: about 6 s in all). */
+const RELOAD_CONNECT_ATTEMPTS = 10;
 /** Bytes one tenant's bucket may hold (each of its two buckets): 1 GiB unless TENANT_BUCKET_MAX_BYTES says otherwise. */
 const TENANT_BUCKET_MAX_BYTES_DEFAULT = 1024 ** 3;
 
@@ -58,16 +61,28 @@ export function registerTenant(program: Command) {
       const key = await readHttpTokenKey(ledgerHttpTokenKey);
       if (!key) throw new CliError(`no ledger HTTP token key at ${ledgerHttpTokenKey}`, 'run `mesh security init` (mesh up does)');
       const { path, created } = createTenantIdentity(DATA_DIR, id, { servers: [natsUrl()], ledgerHttpToken: httpTokenFor(key, id) });
-      if (!reloadNatsServer(DATA_DIR)) {
+      // Every server of the stack (each server of a cluster too): a tenant connects to any of them.
+      if (reloadNatsServer(DATA_DIR).length === 0) {
         throw new CliError(
           `tenant ${id}: credentials written to ${path}, but no nats-server runs from ${DATA_DIR} to reload`,
           'start the stack (`mesh up --detach`), then run `mesh tenant create` again to create its buckets',
         );
       }
-      await withNats(async (nc) => {
-        const js = nc.jetstream();
-        const replicas = await bucketReplicas(nc);
-        for (const bucket of [inputBucketOf(id), outputBucketOf(id)]) await js.views.os(bucket, { max_bytes: maxBytes, ttl: nanos(ttlMs), replicas });
+      // A server swaps its authorization block when it gets to the SIGHUP: a connection in that
+      // instant can be refused (seen in test/security, about one run in three), so it is tried again.
+      const createBuckets = () =>
+        withNats(async (nc) => {
+          const js = nc.jetstream();
+          const replicas = await bucketReplicas(nc);
+          for (const bucket of [inputBucketOf(id), outputBucketOf(id)]) await js.views.os(bucket, { max_bytes: maxBytes, ttl: nanos(ttlMs), replicas });
+        });
+      await retry(`tenant ${id}: buckets`, createBuckets, {
+        attempts: RELOAD_CONNECT_ATTEMPTS,
+        baseDelayMs: 100,
+        maxDelayMs: 1000,
+        retryable: (err) => /refused the credentials/.test(messageOf(err)),
+      }).catch((err: unknown) => {
+        throw err instanceof RetriesExhaustedError ? err.cause : err;
       });
       if (opts.out) {
         copyFileSync(path, opts.out);

@@ -1,9 +1,11 @@
 import { execSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection } from 'nats';
 import { EVENTS_STREAM, TaskSucceeded, type RecordedEvent } from '@mesh/contracts';
 import { verifyAudit } from '@mesh/audit';
 import { JetStreamEventStore, readAllPaged, type PoisonMessage } from '@mesh/eventstore';
-import { eventually, NatsClusterProcess } from '@mesh/testing';
+import { createTenantIdentity, natsAuthOptionsFromFile } from '@mesh/identity';
+import { eventually, NatsClusterProcess, runMesh } from '@mesh/testing';
 import { prepare, runScenario } from '../../cli/demo/scenarios';
 import { checkEvents, type CheckResult } from '../chaos/checks';
 import { E2EStack } from '../e2e/stack';
@@ -60,79 +62,71 @@ describe('NATS cluster of 3: the normal scenario survives a SIGKILL of the MESH_
     expect(info.cluster?.replicas).toHaveLength(2);
   });
 
-  // Known to fail today (docs/cluster.md, "Known problems"): after the leader's SIGKILL a dispatch
-  // append times out and the scenario does not finish in time. Issue 14 stays open until it passes;
-  // run it with MESH_CLUSTER_FAILOVER_TEST=1 (it takes minutes and fails the run when it fails).
-  const failoverIt = process.env.MESH_CLUSTER_FAILOVER_TEST === '1' ? it : it.skip;
-  failoverIt(
-    'completes, loses no acknowledged event, balances the books, and the killed server catches up (MESH_CLUSTER_FAILOVER_TEST=1)',
-    async () => {
-      probe = new AppendProbe(stack.store, `test-cluster${process.pid}`).start();
-      const running = runScenario('normal', stack.client, stack.store, stack.options);
-      // In the middle: once tasks have started succeeding (bounded wait; the scenario failing ends it too).
-      let finished = false;
-      void running.finally(() => (finished = true));
-      for (let polls = 0; polls < 600 && !finished; polls++) {
+  it('completes, loses no acknowledged event, balances the books, and the killed server catches up', async () => {
+    probe = new AppendProbe(stack.store, `test-cluster${process.pid}`).start();
+    const running = runScenario('normal', stack.client, stack.store, stack.options);
+    // In the middle: once tasks have started succeeding (bounded wait; the scenario failing ends it too).
+    let finished = false;
+    void running.finally(() => (finished = true));
+    for (let polls = 0; polls < 600 && !finished; polls++) {
+      const log = await readLog(stack);
+      if (log.events.filter((e) => e.type === TaskSucceeded.type).length >= 2) break;
+      await sleep(500);
+    }
+    expect(finished).toBe(false); // the kill lands while the scenario runs
+    const leader = await cluster().streamLeader();
+    const killed = cluster().indexOf(leader);
+    await cluster().kill(killed, 'SIGKILL');
+    const ackedAtKill = probe.ackedCount;
+
+    // A service that exits (nothing restarts it here) fails the test at once, with its output.
+    const exits = [...stack.services.values()].map((p) =>
+      p.exited.then((code) => Promise.reject(new Error(`${p.service} exited with ${code} after ${leader} was killed:\n${p.logs.slice(-6000)}`))),
+    );
+    const s = await Promise.race([running, ...exits]);
+    if (!s.ok) throw new Error(`normal failed: ${s.error}\n${JSON.stringify(s)}\n${await unfinishedTasks(stack)}\n${stack.logs()}`);
+    expect(s.tasksSucceeded).toBe(9);
+    // The probe wrote through the leader change too (appends acknowledged after the kill).
+    await eventually(() => probe!.ackedCount > ackedAtKill + 50, 60_000, 'probe appends after the kill');
+    const report = await probe.stop();
+    console.log(`cluster: killed ${leader}; probe: ${report.acked.length} acked, ${report.errors} failed and retried, longest gap ${report.longestGapMs} ms`);
+    expect(await cluster().streamLeader()).not.toBe(leader);
+
+    // Every acknowledged probe event is in the log, once.
+    const probeIds = (await stack.store.read(probe.stream)).map((e) => e.id);
+    expect(new Set(probeIds).size).toBe(probeIds.length);
+    const inLog = new Set(probeIds);
+    expect(report.acked.filter((id) => !inLog.has(id))).toEqual([]);
+
+    // The books from the raw log, after the stack settles (samples charged, idle container stopped).
+    const walletIds = new Set([s.walletId]);
+    let failing: CheckResult[] = [];
+    await eventually(
+      async () => {
         const log = await readLog(stack);
-        if (log.events.filter((e) => e.type === TaskSucceeded.type).length >= 2) break;
-        await sleep(500);
-      }
-      expect(finished).toBe(false); // the kill lands while the scenario runs
-      const leader = await cluster().streamLeader();
-      const killed = cluster().indexOf(leader);
-      await cluster().kill(killed, 'SIGKILL');
-      const ackedAtKill = probe.ackedCount;
+        failing = checkEvents(log.events, log.poison, walletIds, () => 0).filter((c) => !c.pass);
+        return failing.length === 0;
+      },
+      SETTLE_TIMEOUT_MS,
+      'the books from the raw log pass every check',
+    ).catch(() => undefined); // the failing checks themselves are the assertion's message
+    expect(failing).toEqual([]);
+    expect((await verifyAudit(stack.store)).pass).toBe(true);
+    expect(await stack.client.requestRaw('mesh.query.ledger.audit', {}, 120_000)).toMatchObject({ pass: true });
 
-      // A service that exits (nothing restarts it here) fails the test at once, with its output.
-      const exits = [...stack.services.values()].map((p) =>
-        p.exited.then((code) => Promise.reject(new Error(`${p.service} exited with ${code} after ${leader} was killed:\n${p.logs.slice(-6000)}`))),
-      );
-      const s = await Promise.race([running, ...exits]);
-      if (!s.ok) throw new Error(`normal failed: ${s.error}\n${JSON.stringify(s)}\n${await unfinishedTasks(stack)}\n${stack.logs()}`);
-      expect(s.tasksSucceeded).toBe(9);
-      // The probe wrote through the leader change too (appends acknowledged after the kill).
-      await eventually(() => probe!.ackedCount > ackedAtKill + 50, 60_000, 'probe appends after the kill');
-      const report = await probe.stop();
-      console.log(`cluster: killed ${leader}; probe: ${report.acked.length} acked, ${report.errors} failed and retried, longest gap ${report.longestGapMs} ms`);
-      expect(await cluster().streamLeader()).not.toBe(leader);
-
-      // Every acknowledged probe event is in the log, once.
-      const probeIds = (await stack.store.read(probe.stream)).map((e) => e.id);
-      expect(new Set(probeIds).size).toBe(probeIds.length);
-      const inLog = new Set(probeIds);
-      expect(report.acked.filter((id) => !inLog.has(id))).toEqual([]);
-
-      // The books from the raw log, after the stack settles (samples charged, idle container stopped).
-      const walletIds = new Set([s.walletId]);
-      let failing: CheckResult[] = [];
-      await eventually(
-        async () => {
-          const log = await readLog(stack);
-          failing = checkEvents(log.events, log.poison, walletIds, () => 0).filter((c) => !c.pass);
-          return failing.length === 0;
-        },
-        SETTLE_TIMEOUT_MS,
-        'the books from the raw log pass every check',
-      ).catch(() => undefined); // the failing checks themselves are the assertion's message
-      expect(failing).toEqual([]);
-      expect((await verifyAudit(stack.store)).pass).toBe(true);
-      expect(await stack.client.requestRaw('mesh.query.ledger.audit', {}, 120_000)).toMatchObject({ pass: true });
-
-      // The killed server rejoins and holds the same log (its own store, asked on its monitoring port).
-      await cluster().restart(killed);
-      const jsm = await stack.store.connection.jetstreamManager();
-      await eventually(
-        async () => {
-          const info = await jsm.streams.info(EVENTS_STREAM);
-          const local = await cluster().localStreamState(killed);
-          return local?.lastSeq === info.state.last_seq && (info.cluster?.replicas ?? []).every((r) => r.current) ? local : undefined;
-        },
-        CATCH_UP_TIMEOUT_MS,
-        `${leader} caught up with the stream`,
-      );
-    },
-    900_000,
-  );
+    // The killed server rejoins and holds the same log (its own store, asked on its monitoring port).
+    await cluster().restart(killed);
+    const jsm = await stack.store.connection.jetstreamManager();
+    await eventually(
+      async () => {
+        const info = await jsm.streams.info(EVENTS_STREAM);
+        const local = await cluster().localStreamState(killed);
+        return local?.lastSeq === info.state.last_seq && (info.cluster?.replicas ?? []).every((r) => r.current) ? local : undefined;
+      },
+      CATCH_UP_TIMEOUT_MS,
+      `${leader} caught up with the stream`,
+    );
+  }, 900_000);
 });
 
 describe('NATS cluster of 3 with the generated authorization block', () => {
@@ -158,4 +152,33 @@ describe('NATS cluster of 3 with the generated authorization block', () => {
       await nc.close();
     }
   }, 180_000);
+
+  it('mesh tenant create reloads every server: the new tenant connects to each one', async () => {
+    const dataDir = cluster.dataDir!;
+    // Written without a reload: no server knows this tenant yet (what a reload of one server only would leave on the others).
+    createTenantIdentity(dataDir, 'early');
+    for (let i = 0; i < cluster.size; i++) await expect(connectAs(cluster, i, 'early')).rejects.toThrow(/authorization/i);
+
+    const run = await runMesh(['tenant', 'create', 'acme'], { ...process.env, NATS_URL: cluster.url, MESH_DATA_DIR: dataDir, MESH_FROM_SOURCE: '1' });
+    expect(run).toMatchObject({ code: 0 });
+    expect(run.out).toContain('tenant acme created');
+    // The reload (SIGHUP) is applied by each server in its own time: wait for it, per server.
+    for (let i = 0; i < cluster.size; i++) {
+      for (const tenant of ['acme', 'early']) {
+        const nc = await eventually(() => connectAs(cluster, i, tenant).catch(() => undefined), 30_000, `${tenant} admitted by ${cluster.nameOf(i)}`);
+        await nc.close();
+      }
+    }
+  }, 120_000);
 });
+
+/** A connection as `tenant` to server `index` only (its credentials file from the cluster's data dir). */
+function connectAs(cluster: NatsClusterProcess, index: number, tenant: string): Promise<NatsConnection> {
+  return connect({
+    servers: cluster.urls[index],
+    ignoreClusterUpdates: true,
+    reconnect: false,
+    timeout: 5000,
+    ...natsAuthOptionsFromFile(cluster.credsPath({ kind: 'tenant', tenantId: tenant })),
+  });
+}

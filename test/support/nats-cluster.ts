@@ -1,11 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { messageOf } from '@mesh/common';
 import { EVENTS_STREAM } from '@mesh/contracts';
-import { ensureStackIdentities, natsAuthOptionsFromFile, operatorCredsPath, serviceCredsPath, tenantCredsPath, type StackIdentities } from '@mesh/identity';
+import {
+  ensureStackIdentities,
+  natsAuthOptionsFromFile,
+  natsClusterPidPath,
+  operatorCredsPath,
+  serviceCredsPath,
+  tenantCredsPath,
+  type StackIdentities,
+} from '@mesh/identity';
 import { eventually, freePort, stopChild, type TestIdentity } from './nats-server';
 
 /** Servers of a test cluster: JetStream needs a majority, so 3 (or 5) for anything that should survive a loss. */
@@ -144,7 +152,13 @@ export class NatsClusterProcess {
     ];
     // Next to auth.conf, so the include (resolved relative to the including file) finds it.
     const dir = this.dataDir ? join(this.dataDir, 'nats') : join(this.root, String(m.index));
-    if (this.dataDir) lines.push(`include "auth.conf"`);
+    if (this.dataDir) {
+      lines.push(`include "auth.conf"`);
+      // Where provision.sh puts it, so `mesh tenant create` (reloadNatsServer) finds every server.
+      const pidFile = natsClusterPidPath(this.dataDir, m.index);
+      mkdirSync(dirname(pidFile), { recursive: true });
+      lines.push(`pid_file: "${pidFile}"`);
+    }
     mkdirSync(dir, { recursive: true });
     const conf = join(dir, `nats-${m.index}.conf`);
     writeFileSync(conf, lines.join('\n') + '\n');

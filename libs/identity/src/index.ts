@@ -190,24 +190,38 @@ export function writeAuthConf(dataDir: string): string {
   return path;
 }
 
+/** Servers of a local cluster at most (cli/stack.ts NATS_CLUSTER_SIZE_MAX, provision.sh nats-cluster-up). */
+const NATS_CLUSTER_SERVERS_MAX = 5;
+
+/** The pidfile of server `index` of a local cluster (provision.sh nats-cluster-up: `<dataDir>/nats-cluster/<i>/nats.pid`). */
+export const natsClusterPidPath = (dataDir: string, index: number) => join(dataDir, 'nats-cluster', String(index), 'nats.pid');
+
 /**
- * Asks the running nats-server (pidfile `<dataDir>/nats/nats.pid`) to reload its config (SIGHUP),
- * so a new tenant can connect. Returns false when no server runs from that data dir.
+ * Asks every nats-server running from `dataDir` to reload its config (SIGHUP), so a new tenant can
+ * connect to any of them: the single server (`<dataDir>/nats/nats.pid`) and each server of a local
+ * cluster (`<dataDir>/nats-cluster/<i>/nats.pid`). Each reads the same auth.conf. Returns the pids
+ * signalled (none when no server runs from that data dir).
  */
-export function reloadNatsServer(dataDir: string): boolean {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(natsPidPath(dataDir), 'utf8').trim());
-  } catch {
-    return false;
+export function reloadNatsServer(dataDir: string): number[] {
+  const pidfiles = [natsPidPath(dataDir)];
+  for (let i = 0; i < NATS_CLUSTER_SERVERS_MAX && existsSync(dirname(natsClusterPidPath(dataDir, i))); i++) pidfiles.push(natsClusterPidPath(dataDir, i));
+  const reloaded: number[] = [];
+  for (const pidfile of pidfiles) {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(pidfile, 'utf8').trim());
+    } catch {
+      continue; // not running (or never started)
+    }
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    try {
+      process.kill(pid, 'SIGHUP');
+      reloaded.push(pid);
+    } catch {
+      // a stale pidfile: that server is not running
+    }
   }
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 'SIGHUP');
-    return true;
-  } catch {
-    return false;
-  }
+  return reloaded;
 }
 
 /** Connection options of an identity: its nkey signs the server's nonce, its replies come to its own inbox prefix. */

@@ -1,7 +1,15 @@
 import { Logger } from '@nestjs/common';
 import { BaseRpcContext, Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
-import { headers as natsHeaders, type ConsumerMessages, type JsMsg, type Msg, type NatsConnection, type Subscription as NatsSubscription } from 'nats';
+import {
+  ConsumerEvents,
+  headers as natsHeaders,
+  type ConsumerMessages,
+  type JsMsg,
+  type Msg,
+  type NatsConnection,
+  type Subscription as NatsSubscription,
+} from 'nats';
 import {
   DomainError,
   EVENTS_STREAM,
@@ -58,6 +66,8 @@ export function failureVerdict(
 
 /** First failures remembered per (consumer, sequence): more than messages in flight, fewer than memory. */
 const FAILURES_REMEMBERED = 100_000;
+/** A durable consumer's server sends a heartbeat this often while it has nothing to deliver (two missed: pull again). */
+const CONSUMER_HEARTBEAT_MS = 2_000;
 /** Appends of one replay record retried on a concurrent write to the deadletter stream. */
 const REPLAY_RECORD_ATTEMPTS = 5;
 
@@ -263,8 +273,11 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       await jsm.consumers.update(EVENTS_STREAM, durable, mutable);
     }
     const consumer = await nc.jetstream().consumers.get(EVENTS_STREAM, durable);
-    const messages = await consumer.consume({ max_messages: Math.min(config.max_ack_pending, 256) });
+    // Heartbeats every 2 s (not nats.js's 15 s): a pull lost with its consumer's leader (a NATS
+    // server died) is noticed after two missed ones and sent again once the new leader answers.
+    const messages = await consumer.consume({ max_messages: Math.min(config.max_ack_pending, 256), idle_heartbeat: CONSUMER_HEARTBEAT_MS });
     this.consumers.push(messages);
+    void this.logConsumerStatus(durable, messages);
     const concurrency = Math.max(1, Math.min(extras.concurrency ?? 1, config.max_ack_pending));
     const inFlight = new Set<Promise<void>>();
     this.handlers.set(durable, { handler, inFlight });
@@ -282,6 +295,15 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
         await Promise.allSettled(inFlight);
       })().catch((err) => this.log.error(`consumer ${durable} stopped: ${messageOf(err)}`)),
     );
+  }
+
+  /** What nats.js reports of a durable consumer (missed heartbeats, consumer gone): it re-pulls by itself; the log says why a consumer paused. */
+  private async logConsumerStatus(durable: string, messages: ConsumerMessages): Promise<void> {
+    for await (const status of await messages.status()) {
+      if (status.type === ConsumerEvents.HeartbeatsMissed && status.data === 2) this.log.warn(`consumer ${durable}: heartbeats missed, pulling again`);
+      if (status.type === ConsumerEvents.ConsumerDeleted || status.type === ConsumerEvents.ConsumerNotFound || status.type === ConsumerEvents.StreamNotFound)
+        this.log.warn(`consumer ${durable}: ${status.type} (${String(status.data)})`);
+    }
   }
 
   private async deliver(durable: string, m: JsMsg, handler: MessageHandler, maxDeliveries: number): Promise<void> {

@@ -1,5 +1,12 @@
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  AckPolicy,
+  ConsumerEvents,
+  DeliverPolicy,
+  Events,
+  nuid,
+  type Consumer,
   headers as natsHeaders,
   nanos,
   DiscardPolicy,
@@ -54,6 +61,18 @@ const APPEND_ATTEMPTS_MAX = 51;
 const TAIL_CACHE_MAX = 50_000;
 /** A fetch normally completes as soon as its messages arrive; this only bounds a stalled one. */
 const FETCH_EXPIRES_MS = 10_000;
+/** A reader's server sends a heartbeat this often while it has nothing to send; two missed and the reader is replaced. */
+const READ_HEARTBEAT_MS = 2_000;
+/** The server removes a reader unused this long (one left by a crashed process, or by a read that moved to a new reader). */
+const READER_INACTIVE_MS = 60_000;
+/** A subscription's reader sends a heartbeat this often while idle; two missed and it is replaced. */
+const SUBSCRIBE_HEARTBEAT_MS = 2_000;
+/** Readers tried in a row without getting a message before a read fails (each on a new consumer). */
+const READ_ATTEMPTS_MAX = 8;
+/** Attempts of an operation JetStream could not answer (TIMEOUT, 503, offline): 100 ms doubling to 2 s covers an election (~5 s measured). */
+const UNAVAILABLE_ATTEMPTS_MAX = 10;
+const UNAVAILABLE_DELAY_MS = 100;
+const UNAVAILABLE_DELAY_MAX_MS = 2_000;
 /** Quarantine records this process knows are written (so it tries each at most once); older ones are found in the log again. */
 const RECORDED_QUARANTINE_MAX = 10_000;
 /** Quarantine records written at once (a page full of garbage is recorded in parallel, bounded). */
@@ -106,6 +125,11 @@ export class JetStreamEventStore implements EventStore {
   private readonly tails = new Map<string, Tail>();
   private readonly recorded = new LRUCache<number, true>({ max: RECORDED_QUARANTINE_MAX });
   private readonly reader = `${hostname()}/${process.pid}`;
+  /** Names of this store's reader consumers: a prefix unique to the instance, then a counter. */
+  private readonly readerPrefix = `r${nuid.next()}_`;
+  private readers = 0;
+  /** Subscriptions to tell when the connection reconnects (to another server: their readers may be gone). */
+  private readonly reconnectListeners = new Set<() => void>();
   private reported = 0;
   private readonly queued = new Map<number, { poison: PoisonMessage; reader: string }>();
   private recording?: Promise<void>;
@@ -116,7 +140,11 @@ export class JetStreamEventStore implements EventStore {
     private readonly jsm: Manager,
     private readonly stream: string,
     private readonly warn: (line: string) => void,
-  ) {}
+  ) {
+    void (async () => {
+      for await (const status of nc.status()) if (status.type === Events.Reconnect) for (const listener of this.reconnectListeners) listener();
+    })().catch(() => undefined); // ends with the connection
+  }
 
   static async connect(nc: NatsConnection, options: JetStreamEventStoreOptions = {}): Promise<JetStreamEventStore> {
     const stream = options.streamName ?? EVENTS_STREAM;
@@ -214,11 +242,22 @@ export class JetStreamEventStore implements EventStore {
       'mesh.event.revision': revision,
     }));
     h.set('traceparent', traceparent);
-    const ack = await ended(span, () => this.js.publish(subject, payload, { headers: h }));
+    // An append whose answer was lost (the leader died after writing it, or the election outlasted
+    // the request) is sent again as it was: same Nats-Msg-Id, same expected last sequence. JetStream
+    // checks the id first, so one that did land comes back as a duplicate of itself (below).
+    // The first attempt outside the retry helper: the hot path stays one publish.
+    const publish = () => this.js.publish(subject, payload, { headers: h });
+    const ack = await ended(span, () =>
+      publish().catch((err: unknown) => {
+        if (!isUnavailable(err)) throw err;
+        return retryUnavailable(`append to ${subject}`, publish);
+      }),
+    );
     if (!ack.duplicate) return { revision, seq: ack.seq };
     // Within the dedup window JetStream answers a retry with the original sequence: make sure the
-    // original is this very event on this stream, and continue from where it really sits.
-    const original = await this.jsm.direct.getMessage(this.stream, { seq: ack.seq });
+    // original is this very event on this stream, and continue from where it really sits. Asked of
+    // the leader (not a direct get, which any replica answers): a replica may not hold it yet.
+    const original = await retryUnavailable('read the original of a duplicate', () => this.jsm.streams.getMessage(this.stream, { seq: ack.seq }));
     if (original.subject !== subject) {
       throw new DuplicateEventError(envelope.id, `already appended to ${streamForSubject(original.subject)}`);
     }
@@ -259,7 +298,7 @@ export class JetStreamEventStore implements EventStore {
   private async readTail(stream: string, subject: string): Promise<Tail> {
     let last: StoredMsg;
     try {
-      last = await this.jsm.direct.getMessage(this.stream, { last_by_subj: subject });
+      last = await retryUnavailable(`last of ${subject}`, () => this.jsm.direct.getMessage(this.stream, { last_by_subj: subject }));
     } catch (err) {
       if (isNotFound(err)) return { revision: -1, seq: 0 };
       throw err;
@@ -285,7 +324,7 @@ export class JetStreamEventStore implements EventStore {
    */
   private async readStream(stream: string, reader: string, poisonOptions: PoisonOptions): Promise<{ events: RecordedEvent[]; lastSeq: number }> {
     const subject = subjectForStream(stream);
-    const info = await this.jsm.streams.info(this.stream, { subjects_filter: subject });
+    const info = await retryUnavailable(`count of ${subject}`, () => this.jsm.streams.info(this.stream, { subjects_filter: subject }));
     const count = info.state.subjects?.[subject] ?? 0;
     if (count === 0) return { events: [], lastSeq: 0 };
     const fetched = await this.fetchRange(subject, 1, count, true);
@@ -371,7 +410,7 @@ export class JetStreamEventStore implements EventStore {
    * is deleted, and a reader waiting to reach the head (the scheduler's catch-up) would never get there.
    */
   async headPosition(): Promise<bigint> {
-    const { state } = await this.jsm.streams.info(this.stream);
+    const { state } = await retryUnavailable('stream state', () => this.jsm.streams.info(this.stream));
     if (state.num_deleted === 0) return BigInt(state.last_seq);
     const log = await this.logState();
     let head = log.last;
@@ -381,7 +420,7 @@ export class JetStreamEventStore implements EventStore {
 
   /** The log's first and last sequence and its deleted sequences, sorted (one request: with no deletions the details cost nothing). */
   private async logState(): Promise<LogState> {
-    const { state } = await this.jsm.streams.info(this.stream, { deleted_details: true });
+    const { state } = await retryUnavailable('stream state', () => this.jsm.streams.info(this.stream, { deleted_details: true }));
     const deleted = state.num_deleted > 0 ? [...(state.deleted ?? [])].sort((a, b) => a - b) : [];
     return { first: state.first_seq, last: state.last_seq, deleted };
   }
@@ -403,47 +442,89 @@ export class JetStreamEventStore implements EventStore {
   ): Promise<Fetched> {
     const fetched: Fetched = { events: [], poison: [], lastSeq: 0 };
     if (count <= 0) return fetched;
-    const consumer = await this.js.consumers.get(this.stream, { ...(filter ? { filterSubjects: filter } : {}), opt_start_seq: fromSeq });
     // Whole log: the position of each message is known without parsing its reply subject (a third
     // of the cost of a replay, measured): the next sequence not deleted. Checked per batch below.
     const deleted = log?.deleted ?? [];
     let d = lowerBound(deleted, fromSeq);
     let seq = fromSeq;
     let received = 0;
-    while (received < count) {
-      const batch = Math.min(count - received, READ_BATCH_MAX);
-      const before = received;
-      const messages = await consumer.fetch({ max_messages: batch, expires: FETCH_EXPIRES_MS });
-      let last: JsMsg | undefined;
-      for await (const m of messages) {
-        let decoded: RecordedEvent | PoisonMessage;
-        if (filter) {
-          decoded = decodeMessage(m, withTrace);
+    let next = fromSeq; // the stream sequence the next reader starts at
+    let consumer: Consumer | undefined;
+    for (let attempt = 1; received < count;) {
+      let lost = false; // the reader's server stopped answering: read the rest again on a new reader
+      try {
+        consumer ??= await this.openReader(filter, next);
+        const batch = Math.min(count - received, READ_BATCH_MAX);
+        const before = received;
+        const messages = await consumer.fetch({ max_messages: batch, expires: FETCH_EXPIRES_MS, idle_heartbeat: READ_HEARTBEAT_MS });
+        void watchHeartbeats(messages, () => (lost = true));
+        let last: JsMsg | undefined;
+        for await (const m of messages) {
+          let decoded: RecordedEvent | PoisonMessage;
+          if (filter) {
+            decoded = decodeMessage(m, withTrace);
+          } else {
+            while (d < deleted.length && deleted[d] <= seq) if (deleted[d++] === seq) seq++;
+            decoded = decodeMessage(m, withTrace, seq++);
+          }
+          if (decoded instanceof PoisonMessage) fetched.poison.push(decoded);
+          else fetched.events.push(decoded);
+          received++;
+          last = m;
+        }
+        if (last) {
+          fetched.lastSeq = last.seq;
+          next = last.seq + 1;
+          if (!filter && last.seq !== seq - 1) {
+            if (!lastChance) throw new StaleLogState();
+            throw new EventStoreInvariantError(
+              `event store read: seq ${last.seq} arrived where ${seq - 1} was due (read from ${fromSeq}): a gap in ${this.stream} that no deleted message explains`,
+            );
+          }
+        }
+        if (received === before) {
+          // Whole log: a message deleted after the deleted list was read leaves the fetch short; read the list again once.
+          if (!filter && !lastChance && !lost) throw new StaleLogState();
+          // Otherwise the reader stopped delivering (its server died or was cut off): a new reader, bounded.
+          if (attempt >= READ_ATTEMPTS_MAX) {
+            throw new EventStoreInvariantError(`event store read stalled at ${filter ?? 'the log'} seq >= ${next}: expected ${count} messages, got ${before}`);
+          }
+        } else if (!lost) {
+          continue;
         } else {
-          while (d < deleted.length && deleted[d] <= seq) if (deleted[d++] === seq) seq++;
-          decoded = decodeMessage(m, withTrace, seq++);
+          attempt = 1; // progress: only readers that deliver nothing count against the bound
         }
-        if (decoded instanceof PoisonMessage) fetched.poison.push(decoded);
-        else fetched.events.push(decoded);
-        received++;
-        last = m;
+      } catch (err) {
+        if (!isUnavailable(err) || attempt >= READ_ATTEMPTS_MAX) throw err;
       }
-      if (last) {
-        fetched.lastSeq = last.seq;
-        if (!filter && last.seq !== seq - 1) {
-          if (!lastChance) throw new StaleLogState();
-          throw new EventStoreInvariantError(
-            `event store read: seq ${last.seq} arrived where ${seq - 1} was due (read from ${fromSeq}): a gap in ${this.stream} that no deleted message explains`,
-          );
-        }
-      }
-      if (received === before) {
-        // Whole log: a message deleted after the deleted list was read leaves the fetch short; read the list again once.
-        if (!filter && !lastChance) throw new StaleLogState();
-        throw new EventStoreInvariantError(`event store read stalled at ${filter ?? 'the log'} seq >= ${fromSeq}: expected ${count} messages, got ${before}`);
-      }
+      // The reader is gone (its server died, or it was placed on a server that is down while the
+      // cluster has not noticed yet): a new one, under a new name, is placed again by the meta leader.
+      consumer = undefined;
+      await sleep(unavailableDelayMs(attempt++));
     }
     return fetched;
+  }
+
+  /**
+   * A reader: an ephemeral, unreplicated pull consumer from `fromSeq` (what nats.js's ordered
+   * consumer creates too), under a fresh name each time. nats.js's ordered consumer retries the
+   * creation under the same name for ever, and a name the meta leader has placed on a dead server
+   * never answers (measured: reads hung for minutes after a SIGKILL), so a failed creation is
+   * retried by the caller with a new reader.
+   */
+  private async openReader(filter: string | undefined, fromSeq: number): Promise<Consumer> {
+    const info = await this.jsm.consumers.add(this.stream, {
+      name: `${this.readerPrefix}${++this.readers}`,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: fromSeq,
+      ack_policy: AckPolicy.None,
+      max_deliver: 1,
+      mem_storage: true,
+      num_replicas: 1,
+      inactive_threshold: nanos(READER_INACTIVE_MS),
+      ...(filter ? { filter_subject: filter } : {}),
+    });
+    return this.js.consumers.getPullConsumerFor(info);
   }
 
   /**
@@ -526,20 +607,50 @@ export class JetStreamEventStore implements EventStore {
     let position = options.after;
     let messages: ConsumerMessages | undefined;
     let stopped = false;
+    // One reader after another: each from the position reached. A reader is replaced when its
+    // server stops sending (two heartbeats missed), when this connection moved to another server
+    // (the reader may have been on the dead one, and nats.js then retries it for ever), or when a
+    // delivery is missing (ack-less readers deliver each message once; a gap is read again).
     const run = async () => {
-      const consumer = await this.js.consumers.get(this.stream, { ...(filter ? { filterSubjects: filter } : {}), opt_start_seq: Number(options.after) + 1 });
-      if (stopped) return;
-      messages = await consumer.consume({ max_messages: 512, idle_heartbeat: 2000 });
-      for await (const m of messages) {
-        const decoded = decodeMessage(m);
-        if (decoded instanceof PoisonMessage) {
-          this.handlePoison([decoded], 'subscribe', options);
-          position = BigInt(decoded.seq);
-        } else {
-          if (!wanted || wanted.has(decoded.stream.slice(0, decoded.stream.indexOf('-')))) await handler(decoded);
-          position = decoded.position;
+      for (let attempt = 1; !stopped;) {
+        let lost = false;
+        const onReconnect = () => {
+          lost = true;
+          messages?.stop();
+        };
+        this.reconnectListeners.add(onReconnect);
+        try {
+          const consumer = await this.openReader(filter, Number(position) + 1);
+          if (stopped) return;
+          messages = await consumer.consume({ max_messages: 512, idle_heartbeat: SUBSCRIBE_HEARTBEAT_MS });
+          void watchHeartbeats(messages, () => (lost = true));
+          let delivered = 0;
+          for await (const m of messages) {
+            if (m.info.deliverySequence !== ++delivered) {
+              lost = true;
+              break;
+            }
+            attempt = 1;
+            const decoded = decodeMessage(m);
+            if (decoded instanceof PoisonMessage) {
+              this.handlePoison([decoded], 'subscribe', options);
+              position = BigInt(decoded.seq);
+            } else {
+              if (!wanted || wanted.has(decoded.stream.slice(0, decoded.stream.indexOf('-')))) await handler(decoded);
+              position = decoded.position;
+            }
+            if (stopped) break;
+          }
+          if (stopped || this.nc.isClosed()) return;
+          if (!lost) throw new Error(`event store subscription ended at position ${position}`);
+        } catch (err) {
+          if (stopped || this.nc.isClosed()) return;
+          if (!isUnavailable(err) || attempt >= UNAVAILABLE_ATTEMPTS_MAX) throw err;
+        } finally {
+          this.reconnectListeners.delete(onReconnect);
+          messages?.stop();
         }
-        if (stopped) break;
+        await sleep(unavailableDelayMs(attempt++));
       }
     };
     const done = run();
@@ -604,6 +715,50 @@ function presentRange(state: LogState, from: number, want: number): { count: num
     }
   }
   return { count, end };
+}
+
+/**
+ * JetStream could not answer now but may in a moment: a request not answered (TIMEOUT), no
+ * responders (503), the stream or a consumer without a leader or on a server that is down. What a
+ * writer or reader sees while the cluster elects a new leader after a server's death.
+ */
+export function isUnavailable(err: unknown): boolean {
+  if (err instanceof NatsError) {
+    if (err.code === 'TIMEOUT' || err.code === '503' || err.api_error?.code === 503) return true;
+  }
+  return /timeout|no responders|temporarily unavailable|is offline|no suitable peers|not current/i.test(messageOf(err));
+}
+
+/** Wait before attempt `attempt + 1` of an operation JetStream could not answer: 100 ms doubling to 2 s. */
+function unavailableDelayMs(attempt: number): number {
+  return Math.min(UNAVAILABLE_DELAY_MS * 2 ** Math.min(attempt - 1, 10), UNAVAILABLE_DELAY_MAX_MS);
+}
+
+/**
+ * Runs an idempotent JetStream operation, again after a pause when JetStream was unavailable
+ * (bounded: UNAVAILABLE_ATTEMPTS_MAX, about the length of an election); any other failure at once.
+ */
+function retryUnavailable<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  return retry(what, fn, {
+    attempts: UNAVAILABLE_ATTEMPTS_MAX,
+    baseDelayMs: UNAVAILABLE_DELAY_MS,
+    maxDelayMs: UNAVAILABLE_DELAY_MAX_MS,
+    retryable: isUnavailable,
+  }).catch((err: unknown) => {
+    // Callers tell failures by their type (a TIMEOUT stays a NatsError): the last one, not a wrapper.
+    throw err instanceof RetriesExhaustedError ? err.cause : err;
+  });
+}
+
+/** Ends a fetch whose server has stopped sending (two heartbeats missed) and says so. */
+async function watchHeartbeats(messages: ConsumerMessages, onLost: () => void): Promise<void> {
+  for await (const status of await messages.status()) {
+    if (status.type === ConsumerEvents.HeartbeatsMissed) {
+      onLost();
+      messages.stop();
+      return;
+    }
+  }
 }
 
 function isWrongLastSequence(err: unknown): boolean {
