@@ -10,3 +10,4 @@ export * from './bootstrap';
 export * from './telemetry';
 export * from './deadletters';
 export * from './wallet-owners';
+export * from './lease';

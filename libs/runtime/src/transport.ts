@@ -44,6 +44,7 @@ import { decodeJson, encodeJson } from './json';
 import { toErrorBody } from './replies';
 import { inHandlerSpan, outgoingTraceparent, runInMessageContext } from './trace';
 import { deadLetterId, deadLetterStream, foldDeadLetters, replayEventId, type DeadLetter } from './deadletters';
+import { rewindUnacked, type Leadership } from './lease';
 
 /** Backoff between redeliveries of a failing event: 200 ms doubling to at most `maxMs`. */
 export function redeliveryDelayMs(deliveries: number, maxMs = 30_000): number {
@@ -114,6 +115,11 @@ export interface MeshTransportOptions {
    */
   consumerPrefix?: string;
   version?: string;
+  /**
+   * Replicated services: the durable consumers run only while this replica leads (started when it
+   * becomes the leader, stopped when it stops being it). Without it they run from the start.
+   */
+  leadership?: Leadership;
   /** Extra health details (e.g. projection positions), merged into the health reply. */
   healthDetails?: () => Promise<Partial<Pick<HealthReply, 'positions' | 'details' | 'status'>>>;
 }
@@ -148,10 +154,12 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
 
   async listen(callback: (...optionalParams: unknown[]) => unknown): Promise<void> {
     try {
+      const { leadership } = this.options;
       for (const [pattern, handler] of this.messageHandlers) {
-        if (handler.isEventHandler) await this.startConsumer(pattern, handler);
-        else this.subscribeRequests(pattern, handler);
+        if (!handler.isEventHandler) this.subscribeRequests(pattern, handler);
+        else if (!leadership) await this.startConsumer(pattern, handler);
       }
+      leadership?.onChange((leader) => this.followLeadership(leader));
       // Last: a service that answers health answers every request (consumers are created with
       // awaits in between, so health first let a caller see "ok" before the handlers were there).
       this.subscribeHealth();
@@ -168,6 +176,30 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     // left on `closing` would leave it pending forever, so whichever ends first is enough.
     await Promise.allSettled(this.consumers.map((messages, i) => Promise.race([messages.close().catch(() => undefined), this.loops[i]])));
     await Promise.allSettled(this.loops);
+  }
+
+  /** Starts the durable consumers on becoming the leader, stops them (in-flight deliveries finish) on losing it. */
+  private async followLeadership(leader: boolean): Promise<void> {
+    if (this.closing) return;
+    if (!leader) {
+      await this.stopConsumers();
+      return;
+    }
+    for (const [pattern, handler] of this.messageHandlers) {
+      if (!handler.isEventHandler) continue;
+      await this.startConsumer(pattern, handler).catch((err: unknown) => {
+        // Not leading without consumers: let the lease lapse so that a replica that can takes over.
+        this.log.error(`consumer of ${pattern} did not start on becoming the leader: ${messageOf(err)}; exiting`);
+        process.exit(1);
+      });
+    }
+  }
+
+  private async stopConsumers(): Promise<void> {
+    const consumers = this.consumers.splice(0);
+    const loops = this.loops.splice(0);
+    await Promise.allSettled(consumers.map((messages, i) => Promise.race([messages.close().catch(() => undefined), loops[i]])));
+    await Promise.allSettled(loops);
   }
 
   on(): void {
@@ -204,6 +236,8 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       positions: { ...this.consumerPositions(), ...(extra.positions ?? {}) },
       ...(extra.details ? { details: extra.details } : {}),
     };
+    const { leadership } = this.options;
+    if (leadership) reply.details = { ...reply.details, instance: leadership.instance, leader: leadership.isLeader };
     msg.respond(encodeJson({ ok: true, data: reply }));
   }
 
@@ -273,6 +307,10 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       max_ack_pending: extras.maxAckPending ?? 256,
     };
     try {
+      // A new leader first takes back what the previous one had in flight (lease.ts rewindUnacked).
+      if (this.options.leadership && (await rewindUnacked(jsm, EVENTS_STREAM, durable, config))) {
+        this.log.log(`${durable}: unacknowledged deliveries of the previous leader delivered again from the ack floor`);
+      }
       await jsm.consumers.add(EVENTS_STREAM, config);
     } catch (err) {
       if (!/already exists|already in use/i.test(messageOf(err))) throw err;
@@ -284,8 +322,9 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     this.consumers.push(messages);
     const concurrency = Math.max(1, Math.min(extras.concurrency ?? 1, config.max_ack_pending));
     const inFlight = new Set<Promise<void>>();
+    // A leader that regains leadership keeps its replay subscription (one per durable).
+    if (!this.handlers.has(durable)) this.subscribeReplays(durable);
     this.handlers.set(durable, { handler, inFlight });
-    this.subscribeReplays(durable);
     this.loops.push(
       (async () => {
         for await (const m of messages) {
