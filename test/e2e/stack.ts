@@ -1,10 +1,11 @@
 import { execSync } from 'node:child_process';
 import { hostname } from 'node:os';
-import { SERVICES, type RecordedEvent, type ServiceName } from '@mesh/contracts';
+import { LEASED_SERVICES, SERVICES, type RecordedEvent, type ServiceName } from '@mesh/contracts';
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
 import { natsAuthOptionsFromFile } from '@mesh/identity';
 import { MeshClient } from '@mesh/runtime';
-import { NatsClusterProcess, NatsServerProcess, ServiceProcess } from '@mesh/testing';
+import { RequestStrategy, type NatsConnection } from 'nats';
+import { NatsClusterProcess, NatsServerProcess, ServiceProcess, eventually } from '@mesh/testing';
 import { demoEnv, nodeCores } from '../../cli/commands/demo';
 import type { DemoOptions } from '../../cli/demo/scenarios';
 
@@ -29,7 +30,18 @@ export class E2EStack {
     readonly auth = false,
     /** Run NATS as a cluster of this many servers; services get every URL and EVENT_REPLICAS = the size. */
     readonly natsCluster?: number,
+    /** Processes per replicated service (LEASED_SERVICES; the container-manager stays one): `<service>-<i>` instances. */
+    readonly replicas = 1,
   ) {}
+
+  /** Every replica of each service (`services` holds the first one). */
+  readonly replicaSets = new Map<ServiceName, ServiceProcess[]>();
+
+  /** The environment of replica `index` of `service`: its own instance name when there are several. */
+  replicaEnv(service: ServiceName, index: number): Record<string, string> {
+    const instanceVar = `${service.toUpperCase().replace(/-/g, '_')}_INSTANCE`;
+    return { ...this.envOf(service), ...(this.replicas > 1 ? { [instanceVar]: `${service}-${index}` } : {}) };
+  }
 
   /** Whichever NATS runs: the single server or the cluster (all URLs comma-separated in `url`). */
   private get nats(): Pick<NatsServerProcess, 'url' | 'credsPath' | 'connect' | 'dispose'> {
@@ -69,11 +81,37 @@ export class E2EStack {
   async start(): Promise<void> {
     if (this.natsCluster) this.cluster = await NatsClusterProcess.start({ size: this.natsCluster, auth: this.auth });
     else this.server = await NatsServerProcess.start({ auth: this.auth });
-    for (const s of SERVICES) this.services.set(s, ServiceProcess.start(s, this.envOf(s)));
+    for (const s of SERVICES) {
+      const count = LEASED_SERVICES.includes(s) ? this.replicas : 1;
+      this.replicaSets.set(
+        s,
+        Array.from({ length: count }, (_, i) => ServiceProcess.start(s, this.replicaEnv(s, i))),
+      );
+      this.services.set(s, this.replicaSets.get(s)![0]);
+    }
     for (const p of this.services.values()) await p.healthy(this.probeUrl, 120_000, this.operatorAuth);
     const nc = await this.nats.connect('e2e');
+    // Every replica answers health (no queue group): wait for each one's own answer, by pid.
+    if (this.replicas > 1) for (const p of [...this.replicaSets.values()].flat()) await this.replicaHealthy(nc, p);
     this.store = await JetStreamEventStore.connect(nc, { replicas: this.natsCluster });
     this.client = new MeshClient(nc, 20_000);
+  }
+
+  /** Waits until replica `p` itself answers health (the health subject reaches every replica). */
+  async replicaHealthy(nc: NatsConnection, p: ServiceProcess, timeoutMs = 120_000): Promise<Record<string, unknown>> {
+    return eventually(
+      async () => {
+        if (p.child.exitCode !== null) throw new Error(`${p.service} exited with ${p.child.exitCode}: ${p.logs}`);
+        const answers = await nc.requestMany(`mesh.api.${p.service}.health`, new Uint8Array(), { maxWait: 1000, strategy: RequestStrategy.Timer });
+        for await (const m of answers) {
+          const body = JSON.parse(m.string()) as { ok: boolean; data: { pid?: number } & Record<string, unknown> };
+          if (body.ok && body.data.pid === p.child.pid) return body.data;
+        }
+        return undefined;
+      },
+      timeoutMs,
+      `${p.service} replica (pid ${p.child.pid}) health`,
+    );
   }
 
   /** SIGKILL one service and start it again (same configuration). */
@@ -91,7 +129,7 @@ export class E2EStack {
   }
 
   async stop(): Promise<void> {
-    for (const p of this.services.values()) await p.stop('SIGTERM');
+    for (const p of new Set([...this.services.values(), ...[...this.replicaSets.values()].flat()])) await p.stop('SIGTERM');
     // Whatever a killed container-manager left behind: only this test node's containers.
     execSync(`docker ps -aq --filter label=mesh.node=${this.nodeId} | xargs -r docker rm -f`, { stdio: 'ignore' });
     await this.store?.connection.close().catch(() => undefined);

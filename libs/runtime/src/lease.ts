@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, type ConsumerConfig, type JetStreamManager, type KV, type NatsConnection } from 'nats';
-import { LEASE_BUCKET } from '@mesh/contracts';
+import { LEASED_SERVICES, LEASE_BUCKET } from '@mesh/contracts';
 import { messageOf } from '@mesh/common';
 import { bucketReplicas } from '@mesh/eventstore/jetstream/replicas';
 import { decodeJson, encodeJson } from './json';
@@ -242,4 +242,22 @@ export async function rewindUnacked(jsm: JetStreamManager, stream: string, durab
     opt_start_seq: info.ack_floor.stream_seq + 1,
   });
   return true;
+}
+
+/** Who holds each service's lease (for `mesh status` and tests); services without a key are left out. */
+export async function readLeases(nc: NatsConnection): Promise<Map<string, LeaseRecord & { revision: number }>> {
+  const out = new Map<string, LeaseRecord & { revision: number }>();
+  let kv: KV;
+  try {
+    // Opened, not created: the services create it (with their replicas); none yet means no lease.
+    kv = await nc.jetstream().views.kv(LEASE_BUCKET, { bindOnly: true });
+  } catch {
+    return out;
+  }
+  for (const service of LEASED_SERVICES) {
+    const entry = await kv.get(service);
+    if (entry && entry.operation === 'PUT' && entry.value.length > 0)
+      out.set(service, { ...(decodeJson(entry.value) as LeaseRecord), revision: entry.revision });
+  }
+  return out;
 }
