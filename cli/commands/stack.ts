@@ -8,13 +8,18 @@ import {
   clusterStatus,
   LOG_DIR,
   NATS_CLUSTER_SIZE_MAX,
+  REPLICAS_MAX,
+  leaders,
   provision,
+  replicaStatus,
+  startReplicas,
   startServices,
   status,
   stopServices,
   storageStatus,
   waitHealthy,
   type NatsServerStatus,
+  type ReplicaStatus,
 } from '../stack';
 
 const fmtUptime = (ms?: number) => (ms === undefined ? '' : ms < 60_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`);
@@ -55,8 +60,13 @@ export function registerStack(program: Command) {
       '--nats-cluster <n>',
       `run NATS as n servers on this machine, routed as one cluster (1..${NATS_CLUSTER_SIZE_MAX}; 3 survives the loss of one), the event stream and buckets replicated (docs/cluster.md)`,
     )
+    .option(
+      '--replicas <n>',
+      `run every service but the container-manager as n processes (1..${REPLICAS_MAX}): one leads through a lease, the others stand by and take over (docs/cluster.md)`,
+    )
     .addHelpText('after', '\nLogs go to .data/logs/<service>.log; stop with `mesh down`.')
-    .action(async (opts: { detach?: boolean; natsCluster?: string }) => {
+    .action(async (opts: { detach?: boolean; natsCluster?: string; replicas?: string }) => {
+      const replicas = opts.replicas === undefined ? 1 : replicasOption(opts.replicas);
       const size = opts.natsCluster === undefined ? undefined : clusterSizeOption(opts.natsCluster);
       if (size === undefined) {
         progress('provisioning (infra/local/provision.sh up)');
@@ -69,6 +79,7 @@ export function registerStack(program: Command) {
       }
       progress('starting services');
       startServices(size === undefined ? {} : clusterServiceEnv(size));
+      if (replicas > 1) startReplicas(replicas, size === undefined ? {} : clusterServiceEnv(size));
       const all = await waitHealthy();
       emit({ services: all }, () => {
         printStatus(all);
@@ -94,10 +105,12 @@ export function registerStack(program: Command) {
     .action(async () => {
       const [all, storage] = await Promise.all([status(), storageStatus()]);
       const servers = clusterStatus();
-      emit({ services: all, storage: storage ?? null, ...(servers.length ? { natsCluster: servers } : {}) }, () => {
+      const [replicas, leading] = [replicaStatus(), await leaders()];
+      emit({ services: all, storage: storage ?? null, ...(servers.length ? { natsCluster: servers } : {}), leaders: leading, replicas }, () => {
         printStatus(all);
         console.log(`\n${storageLine(storage)}`);
         if (servers.length) printCluster(servers);
+        if (Object.keys(leading).length > 0 || replicas.length > 0) printReplicas(replicas, leading);
       });
       if (!all.every((s) => s.healthy)) process.exitCode = 1;
     });
@@ -136,6 +149,25 @@ function clusterSizeOption(value: string): number {
     throw new CliError(`--nats-cluster: must be an integer in 1..${NATS_CLUSTER_SIZE_MAX}, got '${value}'`, 'e.g. `mesh up --nats-cluster 3`');
   }
   return n;
+}
+
+function replicasOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > REPLICAS_MAX) {
+    throw new CliError(`--replicas: must be an integer in 1..${REPLICAS_MAX}, got '${value}'`, 'e.g. `mesh up --replicas 2`');
+  }
+  return n;
+}
+
+/** Each replicated service's processes (replica 0 is the service's own line above) and which one leads. */
+function printReplicas(replicas: ReplicaStatus[], leading: Record<string, string>) {
+  console.log('\nreplicas (leader: holder of the lease in mesh-leases):');
+  const first = Object.keys(leading).map((service) => ({ service, instance: service, pid: '', process: '' }));
+  const rows = [
+    ...first,
+    ...replicas.map((r) => ({ service: r.service, instance: r.instance, pid: String(r.pid ?? ''), process: r.running ? 'running' : 'stopped' })),
+  ];
+  table(rows.sort((a, b) => a.service.localeCompare(b.service)).map((r) => ({ ...r, leader: leading[r.service] === r.instance ? 'yes' : '' })));
 }
 
 function printCluster(servers: NatsServerStatus[]) {

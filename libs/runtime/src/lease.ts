@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { AckPolicy, DeliverPolicy, type ConsumerConfig, type JetStreamManager, type KV, type NatsConnection } from 'nats';
 import { LEASED_SERVICES, LEASE_BUCKET } from '@mesh/contracts';
-import { messageOf } from '@mesh/common';
+import { messageOf, retry } from '@mesh/common';
 import { bucketReplicas } from '@mesh/eventstore/jetstream/replicas';
 import { decodeJson, encodeJson } from './json';
 
@@ -38,6 +38,10 @@ export interface LeaseObservation {
 }
 
 export type LeaseAction = { kind: 'create' } | { kind: 'take'; revision: number } | { kind: 'renew'; revision: number } | { kind: 'wait' };
+
+/** Opening (creating) the bucket at start: the usual JetStream timeout, a few tries. */
+const OPEN_TIMEOUT_MS = 10_000;
+const OPEN_ATTEMPTS = 5;
 
 /** Shortest and longest lease: below 300 ms a loaded machine misses renewals; above a minute failover is too slow. */
 export const LEASE_TTL_MIN_MS = 300;
@@ -144,9 +148,18 @@ export class KvLease implements Leadership {
   /** Opens the bucket (creating it with as many replicas as the log) and starts campaigning. */
   async start(): Promise<void> {
     const replicas = await bucketReplicas(this.nc);
-    // Writes time out well within the lease, so a hung renewal cannot outlive it unnoticed.
-    const js = this.nc.jetstream({ timeout: Math.max(200, Math.floor(this.term.ttlMs / 3)) });
-    this.kv = await js.views.kv(LEASE_BUCKET, { history: 1, replicas, maxValueSize: 1024 });
+    // Created (or found) with the usual timeout: at start a loaded machine may answer slowly.
+    await retry(
+      `open ${LEASE_BUCKET}`,
+      () => this.nc.jetstream({ timeout: OPEN_TIMEOUT_MS }).views.kv(LEASE_BUCKET, { history: 1, replicas, maxValueSize: 1024 }),
+      {
+        attempts: OPEN_ATTEMPTS,
+        baseDelayMs: 500,
+      },
+    );
+    // Then reads and writes time out within the lease, so a hung renewal cannot outlive it unnoticed.
+    const js = this.nc.jetstream({ timeout: Math.max(250, Math.floor(this.term.ttlMs / 2)) });
+    this.kv = await js.views.kv(LEASE_BUCKET, { bindOnly: true });
     this.loop = this.run();
     this.watchdog = setInterval(() => this.announce(), Math.max(50, Math.floor(this.term.ttlMs / 10)));
     this.watchdog.unref();
@@ -159,12 +172,13 @@ export class KvLease implements Leadership {
     this.wake?.();
     await this.loop;
     const action = this.term.next(Date.now());
-    if (action.kind === 'renew' && this.kv) {
-      await this.kv.update(this.key, encodeJson(this.term.record(true)), action.revision).catch(() => undefined);
-    }
+    // Not the leader any more before the key says so: a standby may take a released key at once.
     this.term.lost();
     this.announce();
     await this.changes;
+    if (action.kind === 'renew' && this.kv) {
+      await this.kv.update(this.key, encodeJson(this.term.record(true)), action.revision).catch(() => undefined);
+    }
   }
 
   private async run(): Promise<void> {
@@ -182,26 +196,38 @@ export class KvLease implements Leadership {
     }
   }
 
+  /**
+   * One read-decide-write. A failed compare-and-set means someone wrote the key since we read it
+   * (another replica, or our own write whose answer was lost): read again and decide once more, in
+   * the same step, so that a renewal that landed unanswered does not flap leadership. A renewal with
+   * no answer at all keeps the lease until it lapses (validity counts from the send) and is retried.
+   */
   private async step(): Promise<void> {
     const kv = this.kv!;
-    const nowMs = Date.now();
-    let action = this.term.next(nowMs);
-    if (action.kind !== 'renew') {
-      const entry = await kv.get(this.key);
-      const record = entry && entry.operation === 'PUT' && entry.value.length > 0 ? (decodeJson(entry.value) as LeaseRecord) : undefined;
-      this.term.observe({ revision: record ? entry!.revision : 0, record }, Date.now());
-      action = this.term.next(Date.now());
-    }
-    if (action.kind === 'wait') return;
-    const sentAtMs = Date.now();
-    const value = encodeJson(this.term.record());
-    try {
-      const revision = action.kind === 'create' ? await kv.create(this.key, value) : await kv.update(this.key, value, action.revision);
-      this.term.won(revision, sentAtMs);
-    } catch (err) {
-      const wasLeader = this.term.isLeader(Date.now());
-      this.term.lost();
-      if (wasLeader || action.kind === 'renew') this.log.warn(`lease of ${this.key} lost (${action.kind} failed): ${messageOf(err)}`);
+    for (let round = 0; round < 2; round++) {
+      let action = this.term.next(Date.now());
+      if (action.kind !== 'renew') {
+        const entry = await kv.get(this.key);
+        const record = entry && entry.operation === 'PUT' && entry.value.length > 0 ? (decodeJson(entry.value) as LeaseRecord) : undefined;
+        this.term.observe({ revision: record ? entry!.revision : 0, record }, Date.now());
+        action = this.term.next(Date.now());
+      }
+      if (action.kind === 'wait') return;
+      const sentAtMs = Date.now();
+      const value = encodeJson(this.term.record());
+      try {
+        const revision = action.kind === 'create' ? await kv.create(this.key, value) : await kv.update(this.key, value, action.revision);
+        this.term.won(revision, sentAtMs);
+        return;
+      } catch (err) {
+        if (action.kind === 'renew' && !/wrong last sequence/i.test(messageOf(err))) {
+          this.log.warn(
+            `renewal of ${this.key} not confirmed (retried; the lease lapses ${this.term.ttlMs} ms after the last confirmed one): ${messageOf(err)}`,
+          );
+          return;
+        }
+        this.term.lost();
+      }
     }
   }
 

@@ -306,14 +306,14 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       ack_wait: nanos(30_000),
       max_ack_pending: extras.maxAckPending ?? 256,
     };
+    // A new leader first takes back what the previous one had in flight (lease.ts rewindUnacked).
+    const rewound = this.options.leadership ? await rewindUnacked(jsm, EVENTS_STREAM, durable, config) : false;
+    if (rewound) this.log.log(`${durable}: unacknowledged deliveries of the previous leader delivered again from the ack floor`);
     try {
-      // A new leader first takes back what the previous one had in flight (lease.ts rewindUnacked).
-      if (this.options.leadership && (await rewindUnacked(jsm, EVENTS_STREAM, durable, config))) {
-        this.log.log(`${durable}: unacknowledged deliveries of the previous leader delivered again from the ack floor`);
-      }
-      await jsm.consumers.add(EVENTS_STREAM, config);
+      if (!rewound) await jsm.consumers.add(EVENTS_STREAM, config);
     } catch (err) {
-      if (!/already exists|already in use/i.test(messageOf(err))) throw err;
+      // A rewound consumer starts at a sequence: its deliver policy differs from ours and cannot change.
+      if (!/already exists|already in use|can not be updated/i.test(messageOf(err))) throw err;
       const { deliver_policy: _deliver, filter_subject: _filter, ...mutable } = config;
       await jsm.consumers.update(EVENTS_STREAM, durable, mutable);
     }
