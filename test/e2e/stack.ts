@@ -99,9 +99,14 @@ export class E2EStack {
 
   /** Waits until replica `p` itself answers health (the health subject reaches every replica). */
   async replicaHealthy(nc: NatsConnection, p: ServiceProcess, timeoutMs = 120_000): Promise<Record<string, unknown>> {
+    const exited = p.exited.then((code) => Promise.reject(new Error(`${p.service} (pid ${p.child.pid}) exited with ${code}: ${p.logs}`)));
+    exited.catch(() => undefined); // observed by the race below only while waiting
+    return Promise.race([exited, this.answeredHealth(nc, p, timeoutMs)]);
+  }
+
+  private answeredHealth(nc: NatsConnection, p: ServiceProcess, timeoutMs: number): Promise<Record<string, unknown>> {
     return eventually(
       async () => {
-        if (p.child.exitCode !== null) throw new Error(`${p.service} exited with ${p.child.exitCode}: ${p.logs}`);
         const answers = await nc.requestMany(`mesh.api.${p.service}.health`, new Uint8Array(), { maxWait: 1000, strategy: RequestStrategy.Timer });
         for await (const m of answers) {
           const body = JSON.parse(m.string()) as { ok: boolean; data: { pid?: number } & Record<string, unknown> };

@@ -148,18 +148,18 @@ export class KvLease implements Leadership {
   /** Opens the bucket (creating it with as many replicas as the log) and starts campaigning. */
   async start(): Promise<void> {
     const replicas = await bucketReplicas(this.nc);
-    // Created (or found) with the usual timeout: at start a loaded machine may answer slowly.
-    await retry(
+    // Created (or found) with the usual timeout, a few tries: at start a loaded machine may answer slowly.
+    // Then bound again for reads and writes that time out within the lease, so that a hung renewal
+    // cannot outlive it unnoticed.
+    const opsTimeoutMs = Math.max(250, Math.floor(this.term.ttlMs / 2));
+    this.kv = await retry(
       `open ${LEASE_BUCKET}`,
-      () => this.nc.jetstream({ timeout: OPEN_TIMEOUT_MS }).views.kv(LEASE_BUCKET, { history: 1, replicas, maxValueSize: 1024 }),
-      {
-        attempts: OPEN_ATTEMPTS,
-        baseDelayMs: 500,
+      async () => {
+        await this.nc.jetstream({ timeout: OPEN_TIMEOUT_MS }).views.kv(LEASE_BUCKET, { history: 1, replicas, maxValueSize: 1024 });
+        return this.nc.jetstream({ timeout: opsTimeoutMs }).views.kv(LEASE_BUCKET, { bindOnly: true });
       },
+      { attempts: OPEN_ATTEMPTS, baseDelayMs: 500 },
     );
-    // Then reads and writes time out within the lease, so a hung renewal cannot outlive it unnoticed.
-    const js = this.nc.jetstream({ timeout: Math.max(250, Math.floor(this.term.ttlMs / 2)) });
-    this.kv = await js.views.kv(LEASE_BUCKET, { bindOnly: true });
     this.loop = this.run();
     this.watchdog = setInterval(() => this.announce(), Math.max(50, Math.floor(this.term.ttlMs / 10)));
     this.watchdog.unref();
