@@ -82,14 +82,15 @@ export class E2EStack {
     if (this.natsCluster) this.cluster = await NatsClusterProcess.start({ size: this.natsCluster, auth: this.auth });
     else this.server = await NatsServerProcess.start({ auth: this.auth });
     for (const s of SERVICES) {
-      const count = LEASED_SERVICES.includes(s) ? this.replicas : 1;
-      this.replicaSets.set(
-        s,
-        Array.from({ length: count }, (_, i) => ServiceProcess.start(s, this.replicaEnv(s, i))),
-      );
-      this.services.set(s, this.replicaSets.get(s)![0]);
+      const first = ServiceProcess.start(s, this.replicaEnv(s, 0));
+      this.services.set(s, first);
+      this.replicaSets.set(s, [first]);
     }
     for (const p of this.services.values()) await p.healthy(this.probeUrl, 120_000, this.operatorAuth);
+    // The other replicas once the first ones are up: nine processes compiling at once starve a small machine.
+    for (const s of LEASED_SERVICES) {
+      for (let i = 1; i < this.replicas; i++) this.replicaSets.get(s)!.push(ServiceProcess.start(s, this.replicaEnv(s, i)));
+    }
     const nc = await this.nats.connect('e2e');
     // Every replica answers health (no queue group): wait for each one's own answer, by pid.
     if (this.replicas > 1) for (const p of [...this.replicaSets.values()].flat()) await this.replicaHealthy(nc, p);
