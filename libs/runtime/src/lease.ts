@@ -17,10 +17,20 @@ export interface Leadership {
   readonly instance: string;
   /** Called on every change, in order, one call at a time (a slow listener delays the next change). */
   onChange(listener: (leader: boolean) => void | Promise<void>): void;
+  /**
+   * Gives the leadership up (the leader cannot do its work, e.g. its consumers did not start): it
+   * stops leading, lets a standby take over at once, and campaigns again only after a whole lease.
+   */
+  resign(reason: string): Promise<void>;
 }
 
 /** For processes that run alone by design (one container-manager per node) and for tests. */
-export const ALWAYS_LEADER: Leadership = { isLeader: true, instance: 'single', onChange: () => undefined };
+export const ALWAYS_LEADER: Leadership = {
+  isLeader: true,
+  instance: 'single',
+  onChange: () => undefined,
+  resign: (reason) => Promise.reject(new Error(`cannot resign a service that runs alone: ${reason}`)),
+};
 
 /** What is stored under a service's key. `holder` names one process; `instance` its configured name. */
 export interface LeaseRecord {
@@ -124,6 +134,8 @@ export class KvLease implements Leadership {
   private loop?: Promise<void>;
   private stopped = false;
   private wake?: () => void;
+  /** After a resignation: no campaigning before this time. */
+  private holdOffUntilMs = 0;
   /** Checks between steps whether the lease lapsed (a renewal that hangs past it). */
   private watchdog?: NodeJS.Timeout;
 
@@ -160,9 +172,23 @@ export class KvLease implements Leadership {
       },
       { attempts: OPEN_ATTEMPTS, baseDelayMs: 500 },
     );
+    // The first decision before returning: a lone replica (or a restart of the leader) leads, with its
+    // consumers started, by the time its service says it has started.
+    await this.step().catch((err: unknown) => this.log.warn(`lease step failed (tried again): ${messageOf(err)}`));
+    this.announce();
+    await this.changes;
     this.loop = this.run();
     this.watchdog = setInterval(() => this.announce(), Math.max(50, Math.floor(this.term.ttlMs / 10)));
     this.watchdog.unref();
+  }
+
+  async resign(reason: string): Promise<void> {
+    const action = this.term.next(Date.now());
+    this.log.warn(`${this.instance} resigns the leadership of ${this.key}: ${reason}`);
+    this.holdOffUntilMs = Date.now() + this.term.ttlMs;
+    this.term.lost();
+    this.announce();
+    if (action.kind === 'renew') await this.kv?.update(this.key, encodeJson(this.term.record(true)), action.revision).catch(() => undefined);
   }
 
   /** Stops campaigning; a leader writes its lease released so a standby takes over at once. */
@@ -183,8 +209,6 @@ export class KvLease implements Leadership {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      await this.step().catch((err: unknown) => this.log.warn(`lease step failed (tried again): ${messageOf(err)}`));
-      this.announce();
       const waitMs = Math.floor(this.term.ttlMs / (this.isLeader ? 3 : 6));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, waitMs);
@@ -193,6 +217,9 @@ export class KvLease implements Leadership {
           resolve();
         };
       });
+      if (this.stopped) break;
+      await this.step().catch((err: unknown) => this.log.warn(`lease step failed (tried again): ${messageOf(err)}`));
+      this.announce();
     }
   }
 
@@ -204,6 +231,7 @@ export class KvLease implements Leadership {
    */
   private async step(): Promise<void> {
     const kv = this.kv!;
+    if (Date.now() < this.holdOffUntilMs) return;
     for (let round = 0; round < 2; round++) {
       let action = this.term.next(Date.now());
       if (action.kind !== 'renew') {

@@ -187,11 +187,14 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     }
     for (const [pattern, handler] of this.messageHandlers) {
       if (!handler.isEventHandler) continue;
-      await this.startConsumer(pattern, handler).catch((err: unknown) => {
-        // Not leading without consumers: let the lease lapse so that a replica that can takes over.
-        this.log.error(`consumer of ${pattern} did not start on becoming the leader: ${messageOf(err)}; exiting`);
-        process.exit(1);
-      });
+      try {
+        await this.startConsumer(pattern, handler);
+      } catch (err) {
+        // No leading without consumers: a standby takes over (or this replica again, a lease later).
+        await this.stopConsumers();
+        await this.options.leadership?.resign(`consumer of ${pattern} did not start: ${messageOf(err)}`);
+        return;
+      }
     }
   }
 
