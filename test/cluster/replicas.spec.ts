@@ -1,4 +1,6 @@
 import { execSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LEASED_SERVICES, OPERATOR, TaskDispatched, TaskSucceeded, streamName, type ServiceName } from '@mesh/contracts';
 import { verifyAudit } from '@mesh/audit';
@@ -174,7 +176,7 @@ async function runWithLeaderKills(stack: E2EStack, name: 'normal' | 'debt') {
   const exits = survivors.map((p) => p.exited.then((code) => Promise.reject(new Error(`${p.service} exited with ${code}:\n${p.logs.slice(-6000)}`))));
   const s = await Promise.race([running, ...exits]);
   const scenarioMs = Date.now() - startedAtMs;
-  if (!s.ok) throw new Error(`${name} failed: ${s.error}\n${JSON.stringify(s)}\n${stack.logs()}`);
+  if (!s.ok) throw new Error(`${name} failed: ${s.error}\n${JSON.stringify(s)}\n${replicaLogs(stack)}`);
   console.log(`replicas ${REPLICAS}: ${name} scenario ${scenarioMs} ms; takeover after SIGKILL (ms): ${JSON.stringify(takeovers)}`);
   walletIds.add(s.walletId);
 
@@ -187,6 +189,19 @@ async function runWithLeaderKills(stack: E2EStack, name: 'normal' | 'debt') {
   expect((await verifyAudit(stack.store)).pass).toBe(true);
   expect(await stack.client.requestRaw('mesh.query.ledger.audit', {}, 120_000)).toMatchObject({ pass: true });
   return s;
+}
+
+/** Every replica's recent output (E2EStack.logs() shows the first replica of each service only). */
+function replicaLogs(stack: E2EStack): string {
+  const all = [...stack.replicaSets.entries()].flatMap(([service, ps]) =>
+    ps.map((p, i) => `----- ${service} replica ${i} (pid ${p.child.pid})\n${p.logs.slice(-3000)}`),
+  );
+  if (process.env.REPLICAS_LOG_DIR) {
+    mkdirSync(process.env.REPLICAS_LOG_DIR, { recursive: true });
+    for (const [service, ps] of stack.replicaSets)
+      ps.forEach((p, i) => writeFileSync(join(process.env.REPLICAS_LOG_DIR!, `${service}-${i}-${p.child.pid}.log`), p.logs));
+  }
+  return all.join('\n');
 }
 
 /** The wallets of the scenarios run so far (the checks cover them all). */
@@ -230,4 +245,8 @@ describe(`${REPLICAS} replicas of each service: the normal and debt scenarios su
     expect(s.tasksSucceeded).toBe(9);
     expect(s.aborts).toBe(0);
   }, 900_000);
+
+  it('the replicas did all of the above within their NATS permissions (leases, consumer rewinds: no violation logged)', () => {
+    expect(stack.server.logs.split('\n').filter((l) => /Violation/.test(l))).toEqual([]);
+  });
 });

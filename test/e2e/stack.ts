@@ -55,7 +55,14 @@ export class E2EStack {
 
   get env(): Record<string, string> {
     const replicas: Record<string, string> = this.natsCluster ? { EVENT_REPLICAS: String(this.natsCluster) } : {};
-    return { NATS_URL: this.nats.url, ...replicas, NODE_ID: this.nodeId, LEDGER_HTTP_PORT: '0', LOG_LEVEL: 'warn', ...demoEnv(this.speed) };
+    return {
+      NATS_URL: this.nats.url,
+      ...replicas,
+      NODE_ID: this.nodeId,
+      LEDGER_HTTP_PORT: '0',
+      LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'warn',
+      ...demoEnv(this.speed),
+    };
   }
 
   /** One service's environment: the common one plus its own credentials on an auth-enabled server. */
