@@ -6,8 +6,9 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'nats';
 import { z } from 'zod';
-import { SERVICES, healthReplySchema, storageRequest, storageStatusSchema, type ServiceName, type StorageStatus } from '@mesh/contracts';
+import { LEASED_SERVICES, SERVICES, healthReplySchema, storageRequest, storageStatusSchema, type ServiceName, type StorageStatus } from '@mesh/contracts';
 import { ledgerHttpTokenKeyPath, serviceCredsPath } from '@mesh/identity';
+import { readLeases } from '@mesh/runtime/lease';
 import { cliAuthOptions, natsServers, natsUrl } from './connection';
 import { CliError, progress } from './output';
 
@@ -108,26 +109,30 @@ export function startServices(env: Record<string, string> = {}): void {
       cwd: ROOT,
       detached: true,
       stdio: ['ignore', out, out],
-      env: {
-        ...process.env,
-        NATS_URL: natsUrl(),
-        NODE_ID: localNodeId(),
-        TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
-        // The ledger's MAC keys live with the rest of the stack's data (the audit looks there too).
-        LEDGER_MAC_KEY_FILE: process.env.LEDGER_MAC_KEY_FILE ?? join(DATA_DIR, 'secrets', 'ledger-mac.key'),
-        // The key the ledger's HTTP API checks bearer tokens with (written by `mesh security init`).
-        LEDGER_HTTP_TOKEN_KEY_FILE: process.env.LEDGER_HTTP_TOKEN_KEY_FILE ?? ledgerHttpTokenKeyPath(DATA_DIR),
-        // Each service its own identity (provision.sh wrote them); none when this data dir has no secrets (a server without auth).
-        ...serviceCredsEnv(service),
-        ...storageEnv(),
-        ...env,
-      },
+      env: { ...serviceEnv(service), ...env },
     });
     closeSync(out);
     child.unref();
     writeFileSync(pidFile(service), String(child.pid));
     progress(`  ${service}: started (pid ${child.pid}, log ${logFile(service)})`);
   }
+}
+
+/** The environment every process of `service` starts with (before `mesh up`'s own options). */
+function serviceEnv(service: ServiceName): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    NATS_URL: natsUrl(),
+    NODE_ID: localNodeId(),
+    TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'),
+    // The ledger's MAC keys live with the rest of the stack's data (the audit looks there too).
+    LEDGER_MAC_KEY_FILE: process.env.LEDGER_MAC_KEY_FILE ?? join(DATA_DIR, 'secrets', 'ledger-mac.key'),
+    // The key the ledger's HTTP API checks bearer tokens with (written by `mesh security init`).
+    LEDGER_HTTP_TOKEN_KEY_FILE: process.env.LEDGER_HTTP_TOKEN_KEY_FILE ?? ledgerHttpTokenKeyPath(DATA_DIR),
+    // Each service its own identity (provision.sh wrote them); none when this data dir has no secrets (a server without auth).
+    ...serviceCredsEnv(service),
+    ...storageEnv(),
+  };
 }
 
 export function serviceCredsEnv(service: ServiceName): Record<string, string> {
@@ -216,7 +221,8 @@ function tail(file: string, lines = 15): string {
 
 /** SIGTERM each service (they record e.g. NodeLeft), SIGKILL what is left after a grace period. */
 export async function stopServices(): Promise<void> {
-  const pids = SERVICES.map((s) => [s, readPid(s)] as const).filter(([, pid]) => alive(pid));
+  const replicas = replicaStatus().map((r) => [r.instance, r.pid] as const);
+  const pids = [...SERVICES.map((s) => [s, readPid(s)] as const), ...replicas].filter(([, pid]) => alive(pid));
   for (const [service, pid] of pids) {
     progress(`  ${service}: stopping (pid ${pid})`);
     process.kill(pid!, 'SIGTERM');
@@ -230,6 +236,84 @@ export async function stopServices(): Promise<void> {
     }
   }
   for (const service of SERVICES) rmSync(pidFile(service), { force: true });
+  for (const r of replicaStatus()) rmSync(r.pidFile, { force: true });
+}
+
+// --- `mesh up --replicas N`: more processes of each replicated service (docs/cluster.md "Replicated services") ---
+
+/** apps/ledger/src/config.ts's default LEDGER_HTTP_PORT. */
+const LEDGER_HTTP_PORT_DEFAULT = 8480;
+/** Processes per replicated service: 2 survives the loss of one; more only adds standbys. */
+export const REPLICAS_MAX = 5;
+/** Replica `index` >= 1 of `service` (replica 0 is the service's usual process, instance name = the service). */
+const replicaInstance = (service: ServiceName, index: number) => `${service}-${index}`;
+const replicaPidFile = (instance: string) => join(RUN_DIR, `${instance}.pid`);
+
+export interface ReplicaStatus {
+  service: ServiceName;
+  instance: string;
+  pid?: number;
+  running: boolean;
+  pidFile: string;
+  log: string;
+}
+
+/** The extra replicas `mesh up --replicas` started (from their pidfiles). */
+export function replicaStatus(): ReplicaStatus[] {
+  return LEASED_SERVICES.flatMap((service) =>
+    Array.from({ length: REPLICAS_MAX - 1 }, (_, i) => replicaInstance(service, i + 1))
+      .filter((instance) => existsSync(replicaPidFile(instance)))
+      .map((instance) => {
+        const pid = Number(readFileSync(replicaPidFile(instance), 'utf8').trim()) || undefined;
+        return { service, instance, pid, running: alive(pid), pidFile: replicaPidFile(instance), log: join(LOG_DIR, `${instance}.log`) };
+      }),
+  );
+}
+
+/**
+ * Starts replicas 1..count-1 of each replicated service (the container-manager stays one per node),
+ * each with its own instance name (`<service>-<i>`, so its own snapshot keys), pidfile and log.
+ */
+export function startReplicas(count: number, env: Record<string, string> = {}): void {
+  for (const service of LEASED_SERVICES) {
+    for (let index = 1; index < count; index++) {
+      const instance = replicaInstance(service, index);
+      const pidPath = replicaPidFile(instance);
+      const running = existsSync(pidPath) ? Number(readFileSync(pidPath, 'utf8').trim()) : undefined;
+      if (alive(running)) {
+        progress(`  ${instance}: already running (pid ${running})`);
+        continue;
+      }
+      const log = join(LOG_DIR, `${instance}.log`);
+      const out = openSync(log, 'a');
+      const instanceVar = `${service.toUpperCase().replace(/-/g, '_')}_INSTANCE`;
+      // The ledger's HTTP server: one port per replica on this machine (0 stays off).
+      const httpPort = Number(env.LEDGER_HTTP_PORT ?? process.env.LEDGER_HTTP_PORT ?? LEDGER_HTTP_PORT_DEFAULT);
+      const ports = service === 'ledger' ? { LEDGER_HTTP_PORT: String(httpPort === 0 ? 0 : httpPort + index) } : {};
+      const child = spawn(process.execPath, serviceCommand(service), {
+        cwd: ROOT,
+        detached: true,
+        stdio: ['ignore', out, out],
+        env: { ...serviceEnv(service), ...env, ...ports, [instanceVar]: instance },
+      });
+      closeSync(out);
+      child.unref();
+      writeFileSync(pidPath, String(child.pid));
+      progress(`  ${instance}: started (pid ${child.pid}, log ${log})`);
+    }
+  }
+}
+
+/** Who leads each replicated service (the holder of its lease in mesh-leases); empty when NATS does not answer. */
+export async function leaders(): Promise<Record<string, string>> {
+  const nc = await connect({ servers: natsServers(), timeout: 2000, noAsyncTraces: true, reconnect: false, ...cliAuthOptions() }).catch(() => undefined);
+  if (!nc) return {};
+  try {
+    const leases = await readLeases(nc).catch(() => new Map<string, { instance: string; released?: boolean }>());
+    return Object.fromEntries([...leases].filter(([, l]) => !l.released).map(([service, l]) => [service, l.instance]));
+  } finally {
+    await nc.close();
+  }
 }
 
 // --- `mesh up --nats-cluster N`: N nats-servers on this machine (provision.sh nats-cluster-up, docs/cluster.md) ---

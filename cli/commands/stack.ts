@@ -8,13 +8,18 @@ import {
   clusterStatus,
   LOG_DIR,
   NATS_CLUSTER_SIZE_MAX,
+  REPLICAS_MAX,
+  leaders,
   provision,
+  replicaStatus,
+  startReplicas,
   startServices,
   status,
   stopServices,
   storageStatus,
   waitHealthy,
   type NatsServerStatus,
+  type ReplicaStatus,
 } from '../stack';
 import {
   NODES_MAX,
@@ -70,8 +75,13 @@ export function registerStack(program: Command) {
       '--nodes <n>',
       `run n worker nodes (1..${NODES_MAX}, default 1): node-1 on the machine's Docker engine, node-2.. each a container-manager with its own Docker engine (docs/cluster.md, "Worker nodes")`,
     )
+    .option(
+      '--replicas <n>',
+      `run every service but the container-manager as n processes (1..${REPLICAS_MAX}): one leads through a lease, the others stand by and take over (docs/cluster.md)`,
+    )
     .addHelpText('after', '\nLogs go to .data/logs/<service>.log; stop with `mesh down`.')
-    .action(async (opts: { detach?: boolean; natsCluster?: string; nodes?: string }) => {
+    .action(async (opts: { detach?: boolean; natsCluster?: string; nodes?: string; replicas?: string }) => {
+      const replicas = opts.replicas === undefined ? 1 : replicasOption(opts.replicas);
       const size = opts.natsCluster === undefined ? undefined : clusterSizeOption(opts.natsCluster);
       const nodes = opts.nodes === undefined ? 1 : nodesOption(opts.nodes);
       if (size === undefined) {
@@ -86,6 +96,7 @@ export function registerStack(program: Command) {
       progress('starting services');
       const env = size === undefined ? {} : clusterServiceEnv(size);
       startServices({ ...env, ...firstNodeEnv(nodes) });
+      if (replicas > 1) startReplicas(replicas, env);
       if (nodes > 1) {
         progress(`starting worker nodes 2..${nodes} (each its own dockerd: infra/local/provision.sh dockerd-up <i>)`);
         startExtraNodes(nodes, env);
@@ -118,12 +129,24 @@ export function registerStack(program: Command) {
       const [all, storage] = await Promise.all([status(), storageStatus()]);
       const servers = clusterStatus();
       const nodes = nodeProcessStatus();
-      emit({ services: all, storage: storage ?? null, ...(servers.length ? { natsCluster: servers } : {}), ...(nodes.length ? { nodes } : {}) }, () => {
-        printStatus(all);
-        console.log(`\n${storageLine(storage)}`);
-        if (servers.length) printCluster(servers);
-        if (nodes.length) printNodes(nodes);
-      });
+      const [replicas, leading] = [replicaStatus(), await leaders()];
+      emit(
+        {
+          services: all,
+          storage: storage ?? null,
+          ...(servers.length ? { natsCluster: servers } : {}),
+          ...(nodes.length ? { nodes } : {}),
+          leaders: leading,
+          replicas,
+        },
+        () => {
+          printStatus(all);
+          console.log(`\n${storageLine(storage)}`);
+          if (servers.length) printCluster(servers);
+          if (nodes.length) printNodes(nodes);
+          if (Object.keys(leading).length > 0 || replicas.length > 0) printReplicas(replicas, leading);
+        },
+      );
       if (!all.every((s) => s.healthy) || !nodes.every((n) => n.running && n.engineRunning)) process.exitCode = 1;
     });
 }
@@ -162,6 +185,25 @@ function clusterSizeOption(value: string): number {
     throw new CliError(`--nats-cluster: must be an integer in 1..${NATS_CLUSTER_SIZE_MAX}, got '${value}'`, 'e.g. `mesh up --nats-cluster 3`');
   }
   return n;
+}
+
+function replicasOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > REPLICAS_MAX) {
+    throw new CliError(`--replicas: must be an integer in 1..${REPLICAS_MAX}, got '${value}'`, 'e.g. `mesh up --replicas 2`');
+  }
+  return n;
+}
+
+/** Each replicated service's processes (replica 0 is the service's own line above) and which one leads. */
+function printReplicas(replicas: ReplicaStatus[], leading: Record<string, string>) {
+  console.log('\nreplicas (leader: holder of the lease in mesh-leases):');
+  const first = Object.keys(leading).map((service) => ({ service, instance: service, pid: '', process: '' }));
+  const rows = [
+    ...first,
+    ...replicas.map((r) => ({ service: r.service, instance: r.instance, pid: String(r.pid ?? ''), process: r.running ? 'running' : 'stopped' })),
+  ];
+  table(rows.sort((a, b) => a.service.localeCompare(b.service)).map((r) => ({ ...r, leader: leading[r.service] === r.instance ? 'yes' : '' })));
 }
 
 function printCluster(servers: NatsServerStatus[]) {

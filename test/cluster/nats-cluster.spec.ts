@@ -1,13 +1,13 @@
 import { execSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from 'nats';
-import { EVENTS_STREAM, TaskSucceeded, type RecordedEvent } from '@mesh/contracts';
+import { EVENTS_STREAM, TaskSucceeded } from '@mesh/contracts';
 import { verifyAudit } from '@mesh/audit';
-import { JetStreamEventStore, readAllPaged, type PoisonMessage } from '@mesh/eventstore';
+import { JetStreamEventStore } from '@mesh/eventstore';
 import { createTenantIdentity, natsAuthOptionsFromFile } from '@mesh/identity';
 import { eventually, NatsClusterProcess, runMesh } from '@mesh/testing';
 import { prepare, runScenario } from '../../cli/demo/scenarios';
-import { checkEvents, type CheckResult } from '../chaos/checks';
+import { readLog as readRawLog, settledBooks } from './books';
 import { E2EStack } from '../e2e/stack';
 import { AppendProbe } from './probe';
 
@@ -22,12 +22,7 @@ const SPEED = Number(process.env.E2E_SPEED ?? 20);
 const CATCH_UP_TIMEOUT_MS = 120_000;
 const SETTLE_TIMEOUT_MS = 180_000;
 
-async function readLog(stack: E2EStack): Promise<{ events: RecordedEvent[]; poison: PoisonMessage[] }> {
-  const events: RecordedEvent[] = [];
-  const poison: PoisonMessage[] = [];
-  for await (const e of readAllPaged(stack.store, 1n, 1000, { quarantine: 'report', onPoison: (p) => poison.push(p) })) events.push(e);
-  return { events, poison };
-}
+const readLog = (stack: E2EStack) => readRawLog(stack.store);
 
 /** For a failure message: the log's events of every task without a terminal event (type@position each). */
 async function unfinishedTasks(stack: E2EStack): Promise<string> {
@@ -99,17 +94,7 @@ describe('NATS cluster of 3: the normal scenario survives a SIGKILL of the MESH_
     expect(report.acked.filter((id) => !inLog.has(id))).toEqual([]);
 
     // The books from the raw log, after the stack settles (samples charged, idle container stopped).
-    const walletIds = new Set([s.walletId]);
-    let failing: CheckResult[] = [];
-    await eventually(
-      async () => {
-        const log = await readLog(stack);
-        failing = checkEvents(log.events, log.poison, walletIds, () => 0).filter((c) => !c.pass);
-        return failing.length === 0;
-      },
-      SETTLE_TIMEOUT_MS,
-      'the books from the raw log pass every check',
-    ).catch(() => undefined); // the failing checks themselves are the assertion's message
+    const { failing } = await settledBooks(stack.store, new Set([s.walletId]), SETTLE_TIMEOUT_MS);
     expect(failing).toEqual([]);
     expect((await verifyAudit(stack.store)).pass).toBe(true);
     expect(await stack.client.requestRaw('mesh.query.ledger.audit', {}, 120_000)).toMatchObject({ pass: true });

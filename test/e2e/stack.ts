@@ -1,9 +1,10 @@
 import { execSync } from 'node:child_process';
 import { hostname } from 'node:os';
-import { nodesRequest, SERVICES, type RecordedEvent, type ServiceName } from '@mesh/contracts';
+import { LEASED_SERVICES, nodesRequest, SERVICES, type RecordedEvent, type ServiceName } from '@mesh/contracts';
 import { JetStreamEventStore, readAllPaged } from '@mesh/eventstore';
 import { natsAuthOptionsFromFile } from '@mesh/identity';
 import { MeshClient } from '@mesh/runtime';
+import { RequestStrategy, type NatsConnection } from 'nats';
 import { eventually, NatsClusterProcess, NatsServerProcess, ServiceProcess } from '@mesh/testing';
 import { demoEnv, nodeCores } from '../../cli/commands/demo';
 import type { DemoOptions } from '../../cli/demo/scenarios';
@@ -33,7 +34,18 @@ export class E2EStack {
     readonly auth = false,
     /** Run NATS as a cluster of this many servers; services get every URL and EVENT_REPLICAS = the size. */
     readonly natsCluster?: number,
+    /** Processes per replicated service (LEASED_SERVICES; the container-manager stays one): `<service>-<i>` instances. */
+    readonly replicas = 1,
   ) {}
+
+  /** Every replica of each service (`services` holds the first one). */
+  readonly replicaSets = new Map<ServiceName, ServiceProcess[]>();
+
+  /** The environment of replica `index` of `service`: its own instance name when there are several. */
+  replicaEnv(service: ServiceName, index: number): Record<string, string> {
+    const instanceVar = `${service.toUpperCase().replace(/-/g, '_')}_INSTANCE`;
+    return { ...this.envOf(service), ...(this.replicas > 1 ? { [instanceVar]: `${service}-${index}` } : {}) };
+  }
 
   /** Whichever NATS runs: the single server or the cluster (all URLs comma-separated in `url`). */
   private get nats(): Pick<NatsServerProcess, 'url' | 'credsPath' | 'connect' | 'dispose'> {
@@ -47,7 +59,14 @@ export class E2EStack {
 
   get env(): Record<string, string> {
     const replicas: Record<string, string> = this.natsCluster ? { EVENT_REPLICAS: String(this.natsCluster) } : {};
-    return { NATS_URL: this.nats.url, ...replicas, NODE_ID: this.nodeId, LEDGER_HTTP_PORT: '0', LOG_LEVEL: 'warn', ...demoEnv(this.speed) };
+    return {
+      NATS_URL: this.nats.url,
+      ...replicas,
+      NODE_ID: this.nodeId,
+      LEDGER_HTTP_PORT: '0',
+      LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'warn',
+      ...demoEnv(this.speed),
+    };
   }
 
   /** One service's environment: the common one plus its own credentials on an auth-enabled server. */
@@ -97,11 +116,43 @@ export class E2EStack {
   async start(): Promise<void> {
     if (this.natsCluster) this.cluster = await NatsClusterProcess.start({ size: this.natsCluster, auth: this.auth });
     else this.server = await NatsServerProcess.start({ auth: this.auth });
-    for (const s of SERVICES) this.services.set(s, ServiceProcess.start(s, this.envOf(s)));
+    for (const s of SERVICES) {
+      const first = ServiceProcess.start(s, this.replicaEnv(s, 0));
+      this.services.set(s, first);
+      this.replicaSets.set(s, [first]);
+    }
     for (const p of this.services.values()) await p.healthy(this.probeUrl, 120_000, this.operatorAuth);
+    // The other replicas once the first ones are up: nine processes compiling at once starve a small machine.
+    for (const s of LEASED_SERVICES) {
+      for (let i = 1; i < this.replicas; i++) this.replicaSets.get(s)!.push(ServiceProcess.start(s, this.replicaEnv(s, i)));
+    }
     const nc = await this.nats.connect('e2e');
+    // Every replica answers health (no queue group): wait for each one's own answer, by pid.
+    if (this.replicas > 1) for (const p of [...this.replicaSets.values()].flat()) await this.replicaHealthy(nc, p);
     this.store = await JetStreamEventStore.connect(nc, { replicas: this.natsCluster });
     this.client = new MeshClient(nc, 20_000);
+  }
+
+  /** Waits until replica `p` itself answers health (the health subject reaches every replica). */
+  async replicaHealthy(nc: NatsConnection, p: ServiceProcess, timeoutMs = 120_000): Promise<Record<string, unknown>> {
+    const exited = p.exited.then((code) => Promise.reject(new Error(`${p.service} (pid ${p.child.pid}) exited with ${code}: ${p.logs}`)));
+    exited.catch(() => undefined); // observed by the race below only while waiting
+    return Promise.race([exited, this.answeredHealth(nc, p, timeoutMs)]);
+  }
+
+  private answeredHealth(nc: NatsConnection, p: ServiceProcess, timeoutMs: number): Promise<Record<string, unknown>> {
+    return eventually(
+      async () => {
+        const answers = await nc.requestMany(`mesh.api.${p.service}.health`, new Uint8Array(), { maxWait: 1000, strategy: RequestStrategy.Timer });
+        for await (const m of answers) {
+          const body = JSON.parse(m.string()) as { ok: boolean; data: { pid?: number } & Record<string, unknown> };
+          if (body.ok && body.data.pid === p.child.pid) return body.data;
+        }
+        return undefined;
+      },
+      timeoutMs,
+      `${p.service} replica (pid ${p.child.pid}) health`,
+    );
   }
 
   /** SIGKILL one service and start it again (same configuration). */
@@ -120,7 +171,7 @@ export class E2EStack {
 
   async stop(): Promise<void> {
     for (const n of this.extraNodes.values()) await n.process.stop('SIGTERM');
-    for (const p of this.services.values()) await p.stop('SIGTERM');
+    for (const p of new Set([...this.services.values(), ...[...this.replicaSets.values()].flat()])) await p.stop('SIGTERM');
     // Whatever a killed container-manager left behind: only this test node's containers.
     execSync(`docker ps -aq --filter label=mesh.node=${this.nodeId} | xargs -r docker rm -f`, { stdio: 'ignore' });
     await this.store?.connection.close().catch(() => undefined);

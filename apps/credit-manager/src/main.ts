@@ -5,6 +5,7 @@ import { CreditManagerModule } from './credit-manager.module';
 export const CreditManagerService: ServiceDefinition<typeof CreditManagerEnv> = {
   service: 'credit-manager',
   env: CreditManagerEnv,
+  instance: (config) => config.CREDIT_MANAGER_INSTANCE,
   module: (core) => CreditManagerModule.forRoot(core),
 };
 

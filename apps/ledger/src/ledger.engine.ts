@@ -20,7 +20,7 @@ import {
 import type { commonEnv, ConfigOf } from '@mesh/config';
 import type { EventStore, Subscription } from '@mesh/eventstore/port';
 import { KvSnapshotStore, SnapshotSchedule, type SnapshotStore } from '@mesh/eventstore/snapshot-store';
-import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG } from '@mesh/runtime';
+import { ALWAYS_LEADER, EVENT_STORE, LEADERSHIP, NATS_CONNECTION, SERVICE_CONFIG, type Leadership } from '@mesh/runtime';
 import { LedgerReads } from './access';
 import type { LedgerEnv } from './config';
 import { UncreditedDebits, type OwedCredit } from './domain/uncredited-debits';
@@ -76,6 +76,8 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
     @Inject(SERVICE_CONFIG) readonly config: LedgerConfig,
     // Optional: a ledger built without NATS (specs over the in-memory store) keeps no snapshots.
     @Optional() @Inject(NATS_CONNECTION) nc?: NatsConnection,
+    /** Replicas: only the leader sweeps (crediting is idempotent, so a second sweeper would only conflict). */
+    @Optional() @Inject(LEADERSHIP) private readonly leadership: Leadership = ALWAYS_LEADER,
   ) {
     this.wallets = new WalletHandler(store, config.LEDGER_WALLET_CACHE_MAX);
     this.queries = new LedgerQueries(this.projection, store);
@@ -258,7 +260,7 @@ export class LedgerEngine implements OnModuleInit, OnModuleDestroy {
     const intervalMs = this.config.LEDGER_CREDIT_SWEEP_INTERVAL_MS ?? 0;
     if (intervalMs <= 0) return;
     this.sweepTimer = setInterval(() => {
-      if (this.sweepRunning) return; // one sweep at a time: a slow one is not stacked
+      if (this.sweepRunning || !this.leadership.isLeader) return; // one sweep at a time: a slow one is not stacked
       this.sweepRunning = this.sweepOwed()
         .catch((err: unknown) => {
           this.log.error(`credit sweep failed (tried again next interval): ${messageOf(err)}`);

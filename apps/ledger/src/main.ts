@@ -5,6 +5,7 @@ import { LedgerModule } from './ledger.module';
 export const LedgerService: ServiceDefinition<typeof LedgerEnv> = {
   service: 'ledger',
   env: LedgerEnv,
+  instance: (config) => config.LEDGER_INSTANCE,
   module: (core) => LedgerModule.forRoot(core),
 };
 

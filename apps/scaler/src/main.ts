@@ -5,6 +5,7 @@ import { ScalerModule } from './scaler.module';
 export const ScalerService: ServiceDefinition<typeof ScalerEnv> = {
   service: 'scaler',
   env: ScalerEnv,
+  instance: (config) => config.SCALER_INSTANCE,
   module: (core) => ScalerModule.forRoot(core),
 };
 

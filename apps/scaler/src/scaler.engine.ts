@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import {
   DomainError,
   ScalingDecided,
@@ -23,7 +23,7 @@ import {
 } from '@mesh/contracts';
 import { KeyedMutex, LRUCache } from '@mesh/common';
 import { ConcurrencyError, type EventStore } from '@mesh/eventstore';
-import { EVENT_STORE } from '@mesh/runtime';
+import { ALWAYS_LEADER, EVENT_STORE, LEADERSHIP, type Leadership } from '@mesh/runtime';
 import { applyCommand, scalingDecider, type ContainerScalingState, type NodeHeadroom, type ScalingCommand } from './domain/scaling-decider';
 import type { ScalingPolicy } from './domain/scaling-policy';
 
@@ -77,8 +77,17 @@ export class ScalerEngine {
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(SCALING_POLICY) private readonly policy: ScalingPolicy,
     @Inject(SCALER_LIMITS) private readonly limits: ScalerLimits,
+    @Optional() @Inject(LEADERSHIP) leadership: Leadership = ALWAYS_LEADER,
   ) {
     this.decider = scalingDecider(policy);
+    // Only the leader consumes. One that leads again after a while forgets what it folded then: it
+    // missed the facts of its standby time, so each container is loaded from the log on first sight.
+    // (Registered here, before the transport's listener starts the consumers.)
+    leadership.onChange((leader) => {
+      if (!leader) return;
+      this.entries.clear();
+      this.standings.clear();
+    });
     this.dead = new LRUCache({ max: limits.containersMax * DEAD_FACTOR });
     this.standings = new LRUCache({ max: limits.containersMax * DEAD_FACTOR });
   }

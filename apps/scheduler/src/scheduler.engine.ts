@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import type { NatsConnection, Subscription as NatsSubscription } from 'nats';
 import {
   DomainError,
@@ -40,7 +40,7 @@ import type { EventStore, Subscription } from '@mesh/eventstore/port';
 import { KvSnapshotStore, SnapshotSchedule, encodeSnapshot, type SnapshotStore } from '@mesh/eventstore/snapshot-store';
 import { ConcurrencyError } from '@mesh/eventstore/errors';
 import { messageOf } from '@mesh/common';
-import { EVENT_STORE, NATS_CONNECTION, SERVICE_CONFIG, WalletOwners, decodeJson } from '@mesh/runtime';
+import { ALWAYS_LEADER, EVENT_STORE, LEADERSHIP, NATS_CONNECTION, SERVICE_CONFIG, WalletOwners, decodeJson, type Leadership } from '@mesh/runtime';
 import type { ConfigOf } from '@mesh/config';
 import type { SchedulerEnv } from './config';
 import { assertInputAllowed, assertMayUseFunction, assertOwnsTask, mayUseFunction } from './domain/access';
@@ -125,6 +125,8 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     private readonly taskHandler: TaskHandler,
     private readonly functionHandler: FunctionHandler,
     private readonly objects: TaskObjects,
+    /** Replicas: only the leader dispatches and checks liveness; every replica folds the view and answers requests. */
+    @Optional() @Inject(LEADERSHIP) private readonly leadership: Leadership = ALWAYS_LEADER,
   ) {
     this.view = new SchedulerView(this.startedAtMs);
     this.walletOwners = new WalletOwners(store);
@@ -172,11 +174,23 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
     this.ready = true;
     this.readyAtMs = Date.now();
     runningEngines.add(this);
+    this.leadership.onChange((leader) => this.onLeadership(leader));
     // A long catch-up (counted by onLogEvent) is worth a snapshot at once, so the next start does not repeat it.
     if (this.snapshotSchedule.due()) void this.snapshotSchedule.run(() => this.writeSnapshot());
     this.log.log(
       `view rebuilt to position ${head} in ${Date.now() - this.startedAtMs} ms (${restored.from === 'snapshot' ? `snapshot at ${restored.position} + the log after it` : 'whole log replayed'}): ${this.view.functions.size} functions, ${this.view.tasks.size} tasks, ${this.view.pool.size} pending, ${this.view.nodes.size} nodes`,
     );
+    this.kick();
+  }
+
+  /**
+   * A new leader (a standby whose view is warm) starts dispatching at once. Dispatches of the old
+   * leader get the whole start timeout from now (the execution consumer may be behind), and a pass of
+   * a replica that lost the lease ends at its next proposal: kick and liveness check leadership.
+   */
+  private onLeadership(leader: boolean): void {
+    if (!leader) return;
+    this.readyAtMs = Date.now();
     this.kick();
   }
 
@@ -249,7 +263,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   // --- dispatch loop -----------------------------------------------------------------------------
   /** Runs a dispatch pass soon; kicks during a pass coalesce into one more pass. */
   kick(): void {
-    if (!this.ready || this.stopping) return;
+    if (!this.ready || this.stopping || !this.leadership.isLeader) return;
     if (this.passRunning) {
       this.passAgain = true;
       return;
@@ -278,7 +292,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   private async dispatchPass(): Promise<number> {
     let written = 0;
     for (const candidate of this.view.dispatchCandidates(this.config.DISPATCH_BATCH_MAX)) {
-      if (this.stopping) break;
+      if (this.stopping || !this.leadership.isLeader) break;
       try {
         // No retry on a conflict: the view was behind, and the next pass proposes again from the corrected view.
         const result = await this.taskHandler.handle(
@@ -321,7 +335,7 @@ export class SchedulerEngine implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   checkLiveness(): Promise<void> {
-    if (this.livenessRunning || !this.ready || this.stopping) return this.livenessRunning ?? Promise.resolve();
+    if (this.livenessRunning || !this.ready || this.stopping || !this.leadership.isLeader) return this.livenessRunning ?? Promise.resolve();
     this.livenessRunning = (async () => {
       for (const nodeId of this.view.expireNodes(Date.now(), this.config.NODE_LOST_AFTER_MS)) {
         this.log.warn(`node ${nodeId} lost: no heartbeat for ${this.config.NODE_LOST_AFTER_MS} ms`);

@@ -105,6 +105,13 @@ export const commonEnv = {
     1,
     10_000,
   ),
+  LEADER_LEASE_MS: env.int(
+    'Replicated services (all but the container-manager): how long the leader lease in the KV bucket mesh-leases lasts without a renewal (renewed every third of it). A standby takes over at most about this long plus a sixth after the leader dies (docs/cluster.md)',
+    3000,
+    300,
+    60_000,
+    ' ms',
+  ),
   OTEL_TRACES_EXPORTER: env.oneOf(
     'OpenTelemetry traces: none, otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318) or console',
     ['none', 'otlp', 'console'] as const,

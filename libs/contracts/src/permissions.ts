@@ -133,6 +133,15 @@ const consumerUse = (stream: string) => [
   `${JS}.CONSUMER.MSG.NEXT.${stream}.*`,
   `${JS}.CONSUMER.DELETE.${stream}.*`,
 ];
+/**
+ * Leader leases of replicated services (libs/runtime/src/lease.ts): one key per service, named like
+ * the service. Every replicated service opens the bucket and reads any key, but writes only its own.
+ */
+export const LEASE_BUCKET = 'mesh-leases';
+/** Services that run replicas under a leader lease (the container-manager runs one per node instead). */
+export const LEASED_SERVICES: readonly ServiceName[] = ['scheduler', 'ledger', 'credit-manager', 'scaler'];
+const leaseAccess = (service: ServiceName) => (LEASED_SERVICES.includes(service) ? [...bucketUse(`KV_${LEASE_BUCKET}`), `$KV.${LEASE_BUCKET}.${service}`] : []);
+
 /** Writing to a KV bucket also acks the publish through its stream (the JetStream publish is a request). */
 const bucketUse = (streamName: string) => [
   ...streamReads(streamName),
@@ -171,6 +180,7 @@ export function servicePermissions(service: ServiceName): NatsPermissions {
     '$JS.FC.>',
     ...SERVICE_KV_BUCKETS[service].flatMap((b) => [...bucketUse(`KV_${b}`), `$KV.${b}.>`]),
     ...(SERVICE_OBJECT_STORES[service] ? objectStoreAccess() : []),
+    ...leaseAccess(service),
     // Answers to requests: every identity's inbox is under `_INBOX.` (no allow_responses, see NatsPermissions).
     `${INBOX_ROOT}.>`,
   ];

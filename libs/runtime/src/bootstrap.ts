@@ -13,6 +13,7 @@ import type { EventStore } from '@mesh/eventstore/port';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { startTelemetry, type TracesExporter } from './telemetry';
 import { MeshTransport, type MeshTransportOptions } from './transport';
+import { KvLease } from './lease';
 import { ValidatingEventStore } from './validating-store';
 import type { MeshCore } from './core.module';
 
@@ -33,6 +34,11 @@ export interface ServiceDefinition<S extends EnvSpec> {
   healthDetails?: MeshTransportOptions['healthDetails'];
   /** Durable consumer name prefix from the config (see MeshTransportOptions.consumerPrefix). */
   consumerPrefix?: (config: ConfigOf<S & typeof commonEnv>) => string;
+  /**
+   * Replicated services: this replica's instance name (unique among the replicas). The replicas then
+   * elect a leader through a lease (lease.ts, key = the service's name); only it runs the consumers.
+   */
+  instance?: (config: ConfigOf<S & typeof commonEnv>) => string;
 }
 
 export interface RunningService {
@@ -89,7 +95,9 @@ export async function startService<S extends EnvSpec>(
     // KurrentDB mode: JetStream stays the bus; one process republishes the log there (relay.ts).
     const relay = (config as { KURRENTDB_RELAY: string }).KURRENTDB_RELAY === 'true' && inner.name === 'kurrentdb' ? new KurrentRelay(inner, nc) : undefined;
     await relay?.start();
-    const core: MeshCore<typeof config> = { service: definition.service, nc, store, config };
+    const instance = definition.instance?.(config);
+    const lease = instance ? new KvLease(nc, definition.service, instance, (config as { LEADER_LEASE_MS: number }).LEADER_LEASE_MS) : undefined;
+    const core: MeshCore<typeof config> = { service: definition.service, nc, store, config, leadership: lease };
     const transport = new MeshTransport({
       service: definition.service,
       nc,
@@ -99,6 +107,7 @@ export async function startService<S extends EnvSpec>(
       retryBackoffMaxMs: (config as { CONSUMER_RETRY_BACKOFF_MAX_MS: number }).CONSUMER_RETRY_BACKOFF_MAX_MS,
       healthDetails: definition.healthDetails,
       consumerPrefix: definition.consumerPrefix?.(config),
+      leadership: lease,
     });
     const app = await NestFactory.createMicroservice(definition.module(core), {
       strategy: transport,
@@ -109,10 +118,14 @@ export async function startService<S extends EnvSpec>(
     // The server must have registered every subscription before we say "started": otherwise a
     // request sent right away gets no_responders (seen in the scheduler's restart test).
     await nc.flush();
+    // Campaigning starts once every handler, view and listener is in place (they follow onChange).
+    await lease?.start();
     let stopping: Promise<void> | undefined;
     const stop = () =>
       (stopping ??= (async () => {
         await app.close();
+        // After the consumers stopped: released, so a standby takes over at once.
+        await lease?.stop();
         await relay?.stop();
         await store.close();
         await nc.drain().catch(() => undefined);

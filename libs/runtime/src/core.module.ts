@@ -3,17 +3,21 @@ import type { NatsConnection } from 'nats';
 import type { ServiceName } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore/port';
 import { MeshClient } from './client';
+import { ALWAYS_LEADER, type Leadership } from './lease';
 
 export const NATS_CONNECTION = Symbol('NATS_CONNECTION');
 export const EVENT_STORE = Symbol('EVENT_STORE');
 export const SERVICE_CONFIG = Symbol('SERVICE_CONFIG');
 export const SERVICE_NAME = Symbol('SERVICE_NAME');
+/** The replica's Leadership (lease.ts); ALWAYS_LEADER for a service that is not replicated. */
+export const LEADERSHIP = Symbol('LEADERSHIP');
 
 export interface MeshCore<C = unknown> {
   service: ServiceName;
   nc: NatsConnection;
   store: EventStore;
   config: C;
+  leadership?: Leadership;
 }
 
 /** Makes the connection, the (validating) event store, the config and a MeshClient injectable everywhere. */
@@ -29,8 +33,9 @@ export class MeshCoreModule {
         { provide: SERVICE_CONFIG, useValue: core.config },
         { provide: SERVICE_NAME, useValue: core.service },
         { provide: MeshClient, useValue: new MeshClient(core.nc) },
+        { provide: LEADERSHIP, useValue: core.leadership ?? ALWAYS_LEADER },
       ],
-      exports: [NATS_CONNECTION, EVENT_STORE, SERVICE_CONFIG, SERVICE_NAME, MeshClient],
+      exports: [NATS_CONNECTION, EVENT_STORE, SERVICE_CONFIG, SERVICE_NAME, MeshClient, LEADERSHIP],
     };
   }
 }

@@ -11,3 +11,4 @@ export * from './telemetry';
 export * from './deadletters';
 export * from './wallet-owners';
 export * from './consumers';
+export * from './lease';

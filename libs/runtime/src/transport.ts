@@ -43,6 +43,7 @@ import { decodeJson, encodeJson } from './json';
 import { toErrorBody } from './replies';
 import { inHandlerSpan, outgoingTraceparent, runInMessageContext } from './trace';
 import { deadLetterId, deadLetterStream, foldDeadLetters, replayEventId, type DeadLetter } from './deadletters';
+import { rewindUnacked, type Leadership } from './lease';
 
 /** Backoff between redeliveries of a failing event: 200 ms doubling to at most `maxMs`. */
 export function redeliveryDelayMs(deliveries: number, maxMs = 30_000): number {
@@ -115,6 +116,11 @@ export interface MeshTransportOptions {
    */
   consumerPrefix?: string;
   version?: string;
+  /**
+   * Replicated services: the durable consumers run only while this replica leads (started when it
+   * becomes the leader, stopped when it stops being it). Without it they run from the start.
+   */
+  leadership?: Leadership;
   /** Extra health details (e.g. projection positions), merged into the health reply. */
   healthDetails?: () => Promise<Partial<Pick<HealthReply, 'positions' | 'details' | 'status'>>>;
 }
@@ -149,10 +155,12 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
 
   async listen(callback: (...optionalParams: unknown[]) => unknown): Promise<void> {
     try {
+      const { leadership } = this.options;
       for (const [pattern, handler] of this.messageHandlers) {
-        if (handler.isEventHandler) await this.startConsumer(pattern, handler);
-        else this.subscribeRequests(pattern, handler);
+        if (!handler.isEventHandler) this.subscribeRequests(pattern, handler);
+        else if (!leadership) await this.startConsumer(pattern, handler);
       }
+      leadership?.onChange((leader) => this.followLeadership(leader));
       // Last: a service that answers health answers every request (consumers are created with
       // awaits in between, so health first let a caller see "ok" before the handlers were there).
       this.subscribeHealth();
@@ -169,6 +177,33 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     // left on `closing` would leave it pending forever, so whichever ends first is enough.
     await Promise.allSettled(this.consumers.map((messages, i) => Promise.race([messages.close().catch(() => undefined), this.loops[i]])));
     await Promise.allSettled(this.loops);
+  }
+
+  /** Starts the durable consumers on becoming the leader, stops them (in-flight deliveries finish) on losing it. */
+  private async followLeadership(leader: boolean): Promise<void> {
+    if (this.closing) return;
+    if (!leader) {
+      await this.stopConsumers();
+      return;
+    }
+    for (const [pattern, handler] of this.messageHandlers) {
+      if (!handler.isEventHandler) continue;
+      try {
+        await this.startConsumer(pattern, handler);
+      } catch (err) {
+        // No leading without consumers: a standby takes over (or this replica again, a lease later).
+        await this.stopConsumers();
+        await this.options.leadership?.resign(`consumer of ${pattern} did not start: ${messageOf(err)}`);
+        return;
+      }
+    }
+  }
+
+  private async stopConsumers(): Promise<void> {
+    const consumers = this.consumers.splice(0);
+    const loops = this.loops.splice(0);
+    await Promise.allSettled(consumers.map((messages, i) => Promise.race([messages.close().catch(() => undefined), loops[i]])));
+    await Promise.allSettled(loops);
   }
 
   on(): void {
@@ -205,6 +240,8 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       positions: { ...this.consumerPositions(), ...(extra.positions ?? {}) },
       ...(extra.details ? { details: extra.details } : {}),
     };
+    const { leadership } = this.options;
+    if (leadership) reply.details = { ...reply.details, instance: leadership.instance, leader: leadership.isLeader };
     msg.respond(encodeJson({ ok: true, data: reply }));
   }
 
@@ -263,12 +300,16 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     const { config, maxDeliveries } = durableConsumerConfig(this.options.consumerPrefix ?? this.options.service, pattern, extras, this.options.maxDeliveries);
     const durable = config.durable_name;
     const jsm = await nc.jetstreamManager();
+    // A new leader first takes back what the previous one had in flight (lease.ts rewindUnacked).
+    const rewound = this.options.leadership ? await rewindUnacked(jsm, EVENTS_STREAM, durable, config) : false;
+    if (rewound) this.log.log(`${durable}: unacknowledged deliveries of the previous leader delivered again from the ack floor`);
     try {
-      await jsm.consumers.add(EVENTS_STREAM, config);
+      if (!rewound) await jsm.consumers.add(EVENTS_STREAM, config);
     } catch (err) {
       // It exists: it keeps its position, whatever deliver policy created it (2.9 refuses to "update"
-      // that one; e.g. the restart bench creates it at the log's head, as a restarted service finds it).
-      if (!/already exists|already in use|deliver policy can not be updated/i.test(messageOf(err))) throw err;
+      // that one; e.g. the restart bench creates it at the log's head, as a restarted service finds
+      // it, and a rewound consumer starts at a sequence).
+      if (!/already exists|already in use|can not be updated/i.test(messageOf(err))) throw err;
       const { deliver_policy: _deliver, filter_subject: _filter, ...mutable } = config;
       await jsm.consumers.update(EVENTS_STREAM, durable, mutable);
     }
@@ -280,8 +321,9 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     void this.logConsumerStatus(durable, messages);
     const concurrency = Math.max(1, Math.min(extras.concurrency ?? 1, config.max_ack_pending));
     const inFlight = new Set<Promise<void>>();
+    // A leader that regains leadership keeps its replay subscription (one per durable).
+    if (!this.handlers.has(durable)) this.subscribeReplays(durable);
     this.handlers.set(durable, { handler, inFlight });
-    this.subscribeReplays(durable);
     this.loops.push(
       (async () => {
         for await (const m of messages) {

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
 import {
   AckPolicy,
   ConsumerEvents,
@@ -266,6 +267,12 @@ export class JetStreamEventStore implements EventStore {
     const decoded = decodeMessage({ data: original.data, seq: original.seq, subject: original.subject, headers: original.header }, false);
     if (decoded instanceof PoisonMessage || decoded.id !== envelope.id) {
       throw new DuplicateEventError(envelope.id, `the id is taken at position ${original.seq} by a message that is not this event`);
+    }
+    // The same id with other data: another writer decided the same event from the same state (two
+    // scheduler replicas that both believe they lead). Ours was not written: a conflict, exactly as
+    // the revision check reports it once the dedup window has passed (ids are deterministic).
+    if (!isDeepStrictEqual(decoded.data, JSON.parse(JSON.stringify(envelope.data)))) {
+      throw new ConcurrencyError(envelope.stream, tail.revision, decoded.revision);
     }
     return { revision: decoded.revision, seq: ack.seq };
   }
