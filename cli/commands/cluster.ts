@@ -488,7 +488,7 @@ The CLI talks to a deployed stack with the URL and credentials \`up\` prints:
 Credentials: made once under <data dir>/swarm/<stack>/ (libs/identity), given to the services as Swarm secrets.
 Images: ${SERVICE_IMAGE_DEFAULT} and ${NATS_IMAGE_DEFAULT} are built (npm run images) when missing, or always with --build; MESH_SERVICE_IMAGE / MESH_NATS_IMAGE name others.
 Tasks run on nodes labelled ${WORKER_LABEL}=true (this one is labelled when none is); each needs ${TASK_BASE_IMAGE_DEFAULT} (MESH_BASE_IMAGE).
-Speed of the container-manager: MESH_IDLE_TIMEOUT_MS, MESH_SAMPLE_INTERVAL_MS; replicas: MESH_LEDGER_REPLICAS, MESH_CREDIT_MANAGER_REPLICAS (2 each).`,
+Speed of the container-manager: MESH_IDLE_TIMEOUT_MS, MESH_SAMPLE_INTERVAL_MS; replicas: MESH_SCHEDULER_REPLICAS, MESH_SCALER_REPLICAS, MESH_LEDGER_REPLICAS, MESH_CREDIT_MANAGER_REPLICAS (2 each).`,
     )
     .action(up);
   cluster

@@ -23,7 +23,8 @@ import { docker, dockerLines, freePortRun, swarmState } from './swarm';
  * A unique stack name and free ports: the engine is shared. `up --build` builds the images from this
  * checkout (npm run images: minutes when the code changed, seconds when not; BENCHMARKS.md), so the
  * stack runs the code under test, never an older image left on the engine. Speed: E2E_SPEED (default 20, as test/e2e);
- * the service killed: SWARM_KILL_SERVICE (default scheduler: the one instance there is).
+ * the service killed: SWARM_KILL_SERVICE (default scheduler). Every container of it is killed at once
+ * (leader and standby alike), so the stack has none until Swarm starts new ones.
  */
 const SPEED = Number(process.env.E2E_SPEED ?? 20);
 const KILLED = process.env.SWARM_KILL_SERVICE ?? 'scheduler';
@@ -122,7 +123,7 @@ describe('Docker Swarm: mesh cluster up, the normal scenario with a killed servi
     expect(finished).toBe(false); // the kill lands while the scenario runs
     const victims = dockerLines('ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`);
     expect(victims.length).toBeGreaterThan(0);
-    docker('kill', victims[0]);
+    docker('kill', ...victims);
     // Swarm starts a new container for the task, reported healthy by the image's health check.
     const replacement = await eventually(
       () =>
@@ -130,7 +131,7 @@ describe('Docker Swarm: mesh cluster up, the normal scenario with a killed servi
       RESTART_TIMEOUT_MS,
       `a new healthy ${KILLED} container`,
     );
-    process.stdout.write(`[swarm] killed ${victims[0]} of ${service}; Swarm started ${replacement}\n`);
+    process.stdout.write(`[swarm] killed ${victims.join(', ')} of ${service}; Swarm started ${replacement}\n`);
 
     const s = await running;
     if (!s.ok) throw new Error(`normal failed: ${s.error}\n${JSON.stringify(s)}\n${docker('service', 'logs', '--tail', '40', service)}`);
