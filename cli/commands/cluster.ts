@@ -29,6 +29,8 @@ const NATS_SERVERS = 3;
 const DEFAULT_NATS_PORT = 4222;
 const UP_TIMEOUT_S_DEFAULT = 600;
 const DOWN_TIMEOUT_MS = 120_000;
+/** How long `down` tries to remove docker_gwbridge after leaving the swarm. */
+const GWBRIDGE_REMOVE_TIMEOUT_MS = 30_000;
 const POLL_MS = 2000;
 const DOCKER_OUTPUT_MAX_BYTES = 16 * 1024 * 1024;
 /** The label Swarm puts on everything of a stack (services, networks, secrets, configs, volumes, containers). */
@@ -447,8 +449,17 @@ async function down(opts: { stack?: string }): Promise<void> {
     else if (state?.swarmInitialised) {
       progress('docker swarm leave --force (mesh cluster up initialised this swarm)');
       docker(['swarm', 'leave', '--force']);
-      // Swarm's bridge to the overlay networks, made by `swarm init`: nothing uses it any more.
-      docker(['network', 'rm', 'docker_gwbridge'], { check: false });
+      // Swarm's bridge to the overlay networks, made by `swarm init`: nothing uses it any more, but
+      // the engine lets go of its last endpoint (the ingress sandbox) a moment after the leave.
+      const gwDeadline = Date.now() + GWBRIDGE_REMOVE_TIMEOUT_MS;
+      while (lines(docker(['network', 'ls', '-q', '--filter', 'name=^docker_gwbridge$']).out).length > 0) {
+        if (docker(['network', 'rm', 'docker_gwbridge'], { check: false }).code === 0) break;
+        if (Date.now() > gwDeadline) {
+          progress(`docker_gwbridge still in use after ${GWBRIDGE_REMOVE_TIMEOUT_MS / 1000} s: remove it with \`docker network rm docker_gwbridge\``);
+          break;
+        }
+        await sleep(POLL_MS);
+      }
     }
   } else {
     // No swarm: nothing of a stack can run; only task containers a container-manager left behind.
