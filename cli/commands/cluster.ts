@@ -455,7 +455,9 @@ async function down(opts: { stack?: string }): Promise<void> {
       while (lines(docker(['network', 'ls', '-q', '--filter', 'name=^docker_gwbridge$']).out).length > 0) {
         if (docker(['network', 'rm', 'docker_gwbridge'], { check: false }).code === 0) break;
         if (Date.now() > gwDeadline) {
-          progress(`docker_gwbridge still in use after ${GWBRIDGE_REMOVE_TIMEOUT_MS / 1000} s: remove it with \`docker network rm docker_gwbridge\``);
+          progress(
+            `docker_gwbridge still in use after ${GWBRIDGE_REMOVE_TIMEOUT_MS / 1000} s (the engine can keep an endpoint after a swarm leave; a dockerd restart clears it): remove it with \`docker network rm docker_gwbridge\``,
+          );
           break;
         }
         await sleep(POLL_MS);
