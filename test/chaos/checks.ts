@@ -151,6 +151,10 @@ function checkRequeues(events: readonly RecordedEvent[], walletIds: ReadonlySet<
   for (const e of events) {
     if (isEvent(e, TaskDispatched) && walletIds.has(e.data.walletId)) dispatchedAtMs.set(`${e.data.taskId}#${e.data.attempt}`, Date.parse(e.occurredAt));
     if (!isEvent(e, TaskRequeued) || !walletIds.has(e.data.walletId)) continue;
+    // A node declared lost ('node X silent for N ms') is silent since its last heartbeat, which may
+    // precede this attempt's dispatch: that is the node's silence, not the attempt's age, and not a
+    // kill of a healthy attempt (heartbeats are not in the log; the node specs kill the node).
+    if (/ silent for \d+ ms/.test(e.data.detail ?? '')) continue;
     const silence = /(?:for|within) (\d+) ms/.exec(e.data.detail ?? '');
     const at = dispatchedAtMs.get(`${e.data.taskId}#${e.data.attempt}`);
     if (!silence || at === undefined) continue;
