@@ -141,7 +141,30 @@ export async function startService<S extends EnvSpec>(
 /** Entry point of a service process: start, log, stop cleanly on SIGTERM/SIGINT, exit 1 on bad config. */
 export async function runService<S extends EnvSpec>(definition: ServiceDefinition<S>): Promise<void> {
   const log = new Logger(definition.service);
-  let running: RunningService;
+  let running: RunningService | undefined;
+  // A signal during the start is kept and acted on once started: the service answers health
+  // requests before its start completes (a replicated one then still campaigns for its lease), and
+  // without a handler Node would die of the signal instead of stopping cleanly.
+  let requested: string | undefined;
+  const shutdown = (signal: string) => {
+    if (!running) {
+      requested ??= signal;
+      return;
+    }
+    const service = running;
+    log.log(`${signal}: shutting down`);
+    const timer = setTimeout(() => process.exit(1), 10_000);
+    timer.unref();
+    service.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error(`shutdown failed: ${messageOf(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
   try {
     running = await startService(definition);
   } catch (err) {
@@ -153,18 +176,5 @@ export async function runService<S extends EnvSpec>(definition: ServiceDefinitio
     process.exit(1);
   }
   log.log(`${definition.service} ready (pid ${process.pid})`);
-  const shutdown = (signal: string) => {
-    log.log(`${signal}: shutting down`);
-    const timer = setTimeout(() => process.exit(1), 10_000);
-    timer.unref();
-    running.stop().then(
-      () => process.exit(0),
-      (err) => {
-        log.error(`shutdown failed: ${messageOf(err)}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  if (requested) shutdown(requested);
 }
