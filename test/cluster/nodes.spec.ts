@@ -172,10 +172,10 @@ describe('worker nodes: spread, drain, node loss (node 2 on its own dockerd)', (
     const all = (await readLog()).events;
     expect(all.filter((e) => isEvent(e, NodeDrainRequested) && e.data.nodeId === node2)).toHaveLength(1);
     // Every execution node 2 started ended there (succeeded) before it left; nothing was placed there after.
-    const startedOn2 = all.filter((e) => isEvent(e, ExecutionStarted) && e.data.nodeId === node2 && ids.has(e.data.taskId));
+    const startedOn2 = all.flatMap((e) => (isEvent(e, ExecutionStarted) && e.data.nodeId === node2 && ids.has(e.data.taskId) ? [e] : []));
     expect(startedOn2.length).toBeGreaterThan(0);
     for (const s of startedOn2) {
-      const executionId = (s.data as { executionId: string }).executionId;
+      const { executionId } = s.data;
       const end = all.find((e) => isEvent(e, ExecutionSucceeded) && e.data.executionId === executionId);
       expect(end?.position).toBeLessThan(left.position);
     }
@@ -196,9 +196,7 @@ describe('worker nodes: spread, drain, node loss (node 2 on its own dockerd)', (
     await eventually(
       async () => {
         const { events } = await readLog();
-        const containers = new Set(
-          events.filter((e) => isEvent(e, ContainerStarted) && e.data.nodeId === node2).map((e) => (e.data as { containerId: string }).containerId),
-        );
+        const containers = new Set(events.flatMap((e) => (isEvent(e, ContainerStarted) && e.data.nodeId === node2 ? [e.data.containerId] : [])));
         const running = events.some((e) => isEvent(e, TaskRunning) && ids.has(e.data.taskId) && e.data.nodeId === node2);
         return (running && events.some((e) => isEvent(e, ResourceSampled) && containers.has(e.data.containerId))) || undefined;
       },
@@ -211,19 +209,19 @@ describe('worker nodes: spread, drain, node loss (node 2 on its own dockerd)', (
     log(`node 2 killed and its engine stopped at ${new Date(killedAtMs).toISOString()}`);
 
     const events = await allEnded(tasks, 'the loss tasks ended');
-    const requeued = events.filter((e) => isEvent(e, TaskRequeued) && ids.has(e.data.taskId) && e.data.reason === 'node-lost');
+    const requeued = events.flatMap((e) => (isEvent(e, TaskRequeued) && ids.has(e.data.taskId) && e.data.reason === 'node-lost' ? [e] : []));
     expect(requeued.length).toBeGreaterThan(0);
     const succeeded = events.filter((e) => isEvent(e, TaskSucceeded) && ids.has(e.data.taskId));
     expect(succeeded).toHaveLength(8);
     // Each requeued task ended on node 1.
     for (const r of requeued) {
-      const taskId = (r.data as { taskId: string }).taskId;
+      const { taskId } = r.data;
       const last = dispatchesOf(events, tasks).filter((d) => d.data.taskId === taskId && d.position > r.position);
       expect(last.map((d) => d.data.nodeId)).toEqual([node1]);
     }
     const requeueMs = requeued.map((r) => Date.parse(r.occurredAt) - killedAtMs);
     const redispatchMs = requeued.map((r) => {
-      const d = dispatchesOf(events, tasks).find((x) => x.data.taskId === (r.data as { taskId: string }).taskId && x.position > r.position)!;
+      const d = dispatchesOf(events, tasks).find((x) => x.data.taskId === r.data.taskId && x.position > r.position)!;
       return Date.parse(d.occurredAt) - killedAtMs;
     });
     log(

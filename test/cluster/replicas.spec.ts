@@ -2,7 +2,7 @@ import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LEASED_SERVICES, OPERATOR, TaskDispatched, TaskSucceeded, streamName, type ServiceName } from '@mesh/contracts';
+import { LEASED_SERVICES, OPERATOR, TaskDispatched, isEvent, TaskSucceeded, streamName, type ServiceName } from '@mesh/contracts';
 import { verifyAudit } from '@mesh/audit';
 import { ConcurrencyError, JetStreamEventStore, type EventStore } from '@mesh/eventstore';
 import { KvLease, readLeases } from '@mesh/runtime';
@@ -184,7 +184,7 @@ async function runWithLeaderKills(stack: E2EStack, name: 'normal' | 'debt') {
   const { failing, events } = await settledBooks(stack.store, walletIds, SETTLE_TIMEOUT_MS);
   expect(failing).toEqual([]);
   // No attempt dispatched twice (charges and postings: checkEvents' charges-paired and usage-cpu).
-  const dispatches = events.filter((e) => e.type === TaskDispatched.type).map((e) => `${e.stream}@${(e.data as { attempt: number }).attempt}`);
+  const dispatches = events.flatMap((e) => (isEvent(e, TaskDispatched) ? [`${e.stream}@${e.data.attempt}`] : []));
   expect(dispatches.filter((d, i) => dispatches.indexOf(d) !== i)).toEqual([]);
   expect((await verifyAudit(stack.store)).pass).toBe(true);
   expect(await stack.client.requestRaw('mesh.query.ledger.audit', {}, 120_000)).toMatchObject({ pass: true });

@@ -123,6 +123,24 @@ describe('audit verify', () => {
     return { store, core };
   }
 
+  /** A 0.1 GRC charge of u1 debited (after a 1 GRC deposit) and not yet credited: the state between the ledger's two appends. */
+  async function halfPostedCharge(chargeId: string) {
+    const { store, core } = await smallLedger();
+    const data = await charge(store, 'u1', 'provider', 10_000_000n, chargeId);
+    await core.wallets.execute({ type: 'Deposit', walletId: 'u1', amount: 100_000_000n, reference: 'tx1' });
+    await core.wallets.execute({
+      type: 'PostDebit',
+      walletId: 'u1',
+      chargeId: data.chargeId,
+      amount: 10_000_000n,
+      currency: 'GRC',
+      providerWalletId: 'provider',
+      containerId: 'c1',
+      functionId: 'f1',
+    });
+    return { store, core, data };
+  }
+
   it('passes a clean log with counts and every invariant', async () => {
     const { store } = await smallLedger();
     const report = await verifyAudit(store);
@@ -177,19 +195,7 @@ describe('audit verify', () => {
   });
 
   it('tells a debit whose credit is missing from a balanced book', async () => {
-    const { store, core } = await smallLedger();
-    const data = await charge(store, 'u1', 'provider', 10_000_000n, 'ch-half');
-    await core.wallets.execute({ type: 'Deposit', walletId: 'u1', amount: 100_000_000n, reference: 'tx1' });
-    await core.wallets.execute({
-      type: 'PostDebit',
-      walletId: 'u1',
-      chargeId: data.chargeId,
-      amount: 10_000_000n,
-      currency: 'GRC',
-      providerWalletId: 'provider',
-      containerId: 'c1',
-      functionId: 'f1',
-    });
+    const { store, core, data } = await halfPostedCharge('ch-half');
     const report = await verifyAudit(store);
     const byName = Object.fromEntries(report.invariants.map((i) => [i.name, i]));
     expect(byName['charges-paired']).toMatchObject({ pass: false, violations: 1 });
@@ -202,19 +208,7 @@ describe('audit verify', () => {
   });
 
   it('with creditGraceMs, a credit written just after the end completes its charge (a live ledger posts the debit, then the credit)', async () => {
-    const { store, core } = await smallLedger();
-    const data = await charge(store, 'u1', 'provider', 10_000_000n, 'ch-in-flight');
-    await core.wallets.execute({ type: 'Deposit', walletId: 'u1', amount: 100_000_000n, reference: 'tx1' });
-    await core.wallets.execute({
-      type: 'PostDebit',
-      walletId: 'u1',
-      chargeId: data.chargeId,
-      amount: 10_000_000n,
-      currency: 'GRC',
-      providerWalletId: 'provider',
-      containerId: 'c1',
-      functionId: 'f1',
-    });
+    const { store, core, data } = await halfPostedCharge('ch-in-flight');
     const head = await store.headPosition();
     // The audit starts with the charge half-posted; the ledger writes the credit while it waits.
     const audit = verifyAudit(store, undefined, { creditGraceMs: 60_000 });
@@ -226,19 +220,7 @@ describe('audit verify', () => {
   });
 
   it('with creditGraceMs, a credit that never comes is still reported once the grace is over', async () => {
-    const { store, core } = await smallLedger();
-    const data = await charge(store, 'u1', 'provider', 10_000_000n, 'ch-stuck');
-    await core.wallets.execute({ type: 'Deposit', walletId: 'u1', amount: 100_000_000n, reference: 'tx1' });
-    await core.wallets.execute({
-      type: 'PostDebit',
-      walletId: 'u1',
-      chargeId: data.chargeId,
-      amount: 10_000_000n,
-      currency: 'GRC',
-      providerWalletId: 'provider',
-      containerId: 'c1',
-      functionId: 'f1',
-    });
+    const { store } = await halfPostedCharge('ch-stuck');
     const report = await verifyAudit(store, undefined, { creditGraceMs: 300 });
     const byName = Object.fromEntries(report.invariants.map((i) => [i.name, i]));
     expect(byName['charges-paired']).toMatchObject({ pass: false, violations: 1 });
