@@ -6,7 +6,16 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'nats';
 import { z } from 'zod';
-import { LEASED_SERVICES, SERVICES, healthReplySchema, storageRequest, storageStatusSchema, type ServiceName, type StorageStatus } from '@mesh/contracts';
+import {
+  EVENTS_STREAM,
+  LEASED_SERVICES,
+  SERVICES,
+  healthReplySchema,
+  storageRequest,
+  storageStatusSchema,
+  type ServiceName,
+  type StorageStatus,
+} from '@mesh/contracts';
 import { ledgerHttpTokenKeyPath, serviceCredsPath } from '@mesh/identity';
 import { readLeases } from '@mesh/runtime/lease';
 import { cliAuthOptions, natsServers, natsUrl } from './connection';
@@ -302,6 +311,15 @@ export function startReplicas(count: number, env: Record<string, string> = {}): 
       progress(`  ${instance}: started (pid ${child.pid}, log ${log})`);
     }
   }
+}
+
+/**
+ * Whether an event log exists in this data dir (the single server's store or any local cluster
+ * server's): the partition count is part of its stored subjects, so it is fixed from then on.
+ */
+export function logExists(): boolean {
+  const stores = [join(DATA_DIR, 'nats', 'store'), ...Array.from({ length: NATS_CLUSTER_SIZE_MAX }, (_, i) => join(clusterDir(i), 'store'))];
+  return stores.some((store) => existsSync(join(store, 'jetstream', '$G', 'streams', EVENTS_STREAM)));
 }
 
 /** Who leads each replicated service (the holder of its lease in mesh-leases); empty when NATS does not answer. */

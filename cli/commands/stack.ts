@@ -3,9 +3,14 @@ import type { Command } from 'commander';
 import { emit, progress, table } from '../output';
 import type { StorageStatus } from '@mesh/contracts';
 import { CliError } from '../output';
+import { PARTITIONS_MAX } from '@mesh/contracts';
+import { messageOf } from '@mesh/common';
+import { partitionsPath, setStackPartitions } from '@mesh/identity';
 import {
   clusterServiceEnv,
   clusterStatus,
+  DATA_DIR,
+  logExists,
   LOG_DIR,
   NATS_CLUSTER_SIZE_MAX,
   REPLICAS_MAX,
@@ -79,9 +84,15 @@ export function registerStack(program: Command) {
       '--replicas <n>',
       `run every service but the container-manager as n processes (1..${REPLICAS_MAX}): one leads through a lease, the others stand by and take over (docs/cluster.md)`,
     )
+    .option(
+      '--partitions <n>',
+      `partition the log's event subjects n ways (2..${PARTITIONS_MAX}; fixed when the log is created): the replicas of the ledger, the credit-manager and the scaler then share the per-container work, each partition run by one of them (docs/cluster.md, "Partitions")`,
+    )
     .addHelpText('after', '\nLogs go to .data/logs/<service>.log; stop with `mesh down`.')
-    .action(async (opts: { detach?: boolean; natsCluster?: string; nodes?: string; replicas?: string }) => {
+    .action(async (opts: { detach?: boolean; natsCluster?: string; nodes?: string; replicas?: string; partitions?: string }) => {
       const replicas = opts.replicas === undefined ? 1 : replicasOption(opts.replicas);
+      // Before provisioning: it writes the server's config (auth.conf with the mapping) from this.
+      if (opts.partitions !== undefined) setPartitions(partitionsOption(opts.partitions));
       const size = opts.natsCluster === undefined ? undefined : clusterSizeOption(opts.natsCluster);
       const nodes = opts.nodes === undefined ? 1 : nodesOption(opts.nodes);
       if (size === undefined) {
@@ -95,6 +106,8 @@ export function registerStack(program: Command) {
       }
       progress('starting services');
       const env = size === undefined ? {} : clusterServiceEnv(size);
+      // How many replicas run: partition p is at home on replica p mod this (docs/cluster.md "Partitions").
+      env.SERVICE_REPLICAS = String(replicas);
       startServices({ ...env, ...firstNodeEnv(nodes) });
       if (replicas > 1) startReplicas(replicas, env);
       if (nodes > 1) {
@@ -187,6 +200,24 @@ function clusterSizeOption(value: string): number {
   return n;
 }
 
+function partitionsOption(value: string): number {
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= 1 && n <= PARTITIONS_MAX)) {
+    throw new CliError(`--partitions: must be an integer in 1..${PARTITIONS_MAX}, got '${value}'`, 'e.g. `mesh up --replicas 2 --partitions 4`');
+  }
+  return n;
+}
+
+/** Sets the stack's partition count, refused (with the reason) once a log exists with another one. */
+function setPartitions(partitions: number): void {
+  try {
+    setStackPartitions(DATA_DIR, partitions, logExists());
+  } catch (err) {
+    throw new CliError(messageOf(err), `the current count is in ${partitionsPath(DATA_DIR)}`);
+  }
+  progress(`event log: ${partitions} partition(s) (${partitionsPath(DATA_DIR)})`);
+}
+
 function replicasOption(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > REPLICAS_MAX) {
@@ -198,12 +229,23 @@ function replicasOption(value: string): number {
 /** Each replicated service's processes (replica 0 is the service's own line above) and which one leads. */
 function printReplicas(replicas: ReplicaStatus[], leading: Record<string, string>) {
   console.log('\nreplicas (leader: holder of the lease in mesh-leases):');
-  const first = Object.keys(leading).map((service) => ({ service, instance: service, pid: '', process: '' }));
+  const services = Object.keys(leading).filter((key) => !key.includes('.'));
+  const first = services.map((service) => ({ service, instance: service, pid: '', process: '' }));
   const rows = [
     ...first,
     ...replicas.map((r) => ({ service: r.service, instance: r.instance, pid: String(r.pid ?? ''), process: r.running ? 'running' : 'stopped' })),
   ];
-  table(rows.sort((a, b) => a.service.localeCompare(b.service)).map((r) => ({ ...r, leader: leading[r.service] === r.instance ? 'yes' : '' })));
+  // A partitioned log: the partitions each replica holds (keys `<service>.p<i>`, docs/cluster.md "Partitions").
+  const partitionsOf = (service: string, instance: string) =>
+    Object.entries(leading)
+      .filter(([key, holder]) => key.startsWith(`${service}.p`) && holder === instance)
+      .map(([key]) => key.slice(service.length + 1))
+      .join(' ');
+  table(
+    rows
+      .sort((a, b) => a.service.localeCompare(b.service))
+      .map((r) => ({ ...r, leader: leading[r.service] === r.instance ? 'yes' : '', partitions: partitionsOf(r.service, r.instance) })),
+  );
 }
 
 function printCluster(servers: NatsServerStatus[]) {

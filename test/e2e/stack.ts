@@ -36,6 +36,8 @@ export class E2EStack {
     readonly natsCluster?: number,
     /** Processes per replicated service (LEASED_SERVICES; the container-manager stays one): `<service>-<i>` instances. */
     readonly replicas = 1,
+    /** Partitions of the log (needs `auth`: the mapping is in the generated config; docs/cluster.md "Partitions"). */
+    readonly partitions = 1,
   ) {}
 
   /** Every replica of each service (`services` holds the first one). */
@@ -62,6 +64,7 @@ export class E2EStack {
     return {
       NATS_URL: this.nats.url,
       ...replicas,
+      SERVICE_REPLICAS: String(this.replicas),
       NODE_ID: this.nodeId,
       LEDGER_HTTP_PORT: '0',
       LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'warn',
@@ -114,8 +117,8 @@ export class E2EStack {
   }
 
   async start(): Promise<void> {
-    if (this.natsCluster) this.cluster = await NatsClusterProcess.start({ size: this.natsCluster, auth: this.auth });
-    else this.server = await NatsServerProcess.start({ auth: this.auth });
+    if (this.natsCluster) this.cluster = await NatsClusterProcess.start({ size: this.natsCluster, auth: this.auth, partitions: this.partitions });
+    else this.server = await NatsServerProcess.start({ auth: this.auth, partitions: this.partitions });
     for (const s of SERVICES) {
       const first = ServiceProcess.start(s, this.replicaEnv(s, 0));
       this.services.set(s, first);

@@ -7,6 +7,7 @@ import { messageOf } from '@mesh/common';
 import { EVENTS_STREAM } from '@mesh/contracts';
 import {
   ensureStackIdentities,
+  setStackPartitions,
   natsAuthOptionsFromFile,
   natsClusterPidPath,
   operatorCredsPath,
@@ -28,6 +29,8 @@ export interface NatsClusterOptions {
   size?: number;
   /** Every server gets the authorization block libs/identity generates (as NatsServerProcess's `auth`). */
   auth?: boolean;
+  /** With `auth`: partition the event subjects (as NatsServerProcess's `partitions`). */
+  partitions?: number;
 }
 
 interface Member {
@@ -62,9 +65,11 @@ export class NatsClusterProcess {
     readonly root: string,
     private readonly members: Member[],
     auth: boolean,
+    partitions = 1,
   ) {
     if (auth) {
       this.dataDir = join(root, 'data');
+      setStackPartitions(this.dataDir, partitions, false);
       this.identities = ensureStackIdentities(this.dataDir);
     }
   }
@@ -88,7 +93,9 @@ export class NatsClusterProcess {
         log: '',
       });
     }
-    const cluster = new NatsClusterProcess(root, members, options.auth ?? false);
+    if ((options.partitions ?? 1) > 1 && !options.auth)
+      throw new Error('partitions: the mapping is part of the generated authorization config (start with auth: true)');
+    const cluster = new NatsClusterProcess(root, members, options.auth ?? false, options.partitions);
     for (const m of members) (m as { conf: string }).conf = cluster.writeConf(m);
     await Promise.all(members.map((m) => cluster.spawn(m)));
     await cluster.waitForMetaLeader();

@@ -11,6 +11,8 @@ import {
   authConfPath,
   createTenantIdentity,
   ensureStackIdentities,
+  renderMappings,
+  setStackPartitions,
   natsAuthOptionsFromFile,
   natsPidPath,
   operatorCredsPath,
@@ -28,6 +30,8 @@ export interface NatsServerOptions {
    * users with the permissions of libs/contracts/src/permissions.ts), from a temp data dir.
    */
   auth?: boolean;
+  /** Partition the event subjects (the server's mapping as libs/identity writes it; docs/cluster.md "Partitions"). */
+  partitions?: number;
 }
 
 /**
@@ -44,9 +48,11 @@ export class NatsServerProcess {
     readonly port: number,
     readonly storeDir: string,
     auth: boolean,
+    readonly partitions = 1,
   ) {
     if (auth) {
       this.dataDir = join(storeDir, 'data');
+      setStackPartitions(this.dataDir, partitions, false);
       this.identities = ensureStackIdentities(this.dataDir);
     }
   }
@@ -56,7 +62,7 @@ export class NatsServerProcess {
   }
 
   static async start(options: NatsServerOptions = {}): Promise<NatsServerProcess> {
-    const server = new NatsServerProcess(await freePort(), mkdtempSync(join(tmpdir(), 'mesh-nats-')), options.auth ?? false);
+    const server = new NatsServerProcess(await freePort(), mkdtempSync(join(tmpdir(), 'mesh-nats-')), options.auth ?? false, options.partitions);
     await server.spawn();
     return server;
   }
@@ -78,6 +84,11 @@ export class NatsServerProcess {
         // The pidfile where provision.sh keeps it: `mesh tenant create` reloads the server through it.
         `host: 127.0.0.1\nport: ${this.port}\npid_file: "${natsPidPath(this.dataDir)}"\njetstream { store_dir: "${this.storeDir}" }\ninclude "${basename(authConfPath(this.dataDir))}"\n`,
       );
+      args = ['-c', conf];
+    } else if (this.partitions > 1) {
+      // No authorization: the mapping alone (with auth it is in the generated auth.conf).
+      const conf = join(this.storeDir, 'nats.conf');
+      writeFileSync(conf, `host: 127.0.0.1\nport: ${this.port}\njetstream { store_dir: "${this.storeDir}" }\n${renderMappings(this.partitions)}`);
       args = ['-c', conf];
     }
     const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -28,7 +28,8 @@ import { CreditManagerEngine } from './credit-manager.engine';
 export class CreditManagerController {
   constructor(private readonly engine: CreditManagerEngine) {}
 
-  @OnEvents('usage')
+  // Partitioned by container (docs/cluster.md "Partitions"): each replica charges the samples of its partitions.
+  @OnEvents('usage', { partitioned: true })
   async onUsage(event: RecordedEvent): Promise<void> {
     if (isEvent(event, ResourceSampled)) await this.engine.meter.onSample(event);
   }

@@ -48,8 +48,10 @@ export class LedgerController {
   // Charges are independent and the wallet handler serialises per wallet, so 128 may be in flight:
   // charges of different users overlap while each wallet still sees its postings in order. Each
   // charge takes two round trips one after the other (the debit, then the credit derived from it),
-  // so twice as many are kept in hand as when both sides were written at once.
-  @OnEvents('meter', { concurrency: 128 })
+  // so twice as many are kept in hand as when both sides were written at once. In a partitioned log
+  // the replicas share the charges by meter stream (docs/cluster.md "Partitions"); two replicas that
+  // post to one wallet at once are ordered by the wallet's expected version (a conflict reloads).
+  @OnEvents('meter', { concurrency: 128, partitioned: true })
   onMeter(event: RecordedEvent): Promise<void> {
     return this.engine.onMeterEvent(event);
   }

@@ -26,22 +26,24 @@ import { ScalerEngine } from './scaler.engine';
 export class ScalerController {
   constructor(private readonly engine: ScalerEngine) {}
 
-  @OnEvents('container')
+  // A container's facts and samples are in one partition (both keyed by its id): replicas share the
+  // containers; standings and nodes go to every replica, as each acts on its own containers.
+  @OnEvents('container', { partitioned: true })
   async onContainer(event: RecordedEvent): Promise<void> {
     if (isEventOf(event, containerEvents)) await this.engine.onContainerEvent(event);
   }
 
-  @OnEvents('usage')
+  @OnEvents('usage', { partitioned: true })
   async onUsage(event: RecordedEvent): Promise<void> {
     if (isEvent(event, ResourceSampled)) await this.engine.onSample(event);
   }
 
-  @OnEvents('standing')
+  @OnEvents('standing', { everyReplica: true })
   async onStanding(event: RecordedEvent): Promise<void> {
     if (isEvent(event, StandingChanged)) await this.engine.onStanding(event);
   }
 
-  @OnEvents('node')
+  @OnEvents('node', { everyReplica: true })
   async onNode(event: RecordedEvent): Promise<void> {
     if (isEventOf(event, nodeEvents)) await this.engine.onNodeEvent(event);
   }

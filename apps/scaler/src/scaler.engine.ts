@@ -23,7 +23,7 @@ import {
 } from '@mesh/contracts';
 import { KeyedMutex, LRUCache } from '@mesh/common';
 import { ConcurrencyError, type EventStore } from '@mesh/eventstore';
-import { ALWAYS_LEADER, EVENT_STORE, LEADERSHIP, type Leadership } from '@mesh/runtime';
+import { ALWAYS_LEADER, EVENT_STORE, LEADERSHIP, PARTITION_LEASES, type Leadership } from '@mesh/runtime';
 import { applyCommand, scalingDecider, type ContainerScalingState, type NodeHeadroom, type ScalingCommand } from './domain/scaling-decider';
 import type { ScalingPolicy } from './domain/scaling-policy';
 
@@ -78,6 +78,7 @@ export class ScalerEngine {
     @Inject(SCALING_POLICY) private readonly policy: ScalingPolicy,
     @Inject(SCALER_LIMITS) private readonly limits: ScalerLimits,
     @Optional() @Inject(LEADERSHIP) leadership: Leadership = ALWAYS_LEADER,
+    @Optional() @Inject(PARTITION_LEASES) partitions: readonly Leadership[] = [],
   ) {
     this.decider = scalingDecider(policy);
     // Only the leader consumes. One that leads again after a while forgets what it folded then: it
@@ -88,6 +89,14 @@ export class ScalerEngine {
       this.entries.clear();
       this.standings.clear();
     });
+    // Partitioned: a partition gained (failover or a home replica back) holds containers whose
+    // facts went to another replica meanwhile; all are loaded again on first sight (the partition
+    // of an id is the server's hash, so which entries are in it is not known here).
+    for (const partition of partitions) {
+      partition.onChange((owned) => {
+        if (owned) this.entries.clear();
+      });
+    }
     this.dead = new LRUCache({ max: limits.containersMax * DEAD_FACTOR });
     this.standings = new LRUCache({ max: limits.containersMax * DEAD_FACTOR });
   }

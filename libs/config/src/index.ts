@@ -112,6 +112,12 @@ export const commonEnv = {
     60_000,
     ' ms',
   ),
+  SERVICE_REPLICAS: env.int(
+    'Replicated services in a partitioned log: how many replicas of this service run. Partition p is at home on the replica whose instance index (the -<n> suffix of its instance name, none = 0) equals p modulo this; a home replica takes its partitions back from the others (docs/cluster.md "Partitions")',
+    1,
+    1,
+    64,
+  ),
   OTEL_TRACES_EXPORTER: env.oneOf(
     'OpenTelemetry traces: none, otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318) or console',
     ['none', 'otlp', 'console'] as const,

@@ -1,5 +1,5 @@
 import { CATEGORIES, CATEGORY_OWNERS, SERVICES, type Category, type ServiceName } from './ids';
-import { EVENTS_PREFIX, EVENTS_STREAM, HEARTBEAT_PREFIX, apiSubject, healthSubject } from './subjects';
+import { EVENTS_PREFIX, EVENTS_STREAM, HEARTBEAT_PREFIX, PARTITION_PROBE_PREFIX, apiSubject, healthSubject } from './subjects';
 import { TENANT_SUBJECT_PREFIX, tenantEventsPrefix, tenantInboxPrefix } from './tenancy';
 import { deadLetterReplaySubject } from './requests/deadletter';
 
@@ -140,7 +140,9 @@ const consumerUse = (stream: string) => [
 export const LEASE_BUCKET = 'mesh-leases';
 /** Services that run replicas under a leader lease (the container-manager runs one per node instead). */
 export const LEASED_SERVICES: readonly ServiceName[] = ['scheduler', 'ledger', 'credit-manager', 'scaler'];
-const leaseAccess = (service: ServiceName) => (LEASED_SERVICES.includes(service) ? [...bucketUse(`KV_${LEASE_BUCKET}`), `$KV.${LEASE_BUCKET}.${service}`] : []);
+/** Its own key, and the keys of its partitions (`<service>.p<i>`, docs/cluster.md "Partitions"). */
+const leaseAccess = (service: ServiceName) =>
+  LEASED_SERVICES.includes(service) ? [...bucketUse(`KV_${LEASE_BUCKET}`), `$KV.${LEASE_BUCKET}.${service}`, `$KV.${LEASE_BUCKET}.${service}.>`] : [];
 
 /** Writing to a KV bucket also acks the publish through its stream (the JetStream publish is a request). */
 const bucketUse = (streamName: string) => [
@@ -159,11 +161,27 @@ const EVENT_LOG_DESTRUCTION = [
   `${JS}.STREAM.UPDATE.${EVENTS_STREAM}`,
 ];
 
+/**
+ * The layout the table is generated for: with partitions the server checks a publish on its mapped
+ * subject (`mesh.events.<category>.<id>.<p>`, measured on 2.9.10), so the owner's rule has a 5th token.
+ */
+export interface PermissionOptions {
+  partitions?: number;
+}
+
+/**
+ * The partition probe (subjects.ts PARTITION_PROBE_PREFIX): core NATS, never stored; every process
+ * that reads or writes the log asks the server its layout at start.
+ */
+const PARTITION_PROBE = `${PARTITION_PROBE_PREFIX}.>`;
+
 /** The permissions of one service's identity. */
-export function servicePermissions(service: ServiceName): NatsPermissions {
+export function servicePermissions(service: ServiceName, options: PermissionOptions = {}): NatsPermissions {
   const core = SERVICE_CORE_SUBJECTS[service];
+  const partitioned = (options.partitions ?? 1) > 1;
   const publish = [
-    ...categoriesWrittenBy(service).map((c) => `${EVENTS_PREFIX}.${c}.*`),
+    ...categoriesWrittenBy(service).map((c) => (partitioned ? `${EVENTS_PREFIX}.${c}.*.*` : `${EVENTS_PREFIX}.${c}.*`)),
+    PARTITION_PROBE,
     ...core.publish,
     ...SERVICE_CALLS[service],
     // Its own health request: the image's health check (infra/images/healthcheck.js) runs in the
@@ -184,7 +202,7 @@ export function servicePermissions(service: ServiceName): NatsPermissions {
     // Answers to requests: every identity's inbox is under `_INBOX.` (no allow_responses, see NatsPermissions).
     `${INBOX_ROOT}.>`,
   ];
-  const subscribe = [`${serviceInboxPrefix(service)}.>`, ...core.subscribe, ...requestSubjectsAnsweredBy(service)];
+  const subscribe = [`${serviceInboxPrefix(service)}.>`, PARTITION_PROBE, ...core.subscribe, ...requestSubjectsAnsweredBy(service)];
   return { publish: { allow: unique(publish), deny: EVENT_LOG_DESTRUCTION }, subscribe: { allow: unique(subscribe), deny: [] }, allow_responses: false };
 }
 
@@ -242,10 +260,10 @@ function requestSubjectsAnsweredBy(service: ServiceName): string[] {
 export function operatorPermissions(): NatsPermissions {
   return {
     publish: {
-      allow: ['mesh.api.>', 'mesh.query.>', `${JS}.>`, '$JS.ACK.>', '$JS.FC.>', '$O.>', '$KV.>'],
+      allow: ['mesh.api.>', 'mesh.query.>', `${JS}.>`, '$JS.ACK.>', '$JS.FC.>', '$O.>', '$KV.>', PARTITION_PROBE],
       deny: [`${EVENTS_PREFIX}.>`, ...EVENT_LOG_DESTRUCTION],
     },
-    subscribe: { allow: [`${OPERATOR_INBOX_PREFIX}.>`, `${TENANT_SUBJECT_PREFIX}.*.events.>`, `${HEARTBEAT_PREFIX}.*`], deny: [] },
+    subscribe: { allow: [`${OPERATOR_INBOX_PREFIX}.>`, `${TENANT_SUBJECT_PREFIX}.*.events.>`, `${HEARTBEAT_PREFIX}.*`, PARTITION_PROBE], deny: [] },
     allow_responses: false,
   };
 }
@@ -270,8 +288,8 @@ export function tenantPermissions(tenantId: string): NatsPermissions {
 /** The identities of a stack: the five services, the operator, and the tenants given. */
 export type Identity = { kind: 'service'; name: ServiceName } | { kind: 'operator'; name: 'operator' } | { kind: 'tenant'; name: string; tenantId: string };
 
-export function permissionsOf(identity: Identity): NatsPermissions {
-  if (identity.kind === 'service') return servicePermissions(identity.name);
+export function permissionsOf(identity: Identity, options: PermissionOptions = {}): NatsPermissions {
+  if (identity.kind === 'service') return servicePermissions(identity.name, options);
   if (identity.kind === 'operator') return operatorPermissions();
   return tenantPermissions(identity.tenantId);
 }

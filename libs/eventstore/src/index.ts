@@ -4,6 +4,7 @@ export * from './envelope';
 export * from './poison';
 export * from './decider';
 export * from './jetstream/jetstream-event-store';
+export * from './jetstream/partitions';
 export * from './kurrentdb/kurrentdb-event-store';
 export * from './kurrentdb/relay';
 export * from './memory/in-memory-event-store';

@@ -60,6 +60,8 @@ describe('decodeMessage', () => {
   it('given event subjects, when their stream is asked for, then it comes from the subject alone', () => {
     expect(streamOfSubject('mesh.events.wallet.alice')).toBe('wallet-alice');
     expect(streamOfSubject('mesh.events.deadletter.quarantine-12')).toBe('deadletter-quarantine-12');
+    // A partitioned log (docs/cluster.md "Partitions"): the server's partition token follows the id.
+    expect(streamOfSubject('mesh.events.wallet.alice.3')).toBe('wallet-alice');
     const notStream = streamOfSubject('mesh.events.wallet.a.b');
     expect(typeof notStream === 'string' ? notStream : notStream.reason).toMatch(/is not mesh\.events\.<category>\.<id>/);
   });

@@ -56,29 +56,41 @@ export interface StoredMessage {
 }
 
 const SUBJECT_START = `${EVENTS_PREFIX}.`;
-/** One regex over the whole subject (no slicing on the hot path): prefix, a known category, an id. */
-const EVENT_SUBJECT = new RegExp(`^${EVENTS_PREFIX.replace(/\./g, '\\.')}\\.(?:${Object.keys(CATEGORY_OWNERS).join('|')})\\.[A-Za-z0-9_-]{1,128}$`);
+/** One regex over the whole subject (no slicing on the hot path): prefix, a known category, an id, a partition when the log has them. */
+const EVENT_SUBJECT = new RegExp(
+  `^${EVENTS_PREFIX.replace(/\./g, '\\.')}\\.(?:${Object.keys(CATEGORY_OWNERS).join('|')})\\.[A-Za-z0-9_-]{1,128}(?:\\.(?:0|[1-9][0-9]?))?$`,
+);
+
+/** Where the id ends: at the partition token of a partitioned log (subjects.ts EventSubjects), else at the end. */
+function idEnd(subject: string, dot: number): number {
+  const end = subject.indexOf('.', dot + 1);
+  return end < 0 ? subject.length : end;
+}
 
 /**
- * The stream a subject belongs to (`mesh.events.wallet.alice` -> `wallet-alice`), or why it is none.
+ * The stream a subject belongs to (`mesh.events.wallet.alice`, or `mesh.events.wallet.alice.3` in a
+ * partitioned log -> `wallet-alice`), or why it is none.
  * The stream is always taken from the subject, never from the body: the subject is what the
  * store's filters, the per-subject concurrency check and the per-subject reads go by.
  */
 export function streamOfSubject(subject: string): string | { reason: string } {
   if (EVENT_SUBJECT.test(subject)) {
     const dot = subject.indexOf('.', SUBJECT_START.length);
-    return `${subject.slice(SUBJECT_START.length, dot)}-${subject.slice(dot + 1)}`;
+    return `${subject.slice(SUBJECT_START.length, dot)}-${subject.slice(dot + 1, idEnd(subject, dot))}`;
   }
   if (!subject.startsWith(SUBJECT_START)) return { reason: `subject ${subject} is not under ${EVENTS_PREFIX}` };
   const parts = subject.slice(SUBJECT_START.length).split('.');
-  if (parts.length !== 2) return { reason: `subject ${subject} is not ${EVENTS_PREFIX}.<category>.<id>` };
+  if (parts.length !== 2 && parts.length !== 3) return { reason: `subject ${subject} is not ${EVENTS_PREFIX}.<category>.<id>[.<partition>]` };
+  if (parts.length === 3 && !/^(0|[1-9][0-9]?)$/.test(parts[2])) {
+    return { reason: `subject ${subject} is not ${EVENTS_PREFIX}.<category>.<id>[.<partition>]: the partition part must be 0..99` };
+  }
   if (!Object.hasOwn(CATEGORY_OWNERS, parts[0])) return { reason: `subject ${subject}: ${parts[0]} is not a known category` };
   return { reason: `subject ${subject}: the id part must match [A-Za-z0-9_-]{1,128}` };
 }
 
-/** `stream` is the stream of `subject` (already matched by EVENT_SUBJECT), compared in place: no string is built per message. */
-function isStreamOf(stream: unknown, subject: string, dot: number): boolean {
-  if (typeof stream !== 'string' || stream.length !== subject.length - SUBJECT_START.length) return false;
+/** `stream` is the stream of `subject` (already matched by EVENT_SUBJECT; the id ends at `end`), compared in place: no string is built per message. */
+function isStreamOf(stream: unknown, subject: string, dot: number, end: number): boolean {
+  if (typeof stream !== 'string' || stream.length !== end - SUBJECT_START.length) return false;
   const dash = dot - SUBJECT_START.length;
   if (stream.charCodeAt(dash) !== 45) return false; // '-'
   for (let i = 0; i < stream.length; i++) if (i !== dash && stream.charCodeAt(i) !== subject.charCodeAt(SUBJECT_START.length + i)) return false;
@@ -121,8 +133,9 @@ export function decodeMessage(m: StoredMessage, withTrace = true, seq?: number):
   const envelope = body;
   const problem = envelopeProblem(envelope);
   if (problem) return new PoisonMessage(position, subject, `not an envelope: ${problem.field} ${problem.rule}`);
-  if (!isStreamOf(envelope.stream, subject, dot)) {
-    const stream = `${subject.slice(SUBJECT_START.length, dot)}-${subject.slice(dot + 1)}`;
+  const end = idEnd(subject, dot);
+  if (!isStreamOf(envelope.stream, subject, dot, end)) {
+    const stream = `${subject.slice(SUBJECT_START.length, dot)}-${subject.slice(dot + 1, end)}`;
     return new PoisonMessage(position, subject, `stream ${clip(String(envelope.stream), 200)} in the body is not the subject's stream ${stream}`);
   }
   let revision = envelope.revision;

@@ -8,12 +8,13 @@ import type { ServiceName } from '@mesh/contracts';
 import { natsAuthOptionsFromFile } from '@mesh/identity';
 import { ConfigError, commonEnv, loadConfig, type ConfigOf, type EnvSpec } from '@mesh/config';
 import { createEventStore } from '@mesh/eventstore/factory';
+import { detectPartitions } from '@mesh/eventstore/jetstream/partitions';
 import { KurrentRelay } from '@mesh/eventstore/kurrentdb/relay';
 import type { EventStore } from '@mesh/eventstore/port';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { startTelemetry, type TracesExporter } from './telemetry';
 import { MeshTransport, type MeshTransportOptions } from './transport';
-import { KvLease } from './lease';
+import { KvLease, isHomePartition, partitionLeaseKey } from './lease';
 import { ValidatingEventStore } from './validating-store';
 import type { MeshCore } from './core.module';
 
@@ -89,15 +90,28 @@ export async function startService<S extends EnvSpec>(
   try {
     const logLevel = (config as { LOG_LEVEL: LogLevel }).LOG_LEVEL;
     const nc = await connectNats((config as { NATS_URL: string }).NATS_URL, definition.service, (config as { NATS_CREDS_FILE?: string }).NATS_CREDS_FILE);
-    const inner = await createEventStore(config as never, nc);
+    // The log's layout from the server's own mapping (docs/cluster.md "Partitions").
+    const subjects = await detectPartitions(nc);
+    const inner = await createEventStore(config as never, nc, subjects);
     // Knows which service writes, so it refuses appends to categories another service owns.
     const store = new ValidatingEventStore(inner, definition.service);
     // KurrentDB mode: JetStream stays the bus; one process republishes the log there (relay.ts).
     const relay = (config as { KURRENTDB_RELAY: string }).KURRENTDB_RELAY === 'true' && inner.name === 'kurrentdb' ? new KurrentRelay(inner, nc) : undefined;
     await relay?.start();
     const instance = definition.instance?.(config);
-    const lease = instance ? new KvLease(nc, definition.service, instance, (config as { LEADER_LEASE_MS: number }).LEADER_LEASE_MS) : undefined;
-    const core: MeshCore<typeof config> = { service: definition.service, nc, store, config, leadership: lease };
+    const leaseMs = (config as { LEADER_LEASE_MS: number }).LEADER_LEASE_MS;
+    const lease = instance ? new KvLease(nc, definition.service, instance, leaseMs) : undefined;
+    // One lease per partition: partitioned consumers run where their partition's lease leads.
+    const replicas = (config as { SERVICE_REPLICAS: number }).SERVICE_REPLICAS;
+    const partitionLeases =
+      instance && subjects.partitioned
+        ? Array.from(
+            { length: subjects.partitions },
+            (_, p) => new KvLease(nc, partitionLeaseKey(definition.service, p), instance, leaseMs, isHomePartition(p, instance, replicas)),
+          )
+        : [];
+
+    const core: MeshCore<typeof config> = { service: definition.service, nc, store, config, leadership: lease, partitionLeases };
     const transport = new MeshTransport({
       service: definition.service,
       nc,
@@ -108,6 +122,8 @@ export async function startService<S extends EnvSpec>(
       healthDetails: definition.healthDetails,
       consumerPrefix: definition.consumerPrefix?.(config),
       leadership: lease,
+      subjects,
+      partitionLeases,
     });
     const app = await NestFactory.createMicroservice(definition.module(core), {
       strategy: transport,
@@ -120,11 +136,15 @@ export async function startService<S extends EnvSpec>(
     await nc.flush();
     // Campaigning starts once every handler, view and listener is in place (they follow onChange).
     await lease?.start();
+    // Only a service with partitioned handlers campaigns for partitions (the scheduler has none).
+    const campaigning = transport.partitioned ? partitionLeases : [];
+    await Promise.all(campaigning.map((partition) => partition.start()));
     let stopping: Promise<void> | undefined;
     const stop = () =>
       (stopping ??= (async () => {
         await app.close();
         // After the consumers stopped: released, so a standby takes over at once.
+        await Promise.all(campaigning.map((partition) => partition.stop()));
         await lease?.stop();
         await relay?.stop();
         await store.close();

@@ -3,6 +3,7 @@ import type { DynamicModule, Type } from '@nestjs/common';
 import { PATTERN_EXTRAS_METADATA, PATTERN_HANDLER_METADATA, PATTERN_METADATA } from '@nestjs/microservices/constants';
 import { PatternHandler } from '@nestjs/microservices/enums/pattern-handler.enum';
 import { AckPolicy, DeliverPolicy, nanos, type ConsumerConfig } from 'nats';
+import { PLAIN_SUBJECTS, type EventSubjects } from '@mesh/contracts';
 import type { commonEnv, ConfigOf, EnvSpec } from '@mesh/config';
 import type { ServiceDefinition } from './bootstrap';
 import type { MeshCore } from './core.module';
@@ -22,17 +23,25 @@ export interface DurableConsumer {
 
 /**
  * The JetStream config of the durable consumer behind an @OnEvents handler: `prefix` is the
- * service's consumer prefix (its name, or per node), `pattern` the handler's (`<subject>[#name]`).
+ * service's consumer prefix (its name, or per node; an instance's name for `everyReplica`), its
+ * filter the category's in the log's layout, or one partition's (`partition`, a partitioned handler).
  * One definition, used by the transport at start and by whoever must create the same consumer
  * beforehand (the restart bench creates it at the log's head, as a restarted service finds it).
  */
-export function durableConsumerConfig(prefix: string, pattern: string, extras: EventConsumerExtras, maxDeliveriesDefault: number): DurableConsumer {
+export function durableConsumerConfig(
+  prefix: string,
+  extras: EventConsumerExtras,
+  maxDeliveriesDefault: number,
+  subjects: EventSubjects = PLAIN_SUBJECTS,
+  partition?: number,
+): DurableConsumer {
   const maxDeliveries = extras.maxDeliveries ?? maxDeliveriesDefault;
+  const base = [prefix, extras.category, extras.name].filter(Boolean).join('_');
   return {
     maxDeliveries,
     config: {
-      durable_name: [prefix, extras.category, extras.name].filter(Boolean).join('_'),
-      filter_subject: pattern.split('#')[0],
+      durable_name: partition === undefined ? base : `${base}_p${partition}`,
+      filter_subject: partition === undefined ? subjects.categoryFilter(extras.category) : subjects.partitionFilter(extras.category, partition),
       ack_policy: AckPolicy.Explicit,
       deliver_policy: extras.deliver === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
       // One more than ours: the server stops redelivering only if we crash before parking it.
@@ -62,7 +71,11 @@ function controllersOf(module: Type | DynamicModule, seen = new Set<unknown>()):
  * Every durable consumer `definition` creates at start: its @OnEvents handlers, found in the
  * controllers of its module (as Nest registers them), with its consumer prefix and delivery bound.
  */
-export function durableConsumersOf<S extends EnvSpec>(definition: ServiceDefinition<S>, core: MeshCore<ConfigOf<S & typeof commonEnv>>): DurableConsumer[] {
+export function durableConsumersOf<S extends EnvSpec>(
+  definition: ServiceDefinition<S>,
+  core: MeshCore<ConfigOf<S & typeof commonEnv>>,
+  subjects: EventSubjects = PLAIN_SUBJECTS,
+): DurableConsumer[] {
   const prefix = definition.consumerPrefix?.(core.config) ?? definition.service;
   const maxDeliveries = (core.config as { CONSUMER_MAX_DELIVERIES: number }).CONSUMER_MAX_DELIVERIES;
   const consumers: DurableConsumer[] = [];
@@ -73,8 +86,26 @@ export function durableConsumersOf<S extends EnvSpec>(definition: ServiceDefinit
       if (typeof method !== 'function' || Reflect.getMetadata(PATTERN_HANDLER_METADATA, method) !== PatternHandler.EVENT) continue;
       const patterns = (Reflect.getMetadata(PATTERN_METADATA, method) as unknown[] | undefined) ?? [];
       const extras = Reflect.getMetadata(PATTERN_EXTRAS_METADATA, method) as EventConsumerExtras;
-      for (const pattern of patterns) consumers.push(durableConsumerConfig(prefix, String(pattern), extras, maxDeliveries));
+      for (const _pattern of patterns) consumers.push(...consumersOfHandler(prefix, core.leadership?.instance, extras, maxDeliveries, subjects));
     }
   }
   return consumers;
+}
+
+/**
+ * The durable consumers of one handler in a layout: one (the plain layout, or a handler that is
+ * neither partitioned nor everyReplica), one per partition, or one of this instance.
+ */
+export function consumersOfHandler(
+  prefix: string,
+  instance: string | undefined,
+  extras: EventConsumerExtras,
+  maxDeliveries: number,
+  subjects: EventSubjects,
+): DurableConsumer[] {
+  if (subjects.partitioned && extras.partitioned) {
+    return Array.from({ length: subjects.partitions }, (_, p) => durableConsumerConfig(prefix, extras, maxDeliveries, subjects, p));
+  }
+  const own = subjects.partitioned && extras.everyReplica && instance ? instance : prefix;
+  return [durableConsumerConfig(own, extras, maxDeliveries, subjects)];
 }

@@ -11,6 +11,8 @@ export const SERVICE_CONFIG = Symbol('SERVICE_CONFIG');
 export const SERVICE_NAME = Symbol('SERVICE_NAME');
 /** The replica's Leadership (lease.ts); ALWAYS_LEADER for a service that is not replicated. */
 export const LEADERSHIP = Symbol('LEADERSHIP');
+/** The leases of this replica's partitions (index = partition); empty in the plain layout (docs/cluster.md "Partitions"). */
+export const PARTITION_LEASES = Symbol('PARTITION_LEASES');
 
 export interface MeshCore<C = unknown> {
   service: ServiceName;
@@ -18,6 +20,7 @@ export interface MeshCore<C = unknown> {
   store: EventStore;
   config: C;
   leadership?: Leadership;
+  partitionLeases?: readonly Leadership[];
 }
 
 /** Makes the connection, the (validating) event store, the config and a MeshClient injectable everywhere. */
@@ -34,8 +37,9 @@ export class MeshCoreModule {
         { provide: SERVICE_NAME, useValue: core.service },
         { provide: MeshClient, useValue: new MeshClient(core.nc) },
         { provide: LEADERSHIP, useValue: core.leadership ?? ALWAYS_LEADER },
+        { provide: PARTITION_LEASES, useValue: core.partitionLeases ?? [] },
       ],
-      exports: [NATS_CONNECTION, EVENT_STORE, SERVICE_CONFIG, SERVICE_NAME, MeshClient, LEADERSHIP],
+      exports: [NATS_CONNECTION, EVENT_STORE, SERVICE_CONFIG, SERVICE_NAME, MeshClient, LEADERSHIP, PARTITION_LEASES],
     };
   }
 }

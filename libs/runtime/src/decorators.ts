@@ -29,6 +29,19 @@ export interface EventConsumerOptions {
    * appended after it was created (e.g. commands like dispatches that are stale after a restart).
    */
   deliver?: 'all' | 'new';
+  /**
+   * Work ordered per key (a container's samples, a charge's meter stream): in a partitioned log the
+   * consumer is one durable per partition, each run by whichever replica holds that partition's
+   * lease, so replicas share the work and each id stays in order (docs/cluster.md "Partitions").
+   * In the plain layout it is one consumer run by the leader, as any other.
+   */
+  partitioned?: boolean;
+  /**
+   * Facts every replica needs in a partitioned log (e.g. the scaler's wallet standings and nodes:
+   * every partition owner acts on them): each replica runs its own durable (named by its instance),
+   * whatever it leads. In the plain layout one consumer run by the leader, as any other.
+   */
+  everyReplica?: boolean;
 }
 
 export interface EventConsumerExtras extends EventConsumerOptions {

@@ -1,4 +1,4 @@
-import { LeaseTerm, type LeaseRecord } from './lease';
+import { LeaseTerm, instanceIndex, isHomePartition, type LeaseRecord } from './lease';
 
 const TTL_MS = 3000;
 const a = { holder: 'scheduler-0/11/x', instance: 'scheduler-0' };
@@ -78,6 +78,62 @@ describe('LeaseTerm (leader lease rules, no I/O)', () => {
     failed.won(5, 1000);
     failed.lost();
     expect(failed.isLeader(1001)).toBe(false);
+  });
+
+  describe('partitions: a home replica takes its partition back', () => {
+    const home = { ...b, home: true };
+
+    it('given its partition held by a live replica not at home, when the home replica looks, then it preempts at once but acts only a whole lease after it sent the take', () => {
+      const term = new LeaseTerm(home, TTL_MS);
+      term.observe({ revision: 7, record: heldBy(a) }, 1000);
+      expect(term.next(1000)).toEqual({ kind: 'take', revision: 7, preempt: true });
+      term.won(8, 1000, 'preempt');
+      expect(term.isLeader(1000)).toBe(false);
+      expect(term.holds(1000)).toBe(true);
+      expect(term.next(1500)).toEqual({ kind: 'renew', revision: 8 });
+      // A renewal keeps the activation of the preemption.
+      term.won(9, 2000, 'renew');
+      expect(term.isLeader(3999)).toBe(false);
+      expect(term.isLeader(4000)).toBe(true);
+      expect(term.record()).toMatchObject({ home: true });
+    });
+
+    it('given the replaced holder, when it stops renewing, then it has stopped leading before the home replica acts', () => {
+      const old = new LeaseTerm(a, TTL_MS);
+      const term = new LeaseTerm(home, TTL_MS);
+      old.won(7, 900); // its last confirmed renewal, sent at 900
+      term.observe({ revision: 7, record: heldBy(a) }, 950);
+      term.won(8, 1000, 'preempt'); // written after revision 7 (a compare-and-set on it)
+      old.observe({ revision: 8, record: heldBy(home, { home: true }) }, 1900);
+      for (let t = 1000; t < 6000; t++) if (term.isLeader(t)) expect(old.isLeader(t)).toBe(false);
+      expect(old.next(1900)).toEqual({ kind: 'wait' });
+    });
+
+    it('given its partition held by another replica at home (a misconfiguration), when it looks, then it waits: two homes do not flap', () => {
+      const term = new LeaseTerm(home, TTL_MS);
+      term.observe({ revision: 7, record: heldBy(a, { home: true }) }, 1000);
+      expect(term.next(1000)).toEqual({ kind: 'wait' });
+    });
+
+    it('given an expired holding, when a home replica preempts, then the old holding does not make it active early', () => {
+      const term = new LeaseTerm(home, TTL_MS);
+      term.won(3, 0); // held long ago, lapsed at 3000
+      term.observe({ revision: 7, record: heldBy(a) }, 10_000);
+      expect(term.next(10_000)).toEqual({ kind: 'take', revision: 7, preempt: true });
+      term.won(8, 10_000, 'preempt');
+      term.won(9, 11_000, 'renew');
+      expect(term.isLeader(12_999)).toBe(false);
+      expect(term.isLeader(13_000)).toBe(true);
+    });
+
+    it('given instance names, then partition p is at home on the replica whose index is p modulo the replicas', () => {
+      expect([instanceIndex('ledger'), instanceIndex('ledger-1'), instanceIndex('ledger-12'), instanceIndex('ledger-x')]).toEqual([0, 1, 12, 0]);
+      const homes = (instance: string) => [0, 1, 2, 3].filter((p) => isHomePartition(p, instance, 2));
+      expect(homes('ledger')).toEqual([0, 2]);
+      expect(homes('ledger-1')).toEqual([1, 3]);
+      // Swarm's task slots start at 1: slot 2 is index 0 modulo 2.
+      expect(homes('ledger-2')).toEqual([0, 2]);
+    });
   });
 
   it('given a lease time out of bounds, then it refuses it naming the rule', () => {

@@ -39,6 +39,8 @@ export interface LeaseRecord {
   ttlMs: number;
   /** Written by a leader that stops cleanly: a standby takes it at once. */
   released?: boolean;
+  /** The holder is this key's home replica (partitions): nobody takes it over while it lives. */
+  home?: boolean;
 }
 
 /** The key as last read: revision 0 (no key, or deleted) means nobody holds it. */
@@ -47,7 +49,12 @@ export interface LeaseObservation {
   record?: LeaseRecord;
 }
 
-export type LeaseAction = { kind: 'create' } | { kind: 'take'; revision: number } | { kind: 'renew'; revision: number } | { kind: 'wait' };
+/**
+ * `preempt`: the home replica of a partition takes its key from a live holder that is not at home.
+ * The holder's next renewal then fails and it stops within its lease; the home replica acts only
+ * once a whole lease has passed since it sent the take (see LeaseTerm).
+ */
+export type LeaseAction = { kind: 'create' } | { kind: 'take'; revision: number; preempt?: boolean } | { kind: 'renew'; revision: number } | { kind: 'wait' };
 
 /** Opening (creating) the bucket at start: the usual JetStream timeout, a few tries. */
 const OPEN_TIMEOUT_MS = 10_000;
@@ -68,10 +75,10 @@ export const LEASE_TTL_MAX_MS = 60_000;
  */
 export class LeaseTerm {
   private seen: LeaseObservation & { sinceMs: number } = { revision: 0, sinceMs: 0 };
-  private held?: { revision: number; validUntilMs: number };
+  private held?: { revision: number; validUntilMs: number; activeFromMs: number };
 
   constructor(
-    readonly me: { holder: string; instance: string },
+    readonly me: { holder: string; instance: string; home?: boolean },
     readonly ttlMs: number,
   ) {
     if (!Number.isInteger(ttlMs) || ttlMs < LEASE_TTL_MIN_MS || ttlMs > LEASE_TTL_MAX_MS) {
@@ -88,19 +95,28 @@ export class LeaseTerm {
 
   /** What to do now. */
   next(nowMs: number): LeaseAction {
-    if (this.isLeader(nowMs)) return { kind: 'renew', revision: this.held!.revision };
+    if (this.holds(nowMs)) return { kind: 'renew', revision: this.held!.revision };
     const { revision, record, sinceMs } = this.seen;
     if (revision === 0 || !record) return { kind: 'create' };
     const ours = record.holder === this.me.holder || record.instance === this.me.instance;
     // Ours: a renewal whose answer was lost, or the previous process of this instance (instance names are unique).
     if (ours || record.released || nowMs - sinceMs >= record.ttlMs) return { kind: 'take', revision };
+    // The home replica of a partition takes it back from a live holder that is not at home (one at
+    // home is never preempted: two replicas that both claim a home cannot flap).
+    if (this.me.home && !record.home) return { kind: 'take', revision, preempt: true };
     return { kind: 'wait' };
   }
 
-  /** A create/take/renew sent at `sentAtMs` was written as `revision`. */
-  won(revision: number, sentAtMs: number): void {
-    this.held = { revision, validUntilMs: sentAtMs + this.ttlMs };
-    this.seen = { revision, record: { ...this.me, ttlMs: this.ttlMs }, sinceMs: sentAtMs };
+  /**
+   * A create/take/renew sent at `sentAtMs` was written as `revision`. A preempting take becomes
+   * active a whole lease after it was sent: the holder it replaced confirmed its last renewal before
+   * this write (or the compare-and-set would have failed), and that renewal was sent earlier still,
+   * so that holder has stopped acting by then. A renewal keeps the activation it had.
+   */
+  won(revision: number, sentAtMs: number, how: 'take' | 'renew' | 'preempt' = 'take'): void {
+    const activeFromMs = how === 'renew' && this.held ? this.held.activeFromMs : how === 'preempt' ? sentAtMs + this.ttlMs : sentAtMs;
+    this.held = { revision, validUntilMs: sentAtMs + this.ttlMs, activeFromMs };
+    this.seen = { revision, record: this.record(), sinceMs: sentAtMs };
   }
 
   /** A write failed (wrong revision, or no answer): not the leader until a write succeeds. */
@@ -108,13 +124,19 @@ export class LeaseTerm {
     this.held = undefined;
   }
 
-  isLeader(nowMs: number): boolean {
+  /** Holds the key (renews it), possibly not active yet after a preemption. */
+  holds(nowMs: number): boolean {
     return this.held !== undefined && nowMs < this.held.validUntilMs;
+  }
+
+  isLeader(nowMs: number): boolean {
+    return this.holds(nowMs) && nowMs >= this.held!.activeFromMs;
   }
 
   /** The record this replica writes. */
   record(released = false): LeaseRecord {
-    return { ...this.me, ttlMs: this.ttlMs, ...(released ? { released: true } : {}) };
+    const { holder, instance, home } = this.me;
+    return { holder, instance, ttlMs: this.ttlMs, ...(home ? { home: true } : {}), ...(released ? { released: true } : {}) };
   }
 }
 
@@ -144,9 +166,11 @@ export class KvLease implements Leadership {
     readonly key: string,
     readonly instance: string,
     ttlMs: number,
+    /** This replica is the key's home (a partition it takes back from a replica that is not at home). */
+    home = false,
   ) {
     this.log = new Logger(`Lease(${key})`);
-    this.term = new LeaseTerm({ holder: `${instance}/${process.pid}/${Date.now().toString(36)}`, instance }, ttlMs);
+    this.term = new LeaseTerm({ holder: `${instance}/${process.pid}/${Date.now().toString(36)}`, instance, ...(home ? { home } : {}) }, ttlMs);
   }
 
   get isLeader(): boolean {
@@ -209,7 +233,7 @@ export class KvLease implements Leadership {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      const waitMs = Math.floor(this.term.ttlMs / (this.isLeader ? 3 : 6));
+      const waitMs = Math.floor(this.term.ttlMs / (this.term.holds(Date.now()) ? 3 : 6));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, waitMs);
         this.wake = () => {
@@ -245,7 +269,9 @@ export class KvLease implements Leadership {
       const value = encodeJson(this.term.record());
       try {
         const revision = action.kind === 'create' ? await kv.create(this.key, value) : await kv.update(this.key, value, action.revision);
-        this.term.won(revision, sentAtMs);
+        const preempt = action.kind === 'take' && action.preempt === true;
+        this.term.won(revision, sentAtMs, action.kind === 'renew' ? 'renew' : preempt ? 'preempt' : 'take');
+        if (preempt) this.log.log(`${this.instance} takes its home ${this.key} back; it acts once the lease has passed`);
         return;
       } catch (err) {
         if (action.kind === 'renew' && !/wrong last sequence/i.test(messageOf(err))) {
@@ -298,7 +324,10 @@ export async function rewindUnacked(jsm: JetStreamManager, stream: string, durab
   return true;
 }
 
-/** Who holds each service's lease (for `mesh status` and tests); services without a key are left out. */
+/**
+ * Who holds each lease (for `mesh status` and tests): by key, the services' (`ledger`) and their
+ * partitions' (`ledger.p0`); keys never written are left out.
+ */
 export async function readLeases(nc: NatsConnection): Promise<Map<string, LeaseRecord & { revision: number }>> {
   const out = new Map<string, LeaseRecord & { revision: number }>();
   let kv: KV;
@@ -308,10 +337,26 @@ export async function readLeases(nc: NatsConnection): Promise<Map<string, LeaseR
   } catch {
     return out;
   }
-  for (const service of LEASED_SERVICES) {
-    const entry = await kv.get(service);
-    if (entry && entry.operation === 'PUT' && entry.value.length > 0)
-      out.set(service, { ...(decodeJson(entry.value) as LeaseRecord), revision: entry.revision });
+  const keys: string[] = [];
+  for await (const key of await kv.keys()) keys.push(key);
+  for (const key of keys.sort()) {
+    if (!LEASED_SERVICES.some((service) => key === service || key.startsWith(`${service}.`))) continue;
+    const entry = await kv.get(key);
+    if (entry && entry.operation === 'PUT' && entry.value.length > 0) out.set(key, { ...(decodeJson(entry.value) as LeaseRecord), revision: entry.revision });
   }
   return out;
 }
+
+/** The index of an instance name: `ledger-2` -> 2, `ledger` -> 0 (docs/cluster.md "Partitions"). */
+export function instanceIndex(instance: string): number {
+  const match = /-(\d{1,6})$/.exec(instance);
+  return match ? Number(match[1]) : 0;
+}
+
+/** Partition p is at home on the replica with index p mod replicas (a replica with no index: 0). */
+export function isHomePartition(partition: number, instance: string, replicas: number): boolean {
+  return partition % replicas === instanceIndex(instance) % replicas;
+}
+
+/** The key of partition p's lease: `<service>.p<p>` (the permissions let a service write `<service>.>`). */
+export const partitionLeaseKey = (service: string, partition: number) => `${service}.p${partition}`;

@@ -21,8 +21,10 @@ import {
   eventOf,
   healthSubject,
   parseOrThrow,
+  PLAIN_SUBJECTS,
   streamForSubject,
   type DeadLetterReplayReply,
+  type EventSubjects,
   type EventData,
   type HealthReply,
   callerOfSubject,
@@ -36,7 +38,7 @@ import {
 import { LRUCache, messageOf } from '@mesh/common';
 import { ConcurrencyError } from '@mesh/eventstore/errors';
 import { decode } from '@mesh/eventstore/jetstream/jetstream-event-store';
-import { durableConsumerConfig } from './consumers';
+import { consumersOfHandler, type DurableConsumer } from './consumers';
 import type { EventStore } from '@mesh/eventstore/port';
 import { requestRegistry, type EventConsumerExtras } from './decorators';
 import { decodeJson, encodeJson } from './json';
@@ -121,8 +123,28 @@ export interface MeshTransportOptions {
    * becomes the leader, stopped when it stops being it). Without it they run from the start.
    */
   leadership?: Leadership;
+  /** The log's layout (default: plain, one consumer per handler). */
+  subjects?: EventSubjects;
+  /**
+   * A partitioned log: the lease of each partition (index = partition). The consumers of
+   * `partitioned` handlers for partition p run while `partitionLeases[p]` leads (always, without them).
+   */
+  partitionLeases?: readonly Leadership[];
   /** Extra health details (e.g. projection positions), merged into the health reply. */
   healthDetails?: () => Promise<Partial<Pick<HealthReply, 'positions' | 'details' | 'status'>>>;
+}
+
+/** One durable consumer running: its messages and the loop handling them. */
+interface RunningConsumer {
+  messages: ConsumerMessages;
+  loop: Promise<void>;
+}
+
+/** Consumers started and stopped together, by `gate` (a lease) or from the start (no gate). */
+interface ConsumerGroup {
+  gate?: Leadership;
+  members: { consumer: DurableConsumer; handler: MessageHandler; extras: EventConsumerExtras }[];
+  running: RunningConsumer[];
 }
 
 /**
@@ -133,8 +155,11 @@ export interface MeshTransportOptions {
 export class MeshTransport extends Server implements CustomTransportStrategy {
   private readonly log: Logger;
   private readonly subscriptions: NatsSubscription[] = [];
-  private readonly consumers: ConsumerMessages[] = [];
-  private readonly loops: Promise<void>[] = [];
+  /**
+   * The durable consumers by what starts and stops them: `always`, `leader` (the service's lease),
+   * `p<i>` (partition i's lease); each with the ones running now.
+   */
+  private readonly groups = new Map<string, ConsumerGroup>();
   private readonly positions = new Map<string, bigint>();
   /** Handler and in-flight deliveries of each durable consumer (replays run the same handler). */
   private readonly handlers = new Map<string, { handler: MessageHandler; inFlight: Set<Promise<void>> }>();
@@ -155,12 +180,33 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
 
   async listen(callback: (...optionalParams: unknown[]) => unknown): Promise<void> {
     try {
-      const { leadership } = this.options;
+      const { leadership, partitionLeases, service } = this.options;
+      const subjects = this.options.subjects ?? PLAIN_SUBJECTS;
+      const group = (name: string, gate: Leadership | undefined) => {
+        let found = this.groups.get(name);
+        if (!found) this.groups.set(name, (found = { gate, members: [], running: [] }));
+        return found;
+      };
       for (const [pattern, handler] of this.messageHandlers) {
-        if (!handler.isEventHandler) this.subscribeRequests(pattern, handler);
-        else if (!leadership) await this.startConsumer(pattern, handler);
+        if (!handler.isEventHandler) {
+          this.subscribeRequests(pattern, handler);
+          continue;
+        }
+        const extras = handler.extras as unknown as EventConsumerExtras;
+        // The NATS permissions are generated from the same table: a consumer not listed there fails here, at start.
+        assertConsumes(service, extras.category);
+        const consumers = consumersOfHandler(this.options.consumerPrefix ?? service, leadership?.instance, extras, this.options.maxDeliveries, subjects);
+        consumers.forEach((consumer, i) => {
+          const member = { consumer, handler, extras };
+          if (subjects.partitioned && extras.partitioned) group(`p${i}`, partitionLeases?.[i]).members.push(member);
+          else if (subjects.partitioned && extras.everyReplica) group('always', undefined).members.push(member);
+          else group('leader', leadership).members.push(member);
+        });
       }
-      leadership?.onChange((leader) => this.followLeadership(leader));
+      for (const [name, found] of this.groups) {
+        if (found.gate) found.gate.onChange((active) => this.follow(name, active));
+        else await this.startGroup(name);
+      }
       // Last: a service that answers health answers every request (consumers are created with
       // awaits in between, so health first let a caller see "ok" before the handlers were there).
       this.subscribeHealth();
@@ -173,37 +219,37 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
   async close(): Promise<void> {
     this.closing = true;
     for (const sub of this.subscriptions) sub.unsubscribe();
-    // nats.js resolves close() only while the messages are still being iterated; a loop that already
-    // left on `closing` would leave it pending forever, so whichever ends first is enough.
-    await Promise.allSettled(this.consumers.map((messages, i) => Promise.race([messages.close().catch(() => undefined), this.loops[i]])));
-    await Promise.allSettled(this.loops);
+    await Promise.allSettled([...this.groups.keys()].map((name) => this.stopGroup(name)));
   }
 
-  /** Starts the durable consumers on becoming the leader, stops them (in-flight deliveries finish) on losing it. */
-  private async followLeadership(leader: boolean): Promise<void> {
+  /** Starts a group's durable consumers when its lease leads, stops them (in-flight deliveries finish) when it stops leading. */
+  private async follow(name: string, active: boolean): Promise<void> {
     if (this.closing) return;
-    if (!leader) {
-      await this.stopConsumers();
-      return;
-    }
-    for (const [pattern, handler] of this.messageHandlers) {
-      if (!handler.isEventHandler) continue;
+    if (!active) await this.stopGroup(name);
+    else await this.startGroup(name);
+  }
+
+  private async startGroup(name: string): Promise<void> {
+    const group = this.groups.get(name)!;
+    for (const { consumer, handler, extras } of group.members) {
       try {
-        await this.startConsumer(pattern, handler);
+        group.running.push(await this.startConsumer(consumer, handler, extras, group.gate !== undefined));
       } catch (err) {
-        // No leading without consumers: a standby takes over (or this replica again, a lease later).
-        await this.stopConsumers();
-        await this.options.leadership?.resign(`consumer of ${pattern} did not start: ${messageOf(err)}`);
+        if (!group.gate) throw err;
+        // No leading without consumers: another replica takes over (or this one again, a lease later).
+        await this.stopGroup(name);
+        await group.gate.resign(`consumer ${consumer.config.durable_name} did not start: ${messageOf(err)}`);
         return;
       }
     }
   }
 
-  private async stopConsumers(): Promise<void> {
-    const consumers = this.consumers.splice(0);
-    const loops = this.loops.splice(0);
-    await Promise.allSettled(consumers.map((messages, i) => Promise.race([messages.close().catch(() => undefined), loops[i]])));
-    await Promise.allSettled(loops);
+  private async stopGroup(name: string): Promise<void> {
+    const running = this.groups.get(name)?.running.splice(0) ?? [];
+    // nats.js resolves close() only while the messages are still being iterated; a loop that already
+    // left on `closing` would leave it pending forever, so whichever ends first is enough.
+    await Promise.allSettled(running.map(({ messages, loop }) => Promise.race([messages.close().catch(() => undefined), loop])));
+    await Promise.allSettled(running.map(({ loop }) => loop));
   }
 
   on(): void {
@@ -212,6 +258,11 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
 
   unwrap<T>(): T {
     return this.options.nc as T;
+  }
+
+  /** Whether any handler is partitioned in this layout (its consumers follow the partition leases). */
+  get partitioned(): boolean {
+    return [...this.groups.keys()].some((name) => /^p\d+$/.test(name));
   }
 
   /** Last stream sequence each consumer has handled, by durable name. */
@@ -242,6 +293,11 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     };
     const { leadership } = this.options;
     if (leadership) reply.details = { ...reply.details, instance: leadership.instance, leader: leadership.isLeader };
+    // The partitions whose consumers run here now (a lease taken back acts a lease later).
+    if (this.partitioned) {
+      const leases = this.options.partitionLeases ?? [];
+      reply.details = { ...reply.details, partitions: leases.flatMap((lease, p) => (lease.isLeader ? [p] : [])) };
+    }
     msg.respond(encodeJson({ ok: true, data: reply }));
   }
 
@@ -292,16 +348,13 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
     }
   }
 
-  private async startConsumer(pattern: string, handler: MessageHandler): Promise<void> {
-    const extras = handler.extras as unknown as EventConsumerExtras;
-    // The NATS permissions are generated from the same table: a consumer not listed there fails here, at start.
-    assertConsumes(this.options.service, extras.category);
+  private async startConsumer(consumer: DurableConsumer, handler: MessageHandler, extras: EventConsumerExtras, leased: boolean): Promise<RunningConsumer> {
     const { nc } = this.options;
-    const { config, maxDeliveries } = durableConsumerConfig(this.options.consumerPrefix ?? this.options.service, pattern, extras, this.options.maxDeliveries);
+    const { config, maxDeliveries } = consumer;
     const durable = config.durable_name;
     const jsm = await nc.jetstreamManager();
     // A new leader first takes back what the previous one had in flight (lease.ts rewindUnacked).
-    const rewound = this.options.leadership ? await rewindUnacked(jsm, EVENTS_STREAM, durable, config) : false;
+    const rewound = leased ? await rewindUnacked(jsm, EVENTS_STREAM, durable, config) : false;
     if (rewound) this.log.log(`${durable}: unacknowledged deliveries of the previous leader delivered again from the ack floor`);
     try {
       if (!rewound) await jsm.consumers.add(EVENTS_STREAM, config);
@@ -313,19 +366,19 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
       const { deliver_policy: _deliver, filter_subject: _filter, ...mutable } = config;
       await jsm.consumers.update(EVENTS_STREAM, durable, mutable);
     }
-    const consumer = await nc.jetstream().consumers.get(EVENTS_STREAM, durable);
+    const pulled = await nc.jetstream().consumers.get(EVENTS_STREAM, durable);
     // Heartbeats every 2 s (not nats.js's 15 s): a pull lost with its consumer's leader (a NATS
     // server died) is noticed after two missed ones and sent again once the new leader answers.
-    const messages = await consumer.consume({ max_messages: Math.min(config.max_ack_pending, 256), idle_heartbeat: CONSUMER_HEARTBEAT_MS });
-    this.consumers.push(messages);
+    const messages = await pulled.consume({ max_messages: Math.min(config.max_ack_pending, 256), idle_heartbeat: CONSUMER_HEARTBEAT_MS });
     void this.logConsumerStatus(durable, messages);
     const concurrency = Math.max(1, Math.min(extras.concurrency ?? 1, config.max_ack_pending));
     const inFlight = new Set<Promise<void>>();
     // A leader that regains leadership keeps its replay subscription (one per durable).
     if (!this.handlers.has(durable)) this.subscribeReplays(durable);
     this.handlers.set(durable, { handler, inFlight });
-    this.loops.push(
-      (async () => {
+    return {
+      messages,
+      loop: (async () => {
         for await (const m of messages) {
           // An operator's replay of this consumer's dead letter runs alone (see replay()).
           for (let gate = this.replayGates.get(durable); gate; gate = this.replayGates.get(durable)) await gate.catch(() => undefined);
@@ -336,7 +389,7 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
         }
         await Promise.allSettled(inFlight);
       })().catch((err) => this.log.error(`consumer ${durable} stopped: ${messageOf(err)}`)),
-    );
+    };
   }
 
   /** What nats.js reports of a durable consumer (missed heartbeats, consumer gone): it re-pulls by itself; the log says why a consumer paused. */

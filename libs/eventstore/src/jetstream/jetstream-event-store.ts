@@ -28,15 +28,16 @@ import {
   EVENTS_STREAM,
   eventOf,
   MessageQuarantined,
-  streamForSubject,
   subjectForStream,
+  type EventSubjects,
   type NewEvent,
   type RecordedEvent,
 } from '@mesh/contracts';
 import { ended, producerSpan } from '@mesh/runtime/trace';
 import { ConcurrencyError, DuplicateEventError, EventStoreInvariantError } from '../errors';
 import { encodeEnvelope, prepareEnvelopes, type StoredEnvelope } from '../envelope';
-import { decodeMessage, PoisonMessage, QUARANTINE_STREAM_PREFIX, REVISION_HEADER } from '../poison';
+import { decodeMessage, PoisonMessage, QUARANTINE_STREAM_PREFIX, REVISION_HEADER, streamOfSubject } from '../poison';
+import { detectPartitions } from './partitions';
 import {
   READ_BATCH_MAX,
   type AppendResult,
@@ -92,6 +93,8 @@ export interface JetStreamEventStoreOptions {
   duplicateWindowMs?: number;
   /** Where the store reports what it quarantined or could not record (default: console.warn). */
   warn?: (line: string) => void;
+  /** The log's layout; default: asked of the server (detectPartitions, docs/cluster.md "Partitions"). */
+  subjects?: EventSubjects;
 }
 
 /** What one ordered-consumer fetch brought: the events, the poison among them, the last sequence seen. */
@@ -141,6 +144,8 @@ export class JetStreamEventStore implements EventStore {
     private readonly jsm: Manager,
     private readonly stream: string,
     private readonly warn: (line: string) => void,
+    /** The log's layout: where a stream's and a category's messages are stored. */
+    readonly subjects: EventSubjects,
   ) {
     void (async () => {
       for await (const status of nc.status()) if (status.type === Events.Reconnect) for (const listener of this.reconnectListeners) listener();
@@ -172,7 +177,8 @@ export class JetStreamEventStore implements EventStore {
         if (!messageOf(addErr).includes('already in use')) throw addErr;
       }
     }
-    return new JetStreamEventStore(nc, nc.jetstream(), jsm as Manager, stream, options.warn ?? ((line) => console.warn(line)));
+    const subjects = options.subjects ?? (await detectPartitions(nc));
+    return new JetStreamEventStore(nc, nc.jetstream(), jsm as Manager, stream, options.warn ?? ((line) => console.warn(line)), subjects);
   }
 
   async append(stream: string, events: NewEvent[], expectedVersion: ExpectedVersion): Promise<AppendResult> {
@@ -259,8 +265,9 @@ export class JetStreamEventStore implements EventStore {
     // original is this very event on this stream, and continue from where it really sits. Asked of
     // the leader (not a direct get, which any replica answers): a replica may not hold it yet.
     const original = await retryUnavailable('read the original of a duplicate', () => this.jsm.streams.getMessage(this.stream, { seq: ack.seq }));
-    if (original.subject !== subject) {
-      throw new DuplicateEventError(envelope.id, `already appended to ${streamForSubject(original.subject)}`);
+    const originalStream = streamOfSubject(original.subject);
+    if (originalStream !== envelope.stream) {
+      throw new DuplicateEventError(envelope.id, `already appended to ${typeof originalStream === 'string' ? originalStream : original.subject}`);
     }
     // Its id may also have been taken by a message that is no event (poison published with that
     // Nats-Msg-Id): its revision is then unknown, never "0" from a missing header.
@@ -305,7 +312,7 @@ export class JetStreamEventStore implements EventStore {
   private async readTail(stream: string, subject: string): Promise<Tail> {
     let last: StoredMsg;
     try {
-      last = await retryUnavailable(`last of ${subject}`, () => this.jsm.direct.getMessage(this.stream, { last_by_subj: subject }));
+      last = await retryUnavailable(`last of ${subject}`, () => this.jsm.direct.getMessage(this.stream, { last_by_subj: this.subjects.streamFilter(stream) }));
     } catch (err) {
       if (isNotFound(err)) return { revision: -1, seq: 0 };
       throw err;
@@ -331,10 +338,12 @@ export class JetStreamEventStore implements EventStore {
    */
   private async readStream(stream: string, reader: string, poisonOptions: PoisonOptions): Promise<{ events: RecordedEvent[]; lastSeq: number }> {
     const subject = subjectForStream(stream);
-    const info = await retryUnavailable(`count of ${subject}`, () => this.jsm.streams.info(this.stream, { subjects_filter: subject }));
-    const count = info.state.subjects?.[subject] ?? 0;
+    // Partitioned, the filter has a wildcard for the partition: one stored subject matches it.
+    const filter = this.subjects.streamFilter(stream);
+    const info = await retryUnavailable(`count of ${subject}`, () => this.jsm.streams.info(this.stream, { subjects_filter: filter }));
+    const count = Object.values(info.state.subjects ?? {}).reduce((sum, n) => sum + n, 0);
     if (count === 0) return { events: [], lastSeq: 0 };
-    const fetched = await this.fetchRange(subject, 1, count, true);
+    const fetched = await this.fetchRange(filter, 1, count, true);
     const events: RecordedEvent[] = [];
     const poison = fetched.poison;
     for (const event of fetched.events) {
@@ -609,7 +618,7 @@ export class JetStreamEventStore implements EventStore {
   subscribe(options: SubscriptionOptions, handler: EventHandler): Subscription {
     const only = options.categories && options.categories.length === 1 ? options.categories[0] : undefined;
     // No filter for the whole log (see fetchRange); a category filter for one category.
-    const filter = only ? `${EVENTS_PREFIX}.${only}.*` : undefined;
+    const filter = only ? this.subjects.categoryFilter(only) : undefined;
     const wanted = options.categories && !only ? new Set(options.categories) : undefined;
     let position = options.after;
     let messages: ConsumerMessages | undefined;
