@@ -1,18 +1,21 @@
 import type { Command } from 'commander';
 import { DeliverPolicy } from 'nats';
-import { EVENTS_STREAM, categorySubject, CATEGORIES, type RecordedEvent } from '@mesh/contracts';
-import { decodeMessage, PoisonMessage } from '@mesh/eventstore';
+import { EVENTS_STREAM, CATEGORIES, PLAIN_SUBJECTS, type EventSubjects, type RecordedEvent } from '@mesh/contracts';
+import { decodeMessage, detectPartitions, PoisonMessage } from '@mesh/eventstore';
 import { withNats } from '../connection';
 import { UsageError, isJson } from '../output';
 
-/** `wallet` -> mesh.events.wallet.*, `wallet-alice` -> mesh.events.wallet.alice, a subject stays as it is. */
-export function subjectFilter(filter?: string): string | undefined {
+/**
+ * `wallet` -> mesh.events.wallet.*, `wallet-alice` -> mesh.events.wallet.alice (each with the
+ * partition token of a partitioned log, `layout`), a subject stays as it is.
+ */
+export function subjectFilter(filter?: string, layout: EventSubjects = PLAIN_SUBJECTS): string | undefined {
   if (!filter || filter === '>' || filter === 'mesh.events.>') return undefined;
   if (filter.startsWith('mesh.events.')) return filter;
   const category = CATEGORIES.find((c) => c === filter);
-  if (category) return categorySubject(category);
+  if (category) return layout.categoryFilter(category);
   const dash = filter.indexOf('-');
-  if (dash > 0 && CATEGORIES.some((c) => c === filter.slice(0, dash))) return `mesh.events.${filter.slice(0, dash)}.${filter.slice(dash + 1)}`;
+  if (dash > 0 && CATEGORIES.some((c) => c === filter.slice(0, dash))) return layout.streamFilter(filter);
   throw new UsageError(`unknown filter "${filter}": use a category (${CATEGORIES.join(', ')}), a stream (wallet-alice) or a subject (mesh.events.usage.*)`);
 }
 
@@ -42,7 +45,7 @@ export function registerEvents(program: Command) {
     .option('--limit <n>', 'stop after this many events')
     .action((filter: string | undefined, o: { fromStart?: boolean; limit?: string }) =>
       withNats(async (nc) => {
-        const subject = subjectFilter(filter);
+        const subject = subjectFilter(filter, await detectPartitions(nc));
         const consumer = await nc.jetstream().consumers.get(EVENTS_STREAM, {
           ...(subject ? { filterSubjects: subject } : {}),
           ...(o.fromStart ? { opt_start_seq: 1 } : { deliver_policy: DeliverPolicy.New }),

@@ -111,7 +111,7 @@ export async function startService<S extends EnvSpec>(
           )
         : [];
 
-    const core: MeshCore<typeof config> = { service: definition.service, nc, store, config, leadership: lease, partitionLeases };
+    const core: MeshCore<typeof config> = { service: definition.service, nc, store, config, leadership: lease, partitionLeases, subjects };
     const transport = new MeshTransport({
       service: definition.service,
       nc,

@@ -1,6 +1,6 @@
 import { Global, Module, type DynamicModule } from '@nestjs/common';
 import type { NatsConnection } from 'nats';
-import type { ServiceName } from '@mesh/contracts';
+import { PLAIN_SUBJECTS, type EventSubjects, type ServiceName } from '@mesh/contracts';
 import type { EventStore } from '@mesh/eventstore/port';
 import { MeshClient } from './client';
 import { ALWAYS_LEADER, type Leadership } from './lease';
@@ -13,6 +13,8 @@ export const SERVICE_NAME = Symbol('SERVICE_NAME');
 export const LEADERSHIP = Symbol('LEADERSHIP');
 /** The leases of this replica's partitions (index = partition); empty in the plain layout (docs/cluster.md "Partitions"). */
 export const PARTITION_LEASES = Symbol('PARTITION_LEASES');
+/** The log's layout (EventSubjects: plain or partitioned), as the server maps it. */
+export const EVENT_SUBJECTS = Symbol('EVENT_SUBJECTS');
 
 export interface MeshCore<C = unknown> {
   service: ServiceName;
@@ -21,6 +23,7 @@ export interface MeshCore<C = unknown> {
   config: C;
   leadership?: Leadership;
   partitionLeases?: readonly Leadership[];
+  subjects?: EventSubjects;
 }
 
 /** Makes the connection, the (validating) event store, the config and a MeshClient injectable everywhere. */
@@ -38,8 +41,9 @@ export class MeshCoreModule {
         { provide: MeshClient, useValue: new MeshClient(core.nc) },
         { provide: LEADERSHIP, useValue: core.leadership ?? ALWAYS_LEADER },
         { provide: PARTITION_LEASES, useValue: core.partitionLeases ?? [] },
+        { provide: EVENT_SUBJECTS, useValue: core.subjects ?? PLAIN_SUBJECTS },
       ],
-      exports: [NATS_CONNECTION, EVENT_STORE, SERVICE_CONFIG, SERVICE_NAME, MeshClient, LEADERSHIP, PARTITION_LEASES],
+      exports: [NATS_CONNECTION, EVENT_STORE, SERVICE_CONFIG, SERVICE_NAME, MeshClient, LEADERSHIP, PARTITION_LEASES, EVENT_SUBJECTS],
     };
   }
 }

@@ -1,10 +1,10 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import type { JetStreamManager, JsMsg, MsgHdrs, NatsConnection, StoredMsg } from 'nats';
-import { EVENTS_STREAM, parseStreamName, subjectForStream, tenantEventSubject, type RecordedEvent } from '@mesh/contracts';
+import { EVENTS_STREAM, PLAIN_SUBJECTS, parseStreamName, tenantEventSubject, type EventSubjects, type RecordedEvent } from '@mesh/contracts';
 import { messageOf } from '@mesh/common';
 import { PoisonMessage, decodeMessage } from '@mesh/eventstore/poison';
 import type { EventStore } from '@mesh/eventstore/port';
-import { EVENT_STORE, NATS_CONNECTION } from '@mesh/runtime';
+import { EVENT_STORE, EVENT_SUBJECTS, NATS_CONNECTION } from '@mesh/runtime';
 import { tenantOfOwner } from './ownership';
 import { TenantOwners } from './tenant-owners';
 
@@ -38,6 +38,7 @@ export class TenantFeed {
   constructor(
     @Inject(NATS_CONNECTION) private readonly nc: NatsConnection,
     @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Optional() @Inject(EVENT_SUBJECTS) private readonly subjects: EventSubjects = PLAIN_SUBJECTS,
   ) {
     this.owners = new TenantOwners((stream) => this.firstEvent(stream));
   }
@@ -74,7 +75,7 @@ export class TenantFeed {
    * the store skips), the stream is read through the store, which skips it the same way.
    */
   private async firstEvent(stream: string): Promise<RecordedEvent | undefined> {
-    const subject = subjectForStream(stream);
+    const subject = this.subjects.streamFilter(stream);
     let first: StoredMsg;
     try {
       first = await (await this.manager()).direct.getMessage(EVENTS_STREAM, { seq: 1, next_by_subj: subject });
