@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { ensureMacKeyRing } from '@mesh/audit';
 import { messageOf } from '@mesh/common';
 import { SERVICES, healthReplySchema } from '@mesh/contracts';
-import { authConfPath, ensureStackIdentities, natsAuthOptionsFromFile, operatorCredsPath, secretsDir } from '@mesh/identity';
+import { authConfPath, ensureStackIdentities, natsAuthOptionsFromFile, operatorCredsPath, secretsDir, writeRoutesConf } from '@mesh/identity';
 import { CliError, UsageError, emit, progress, table } from '../output';
 import { DATA_DIR, ROOT, provision } from '../stack';
 
@@ -250,12 +250,14 @@ function ensureWorkerLabel(selfNodeId: string): string | undefined {
 }
 
 /** The credentials (services, operator, MAC and HTTP token keys) under <data dir>/swarm/<stack>/, made when missing. */
-async function ensureCredentials(stack: string): Promise<{ secrets: string; authConf: string; operator: string }> {
+async function ensureCredentials(stack: string): Promise<{ secrets: string; authConf: string; routesConf: string; operator: string }> {
   const dir = clusterDir(stack);
   const ids = ensureStackIdentities(dir);
   // A new stack's log is empty: the first key covers it from the start.
   await ensureMacKeyRing(join(secretsDir(dir), 'ledger-mac.key'), () => Promise.resolve(0n));
-  return { secrets: secretsDir(dir), authConf: ids.authConf, operator: ids.operator };
+  // The three servers' routes (service names on the stack's network), authenticated with the route secret.
+  const routesConf = writeRoutesConf(dir, ['nats-1:6222', 'nats-2:6222', 'nats-3:6222']);
+  return { secrets: secretsDir(dir), authConf: ids.authConf, routesConf, operator: ids.operator };
 }
 
 const healthAnswerSchema = z.object({ ok: z.literal(true), data: healthReplySchema.pick({ status: true }) });
@@ -312,10 +314,8 @@ async function up(opts: { stack?: string; natsPort?: string; advertiseAddr?: str
   const started = Date.now();
   const deadline = started + timeoutS * 1000;
   // Swarm configs cannot change: a new authorization block (a tenant added) gets a new config name.
-  const authVersion = createHash('sha256')
-    .update(readFileSync(authConfPath(clusterDir(stack))))
-    .digest('hex')
-    .slice(0, 12);
+  const versionOf = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 12);
+  const authVersion = versionOf(authConfPath(clusterDir(stack)));
   const [p1, p2, p3] = natsPorts(port).map(String);
   progress(`docker stack deploy ${stack} (infra/swarm/stack.yml; NATS on ports ${natsPorts(port).join(', ')})`);
   docker(['stack', 'deploy', '--resolve-image', 'never', '--prune', '-c', STACK_FILE, stack], {
@@ -327,6 +327,8 @@ async function up(opts: { stack?: string; natsPort?: string; advertiseAddr?: str
       MESH_SECRETS_DIR: creds.secrets,
       MESH_AUTH_CONF: creds.authConf,
       MESH_AUTH_VERSION: authVersion,
+      MESH_ROUTES_CONF: creds.routesConf,
+      MESH_ROUTES_VERSION: versionOf(creds.routesConf),
       MESH_NATS_PORT_1: p1,
       MESH_NATS_PORT_2: p2,
       MESH_NATS_PORT_3: p3,

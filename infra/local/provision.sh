@@ -176,16 +176,17 @@ cmd_nats_cluster_up() {
   local existing; existing="$(cluster_size)"
   [ "$existing" = 0 ] || [ "$existing" = "$size" ] || die "a cluster of $existing servers is configured under $DATA_DIR/nats-cluster: stop it and remove that folder to change the size"
   case "$NATS_MAX_FILE_STORE_BYTES" in '' | *[!0-9]*) die "NATS_MAX_FILE_STORE_BYTES must be a number of bytes, got '$NATS_MAX_FILE_STORE_BYTES'" ;; esac
-  # The same identities and authorization block as the single server (nats-up). Routes need none of
-  # their own: in 2.9 the `authorization` block applies to client connections; the cluster ports listen
-  # on loopback only.
+  # The same identities and authorization block as the single server (nats-up). Routes authenticate
+  # too: each cluster block includes route-auth.conf and each route URL carries the stack's route
+  # secret (both written by security init), so a server without it cannot join (docs/cluster.md).
   MESH_DATA_DIR="$DATA_DIR" node "$ROOT/bin/mesh.js" security init >/dev/null || die "could not write the NATS identities (mesh security init)"
+  local route_secret; route_secret="$(cat "$DATA_DIR/secrets/nats/route.secret")" || die "no route secret in $DATA_DIR/secrets/nats (mesh security init writes it)"
   local i j routes
   for i in $(seq 0 $((size - 1))); do
     if cluster_running "$i"; then say "mesh-$i already running (pid $(cat "$(cluster_pidfile "$i")"), port $((NATS_PORT + i)))"; continue; fi
     mkdir -p "$(cluster_dir "$i")/store"
     routes=""
-    for j in $(seq 0 $((size - 1))); do [ "$j" = "$i" ] || routes="${routes:+$routes, }\"nats-route://127.0.0.1:$((NATS_CLUSTER_PORT + j))\""; done
+    for j in $(seq 0 $((size - 1))); do [ "$j" = "$i" ] || routes="${routes:+$routes, }\"nats-route://mesh-route:$route_secret@127.0.0.1:$((NATS_CLUSTER_PORT + j))\""; done
     # Next to auth.conf: an include is resolved relative to the including file.
     cat >"$DATA_DIR/nats/cluster-$i.conf" <<CONF
 server_name: mesh-$i
@@ -202,6 +203,7 @@ cluster {
   host: 127.0.0.1
   port: $((NATS_CLUSTER_PORT + i))
   routes: [ $routes ]
+  include "route-auth.conf"
 }
 include "auth.conf"
 CONF

@@ -1,12 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { messageOf } from '@mesh/common';
 import { EVENTS_STREAM } from '@mesh/contracts';
 import {
   ensureStackIdentities,
+  routeAuthConfPath,
+  routeUrl,
   setStackPartitions,
   natsAuthOptionsFromFile,
   natsClusterPidPath,
@@ -53,9 +55,9 @@ export interface LocalStreamState {
 
 /**
  * N real `nats-server -js` processes on loopback, routed to each other as one cluster (`mesh`):
- * distinct client, cluster and monitoring ports, `server_name` mesh-<i>, a store dir each.
- * Routes carry no authorization of their own here: in 2.9 the top-level `authorization` block applies
- * to client connections only, and the cluster port listens on loopback.
+ * distinct client, cluster and monitoring ports, `server_name` mesh-<i>, a store dir each. With
+ * `auth` the routes authenticate too (the cluster block includes libs/identity's route-auth.conf and
+ * each route URL carries the route secret); without it they carry no authorization.
  */
 export class NatsClusterProcess {
   readonly dataDir?: string;
@@ -143,7 +145,11 @@ export class NatsClusterProcess {
   }
 
   private writeConf(m: Member): string {
-    const routes = this.members.filter((x) => x !== m).map((x) => `nats-route://127.0.0.1:${x.clusterPort}`);
+    // With auth, routes authenticate with the stack's route secret (libs/identity route-auth.conf).
+    const secret = this.identities?.routeSecret;
+    const routes = this.members
+      .filter((x) => x !== m)
+      .map((x) => (secret ? routeUrl(secret, `127.0.0.1:${x.clusterPort}`) : `nats-route://127.0.0.1:${x.clusterPort}`));
     const lines = [
       `server_name: ${m.name}`,
       `host: 127.0.0.1`,
@@ -155,6 +161,7 @@ export class NatsClusterProcess {
       `  host: 127.0.0.1`,
       `  port: ${m.clusterPort}`,
       `  routes: [${routes.map((r) => `"${r}"`).join(', ')}]`,
+      ...(secret ? [`  include "${basename(routeAuthConfPath(this.dataDir!))}"`] : []),
       `}`,
     ];
     // Next to auth.conf, so the include (resolved relative to the including file) finds it.
