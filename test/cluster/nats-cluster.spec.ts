@@ -123,7 +123,7 @@ describe('NATS cluster of 3 with the generated authorization block', () => {
     await cluster.dispose();
   });
 
-  it('routes form (authenticated with the stack's route secret), the operator creates MESH_EVENTS with 3 replicas and a killed replica catches up', async () => {
+  it('routes form (authenticated with the route secret of the stack), the operator creates MESH_EVENTS with 3 replicas and a killed replica catches up', async () => {
     const nc = await cluster.connect('auth-cluster');
     try {
       await JetStreamEventStore.connect(nc, { replicas: 3 });
