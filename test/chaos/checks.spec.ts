@@ -5,6 +5,7 @@ import {
   ExecutionFailed,
   FundsDeposited,
   GENESIS_HASH,
+  isEvent,
   MessageQuarantined,
   ResourceSampled,
   TaskDispatched,
@@ -217,7 +218,9 @@ describe('soak checks (from the raw log)', () => {
     log.events[1].occurredAt = '2026-11-30T00:00:31.000Z';
     expect(failing(log)).toEqual([]);
     // A node declared lost is silent since its last heartbeat, which may precede the dispatch: not the attempt's age.
-    (log.events[1].data as { detail: string }).detail = 'node n1 silent for 10000 ms';
+    const requeued = log.events[1];
+    if (!isEvent(requeued, TaskRequeued)) throw new Error('the second event is the requeue');
+    requeued.data.detail = 'node n1 silent for 10000 ms';
     log.events[1].occurredAt = '2026-11-30T00:00:09.990Z';
     expect(failing(log)).toEqual([]);
   });

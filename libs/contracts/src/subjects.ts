@@ -31,8 +31,9 @@ export const categorySubject = (category: string) => `${EVENTS_PREFIX}.${categor
 
 /** Largest partition count: one durable consumer and one lease per partition and consumer. */
 export const PARTITIONS_MAX = 64;
-/** A partition token: 0..PARTITIONS_MAX-1 as written by the server's mapping. */
-const PARTITION_TOKEN = /^(0|[1-9][0-9]?)$/;
+/** A partition token as the server's mapping writes it (0..99, no leading zero): for regexes over whole subjects. */
+export const PARTITION_TOKEN_PATTERN = '(?:0|[1-9][0-9]?)';
+const PARTITION_TOKEN = new RegExp(`^${PARTITION_TOKEN_PATTERN}$`);
 
 /**
  * The subjects of one log layout: `partitions` 1 is the plain layout (no mapping); above 1, stored

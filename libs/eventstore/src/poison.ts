@@ -1,4 +1,4 @@
-import { catalog, CATEGORY_OWNERS, EVENTS_PREFIX, passesSchema, type EventDefinition, type RecordedEvent } from '@mesh/contracts';
+import { catalog, CATEGORY_OWNERS, EVENTS_PREFIX, PARTITION_TOKEN_PATTERN, passesSchema, type EventDefinition, type RecordedEvent } from '@mesh/contracts';
 import type { MsgHdrs } from 'nats';
 import { envelopeProblem } from './envelope';
 
@@ -58,8 +58,10 @@ export interface StoredMessage {
 const SUBJECT_START = `${EVENTS_PREFIX}.`;
 /** One regex over the whole subject (no slicing on the hot path): prefix, a known category, an id, a partition when the log has them. */
 const EVENT_SUBJECT = new RegExp(
-  `^${EVENTS_PREFIX.replace(/\./g, '\\.')}\\.(?:${Object.keys(CATEGORY_OWNERS).join('|')})\\.[A-Za-z0-9_-]{1,128}(?:\\.(?:0|[1-9][0-9]?))?$`,
+  `^${EVENTS_PREFIX.replace(/\./g, '\\.')}\\.(?:${Object.keys(CATEGORY_OWNERS).join('|')})\\.[A-Za-z0-9_-]{1,128}(?:\\.${PARTITION_TOKEN_PATTERN})?$`,
 );
+
+const PARTITION_TOKEN = new RegExp(`^${PARTITION_TOKEN_PATTERN}$`);
 
 /** Where the id ends: at the partition token of a partitioned log (subjects.ts EventSubjects), else at the end. */
 function idEnd(subject: string, dot: number): number {
@@ -81,7 +83,7 @@ export function streamOfSubject(subject: string): string | { reason: string } {
   if (!subject.startsWith(SUBJECT_START)) return { reason: `subject ${subject} is not under ${EVENTS_PREFIX}` };
   const parts = subject.slice(SUBJECT_START.length).split('.');
   if (parts.length !== 2 && parts.length !== 3) return { reason: `subject ${subject} is not ${EVENTS_PREFIX}.<category>.<id>[.<partition>]` };
-  if (parts.length === 3 && !/^(0|[1-9][0-9]?)$/.test(parts[2])) {
+  if (parts.length === 3 && !PARTITION_TOKEN.test(parts[2])) {
     return { reason: `subject ${subject} is not ${EVENTS_PREFIX}.<category>.<id>[.<partition>]: the partition part must be 0..99` };
   }
   if (!Object.hasOwn(CATEGORY_OWNERS, parts[0])) return { reason: `subject ${subject}: ${parts[0]} is not a known category` };

@@ -86,15 +86,20 @@ export function durableConsumersOf<S extends EnvSpec>(
       if (typeof method !== 'function' || Reflect.getMetadata(PATTERN_HANDLER_METADATA, method) !== PatternHandler.EVENT) continue;
       const patterns = (Reflect.getMetadata(PATTERN_METADATA, method) as unknown[] | undefined) ?? [];
       const extras = Reflect.getMetadata(PATTERN_EXTRAS_METADATA, method) as EventConsumerExtras;
-      for (const _pattern of patterns) consumers.push(...consumersOfHandler(prefix, core.leadership?.instance, extras, maxDeliveries, subjects));
+      for (const _pattern of patterns)
+        consumers.push(...consumersOfHandler(prefix, core.leadership?.instance, extras, maxDeliveries, subjects).map(({ consumer }) => consumer));
     }
   }
   return consumers;
 }
 
+/** Who runs a durable consumer: the service's leader, every replica (its own), or the holder of a partition's lease. */
+export type ConsumerRunner = { by: 'leader' } | { by: 'every-replica' } | { by: 'partition'; partition: number };
+
 /**
- * The durable consumers of one handler in a layout: one (the plain layout, or a handler that is
- * neither partitioned nor everyReplica), one per partition, or one of this instance.
+ * The durable consumers of one handler in a layout, each with who runs it: one run by the leader
+ * (the plain layout, or a handler that is neither partitioned nor everyReplica), one per partition,
+ * or one of this instance run by every replica.
  */
 export function consumersOfHandler(
   prefix: string,
@@ -102,10 +107,15 @@ export function consumersOfHandler(
   extras: EventConsumerExtras,
   maxDeliveries: number,
   subjects: EventSubjects,
-): DurableConsumer[] {
+): { consumer: DurableConsumer; runner: ConsumerRunner }[] {
   if (subjects.partitioned && extras.partitioned) {
-    return Array.from({ length: subjects.partitions }, (_, p) => durableConsumerConfig(prefix, extras, maxDeliveries, subjects, p));
+    return Array.from({ length: subjects.partitions }, (_, partition) => ({
+      consumer: durableConsumerConfig(prefix, extras, maxDeliveries, subjects, partition),
+      runner: { by: 'partition', partition },
+    }));
   }
-  const own = subjects.partitioned && extras.everyReplica && instance ? instance : prefix;
-  return [durableConsumerConfig(own, extras, maxDeliveries, subjects)];
+  if (subjects.partitioned && extras.everyReplica && instance) {
+    return [{ consumer: durableConsumerConfig(instance, extras, maxDeliveries, subjects), runner: { by: 'every-replica' } }];
+  }
+  return [{ consumer: durableConsumerConfig(prefix, extras, maxDeliveries, subjects), runner: { by: 'leader' } }];
 }

@@ -195,13 +195,18 @@ export class MeshTransport extends Server implements CustomTransportStrategy {
         const extras = handler.extras as unknown as EventConsumerExtras;
         // The NATS permissions are generated from the same table: a consumer not listed there fails here, at start.
         assertConsumes(service, extras.category);
-        const consumers = consumersOfHandler(this.options.consumerPrefix ?? service, leadership?.instance, extras, this.options.maxDeliveries, subjects);
-        consumers.forEach((consumer, i) => {
+        for (const { consumer, runner } of consumersOfHandler(
+          this.options.consumerPrefix ?? service,
+          leadership?.instance,
+          extras,
+          this.options.maxDeliveries,
+          subjects,
+        )) {
           const member = { consumer, handler, extras };
-          if (subjects.partitioned && extras.partitioned) group(`p${i}`, partitionLeases?.[i]).members.push(member);
-          else if (subjects.partitioned && extras.everyReplica) group('always', undefined).members.push(member);
+          if (runner.by === 'partition') group(`p${runner.partition}`, partitionLeases?.[runner.partition]).members.push(member);
+          else if (runner.by === 'every-replica') group('always', undefined).members.push(member);
           else group('leader', leadership).members.push(member);
-        });
+        }
       }
       for (const [name, found] of this.groups) {
         if (found.gate) found.gate.onChange((active) => this.follow(name, active));
